@@ -1,0 +1,1 @@
+"""gpulab.spawner"""
