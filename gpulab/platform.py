@@ -1,0 +1,380 @@
+"""The whole platform on one machine: kubesim, a real Ceph S3 gateway, JupyterHub and its proxy.
+
+`gpulab up` and the end-to-end test fixtures both use :class:`LocalPlatform`, so what a newcomer
+runs is what the tests check. Every part is a real server in its own process group on loopback;
+:meth:`LocalPlatform.stop` ends all of them (and kubesim ends every pod it started).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEMO_POLICY = REPO_ROOT / "hub" / "demo" / "policy.yaml"
+DEMO_USERS = REPO_ROOT / "hub" / "demo" / "users.yaml"
+# The launcher's own hub service: it creates users and tokens for demos and tests.
+LAUNCHER_SERVICE = "gpulab-launcher"
+
+
+class PlatformError(RuntimeError):
+    """A part of the platform did not come up; the message says which and where its log is."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def find_proxy() -> str:
+    """The real configurable-http-proxy: the repo's npm install first, then PATH."""
+    local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    found = shutil.which("configurable-http-proxy")
+    if not found:
+        raise PlatformError(
+            "configurable-http-proxy not found: run `npm install` in the repository "
+            "(the README's set-up does it)"
+        )
+    return found
+
+
+def find_microceph() -> Path | None:
+    for candidate in (
+        os.environ.get("GPULAB_MICROCEPH_SH"),
+        REPO_ROOT / "tools" / "microceph.sh",
+        REPO_ROOT.parent / "shared" / "tools" / "microceph.sh",
+    ):
+        if candidate and Path(candidate).exists():
+            return Path(candidate)
+    return None
+
+
+def ceph_available() -> bool:
+    return all(shutil.which(b) for b in ("ceph-mon", "ceph-osd", "radosgw"))
+
+
+@dataclass
+class S3Endpoint:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    # A second, unprivileged user: tests use it to show one RGW user cannot read another's data.
+    other_access_key: str = ""
+    other_secret_key: str = ""
+
+
+@dataclass
+class PlatformConfig:
+    state_dir: Path
+    policy_path: Path = DEMO_POLICY
+    host: str = "127.0.0.1"
+    port: int = 8000
+    nodes: str = "2x4"
+    s3: bool = True
+    demo_users: bool = True
+    extra_hub_config: str = ""
+    hub_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+
+class LocalPlatform:
+    """Start and stop kubesim, microceph (optional) and JupyterHub as one unit."""
+
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+        self.state_dir = config.state_dir.resolve()
+        self.procs: list[_Proc] = []
+        self.kubesim_url = ""
+        self.kubeconfig = self.state_dir / "kubeconfig"
+        self.hub_url = f"http://{config.host}:{config.port}"
+        self.admin_token = ""
+        self.s3: S3Endpoint | None = None
+        self._microceph_dir: Path | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self, progress=None) -> LocalPlatform:
+        say = progress or (lambda _msg: None)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            say("starting kubesim (embedded Kubernetes)")
+            self._start_kubesim()
+            if self.config.s3 and ceph_available() and find_microceph():
+                say("starting Ceph S3 gateway (microceph)")
+                self._start_microceph()
+            say("starting JupyterHub and configurable-http-proxy")
+            self._start_hub()
+            if self.config.demo_users:
+                self._create_demo_users()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        # Hub first (it stops the proxy), then kubesim (it ends every pod), then Ceph.
+        for proc in reversed(self.procs):
+            _terminate(proc.popen)
+        self.procs.clear()
+        if self._microceph_dir is not None:
+            script = find_microceph()
+            if script:
+                subprocess.run(
+                    ["bash", str(script), "stop"],
+                    env={**os.environ, "MC_DIR": str(self._microceph_dir)},
+                    capture_output=True,
+                    timeout=60,
+                    check=False,
+                )
+            self._microceph_dir = None
+
+    def __enter__(self) -> LocalPlatform:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # ----------------------------------------------------------------- parts
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> _Proc:
+        log_path = self.state_dir / f"{name}.log"
+        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed at exit
+        popen = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=self.state_dir,
+            start_new_session=True,
+        )
+        proc = _Proc(name, popen, log_path)
+        self.procs.append(proc)
+        return proc
+
+    def _start_kubesim(self) -> None:
+        data_dir = self.state_dir / "kubesim"
+        ready_file = self.state_dir / "kubesim.ready"
+        ready_file.unlink(missing_ok=True)
+        proc = self._spawn(
+            "kubesim",
+            [
+                sys.executable,
+                "-m",
+                "gpulab.cli",
+                "kubesim",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--nodes",
+                self.config.nodes,
+                "--audit-log",
+                str(self.state_dir / "kubesim-audit.jsonl"),
+            ],
+            dict(os.environ),
+        )
+        line = _wait_for_line(proc, "kubesim ready at ", timeout=60)
+        self.kubesim_url = line.split("kubesim ready at ", 1)[1].split()[0]
+
+    def _start_microceph(self) -> None:
+        script = find_microceph()
+        assert script is not None
+        mc_dir = self.state_dir / "microceph"
+        ports = {
+            "RGW_PORT": str(free_port()),
+            "MON_V2_PORT": str(free_port()),
+            "MON_V1_PORT": str(free_port()),
+        }
+        env = {**os.environ, "MC_DIR": str(mc_dir), **ports}
+        result = subprocess.run(
+            ["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=180
+        )
+        if result.returncode != 0:
+            raise PlatformError(f"microceph failed to start: {result.stderr[-2000:]}")
+        self._microceph_dir = mc_dir
+        values = _read_env_file(mc_dir / "s3.env")
+        self.s3 = S3Endpoint(
+            endpoint=values.get("S3_ENDPOINT", f"http://127.0.0.1:{ports['RGW_PORT']}"),
+            access_key=values["S3_ACCESS_KEY"],
+            secret_key=values["S3_SECRET_KEY"],
+            other_access_key=values.get("S3_ACCESS_KEY_2", ""),
+            other_secret_key=values.get("S3_SECRET_KEY_2", ""),
+        )
+
+    def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
+        proxy = find_proxy()
+        return f"""# Written by gpulab's local launcher; edit the policy, not this file.
+from gpulab.hub.config import configure
+
+configure(c, policy_path={str(self.config.policy_path)!r}, local=True)
+
+c.JupyterHub.bind_url = {self.hub_url + "/"!r}
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
+c.JupyterHub.db_url = "sqlite:///{self.state_dir / "jupyterhub.sqlite"}"
+c.JupyterHub.cookie_secret_file = {str(self.state_dir / "jupyterhub_cookie_secret")!r}
+c.JupyterHub.pid_file = {str(self.state_dir / "jupyterhub.pid")!r}
+c.ConfigurableHTTPProxy.command = [{proxy!r}]
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
+c.ConfigurableHTTPProxy.should_start = True
+
+import os as _os
+c.JupyterHub.services.append(
+    {{"name": {LAUNCHER_SERVICE!r}, "api_token": _os.environ["GPULAB_LAUNCHER_TOKEN"]}}
+)
+c.JupyterHub.load_roles.append(
+    {{"name": "gpulab-launcher", "scopes": ["admin:users", "admin:servers", "tokens", "admin:groups",
+      "list:users", "read:users", "access:servers"],
+      "services": [{LAUNCHER_SERVICE!r}]}}
+)
+{self.config.extra_hub_config}
+"""
+
+    def _start_hub(self) -> None:
+        hub_port = free_port()
+        proxy_api_port = free_port()
+        config_path = self.state_dir / "jupyterhub_config.py"
+        config_path.write_text(self._hub_config_text(hub_port, proxy_api_port))
+        token_path = self.state_dir / "launcher-token"
+        if token_path.exists():
+            self.admin_token = token_path.read_text().strip()
+        else:
+            self.admin_token = secrets.token_hex(32)
+            token_path.write_text(self.admin_token)
+            token_path.chmod(0o600)
+        env = {
+            **os.environ,
+            **self.config.hub_env,
+            "KUBECONFIG": str(self.kubeconfig),
+            "GPULAB_LAUNCHER_TOKEN": self.admin_token,
+            "GPULAB_STATE_DIR": str(self.state_dir),
+            # The proxy's auth token is shared by the hub and the proxy it starts.
+            "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
+        }
+        if self.s3:
+            env.update(
+                GPULAB_S3_ENDPOINT=self.s3.endpoint,
+                GPULAB_S3_ACCESS_KEY=self.s3.access_key,
+                GPULAB_S3_SECRET_KEY=self.s3.secret_key,
+            )
+        # The hub inherits our interpreter's venv so that jupyterhub and gpulab are found.
+        bin_dir = Path(sys.executable).parent
+        env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+        proc = self._spawn(
+            "jupyterhub",
+            [str(bin_dir / "jupyterhub"), "-f", str(config_path)],
+            env,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise PlatformError(
+                    f"JupyterHub exited with {proc.popen.returncode}; log: {proc.log_path}\n"
+                    + _tail(proc.log_path)
+                )
+            try:
+                self.api("GET", "/hub/api/")
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.3)
+        raise PlatformError(f"JupyterHub did not answer in 90 s; log: {proc.log_path}")
+
+    def _create_demo_users(self) -> None:
+        """The demo accounts of hub/demo/users.yaml, with their hub groups (local mode only)."""
+        import yaml
+
+        document = yaml.safe_load(DEMO_USERS.read_text()) or {}
+        for user in document.get("users", []):
+            name = user["name"]
+            with contextlib.suppress(urllib.error.HTTPError):
+                self.api("POST", f"/hub/api/users/{name}", {"admin": bool(user.get("admin"))})
+            for group in user.get("groups", []):
+                with contextlib.suppress(urllib.error.HTTPError):
+                    self.api("POST", f"/hub/api/groups/{group}")
+                self.api("POST", f"/hub/api/groups/{group}/users", {"users": [name]})
+
+    # ----------------------------------------------------------------- hub API
+    def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
+        """Call the hub's REST API as the launcher service (or with `token`)."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.hub_url + path, data=data, method=method)
+        request.add_header("Authorization", f"token {token or self.admin_token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def user_token(self, name: str, note: str = "gpulab") -> str:
+        """A fresh API token for `name`, as a researcher gets from the hub's token page."""
+        reply = self.api("POST", f"/hub/api/users/{name}/tokens", {"note": note})
+        return reply["token"]
+
+
+def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
+    if popen.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGTERM)
+    try:
+        popen.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait(5)
+
+
+def _wait_for_line(proc: _Proc, marker: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
+        for line in text.splitlines():
+            if marker in line:
+                return line
+        if proc.popen.poll() is not None:
+            raise PlatformError(
+                f"{proc.name} exited with {proc.popen.returncode}; log: {proc.log_path}\n"
+                + _tail(proc.log_path)
+            )
+        time.sleep(0.1)
+    raise PlatformError(f"{proc.name} not ready after {timeout:.0f} s; log: {proc.log_path}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :]
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip().strip("'\"")
+    return values

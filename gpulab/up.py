@@ -1,0 +1,82 @@
+"""``gpulab up``: the whole platform on this machine, on the embedded kubesim backend."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+
+DEFAULT_STATE_DIR = Path(".gpulab")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Start kubesim (an embedded Kubernetes with simulated GPU nodes), a local Ceph S3 "
+        "gateway when Ceph is installed, JupyterHub with gpulab and the real "
+        "configurable-http-proxy, then wait. Ctrl-C stops everything."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="public port (default: 8000)")
+    parser.add_argument(
+        "--policy",
+        type=Path,
+        default=None,
+        help="policy file (default: the demo policy, hub/demo/policy.yaml)",
+    )
+    parser.add_argument(
+        "--nodes",
+        default="2x4",
+        help="simulated GPU nodes as NODESxGPUS (default: 2x4)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where the hub database, kubesim volumes and logs live (default: ./.gpulab)",
+    )
+    parser.add_argument("--no-s3", action="store_true", help="do not start the Ceph S3 gateway")
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml
+    from rich.console import Console
+
+    from gpulab.platform import DEMO_POLICY, REPO_ROOT, LocalPlatform, PlatformConfig, PlatformError
+
+    console = Console()
+    config = PlatformConfig(
+        state_dir=args.state_dir,
+        policy_path=(args.policy or DEMO_POLICY).resolve(),
+        port=args.port,
+        nodes=args.nodes,
+        s3=not args.no_s3,
+    )
+    platform = LocalPlatform(config)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        with console.status("starting gpulab") as status:
+            platform.start(progress=lambda msg: status.update(msg))
+    except PlatformError as exc:
+        console.print(f"[red]gpulab up failed:[/red] {exc}")
+        return 1
+    users = yaml.safe_load((REPO_ROOT / "hub" / "demo" / "users.yaml").read_text())["users"]
+    console.print(f"\n[bold green]gpulab is up:[/bold green] {platform.hub_url}/")
+    console.print("Log in as one of the demo users (password: [bold]gpulab[/bold]):")
+    for user in users:
+        groups = ", ".join(user.get("groups") or ["(default group)"])
+        admin = " [yellow](admin)[/yellow]" if user.get("admin") else ""
+        console.print(f"  {user['name']:<8} groups: {groups}{admin}")
+    console.print(f"kubectl: [bold]KUBECONFIG={platform.kubeconfig} kubectl get pods[/bold]")
+    if platform.s3:
+        console.print(f"S3 (Ceph RGW): {platform.s3.endpoint}")
+    else:
+        console.print("S3: off (install Ceph to keep job outputs in S3; they stay on the home)")
+    console.print(f"logs: {platform.state_dir}/*.log    Ctrl-C stops everything.")
+    try:
+        stop.wait()
+    finally:
+        console.print("stopping gpulab ...")
+        platform.stop()
+    return 0
