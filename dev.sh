@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# gpulab's developer entry point. Two commands cover a fresh machine:
+#   ./dev.sh up     set up, then run the whole platform locally (kubesim backend)
+#   ./dev.sh test   set up (incl. Chromium and Ceph from Debian), then run every test
+# Also: ./dev.sh setup | lint | bench
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PY=${PYTHON:-python3}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+setup_python() {
+  command -v uv >/dev/null 2>&1 || "$PY" -m pip install --quiet uv
+  local uv; uv=$(command -v uv || echo "$PY -m uv")
+  [ -x .venv/bin/python ] || $uv venv --quiet -p "$PY" .venv
+  $uv pip install --quiet -p .venv -e ".[dev]"
+}
+
+setup_node() {
+  # The real configurable-http-proxy that JupyterHub drives.
+  [ -x node_modules/.bin/configurable-http-proxy ] || npm install --no-audit --no-fund --silent
+}
+
+# Chromium for browser tests, Ceph (mon, OSD, RGW) for the real S3 gateway.
+SYSTEM_PACKAGES=(chromium ceph-mon ceph-osd radosgw ceph-common)
+setup_system() {
+  local missing=()
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v radosgw >/dev/null 2>&1 || missing+=(ceph-mon ceph-osd radosgw ceph-common)
+  if [ ${#missing[@]} -gt 0 ]; then
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+case "${1:-}" in
+  setup) setup_system; setup_python; setup_node ;;
+  up)
+    shift
+    setup_python; setup_node
+    exec .venv/bin/gpulab up "$@" ;;
+  test)
+    shift
+    setup_system; setup_python; setup_node
+    # Exit code 5 (no tests collected) is a failure like any other non-zero code.
+    exec .venv/bin/python -m pytest "$@" ;;
+  lint)
+    .venv/bin/ruff check . && .venv/bin/ruff format --check . ;;
+  bench)
+    for b in benchmarks/*.py; do echo "== $b"; .venv/bin/python "$b"; done ;;
+  *)
+    echo "usage: ./dev.sh up|test|setup|lint|bench" >&2; exit 2 ;;
+esac
