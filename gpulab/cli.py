@@ -14,6 +14,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("gpulab.up", "run the whole platform locally on the embedded kubesim backend"),
     "kubesim": ("gpulab.kubesim.cli", "run the embedded Kubernetes API emulator"),
+    "admin": ("gpulab.hub.admin.cli", "admin commands: check-policy, ..."),
 }
 
 
