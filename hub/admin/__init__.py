@@ -1,0 +1,1 @@
+"""``gpulab admin``: administration commands (``check-policy``, and more registered by others)."""

@@ -1,0 +1,98 @@
+"""Validate a gpulab policy file offline, as the hub would load it.
+
+Exit status: 0 when the policy is valid (a short summary of its groups, profiles and GPU
+types is printed, then any warnings), 1 when it is not (every problem is printed, one per
+line, as `path: value: what is allowed`), 2 on a usage error.
+
+With --json the result is one JSON object on stdout:
+  {"ok": true, "file": ..., "groups": [...], "profiles": [...], "gpu_types": [...],
+   "warnings": [...]}
+  {"ok": false, "file": ..., "problems": [...]}
+
+The schema is documented in docs/policy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="the policy YAML file to check")
+    parser.add_argument(
+        "--json", action="store_true", help="print one JSON object instead of text"
+    )
+
+
+def _summary(policy) -> dict:
+    groups = []
+    for name, g in policy.groups.items():
+        groups.append(
+            {
+                "name": name,
+                "profiles": list(g.profiles),
+                "gpu_types": list(g.gpu.types),
+                "per_server": g.gpu.per_server,
+                "per_job": g.gpu.per_job,
+                "quota_user": g.gpu.quota_user,
+                "quota_group": g.gpu.quota_group,
+            }
+        )
+    return {
+        "default_group": policy.default_group,
+        "groups": groups,
+        "profiles": [
+            {"name": n, "gpu_type": p.gpu_type, "gpus": list(p.gpus), "default": p.default}
+            for n, p in policy.profiles.items()
+        ],
+        "gpu_types": [
+            {"name": n, "resource": t.resource, "max_per_node": t.max_per_node}
+            for n, t in policy.gpu_types.items()
+        ],
+        "catalogue": policy.catalogue.source,
+        "datasets": [d.name for d in policy.storage.datasets],
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    from gpulab.hub.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(args.file)
+    except PolicyError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "file": args.file, "problems": exc.problems}, indent=2))
+        else:
+            n = len(exc.problems)
+            print(f"{args.file}: invalid policy ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
+            for problem in exc.problems:
+                print(problem)
+        return 1
+    summary = _summary(policy)
+    if args.json:
+        out = {"ok": True, "file": args.file, **summary, "warnings": list(policy.warnings)}
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{args.file}: valid policy (version {policy.version})")
+    default = summary["default_group"]
+    print(f"groups ({len(policy.groups)}), default: {default if default else 'none (no access)'}")
+    for g in summary["groups"]:
+        gpus = (
+            f"GPUs {', '.join(g['gpu_types'])}: {g['per_server']}/server {g['per_job']}/job, "
+            f"quota {g['quota_user']}/user {g['quota_group']}/group"
+            if g["per_server"] or g["per_job"]
+            else "CPU only"
+        )
+        print(f"  {g['name']}: profiles {', '.join(g['profiles']) or '-'}; {gpus}")
+    print(f"profiles ({len(policy.profiles)})")
+    for p in summary["profiles"]:
+        kind = f"{p['gpu_type']} x {p['gpus']}" if p["gpu_type"] else "CPU"
+        print(f"  {p['name']}: {kind}{' (default)' if p['default'] else ''}")
+    print(f"GPU types ({len(policy.gpu_types)})")
+    for t in summary["gpu_types"]:
+        print(f"  {t['name']}: {t['resource']}, at most {t['max_per_node']} per node")
+    for warning in policy.warnings:
+        print(f"warning: {warning}")
+    return 0
