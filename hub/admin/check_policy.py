@@ -21,9 +21,7 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", metavar="FILE", help="the policy YAML file to check")
-    parser.add_argument(
-        "--json", action="store_true", help="print one JSON object instead of text"
-    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def _summary(policy) -> dict:
@@ -66,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps({"ok": False, "file": args.file, "problems": exc.problems}, indent=2))
         else:
             n = len(exc.problems)
-            print(f"{args.file}: invalid policy ({n} problem{'s' if n != 1 else ''})", file=sys.stderr)
+            print(
+                f"{args.file}: invalid policy ({n} problem{'s' if n != 1 else ''})", file=sys.stderr
+            )
             for problem in exc.problems:
                 print(problem)
         return 1

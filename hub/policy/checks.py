@@ -167,6 +167,8 @@ def _check_group(
         profile = parts.profiles.get(pname)
         if profile is None or profile.gpu_type is None:
             continue
+        if profile.gpu_type not in parts.type_names:
+            continue  # reported once, at profiles.<name>.gpu_type
         if gpu.per_server == 0:
             errors.append(
                 f"{ppath}: {pname!r} is a GPU profile but {path}.gpu.per_server is 0 "
