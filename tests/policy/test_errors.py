@@ -269,3 +269,32 @@ def test_error_message_starts_with_the_file_name(tmp_path):
     with pytest.raises(PolicyError) as info:
         load_policy(path)
     assert str(info.value).startswith(f"{path}: invalid policy (1 problem)\n  default_group:")
+
+
+def test_group_gpu_profile_with_every_choice_above_per_server(base):
+    base["profiles"]["gpu-small"]["gpus"] = [2, 4]
+    assert problems(base) == [
+        "groups.nlp.profiles[1]: 'gpu-small' offers gpus [2, 4], all above "
+        "groups.nlp.gpu.per_server 1; the group could never use it"
+    ]
+
+
+def test_gpus_without_gpu_types(base):
+    base["groups"]["default"]["gpu"] = {
+        "per_server": 1,
+        "per_job": 1,
+        "quota_user": 1,
+        "quota_group": 1,
+    }
+    assert problems(base) == [
+        "groups.default.gpu.types: empty, but groups.default.gpu.per_server is 1 and per_job "
+        "is 1; list the GPU types allowed (defined: a100, t4)"
+    ]
+
+
+def test_static_image_listed_twice(base):
+    base["catalogue"]["static"].append({"image": "harbor.local/vision/pytorch:2.4"})
+    assert problems(base) == [
+        "catalogue.static[3].image: 'harbor.local/vision/pytorch:2.4' is already listed at "
+        "catalogue.static[0]"
+    ]
