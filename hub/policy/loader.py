@@ -122,7 +122,7 @@ def show_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return f"{value:g}" if isinstance(value, float) else str(value)
-    text = repr(value) if isinstance(value, str) else repr(value)
+    text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
@@ -194,7 +194,7 @@ def format_validation_error(
         if msg[:1].isupper() and not msg[1:2].isupper():
             msg = msg[0].lower() + msg[1:]
         value = err.get("input")
-        if isinstance(value, Mapping) or kind in ("model_type", "dict_type") and value is None:
+        if isinstance(value, Mapping):  # a model-level rule: the path says enough
             problems.append(f"{path}: {msg}")
         else:
             problems.append(f"{path}: {show_value(value)}: {msg}")
