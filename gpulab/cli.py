@@ -13,6 +13,7 @@ import sys
 # name -> (module, help). Each module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "up": ("gpulab.up", "run the whole platform locally on the embedded kubesim backend"),
+    "jobs": ("gpulab.extensions.jobs_cli", "submit, watch and collect batch jobs"),
     "kubesim": ("gpulab.kubesim.cli", "run the embedded Kubernetes API emulator"),
     "admin": ("gpulab.hub.admin.cli", "admin commands: check-policy, ..."),
 }

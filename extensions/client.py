@@ -1,0 +1,176 @@
+"""A small synchronous client for the jobs gateway's REST API (docs/internals.md).
+
+Used by the `gpulab jobs` command line and the notebook panel. It finds the gateway and a token
+the way researchers work:
+
+- inside a user's pod: ``GPULAB_GATEWAY_URL`` and the server's ``JUPYTERHUB_API_TOKEN``;
+- on a laptop: the hub URL (``--hub-url`` or ``GPULAB_HUB_URL``) and an API token from the hub's
+  token page (``--token`` or ``GPULAB_TOKEN``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+GATEWAY_PREFIX = "services/jobs-gateway/"
+
+
+class GatewayError(Exception):
+    """An answer from the gateway that is not a success, with its problems for people."""
+
+    def __init__(self, status: int, message: str, problems: list[dict] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.problems = problems or []
+
+    def __str__(self) -> str:
+        lines = [f"{self.message} (HTTP {self.status})"]
+        for p in self.problems:
+            allowed = f" (allowed: {p['allowed']})" if p.get("allowed") else ""
+            lines.append(f"  {p.get('field') or '(spec)'}: {p.get('message')}{allowed}")
+        return "\n".join(lines)
+
+
+class ConfigError(Exception):
+    """The client does not know where the gateway is or has no token."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    gateway_url: str
+    token: str
+
+    @classmethod
+    def discover(cls, hub_url: str | None = None, token: str | None = None) -> ClientConfig:
+        env = os.environ
+        gateway = env.get("GPULAB_GATEWAY_URL", "")
+        hub = hub_url or env.get("GPULAB_HUB_URL", "")
+        if hub:
+            gateway = hub.rstrip("/") + "/" + GATEWAY_PREFIX
+        token = token or env.get("GPULAB_TOKEN") or env.get("JUPYTERHUB_API_TOKEN", "")
+        if not gateway:
+            raise ConfigError(
+                "where is the hub? pass --hub-url https://hub.example.org "
+                "(or set GPULAB_HUB_URL); inside a gpulab server this is set for you"
+            )
+        if not token:
+            raise ConfigError(
+                "no API token: create one on the hub's token page (/hub/token) and pass "
+                "--token or set GPULAB_TOKEN"
+            )
+        return cls(gateway_url=gateway.rstrip("/") + "/", token=token)
+
+
+class GatewayClient:
+    def __init__(self, config: ClientConfig, timeout: float = 30.0) -> None:
+        self.config = config
+        self._http = httpx.Client(
+            base_url=config.gateway_url + "api/v1",
+            headers={"Authorization": f"token {config.token}"},
+            timeout=timeout,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ calls
+    def me(self) -> dict:
+        return self._json("GET", "/me")
+
+    def submit(self, spec: dict | str, idempotency_key: str | None = None) -> dict:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        if isinstance(spec, str):
+            headers["Content-Type"] = "application/yaml"
+            return self._json("POST", "/jobs", content=spec.encode(), headers=headers)
+        return self._json("POST", "/jobs", json=spec, headers=headers)
+
+    def list(self, **filters: Any) -> Iterator[dict]:
+        """Every job visible to the caller, following the gateway's pagination."""
+        params = {k: v for k, v in filters.items() if v not in (None, "")}
+        while True:
+            page = self._json("GET", "/jobs", params=params)
+            yield from page.get("items", [])
+            token = page.get("continue")
+            if not token:
+                return
+            params["continue"] = token
+
+    def get(self, job_id: str) -> dict:
+        return self._json("GET", f"/jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> dict:
+        return self._json("DELETE", f"/jobs/{job_id}")
+
+    def resubmit(self, job_id: str) -> dict:
+        return self._json("POST", f"/jobs/{job_id}/resubmit")
+
+    def outputs(self, job_id: str) -> dict:
+        return self._json("GET", f"/jobs/{job_id}/outputs")
+
+    def output_url(self, job_id: str, path: str) -> str:
+        return self._json("GET", f"/jobs/{job_id}/outputs/{path}", params={"redirect": "0"})["url"]
+
+    def logs(self, job_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        params: dict[str, Any] = {"follow": "1" if follow else "0"}
+        if tail is not None:
+            params["tail"] = tail
+        timeout = None if follow else self._http.timeout
+        with self._http.stream(
+            "GET", f"/jobs/{job_id}/logs", params=params, timeout=timeout
+        ) as response:
+            if response.status_code >= 400:
+                response.read()
+                raise _error(response)
+            yield from response.iter_text()
+
+    def download(self, url: str, dest, on_progress=None) -> int:
+        """Stream a presigned URL to `dest` (a path); returns bytes written."""
+        written = 0
+        # Presigned URLs carry their own credential: never send the hub token to S3.
+        with httpx.stream("GET", url, timeout=60.0) as response:
+            if response.status_code >= 400:
+                raise GatewayError(response.status_code, f"download failed: {response.text[:200]}")
+            total = int(response.headers.get("Content-Length") or 0)
+            with open(dest, "wb") as fh:
+                for chunk in response.iter_bytes(65536):
+                    fh.write(chunk)
+                    written += len(chunk)
+                    if on_progress:
+                        on_progress(written, total)
+        return written
+
+    # ------------------------------------------------------------------ plumbing
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GatewayError(
+                0, f"cannot reach the jobs gateway at {self.config.gateway_url}: {exc}"
+            )
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.json() if response.content else None
+
+
+def _error(response: httpx.Response) -> GatewayError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if response.status_code == 401 or response.status_code == 403 and not body:
+        message = body.get("error") or "the hub refused this token (is it expired or revoked?)"
+    else:
+        message = body.get("error") or response.reason_phrase or "request failed"
+    return GatewayError(response.status_code, message, body.get("problems"))
