@@ -158,7 +158,7 @@ class GatewayClient:
         except httpx.HTTPError as exc:
             raise GatewayError(
                 0, f"cannot reach the jobs gateway at {self.config.gateway_url}: {exc}"
-            )
+            ) from None
         if response.status_code >= 400:
             raise _error(response)
         return response.json() if response.content else None
