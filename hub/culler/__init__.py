@@ -1,0 +1,1 @@
+"""GPU-aware idle culling: pure decisions (rules) and per-server bookkeeping (state)."""
