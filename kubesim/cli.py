@@ -1,11 +1,34 @@
-"""``gpulab kubesim``: placeholder until kubesim lands."""
+"""``gpulab kubesim serve``: run the embedded Kubernetes API (and its kubelet) on loopback."""
+
+from __future__ import annotations
+
+import argparse
 
 
-def add_arguments(parser):
-    parser.add_argument("action", choices=["serve"])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["serve"], help="serve: run until SIGINT/SIGTERM")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="loopback address to bind (non-loopback is refused)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="TCP port; 0 picks a free one (default)"
+    )
+    parser.add_argument(
+        "--data-dir", help="folder for pod files and logs (default: a new temp folder)"
+    )
+    parser.add_argument(
+        "--kubeconfig", help="where to write the kubeconfig (default: DATA_DIR/kubeconfig)"
+    )
+    parser.add_argument(
+        "--nodes", help="NxG (N nodes with G GPUs each, default 2x4) or a YAML nodes file"
+    )
+    parser.add_argument("--audit-log", help="append one JSON line per API request to this file")
+    parser.add_argument(
+        "--history-window", type=int, default=0, help="watch history length (default 5000 events)"
+    )
 
 
-def run(args) -> int:
-    from gpulab.kubesim.main import serve_forever  # noqa: PLC0415
+def run(args: argparse.Namespace) -> int:
+    from gpulab.kubesim.main import serve_forever  # noqa: PLC0415 - keep `gpulab --help` light
 
     return serve_forever(args)

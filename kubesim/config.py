@@ -1,0 +1,57 @@
+"""kubesim configuration: the API server's address and files, and the simulated nodes."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class NodeConfig:
+    name: str
+    cpu: str = "16"
+    memory: str = "64Gi"
+    gpus: int = 4
+    gpu_resource: str = "nvidia.com/gpu"
+    gpu_product: str = "NVIDIA-A100-SXM4-80GB"
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: list[dict[str, Any]] = field(default_factory=list)
+
+
+def default_nodes(count: int = 2, gpus: int = 4) -> list[NodeConfig]:
+    return [NodeConfig(name=f"kubesim-node-{i + 1}", gpus=gpus) for i in range(count)]
+
+
+@dataclass
+class KubesimConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0 = any free port
+    data_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kubesim-")))
+    kubeconfig_path: Path | None = None  # default: data_dir / "kubeconfig"
+    nodes: list[NodeConfig] = field(default_factory=default_nodes)
+    history_window: int = 5000
+    audit_log: Path | None = None
+    bookmark_interval: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.kubeconfig_path is None:
+            self.kubeconfig_path = self.data_dir / "kubeconfig"
+        self.kubeconfig_path = Path(self.kubeconfig_path)
+
+
+def parse_nodes(spec: str) -> list[NodeConfig]:
+    """``2x4`` (2 nodes with 4 GPUs each) or a YAML file with a list of NodeConfig fields."""
+    if m := re.fullmatch(r"(\d+)x(\d+)", spec.strip()):
+        return default_nodes(int(m.group(1)), int(m.group(2)))
+    import yaml  # only needed for a nodes file
+
+    data = yaml.safe_load(Path(spec).read_text())
+    if isinstance(data, dict):
+        data = data.get("nodes", [])
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{spec}: expected a list of nodes (name, cpu, memory, gpus, ...)")
+    return [NodeConfig(**item) for item in data]

@@ -1,0 +1,179 @@
+"""Discovery documents: /version, /api, /apis, per group-version resource lists, OpenAPI.
+
+kubesim reports Kubernetes 1.31: the kubectl on these machines picks its own version from
+``/version``, and kubectl 1.32+ sends protobuf bodies that kubesim does not decode.
+
+``/openapi/v3`` is minimal on purpose: for each served kind it lists only the POST operation
+with its ``x-kubernetes-group-version-kind`` and the ``fieldValidation`` parameter. That is
+what kubectl checks to leave validation to the server (so ``create -f`` does not need the
+full schema); kubectl's client-side apply then falls back to its compiled-in patch metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from gpulab.kubesim.store import RESOURCES, ResourceType
+
+VERSION = {
+    "major": "1",
+    "minor": "31",
+    "gitVersion": "v1.31.0",
+    "gitCommit": "kubesim",
+    "gitTreeState": "clean",
+    "buildDate": "2024-08-13T00:00:00Z",
+    "goVersion": "go1.22.5",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+_SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
+
+
+def group_versions() -> dict[str, list[ResourceType]]:
+    """``api/v1`` or ``apis/<group>/<version>`` -> the types served there."""
+    out: dict[str, list[ResourceType]] = {}
+    for rt in RESOURCES.values():
+        prefix = "api/v1" if not rt.group else f"apis/{rt.group}/{rt.version}"
+        out.setdefault(prefix, []).append(rt)
+    return out
+
+
+def api_versions() -> dict[str, Any]:
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    }
+
+
+def _group(group: str, version: str) -> dict[str, Any]:
+    gv = {"groupVersion": f"{group}/{version}", "version": version}
+    return {"name": group, "versions": [gv], "preferredVersion": gv}
+
+
+def api_group_list() -> dict[str, Any]:
+    groups = sorted({(rt.group, rt.version) for rt in RESOURCES.values() if rt.group})
+    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, v) for g, v in groups]}
+
+
+def api_group(group: str) -> dict[str, Any] | None:
+    for rt in RESOURCES.values():
+        if rt.group == group:
+            return {"kind": "APIGroup", "apiVersion": "v1", **_group(group, rt.version)}
+    return None
+
+
+def resource_list(prefix: str) -> dict[str, Any] | None:
+    types = group_versions().get(prefix)
+    if types is None:
+        return None
+    resources: list[dict[str, Any]] = []
+    for rt in sorted(types, key=lambda t: t.plural):
+        entry: dict[str, Any] = {
+            "name": rt.plural,
+            "singularName": rt.singular,
+            "namespaced": rt.namespaced,
+            "kind": rt.kind,
+            "verbs": _VERBS
+            if rt.kind != "Node"
+            else [v for v in _VERBS if v != "deletecollection"],
+            "storageVersionHash": hashlib.sha256(str(rt).encode()).hexdigest()[:12],
+        }
+        if rt.short_names:
+            entry["shortNames"] = list(rt.short_names)
+        if rt.categories:
+            entry["categories"] = list(rt.categories)
+        resources.append(entry)
+        for sub in sorted(rt.subresources):
+            resources.append(
+                {
+                    "name": f"{rt.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": rt.namespaced,
+                    "kind": rt.kind if sub == "status" else "Pod",
+                    "verbs": _SUB_VERBS[sub],
+                }
+            )
+    gv = "v1" if prefix == "api/v1" else prefix.removeprefix("apis/")
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": gv,
+        "resources": resources,
+    }
+
+
+def _hash(prefix: str) -> str:
+    return (
+        hashlib.sha512(json.dumps(openapi_v3_doc(prefix), sort_keys=True).encode())
+        .hexdigest()[:32]
+        .upper()
+    )
+
+
+def openapi_v3_root() -> dict[str, Any]:
+    return {
+        "paths": {
+            prefix: {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={_hash(prefix)}"}
+            for prefix in group_versions()
+        }
+    }
+
+
+def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
+    types = group_versions().get(prefix)
+    if types is None:
+        return None
+    paths: dict[str, Any] = {}
+    for rt in types:
+        path = f"/{prefix}/" + (
+            f"namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else rt.plural
+        )
+        paths[path] = {
+            "post": {
+                "operationId": f"create{rt.kind}",
+                "parameters": [
+                    {
+                        "name": "dryRun",
+                        "in": "query",
+                        "schema": {"type": "string", "uniqueItems": True},
+                    },
+                    {
+                        "name": "fieldManager",
+                        "in": "query",
+                        "schema": {"type": "string", "uniqueItems": True},
+                    },
+                    {
+                        "name": "fieldValidation",
+                        "in": "query",
+                        "schema": {"type": "string", "uniqueItems": True},
+                    },
+                ],
+                "responses": {"200": {"description": "OK"}},
+                "x-kubernetes-action": "post",
+                "x-kubernetes-group-version-kind": {
+                    "group": rt.group,
+                    "version": rt.version,
+                    "kind": rt.kind,
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes (kubesim)", "version": VERSION["gitVersion"]},
+        "paths": paths,
+        "components": {"schemas": {}},
+    }
+
+
+def openapi_v2() -> dict[str, Any]:
+    return {
+        "swagger": "2.0",
+        "info": {"title": "Kubernetes (kubesim)", "version": VERSION["gitVersion"]},
+        "paths": {},
+        "definitions": {},
+    }

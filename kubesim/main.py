@@ -1,0 +1,223 @@
+"""``KubeSim``: config + store + HTTP API + controllers, and the ``gpulab kubesim serve`` loop.
+
+The controllers (scheduler, kubelet, job controller) live in ``gpulab.kubesim.controllers``
+and are started with ``start_controllers(store, config)``; their ``stop()`` kills every pod
+process, so stopping KubeSim (or SIGINT/SIGTERM on ``serve``) never leaves processes behind.
+If that module is not present, KubeSim serves the API alone and registers the configured
+nodes itself so that reads of nodes still work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from aiohttp import web
+from gpulab.kubesim import admission
+from gpulab.kubesim.audit import Audit
+from gpulab.kubesim.config import KubesimConfig, NodeConfig, parse_nodes
+from gpulab.kubesim.logs import default_log_dir
+from gpulab.kubesim.quota import QuotaController
+from gpulab.kubesim.server import ApiServer
+from gpulab.kubesim.store import Store, now_rfc3339, resource
+
+log = logging.getLogger("gpulab.kubesim")
+
+
+class Controllers(Protocol):
+    async def stop(self) -> None: ...
+
+    def log_dir(self, namespace: str, name: str, uid: str) -> Path: ...
+
+
+def _load_controllers() -> Any:
+    """The controllers module, or None if it is not in this tree (yet)."""
+    try:
+        return importlib.import_module("gpulab.kubesim.controllers")
+    except ModuleNotFoundError as e:
+        if e.name == "gpulab.kubesim.controllers":
+            return None
+        raise
+
+
+def node_object(node: NodeConfig) -> dict[str, Any]:
+    """A Node as the API shows it, for when no kubelet registers the nodes."""
+    capacity = {"cpu": node.cpu, "memory": node.memory, "pods": "110"}
+    if node.gpus:
+        capacity[node.gpu_resource] = str(node.gpus)
+    labels = {
+        "kubernetes.io/hostname": node.name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        **({"nvidia.com/gpu.product": node.gpu_product} if node.gpus else {}),
+        **node.labels,
+    }
+    return {
+        "metadata": {"name": node.name, "labels": labels},
+        "spec": {"taints": node.taints} if node.taints else {},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "lastHeartbeatTime": now_rfc3339(),
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ],
+            "nodeInfo": {
+                "kubeletVersion": "v1.31.0",
+                "operatingSystem": "linux",
+                "architecture": "amd64",
+            },
+        },
+    }
+
+
+def kubeconfig(url: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
+        "users": [{"name": "kubesim", "user": {}}],
+        "contexts": [
+            {
+                "name": "kubesim",
+                "context": {"cluster": "kubesim", "user": "kubesim", "namespace": "default"},
+            }
+        ],
+        "current-context": "kubesim",
+        "preferences": {},
+    }
+
+
+class KubeSim:
+    def __init__(self, config: KubesimConfig) -> None:
+        self.config = config
+        self.store = Store(
+            history_window=config.history_window, bookmark_interval=config.bookmark_interval
+        )
+        self.audit = Audit(config.audit_log)
+        self.controllers: Controllers | None = None
+        self.api: ApiServer | None = None
+        self._runner: web.AppRunner | None = None
+        self._quota: QuotaController | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.host}:{self.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        assert self.config.kubeconfig_path is not None
+        return self.config.kubeconfig_path
+
+    async def start(self) -> None:
+        _require_loopback(self.config.host)
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        # Build the schema validators off the loop; the first requests may briefly wait.
+        warm = asyncio.get_running_loop().run_in_executor(None, admission.warm_up)
+        self._quota = QuotaController(self.store)
+        module = _load_controllers()
+        if module is not None:
+            self.controllers = await module.start_controllers(self.store, self.config)
+            log_dir = self.controllers.log_dir
+        else:
+            log.warning("gpulab.kubesim.controllers not found: serving the API without a kubelet")
+            for node in self.config.nodes:
+                self.store.create(resource("nodes"), None, node_object(node))
+            log_dir = default_log_dir(self.config.data_dir)
+        self.api = ApiServer(self.store, log_dir=log_dir, audit=self.audit)
+        self._runner = web.AppRunner(self.api.make_app(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, shutdown_timeout=1.0)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[union-attr]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url), sort_keys=False))
+        await warm
+
+    async def stop(self) -> None:
+        # End watches first so that open streams finish instead of being cut mid-event.
+        self.store.close()
+        if self.controllers is not None:
+            await self.controllers.stop()
+            self.controllers = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._quota is not None:
+            self._quota.stop()
+        self.audit.close()
+
+    async def __aenter__(self) -> KubeSim:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def _require_loopback(host: str) -> None:
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise SystemExit(
+            f"kubesim: refusing to listen on {host!r}: it has no authentication, so it only "
+            "serves on a loopback address (127.0.0.1, ::1 or localhost)"
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> KubesimConfig:
+    kwargs: dict[str, Any] = {"host": args.host, "port": args.port}
+    if args.data_dir:
+        kwargs["data_dir"] = Path(args.data_dir)
+    if args.kubeconfig:
+        kwargs["kubeconfig_path"] = Path(args.kubeconfig)
+    if args.nodes:
+        kwargs["nodes"] = parse_nodes(args.nodes)
+    if args.audit_log:
+        kwargs["audit_log"] = Path(args.audit_log)
+    if args.history_window:
+        kwargs["history_window"] = args.history_window
+    return KubesimConfig(**kwargs)
+
+
+async def _serve(config: KubesimConfig) -> None:
+    sim = KubeSim(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await sim.start()
+    print(f"kubesim ready at {sim.url} kubeconfig={sim.kubeconfig_path}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await sim.stop()
+
+
+def serve_forever(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = config_from_args(args)
+    _require_loopback(config.host)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(config))
+    print("kubesim stopped", file=sys.stderr, flush=True)
+    return 0

@@ -1,0 +1,594 @@
+"""The Kubernetes REST API over aiohttp, backed by the :class:`~gpulab.kubesim.store.Store`.
+
+Request flow: audit middleware (records the outcome) -> fault middleware (optional injected
+latency/errors) -> error middleware (every failure becomes a ``v1 Status`` body; nothing
+escapes as a bare 500) -> the handler for discovery, admin, or a resource request. Resource
+requests run admission (schema, semantic checks, quota) before the store commits, so a
+rejected request never changes state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import yaml
+from aiohttp import web
+from gpulab.kubesim import admission, defaults, discovery, patch, tables
+from gpulab.kubesim.audit import Audit, AuditRecord
+from gpulab.kubesim.errors import (
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    not_found,
+    too_large,
+    unsupported_media_type,
+)
+from gpulab.kubesim.faults import Faults, parse_faults
+from gpulab.kubesim.logs import LogDir, serve_log
+from gpulab.kubesim.requestinfo import RequestInfo, parse_request
+from gpulab.kubesim.store import RESOURCES, ResourceType, Store, WatchEvent, resource
+
+log = logging.getLogger("gpulab.kubesim.server")
+
+MAX_BODY = 3 * 1024 * 1024  # the apiserver's limit for a JSON request body
+DEFAULT_WATCH_TIMEOUT = 1800.0  # the apiserver's min-request-timeout
+_INFO = web.AppKey("request_info", dict)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def status_response(err: ApiError) -> web.Response:
+    headers = {}
+    if err.details and "retryAfterSeconds" in err.details:
+        headers["Retry-After"] = str(err.details["retryAfterSeconds"])
+    return web.Response(
+        status=err.code, text=_dumps(err.status()), content_type="application/json", headers=headers
+    )
+
+
+def object_response(obj: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=_dumps(obj), content_type="application/json")
+
+
+def _not_found_path() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource", {})
+
+
+class ApiServer:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        log_dir: LogDir,
+        audit: Audit | None = None,
+        faults: Faults | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.store = store
+        self.log_dir = log_dir
+        self.audit = audit or Audit()
+        self.faults = faults or Faults()
+        self._rng = random.Random(seed)
+        self._watch_responses: set[web.StreamResponse] = set()
+
+    # -- application -------------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        app = web.Application(
+            client_max_size=MAX_BODY + 1024,
+            middlewares=[self._audit_mw, self._fault_mw, self._error_mw],
+        )
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        return app
+
+    @web.middleware
+    async def _audit_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = parse_request(request.method, request.path, request.query)
+        request["info"] = info
+        code = 500
+        try:
+            response = await handler(request)
+            code = response.status
+            return response
+        except web.HTTPException as e:
+            code = e.status
+            raise
+        finally:
+            if info.is_resource:
+                self.audit.record(
+                    AuditRecord(
+                        verb=info.verb,
+                        apiGroup=info.group,
+                        resource=info.resource,
+                        subresource=info.subresource,
+                        namespace=info.namespace,
+                        name=info.name,
+                        userAgent=request.headers.get("User-Agent", ""),
+                        code=code,
+                        path=request.path_qs,
+                    )
+                )
+
+    @web.middleware
+    async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        faults = self.faults
+        if request.path.startswith("/kubesim/") or not faults.applies(request.path):
+            return await handler(request)
+        if faults.latency_ms > 0:
+            await asyncio.sleep(faults.latency_ms / 1000)
+        if (err := faults.pick_error(self._rng)) is not None:
+            return status_response(err)
+        return await handler(request)
+
+    @web.middleware
+    async def _error_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as e:
+            return status_response(e)
+        except web.HTTPRequestEntityTooLarge:
+            return status_response(too_large(f"Request entity too large: limit is {MAX_BODY}"))
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except web.HTTPException:
+            raise
+        except Exception as e:  # a bug of ours must still answer a Status, and say so
+            log.exception("internal error on %s %s", request.method, request.path)
+            return status_response(
+                ApiError(500, "InternalError", f"Internal error occurred: {e!r}")
+            )
+
+    # -- routing -----------------------------------------------------------------------
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        info: RequestInfo = request["info"]
+        if info.is_resource:
+            return await self._resource(request, info)
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/kubesim"):
+            return await self._admin(request, path)
+        if request.method != "GET":
+            raise method_not_allowed()
+        if path in ("/healthz", "/readyz", "/livez") or path.startswith(
+            ("/healthz/", "/readyz/", "/livez/")
+        ):
+            return web.Response(text="ok")
+        if path == "/version":
+            return object_response(discovery.VERSION)
+        if path == "/api":
+            return object_response(discovery.api_versions())
+        if path == "/apis":
+            return object_response(discovery.api_group_list())
+        parts = path.strip("/").split("/")
+        if parts[0] == "api" and len(parts) == 2 or parts[0] == "apis" and len(parts) == 3:
+            doc = discovery.resource_list("/".join(parts))
+            if doc is not None:
+                return object_response(doc)
+        if parts[0] == "apis" and len(parts) == 2 and (group := discovery.api_group(parts[1])):
+            return object_response(group)
+        if path == "/openapi/v3":
+            return object_response(discovery.openapi_v3_root())
+        if path.startswith("/openapi/v3/"):
+            doc = discovery.openapi_v3_doc(path.removeprefix("/openapi/v3/"))
+            if doc is not None:
+                return object_response(doc)
+        if path == "/openapi/v2" and "protobuf" not in request.headers.get("Accept", ""):
+            return object_response(discovery.openapi_v2())
+        raise _not_found_path()
+
+    async def _admin(self, request: web.Request, path: str) -> web.Response:
+        if path == "/kubesim/faults":
+            if request.method == "GET":
+                return object_response(self.faults.to_dict())
+            if request.method == "DELETE":
+                self.faults = Faults()
+                return object_response(self.faults.to_dict())
+            if request.method in ("POST", "PUT"):
+                try:
+                    self.faults = parse_faults(await request.json())
+                except (ValueError, TypeError) as e:
+                    raise bad_request(str(e)) from None
+                return object_response(self.faults.to_dict())
+            raise method_not_allowed()
+        if path == "/kubesim/requests":
+            if request.method == "DELETE":
+                self.audit.reset()
+            return object_response(self.audit.snapshot())
+        raise _not_found_path()
+
+    def _type(self, info: RequestInfo) -> ResourceType:
+        rt = RESOURCES.get((info.group, info.resource))
+        if rt is None or rt.version != info.version:
+            raise _not_found_path()
+        if info.subresource and info.subresource not in rt.subresources:
+            raise _not_found_path()
+        if info.namespace and rt.namespaced is False and rt.kind != "Namespace":
+            raise _not_found_path()
+        return rt
+
+    async def _resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        rt = self._type(info)
+        ns = info.namespace if rt.namespaced else None
+        verb = info.verb
+        if info.subresource == "log":
+            if verb != "get":
+                raise method_not_allowed()
+            return await serve_log(request, self.store, info.namespace, info.name, self.log_dir)
+        if rt.namespaced and not ns and verb not in ("list", "watch"):
+            raise _not_found_path()
+        if verb == "list":
+            return self._list(request, rt, ns)
+        if verb == "watch":
+            return await self._watch(request, rt, ns, info.name)
+        if verb == "get":
+            obj = self.store.get(rt, ns, info.name)
+            if obj is None:
+                raise not_found(rt.plural, info.name, rt.group)
+            return self._render(request, rt, obj)
+        if verb == "create":
+            if info.name and not info.subresource:
+                raise method_not_allowed()
+            return await self._create(request, rt, ns)
+        if verb == "update":
+            return await self._update(request, rt, ns, info)
+        if verb == "patch":
+            return await self._patch(request, rt, ns, info)
+        if verb == "delete":
+            return await self._delete(request, rt, ns, info.name)
+        if verb == "deletecollection":
+            return await self._delete_collection(request, rt, ns)
+        raise method_not_allowed()
+
+    # -- bodies ------------------------------------------------------------------------
+    async def _body(self, request: web.Request, allowed: tuple[str, ...]) -> Any:
+        length = request.content_length
+        if length is not None and length > MAX_BODY:
+            raise too_large(f"Request entity too large: limit is {MAX_BODY}")
+        ctype = request.content_type
+        if ctype not in allowed:
+            raise unsupported_media_type(ctype)
+        raw = await request.read()
+        if len(raw) > MAX_BODY:
+            raise too_large(f"Request entity too large: limit is {MAX_BODY}")
+        if not raw:
+            raise bad_request("the request body is empty")
+        try:
+            if ctype == "application/yaml":
+                return yaml.safe_load(raw)
+            return json.loads(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            raise bad_request(f"error decoding request body: {e}") from None
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        opts: dict[str, Any] = {}
+        if request.can_read_body and request.content_length != 0:
+            body = await self._body(request, ("application/json", "application/yaml"))
+            if not isinstance(body, dict):
+                raise bad_request("DeleteOptions must be an object")
+            opts.update(body)
+        q = request.query
+        if "gracePeriodSeconds" in q:
+            try:
+                opts["gracePeriodSeconds"] = int(q["gracePeriodSeconds"])
+            except ValueError:
+                raise bad_request("gracePeriodSeconds must be an integer") from None
+        if "propagationPolicy" in q:
+            opts["propagationPolicy"] = q["propagationPolicy"]
+        if q.get("orphanDependents") in ("true", "false"):
+            opts["orphanDependents"] = q["orphanDependents"] == "true"
+        if "dryRun" in q:
+            opts["dryRun"] = q.getall("dryRun")
+        policy = opts.get("propagationPolicy")
+        if policy is None and "orphanDependents" in opts:
+            policy = "Orphan" if opts["orphanDependents"] else "Background"
+        opts["propagationPolicy"] = policy
+        grace = opts.get("gracePeriodSeconds")
+        if grace is not None and not isinstance(grace, int):
+            raise bad_request("gracePeriodSeconds must be an integer")
+        return opts
+
+    @staticmethod
+    def _dry_run(request: web.Request) -> bool:
+        values = request.query.getall("dryRun", [])
+        for v in values:
+            if v != "All":
+                raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+        return bool(values)
+
+    @staticmethod
+    def _strict(request: web.Request) -> bool:
+        value = request.query.get("fieldValidation", "Strict")
+        if value not in ("Strict", "Warn", "Ignore"):
+            raise bad_request(f'fieldValidation: Unsupported value: "{value}"')
+        return value == "Strict"
+
+    # -- reads -------------------------------------------------------------------------
+    def _render(self, request: web.Request, rt: ResourceType, obj: dict[str, Any]) -> web.Response:
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return object_response(
+                tables.to_table(
+                    rt.kind, [obj], include_object=request.query.get("includeObject", "Metadata")
+                )
+            )
+        return object_response(obj)
+
+    def _list(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        q = request.query
+        self.store.check_list_resource_version(
+            q.get("resourceVersion"), q.get("resourceVersionMatch")
+        )
+        items, rv = self.store.list(
+            rt,
+            ns,
+            label_selector=q.get("labelSelector"),
+            field_selector=q.get("fieldSelector"),
+            copy_objects=False,
+        )
+        metadata: dict[str, Any] = {"resourceVersion": rv}
+        if cont := q.get("continue"):
+            try:
+                after = json.loads(base64.urlsafe_b64decode(cont))["after"]
+            except (ValueError, KeyError, TypeError):
+                raise bad_request("continue key is not valid") from None
+            items = [
+                o
+                for o in items
+                if [o["metadata"].get("namespace", ""), o["metadata"]["name"]] > after
+            ]
+        limit = int(q.get("limit") or 0)
+        if limit > 0 and len(items) > limit:
+            remaining = len(items) - limit
+            items = items[:limit]
+            last = items[-1]["metadata"]
+            token = {"after": [last.get("namespace", ""), last["name"]], "rv": rv}
+            metadata["continue"] = base64.urlsafe_b64encode(_dumps(token).encode()).decode()
+            metadata["remainingItemCount"] = remaining
+        if tables.wants_table(request.headers.get("Accept", "")):
+            table = tables.to_table(
+                rt.kind,
+                items,
+                resource_version=rv,
+                include_object=q.get("includeObject", "Metadata"),
+            )
+            table["metadata"].update({k: v for k, v in metadata.items() if k != "resourceVersion"})
+            return object_response(table)
+        return object_response(
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": metadata,
+                "items": items,
+            }
+        )
+
+    async def _watch(
+        self, request: web.Request, rt: ResourceType, ns: str | None, name: str
+    ) -> web.StreamResponse:
+        q = request.query
+        field_selector = q.get("fieldSelector") or ""
+        if name:  # the legacy single-object watch path
+            field_selector = ",".join(filter(None, [field_selector, f"metadata.name={name}"]))
+        timeout = DEFAULT_WATCH_TIMEOUT
+        if q.get("timeoutSeconds"):
+            try:
+                timeout = float(q["timeoutSeconds"])
+            except ValueError:
+                raise bad_request("timeoutSeconds must be a number") from None
+        faults = self.faults
+        faulted = faults.applies(request.path)
+        if faulted and faults.cut_watches_after_s is not None:
+            timeout = min(timeout, faults.cut_watches_after_s)
+        watch = self.store.watch(
+            rt,
+            ns,
+            resource_version=q.get("resourceVersion"),
+            label_selector=q.get("labelSelector"),
+            field_selector=field_selector or None,
+            bookmarks=q.get("allowWatchBookmarks", "").lower() in ("true", "1"),
+            copy_objects=False,
+        )
+        if faulted and faults.gone_next_watch:
+            faults.gone_next_watch = False
+            watch.close()
+            watch = self.store.watch(rt, ns, resource_version="1")  # always expired
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = q.get("includeObject", "Metadata")
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        self._watch_responses.add(response)
+        first = True
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in watch:
+                    obj = event.object
+                    if as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
+                        obj = tables.to_table(rt.kind, [obj], include_object=include, headers=first)
+                        first = False
+                    await response.write(
+                        (_dumps({"type": event.type, "object": obj}) + "\n").encode()
+                    )
+        except (TimeoutError, ConnectionResetError):
+            pass
+        finally:
+            watch.close()
+            self._watch_responses.discard(response)
+        try:
+            await response.write_eof()
+        except ConnectionResetError:
+            pass
+        return response
+
+    # -- writes ------------------------------------------------------------------------
+    def _namespace_of(self, rt: ResourceType, ns: str | None, obj: dict[str, Any]) -> None:
+        md = obj.get("metadata")
+        if md is None:
+            md = obj["metadata"] = {}
+        if not isinstance(md, dict):
+            raise bad_request("metadata must be an object")
+        if rt.namespaced:
+            if md.get("namespace") and md["namespace"] != ns:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            md["namespace"] = ns
+
+    async def _create(self, request: web.Request, rt: ResourceType, ns: str | None) -> web.Response:
+        body = await self._body(request, ("application/json", "application/yaml"))
+        obj = admission.check_kind(rt, body)
+        self._namespace_of(rt, ns, obj)
+        dry_run = self._dry_run(request)
+        admission.validate(rt, obj, strict=self._strict(request))
+        admission.admit_create(self.store, rt, ns, obj)
+        if dry_run:
+            if rt.namespaced and ns and self.store.get(resource("namespaces"), None, ns) is None:
+                raise not_found("namespaces", ns)
+            name = obj["metadata"].get("name")
+            if name and self.store.get(rt, ns, name) is not None:
+                from gpulab.kubesim.errors import already_exists  # noqa: PLC0415
+
+                raise already_exists(rt.plural, name, rt.group)
+            obj["metadata"].setdefault("name", obj["metadata"].get("generateName", "") + "dryrun")
+            obj["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
+            defaults.on_create(rt, obj)
+            return object_response(obj, 201)
+        return object_response(self.store.create(rt, ns, obj), 201)
+
+    async def _update(
+        self, request: web.Request, rt: ResourceType, ns: str | None, info: RequestInfo
+    ) -> web.Response:
+        body = await self._body(request, ("application/json", "application/yaml"))
+        obj = admission.check_kind(rt, body)
+        self._namespace_of(rt, ns, obj)
+        name_in_body = obj["metadata"].get("name")
+        if name_in_body and name_in_body != info.name:
+            raise bad_request(
+                f"the name of the object ({name_in_body}) does not match the name on the URL ({info.name})"
+            )
+        obj["metadata"]["name"] = info.name
+        current = self.store.get(rt, ns, info.name)
+        if current is None:
+            raise not_found(rt.plural, info.name, rt.group)
+        return self._commit_update(request, rt, ns, info, current, obj)
+
+    async def _patch(
+        self, request: web.Request, rt: ResourceType, ns: str | None, info: RequestInfo
+    ) -> web.Response:
+        body = await self._body(
+            request,
+            (patch.JSON_PATCH, patch.MERGE_PATCH, patch.STRATEGIC_MERGE_PATCH, patch.APPLY_PATCH),
+        )
+        current = self.store.get(rt, ns, info.name)
+        if current is None:
+            raise not_found(rt.plural, info.name, rt.group)
+        result = patch.apply_patch(request.content_type, current, body, rt.kind, rt.api_version)
+        result = admission.check_kind(rt, result)
+        md = result.get("metadata") or {}
+        if md.get("name") != info.name or (rt.namespaced and md.get("namespace") != ns):
+            raise bad_request("metadata.name and metadata.namespace cannot be changed by a patch")
+        return self._commit_update(request, rt, ns, info, current, result)
+
+    def _commit_update(
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        ns: str | None,
+        info: RequestInfo,
+        current: dict[str, Any],
+        obj: dict[str, Any],
+    ) -> web.Response:
+        dry_run = self._dry_run(request)
+        if info.subresource == "status":
+            candidate = {**current, "status": obj.get("status")}
+            if candidate["status"] is None:
+                candidate.pop("status")
+        else:
+            candidate = dict(obj)
+            # Defaulting runs on updates too; without it a PUT of a hand-written pod would
+            # look like a change of the (immutable) defaulted fields.
+            if rt.kind == "Pod" and isinstance(obj.get("spec"), dict):
+                defaults.pod_spec_defaults(obj["spec"])
+            if "status" in rt.subresources:  # the main resource cannot change status
+                candidate["status"] = current.get("status")
+                if candidate["status"] is None:
+                    candidate.pop("status")
+            # Server-owned metadata is kept as stored, as the apiserver does.
+            candidate["metadata"] = {
+                **obj.get("metadata", {}),
+                **{
+                    k: current["metadata"][k]
+                    for k in ("uid", "creationTimestamp")
+                    if k in current["metadata"]
+                },
+            }
+        admission.validate(rt, candidate, old=current, strict=self._strict(request))
+        if dry_run:
+            return object_response(candidate)
+        return object_response(
+            self.store.replace(rt, ns, info.name, obj, subresource=info.subresource or None)
+        )
+
+    async def _delete(
+        self, request: web.Request, rt: ResourceType, ns: str | None, name: str
+    ) -> web.Response:
+        opts = await self._delete_options(request)
+        current = self.store.get(rt, ns, name)
+        if current is None:
+            raise not_found(rt.plural, name, rt.group)
+        if opts.get("dryRun"):
+            return object_response(current)
+        return object_response(
+            self.store.delete(
+                rt,
+                ns,
+                name,
+                grace_period_seconds=opts.get("gracePeriodSeconds"),
+                propagation_policy=opts.get("propagationPolicy"),
+                preconditions=opts.get("preconditions"),
+            )
+        )
+
+    async def _delete_collection(
+        self, request: web.Request, rt: ResourceType, ns: str | None
+    ) -> web.Response:
+        opts = await self._delete_options(request)
+        q = request.query
+        items, _ = self.store.list(
+            rt, ns, label_selector=q.get("labelSelector"), field_selector=q.get("fieldSelector")
+        )
+        deleted = []
+        for obj in items:
+            if opts.get("dryRun"):
+                deleted.append(obj)
+                continue
+            try:
+                deleted.append(
+                    self.store.delete(
+                        rt,
+                        obj["metadata"].get("namespace"),
+                        obj["metadata"]["name"],
+                        grace_period_seconds=opts.get("gracePeriodSeconds"),
+                        propagation_policy=opts.get("propagationPolicy"),
+                    )
+                )
+            except ApiError as e:
+                if e.code != 404:
+                    raise
+        return object_response(
+            {
+                "kind": f"{rt.kind}List",
+                "apiVersion": rt.api_version,
+                "metadata": {"resourceVersion": str(self.store.resource_version)},
+                "items": deleted,
+            }
+        )
+
+
+__all__ = ["ApiServer", "WatchEvent", "status_response"]
