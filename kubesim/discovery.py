@@ -3,8 +3,9 @@
 kubesim reports Kubernetes 1.31: the kubectl on these machines picks its own version from
 ``/version``, and kubectl 1.32+ sends protobuf bodies that kubesim does not decode.
 
-``/openapi/v3`` is minimal on purpose: for each served kind it lists only the POST operation
-with its ``x-kubernetes-group-version-kind`` and the ``fieldValidation`` parameter. That is
+``/openapi/v3`` is minimal on purpose: for each served kind it lists only the POST
+and PATCH operations with their ``x-kubernetes-group-version-kind`` and the
+``fieldValidation`` parameter. That is
 what kubectl checks to leave validation to the server (so ``create -f`` does not need the
 full schema); kubectl's client-side apply then falls back to its compiled-in patch metadata.
 """
@@ -129,39 +130,26 @@ def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
     if types is None:
         return None
     paths: dict[str, Any] = {}
+    params = [
+        {"name": p, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+        for p in ("dryRun", "fieldManager", "fieldValidation")
+    ]
     for rt in types:
-        path = f"/{prefix}/" + (
+        gvk = {"group": rt.group, "version": rt.version, "kind": rt.kind}
+        base = f"/{prefix}/" + (
             f"namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else rt.plural
         )
-        paths[path] = {
-            "post": {
-                "operationId": f"create{rt.kind}",
-                "parameters": [
-                    {
-                        "name": "dryRun",
-                        "in": "query",
-                        "schema": {"type": "string", "uniqueItems": True},
-                    },
-                    {
-                        "name": "fieldManager",
-                        "in": "query",
-                        "schema": {"type": "string", "uniqueItems": True},
-                    },
-                    {
-                        "name": "fieldValidation",
-                        "in": "query",
-                        "schema": {"type": "string", "uniqueItems": True},
-                    },
-                ],
-                "responses": {"200": {"description": "OK"}},
-                "x-kubernetes-action": "post",
-                "x-kubernetes-group-version-kind": {
-                    "group": rt.group,
-                    "version": rt.version,
-                    "kind": rt.kind,
-                },
+        # kubectl looks for fieldValidation on the PATCH operation of the kind's GVK.
+        for path, verb in ((base, "post"), (base + "/{name}", "patch")):
+            paths[path] = {
+                verb: {
+                    "operationId": f"{verb}{rt.kind}",
+                    "parameters": params,
+                    "responses": {"200": {"description": "OK"}},
+                    "x-kubernetes-action": verb,
+                    "x-kubernetes-group-version-kind": gvk,
+                }
             }
-        }
     return {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes (kubesim)", "version": VERSION["gitVersion"]},

@@ -1,0 +1,139 @@
+"""Fixtures that start kubesim for the kubesim tests (API and kubelet alike).
+
+``kubesim`` (session): the real ``gpulab kubesim serve`` process on a free loopback port,
+driven over HTTP. Attributes: ``url``, ``kubeconfig`` (Path), ``data_dir`` (Path),
+``audit_log`` (Path), ``process``; helpers ``kubectl(*args)`` -> CompletedProcess and
+``set_faults(**settings)`` / ``clear_faults()`` / ``requests()`` for the admin endpoints.
+
+``kubesim_inproc`` (function, async): a :class:`KubeSim` in this process with a small watch
+history window, for behaviours that need a fresh or tiny store (410 Gone).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gpulab.kubesim.config import KubesimConfig
+from gpulab.kubesim.main import KubeSim
+from kubesim_testlib import KubesimProcess
+
+READY_PREFIX = "kubesim ready at "
+STARTUP_SECONDS = 60  # a deadline for the child to come up, not an assertion on speed
+
+
+def _start(tmp: Path) -> KubesimProcess:
+    data_dir = tmp / "data"
+    kubeconfig = tmp / "kubeconfig"
+    audit_log = tmp / "audit.jsonl"
+    cmd = [
+        sys.executable,
+        "-m",
+        "gpulab.cli",
+        "kubesim",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        "--kubeconfig",
+        str(kubeconfig),
+        "--audit-log",
+        str(audit_log),
+    ]
+    log = (tmp / "kubesim.log").open("w")
+    # Own session: teardown kills the whole process group, pods included.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
+    )
+    assert proc.stdout is not None
+    import selectors
+    import time
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if not sel.select(timeout=1):
+            if proc.poll() is not None:
+                break
+            continue
+        line = proc.stdout.readline()
+        if line.startswith(READY_PREFIX):
+            url = line[len(READY_PREFIX) :].split()[0]
+            return KubesimProcess(url, kubeconfig, data_dir, audit_log, proc)
+        if not line and proc.poll() is not None:
+            break
+    _stop(proc)
+    raise RuntimeError(f"kubesim did not start; see {tmp / 'kubesim.log'}")
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+@pytest.fixture(scope="session")
+def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubesimProcess]:
+    sim = _start(tmp_path_factory.mktemp("kubesim"))
+    try:
+        yield sim
+    finally:
+        _stop(sim.process)
+
+
+@pytest.fixture
+async def kubesim_inproc(tmp_path: Path) -> AsyncIterator[KubeSim]:
+    sim = KubeSim(
+        KubesimConfig(data_dir=tmp_path / "data", history_window=20, bookmark_interval=0.2)
+    )
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def namespace(kubesim: KubesimProcess) -> Iterator[str]:
+    """A fresh namespace per test, so tests sharing the session server do not see each other."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubesim.kubectl("create", "namespace", name)
+    yield name
+    kubesim.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def k8s(kubesim: KubesimProcess) -> Iterator[Any]:
+    """The official ``kubernetes`` client's ApiClient for the session kubesim."""
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(kubesim.kubeconfig))
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def k8s_async(kubesim: KubesimProcess) -> AsyncIterator[Any]:
+    """A ``kubernetes_asyncio`` ApiClient for the session kubesim."""
+    from kubernetes_asyncio import config
+
+    client = await config.new_client_from_config(config_file=str(kubesim.kubeconfig))
+    yield client
+    await client.close()
