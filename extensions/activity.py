@@ -1,0 +1,315 @@
+"""Activity sampler for a running jupyter_server: what the culler needs to judge idleness.
+
+Reads (on the event loop, cheap attribute reads):
+
+* kernels from jupyter_server's ``MappingKernelManager``: each kernel's ``execution_state``
+  and ``last_activity`` (set by ``start_watching_activity`` from IOPub traffic), and
+  ``kernel_manager.last_kernel_activity``; the kernel's pid from its provisioner
+  (``provisioner.process.pid`` / ``provisioner.pid`` for local kernels);
+* terminals from ``jupyter_server_terminals``' ``TerminalManager.terminals`` (name →
+  ``PtyWithClients``; ``last_activity`` is set on create, on websocket input and output).
+
+Then, in a worker thread (never blocking the event loop): the GPU probe (NVML calls) and a
+/proc scan that maps each kernel to its process tree, so GPU memory held by a kernel's child
+processes (DataLoader workers, subprocess training) is charged to the kernel.
+
+When NVML reports PIDs of another PID namespace (a container without host PIDs), no pid
+matches; each kernel then still reports whether its processes have ``/dev/nvidiaN`` open
+(``gpu_devices_open``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .gpu_probe import GpuProbe, GpuSample, NullProbe
+
+__all__ = [
+    "ActivityReport",
+    "ActivitySampler",
+    "KernelActivity",
+    "kernel_pid",
+    "process_tree",
+]
+
+_NVIDIA_DEV = re.compile(r"^/dev/nvidia\d+$")
+
+
+def _iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def _parse(t: str | None) -> datetime | None:
+    return None if t is None else datetime.fromisoformat(t)
+
+
+def _aware(t: Any) -> datetime | None:
+    if not isinstance(t, datetime):
+        return None
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+
+
+@dataclass
+class KernelActivity:
+    id: str
+    name: str
+    execution_state: str
+    last_activity: datetime | None
+    pid: int | None
+    pids: list[int] = field(default_factory=list)  # the kernel and its descendants
+    gpu_memory_bytes: int = 0  # NVML-reported memory of those pids, all GPUs
+    gpu_devices_open: bool = False  # some process of the kernel has /dev/nvidiaN open
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "execution_state": self.execution_state,
+            "last_activity": _iso(self.last_activity),
+            "pid": self.pid,
+            "pids": list(self.pids),
+            "gpu_memory_bytes": self.gpu_memory_bytes,
+            "gpu_devices_open": self.gpu_devices_open,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> KernelActivity:
+        return cls(
+            id=str(d["id"]),
+            name=str(d.get("name", "")),
+            execution_state=str(d.get("execution_state", "unknown")),
+            last_activity=_parse(d.get("last_activity")),
+            pid=d.get("pid"),
+            pids=[int(p) for p in d.get("pids", ())],
+            gpu_memory_bytes=int(d.get("gpu_memory_bytes", 0)),
+            gpu_devices_open=bool(d.get("gpu_devices_open", False)),
+        )
+
+
+@dataclass
+class ActivityReport:
+    """One sample of a server's activity; ``to_json()`` is the body of ``POST /activity``."""
+
+    sampled_at: datetime
+    last_kernel_activity: datetime | None
+    kernels_busy: bool
+    last_terminal_activity: datetime | None
+    kernels: list[KernelActivity] = field(default_factory=list)
+    terminals: int = 0
+    gpus: list[GpuSample] = field(default_factory=list)
+    probe: str = "none"
+
+    @property
+    def gpu_max_utilization_pct(self) -> float | None:
+        return max((g.utilization_pct for g in self.gpus), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sampled_at": _iso(self.sampled_at),
+            "last_kernel_activity": _iso(self.last_kernel_activity),
+            "kernels_busy": self.kernels_busy,
+            "last_terminal_activity": _iso(self.last_terminal_activity),
+            "kernels": [k.to_json() for k in self.kernels],
+            "terminals": self.terminals,
+            "gpus": [g.to_json() for g in self.gpus],
+            "gpu_max_utilization_pct": self.gpu_max_utilization_pct,
+            "probe": self.probe,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> ActivityReport:
+        sampled = _parse(d["sampled_at"])
+        assert sampled is not None
+        return cls(
+            sampled_at=sampled,
+            last_kernel_activity=_parse(d.get("last_kernel_activity")),
+            kernels_busy=bool(d.get("kernels_busy", False)),
+            last_terminal_activity=_parse(d.get("last_terminal_activity")),
+            kernels=[KernelActivity.from_json(k) for k in d.get("kernels", ())],
+            terminals=int(d.get("terminals", 0)),
+            gpus=[GpuSample.from_json(g) for g in d.get("gpus", ())],
+            probe=str(d.get("probe", "none")),
+        )
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def kernel_pid(kernel_manager: Any, kernel_id: str) -> int | None:
+    """The pid of a local kernel (None for remote/gateway kernels or if not started)."""
+    try:
+        km = kernel_manager.get_kernel(kernel_id)
+    except KeyError:
+        return None
+    prov = getattr(km, "provisioner", None)
+    proc = getattr(prov, "process", None)
+    pid = getattr(proc, "pid", None) or getattr(prov, "pid", None)
+    return int(pid) if pid else None
+
+
+def _children_map(proc_root: Path) -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir(proc_root)
+    except OSError:
+        return children
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            stat = (proc_root / name / "stat").read_text()
+        except OSError:
+            continue  # exited meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+        rest = stat[stat.rfind(")") + 2 :].split()
+        if len(rest) >= 2:
+            children.setdefault(int(rest[1]), []).append(int(name))
+    return children
+
+
+def process_tree(
+    roots: Iterable[int], proc_root: str | os.PathLike[str] = "/proc"
+) -> dict[int, list[int]]:
+    """root pid -> [root, descendants...], from one scan of /proc."""
+    children = _children_map(Path(proc_root))
+    out: dict[int, list[int]] = {}
+    for root in roots:
+        seen = [root]
+        todo = [root]
+        while todo:
+            for c in children.get(todo.pop(), ()):
+                if c not in seen:
+                    seen.append(c)
+                    todo.append(c)
+        out[root] = seen
+    return out
+
+
+def _has_gpu_device_open(pid: int, proc_root: Path) -> bool:
+    fd_dir = proc_root / str(pid) / "fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if _NVIDIA_DEV.match(os.readlink(fd_dir / fd)):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+# ----------------------------------------------------------------------------- sampler
+
+
+@dataclass
+class _KernelSnapshot:
+    id: str
+    name: str
+    execution_state: str
+    last_activity: datetime | None
+    pid: int | None
+
+
+class ActivitySampler:
+    """Samples a jupyter_server's kernels, terminals and GPUs.
+
+    ``kernel_manager``: the server's ``MappingKernelManager``; ``terminal_manager``: its
+    ``TerminalManager`` (``serverapp.web_app.settings["terminal_manager"]``) or None.
+    """
+
+    def __init__(
+        self,
+        kernel_manager: Any,
+        terminal_manager: Any | None = None,
+        probe: GpuProbe | None = None,
+        *,
+        proc_root: str | os.PathLike[str] = "/proc",
+    ) -> None:
+        self.kernel_manager = kernel_manager
+        self.terminal_manager = terminal_manager
+        self.probe: GpuProbe = probe if probe is not None else NullProbe()
+        self.proc_root = Path(proc_root)
+
+    def _kernels(self) -> list[_KernelSnapshot]:
+        km = self.kernel_manager
+        out = []
+        for kid in list(km.list_kernel_ids()):
+            try:
+                k = km.get_kernel(kid)
+            except KeyError:
+                continue
+            out.append(
+                _KernelSnapshot(
+                    id=kid,
+                    name=str(getattr(k, "kernel_name", "")),
+                    execution_state=str(getattr(k, "execution_state", "unknown")),
+                    last_activity=_aware(getattr(k, "last_activity", None)),
+                    pid=kernel_pid(km, kid),
+                )
+            )
+        return out
+
+    def _terminals(self) -> tuple[int, datetime | None]:
+        tm = self.terminal_manager
+        terms: Mapping[str, Any] = getattr(tm, "terminals", None) or {}
+        stamps = [_aware(getattr(t, "last_activity", None)) for t in list(terms.values())]
+        return len(terms), max((s for s in stamps if s is not None), default=None)
+
+    def _gpu_and_procs(
+        self, kernels: list[_KernelSnapshot]
+    ) -> tuple[list[GpuSample], dict[str, tuple[list[int], int, bool]]]:
+        gpus = self.probe.sample()
+        roots = [k.pid for k in kernels if k.pid is not None]
+        trees = process_tree(roots, self.proc_root) if roots else {}
+        mem_by_pid: dict[int, int] = {}
+        for g in gpus:
+            for p in g.processes:
+                mem_by_pid[p.pid] = mem_by_pid.get(p.pid, 0) + p.used_memory_bytes
+        per_kernel: dict[str, tuple[list[int], int, bool]] = {}
+        for k in kernels:
+            pids = trees.get(k.pid, []) if k.pid is not None else []
+            mem = sum(mem_by_pid.get(p, 0) for p in pids)
+            devices = bool(gpus) and any(_has_gpu_device_open(p, self.proc_root) for p in pids)
+            per_kernel[k.id] = (pids, mem, devices)
+        return gpus, per_kernel
+
+    async def sample(self, now: datetime | None = None) -> ActivityReport:
+        """One report. NVML and /proc work runs in a thread."""
+        kernels = self._kernels()
+        n_terms, last_term = self._terminals()
+        gpus, per_kernel = await asyncio.to_thread(self._gpu_and_procs, kernels)
+        stamps = [k.last_activity for k in kernels if k.last_activity is not None]
+        km_last = _aware(getattr(self.kernel_manager, "last_kernel_activity", None))
+        if km_last is not None:
+            stamps.append(km_last)
+        return ActivityReport(
+            sampled_at=now or datetime.now(UTC),
+            last_kernel_activity=max(stamps, default=None),
+            kernels_busy=any(k.execution_state == "busy" for k in kernels),
+            last_terminal_activity=last_term,
+            kernels=[
+                KernelActivity(
+                    id=k.id,
+                    name=k.name,
+                    execution_state=k.execution_state,
+                    last_activity=k.last_activity,
+                    pid=k.pid,
+                    pids=per_kernel[k.id][0],
+                    gpu_memory_bytes=per_kernel[k.id][1],
+                    gpu_devices_open=per_kernel[k.id][2],
+                )
+                for k in kernels
+            ],
+            terminals=n_terms,
+            gpus=gpus,
+            probe=getattr(self.probe, "name", type(self.probe).__name__),
+        )
