@@ -424,9 +424,10 @@ def decide(
         return Decision("keep", reason, state="active", recheck_at=age_warn_at, **common)
     if idle.cullable_at is None or now < idle.cullable_at:
         until = "" if idle.cullable_at is None else f"; cullable at {_hm(idle.cullable_at)}"
+        withdrawn = " (warning withdrawn)" if warned_cull_at is not None else ""
         return Decision(
             "keep",
-            f"idle: {idle.idle_reason}{until}",
+            f"idle: {idle.idle_reason}{until}{withdrawn}",
             state="idle",
             cullable_at=idle.cullable_at,
             recheck_at=_min_time(idle.cullable_at, age_warn_at),
