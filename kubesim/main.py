@@ -140,9 +140,11 @@ class KubeSim:
                 self.store.create(resource("nodes"), None, node_object(node))
             log_dir = default_log_dir(self.config.data_dir)
         self.api = ApiServer(self.store, log_dir=log_dir, audit=self.audit)
-        self._runner = web.AppRunner(self.api.make_app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[union-attr]

@@ -38,7 +38,7 @@ log = logging.getLogger("gpulab.kubesim.server")
 
 MAX_BODY = 3 * 1024 * 1024  # the apiserver's limit for a JSON request body
 DEFAULT_WATCH_TIMEOUT = 1800.0  # the apiserver's min-request-timeout
-_INFO = web.AppKey("request_info", dict)
+_INFO = web.RequestKey("kubesim_request_info", RequestInfo)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -92,7 +92,7 @@ class ApiServer:
     @web.middleware
     async def _audit_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         info = parse_request(request.method, request.path, request.query)
-        request["info"] = info
+        request[_INFO] = info
         code = 500
         try:
             response = await handler(request)
@@ -148,7 +148,7 @@ class ApiServer:
 
     # -- routing -----------------------------------------------------------------------
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        info: RequestInfo = request["info"]
+        info = request[_INFO]
         if info.is_resource:
             return await self._resource(request, info)
         path = request.path.rstrip("/") or "/"
@@ -397,7 +397,7 @@ class ApiServer:
         if faulted and faults.gone_next_watch:
             faults.gone_next_watch = False
             watch.close()
-            watch = self.store.watch(rt, ns, resource_version="1")  # always expired
+            watch = self.store.expired_watch(rt, "too old resource version (injected by kubesim)")
         as_table = tables.wants_table(request.headers.get("Accept", ""))
         include = q.get("includeObject", "Metadata")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})

@@ -785,6 +785,21 @@ class Store:
         self._watches.add(w)
         return w
 
+    def expired_watch(self, rt: ResourceType, message: str) -> Watch:
+        """A watch whose only event is a 410 ERROR (fault injection: a forced relist)."""
+        w = Watch(
+            self,
+            rt,
+            None,
+            parse_label_selector(None),
+            parse_field_selector(None, rt.kind),
+            False,
+            False,
+        )
+        w._queue.append(_expired_event(message))
+        w._finished = True
+        return w
+
     def check_list_resource_version(self, resource_version: str | None, match: str | None) -> None:
         """Validate a list's resourceVersion/resourceVersionMatch (we always serve the latest)."""
         if match and match not in ("NotOlderThan", "Exact"):
