@@ -251,7 +251,9 @@ class ApiServer:
         length = request.content_length
         if length is not None and length > MAX_BODY:
             raise too_large(f"Request entity too large: limit is {MAX_BODY}")
-        ctype = request.content_type
+        # Like the apiserver, a request without Content-Type is read as the first
+        # accepted type (JSON for create/update); the official Python client relies on it.
+        ctype = request.content_type if "Content-Type" in request.headers else allowed[0]
         if ctype not in allowed:
             raise unsupported_media_type(ctype)
         raw = await request.read()
