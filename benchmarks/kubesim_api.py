@@ -1,0 +1,200 @@
+"""kubesim API cost: request throughput and watch fan-out, against a real `kubesim serve`.
+
+Run: .venv/bin/python benchmarks/kubesim_api.py [--pods 1000] [--watchers 50] [--concurrency 16]
+
+It starts `gpulab kubesim serve` in a child process (so the client does not share the
+server's event loop), opens N watchers on one namespace's pods, creates the pods (they stay
+Pending: their node selector matches no node), then measures GETs and LISTs. Each pod carries
+its creation-request time in an annotation, so every watcher can compute delivery latency.
+Figures are printed, not asserted: they depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+NS = "bench"
+
+
+def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "gpulab.cli",
+        "kubesim",
+        "serve",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp / "data"),
+        "--kubeconfig",
+        str(tmp / "kubeconfig"),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("kubesim ready at "):
+            return proc, line.split()[3]
+    raise RuntimeError("kubesim did not start")
+
+
+def pod(i: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"p-{i:05d}",
+            "labels": {"app": "bench"},
+            "annotations": {"bench/t0": repr(time.time())},
+        },
+        "spec": {
+            "nodeSelector": {"bench/never": "true"},
+            "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "1"]}],
+        },
+    }
+
+
+async def timed(n: int, concurrency: int, op: Any) -> tuple[float, list[float]]:
+    """Run op(i) for i < n with bounded concurrency: (wall seconds, per-request latencies)."""
+    sem = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(i: int) -> None:
+        async with sem:
+            t = time.perf_counter()
+            await op(i)
+            latencies.append(time.perf_counter() - t)
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return time.perf_counter() - t0, latencies
+
+
+async def watcher(
+    session: aiohttp.ClientSession, url: str, rv: str, expect: int, out: list[float]
+) -> None:
+    seen = 0
+    async with session.get(
+        f"{url}/api/v1/namespaces/{NS}/pods",
+        params={"watch": "true", "resourceVersion": rv, "timeoutSeconds": "600"},
+    ) as resp:
+        async for line in resp.content:
+            event = json.loads(line)
+            if event["type"] != "ADDED":
+                continue
+            out.append(time.time() - float(event["object"]["metadata"]["annotations"]["bench/t0"]))
+            seen += 1
+            if seen >= expect:
+                return
+
+
+def ms(values: list[float]) -> str:
+    values = sorted(values)
+    p95 = values[int(len(values) * 0.95) - 1] if values else float("nan")
+    return f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {values[-1] * 1000:.1f} ms"
+
+
+async def run(url: str, pods: int, watchers: int, concurrency: int) -> None:
+    conn = aiohttp.TCPConnector(limit=watchers + concurrency + 4)
+    async with aiohttp.ClientSession(
+        connector=conn, timeout=aiohttp.ClientTimeout(total=None)
+    ) as s:
+        async with s.post(f"{url}/api/v1/namespaces", json={"metadata": {"name": NS}}) as r:
+            assert r.status == 201, await r.text()
+        async with s.get(f"{url}/api/v1/namespaces/{NS}/pods") as r:
+            rv = (await r.json())["metadata"]["resourceVersion"]
+        delivery: list[list[float]] = [[] for _ in range(watchers)]
+        tasks = [
+            asyncio.create_task(watcher(s, url, rv, pods, delivery[i])) for i in range(watchers)
+        ]
+        await asyncio.sleep(0.5)  # let the watches connect
+
+        async def create(i: int) -> None:
+            async with s.post(f"{url}/api/v1/namespaces/{NS}/pods", json=pod(i)) as r:
+                assert r.status == 201, await r.text()
+
+        wall, lat = await timed(pods, concurrency, create)
+        print(
+            f"create: {pods} pods in {wall:.2f} s = {pods / wall:.0f} creates/s with {watchers} watchers; {ms(lat)}"
+        )
+        t = time.perf_counter()
+        await asyncio.gather(*tasks)
+        drain = time.perf_counter() - t
+        flat = [x for d in delivery for x in d]
+        print(
+            f"watch fan-out: {len(flat)} events to {watchers} watchers (all delivered {drain:.2f} s after the last create); "
+            f"delivery latency {ms(flat)}"
+        )
+
+        async def get(i: int) -> None:
+            async with s.get(f"{url}/api/v1/namespaces/{NS}/pods/p-{i % pods:05d}") as r:
+                assert r.status == 200
+                await r.read()
+
+        wall, lat = await timed(pods, concurrency, get)
+        print(f"get: {pods} in {wall:.2f} s = {pods / wall:.0f} gets/s; {ms(lat)}")
+
+        lists = 50
+
+        async def list_all(i: int) -> None:
+            async with s.get(f"{url}/api/v1/namespaces/{NS}/pods") as r:
+                assert len((await r.json())["items"]) == pods
+
+        wall, lat = await timed(lists, 4, list_all)
+        print(
+            f"list ({pods} pods each): {lists} in {wall:.2f} s = {lists / wall:.1f} lists/s; {ms(lat)}"
+        )
+
+        async def list_selected(i: int) -> None:
+            async with s.get(
+                f"{url}/api/v1/namespaces/{NS}/pods",
+                params={"fieldSelector": f"metadata.name=p-{i % pods:05d}"},
+            ) as r:
+                assert len((await r.json())["items"]) == 1
+
+        wall, lat = await timed(200, concurrency, list_selected)
+        print(
+            f"list (fieldSelector, 1 of {pods}): 200 in {wall:.2f} s = {200 / wall:.0f} lists/s; {ms(lat)}"
+        )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--watchers", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="kubesim-bench-") as tmp:
+        proc, url = start_kubesim(Path(tmp))
+        try:
+            print(f"kubesim at {url}; {os.cpu_count()} CPUs on this machine")
+            asyncio.run(run(url, args.pods, args.watchers, args.concurrency))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
