@@ -95,9 +95,8 @@ def _pod(obj: dict[str, Any]) -> None:
             for t in ("not-ready", "unreachable")
         ],
     )
-    status = obj.setdefault("status", {})
-    status.setdefault("phase", "Pending")
-    status.setdefault("qosClass", qos_class(spec))
+    # Like the pod strategy's PrepareForCreate: status is the server's, not the creator's.
+    obj["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
 
 
 def _job(obj: dict[str, Any]) -> None:
@@ -124,7 +123,7 @@ def _job(obj: dict[str, Any]) -> None:
         )
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     pod_spec_defaults(template.setdefault("spec", {}))
-    obj.setdefault("status", {})
+    obj["status"] = {}  # the job controller owns status
 
 
 def _service(obj: dict[str, Any]) -> None:

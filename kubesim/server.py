@@ -79,6 +79,7 @@ class ApiServer:
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
         self._watch_responses: set[web.StreamResponse] = set()
+        self._lines: dict[tuple[int, str], tuple[dict[str, Any], bytes]] = {}
 
     # -- application -------------------------------------------------------------------
     def make_app(self) -> web.Application:
@@ -410,13 +411,15 @@ class ApiServer:
         try:
             async with asyncio.timeout(timeout):
                 async for event in watch:
-                    obj = event.object
                     if as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
-                        obj = tables.to_table(rt.kind, [obj], include_object=include, headers=first)
+                        obj = tables.to_table(
+                            rt.kind, [event.object], include_object=include, headers=first
+                        )
                         first = False
-                    await response.write(
-                        (_dumps({"type": event.type, "object": obj}) + "\n").encode()
-                    )
+                        line = (_dumps({"type": event.type, "object": obj}) + "\n").encode()
+                    else:
+                        line = self._event_line(event)
+                    await response.write(line)
         except (TimeoutError, ConnectionResetError):
             pass
         finally:
@@ -427,6 +430,22 @@ class ApiServer:
         except ConnectionResetError:
             pass
         return response
+
+    def _event_line(self, event: WatchEvent) -> bytes:
+        """The JSON line of an event, serialised once for all watchers that share it.
+
+        Watchers receive the store's committed snapshot itself (never mutated), so the
+        object's identity is a safe cache key while we hold a reference to it.
+        """
+        key = (id(event.object), event.type)
+        hit = self._lines.get(key)
+        if hit is not None and hit[0] is event.object:
+            return hit[1]
+        line = (_dumps({"type": event.type, "object": event.object}) + "\n").encode()
+        if len(self._lines) >= 4096:
+            self._lines.clear()
+        self._lines[key] = (event.object, line)
+        return line
 
     # -- writes ------------------------------------------------------------------------
     def _namespace_of(self, rt: ResourceType, ns: str | None, obj: dict[str, Any]) -> None:
