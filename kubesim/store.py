@@ -291,7 +291,9 @@ class Store:
         self._pending = _Pending()
         # owner uid -> keys of dependents, for garbage collection.
         self._dependents: dict[str, set[tuple[ResourceType, str, str]]] = {}
-        self.create(resource("namespaces"), None, {"metadata": {"name": "default"}})
+        # The namespaces every cluster starts with (tools such as helm expect kube-system).
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.create(resource("namespaces"), None, {"metadata": {"name": ns}})
 
     # -- reads -----------------------------------------------------------------------
     def _bucket(self, rt: ResourceType, namespace: str | None) -> dict[str, dict[str, Any]]:
