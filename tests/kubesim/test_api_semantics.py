@@ -191,3 +191,15 @@ def test_list_pagination_with_limit_and_continue(k8s: Any, namespace: str) -> No
         c.metadata.name for c in first.items + second.items if c.metadata.name.startswith("page-")
     ]
     assert names == [f"page-{i}" for i in range(5)] and second.metadata._continue is None
+
+
+def test_finalizer_holds_object_until_removed(k8s: Any, namespace: str) -> None:
+    core = client.CoreV1Api(k8s)
+    body = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}}
+    core.create_namespaced_config_map(namespace, body)
+    core.delete_namespaced_config_map("held", namespace)
+    assert core.read_namespaced_config_map("held", namespace).metadata.deletion_timestamp
+    core.patch_namespaced_config_map("held", namespace, {"metadata": {"finalizers": None}})
+    with pytest.raises(ApiException) as e:
+        core.read_namespaced_config_map("held", namespace)
+    assert e.value.status == 404
