@@ -105,15 +105,15 @@ def validate(
         for err in v.iter_errors(obj):
             causes += _schema_causes(err)
     md = obj.get("metadata") or {}
-    if old is None:
-        causes += validation.check_metadata(rt.kind, obj, rt.namespaced)
-        causes += validation.check_spec(rt.kind, obj)
-    else:
-        causes += validation.check_metadata(
-            rt.kind, {**obj, "metadata": {**md, "name": old["metadata"]["name"]}}, rt.namespaced
-        )
-        causes += validation.check_spec(rt.kind, obj)
-        causes += validation.check_update(rt.kind, old, obj)
+    if not isinstance(md, dict):
+        md = {}
+    try:
+        causes += _semantic_causes(rt, obj, md, old)
+    except (TypeError, AttributeError, KeyError, ValueError):
+        # The semantic checks assume the schema's shapes; a malformed object is already
+        # explained by the schema causes, and must never become a 500.
+        if not causes:
+            raise bad_request(f"the {rt.kind} object is malformed") from None
     if causes:
         unknown = [c for c in causes if c["message"].startswith("strict decoding error")]
         if unknown and len(unknown) == len(causes):
@@ -130,6 +130,21 @@ def validate(
                 else {"name": md.get("name", ""), "kind": rt.kind, "causes": unknown},
             )
         raise invalid(rt.kind, md.get("name") or md.get("generateName", ""), causes, rt.group)
+
+
+def _semantic_causes(
+    rt: ResourceType, obj: dict[str, Any], md: dict[str, Any], old: dict[str, Any] | None
+) -> list[dict[str, str]]:
+    if old is None:
+        return validation.check_metadata(rt.kind, obj, rt.namespaced) + validation.check_spec(
+            rt.kind, obj
+        )
+    renamed = {**obj, "metadata": {**md, "name": old["metadata"]["name"]}}
+    return (
+        validation.check_metadata(rt.kind, renamed, rt.namespaced)
+        + validation.check_spec(rt.kind, obj)
+        + validation.check_update(rt.kind, old, obj)
+    )
 
 
 def admit_create(

@@ -65,6 +65,18 @@ def parse_faults(body: Any) -> Faults:
     unknown = set(body) - allowed
     if unknown:
         raise ValueError(f"unknown fault settings: {sorted(unknown)}; allowed: {sorted(allowed)}")
+    numbers = ("latency_ms", "error_rate", "cut_watches_after_s")
+    for key in numbers:
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ValueError(f"{key} must be a number")
+    codes = body.get("error_codes", [])
+    if not isinstance(codes, list) or not all(isinstance(c, int) and 400 <= c < 600 for c in codes):
+        raise ValueError("error_codes must be a list of HTTP error codes (400-599)")
+    if not isinstance(body.get("gone_next_watch", False), bool):
+        raise ValueError("gone_next_watch must be true or false")
+    if body.get("match") is not None and not isinstance(body["match"], str):
+        raise ValueError("match must be a regular expression string")
     faults = Faults(**body)
     if faults.match:
         re.compile(faults.match)

@@ -105,9 +105,7 @@ def admit(store: Store, rt: ResourceType, namespace: str, obj: dict[str, Any]) -
     else:
         requested = {}
     for quota in quotas:
-        hard = {
-            k: parse_quantity(v) for k, v in ((quota.get("spec") or {}).get("hard") or {}).items()
-        }
+        hard = _hard(quota)
         wanted = {k: v for k, v in requested.items() if k in hard}
         for k in hard:
             if _counts_for(k, rt):
@@ -130,6 +128,17 @@ def admit(store: Store, rt: ResourceType, namespace: str, obj: dict[str, Any]) -
                 f"limited: {','.join(f'{k}={_fmt(k, hard[k])}' for k in over)}",
                 {"name": obj["metadata"].get("name", ""), "kind": rt.plural},
             )
+
+
+def _hard(quota: dict[str, Any]) -> dict[str, Fraction]:
+    """Parsed hard limits; admission validates them, so a bad value here is just skipped."""
+    out = {}
+    for key, value in ((quota.get("spec") or {}).get("hard") or {}).items():
+        try:
+            out[key] = parse_quantity(value)
+        except ValueError:
+            continue
+    return out
 
 
 def _require_compute(quota: dict[str, Any], hard: dict[str, Fraction], pod: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ import base64
 import json
 import logging
 import random
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -194,7 +195,7 @@ class ApiServer:
             if request.method in ("POST", "PUT"):
                 try:
                     self.faults = parse_faults(await request.json())
-                except (ValueError, TypeError) as e:
+                except (ValueError, TypeError, re.error) as e:
                     raise bad_request(str(e)) from None
                 return object_response(self.faults.to_dict())
             raise method_not_allowed()
@@ -345,7 +346,10 @@ class ApiServer:
                 for o in items
                 if [o["metadata"].get("namespace", ""), o["metadata"]["name"]] > after
             ]
-        limit = int(q.get("limit") or 0)
+        try:
+            limit = int(q.get("limit") or 0)
+        except ValueError:
+            raise bad_request(f"limit: Invalid value: {q['limit']!r}: must be an integer") from None
         if limit > 0 and len(items) > limit:
             remaining = len(items) - limit
             items = items[:limit]

@@ -180,6 +180,14 @@ def check_spec(kind: str, obj: dict[str, Any]) -> list[Cause]:
     spec = obj.get("spec") or {}
     if kind == "Pod":
         return _check_pod_spec(spec, "spec")
+    if kind == "ResourceQuota":
+        causes = []
+        for name, qty in (spec.get("hard") or {}).items():
+            try:
+                parse_quantity(qty)
+            except ValueError as e:
+                causes.append(_invalid(f"spec.hard[{name}]", qty, str(e)))
+        return causes
     if kind == "Job":
         template = spec.get("template") or {}
         causes = _check_pod_spec(template.get("spec") or {}, "spec.template.spec")

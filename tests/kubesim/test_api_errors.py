@@ -163,3 +163,50 @@ def test_job_with_restart_policy_always_is_422(k8s: Any, namespace: str) -> None
         client.BatchV1Api(k8s).create_namespaced_job(namespace, job)
     assert e.value.status == 422
     assert _error(e)["details"]["causes"][0]["field"] == "spec.template.spec.restartPolicy"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metadata": {"name": 5}, "spec": {"containers": []}},
+        {
+            "metadata": {"name": "a", "labels": ["x"]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+        },
+        {"metadata": {"name": "a"}, "spec": {"containers": "x"}},
+        {"metadata": None},
+        [],
+    ],
+    ids=["name-int", "labels-list", "containers-str", "metadata-null", "array"],
+)
+def test_malformed_object_shapes_are_4xx_never_500(
+    kubesim: KubesimProcess, namespace: str, body: Any
+) -> None:
+    code, status = _raw(
+        kubesim,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/pods",
+        json.dumps(body).encode(),
+        "application/json",
+    )
+    assert code in (400, 422) and status["kind"] == "Status"
+
+
+def test_invalid_quota_quantity_is_rejected_and_pods_still_admitted(
+    kubesim: KubesimProcess, k8s: Any, namespace: str
+) -> None:
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "q"},
+        "spec": {"hard": {"pods": "lots"}},
+    }
+    code, status = _raw(
+        kubesim,
+        "POST",
+        f"/api/v1/namespaces/{namespace}/resourcequotas",
+        json.dumps(quota).encode(),
+        "application/json",
+    )
+    assert (code, status["details"]["causes"][0]["field"]) == (422, "spec.hard[pods]")
+    client.CoreV1Api(k8s).create_namespaced_pod(namespace, pod("fine"))
