@@ -1,0 +1,361 @@
+"""The container runtime: one local process per container run.
+
+Parent side (:class:`ContainerProcess`, used by the kubelet): starts a small launcher
+(this very file run as a script with ``python -I -S``, so it imports nothing of gpulab and
+starts fast) in a new session, feeds it a :class:`LaunchSpec` as JSON on stdin, pumps the
+container's stdout+stderr into the CRI-style log file and reports the exit.
+
+Child side (:func:`_child_main`): in the launcher process, before exec'ing the user command
+(exec form, never through a shell):
+
+1. with ``namespace``: a private mount namespace (``unshare(CLONE_NEWNS)``) in which the
+   pod's volumes are bind-mounted at their real container paths, read-only mounts remounted
+   ``ro``, tmpfs mounts made (``/dev/shm``), and runtime folders an unprivileged uid could not
+   reach (a Python under ``/root``) re-exposed under a tmpfs — kubesim's moral equivalent of
+   the image's root filesystem;
+2. ``setgroups``/``setgid``/``setuid`` to the security context's ids;
+3. ``PR_SET_NO_NEW_PRIVS`` when ``allowPrivilegeEscalation: false``;
+4. ``PR_SET_PDEATHSIG(SIGKILL)`` (after the uid switch, which clears it), so the container
+   dies with kubesim even if kubesim is killed without cleaning up;
+5. ``chdir`` to the working dir (created if missing, as runc does) and ``execvpe``.
+
+A failure in 1-5 is reported on stdout as one marker line and exit code 128, which the
+kubelet turns into a ``StartError`` terminated state like a real runtime.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import stat
+import sys
+
+START_ERROR_MARKER = b"\x00kubesim-start-error "
+START_ERROR_EXIT = 128
+
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
+_PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
+
+
+# --------------------------------------------------------------------------- child side
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(libc: ctypes.CDLL, src: str | None, dst: str, fstype: str | None, flags: int,
+           data: str | None = None) -> None:  # fmt: skip
+    rc = libc.mount(
+        src.encode() if src else None,
+        dst.encode(),
+        fstype.encode() if fstype else None,
+        ctypes.c_ulong(flags),
+        data.encode() if data else None,
+    )
+    _check(rc, f"mount {src or fstype} on {dst}")
+
+
+def _make_mount_point(target: str, is_file: bool) -> None:
+    if os.path.lexists(target):
+        return
+    os.makedirs(os.path.dirname(target) or "/", exist_ok=True)
+    if is_file:
+        with open(target, "a"):
+            pass
+    else:
+        os.makedirs(target, exist_ok=True)
+
+
+def _world_blocked_ancestor(path: str) -> str | None:
+    """The topmost ancestor of ``path`` that others cannot traverse (e.g. /root, 0700)."""
+    parts = os.path.abspath(path).strip("/").split("/")
+    for i in range(1, len(parts)):
+        anc = "/" + "/".join(parts[:i])
+        try:
+            if not os.stat(anc).st_mode & stat.S_IXOTH:
+                return anc
+        except OSError:
+            return None
+    return None
+
+
+def _expose(libc: ctypes.CDLL, paths: list[str]) -> None:
+    """Make runtime folders under a private ancestor reachable for any uid.
+
+    The blocked ancestor is covered with a tmpfs (hiding, e.g., root's home from the pod, as
+    a container would) and each needed folder is bind-mounted back from an fd opened first.
+    """
+    plan: list[tuple[str, str, int]] = []
+    for p in paths:
+        blocked = _world_blocked_ancestor(p)
+        if blocked and os.path.isdir(p):
+            plan.append((blocked, p, os.open(p, os.O_PATH | os.O_DIRECTORY)))
+    covered: set[str] = set()
+    for blocked, _, _ in plan:
+        if blocked not in covered:
+            _mount(libc, "tmpfs", blocked, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+            covered.add(blocked)
+    for _, p, fd in plan:
+        os.makedirs(p, exist_ok=True)
+        _mount(libc, f"/proc/self/fd/{fd}", p, None, _MS_BIND | _MS_REC)
+        os.close(fd)
+
+
+def _apply_mounts(libc: ctypes.CDLL, spec: dict) -> None:  # type: ignore[type-arg]
+    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    # Nothing mounted here may leak back to the host's namespace.
+    _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
+    if spec.get("uid"):
+        _expose(libc, spec.get("expose") or [])
+    for m in spec.get("mounts") or []:
+        target = m["target"]
+        if m["kind"] == "tmpfs":
+            _make_mount_point(target, False)
+            _mount(libc, "tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, m.get("options"))
+            continue
+        source = m["source"]
+        _make_mount_point(target, os.path.isfile(source))
+        _mount(libc, source, target, None, _MS_BIND | _MS_REC)
+        if m.get("read_only"):
+            _mount(libc, None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_REC)
+
+
+def _child_main() -> None:
+    spec = json.loads(sys.stdin.buffer.read())
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    try:
+        libc = _libc()
+        _check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+        if os.getppid() == 1:  # kubesim died before the signal was armed
+            os._exit(1)
+        if spec.get("namespace"):
+            _apply_mounts(libc, spec)
+        cwd = spec.get("cwd") or "/"
+        os.makedirs(cwd, exist_ok=True)
+        uid, gid = spec.get("uid"), spec.get("gid")
+        if uid is not None or gid is not None or spec.get("groups"):
+            os.setgroups([int(g) for g in spec.get("groups") or []])
+        if gid is not None:
+            os.setgid(int(gid))
+        if uid is not None:
+            os.setuid(int(uid))
+        if spec.get("no_new_privs"):
+            _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+        # A uid change clears the parent-death signal: arm it again.
+        _check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+        os.chdir(cwd)
+        argv = spec["argv"]
+        os.execvpe(argv[0], argv, spec["env"])
+    except Exception as e:  # noqa: BLE001 - everything becomes a StartError report
+        message = f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)
+        if isinstance(e, FileNotFoundError) and "argv" in locals():
+            message = (
+                f'exec: "{spec["argv"][0]}": executable file not found in $PATH'
+                if "/" not in spec["argv"][0]
+                else f"exec: {spec['argv'][0]}: no such file or directory"
+            )
+        os.write(1, START_ERROR_MARKER + message.encode(errors="replace") + b"\n")
+        os._exit(START_ERROR_EXIT)
+
+
+if __name__ == "__main__":
+    _child_main()
+    sys.exit(1)  # not reached: exec or _exit
+
+# --------------------------------------------------------------------------- parent side
+# (Below the child entry point on purpose: the launcher never needs these imports.)
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+import signal  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+log = logging.getLogger(__name__)
+MAX_LINE = 16 * 1024  # longer lines are split, as the CRI log format does
+
+
+@dataclass
+class Mount:
+    target: str
+    kind: str = "bind"  # bind | tmpfs
+    source: str | None = None
+    read_only: bool = False
+    options: str | None = None  # tmpfs: "size=64m,mode=1777"
+
+
+@dataclass
+class LaunchSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str = "/"
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] = field(default_factory=list)
+    no_new_privs: bool = False
+    namespace: bool = False
+    mounts: list[Mount] = field(default_factory=list)
+    expose: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Exit:
+    code: int
+    signal: int | None = None
+    start_error: str | None = None
+
+
+def timestamp() -> str:
+    """RFC3339Nano in UTC, as CRI log lines carry."""
+    now = datetime.now(UTC)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond:06d}000Z"
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        # Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
+        ppid = int(data[data.rindex(b")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and everything below it, including processes that left its session
+    (Jupyter starts kernels with ``start_new_session``)."""
+    children = _children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+class ContainerProcess:
+    """One run of one container."""
+
+    def __init__(self, spec: LaunchSpec, log_path: Path) -> None:
+        self.spec = spec
+        self.log_path = log_path
+        self.pid: int | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._start_error: str | None = None
+        self._exit: Exit | None = None
+
+    async def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-I",
+            "-S",
+            __file__,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # its own process group, killed as a whole
+            env={"LC_ALL": "C.UTF-8"},
+            limit=MAX_LINE,
+        )
+        self.pid = self._proc.pid
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(asdict(self.spec)).encode())
+        with contextlib.suppress(ConnectionError):
+            await self._proc.stdin.drain()
+        self._proc.stdin.close()
+        self._pump = asyncio.create_task(self._pump_logs())
+
+    async def _pump_logs(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        reader = self._proc.stdout
+        first = True
+        with self.log_path.open("ab", buffering=0) as out:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as e:
+                    line = e.partial
+                    if not line:
+                        return
+                except asyncio.LimitOverrunError as e:
+                    line = await reader.readexactly(e.consumed)
+                if first and line.startswith(START_ERROR_MARKER):
+                    self._start_error = (
+                        line[len(START_ERROR_MARKER) :].decode("utf-8", "replace").strip()
+                    )
+                first = False
+                text = line.rstrip(b"\n").replace(b"\r", b"")
+                out.write(timestamp().encode() + b" " + text + b"\n")
+
+    async def wait(self) -> Exit:
+        """The exit of the container's main process; the rest of its tree is killed then,
+        as a container's processes end with its PID 1."""
+        if self._exit is not None:
+            return self._exit
+        assert self._proc is not None
+        rc = await self._proc.wait()
+        self.kill(signal.SIGKILL)
+        if self._pump is not None:
+            # Output still buffered in the pipe is drained; a pipe held open by an escaped
+            # process is not waited for.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._pump), 2)
+        if rc < 0:
+            self._exit = Exit(128 - rc, signal=-rc)  # 137 for SIGKILL, 143 for SIGTERM
+        elif rc == START_ERROR_EXIT and self._start_error:
+            self._exit = Exit(rc, start_error=self._start_error)
+        else:
+            self._exit = Exit(rc)
+        return self._exit
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.returncode is None
+
+    def kill(self, sig: int) -> None:
+        """Signal the container's process group and every descendant's group."""
+        if self.pid is None:
+            return
+        pgids = {self.pid}
+        if self.running or sig == signal.SIGKILL:
+            with contextlib.suppress(OSError):
+                for pid in descendants(self.pid):
+                    with contextlib.suppress(OSError):
+                        pgids.add(os.getpgid(pid))
+        for pgid in pgids:
+            if pgid <= 1 or pgid == os.getpgid(0):
+                continue  # never our own group
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, sig)
+
+    async def stop(self, grace: float) -> Exit:
+        """SIGTERM, up to ``grace`` seconds, then SIGKILL."""
+        if self._proc is None:
+            return Exit(0)
+        if self.running:
+            self.kill(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self._proc.wait()), max(grace, 0))
+            except TimeoutError:
+                pass
+        self.kill(signal.SIGKILL)
+        return await self.wait()

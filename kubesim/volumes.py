@@ -1,0 +1,273 @@
+"""Pod volumes as local folders, and the PersistentVolumeClaim folders' lifecycle.
+
+Backing on the host (``{data_dir}`` is kubesim's data folder):
+
+- ``persistentVolumeClaim`` -> ``{data_dir}/volumes/{namespace}/{claimName}``. The folder is
+  made when the claim is created (or first used) and removed when the claim is deleted, so it
+  outlives pods like a real volume. New claim folders are mode 0777, like the
+  local-path provisioner's; ``fsGroup`` makes them group-owned and setgid.
+- ``emptyDir`` -> ``{pod_dir}/volumes/{name}`` (0777, removed with the pod); with
+  ``medium: Memory`` a tmpfs sized by ``sizeLimit`` when the pod runs in its own mount
+  namespace.
+- ``secret`` / ``configMap`` / ``downwardAPI`` / ``projected`` -> files written in
+  ``{pod_dir}/volumes/{name}`` (secrets base64-decoded; ``defaultMode``/``items[].mode``,
+  0644 by default), mounted read-only.
+- ``hostPath`` -> the host path itself.
+
+Missing objects (claim, secret, config map not ``optional``) raise :class:`MountError`, which
+the kubelet reports as a ``FailedMount`` event and retries, as a real kubelet does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from gpulab.kubesim.quantity import parse_quantity
+from gpulab.kubesim.store import ResourceType, Store, WatchEvent, resource
+
+log = logging.getLogger(__name__)
+DEFAULT_MODE = 0o644
+
+
+class MountError(Exception):
+    """A volume cannot be set up yet (the message is the FailedMount event's)."""
+
+
+@dataclass
+class Volume:
+    name: str
+    path: Path  # host folder (or file for a hostPath file)
+    read_only: bool = False  # forced read-only (secret, configMap, ...)
+    tmpfs_size: int | None = None  # emptyDir medium Memory: size in bytes (0 = unlimited)
+
+
+class Volumes:
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self._store = store
+        self._root = data_dir / "volumes"
+        self._unsubscribe = store.subscribe(self._on_event)
+        for pvc in store.list(resource("persistentvolumeclaims"))[0]:
+            self.claim_dir(pvc["metadata"]["namespace"], pvc["metadata"]["name"]).mkdir(
+                parents=True, exist_ok=True
+            )
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def claim_dir(self, namespace: str, claim: str) -> Path:
+        return self._root / namespace / claim
+
+    def _on_event(self, rt: ResourceType, event: WatchEvent) -> None:
+        if rt.kind != "PersistentVolumeClaim":
+            return
+        md = event.object["metadata"]
+        path = self.claim_dir(md["namespace"], md["name"])
+        if event.type == "ADDED":
+            asyncio.get_running_loop().run_in_executor(None, _make_claim_dir, path)
+        elif event.type == "DELETED":
+            asyncio.get_running_loop().run_in_executor(None, _remove, path)
+
+    async def prepare(self, pod: dict[str, Any], pod_dir: Path) -> dict[str, Volume]:
+        """Set up every volume of ``pod``; returns them by name."""
+        md, spec = pod["metadata"], pod.get("spec") or {}
+        ns = md["namespace"]
+        sc = spec.get("securityContext") or {}
+        fs_group = sc.get("fsGroup")
+        volumes: dict[str, Volume] = {}
+        for v in spec.get("volumes") or []:
+            name = v["name"]
+            local = pod_dir / "volumes" / name
+            if (claim := v.get("persistentVolumeClaim")) is not None:
+                pvc = self._store.get(resource("persistentvolumeclaims"), ns, claim["claimName"])
+                if pvc is None or pvc["metadata"].get("deletionTimestamp"):
+                    raise MountError(
+                        f'persistentvolumeclaim "{claim["claimName"]}" not found'
+                        if pvc is None
+                        else f'persistentvolumeclaim "{claim["claimName"]}" is being deleted'
+                    )
+                path = self.claim_dir(ns, claim["claimName"])
+                await asyncio.to_thread(_make_claim_dir, path, fs_group)
+                volumes[name] = Volume(name, path, read_only=bool(claim.get("readOnly")))
+            elif (empty := v.get("emptyDir")) is not None:
+                size = None
+                if (empty or {}).get("medium") == "Memory":
+                    limit = (empty or {}).get("sizeLimit")
+                    size = int(parse_quantity(limit)) if limit else 0
+                await asyncio.to_thread(_make_dir, local, 0o777, fs_group)
+                volumes[name] = Volume(name, local, tmpfs_size=size)
+            elif (host := v.get("hostPath")) is not None:
+                path = Path(host["path"])
+                if host.get("type") in ("DirectoryOrCreate",) and not path.exists():
+                    await asyncio.to_thread(_make_dir, path, 0o755, None)
+                if not path.exists():
+                    raise MountError(f"hostPath type check failed: {path} does not exist")
+                volumes[name] = Volume(name, path)
+            elif any(k in v for k in ("secret", "configMap", "downwardAPI", "projected")):
+                files = self._projected_files(pod, v)
+                await asyncio.to_thread(_write_files, local, files, fs_group)
+                volumes[name] = Volume(name, local, read_only=True)
+            else:
+                kinds = [k for k in v if k != "name"]
+                raise MountError(f"kubesim does not support volume {name!r} of type {kinds}")
+        return volumes
+
+    # -- file contents ------------------------------------------------------------------
+    def _projected_files(
+        self, pod: dict[str, Any], v: dict[str, Any]
+    ) -> dict[str, tuple[bytes, int]]:
+        """relative path -> (content, mode) for a secret/configMap/downwardAPI/projected volume."""
+        if "projected" in v:
+            default = v["projected"].get("defaultMode", DEFAULT_MODE)
+            files: dict[str, tuple[bytes, int]] = {}
+            for source in v["projected"].get("sources") or []:
+                for kind, src in source.items():
+                    files.update(self._source_files(pod, kind, src, default))
+            return files
+        for kind in ("secret", "configMap", "downwardAPI"):
+            if kind in v:
+                src = v[kind] or {}
+                return self._source_files(pod, kind, src, src.get("defaultMode", DEFAULT_MODE))
+        return {}
+
+    def _source_files(
+        self, pod: dict[str, Any], kind: str, src: dict[str, Any], default_mode: int
+    ) -> dict[str, tuple[bytes, int]]:
+        ns = pod["metadata"]["namespace"]
+        if kind in ("secret", "configMap"):
+            name = src.get("secretName") if kind == "secret" else src.get("name")
+            name = name or src.get("name")
+            rt = resource("secrets" if kind == "secret" else "configmaps")
+            obj = self._store.get(rt, ns, name or "")
+            if obj is None:
+                if src.get("optional"):
+                    return {}
+                raise MountError(
+                    f'{kind.lower() if kind == "secret" else "configmap"} "{name}" not found'
+                )
+            data = data_of(obj)
+            items = src.get("items")
+            if not items:
+                return {k: (val, default_mode) for k, val in data.items()}
+            out = {}
+            for item in items:
+                if item["key"] not in data:
+                    if src.get("optional"):
+                        continue
+                    raise MountError(f'key "{item["key"]}" not found in {kind} "{name}"')
+                out[item["path"]] = (data[item["key"]], item.get("mode", default_mode))
+            return out
+        if kind == "downwardAPI":
+            out = {}
+            for item in src.get("items") or []:
+                ref = item.get("fieldRef") or {}
+                if ref:
+                    value = field_value(pod, ref.get("fieldPath", ""))
+                else:
+                    value = ""
+                out[item["path"]] = (value.encode(), item.get("mode", default_mode))
+            return out
+        return {}  # serviceAccountToken and others: not provided by kubesim
+
+    async def cleanup_pod(self, pod_dir: Path) -> None:
+        await asyncio.to_thread(_remove, pod_dir)
+
+
+def data_of(obj: dict[str, Any]) -> dict[str, bytes]:
+    """A Secret's or ConfigMap's data as bytes (secrets are stored base64-encoded)."""
+    out: dict[str, bytes] = {}
+    if obj.get("kind") == "Secret":
+        for k, v in (obj.get("data") or {}).items():
+            out[k] = base64.b64decode(v or "")
+        for k, v in (obj.get("stringData") or {}).items():
+            out[k] = str(v).encode()
+    else:
+        for k, v in (obj.get("data") or {}).items():
+            out[k] = str(v).encode()
+        for k, v in (obj.get("binaryData") or {}).items():
+            out[k] = base64.b64decode(v or "")
+    return out
+
+
+def field_value(pod: dict[str, Any], path: str) -> str:
+    """A downward-API ``fieldPath`` of the pod (as far as kubesim knows it)."""
+    md, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    simple = {
+        "metadata.name": md.get("name", ""),
+        "metadata.namespace": md.get("namespace", ""),
+        "metadata.uid": md.get("uid", ""),
+        "spec.nodeName": spec.get("nodeName", ""),
+        "spec.serviceAccountName": spec.get("serviceAccountName", ""),
+        "status.podIP": status.get("podIP", ""),
+        "status.podIPs": ",".join(p["ip"] for p in status.get("podIPs") or []),
+        "status.hostIP": status.get("hostIP", ""),
+        "status.hostIPs": ",".join(p["ip"] for p in status.get("hostIPs") or []),
+    }
+    if path in simple:
+        return simple[path]
+    for prefix, key in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+        values = md.get(key) or {}
+        if path == prefix:
+            return "\n".join(f"{k}={json.dumps(v)}" for k, v in sorted(values.items()))
+        if path.startswith(prefix + "[") and path.endswith("]"):
+            return values.get(path[len(prefix) + 1 : -1].strip("'\""), "")
+    return ""
+
+
+def safe_join(base: Path, sub: str) -> Path:
+    """``base/sub`` for a subPath, refusing absolute paths and ``..`` like the API does."""
+    p = PurePosixPath(sub)
+    if p.is_absolute() or ".." in p.parts:
+        raise MountError(f"subPath {sub!r} must be a relative path without '..'")
+    return base / p
+
+
+# -- blocking helpers (run in threads) ------------------------------------------------
+def _make_claim_dir(path: Path, fs_group: int | None = None) -> None:
+    if not path.exists():
+        _make_dir(path, 0o777, None)
+    if fs_group is not None:
+        _own(path, fs_group)
+
+
+def _make_dir(path: Path, mode: int, fs_group: int | None) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, mode)
+    if fs_group is not None:
+        _own(path, fs_group)
+
+
+def _own(path: Path, fs_group: int) -> None:
+    """fsGroup: the volume root belongs to the group, which may write, and new files inherit it."""
+    with contextlib.suppress(PermissionError):
+        os.chown(path, -1, int(fs_group))
+        os.chmod(path, (os.stat(path).st_mode & 0o7777) | 0o2070)
+
+
+def _write_files(root: Path, files: dict[str, tuple[bytes, int]], fs_group: int | None) -> None:
+    _remove(root)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755 if fs_group is None else 0o2755)
+    for rel, (content, mode) in files.items():
+        target = safe_join(root, rel)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        os.chmod(target, mode)
+        if fs_group is not None:
+            with contextlib.suppress(PermissionError):
+                os.chown(target, -1, int(fs_group))
+    if fs_group is not None:
+        with contextlib.suppress(PermissionError):
+            os.chown(root, -1, int(fs_group))
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
