@@ -40,6 +40,7 @@ log = logging.getLogger("gpulab.kubesim.server")
 MAX_BODY = 3 * 1024 * 1024  # the apiserver's limit for a JSON request body
 DEFAULT_WATCH_TIMEOUT = 1800.0  # the apiserver's min-request-timeout
 _INFO = web.RequestKey("kubesim_request_info", RequestInfo)
+_AUDITED = web.RequestKey("kubesim_audited", bool)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -104,20 +105,25 @@ class ApiServer:
             code = e.status
             raise
         finally:
-            if info.is_resource:
-                self.audit.record(
-                    AuditRecord(
-                        verb=info.verb,
-                        apiGroup=info.group,
-                        resource=info.resource,
-                        subresource=info.subresource,
-                        namespace=info.namespace,
-                        name=info.name,
-                        userAgent=request.headers.get("User-Agent", ""),
-                        code=code,
-                        path=request.path_qs,
-                    )
-                )
+            if info.is_resource and not request.get(_AUDITED):
+                self._record(request, code)
+
+    def _record(self, request: web.Request, code: int) -> None:
+        info = request[_INFO]
+        request[_AUDITED] = True
+        self.audit.record(
+            AuditRecord(
+                verb=info.verb,
+                apiGroup=info.group,
+                resource=info.resource,
+                subresource=info.subresource,
+                namespace=info.namespace,
+                name=info.name,
+                userAgent=request.headers.get("User-Agent", ""),
+                code=code,
+                path=request.path_qs,
+            )
+        )
 
     @web.middleware
     async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -410,6 +416,8 @@ class ApiServer:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         await response.prepare(request)
+        # A watch is counted when it starts streaming, so open watches show up in the audit.
+        self._record(request, response.status)
         self._watch_responses.add(response)
         first = True
         try:

@@ -57,3 +57,19 @@ def test_audit_log_has_a_json_line_per_request(
         "code": 404,
         "path": None,
     }
+
+
+async def test_open_watch_is_counted_while_it_streams(
+    kubesim: KubesimProcess, k8s_async: Any, namespace: str
+) -> None:
+    from kubernetes_asyncio import client as async_client
+
+    before = kubesim.requests()["counts"].get("watch pods", 0)
+    core = async_client.CoreV1Api(k8s_async)
+    resp = await core.list_namespaced_pod(
+        namespace, watch=True, timeout_seconds=30, _preload_content=False
+    )
+    try:
+        assert kubesim.requests()["counts"]["watch pods"] == before + 1
+    finally:
+        resp.close()
