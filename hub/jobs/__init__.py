@@ -1,0 +1,1 @@
+"""Batch jobs: the spec, policy checks, pure manifest builders, ids and the S3 side."""
