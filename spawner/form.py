@@ -1,0 +1,252 @@
+"""The spawn form: a KubeSpawner ``profile_list`` built per user from policy + catalogue.
+
+Pure: :func:`build_profile_list` takes the user's :class:`Entitlement`, the catalogue's images
+(anything with the :class:`ImageLike` attributes) and, optionally, the cluster's GPU
+availability and the user's quota left. The result is KubeSpawner's ``profile_list`` format
+(one profile per allowed policy profile, ``profile_options`` with an ``image`` choice and, on
+GPU profiles, a ``gpus`` choice), rendered by KubeSpawner's own ``form.html``.
+
+Every display string is HTML-escaped here: KubeSpawner renders the form with autoescape off,
+and image names and descriptions come from the registry.
+
+GPU sizes that cannot be scheduled now (no node has that many free GPUs of the type) or that
+exceed the quota left carry ``disabled: True`` and a ``reason``; KubeSpawner's template ignores
+those keys, so :func:`availability_html` adds a panel and a small script that disables them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gpulab.hub.policy import Entitlement, ProfilePolicy, format_bytes, quantity_bytes
+from markupsafe import escape
+
+__all__ = [
+    "GpuTypeAvailability",
+    "ImageLike",
+    "QuotaLeft",
+    "availability_html",
+    "build_profile_list",
+    "images_for_profile",
+    "offered_images_by_profile",
+]
+
+
+class ImageLike(Protocol):
+    reference: str
+    display_name: str
+    description: str
+    gpu: bool
+
+
+@dataclass(frozen=True)
+class GpuTypeAvailability:
+    """Free GPUs of one type, from the watch-backed view of nodes and pods."""
+
+    gpu_type: str
+    total: int  # allocatable on schedulable, ready nodes of the type
+    free: int  # total minus what non-terminated pods request
+    max_free_on_node: int  # the largest single-pod request that fits now
+    nodes: int
+
+
+@dataclass(frozen=True)
+class QuotaLeft:
+    user_used: int
+    user_limit: int
+    group: str
+    group_used: int
+    group_limit: int
+
+    @property
+    def left(self) -> int:
+        return max(0, min(self.user_limit - self.user_used, self.group_limit - self.group_used))
+
+
+def _e(text: str) -> str:
+    return str(escape(text))
+
+
+def images_for_profile(
+    entitlement: Entitlement, profile: ProfilePolicy, images: Sequence[ImageLike]
+) -> list[ImageLike]:
+    """Catalogue images offered on ``profile``: allowed for the user's groups; GPU images only
+    on GPU profiles; on CPU profiles CPU images first, then GPU images (they run on CPU too).
+    Duplicates (same reference) are dropped; catalogue order is kept otherwise."""
+    seen: set[str] = set()
+    allowed: list[ImageLike] = []
+    for img in images:
+        if img.reference in seen or not entitlement.image_allowed(img.reference):
+            continue
+        seen.add(img.reference)
+        allowed.append(img)
+    if profile.is_gpu:
+        return [i for i in allowed if i.gpu]
+    return [i for i in allowed if not i.gpu] + [i for i in allowed if i.gpu]
+
+
+def offered_images_by_profile(
+    entitlement: Entitlement, images: Sequence[ImageLike]
+) -> dict[str, list[str]]:
+    """profile name -> offered image references (the first is the default)."""
+    return {
+        p.name: [i.reference for i in images_for_profile(entitlement, p, images)]
+        for p in entitlement.profiles
+    }
+
+
+def _resources_line(profile: ProfilePolicy) -> str:
+    parts = []
+    cpu = profile.cpu
+    if cpu.limit is not None:
+        lo = (
+            f"{cpu.guarantee:g}–"
+            if cpu.guarantee is not None and cpu.guarantee != cpu.limit
+            else ""
+        )
+        parts.append(f"{lo}{cpu.limit:g} CPUs")
+    mem = profile.memory
+    if mem.limit is not None:
+        hi = format_bytes(quantity_bytes(mem.limit))
+        lo = ""
+        if mem.guarantee is not None and quantity_bytes(mem.guarantee) != quantity_bytes(mem.limit):
+            lo = format_bytes(quantity_bytes(mem.guarantee)) + "–"
+        parts.append(f"{lo}{hi} memory")
+    if profile.shm_size:
+        parts.append(f"{profile.shm_size} /dev/shm")
+    return ", ".join(parts)
+
+
+def _gpu_reason(
+    n: int, gpu_type: str, avail: GpuTypeAvailability | None, quota: QuotaLeft | None
+) -> str | None:
+    if quota is not None and n > quota.left:
+        if quota.user_limit - quota.user_used < n:
+            return f"over your GPU quota ({max(quota.user_limit - quota.user_used, 0)} left)"
+        return (
+            f"over group {quota.group}'s GPU quota "
+            f"({max(quota.group_limit - quota.group_used, 0)} left)"
+        )
+    if avail is not None and n > avail.max_free_on_node:
+        if avail.max_free_on_node == 0:
+            return f"no {gpu_type} GPU is free right now"
+        return f"at most {avail.max_free_on_node} {gpu_type} GPUs are free on one node right now"
+    return None
+
+
+def build_profile_list(
+    entitlement: Entitlement,
+    images: Sequence[ImageLike],
+    *,
+    availability: Mapping[str, GpuTypeAvailability] | None = None,
+    quota: QuotaLeft | None = None,
+) -> list[dict[str, Any]]:
+    """KubeSpawner ``profile_list`` for one user (see the module docstring). Profiles with no
+    image to offer are left out."""
+    out: list[dict[str, Any]] = []
+    default_seen = False
+    for profile in entitlement.profiles:
+        offered = images_for_profile(entitlement, profile, images)
+        if not offered:
+            continue
+        image_choices: dict[str, Any] = {}
+        for i, img in enumerate(offered):
+            label = img.display_name or img.reference
+            if img.display_name and img.display_name != img.reference:
+                label = f"{img.display_name} — {img.reference}"
+            image_choices[img.reference] = {"display_name": _e(label), "default": i == 0}
+        options: dict[str, Any] = {
+            "image": {"display_name": "Image", "choices": image_choices},
+        }
+        description = profile.description
+        res = _resources_line(profile)
+        if profile.is_gpu:
+            assert profile.gpu_type is not None
+            avail = (availability or {}).get(profile.gpu_type)
+            gpu_choices: dict[str, Any] = {}
+            first_enabled: str | None = None
+            for n in profile.gpus:
+                reason = _gpu_reason(n, profile.gpu_type, avail, quota)
+                noun = "GPU" if n == 1 else "GPUs"
+                label = f"{n} {noun} ({profile.gpu_type})"
+                choice: dict[str, Any] = {"display_name": _e(label)}
+                if reason:
+                    choice["display_name"] = _e(f"{label} — unavailable: {reason}")
+                    choice["disabled"] = True
+                    choice["reason"] = _e(reason)
+                elif first_enabled is None:
+                    first_enabled = str(n)
+                gpu_choices[str(n)] = choice
+            default_key = first_enabled or str(profile.gpus[0])
+            gpu_choices[default_key]["default"] = True
+            options["gpus"] = {"display_name": "GPUs", "choices": gpu_choices}
+            if avail is not None:
+                res = f"{res}; {avail.free} of {avail.total} {profile.gpu_type} GPUs free"
+        entry: dict[str, Any] = {
+            "slug": profile.name,
+            "display_name": _e(profile.display_name),
+            "description": _e(
+                f"{description} ({res})" if res and description else description or res
+            ),
+            "profile_options": options,
+        }
+        if profile.default and not default_seen:
+            entry["default"] = True
+            default_seen = True
+        out.append(entry)
+    if out and not default_seen:
+        out[0]["default"] = True
+    return out
+
+
+def availability_html(
+    profile_list: Sequence[Mapping[str, Any]],
+    availability: Mapping[str, GpuTypeAvailability] | None,
+    quota: QuotaLeft | None,
+) -> str:
+    """A panel (free GPUs per type, quota left) and a script that disables the GPU choices
+    marked ``disabled`` in ``profile_list`` (with their reason as a tooltip)."""
+    disabled = [
+        {
+            "id": f"profile-option-{p['slug']}--{opt}",
+            "value": key,
+            "reason": choice.get("reason", ""),
+        }
+        for p in profile_list
+        for opt, option in p.get("profile_options", {}).items()
+        for key, choice in option.get("choices", {}).items()
+        if choice.get("disabled")
+    ]
+    rows = []
+    for a in (availability or {}).values():
+        rows.append(
+            f"<li><strong>{_e(a.gpu_type)}</strong>: {a.free} of {a.total} GPUs free"
+            f" (at most {a.max_free_on_node} on one node)</li>"
+        )
+    if quota is not None:
+        rows.append(
+            f"<li>Your GPU quota: {max(quota.user_limit - quota.user_used, 0)} of "
+            f"{quota.user_limit} left; group <strong>{_e(quota.group)}</strong>: "
+            f"{max(quota.group_limit - quota.group_used, 0)} of {quota.group_limit} left</li>"
+        )
+    panel = ""
+    if rows:
+        panel = (
+            '<div class="gpulab-availability alert alert-info" id="gpulab-availability">'
+            "<strong>GPUs right now</strong><ul>" + "".join(rows) + "</ul></div>"
+        )
+    script = ""
+    if disabled:
+        data = json.dumps(disabled).replace("<", "\\u003c")
+        script = (
+            "<script>$(function(){const d=" + data + ";"
+            "for(const x of d){const s=document.getElementById(x.id);if(!s)continue;"
+            "for(const o of s.options){if(o.value===x.value){o.disabled=true;o.title=x.reason;"
+            "if(o.selected){o.selected=false;}}}"
+            "if(s.selectedOptions.length===0||s.selectedOptions[0].disabled){"
+            "for(const o of s.options){if(!o.disabled){o.selected=true;break;}}}}});</script>"
+        )
+    return panel + script

@@ -1,0 +1,168 @@
+"""Counting GPUs from the cluster's objects (pure), for quota checks and the spawn page.
+
+The inputs are the raw API dicts a watch-backed cache holds (:mod:`gpulab.spawner.cluster`):
+never the spawner's memory of what it started. Servers and jobs both count:
+
+* a pod counts when it is labelled ``app.kubernetes.io/managed-by: gpulab`` with
+  ``gpulab.io/gpus`` and has not terminated (phase not Succeeded/Failed). A pod being deleted
+  still holds its GPUs until it is gone, so it still counts;
+* a Job (``gpulab.io/job-id``) that is neither finished nor suspended and has no live pod yet
+  counts too (its pod is about to be created, or is between retries); a job is counted once.
+
+:func:`gpu_availability` computes free GPUs per GPU type from nodes and all pods bound to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gpulab.hub.policy import GpuType
+
+from .checks import GpuUsage
+from .form import GpuTypeAvailability
+
+__all__ = [
+    "count_usage",
+    "gpu_availability",
+    "is_live_pod",
+    "pod_gpu_request",
+]
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+USER = "gpulab.io/user"
+GROUP = "gpulab.io/group"
+GPUS = "gpulab.io/gpus"
+JOB_ID = "gpulab.io/job-id"
+_TERMINAL = {"Succeeded", "Failed"}
+
+
+def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    return (obj.get("metadata") or {}).get("labels") or {}
+
+
+def _int(value: Any) -> int:
+    try:
+        return max(0, int(str(value)))
+    except (TypeError, ValueError):
+        return 0
+
+
+def is_live_pod(pod: Mapping[str, Any]) -> bool:
+    return ((pod.get("status") or {}).get("phase") or "Pending") not in _TERMINAL
+
+
+def _job_active(job: Mapping[str, Any]) -> bool:
+    if (job.get("spec") or {}).get("suspend"):
+        return False
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
+            return False
+    return True
+
+
+def count_usage(
+    pods: Iterable[Mapping[str, Any]],
+    jobs: Iterable[Mapping[str, Any]] = (),
+    *,
+    user: str,
+    group: str,
+) -> GpuUsage:
+    """GPUs in use by the user (``user``: the escaped ``gpulab.io/user`` value) and by the
+    quota group ``group``."""
+    user_total = group_total = 0
+    jobs_with_pods: set[str] = set()
+    for pod in pods:
+        labels = _labels(pod)
+        if labels.get(MANAGED_BY) != "gpulab" or not is_live_pod(pod):
+            continue
+        n = _int(labels.get(GPUS))
+        job_id = labels.get(JOB_ID)
+        if job_id:
+            if job_id in jobs_with_pods:
+                continue  # a job is counted once, whatever its pods (retries, parallelism 1)
+            jobs_with_pods.add(job_id)
+        if labels.get(USER) == user:
+            user_total += n
+        if labels.get(GROUP) == group:
+            group_total += n
+    for job in jobs:
+        labels = _labels(job)
+        job_id = labels.get(JOB_ID)
+        if labels.get(MANAGED_BY) != "gpulab" or not job_id or job_id in jobs_with_pods:
+            continue
+        if not _job_active(job):
+            continue
+        jobs_with_pods.add(job_id)
+        n = _int(labels.get(GPUS))
+        if labels.get(USER) == user:
+            user_total += n
+        if labels.get(GROUP) == group:
+            group_total += n
+    return GpuUsage(user=user_total, group=group_total)
+
+
+def pod_gpu_request(pod: Mapping[str, Any], resource: str) -> int:
+    """GPUs of ``resource`` a pod takes on its node (requests, else limits; init containers
+    count by their maximum, as the scheduler does)."""
+
+    def one(container: Mapping[str, Any]) -> int:
+        res = container.get("resources") or {}
+        value = (res.get("requests") or {}).get(resource)
+        if value is None:
+            value = (res.get("limits") or {}).get(resource)
+        return _int(value)
+
+    spec = pod.get("spec") or {}
+    main = sum(one(c) for c in spec.get("containers") or [])
+    init = max((one(c) for c in spec.get("initContainers") or []), default=0)
+    return max(main, init)
+
+
+def _node_ready(node: Mapping[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
+        return False
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True"
+    return False
+
+
+def gpu_availability(
+    nodes: Iterable[Mapping[str, Any]],
+    pods: Iterable[Mapping[str, Any]],
+    gpu_types: Mapping[str, GpuType],
+) -> dict[str, GpuTypeAvailability]:
+    """Free GPUs per GPU type: nodes whose labels match the type's node selector and that
+    advertise its resource; minus what live pods bound to them request."""
+    node_list = [n for n in nodes if _node_ready(n)]
+    used: dict[tuple[str, str], int] = {}
+    resources = {t.resource for t in gpu_types.values()}
+    for pod in pods:
+        node_name = (pod.get("spec") or {}).get("nodeName")
+        if not node_name or not is_live_pod(pod):
+            continue
+        for r in resources:
+            n = pod_gpu_request(pod, r)
+            if n:
+                used[(node_name, r)] = used.get((node_name, r), 0) + n
+    out: dict[str, GpuTypeAvailability] = {}
+    for name, gtype in gpu_types.items():
+        total = free = best = count = 0
+        for node in node_list:
+            labels = _labels(node)
+            if any(labels.get(k) != v for k, v in gtype.node_selector.items()):
+                continue
+            alloc = _int(((node.get("status") or {}).get("allocatable") or {}).get(gtype.resource))
+            if alloc <= 0:
+                continue
+            node_name = (node.get("metadata") or {}).get("name", "")
+            node_free = max(0, alloc - used.get((node_name, gtype.resource), 0))
+            total += alloc
+            free += node_free
+            best = max(best, node_free)
+            count += 1
+        out[name] = GpuTypeAvailability(
+            gpu_type=name, total=total, free=free, max_free_on_node=best, nodes=count
+        )
+    return out
