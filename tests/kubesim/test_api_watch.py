@@ -31,14 +31,28 @@ async def _events(
 async def test_watch_from_list_resource_version_sees_every_later_change(
     k8s_async: Any, namespace: str
 ) -> None:
+    # ConfigMaps: no controller writes to them, so the events are exactly ours.
     core = client.CoreV1Api(k8s_async)
-    await core.create_namespaced_pod(namespace, pod("before"))
-    listed = await core.list_namespaced_pod(namespace)
-    rv = listed.metadata.resource_version
-    await core.create_namespaced_pod(namespace, pod("after-1"))
-    await core.patch_namespaced_pod("before", namespace, {"metadata": {"labels": {"x": "y"}}})
-    await core.delete_namespaced_pod("after-1", namespace)
-    events = await _events(core, namespace, 3, resource_version=rv)
+    await core.create_namespaced_config_map(namespace, {"metadata": {"name": "before"}})
+    rv = (await core.list_namespaced_config_map(namespace)).metadata.resource_version
+    await core.create_namespaced_config_map(namespace, {"metadata": {"name": "after-1"}})
+    await core.patch_namespaced_config_map(
+        "before", namespace, {"metadata": {"labels": {"x": "y"}}}
+    )
+    await core.delete_namespaced_config_map("after-1", namespace)
+    events: list[tuple[str, dict[str, Any]]] = []
+    w = watch.Watch()
+    async with w.stream(
+        core.list_namespaced_config_map,
+        namespace,
+        resource_version=rv,
+        timeout_seconds=20,
+        _preload_content=False,
+    ) as stream:
+        async for event in stream:
+            events.append((event["type"], event["raw_object"]))
+            if len(events) == 3:
+                break
     assert [(t, o["metadata"]["name"]) for t, o in events] == [
         ("ADDED", "after-1"),
         ("MODIFIED", "before"),
@@ -74,12 +88,26 @@ async def test_label_change_turns_into_added_and_deleted_for_filtered_watch(
     k8s_async: Any, namespace: str
 ) -> None:
     core = client.CoreV1Api(k8s_async)
-    created = await core.create_namespaced_pod(namespace, pod("flip", labels={"role": "a"}))
+    body = {"metadata": {"name": "flip", "labels": {"role": "a"}}}
+    created = await core.create_namespaced_config_map(namespace, body)
     rv = created.metadata.resource_version
-    await core.patch_namespaced_pod("flip", namespace, {"metadata": {"labels": {"role": "b"}}})
-    await core.patch_namespaced_pod("flip", namespace, {"metadata": {"labels": {"role": "a"}}})
-    events = await _events(core, namespace, 2, resource_version=rv, label_selector="role=b")
-    assert [t for t, _ in events] == ["ADDED", "DELETED"]
+    await core.patch_namespaced_config_map(
+        "flip", namespace, {"metadata": {"labels": {"role": "b"}}}
+    )
+    await core.patch_namespaced_config_map(
+        "flip", namespace, {"metadata": {"labels": {"role": "a"}}}
+    )
+    resp = await core.list_namespaced_config_map(
+        namespace,
+        watch=True,
+        resource_version=rv,
+        label_selector="role=b",
+        timeout_seconds=20,
+        _preload_content=False,
+    )
+    kinds = [json.loads(await resp.content.readline())["type"] for _ in range(2)]
+    resp.close()
+    assert kinds == ["ADDED", "DELETED"]
 
 
 async def test_field_selector_watch_only_sees_matching_pods(k8s_async: Any, namespace: str) -> None:
