@@ -1,0 +1,326 @@
+"""One cull cycle, and the state the service keeps between cycles.
+
+A cycle reads pages of active users from the hub (each user model carries its groups and its
+servers: O(pages) requests, never one per user), builds a ``ServerActivity`` per ready server
+from the latest ``ActivityReport`` its extension posted and from the hub's server model, asks
+``ServerBook.observe`` (``decide``) what to do, logs the decision with its reason, and stops the
+servers to cull through the hub API (not in dry-run). Rules come from the policy: the user's hub
+groups merged into an ``Entitlement``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from gpulab.extensions.activity import ActivityReport
+from gpulab.hub.culler.rules import (
+    CullRules,
+    Decision,
+    JobActivity,
+    JobGpuIdle,
+    JobIdleRules,
+    ServerActivity,
+    decide_job,
+    describe,
+)
+from gpulab.hub.culler.state import CullStatus, ServerBook
+
+from .hub_client import HubClient
+
+__all__ = ["Culler", "CycleResult", "ServerView", "utcnow"]
+
+log = logging.getLogger("gpulab.culler")
+
+Key = tuple[str, str]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass
+class ServerView:
+    """What the last cycle saw of one server (for the dashboard and ``/servers/me``)."""
+
+    user: str
+    server_name: str
+    groups: list[str]
+    started: datetime
+    gpus: int
+    decision: Decision | None = None
+    decided_at: datetime | None = None
+    last_browser_activity: datetime | None = None
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "user": self.user,
+            "server": self.server_name,
+            "groups": self.groups,
+            "started": self.started.isoformat(),
+            "age_seconds": int((now - self.started).total_seconds()),
+            "gpus": self.gpus,
+            "state": d.state if d else "unknown",
+            "action": d.action if d else None,
+            "reason": d.reason if d else "",
+            "cull_at": d.cull_at.isoformat() if d and d.cull_at else None,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+        }
+
+
+@dataclass
+class CycleResult:
+    started: datetime
+    seconds: float
+    hub_requests: int
+    pages: int
+    servers: int
+    kept: int = 0
+    warned: int = 0
+    culled: int = 0
+    errors: int = 0
+    dry_run: bool = False
+    lines: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started.isoformat(),
+            "seconds": round(self.seconds, 4),
+            "hub_requests": self.hub_requests,
+            "pages": self.pages,
+            "servers": self.servers,
+            "kept": self.kept,
+            "warned": self.warned,
+            "culled": self.culled,
+            "errors": self.errors,
+            "dry_run": self.dry_run,
+        }
+
+
+@dataclass
+class _JobState:
+    owner: str
+    gpus: int
+    started: datetime
+    book: Any  # GpuIdleTracker
+    last: JobGpuIdle | None = None
+
+
+class Culler:
+    """The service's brain: latest reports, the server book, the cycle."""
+
+    def __init__(
+        self,
+        hub: HubClient,
+        policy: Callable[[], Any],
+        *,
+        dry_run: bool = False,
+        now: Callable[[], datetime] = utcnow,
+        log_keeps: bool = True,
+    ) -> None:
+        self.hub = hub
+        self._policy = policy  # () -> Policy (the PolicyFile's last good one)
+        self.dry_run = dry_run
+        self.now = now
+        self.log_keeps = log_keeps
+        self.book = ServerBook()
+        self.reports: dict[Key, ActivityReport] = {}
+        self.servers: dict[Key, ServerView] = {}
+        self.jobs: dict[str, _JobState] = {}
+        self.last_cycle: CycleResult | None = None
+        self._lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ rules
+    def entitlement(self, groups: list[str]) -> Any | None:
+        return self._policy().entitlement(groups)
+
+    def rules_for(self, groups: list[str]) -> CullRules:
+        ent = self.entitlement(groups)
+        return CullRules() if ent is None else CullRules.from_entitlement(ent)
+
+    # ------------------------------------------------------------------ inputs
+    def record_report(
+        self, user: str, server_name: str, report: ActivityReport, groups: list[str]
+    ) -> None:
+        key = (user, server_name)
+        old = self.reports.get(key)
+        if old is not None and report.sampled_at < old.sampled_at:
+            return  # out of order
+        self.reports[key] = report
+        pct = report.gpu_max_utilization_pct
+        if pct is not None:
+            self.book.record_gpu(user, server_name, report.sampled_at, pct, self.rules_for(groups))
+
+    def status(self, user: str, server_name: str, groups: list[str]) -> dict[str, Any]:
+        st: CullStatus = self.book.status(user, server_name, self.rules_for(groups), self.now())
+        out = st.to_json()
+        view = self.servers.get((user, server_name))
+        out["server"] = server_name
+        out["decided_at"] = view.decided_at.isoformat() if view and view.decided_at else None
+        out["dry_run"] = self.dry_run
+        return out
+
+    def keep(
+        self, user: str, server_name: str, groups: list[str], seconds: float | None = None
+    ) -> tuple[bool, str]:
+        rules = self.rules_for(groups)
+        st = self.book.state(user, server_name)
+        view = self.servers.get((user, server_name))
+        if st.started_at is None and view is not None:
+            st.started_at = view.started
+        return self.book.keep(user, server_name, self.now(), rules, seconds)
+
+    # ------------------------------------------------------------------ jobs
+    def record_job_gpu(
+        self, job_id: str, owner: str, gpus: int, started: datetime, at: datetime, pct: float
+    ) -> None:
+        from gpulab.hub.culler.state import GpuIdleTracker
+
+        js = self.jobs.get(job_id)
+        if js is None:
+            js = self.jobs[job_id] = _JobState(owner, gpus, started, GpuIdleTracker(10))
+        js.book.update(at, pct)
+
+    def idle_jobs(self, groups_of: Callable[[str], list[str]]) -> list[dict[str, Any]]:
+        """Jobs whose GPUs stayed idle for their owner's policy duration (report or kill)."""
+        now = self.now()
+        out = []
+        for job_id, js in self.jobs.items():
+            ent = self.entitlement(groups_of(js.owner))
+            rules = JobIdleRules() if ent is None else JobIdleRules.from_entitlement(ent)
+            js.book.retarget(rules.gpu_threshold)
+            verdict = decide_job(
+                JobActivity(
+                    job_id,
+                    js.owner,
+                    js.gpus,
+                    js.started,
+                    gpu_idle_since=js.book.idle_since,
+                    gpu_busy_since=js.book.busy_since,
+                    gpu_idle_peak_pct=js.book.peak_pct,
+                ),
+                rules,
+                now,
+            )
+            js.last = verdict
+            if verdict.action != "ok":
+                out.append(
+                    {
+                        "job_id": job_id,
+                        "owner": js.owner,
+                        "gpus": js.gpus,
+                        "action": verdict.action,
+                        "reason": verdict.reason,
+                        "idle_since": verdict.idle_since.isoformat()
+                        if verdict.idle_since
+                        else None,
+                    }
+                )
+        return out
+
+    # ------------------------------------------------------------------ the cycle
+    def _activity(self, user: str, name: str, started: datetime, server: dict) -> ServerActivity:
+        rep = self.reports.get((user, name))
+        return ServerActivity(
+            user=user,
+            server_name=name,
+            started_at=started,
+            last_kernel_activity=rep.last_kernel_activity if rep else None,
+            last_terminal_activity=rep.last_terminal_activity if rep else None,
+            kernels_busy=rep.kernels_busy if rep else False,
+            gpus=len(rep.gpus) if rep else 0,
+            last_browser_activity=_time(server.get("last_activity")),
+        )
+
+    async def run_cycle(self) -> CycleResult:
+        async with self._lock:
+            return await self._run_cycle()
+
+    async def _run_cycle(self) -> CycleResult:
+        t0 = time.perf_counter()
+        started = self.now()
+        req0 = self.hub.requests
+        result = CycleResult(started, 0.0, 0, 0, 0, dry_run=self.dry_run)
+        seen: set[Key] = set()
+        to_stop: list[tuple[str, str, Decision]] = []
+        async for page in self.hub.active_user_pages():
+            result.pages += 1
+            now = self.now()
+            for user in page:
+                self.hub.remember_user(user)
+                groups = list(user.get("groups") or [])
+                rules = self.rules_for(groups)
+                for name, server in (user.get("servers") or {}).items():
+                    if not server.get("ready"):
+                        continue  # pending spawn or stop: not ours to judge
+                    server_started = _time(server.get("started")) or now
+                    key = (user["name"], name)
+                    seen.add(key)
+                    result.servers += 1
+                    activity = self._activity(user["name"], name, server_started, server)
+                    d = self.book.observe(activity, rules, now)
+                    view = self.servers.get(key)
+                    if view is None or view.started != server_started:
+                        view = self.servers[key] = ServerView(
+                            user["name"], name, groups, server_started, activity.gpus
+                        )
+                    view.groups, view.gpus = groups, activity.gpus
+                    view.decision, view.decided_at = d, now
+                    view.last_browser_activity = activity.last_browser_activity
+                    line = describe(d, f"{user['name']}/{name}", dry_run=self.dry_run)
+                    if d.action == "cull":
+                        result.culled += 1
+                        to_stop.append((user["name"], name, d))
+                        log.warning(line)
+                    elif d.action == "warn":
+                        result.warned += 1
+                        log.info(line)
+                    else:
+                        result.kept += 1
+                        if self.log_keeps:
+                            log.info(line)
+                    result.lines.append(line)
+        for user_name, name, _d in to_stop:
+            if self.dry_run:
+                continue
+            try:
+                await self.hub.stop_server(user_name, name)
+                self.book.forget(user_name, name)
+                self.reports.pop((user_name, name), None)
+                self.servers.pop((user_name, name), None)
+            except Exception as e:  # noqa: BLE001 - one failure must not stop the cycle
+                result.errors += 1
+                log.error("%s/%s: stopping failed: %s", user_name, name, e)
+        for key in list(self.servers):
+            if key not in seen:  # stopped by its owner or the hub meanwhile
+                self.servers.pop(key, None)
+                self.reports.pop(key, None)
+                self.book.forget(*key)
+        result.seconds = time.perf_counter() - t0
+        result.hub_requests = self.hub.requests - req0
+        self.last_cycle = result
+        log.info(
+            "cycle%s: %d servers in %d page(s), %d hub request(s), kept %d, warned %d, "
+            "culled %d, %.3f s",
+            " (dry run)" if self.dry_run else "",
+            result.servers,
+            result.pages,
+            result.hub_requests,
+            result.kept,
+            result.warned,
+            result.culled,
+            result.seconds,
+        )
+        return result

@@ -1,0 +1,293 @@
+"""HTTP handlers of the culler service (docs/internals.md, "Culler service API").
+
+Identity comes from the hub only (``HubOAuthenticated``: a token or the hub OAuth cookie);
+groups and the admin flag from the hub's user model, read with the service's own token
+(cached ≤ 30 s). Names and groups in bodies are never trusted:
+
+* ``POST /activity`` accepts only a server's own token: its scopes name exactly one server,
+  ``access:servers!server=<owner>/<name>``; a ``server_name`` in the body must match it.
+* ``/servers/me*`` act on the caller's own servers only.
+* ``/dashboard/`` and ``/api/v1/{usage,overview,cycle,admin/...}``: hub admins only (403).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gpulab.extensions.activity import ActivityReport
+from gpulab.hub.names import is_label_value
+from jupyterhub.services.auth import HubOAuthenticated
+from tornado import web
+
+from .cycle import Culler
+
+__all__ = ["routes"]
+
+log = logging.getLogger("gpulab.culler")
+
+MAX_BODY = 256 * 1024
+SERVER_SCOPE = "access:servers!server="
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """``30d``, ``12h``, ``90m`` or an ISO date/time."""
+    from gpulab.hub.policy.quantities import parse_duration
+
+    try:
+        return now - timedelta(seconds=parse_duration(value))
+    except Exception:  # noqa: BLE001 - try a date next
+        pass
+    try:
+        t = datetime.fromisoformat(value)
+    except ValueError:
+        raise web.HTTPError(
+            400, reason=f"since={value!r}: give a duration like 30d or 12h, or an ISO date"
+        ) from None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    html = False
+
+    @property
+    def culler(self) -> Culler:
+        return self.settings["culler"]
+
+    def write_json(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        message = getattr(exc, "log_message", None) or getattr(exc, "reason", None)
+        message = message or self._reason
+        if self.html:
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.finish(
+                f"<!doctype html><title>{status_code}</title><h1>{status_code}</h1>"
+                f"<p>{web.escape.xhtml_escape(str(message))}</p>"
+            )
+        else:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps({"error": str(message)}))
+
+    async def caller(self) -> dict[str, Any]:
+        """The hub's model of the caller (groups, admin), or 401."""
+        ident = self.current_user
+        if not ident or ident.get("kind", "user") != "user":
+            raise web.HTTPError(401, "log in with a hub token or session")
+        model = await self.culler.hub.user(ident["name"])
+        if model is None:
+            raise web.HTTPError(403, "unknown user")
+        return model
+
+    async def admin(self) -> dict[str, Any]:
+        model = await self.caller()
+        if not model.get("admin"):
+            raise web.HTTPError(403, "admins only")
+        return model
+
+    def body_json(self) -> dict[str, Any]:
+        if len(self.request.body) > MAX_BODY:
+            raise web.HTTPError(413, f"body larger than {MAX_BODY} bytes")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            raise web.HTTPError(400, f"body is not JSON: {e}") from None
+        if not isinstance(body, dict):
+            raise web.HTTPError(400, "body must be a JSON object")
+        return body
+
+    def server_arg(self) -> str:
+        name = self.get_argument("server", "")
+        if len(name) > 255:
+            raise web.HTTPError(400, "server name too long")
+        return name
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+class ActivityHandler(BaseHandler):
+    async def post(self) -> None:
+        ident = self.current_user
+        if not ident:
+            raise web.HTTPError(401, "a server's $JUPYTERHUB_API_TOKEN is required")
+        owner = ident["name"]
+        servers = [
+            s[len(SERVER_SCOPE) :] for s in ident.get("scopes", []) if s.startswith(SERVER_SCOPE)
+        ]
+        if len(servers) != 1 or "/" not in servers[0]:
+            raise web.HTTPError(403, "only a notebook server's own token may report activity")
+        token_user, _, token_server = servers[0].partition("/")
+        if token_user != owner:
+            raise web.HTTPError(403, "this token belongs to another user's server")
+        body = self.body_json()
+        claimed = body.pop("server_name", None)
+        if claimed is not None and claimed != token_server:
+            raise web.HTTPError(403, f"this token is for server {token_server!r}, not {claimed!r}")
+        try:
+            report = ActivityReport.from_json(body)
+        except (KeyError, TypeError, ValueError) as e:
+            raise web.HTTPError(422, f"not an ActivityReport: {e}") from None
+        model = await self.culler.hub.user(owner)
+        groups = list((model or {}).get("groups") or [])
+        self.culler.record_report(owner, token_server, report, groups)
+        self.write_json(self.culler.status(owner, token_server, groups))
+
+
+class StatusHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        model = await self.caller()
+        name = self.server_arg()
+        if name not in (model.get("servers") or {}):
+            raise web.HTTPError(404, f"you have no running server named {name!r}")
+        self.write_json(self.culler.status(model["name"], name, list(model.get("groups") or [])))
+
+
+class KeepHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        model = await self.caller()
+        name = self.server_arg()
+        if name not in (model.get("servers") or {}):
+            raise web.HTTPError(404, f"you have no running server named {name!r}")
+        groups = list(model.get("groups") or [])
+        ok, message = self.culler.keep(model["name"], name, groups)
+        status = self.culler.status(model["name"], name, groups)
+        status["message"] = message
+        log.info("%s/%s: keep my server: %s", model["name"], name, message)
+        self.write_json(status if ok else {"error": message, **status}, 200 if ok else 409)
+
+
+class IdleJobsHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        model = await self.caller()
+        groups_of = self.settings["groups_of"]
+        jobs = self.culler.idle_jobs(groups_of)
+        if not model.get("admin"):
+            jobs = [j for j in jobs if j["owner"] == model["name"]]
+        self.write_json({"items": jobs})
+
+
+# ---------------------------------------------------------------------------- admin
+
+
+class UsageHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.admin()
+        from gpulab.hub.usage.queries import summarize
+
+        now = datetime.now(UTC)
+        since = parse_since(self.get_argument("since", "30d"), now)
+        by = [b for b in self.get_argument("by", "user,group,kind").split(",") if b]
+        try:
+            rows = await asyncio.to_thread(summarize, self.settings["engine"], since, now, by)
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        self.write_json(
+            {
+                "since": since.isoformat(),
+                "until": now.isoformat(),
+                "by": by,
+                "items": [r.to_json() for r in rows],
+            }
+        )
+
+
+class OverviewHandler(BaseHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        await self.admin()
+        self.write_json(await self.settings["overview"]())
+
+
+class CycleHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        await self.admin()
+        result = await self.culler.run_cycle()
+        self.write_json({**result.to_json(), "decisions": result.lines})
+
+
+class StopServerHandler(BaseHandler):
+    @web.authenticated
+    async def post(self) -> None:
+        admin = await self.admin()
+        body = self.body_json()
+        user, name = str(body.get("user", "")), str(body.get("server", ""))
+        target = await self.culler.hub.user(user)
+        if target is None or name not in (target.get("servers") or {}):
+            raise web.HTTPError(404, f"{user}/{name}: no such running server")
+        status = await self.culler.hub.stop_server(user, name)
+        self.culler.book.forget(user, name)
+        log.warning("%s/%s: stopped by admin %s", user, name, admin["name"])
+        self.write_json({"user": user, "server": name, "hub_status": status}, 202)
+
+
+class CancelJobHandler(BaseHandler):
+    @web.authenticated
+    async def post(self, job_id: str) -> None:
+        admin = await self.admin()
+        if not is_label_value(job_id) or not job_id:
+            raise web.HTTPError(400, f"job id {job_id!r} is not a valid job id")
+        cancel = self.settings.get("cancel_job")
+        if cancel is None:
+            raise web.HTTPError(503, "no Kubernetes access configured: cannot cancel jobs")
+        deleted = await cancel(job_id)
+        if not deleted:
+            raise web.HTTPError(404, f"no job {job_id!r}")
+        log.warning("job %s: cancelled by admin %s", job_id, admin["name"])
+        self.write_json({"job_id": job_id, "cancelled": deleted}, 202)
+
+
+class DashboardHandler(BaseHandler):
+    html = True
+
+    @web.authenticated
+    async def get(self) -> None:
+        await self.admin()
+        from gpulab.hub.dashboard import render_dashboard
+
+        data = await self.settings["overview"]()
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(
+            render_dashboard(
+                data,
+                prefix=self.settings["prefix"],
+                xsrf=self.xsrf_token.decode()
+                if isinstance(self.xsrf_token, bytes)
+                else str(self.xsrf_token),
+            )
+        )
+
+
+def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
+    from gpulab.hub.dashboard import STATIC_PATH
+    from jupyterhub.services.auth import HubOAuthCallbackHandler
+
+    p = prefix.rstrip("/")
+    return [
+        (f"{p}/oauth_callback", HubOAuthCallbackHandler),
+        (f"{p}/api/v1/activity", ActivityHandler),
+        (f"{p}/api/v1/servers/me", StatusHandler),
+        (f"{p}/api/v1/servers/me/keep", KeepHandler),
+        (f"{p}/api/v1/jobs/idle", IdleJobsHandler),
+        (f"{p}/api/v1/usage", UsageHandler),
+        (f"{p}/api/v1/overview", OverviewHandler),
+        (f"{p}/api/v1/cycle", CycleHandler),
+        (f"{p}/api/v1/admin/servers/stop", StopServerHandler),
+        (f"{p}/api/v1/admin/jobs/([^/]+)/cancel", CancelJobHandler),
+        (f"{p}/dashboard/?", DashboardHandler),
+        (f"{p}/dashboard/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_PATH)}),
+    ]

@@ -1,0 +1,90 @@
+"""The usage tables (their own table set, ``gpulab_usage_*``) and the engine factory.
+
+One row per pod uid: a pod's life is one interval, so a re-listed or re-watched pod updates its
+row instead of adding one; nothing is counted twice across restarts. sqlite by default,
+PostgreSQL supported (``postgresql+psycopg2://...``).
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Engine, Float, Integer, String, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Base", "UsageInterval", "default_db_url", "make_engine"]
+
+DB_ENV = "GPULAB_USAGE_DB"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (sqlite drops the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UsageInterval(Base):
+    """The life of one gpulab pod (a notebook server or a job's pod)."""
+
+    __tablename__ = "gpulab_usage_intervals"
+
+    pod_uid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    namespace: Mapped[str] = mapped_column(String(253))
+    pod_name: Mapped[str] = mapped_column(String(253))
+    user: Mapped[str] = mapped_column(String(255), index=True)
+    group: Mapped[str] = mapped_column("group_name", String(255), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # server | job
+    job_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_type: Mapped[str] = mapped_column(String(64), default="")
+    cpu: Mapped[float] = mapped_column(Float, default=0.0)  # cores requested
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    # Open intervals: the last time the recorder saw the pod alive. A pod that vanished while
+    # the recorder was down is closed at this time (an undercount of at most one heartbeat).
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def default_db_url() -> str:
+    """``$GPULAB_USAGE_DB``, else a sqlite file in the working directory (the hub's, for a
+    managed service: next to ``jupyterhub.sqlite``)."""
+    return os.environ.get(DB_ENV) or "sqlite:///gpulab-usage.sqlite"
+
+
+def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine for ``url`` with the usage tables created (``create_all`` is idempotent)."""
+    url = url or default_db_url()
+    kwargs: dict = {"future": True}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+
+        @event.listens_for(engine, "connect")
+        def _wal(dbapi_conn, _record) -> None:  # several processes read while one writes
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.close()
+
+    if create:
+        Base.metadata.create_all(engine)
+    return engine

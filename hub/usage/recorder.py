@@ -1,0 +1,317 @@
+"""Record the life of every gpulab pod from the cluster's watch events.
+
+A pod (label ``gpulab.io/user``) becomes one :class:`~gpulab.hub.usage.models.UsageInterval`
+keyed by its uid: started at ``status.startTime``, ended when it terminates (the containers'
+``finishedAt``) or is deleted. Every write is an upsert that only widens what is known (an
+interval never reopens, its start never moves later), so re-listing after a restart or a 410
+Gone re-watch changes nothing that was already recorded: nothing is double-counted.
+
+:func:`interval_from_pod` is pure; :class:`UsageRecorder` does the I/O (kubernetes_asyncio for
+list and watch, SQLAlchemy in worker threads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gpulab.hub.policy.quantities import cpu_millicores
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from .models import UsageInterval
+
+__all__ = ["PodInterval", "UsageRecorder", "interval_from_pod", "parse_time"]
+
+log = logging.getLogger("gpulab.usage")
+
+USER_LABEL = "gpulab.io/user"
+GROUP_LABEL = "gpulab.io/group"
+GPUS_LABEL = "gpulab.io/gpus"
+GPU_TYPE_LABEL = "gpulab.io/gpu-type"
+JOB_ID_LABEL = "gpulab.io/job-id"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner: the unescaped hub name
+GPU_RESOURCE_SUFFIX = "/gpu"  # nvidia.com/gpu, amd.com/gpu
+
+
+@dataclass(frozen=True)
+class PodInterval:
+    pod_uid: str
+    namespace: str
+    pod_name: str
+    user: str
+    group: str
+    kind: str
+    job_id: str | None
+    gpus: int
+    gpu_type: str
+    cpu: float
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list((pod.get("spec") or {}).get("containers") or [])
+
+
+def _gpus(pod: Mapping[str, Any], labels: Mapping[str, str]) -> int:
+    if labels.get(GPUS_LABEL, "").isdigit():
+        return int(labels[GPUS_LABEL])
+    total = 0
+    for c in _containers(pod):
+        limits = (c.get("resources") or {}).get("limits") or {}
+        for name, value in limits.items():
+            if name.endswith(GPU_RESOURCE_SUFFIX) and str(value).isdigit():
+                total += int(value)
+    return total
+
+
+def _cpu(pod: Mapping[str, Any]) -> float:
+    millis = 0
+    for c in _containers(pod):
+        res = c.get("resources") or {}
+        value = (res.get("requests") or {}).get("cpu") or (res.get("limits") or {}).get("cpu")
+        if value is not None:
+            with contextlib.suppress(Exception):
+                millis += cpu_millicores(value)
+    return millis / 1000.0
+
+
+def _finished_at(pod: Mapping[str, Any]) -> datetime | None:
+    status = pod.get("status") or {}
+    stamps = []
+    for cs in status.get("containerStatuses") or []:
+        term = (cs.get("state") or {}).get("terminated") or {}
+        t = parse_time(term.get("finishedAt"))
+        if t is not None:
+            stamps.append(t)
+    return max(stamps) if stamps else None
+
+
+def interval_from_pod(
+    pod: Mapping[str, Any], now: datetime, *, deleted: bool = False
+) -> PodInterval | None:
+    """The interval a gpulab pod stands for, or None (not ours, or never started)."""
+    meta = pod.get("metadata") or {}
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    if USER_LABEL not in labels or not meta.get("uid"):
+        return None
+    status = pod.get("status") or {}
+    started = parse_time(status.get("startTime"))
+    if started is None:
+        return None  # never ran: held nothing
+    phase = status.get("phase")
+    ended: datetime | None = None
+    if phase in ("Succeeded", "Failed"):
+        ended = _finished_at(pod) or now
+    elif deleted:
+        ended = now
+    if ended is not None and ended < started:
+        ended = started
+    component = labels.get(COMPONENT_LABEL) or labels.get("component") or ""
+    kind = "job" if component == "job" or JOB_ID_LABEL in labels else "server"
+    return PodInterval(
+        pod_uid=str(meta["uid"]),
+        namespace=str(meta.get("namespace") or "default"),
+        pod_name=str(meta.get("name") or ""),
+        user=annotations.get(USERNAME_ANNOTATION) or labels[USER_LABEL],
+        group=labels.get(GROUP_LABEL, ""),
+        kind=kind,
+        job_id=labels.get(JOB_ID_LABEL),
+        gpus=_gpus(pod, labels),
+        gpu_type=labels.get(GPU_TYPE_LABEL, ""),
+        cpu=_cpu(pod),
+        started_at=started,
+        ended_at=ended,
+    )
+
+
+def upsert(session: Session, iv: PodInterval, now: datetime) -> None:
+    """Insert or widen the row of ``iv.pod_uid`` (idempotent)."""
+    row = session.get(UsageInterval, iv.pod_uid)
+    if row is None:
+        session.add(
+            UsageInterval(
+                pod_uid=iv.pod_uid,
+                namespace=iv.namespace,
+                pod_name=iv.pod_name,
+                user=iv.user,
+                group=iv.group,
+                kind=iv.kind,
+                job_id=iv.job_id,
+                gpus=iv.gpus,
+                gpu_type=iv.gpu_type,
+                cpu=iv.cpu,
+                started_at=iv.started_at,
+                ended_at=iv.ended_at,
+                last_seen_at=iv.ended_at or now,
+            )
+        )
+        return
+    row.started_at = min(row.started_at, iv.started_at)
+    if row.ended_at is None and iv.ended_at is not None:
+        row.ended_at = iv.ended_at
+    if row.ended_at is None:
+        row.last_seen_at = max(row.last_seen_at, now)
+
+
+class UsageRecorder:
+    """List + watch gpulab pods and keep the usage table in step.
+
+    ``api_client``: a ``kubernetes_asyncio.client.ApiClient``; ``namespace``: None = all.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        api_client: Any,
+        namespace: str | None = None,
+        *,
+        heartbeat_seconds: float = 60.0,
+    ) -> None:
+        self.engine = engine
+        self.api_client = api_client
+        self.namespace = namespace
+        self.heartbeat_seconds = heartbeat_seconds
+        self.events = 0
+        self.synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------------ database (threads)
+    def _write(self, intervals: Iterable[PodInterval], now: datetime) -> None:
+        with Session(self.engine) as s, s.begin():
+            for iv in intervals:
+                upsert(s, iv, now)
+
+    def _close_missing(self, alive: set[str], now: datetime) -> int:
+        """After a (re)list: open intervals of pods that no longer exist ended while we were
+        away; close them at their last heartbeat."""
+        with Session(self.engine) as s, s.begin():
+            rows = s.scalars(select(UsageInterval).where(UsageInterval.ended_at.is_(None))).all()
+            closed = 0
+            for row in rows:
+                if self.namespace is not None and row.namespace != self.namespace:
+                    continue
+                if row.pod_uid not in alive:
+                    row.ended_at = row.last_seen_at
+                    closed += 1
+            return closed
+
+    def _heartbeat(self, now: datetime) -> None:
+        with Session(self.engine) as s, s.begin():
+            s.execute(
+                update(UsageInterval)
+                .where(UsageInterval.ended_at.is_(None))
+                .values(last_seen_at=now)
+            )
+
+    # ------------------------------------------------------------------ kubernetes
+    async def _list(self) -> tuple[list[dict[str, Any]], str]:
+        from kubernetes_asyncio import client
+
+        v1 = client.CoreV1Api(self.api_client)
+        if self.namespace is None:
+            resp = await v1.list_pod_for_all_namespaces(
+                label_selector=USER_LABEL, _preload_content=False
+            )
+        else:
+            resp = await v1.list_namespaced_pod(
+                self.namespace, label_selector=USER_LABEL, _preload_content=False
+            )
+        body = await resp.json()
+        return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
+
+    async def sync_once(self) -> str:
+        """List every gpulab pod, record it, close what vanished. Returns the resourceVersion."""
+        pods, rv = await self._list()
+        now = datetime.now(UTC)
+        intervals = [iv for p in pods if (iv := interval_from_pod(p, now)) is not None]
+        await asyncio.to_thread(self._write, intervals, now)
+        alive = {str((p.get("metadata") or {}).get("uid")) for p in pods}
+        closed = await asyncio.to_thread(self._close_missing, alive, now)
+        if closed:
+            log.info("usage: closed %d interval(s) of pods that ended while unwatched", closed)
+        return rv
+
+    async def _watch(self, rv: str) -> None:
+        from kubernetes_asyncio import client, watch
+
+        v1 = client.CoreV1Api(self.api_client)
+        w = watch.Watch()
+        kwargs: dict[str, Any] = {
+            "label_selector": USER_LABEL,
+            "resource_version": rv,
+            "timeout_seconds": 300,
+            "allow_watch_bookmarks": True,
+        }
+        if self.namespace is None:
+            stream = w.stream(v1.list_pod_for_all_namespaces, **kwargs)
+        else:
+            stream = w.stream(v1.list_namespaced_pod, self.namespace, **kwargs)
+        async with w:
+            async for event in stream:
+                kind = event.get("type")
+                raw = event.get("raw_object") or {}
+                if kind == "ERROR":
+                    raise _Gone(str(raw.get("message", "")))
+                if kind not in ("ADDED", "MODIFIED", "DELETED"):
+                    continue
+                now = datetime.now(UTC)
+                iv = interval_from_pod(raw, now, deleted=kind == "DELETED")
+                self.events += 1
+                if iv is not None:
+                    await asyncio.to_thread(self._write, [iv], now)
+
+    async def _heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            await asyncio.to_thread(self._heartbeat, datetime.now(UTC))
+
+    async def run(self) -> None:
+        """Forever: list, then watch; on 410 Gone or a dropped stream, list again."""
+        beats = asyncio.create_task(self._heartbeats())
+        try:
+            while True:
+                try:
+                    rv = await self.sync_once()
+                    self.synced.set()
+                    while True:
+                        await self._watch(rv)
+                        rv = await self.sync_once()  # watch timed out: cheap re-list
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - keep recording whatever happened
+                    log.warning("usage recorder: %s; re-listing in 2 s", e)
+                    await asyncio.sleep(2)
+        finally:
+            beats.cancel()
+
+    def start(self) -> asyncio.Task[None]:
+        self._task = asyncio.create_task(self.run())
+        return self._task
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+class _Gone(RuntimeError):
+    pass
