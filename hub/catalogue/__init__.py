@@ -1,0 +1,1 @@
+"""The image catalogue (placeholder; filled in by the catalogue work)."""
