@@ -1,0 +1,325 @@
+"""helm-values/*.yaml against the Zero to JupyterHub chart's schema, merged as Helm merges
+them, and gpulab's own wiring rules that the chart's (permissive) schema cannot know."""
+
+from __future__ import annotations
+
+import copy
+import functools
+import ipaddress
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+VALUES_DIR = ROOT / "helm-values"
+MANIFESTS = VALUES_DIR / "manifests"
+REFS = Path("/work/shared/refs")
+CHART_VALUES = REFS / "z2jh-values.yaml"
+CHART_SCHEMA = REFS / "z2jh-values.schema.yaml"
+
+VALUES_FILES = sorted(p.name for p in VALUES_DIR.glob("values*.yaml"))
+# The stacks docs/deploy.md installs with (`-f` order).
+STACKS = [
+    ["values.yaml"],
+    ["values.yaml", "values-keycloak.yaml"],
+    ["values.yaml", "values-keycloak.yaml", "values-postgres.yaml"],
+]
+
+
+def _refs_or_skip() -> None:
+    if not CHART_VALUES.is_file() or not CHART_SCHEMA.is_file():
+        pytest.skip(f"the chart's values and schema are not in {REFS}")
+
+
+# ----------------------------------------------------------------------------- Helm merge
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """Helm's coalescing of a values file onto the chart's values: maps merge deeply, any
+    other value (lists included) replaces, and null deletes the key."""
+    if not isinstance(base, dict) or not isinstance(override, dict):
+        return copy.deepcopy(override)
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = helm_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+@functools.cache
+def _chart_values() -> dict[str, Any]:
+    return load_yaml(CHART_VALUES)
+
+
+@functools.cache
+def _schema_validator() -> jsonschema.Draft7Validator:
+    return jsonschema.Draft7Validator(load_yaml(CHART_SCHEMA))
+
+
+def merged(*names: str) -> dict[str, Any]:
+    values = copy.deepcopy(_chart_values())
+    for name in names:
+        values = helm_merge(values, load_yaml(VALUES_DIR / name) or {})
+    return values
+
+
+def schema_errors(values: dict[str, Any]) -> list[str]:
+    return [
+        f"{'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message}"
+        for e in _schema_validator().iter_errors(values)
+    ]
+
+
+def policy() -> dict[str, Any]:
+    cm = next(yaml.safe_load_all((MANIFESTS / "policy-configmap.yaml").read_text()))
+    return yaml.safe_load(cm["data"]["policy.yaml"])
+
+
+def test_helm_merge_semantics() -> None:
+    base = {"a": {"b": 1, "c": [1, 2], "d": {"e": 1}}, "f": 1}
+    out = helm_merge(base, {"a": {"c": [3], "d": None, "g": 2}, "f": None})
+    assert out == {"a": {"b": 1, "c": [3], "g": 2}}
+    assert base["a"]["d"] == {"e": 1}, "the merge must not modify its input"
+
+
+# ----------------------------------------------------------------------------- schema
+
+
+def test_every_values_file_is_tested() -> None:
+    assert {"values.yaml", "values-keycloak.yaml", "values-postgres.yaml"} <= set(VALUES_FILES)
+    assert set(VALUES_FILES) == {name for stack in STACKS for name in stack}
+
+
+@pytest.mark.parametrize("name", VALUES_FILES)
+def test_values_file_alone_validates(name: str) -> None:
+    _refs_or_skip()
+    assert schema_errors(merged(name)) == []
+
+
+@pytest.mark.parametrize("stack", STACKS, ids=lambda s: "+".join(s))
+def test_values_stack_validates(stack: list[str]) -> None:
+    _refs_or_skip()
+    assert schema_errors(merged(*stack)) == []
+
+
+@pytest.mark.parametrize(
+    "broken, where",
+    [
+        ({"hub": {"extraConfig": 3}}, "hub.extraConfig"),
+        ({"hub": {"bogusKey": 1}}, "hub"),
+        ({"singleuser": {"storage": {"type": "nfs"}}}, "singleuser.storage.type"),
+        (
+            {"singleuser": {"cloudMetadata": {"blockWithIptables": "yes"}}},
+            "singleuser.cloudMetadata",
+        ),
+        ({"cull": {"enabled": "false"}}, "cull.enabled"),
+        ({"singleuser": {"image": {"tag": 4}}}, "singleuser.image.tag"),
+    ],
+)
+def test_broken_values_fail(broken: dict[str, Any], where: str) -> None:
+    _refs_or_skip()
+    errors = schema_errors(helm_merge(merged("values.yaml"), broken))
+    assert errors, f"{broken} should not validate"
+    assert any(e.startswith(where) or where in e for e in errors), errors
+
+
+def test_missing_required_section_fails() -> None:
+    _refs_or_skip()
+    values = merged("values.yaml")
+    del values["singleuser"]
+    assert any("singleuser" in e for e in schema_errors(values))
+
+
+# ----------------------------------------------------------------------------- wiring
+
+
+@pytest.fixture(scope="module")
+def full() -> dict[str, Any]:
+    _refs_or_skip()
+    return merged(*STACKS[-1])
+
+
+def _ports(rules: list[dict[str, Any]]) -> set[int]:
+    return {p["port"] for rule in rules for p in rule.get("ports", [])}
+
+
+def test_gpulab_hub_config_is_loaded(full: dict[str, Any]) -> None:
+    extra = full["hub"]["extraConfig"]
+    assert extra["gpulab"] == "from gpulab.hub.config import configure; configure(c)"
+    for key, code in extra.items():
+        compile(code, f"hub.extraConfig.{key}", "exec")
+    # z2jh runs them in key order: configure(c) first, then the env forwarding.
+    assert sorted(extra)[0] == "gpulab"
+
+
+def test_services_get_the_hub_env_they_need(
+    full: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Managed services start with a scrubbed environment; the forwarding snippet gives
+    them the API server address and gpulab's secrets, and nothing else of the hub's."""
+    services = [dict(v, name=k) for k, v in full["hub"]["services"].items()]
+    services.append({"name": "something-else", "command": ["x"]})
+    c = SimpleNamespace(JupyterHub=SimpleNamespace(services=services))
+    for key, value in {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "GPULAB_S3_ACCESS_KEY": "ak",
+        "HARBOR_PASSWORD": "pw",
+        "CONFIGPROXY_AUTH_TOKEN": "must-not-leak",
+    }.items():
+        monkeypatch.setenv(key, value)
+    exec(full["hub"]["extraConfig"]["gpulab-services-env"], {"c": c})  # noqa: S102
+    by_name = {s["name"]: s for s in c.JupyterHub.services}
+    for name in ("jobs-gateway", "culler"):
+        env = by_name[name]["environment"]
+        assert env["KUBERNETES_SERVICE_HOST"] == "10.96.0.1"
+        assert env["GPULAB_S3_ACCESS_KEY"] == "ak" and env["HARBOR_PASSWORD"] == "pw"
+        assert env["GPULAB_SERVICE_IP"] == "0.0.0.0"  # values win over the hub's env
+        assert "CONFIGPROXY_AUTH_TOKEN" not in env
+    assert "environment" not in by_name["something-else"]
+
+
+def test_services_are_reachable_through_the_proxy(full: dict[str, Any]) -> None:
+    hub = full["hub"]
+    services = hub["services"]
+    assert services["jobs-gateway"]["command"][-1] == "gpulab.hub.jobs.gateway"
+    assert services["culler"]["command"][-1] == "gpulab.hub.culler.service"
+    service_ports = {p["targetPort"] for p in hub["service"]["extraPorts"]}
+    hub_ingress = _ports(hub["networkPolicy"]["ingress"])
+    proxy_egress = _ports(full["proxy"]["chp"]["networkPolicy"]["egress"])
+    seen: set[int] = set()
+    for name, svc in services.items():
+        url = svc["url"]
+        assert url.startswith("http://hub:"), f"{name}: {url} must be the hub Service"
+        port = int(url.rsplit(":", 1)[1])
+        assert port not in seen and port != 8081, f"{name}: port {port} is taken"
+        seen.add(port)
+        assert port in service_ports, f"{name}: hub.service.extraPorts lacks {port}"
+        assert port in hub_ingress, f"{name}: hub.networkPolicy.ingress lacks {port}"
+        assert port in proxy_egress, f"{name}: proxy.chp.networkPolicy.egress lacks {port}"
+        assert svc["environment"]["GPULAB_SERVICE_IP"] == "0.0.0.0"
+        assert "apiToken" not in svc and "api_token" not in svc, "tokens are generated"
+
+
+def test_stock_culler_is_off(full: dict[str, Any]) -> None:
+    assert full["cull"]["enabled"] is False
+
+
+def test_roles_use_real_minimal_scopes(full: dict[str, Any]) -> None:
+    from jupyterhub.scopes import scope_definitions
+
+    roles = full["hub"]["loadRoles"]
+    services = set(full["hub"]["services"])
+    assert set(roles) == {"gpulab-jobs-gateway", "gpulab-culler"}
+    assert "user" not in roles, "configure(c) owns the user role; two definitions abort the hub"
+    for name, role in roles.items():
+        for scope in role["scopes"]:
+            assert scope.split("!", 1)[0] in scope_definitions, f"{name}: unknown scope {scope}"
+            assert not scope.startswith("admin"), f"{name}: {scope} is too broad"
+            assert scope not in ("servers", "users", "tokens", "groups", "admin-ui")
+        assert set(role["services"]) <= services
+    culler = set(roles["gpulab-culler"]["scopes"])
+    # jupyterhub-idle-culler's documented role, without admin:users (we never delete users)
+    assert {"list:users", "read:users:activity", "read:servers", "delete:servers"} <= culler
+    gateway = set(roles["gpulab-jobs-gateway"]["scopes"])
+    assert {"read:users:groups", "read:users:name", "read:servers"} <= gateway
+    assert not any(s.startswith(("delete:", "start:")) for s in gateway)
+
+
+def test_policy_is_mounted_as_a_directory(full: dict[str, Any]) -> None:
+    hub = full["hub"]
+    volume = next(v for v in hub["extraVolumes"] if v["name"] == "gpulab-policy")
+    assert volume["configMap"]["name"] == "gpulab-policy"
+    mount = next(m for m in hub["extraVolumeMounts"] if m["name"] == "gpulab-policy")
+    assert mount["mountPath"] == "/etc/gpulab"
+    assert "subPath" not in mount, "a subPath mount never sees ConfigMap updates"
+    cm = next(yaml.safe_load_all((MANIFESTS / "policy-configmap.yaml").read_text()))
+    assert cm["metadata"]["name"] == "gpulab-policy" and "policy.yaml" in cm["data"]
+
+
+def test_singleuser_storage_is_gpulabs(full: dict[str, Any]) -> None:
+    su = full["singleuser"]
+    assert su["storage"]["type"] == "none"
+    assert su["storage"]["homeMountPath"] == policy()["storage"]["home"]["mount_path"]
+
+
+def test_singleuser_has_no_credentials_and_runs_as_jovyan(full: dict[str, Any]) -> None:
+    su = full["singleuser"]
+    assert su["uid"] == 1000 and su["fsGid"] == 100
+    assert su.get("serviceAccountName") is None
+    assert su["extraPodConfig"]["automountServiceAccountToken"] is False
+    assert su["allowPrivilegeEscalation"] is False
+    # no privileged iptables init container; the network policy blocks the metadata server
+    assert su["cloudMetadata"]["blockWithIptables"] is False
+    assert su["networkPolicy"]["egressAllowRules"]["cloudMetadataServer"] is False
+
+
+def test_singleuser_egress_is_dns_s3_registry_only(full: dict[str, Any]) -> None:
+    netpol = full["singleuser"]["networkPolicy"]
+    assert netpol["enabled"] is True
+    rules = netpol["egressAllowRules"]
+    assert rules["nonPrivateIPs"] is False and rules["privateIPs"] is False
+    assert rules["dnsPortsKubeSystemNamespace"] is True
+    assert netpol["ingress"] == [], "ingress stays the chart's: hub and proxy only"
+    cidrs = []
+    for rule in netpol["egress"]:
+        peers = rule["to"]
+        assert peers and all(set(p) == {"ipBlock"} for p in peers), rule
+        for peer in peers:
+            net = ipaddress.ip_network(peer["ipBlock"]["cidr"])
+            assert net.num_addresses <= 256, f"{net} is too wide for one service"
+            cidrs.append(str(net))
+        assert rule["ports"], "every egress rule names its ports"
+    assert len(cidrs) == 2, "S3 gateway and registry"
+    # jobs reach the same S3 gateway (manifests/networkpolicies.yaml)
+    jobs = next(yaml.safe_load_all((MANIFESTS / "networkpolicies.yaml").read_text()))
+    job_cidrs = {p["ipBlock"]["cidr"] for r in jobs["spec"]["egress"] for p in r.get("to", [])}
+    assert job_cidrs <= set(cidrs)
+
+
+def test_pull_secret_matches_the_policy(full: dict[str, Any]) -> None:
+    secret = policy()["catalogue"]["harbor"]["pull_secret"]
+    assert secret in full["imagePullSecrets"]
+    assert secret in full["singleuser"]["image"]["pullSecrets"]
+
+
+def test_images_are_pinned(full: dict[str, Any]) -> None:
+    for where in ("hub", "singleuser"):
+        tag = full[where]["image"]["tag"]
+        assert tag not in ("", "latest", "set-by-chartpress"), f"{where}.image.tag = {tag!r}"
+
+
+def test_keycloak_authenticator(full: dict[str, Any]) -> None:
+    from jupyterhub.app import JupyterHub
+    from oauthenticator.generic import GenericOAuthenticator
+
+    config = full["hub"]["config"]
+    assert config["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    known = set(GenericOAuthenticator.class_trait_names(config=True))
+    generic = config["GenericOAuthenticator"]
+    assert set(generic) <= known, f"unknown traits: {set(generic) - known}"
+    assert set(config["JupyterHub"]) <= set(JupyterHub.class_trait_names(config=True))
+    assert generic["manage_groups"] is True and generic["auth_state_groups_key"]
+    assert "client_secret" not in generic, "secrets are given at install, never committed"
+
+
+def test_postgres_option() -> None:
+    _refs_or_skip()
+    db = merged("values.yaml", "values-postgres.yaml")["hub"]["db"]
+    assert db["type"] == "postgres"
+    assert db["url"].startswith("postgresql")
+    assert not db.get("password"), "the password is given at install, never committed"
+    # the base keeps the chart's SQLite-on-PVC default
+    assert merged("values.yaml")["hub"]["db"]["type"] == "sqlite-pvc"
