@@ -13,7 +13,6 @@ the history window and watchers share snapshots safely; callers get deep copies.
 from __future__ import annotations
 
 import asyncio
-import copy
 import secrets
 import uuid
 from collections import deque
@@ -46,6 +45,7 @@ __all__ = [
     "Store",
     "Watch",
     "WatchEvent",
+    "clone",
     "now_rfc3339",
     "resource",
 ]
@@ -122,6 +122,20 @@ def by_kind(kind: str, group: str = "") -> ResourceType | None:
 class WatchEvent(NamedTuple):
     type: str  # ADDED | MODIFIED | DELETED | BOOKMARK | ERROR
     object: dict[str, Any]
+
+
+def clone(obj: Any) -> Any:
+    """Deep copy of a JSON tree (dicts, lists, scalars).
+
+    API objects are plain JSON, so this skips ``copy.deepcopy``'s memo and dispatch; copying
+    is the store's main cost (every read and every subscriber gets its own copy), and this is
+    several times faster.
+    """
+    if type(obj) is dict:
+        return {k: clone(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [clone(v) for v in obj]
+    return obj
 
 
 def now_rfc3339() -> str:
@@ -229,7 +243,7 @@ class Watch:
                     self._finished = True
                     self.close()
                 if self._copy and event.type in ("ADDED", "MODIFIED", "DELETED"):
-                    return WatchEvent(event.type, copy.deepcopy(event.object))
+                    return WatchEvent(event.type, clone(event.object))
                 return event
             if self._closed or self._finished:
                 raise StopAsyncIteration
@@ -304,7 +318,7 @@ class Store:
 
     def get(self, rt: ResourceType, namespace: str | None, name: str) -> dict[str, Any] | None:
         obj = self._get(rt, namespace, name)
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def _iter(self, rt: ResourceType, namespace: str | None) -> Iterable[dict[str, Any]]:
         if rt.namespaced and namespace:
@@ -332,7 +346,7 @@ class Store:
         items = [o for o in self._iter(rt, namespace) if labels.matches(o) and fields.matches(o)]
         items.sort(key=_key_of)
         if copy_objects:
-            items = copy.deepcopy(items)
+            items = clone(items)
         return items, str(self.resource_version)
 
     # -- writes ----------------------------------------------------------------------
@@ -356,7 +370,7 @@ class Store:
     def create(
         self, rt: ResourceType, namespace: str | None, obj: dict[str, Any]
     ) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
+        obj = clone(obj)
         md = obj.setdefault("metadata", {})
         if md is None:
             md = obj["metadata"] = {}
@@ -395,7 +409,7 @@ class Store:
             # The real service-account controller creates "default" in every namespace.
             sa = {"metadata": {"name": "default", "namespace": md["name"]}}
             self.create(resource("serviceaccounts"), md["name"], sa)
-        return copy.deepcopy(obj)
+        return clone(obj)
 
     def _generate_name(self, rt: ResourceType, namespace: str | None, prefix: str) -> str:
         alphabet = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's: no vowels, no 0/1/3
@@ -426,13 +440,13 @@ class Store:
         if md_in.get("uid") and md_in["uid"] != current["metadata"]["uid"]:
             raise conflict(rt.plural, name, rt.group)
         if subresource == "status":
-            new = copy.deepcopy(current)
+            new = clone(current)
             if "status" in obj:
-                new["status"] = copy.deepcopy(obj["status"])
+                new["status"] = clone(obj["status"])
             else:
                 new.pop("status", None)
         else:
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             new["apiVersion"], new["kind"] = rt.api_version, rt.kind
             md = new.setdefault("metadata", {})
             # System-owned metadata cannot be changed by an update.
@@ -451,7 +465,7 @@ class Store:
                     md.pop(k, None)
             if "status" in rt.subresources:
                 if "status" in current:
-                    new["status"] = copy.deepcopy(current["status"])
+                    new["status"] = clone(current["status"])
                 else:
                     new.pop("status", None)
         return self._update(rt, current, new)
@@ -467,7 +481,7 @@ class Store:
         current = self._get(rt, namespace, name)
         if current is None:
             raise not_found(rt.plural, name, rt.group)
-        new = copy.deepcopy(current)
+        new = clone(current)
         fn(new)
         # Identity and bookkeeping stay the store's, whatever fn did.
         for k in ("uid", "creationTimestamp", "name", "namespace", "resourceVersion"):
@@ -483,7 +497,7 @@ class Store:
         if new.get("spec") != current.get("spec"):
             md["generation"] = int(current["metadata"].get("generation", 1)) + 1
         if new == current:
-            return copy.deepcopy(current)  # a no-op update commits nothing, like the apiserver
+            return clone(current)  # a no-op update commits nothing, like the apiserver
         self._commit(rt, "MODIFIED", new, current)
         if (
             md.get("deletionTimestamp")
@@ -491,7 +505,7 @@ class Store:
             and not self._awaits_kubelet(rt, new)
         ):
             self._remove(rt, new)
-        return copy.deepcopy(new)
+        return clone(new)
 
     # -- deletion and garbage collection ---------------------------------------------
     @staticmethod
@@ -562,7 +576,7 @@ class Store:
                 self._collect_dependents(md["uid"], "Foreground")
             return marked
         self._remove(rt, current)
-        return copy.deepcopy(current)
+        return clone(current)
 
     @staticmethod
     def _grace(rt: ResourceType, obj: dict[str, Any], requested: int | None) -> int:
@@ -738,7 +752,7 @@ class Store:
             while self._pending.callbacks:
                 item_rt, item = self._pending.callbacks.popleft()
                 for callback in list(self._subscribers):
-                    callback(item_rt, WatchEvent(item.type, copy.deepcopy(item.object)))
+                    callback(item_rt, WatchEvent(item.type, clone(item.object)))
         finally:
             self._pending.draining = False
 
