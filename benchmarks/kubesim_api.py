@@ -3,8 +3,8 @@
 Run: .venv/bin/python benchmarks/kubesim_api.py [--pods 1000] [--watchers 50] [--concurrency 16]
 
 It starts `gpulab kubesim serve` in a child process (so the client does not share the
-server's event loop), opens N watchers on one namespace's pods, creates the pods (they stay
-Pending: their node selector matches no node), then measures GETs and LISTs. Each pod carries
+server's event loop), opens N watchers on one namespace's pods, creates the pods (bound to a
+node no kubelet serves, or unschedulable with --pending), then measures GETs and LISTs. Each pod carries
 its creation-request time in an annotation, so every watcher can compute delivery latency.
 Figures are printed, not asserted: they depend on the machine.
 """
@@ -53,7 +53,12 @@ def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError("kubesim did not start")
 
 
-def pod(i: int) -> dict[str, Any]:
+def pod(i: int, pending: bool) -> dict[str, Any]:
+    # Bound to a node no kubelet serves: the API and watch cost alone. With --pending the pods
+    # are unschedulable instead, which adds the scheduler's retries to the figure.
+    placement: dict[str, Any] = (
+        {"nodeSelector": {"bench/never": "true"}} if pending else {"nodeName": "bench-ghost-node"}
+    )
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -63,7 +68,7 @@ def pod(i: int) -> dict[str, Any]:
             "annotations": {"bench/t0": repr(time.time())},
         },
         "spec": {
-            "nodeSelector": {"bench/never": "true"},
+            **placement,
             "containers": [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "1"]}],
         },
     }
@@ -109,7 +114,7 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, max {values[-1] * 1000:.1f} ms"
 
 
-async def run(url: str, pods: int, watchers: int, concurrency: int) -> None:
+async def run(url: str, pods: int, watchers: int, concurrency: int, pending: bool) -> None:
     conn = aiohttp.TCPConnector(limit=watchers + concurrency + 4)
     async with aiohttp.ClientSession(
         connector=conn, timeout=aiohttp.ClientTimeout(total=None)
@@ -125,7 +130,7 @@ async def run(url: str, pods: int, watchers: int, concurrency: int) -> None:
         await asyncio.sleep(0.5)  # let the watches connect
 
         async def create(i: int) -> None:
-            async with s.post(f"{url}/api/v1/namespaces/{NS}/pods", json=pod(i)) as r:
+            async with s.post(f"{url}/api/v1/namespaces/{NS}/pods", json=pod(i, pending)) as r:
                 assert r.status == 201, await r.text()
 
         wall, lat = await timed(pods, concurrency, create)
@@ -178,12 +183,15 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--watchers", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--pending", action="store_true", help="unschedulable pods (adds scheduler work)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kubesim-bench-") as tmp:
         proc, url = start_kubesim(Path(tmp))
         try:
             print(f"kubesim at {url}; {os.cpu_count()} CPUs on this machine")
-            asyncio.run(run(url, args.pods, args.watchers, args.concurrency))
+            asyncio.run(run(url, args.pods, args.watchers, args.concurrency, args.pending))
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
