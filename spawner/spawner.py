@@ -1,0 +1,651 @@
+"""``GPULabSpawner``: KubeSpawner, configured per user from the gpulab policy and catalogue.
+
+What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
+
+* ``profile_list`` is an async callable: the user's profiles, images and GPU sizes
+  (:mod:`gpulab.spawner.form`); the spawn page also shows free GPUs per type and the quota left,
+  and disables GPU sizes that cannot run now.
+* Never trust the form: ``options_from_form`` (early, so the spawn page shows the message) and
+  ``load_user_options`` (authoritative, also for REST API spawns) re-check the request
+  (:mod:`gpulab.spawner.checks`) and the GPU quotas, counted from the cluster's pods and jobs
+  (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400) whose
+  message JupyterHub shows on the spawn page; no pod is created.
+* A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start. The traits gpulab manages are
+  reset to their configured values in ``clear_state`` (JupyterHub calls it before every start
+  and after every stop), so nothing of a previous profile carries over (kubespawner#546,
+  jupyterhub#3592); ``get_pod_manifest`` then enforces the plan on the finished pod, so group
+  overrides cannot widen it.
+* Homes are never deleted (``delete_pvc`` is forced off; ``delete_forever`` keeps the claim, or
+  snapshots it when the policy says ``on_user_delete: snapshot``).
+* ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
+  spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpulab.hub.names import escape_username
+from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
+from jupyterhub.utils import url_path_join
+from kubespawner import KubeSpawner
+from tornado import web
+from traitlets import Bool, Integer, Unicode, default
+
+from .checks import (
+    GpuUsage,
+    check_named_server,
+    check_quota,
+    check_spawn_request,
+    parse_user_options,
+    resolve_request,
+)
+from .cluster import ClusterView, cluster_view
+from .form import QuotaLeft, availability_html, build_profile_list, offered_images_by_profile
+from .overrides import (
+    CONTAINER_SECURITY_CONTEXT,
+    POD_SECURITY_CONTEXT,
+    PodPlan,
+    build_pod_plan,
+    deep_merge,
+    enforce_plan_on_container,
+)
+
+__all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
+
+log = logging.getLogger("gpulab.spawner")
+
+# KubeSpawner traits a plan sets; reset to their configured values before each start.
+MANAGED_TRAITS = (
+    "image",
+    "cpu_guarantee",
+    "cpu_limit",
+    "mem_guarantee",
+    "mem_limit",
+    "extra_resource_limits",
+    "extra_resource_guarantees",
+    "node_selector",
+    "tolerations",
+    "volumes",
+    "volume_mounts",
+    "pod_security_context",
+    "container_security_context",
+    "uid",
+    "gid",
+    "fs_gid",
+    "privileged",
+    "allow_privilege_escalation",
+    "automount_service_account_token",
+    "service_account",
+    "extra_labels",
+    "extra_annotations",
+    "environment",
+    "image_pull_secrets",
+    "storage_class",
+    "storage_capacity",
+    "storage_access_modes",
+    "extra_pod_config",
+    "extra_container_config",
+    "node_affinity_required",
+    "node_affinity_preferred",
+)
+
+
+class SpawnRefused(web.HTTPError):
+    """A refused spawn: JupyterHub shows ``jupyterhub_message`` on the spawn page."""
+
+    def __init__(self, problems: list[str], status_code: int = 403) -> None:
+        self.problems = list(problems)
+        message = "; ".join(self.problems)
+        super().__init__(status_code, "%s", message)
+        self.jupyterhub_message = f"Cannot start your server: {message}"
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
+
+
+# ----------------------------------------------------------------------------- hub-wide state
+
+
+@dataclass
+class HubState:
+    """The policy file and the catalogue, shared by all spawners of the hub process."""
+
+    policy_file: PolicyFile
+    catalogue: Any = None
+    catalogue_key: Any = None
+    started: bool = False
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_file.policy
+
+    async def ensure_started(self, reload_interval: float) -> None:
+        if not self.started:
+            self.started = True
+            self.policy_file.start(reload_interval)
+        await self._ensure_catalogue()
+
+    async def _ensure_catalogue(self) -> None:
+        key = self.policy.catalogue
+        if self.catalogue is not None and self.catalogue_key == key:
+            return
+        from gpulab.hub.catalogue import catalogue_from_policy  # noqa: PLC0415
+
+        old = self.catalogue
+        self.catalogue = catalogue_from_policy(self.policy)
+        self.catalogue_key = key
+        await self.catalogue.start()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
+
+
+_states: dict[str, HubState] = {}
+
+
+def hub_state(policy_path: str) -> HubState:
+    """The shared state for a policy file (loaded on first use; raises PolicyError)."""
+    state = _states.get(policy_path)
+    if state is None:
+        state = _states[policy_path] = HubState(
+            PolicyFile(policy_path, logging.getLogger("gpulab.policy"))
+        )
+    return state
+
+
+def _gpulab_profile_list(spawner: GPULabSpawner) -> Any:
+    return spawner.gpulab_profile_list()
+
+
+# ----------------------------------------------------------------------------- the spawner
+
+
+class GPULabSpawner(KubeSpawner):
+    """KubeSpawner with gpulab's policy, catalogue, checks and pod plan (module docstring)."""
+
+    policy_path = Unicode(
+        os.environ.get("GPULAB_POLICY", ""),
+        config=True,
+        help="The policy file (default: $GPULAB_POLICY).",
+    )
+    policy_reload_interval = Integer(
+        5, config=True, help="Seconds between checks of the policy file for changes."
+    )
+    hub_public_url = Unicode(
+        "",
+        config=True,
+        help="""Origin the user's pod reaches the hub's proxy at (e.g. http://proxy-public).
+        Empty: JupyterHub.public_url if set, else the proxy's public (bind) URL.""",
+    )
+    gateway_url = Unicode(
+        "", config=True, help="GPULAB_GATEWAY_URL for the pod (default: derived from the hub URL)."
+    )
+    culler_url = Unicode(
+        "", config=True, help="GPULAB_CULLER_URL for the pod (default: derived from the hub URL)."
+    )
+    cluster_wide = Bool(
+        True,
+        config=True,
+        help="Watch nodes and pods of all namespaces (GPU availability on the spawn page).",
+    )
+    show_availability = Bool(True, config=True, help="Show free GPUs on the spawn page.")
+    start_timeout_margin = Integer(
+        180,
+        config=True,
+        help="Seconds added to the policy's wait_for_gpus for the spawn's start_timeout.",
+    )
+
+    _plan: PodPlan | None = None
+    _quota_lock: asyncio.Lock | None = None
+    _quota_locks: dict[str, asyncio.Lock] = {}
+
+    @default("profile_list")
+    def _default_profile_list(self) -> Any:
+        return _gpulab_profile_list
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        return self._gpulab_options_from_form
+
+    @default("delete_pvc")
+    def _default_delete_pvc(self) -> bool:
+        return False
+
+    @default("storage_pvc_ensure")
+    def _default_storage_pvc_ensure(self) -> bool:
+        return True
+
+    @default("pvc_name_template")
+    def _default_pvc_name_template(self) -> str:
+        return "home-{username}"  # replaced by the policy's claim name in each plan
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The configured values of the traits a plan sets (after config and __init__).
+        self._configured = {name: copy.deepcopy(getattr(self, name)) for name in MANAGED_TRAITS}
+        self._configured_start_timeout = self.start_timeout
+        self.delete_pvc = False  # a home is never deleted as a side effect (kubespawner#880)
+
+    # ------------------------------------------------------------------ policy & catalogue
+    def _state(self) -> HubState:
+        if not self.policy_path:
+            raise SpawnRefused(["gpulab is not configured: no policy file"], 500)
+        return hub_state(self.policy_path)
+
+    async def _ready_state(self) -> HubState:
+        state = self._state()
+        await state.ensure_started(self.policy_reload_interval)
+        return state
+
+    @property
+    def policy(self) -> Policy:
+        return self._state().policy
+
+    def entitlement(self, policy: Policy | None = None) -> Entitlement | None:
+        policy = policy or self.policy
+        groups = [g.name for g in getattr(self.user, "groups", [])]
+        return policy.entitlement(groups)
+
+    async def _images(self, state: HubState) -> list[Any]:
+        return list(await state.catalogue.images())
+
+    def _user_label(self) -> str:
+        return escape_username(self.user.name)
+
+    async def _cluster(self) -> ClusterView:
+        return await cluster_view(self.namespace, cluster_wide=self.cluster_wide).ready()
+
+    def _quota_left(self, ent: Entitlement, usage: GpuUsage) -> QuotaLeft:
+        return QuotaLeft(
+            user_used=usage.user,
+            user_limit=ent.gpu_quota_user,
+            group=ent.quota_group,
+            group_used=usage.group,
+            group_limit=ent.quota_group_limit,
+        )
+
+    # ------------------------------------------------------------------ the form
+    async def gpulab_profile_list(self, *, for_form: bool = False) -> list[dict[str, Any]]:
+        """The user's profile_list (the form version carries availability and quota)."""
+        state = await self._ready_state()
+        ent = self.entitlement(state.policy)
+        if ent is None:
+            return []
+        images = await self._images(state)
+        availability = quota = None
+        if for_form and ent.may_use_gpus and self.show_availability:
+            try:
+                view = await self._cluster()
+                availability = view.availability(state.policy.gpu_types)
+                quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
+            except Exception:
+                self.log.exception("GPU availability is not available for the spawn page")
+        self._form_extras = (availability, quota)
+        return build_profile_list(ent, images, availability=availability, quota=quota)
+
+    async def _render_options_form_dynamically(self, current_spawner: Any) -> str:
+        spawner = current_spawner if isinstance(current_spawner, GPULabSpawner) else self
+        profile_list = await spawner.gpulab_profile_list(for_form=True)
+        if not profile_list:
+            return (
+                '<div class="alert alert-warning">Your groups give you no notebook profile. '
+                "Ask an administrator to add you to a group of the gpulab policy.</div>"
+            )
+        availability, quota = getattr(spawner, "_form_extras", (None, None))
+        form = self._render_options_form(profile_list)
+        return availability_html(profile_list, availability, quota) + form
+
+    async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
+        """KubeSpawner's parsing, then the checks, so a tampered form is refused on the spawn
+        page before anything starts."""
+        options = self._options_from_form(formdata)
+        await self._check(options, with_quota=True)
+        return options
+
+    # ------------------------------------------------------------------ checks
+    def _other_named_servers(self) -> int:
+        orm_spawners = getattr(getattr(self.user, "orm_user", None), "orm_spawners", None) or {}
+        return sum(1 for name in orm_spawners if name and name != self.name)
+
+    async def _check(
+        self, options: dict[str, Any], *, with_quota: bool
+    ) -> tuple[HubState, Entitlement, Any, str, int]:
+        state = await self._ready_state()
+        policy = state.policy
+        ent = self.entitlement(policy)
+        problems = check_named_server(ent, self.name or "", self._other_named_servers())
+        if problems:
+            raise SpawnRefused(problems)
+        images = await self._images(state)
+        request = parse_user_options(options)
+        offered = offered_images_by_profile(ent, images) if ent else {}
+        problems = check_spawn_request(
+            request, ent, offered_images=offered, catalogue={i.reference for i in images}
+        )
+        if problems:
+            status = 400 if any("not a whole number" in p for p in problems) else 403
+            raise SpawnRefused(problems, status)
+        assert ent is not None
+        profile, image, gpus, _ = resolve_request(request, ent, offered)
+        assert profile is not None and image is not None and gpus is not None
+        if with_quota and gpus > 0:
+            try:
+                view = await self._cluster()
+            except Exception as exc:
+                self.log.exception("cannot read the cluster to check GPU quotas")
+                raise SpawnRefused(
+                    [f"cannot check your GPU quota right now ({type(exc).__name__}); try again"],
+                    503,
+                ) from None
+            problems = check_quota(ent, gpus, view.usage(self._user_label(), ent.quota_group))
+            if problems:
+                raise SpawnRefused(problems)
+        return state, ent, profile, image, gpus
+
+    # ------------------------------------------------------------------ start
+    def clear_state(self) -> None:
+        """JupyterHub calls this before each start and after each stop: forget the last plan
+        and put every trait a plan sets back to its configured value."""
+        super().clear_state()
+        self._plan = None
+        for name, value in getattr(self, "_configured", {}).items():
+            setattr(self, name, copy.deepcopy(value))
+
+    def start(self) -> Any:
+        try:
+            ent = self.entitlement()
+        except Exception:
+            ent = None
+        if ent is not None and ent.may_use_gpus:
+            self.start_timeout = max(
+                self._configured_start_timeout,
+                ent.wait_for_gpus_seconds + self.start_timeout_margin,
+            )
+        return super().start()
+
+    async def load_user_options(self) -> None:
+        """Re-check the request (the form may be tampered with, or come from the REST API),
+        check the GPU quotas from the cluster, then apply a fresh plan. KubeSpawner's own
+        profile handling is not used: gpulab's profile_list carries no overrides, and the plan
+        is the only source of what the pod gets."""
+        state, ent, profile, image, gpus = await self._check(
+            dict(self.user_options or {}), with_quota=False
+        )
+        if gpus > 0:
+            view = await self._cluster_or_refuse()
+            lock = self._quota_locks.setdefault(ent.quota_group, asyncio.Lock())
+            await lock.acquire()
+            self._quota_lock = lock
+            problems = check_quota(ent, gpus, view.usage(self._user_label(), ent.quota_group))
+            if problems:
+                self._release_quota_lock()
+                raise SpawnRefused(problems)
+        self.user_options = {"profile": profile.name, "image": image, "gpus": str(gpus)}
+        plan = build_pod_plan(
+            policy=state.policy,
+            entitlement=ent,
+            profile=profile,
+            image=image,
+            gpus=gpus,
+            username=self.user.name,
+            gateway_url=self._service_url("gateway_url", "jobs-gateway"),
+            culler_url=self._service_url("culler_url", "culler"),
+            base_limits=self.extra_resource_limits,
+            base_guarantees=self.extra_resource_guarantees,
+        )
+        self._apply_plan(plan)
+
+    async def _cluster_or_refuse(self) -> ClusterView:
+        try:
+            return await self._cluster()
+        except Exception as exc:
+            self.log.exception("cannot read the cluster to check GPU quotas")
+            raise SpawnRefused(
+                [f"cannot check your GPU quota right now ({type(exc).__name__}); try again"], 503
+            ) from None
+
+    def _service_url(self, trait: str, service: str) -> str | None:
+        configured = getattr(self, trait)
+        if configured:
+            return configured
+        base_url = "/"
+        settings = getattr(self.user, "settings", None) or {}
+        base_url = settings.get("base_url", "/")
+        if self.hub_public_url:
+            return url_path_join(self.hub_public_url, base_url, f"services/{service}/")
+        public_hub = getattr(self, "public_hub_url", "")
+        if public_hub:
+            return url_path_join(public_hub.split("/hub/")[0] + "/", f"services/{service}/")
+        proxy = settings.get("proxy")
+        public = getattr(proxy, "public_url", "") if proxy is not None else ""
+        if public:
+            return url_path_join(public, f"services/{service}/")
+        return None
+
+    def _apply_plan(self, plan: PodPlan) -> None:
+        """Set the managed traits from the plan, on top of the configured values (plus this
+        start's group overrides): dicts merge per key (plan wins), named lists per name."""
+        traits = plan.spawner_traits()
+        for name in ("node_selector", "extra_labels", "extra_annotations", "environment"):
+            traits[name] = deep_merge(getattr(self, name) or {}, traits[name])
+        for name in ("volumes", "volume_mounts"):
+            current = getattr(self, name)
+            current = list(current.values()) if isinstance(current, dict) else list(current or [])
+            mine = {v["name"] if name == "volumes" else v["mountPath"] for v in traits[name]}
+            key = "name" if name == "volumes" else "mountPath"
+            traits[name] = [v for v in current if v.get(key) not in mine] + traits[name]
+        pvc_name = traits.pop("pvc_name")
+        for name, value in traits.items():
+            setattr(self, name, value)
+        self.pvc_name = pvc_name
+        self._plan = plan
+
+    async def get_pod_manifest(self) -> Any:
+        """KubeSpawner's pod, with the plan enforced last: GPU/CPU/memory capped to the plan,
+        the GPU type's placement, the restricted security context, no service account token,
+        gpulab's labels. Whatever group overrides or leftovers asked for, the plan wins."""
+        pod = await super().get_pod_manifest()
+        plan = self._plan
+        if plan is None:
+            raise SpawnRefused(["internal error: no pod plan (load_user_options did not run)"], 500)
+        container = next(c for c in pod.spec.containers if c.name == "notebook")
+        limits, requests, notes = enforce_plan_on_container(
+            plan, container.resources.limits, container.resources.requests
+        )
+        container.resources.limits, container.resources.requests = limits, requests
+        # Placement: no other GPU type's node selector; the plan's wins.
+        gpu_selector_keys = {
+            k for t in self.policy.gpu_types.values() for k in t.node_selector
+        } - set(plan.node_selector)
+        selector = {
+            k: v for k, v in (pod.spec.node_selector or {}).items() if k not in gpu_selector_keys
+        }
+        selector.update(plan.node_selector)
+        pod.spec.node_selector = selector or None
+        psc = dict(pod.spec.security_context or {})
+        psc.update(POD_SECURITY_CONTEXT)
+        pod.spec.security_context = psc
+        csc = dict(container.security_context or {})
+        csc.update(copy.deepcopy(CONTAINER_SECURITY_CONTEXT))
+        container.security_context = csc
+        pod.spec.automount_service_account_token = False
+        pod.spec.service_account_name = None
+        pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
+        for note in notes:
+            self.log.warning("pod %s: %s (capped to the policy)", self.pod_name, note)
+        return pod
+
+    async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
+        ok = await super()._make_create_pod_request(pod, request_timeout)
+        if ok and self._quota_lock is not None:
+            # Hold the group's quota lock until the pod is in the cache the next check reads.
+            view = await self._cluster()
+            for _ in range(200):  # at most ~10 s; the watch usually delivers it in ms
+                if view.has_pod(self.namespace, self.pod_name):
+                    break
+                await asyncio.sleep(0.05)
+            self._release_quota_lock()
+        return ok
+
+    def _release_quota_lock(self) -> None:
+        lock, self._quota_lock = self._quota_lock, None
+        if lock is not None and lock.locked():
+            lock.release()
+
+    async def _start(self) -> Any:
+        start = asyncio.ensure_future(super()._start())
+        watchdog = asyncio.ensure_future(self._gpu_wait_watchdog())
+        try:
+            done, _ = await asyncio.wait({start, watchdog}, return_when=asyncio.FIRST_COMPLETED)
+            if start not in done:
+                start.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await start
+                return watchdog.result()  # raises the watchdog's SpawnRefused
+            return start.result()
+        finally:
+            watchdog.cancel()
+            self._release_quota_lock()
+
+    # ------------------------------------------------------------------ waiting for GPUs
+    def _scheduling_problem(self) -> str | None:
+        """The scheduler's reason if our pod is Pending and unschedulable, else None."""
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        if not pod or (pod.get("status") or {}).get("phase") != "Pending":
+            return None
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                return cond.get("message") or "unschedulable"
+        if (pod.get("spec") or {}).get("nodeName"):
+            return None
+        for event in reversed(self.events):
+            if event.get("reason") == "FailedScheduling":
+                return event.get("message") or "unschedulable"
+            if event.get("reason") == "Scheduled":
+                return None
+        return None
+
+    async def _gpu_wait_watchdog(self) -> None:
+        """Fail the spawn once it has waited for GPUs longer than the policy allows."""
+        since: float | None = None
+        while True:
+            await asyncio.sleep(1)
+            plan = self._plan
+            if plan is None or plan.gpus == 0:
+                continue
+            problem = self._scheduling_problem()
+            if problem is None:
+                since = None
+                continue
+            since = since or time.monotonic()
+            ent = self.entitlement()
+            wait = ent.wait_for_gpus_seconds if ent else 0
+            if time.monotonic() - since >= wait:
+                raise SpawnRefused(
+                    [
+                        f"no node could take {plan.gpus} {plan.gpu_type} GPU"
+                        f"{'s' if plan.gpus != 1 else ''} within {format_duration(wait)} "
+                        f"(your groups' wait_for_gpus); the scheduler said: {problem}. "
+                        "Try fewer GPUs, or later"
+                    ],
+                    503,
+                )
+
+    def _explain(self, event: dict[str, Any]) -> str | None:
+        reason = event.get("reason")
+        message = event.get("message") or ""
+        plan = self._plan
+        if reason == "FailedScheduling":
+            if plan and plan.gpu_resource and f"Insufficient {plan.gpu_resource}" in message:
+                ent = self.entitlement()
+                wait = format_duration(ent.wait_for_gpus_seconds) if ent else "a while"
+                return (
+                    f"Waiting for GPUs: no node has {plan.gpus} free {plan.gpu_type} GPU"
+                    f"{'s' if plan.gpus != 1 else ''} right now (scheduler: {message}). "
+                    f"gpulab waits up to {wait} for GPUs to free up; you can cancel this spawn."
+                )
+            return f"Cannot be scheduled yet: {message}"
+        if reason == "Scheduled":
+            return f"Scheduled: {message}"
+        if reason == "Pulling":
+            return f"Pulling the image: {message}"
+        if reason == "Pulled":
+            return f"Image ready: {message}"
+        if reason == "Started":
+            return "Server container started; waiting for JupyterLab to answer"
+        return None
+
+    async def progress(self) -> Any:
+        """KubeSpawner's event stream, with each event explained for people."""
+        yield {"progress": 2, "message": "Checking your request against the gpulab policy"}
+        async for event in super().progress():
+            raw = event.get("raw_event")
+            if raw:
+                explained = self._explain(raw)
+                if explained:
+                    event = {**event, "message": explained}
+            yield event
+
+    # ------------------------------------------------------------------ homes are kept
+    async def delete_forever(self) -> None:
+        """Called when a user (or a named server) is deleted: never delete the home. With the
+        policy's ``on_user_delete: snapshot``, take a VolumeSnapshot of it first; the claim
+        itself stays (an admin deletes it after the grace period)."""
+        try:
+            storage = self.policy.storage
+            claim = storage.home.claim_name(self._user_label())
+        except Exception:
+            self.log.exception("delete_forever: policy unavailable; keeping every claim")
+            return
+        if self.name:
+            self.log.info("named server %s deleted; home %s kept", self._log_name, claim)
+            return
+        if storage.on_user_delete != "snapshot":
+            self.log.info("user %s deleted; home %s kept (policy: keep)", self.user.name, claim)
+            return
+        body = {
+            "apiVersion": "snapshot.storage.k8s.io/v1",
+            "kind": "VolumeSnapshot",
+            "metadata": {
+                "name": f"{claim}-deleted-{int(time.time())}",
+                "namespace": self.namespace,
+                "labels": {
+                    "app.kubernetes.io/name": "gpulab",
+                    "app.kubernetes.io/managed-by": "gpulab",
+                    "app.kubernetes.io/component": "home",
+                    "gpulab.io/user": self._user_label(),
+                },
+            },
+            "spec": {
+                "source": {"persistentVolumeClaimName": claim},
+                **(
+                    {"volumeSnapshotClassName": storage.snapshot_class}
+                    if storage.snapshot_class
+                    else {}
+                ),
+            },
+        }
+        try:
+            from kubespawner.clients import shared_client  # noqa: PLC0415
+
+            api = shared_client("CustomObjectsApi")
+            await api.create_namespaced_custom_object(
+                "snapshot.storage.k8s.io", "v1", self.namespace, "volumesnapshots", body
+            )
+            self.log.info("user %s deleted; home %s snapshotted and kept", self.user.name, claim)
+        except Exception:
+            self.log.exception("snapshot of home %s failed; the home is kept", claim)
