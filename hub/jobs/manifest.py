@@ -1,0 +1,346 @@
+"""Pure builders for a job's Kubernetes objects: the ``batch/v1`` Job and its upload Secret.
+
+No I/O: the gateway validates the spec (:mod:`.spec`, :mod:`.validate`), picks the image,
+makes the upload credential (:meth:`gpulab.hub.jobs.storage.JobStorage.upload_credential`),
+renders both objects here, creates the Secret, then the Job, then sets the Job as the
+Secret's owner (:func:`with_owner`) so that the Secret goes when the Job goes.
+
+The Job's container runs ``gpulab-job-runner`` (exec form, no arguments); the runner reads the
+normalised spec from ``$GPULAB_JOB_SPEC`` and the upload credential from the Secret mounted
+at ``/var/run/gpulab/upload``. The pod has no service-account token, runs as uid 1000 /
+gid 100 with a restricted security context, and mounts the owner's home and the datasets
+(read-only) as their notebook server does.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from typing import Any
+
+from ..names import escape_username
+from ..policy import Entitlement, Policy, ProfilePolicy
+from .ids import SUBMIT_KEY_LABEL, submit_key
+from .spec import JobSpec
+from .validate import effective_gpu_type, effective_runtime
+
+__all__ = [
+    "CONTAINER_NAME",
+    "CONTAINER_SECURITY_CONTEXT",
+    "CREDENTIAL_FILE",
+    "POD_SECURITY_CONTEXT",
+    "RUNNER_COMMAND",
+    "UPLOAD_MOUNT",
+    "job_labels",
+    "k8s_literal",
+    "render_job",
+    "render_upload_secret",
+    "upload_secret_name",
+    "with_owner",
+]
+
+RUNNER_COMMAND = ["gpulab-job-runner"]
+CONTAINER_NAME = "job"
+UPLOAD_MOUNT = "/var/run/gpulab/upload"
+CREDENTIAL_FILE = "credential.json"
+SPEC_ANNOTATION = "gpulab.io/spec"
+OWNER_ANNOTATION = "gpulab.io/owner"
+IDEMPOTENCY_ANNOTATION = "gpulab.io/idempotency-key"
+TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
+
+RUN_AS_USER = 1000
+RUN_AS_GROUP = 100
+FS_GROUP = 100
+POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "runAsGroup": RUN_AS_GROUP,
+    "fsGroup": FS_GROUP,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_USER,
+    "runAsGroup": RUN_AS_GROUP,
+    "allowPrivilegeEscalation": False,
+    "privileged": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def k8s_literal(value: str) -> str:
+    """Escape ``$`` so that Kubernetes' ``$(VAR)`` expansion of env values leaves ``value``
+    exactly as written (``$$`` -> ``$``)."""
+    return value.replace("$", "$$")
+
+
+def upload_secret_name(job_id: str) -> str:
+    """The upload Secret's name for a job (``<job-id>-upload``)."""
+    return f"{job_id}-upload"
+
+
+def job_labels(
+    *, owner: str, job_id: str, group: str, gpus: int, gpu_type: str | None
+) -> dict[str, str]:
+    labels = {
+        "app.kubernetes.io/name": "gpulab",
+        "app.kubernetes.io/component": "job",
+        "app.kubernetes.io/managed-by": "gpulab",
+        "gpulab.io/user": escape_username(owner),
+        "gpulab.io/job-id": job_id,
+        "gpulab.io/group": group,
+        "gpulab.io/gpus": str(gpus),
+    }
+    if gpu_type:
+        labels["gpulab.io/gpu-type"] = gpu_type
+    return labels
+
+
+def _profile_for(ent: Entitlement, gpu_type: str | None) -> ProfilePolicy | None:
+    """The user's first profile of the same kind (that GPU type, or CPU-only): its resources
+    are the job's defaults when the spec names none."""
+    for profile in ent.profiles:
+        if profile.gpu_type == gpu_type:
+            return profile
+    return None
+
+
+def _cpu_text(value: float) -> str:
+    return f"{round(value * 1000)}m"
+
+
+def _resources(spec: JobSpec, profile: ProfilePolicy | None, gpu_resource: str | None) -> dict:
+    requests: dict[str, str] = {}
+    limits: dict[str, str] = {}
+    if spec.cpu is not None:
+        requests["cpu"] = limits["cpu"] = spec.cpu
+    elif profile is not None:
+        if profile.cpu.guarantee is not None:
+            requests["cpu"] = _cpu_text(profile.cpu.guarantee)
+        if profile.cpu.limit is not None:
+            limits["cpu"] = _cpu_text(profile.cpu.limit)
+    if spec.memory is not None:
+        requests["memory"] = limits["memory"] = spec.memory
+    elif profile is not None:
+        if profile.memory.guarantee is not None:
+            requests["memory"] = profile.memory.guarantee
+        if profile.memory.limit is not None:
+            limits["memory"] = profile.memory.limit
+    if gpu_resource is not None and spec.gpus > 0:
+        limits[gpu_resource] = str(spec.gpus)
+        requests[gpu_resource] = str(spec.gpus)
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def _runner_spec(spec: JobSpec) -> str:
+    """What the runner needs, as compact JSON (env is in the container already)."""
+    data = spec.to_json()
+    data.pop("env", None)
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def spec_annotation(spec: JobSpec) -> str:
+    """The submitted (normalised) spec as JSON: what ``resubmit`` and the API show."""
+    return json.dumps(spec.to_json(), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def render_job(
+    spec: JobSpec,
+    *,
+    owner: str,
+    job_id: str,
+    entitlement: Entitlement,
+    policy: Policy,
+    image: str,
+    namespace: str,
+    upload_secret_name: str,
+    gateway_url: str | None = None,
+    idempotency_key: str | None = None,
+) -> dict[str, Any]:
+    """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
+
+    The spec must have passed :func:`~gpulab.hub.jobs.validate.validate_against_policy`
+    (this builder trusts it; with GPUs and no resolvable type it raises ``ValueError``).
+    ``image`` is the resolved image (the spec's or the server default)."""
+    ent = entitlement
+    gpu_type = effective_gpu_type(spec, ent)
+    if spec.gpus > 0 and (gpu_type is None or gpu_type not in policy.gpu_types):
+        raise ValueError("a GPU job needs a GPU type from the policy (validate the spec first)")
+    gtype = policy.gpu_types[gpu_type] if gpu_type is not None else None
+    profile = _profile_for(ent, gpu_type)
+    home = policy.storage.home
+    home_path = home.mount_path
+    escaped = escape_username(owner)
+
+    labels = job_labels(
+        owner=owner, job_id=job_id, group=ent.quota_group, gpus=spec.gpus, gpu_type=gpu_type
+    )
+    job_labels_ = dict(labels)
+    annotations = {SPEC_ANNOTATION: spec_annotation(spec), OWNER_ANNOTATION: owner}
+    if idempotency_key is not None:
+        job_labels_[SUBMIT_KEY_LABEL] = submit_key(owner, idempotency_key)
+        annotations[IDEMPOTENCY_ANNOTATION] = idempotency_key
+
+    # env: the user's first (values literal), then gpulab's (names cannot collide: the spec
+    # refuses GPULAB_ and KUBERNETES_ names)
+    env: list[dict[str, Any]] = [{"name": k, "value": k8s_literal(v)} for k, v in spec.env.items()]
+    ours = {
+        "GPULAB_JOB_ID": job_id,
+        "GPULAB_JOB_SPEC": _runner_spec(spec),
+        "GPULAB_HOME": home_path,
+        "GPULAB_UPLOAD_DIR": UPLOAD_MOUNT,
+        "GPULAB_IMAGE": image,
+        "GPULAB_GPUS": str(spec.gpus),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if gpu_type:
+        ours["GPULAB_GPU_TYPE"] = gpu_type
+    if gateway_url:
+        ours["GPULAB_GATEWAY_URL"] = gateway_url
+    if "HOME" not in spec.env:
+        ours["HOME"] = home_path
+    if "PYTHONUNBUFFERED" in spec.env:
+        del ours["PYTHONUNBUFFERED"]
+    env.extend({"name": k, "value": k8s_literal(v)} for k, v in ours.items())
+
+    volumes: list[dict[str, Any]] = [
+        {"name": "home", "persistentVolumeClaim": {"claimName": home.claim_name(escaped)}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "home", "mountPath": home_path}]
+    wanted = set(spec.datasets) if spec.datasets is not None else None
+    for ds in policy.storage.datasets:
+        if wanted is not None and ds.name not in wanted:
+            continue
+        vol = f"dataset-{ds.name}"[:63].rstrip("-")
+        volumes.append(
+            {
+                "name": vol,
+                "persistentVolumeClaim": {"claimName": ds.claim, "readOnly": ds.read_only},
+            }
+        )
+        mount: dict[str, Any] = {"name": vol, "mountPath": ds.mount_path, "readOnly": ds.read_only}
+        if ds.sub_path:
+            mount["subPath"] = ds.sub_path
+        mounts.append(mount)
+    shm = spec.shm_size or (profile.shm_size if profile and profile.shm_size else None)
+    shm = shm or ("1Gi" if spec.gpus > 0 else "64Mi")
+    volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
+    mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
+    volumes.append(
+        {
+            "name": "upload",
+            "secret": {"secretName": upload_secret_name, "defaultMode": 0o440, "optional": False},
+        }
+    )
+    mounts.append({"name": "upload", "mountPath": UPLOAD_MOUNT, "readOnly": True})
+
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": list(RUNNER_COMMAND),
+        "workingDir": home_path,
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    resources = _resources(spec, profile, gtype.resource if gtype else None)
+    if resources:
+        container["resources"] = resources
+
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
+        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if gtype is not None:
+        if gtype.node_selector:
+            pod_spec["nodeSelector"] = dict(gtype.node_selector)
+        if gtype.tolerations:
+            pod_spec["tolerations"] = gtype.k8s_tolerations()
+    harbor = policy.catalogue.harbor
+    if harbor is not None and harbor.pull_secret:
+        pod_spec["imagePullSecrets"] = [{"name": harbor.pull_secret}]
+
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_id,
+            "namespace": namespace,
+            "labels": job_labels_,
+            "annotations": annotations,
+        },
+        "spec": {
+            "backoffLimit": spec.retries,
+            "completions": 1,
+            "parallelism": 1,
+            "activeDeadlineSeconds": effective_runtime(spec, ent),
+            "ttlSecondsAfterFinished": ent.job_ttl_seconds,
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": {OWNER_ANNOTATION: owner}},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def render_upload_secret(
+    *,
+    owner: str,
+    job_id: str,
+    namespace: str,
+    name: str,
+    credential: dict[str, Any],
+    group: str,
+    gpus: int = 0,
+) -> dict[str, Any]:
+    """The Secret holding the job's upload credential (``credential.json``, as returned by
+    ``JobStorage.upload_credential``); mounted read-only in the job's pod. It holds presigned
+    POST policies for the job's S3 prefix only, never an S3 key."""
+    labels = job_labels(owner=owner, job_id=job_id, group=group, gpus=gpus, gpu_type=None)
+    payload = json.dumps(credential, separators=(",", ":"), sort_keys=True).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {OWNER_ANNOTATION: owner},
+        },
+        "data": {CREDENTIAL_FILE: base64.b64encode(payload).decode("ascii")},
+    }
+
+
+def with_owner(secret: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``secret`` owned by the created ``job`` (it needs ``metadata.uid``), so that
+    Kubernetes deletes the Secret with the Job. Patch or replace the Secret with it."""
+    meta = job.get("metadata") or {}
+    if not meta.get("uid") or not meta.get("name"):
+        raise ValueError("the Job has no metadata.uid/name yet (use the object the API returned)")
+    out = copy.deepcopy(secret)
+    out.setdefault("metadata", {})["ownerReferences"] = [
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": meta["name"],
+            "uid": meta["uid"],
+            "controller": True,
+            "blockOwnerDeletion": False,
+        }
+    ]
+    return out
