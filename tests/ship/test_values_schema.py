@@ -17,9 +17,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 VALUES_DIR = ROOT / "helm-values"
 MANIFESTS = VALUES_DIR / "manifests"
-REFS = Path("/work/shared/refs")
-CHART_VALUES = REFS / "z2jh-values.yaml"
-CHART_SCHEMA = REFS / "z2jh-values.schema.yaml"
+# The chart's values.yaml and values.schema.yaml, vendored (tests/ship/z2jh/README.md).
+CHART_DIR = Path(__file__).resolve().parent / "z2jh"
+CHART_VALUES = CHART_DIR / "values.yaml"
+CHART_SCHEMA = CHART_DIR / "values.schema.yaml"
+SHARED_REFS = Path("/work/shared/refs")
 
 VALUES_FILES = sorted(p.name for p in VALUES_DIR.glob("values*.yaml"))
 # The stacks docs/deploy.md installs with (`-f` order).
@@ -31,8 +33,18 @@ STACKS = [
 
 
 def _refs_or_skip() -> None:
-    if not CHART_VALUES.is_file() or not CHART_SCHEMA.is_file():
-        pytest.skip(f"the chart's values and schema are not in {REFS}")
+    # Never a skip: a missing copy must fail the suite, not silently pass it.
+    assert CHART_VALUES.is_file() and CHART_SCHEMA.is_file(), f"chart files missing in {CHART_DIR}"
+
+
+def test_vendored_chart_files_match_the_shared_refs() -> None:
+    if not SHARED_REFS.is_dir():
+        pytest.skip("no shared reference copy on this machine")
+    for ours, theirs in (
+        (CHART_VALUES, "z2jh-values.yaml"),
+        (CHART_SCHEMA, "z2jh-values.schema.yaml"),
+    ):
+        assert ours.read_text() == (SHARED_REFS / theirs).read_text(), f"{ours} is stale"
 
 
 # ----------------------------------------------------------------------------- Helm merge
