@@ -1,0 +1,82 @@
+"""Local-mode login (``gpulab up`` and tests): a shared password, groups from the demo users file.
+
+Production logs in through the identity provider (GenericOAuthenticator, see
+:mod:`gpulab.hub.config`); its group claim decides the groups. Locally,
+:class:`GPULabLocalAuthenticator` gives the same mapping from ``hub/demo/users.yaml``::
+
+    users:
+      - {name: alice, groups: [vision]}
+      - {name: admin, groups: [vision], admin: true}
+
+A user listed there gets exactly those groups at each login (``manage_groups``); a user not
+listed keeps the groups the hub already has for them (the auth model says ``groups: None``), so
+tests and admins may still put users into groups through the REST API.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from secrets import compare_digest
+from typing import Any
+
+import yaml
+from jupyterhub.auth import DummyAuthenticator
+from traitlets import Unicode, default
+
+__all__ = ["GPULabLocalAuthenticator", "load_demo_users"]
+
+DEMO_USERS = Path(__file__).resolve().parent / "demo" / "users.yaml"
+
+
+def load_demo_users(path: str | Path) -> dict[str, dict[str, Any]]:
+    """name -> {groups: [...], admin: bool} from a demo users file."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    out: dict[str, dict[str, Any]] = {}
+    for entry in data.get("users") or []:
+        out[str(entry["name"])] = {
+            "groups": [str(g) for g in entry.get("groups") or []],
+            "admin": bool(entry.get("admin", False)),
+        }
+    return out
+
+
+class GPULabLocalAuthenticator(DummyAuthenticator):
+    """Shared password (``$GPULAB_DEMO_PASSWORD``, default ``gpulab``) + groups from a file."""
+
+    shared_password = Unicode(config=True, help="The password every local user logs in with.")
+    users_file = Unicode(str(DEMO_USERS), config=True, help="The demo users file (YAML).")
+
+    @default("shared_password")
+    def _default_password(self) -> str:
+        return os.environ.get("GPULAB_DEMO_PASSWORD", "gpulab")
+
+    @default("manage_groups")
+    def _default_manage_groups(self) -> bool:
+        return True
+
+    @default("allow_all")
+    def _default_allow_all(self) -> bool:
+        return True
+
+    def _users(self) -> dict[str, dict[str, Any]]:
+        try:
+            return load_demo_users(self.users_file)
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            self.log.error("demo users file %s unreadable: %s", self.users_file, exc)
+            return {}
+
+    async def authenticate(self, handler: Any, data: dict[str, str]) -> dict[str, Any] | None:
+        name = (data.get("username") or "").strip()
+        password = data.get("password") or ""
+        if not name or not self.shared_password:
+            return None
+        if not compare_digest(password.encode(), self.shared_password.encode()):
+            return None
+        entry = self._users().get(name)
+        model: dict[str, Any] = {"name": name, "groups": None}
+        if entry is not None:
+            model["groups"] = entry["groups"]
+            if entry["admin"]:
+                model["admin"] = True
+        return model

@@ -1,0 +1,201 @@
+"""gpulab's JupyterHub configuration, one function for both ways the hub runs.
+
+Zero to JupyterHub (``hub.extraConfig``)::
+
+    from gpulab.hub.config import configure; configure(c)
+
+(policy from ``$GPULAB_POLICY``, in-cluster Kubernetes credentials, the authenticator chosen in
+the chart's values, e.g. GenericOAuthenticator). A plain ``jupyterhub_config.py`` (``gpulab
+up``, tests)::
+
+    configure(c, policy_path="policy.yaml", local=True)
+
+(``$KUBECONFIG``: KubeSpawner's ``load_config`` falls back to it when not in a cluster; the local
+shared-password authenticator with the demo users' groups). OIDC from the environment or
+``oidc={...}``: :func:`oidc_settings`.
+
+Later services (the jobs gateway, the culler) are registered with ``services=[...]`` (JupyterHub
+service dicts) or appended to ``c.JupyterHub.services`` after this call; the ``user`` role and
+the servers' tokens already carry ``access:services`` for them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["GPULAB_SERVICES", "configure", "oidc_settings", "user_scopes"]
+
+REPO_HUB = Path(__file__).resolve().parent
+GPULAB_SERVICES = ("jobs-gateway", "culler")
+SERVICE_SCOPES = [f"access:services!service={name}" for name in GPULAB_SERVICES]
+
+
+def user_scopes() -> list[str]:
+    """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services."""
+    return ["self", *SERVICE_SCOPES]
+
+
+def server_token_scopes() -> list[str]:
+    """The server's ``$JUPYTERHUB_API_TOKEN``: JupyterHub's default server scopes plus access
+    to gpulab's services (the panel submits jobs, the extension reports activity)."""
+    return ["users:activity!user", "access:servers!server", *SERVICE_SCOPES]
+
+
+def oidc_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+    """GenericOAuthenticator settings from the environment, or None when no OIDC is configured.
+
+    ``GPULAB_OIDC_ISSUER`` (e.g. ``https://keycloak/realms/research``; the standard endpoints
+    ``/protocol/openid-connect/...`` are not assumed: give ``GPULAB_OIDC_AUTHORIZE_URL``,
+    ``_TOKEN_URL``, ``_USERINFO_URL``, or let them default to ``{issuer}/authorize``, ``/token``,
+    ``/userinfo``), ``GPULAB_OIDC_CLIENT_ID``, ``GPULAB_OIDC_CLIENT_SECRET``,
+    ``GPULAB_OIDC_CALLBACK_URL``, ``GPULAB_OIDC_GROUPS_CLAIM`` (default ``groups``),
+    ``GPULAB_OIDC_USERNAME_CLAIM`` (default ``preferred_username``),
+    ``GPULAB_OIDC_ADMIN_GROUPS`` / ``GPULAB_OIDC_ALLOWED_GROUPS`` (comma-separated).
+    """
+    env = os.environ if environ is None else environ
+    issuer = env.get("GPULAB_OIDC_ISSUER", "").rstrip("/")
+    if not issuer:
+        return None
+    settings: dict[str, Any] = {
+        "client_id": env.get("GPULAB_OIDC_CLIENT_ID", "gpulab"),
+        "client_secret": env.get("GPULAB_OIDC_CLIENT_SECRET", ""),
+        "authorize_url": env.get("GPULAB_OIDC_AUTHORIZE_URL", f"{issuer}/authorize"),
+        "token_url": env.get("GPULAB_OIDC_TOKEN_URL", f"{issuer}/token"),
+        "userdata_url": env.get("GPULAB_OIDC_USERINFO_URL", f"{issuer}/userinfo"),
+        "scope": env.get("GPULAB_OIDC_SCOPE", "openid profile email").split(),
+        "username_claim": env.get("GPULAB_OIDC_USERNAME_CLAIM", "preferred_username"),
+        "groups_claim": env.get("GPULAB_OIDC_GROUPS_CLAIM", "groups"),
+        "login_service": env.get("GPULAB_OIDC_LOGIN_SERVICE", "your institution"),
+    }
+    if env.get("GPULAB_OIDC_CALLBACK_URL"):
+        settings["oauth_callback_url"] = env["GPULAB_OIDC_CALLBACK_URL"]
+    for key in ("admin_groups", "allowed_groups"):
+        raw = env.get(f"GPULAB_OIDC_{key.upper()}", "")
+        if raw:
+            settings[key] = {g.strip() for g in raw.split(",") if g.strip()}
+    return settings
+
+
+def _apply_oidc(c: Any, settings: Mapping[str, Any]) -> None:
+    c.JupyterHub.authenticator_class = "generic-oauth"
+    g = c.GenericOAuthenticator
+    settings = dict(settings)
+    groups_claim = settings.pop("groups_claim", "groups")
+    for key, value in settings.items():
+        setattr(g, key, value)
+    g.manage_groups = True
+    # oauthenticator >= 17: groups come from auth_state; the userinfo is under "oauth_user".
+    g.auth_state_groups_key = f"oauth_user.{groups_claim}"
+    g.enable_auth_state = True
+    if "allowed_groups" not in settings:
+        g.allow_all = True  # who may log in is the identity provider's business; the policy
+        # decides what they get (users in no policy group get default_group, or nothing)
+
+
+def _allow_named_servers(policy_path: str) -> bool:
+    from gpulab.hub.policy import load_policy  # noqa: PLC0415
+
+    policy = load_policy(policy_path)
+    return any(g.named_servers > 0 for g in policy.groups.values())
+
+
+def _named_server_limit(handler: Any) -> int:
+    """``JupyterHub.named_server_limit_per_user``: the policy's ``named_servers`` for the
+    requesting user (0 = JupyterHub's "unlimited"; GPULabSpawner then refuses named servers)."""
+    from gpulab.spawner.spawner import hub_state  # noqa: PLC0415
+
+    user = handler.current_user
+    path = handler.settings["config"].GPULabSpawner.get("policy_path") or os.environ.get(
+        "GPULAB_POLICY", ""
+    )
+    if user is None or not path:
+        return 0
+    ent = hub_state(str(path)).policy.entitlement([g.name for g in user.groups])
+    return ent.named_servers if ent else 0
+
+
+def configure(
+    c: Any,
+    *,
+    policy_path: str | os.PathLike[str] | None = None,
+    local: bool = False,
+    namespace: str | None = None,
+    services: Iterable[Mapping[str, Any]] = (),
+    oidc: Mapping[str, Any] | None = None,
+    users_file: str | os.PathLike[str] | None = None,
+    start_timeout: int = 600,
+    http_timeout: int = 120,
+) -> None:
+    """Configure JupyterHub ``c`` for gpulab (see the module docstring).
+
+    Sets: the spawner class and its KubeSpawner settings (namespace, home PVC never deleted,
+    ``jupyterhub-singleuser``, uid 1000 / fsGroup 100, no service account token, events,
+    timeouts), ``default_url = /lab``, named servers from the policy, detached servers
+    (``cleanup_servers = False``), the ``user`` role's and the servers' access to gpulab's
+    services, and the authenticator (local: shared password + demo groups; otherwise OIDC when
+    ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given, else whatever the chart configured).
+    """
+    from gpulab.spawner import GPULabSpawner  # noqa: PLC0415
+
+    path = str(policy_path or os.environ.get("GPULAB_POLICY", ""))
+    if not path:
+        raise ValueError("gpulab: no policy file (give policy_path= or set $GPULAB_POLICY)")
+    path = str(Path(path).resolve())
+    os.environ["GPULAB_POLICY"] = path  # services started by the hub read it too
+
+    c.JupyterHub.spawner_class = GPULabSpawner
+    c.GPULabSpawner.policy_path = path
+    c.JupyterHub.cleanup_servers = False  # servers are detached: they outlive a hub restart
+    c.JupyterHub.allow_named_servers = _allow_named_servers(path)
+    c.JupyterHub.named_server_limit_per_user = _named_server_limit
+    c.Spawner.default_url = "/lab"
+
+    k = c.KubeSpawner
+    ns = namespace or os.environ.get("GPULAB_NAMESPACE")
+    if ns:
+        k.namespace = ns
+    elif local:
+        k.namespace = "default"
+    k.cmd = ["jupyterhub-singleuser"]
+    k.delete_pvc = False
+    k.storage_pvc_ensure = True
+    k.uid = 1000
+    k.gid = 100
+    k.fs_gid = 100
+    k.automount_service_account_token = False
+    k.service_account = None
+    k.events_enabled = True
+    k.start_timeout = start_timeout
+    k.http_timeout = http_timeout
+    k.image_pull_policy = "IfNotPresent"
+    if local:
+        # kubesim's kubelet runs the command from the hub's own environment.
+        k.image = "gpulab/local"
+        c.GPULabSpawner.hub_public_url = os.environ.get("GPULAB_HUB_PUBLIC_URL", "")
+    elif os.environ.get("GPULAB_HUB_PUBLIC_URL"):
+        c.GPULabSpawner.hub_public_url = os.environ["GPULAB_HUB_PUBLIC_URL"]
+    else:
+        c.GPULabSpawner.hub_public_url = "http://proxy-public"  # z2jh's proxy Service
+
+    # Roles and scopes: researchers' tokens and their servers' tokens reach gpulab services.
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    roles = [r for r in roles if r.get("name") != "user"]
+    roles.append({"name": "user", "scopes": user_scopes()})
+    c.JupyterHub.load_roles = roles
+    c.Spawner.server_token_scopes = server_token_scopes()
+
+    existing = list(c.JupyterHub.services) if "services" in c.JupyterHub else []
+    names = {s.get("name") for s in existing}
+    c.JupyterHub.services = existing + [dict(s) for s in services if s.get("name") not in names]
+
+    if local:
+        c.JupyterHub.authenticator_class = "gpulab.hub.auth.GPULabLocalAuthenticator"
+        if users_file:
+            c.GPULabLocalAuthenticator.users_file = str(users_file)
+    else:
+        settings = dict(oidc) if oidc is not None else oidc_settings()
+        if settings is not None:
+            _apply_oidc(c, settings)
