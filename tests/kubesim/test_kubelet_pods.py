@@ -402,3 +402,80 @@ def test_kubectl_logs_follow_ends_with_the_container(kubesim: Any, namespace: st
     out = kubesim.kubectl("logs", "-f", "-n", namespace, "counter").stdout
     assert out.split()[-1] == "3"
 
+
+def test_pod_active_deadline(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_pod(
+        namespace, run_pod("bounded", ["sleep", "300"], activeDeadlineSeconds=1)
+    )
+    pod = wait_phase(core, namespace, "bounded", "Failed")
+    assert pod.status.reason == "DeadlineExceeded"
+    assert pod.status.container_statuses[0].state.terminated is not None
+
+
+def test_init_containers_run_first(kubesim: Any, core: client.CoreV1Api, namespace: str) -> None:
+    body = run_pod(
+        "init",
+        ["cat", "/work/greeting"],
+        volumes=[{"name": "w", "emptyDir": {}}],
+        volumeMounts=[{"name": "w", "mountPath": "/work"}],
+    )
+    body["spec"]["initContainers"] = [
+        {
+            "name": "prepare",
+            "image": "busybox:1.36",
+            "command": ["sh", "-c", "echo prepared > /work/greeting"],
+            "volumeMounts": [{"name": "w", "mountPath": "/work"}],
+        }
+    ]
+    core.create_namespaced_pod(namespace, body)
+    pod = wait_phase(core, namespace, "init", "Succeeded", "Failed")
+    assert pod.status.phase == "Succeeded"
+    assert pod.status.init_container_statuses[0].state.terminated.exit_code == 0
+    assert logs(kubesim, namespace, "init") == "prepared\n"
+    assert logs(kubesim, namespace, "init", "-c", "prepare") == ""
+
+
+@needs_root
+def test_memory_empty_dir_is_a_sized_tmpfs(
+    kubesim: Any, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_pod(
+        namespace,
+        run_pod(
+            "shm",
+            ["sh", "-c", "df -k /dev/shm | tail -1; grep ' /dev/shm ' /proc/mounts"],
+            volumes=[{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
+            volumeMounts=[{"name": "shm", "mountPath": "/dev/shm"}],
+        ),
+    )
+    wait_phase(core, namespace, "shm", "Succeeded")
+    df, mount = logs(kubesim, namespace, "shm").splitlines()
+    assert df.split()[1] == str(64 * 1024)
+    assert mount.split()[2] == "tmpfs"
+
+
+def test_readiness_probe_gates_ready(core: client.CoreV1Api, namespace: str) -> None:
+    import sys
+
+    # Listens only after a while: Running, but not Ready until the probe passes.
+    code = "import time, http.server as h; time.sleep(2); h.test(h.SimpleHTTPRequestHandler, port=8080, bind='0.0.0.0')"
+    core.create_namespaced_pod(
+        namespace,
+        run_pod(
+            "late",
+            [sys.executable, "-c", code],
+            restart="Always",
+            readinessProbe={"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+        ),
+    )
+    wait_phase(core, namespace, "late", "Running")
+    first = core.read_namespaced_pod("late", namespace)
+    assert first.status.container_statuses[0].started is True
+    wait_for(
+        "ready",
+        lambda: core.read_namespaced_pod("late", namespace).status.container_statuses[0].ready,
+    )
+    conds = {
+        c.type: c.status for c in core.read_namespaced_pod("late", namespace).status.conditions
+    }
+    assert conds["Ready"] == "True" and conds["ContainersReady"] == "True"
