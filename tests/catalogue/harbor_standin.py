@@ -45,6 +45,7 @@ import hashlib
 import itertools
 import json
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -260,6 +261,12 @@ class HarborStandin:
         elif hang and self._loop is not None and self._hang is not None:
             self._loop.call_soon_threadsafe(self._hang.clear)
 
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no request is being answered (leftovers of a previous test's latency)."""
+        deadline = time.monotonic() + timeout
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     @property
     def count(self) -> int:
         return len(self.requests)
@@ -406,7 +413,9 @@ class HarborStandin:
             return web.json_response({"harbor_version": "v2.11.0-standin", "auth_mode": "db_auth"})
         with self._lock:
             status = self._fail_status
-            failing = status is not None and (self._fail_paths is None or self._fail_paths in raw)
+            failing = status is not None and (
+                self._fail_paths is None or self._fail_paths in request.raw_path
+            )
             if failing and self._fail_left is not None:
                 self._fail_left -= 1
                 if self._fail_left <= 0:
