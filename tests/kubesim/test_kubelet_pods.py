@@ -443,7 +443,7 @@ def test_memory_empty_dir_is_a_sized_tmpfs(
         namespace,
         run_pod(
             "shm",
-            ["sh", "-c", "df -k /dev/shm | tail -1; grep ' /dev/shm ' /proc/mounts"],
+            ["sh", "-c", "df -k /dev/shm | tail -1; grep ' /dev/shm ' /proc/mounts | tail -1"],
             volumes=[{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}],
             volumeMounts=[{"name": "shm", "mountPath": "/dev/shm"}],
         ),
