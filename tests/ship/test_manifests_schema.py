@@ -61,6 +61,7 @@ def test_manifests_exist() -> None:
     files = {p.name for p in MANIFESTS.glob("*.yaml")}
     assert {
         "rbac-gateway.yaml",
+        "rbac-culler.yaml",
         "storageclass-cephfs.yaml",
         "datasets.yaml",
         "snapshots.yaml",
@@ -250,10 +251,10 @@ def test_kueue_queues_match_policy_groups() -> None:
 
 def test_bindings_reference_existing_roles_and_accounts() -> None:
     for _, doc in DOCS:
-        if doc["kind"] != "RoleBinding":
+        if doc["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
             continue
-        role = _find("Role", doc["roleRef"]["name"])
-        assert role["metadata"]["namespace"] == doc["metadata"]["namespace"]
+        role = _find(doc["roleRef"]["kind"], doc["roleRef"]["name"])
+        assert role["metadata"].get("namespace") == doc["metadata"].get("namespace")
         for subject in doc["subjects"]:
             assert subject["kind"] == "ServiceAccount" and subject["namespace"] == NAMESPACE
             if subject["name"] != "hub":  # the chart makes "hub"

@@ -206,8 +206,17 @@ def test_services_get_the_hub_env_they_need(
 def test_services_are_reachable_through_the_proxy(full: dict[str, Any]) -> None:
     hub = full["hub"]
     services = hub["services"]
-    assert services["jobs-gateway"]["command"][-1] == "gpulab.hub.jobs.gateway"
-    assert services["culler"]["command"][-1] == "gpulab.hub.culler.service"
+    gateway_cmd = services["jobs-gateway"]["command"]
+    culler_cmd = services["culler"]["command"]
+    assert gateway_cmd[:3] == ["python3", "-m", "gpulab.hub.jobs.gateway"]
+    assert "--GatewayApp.policy_path=/etc/gpulab/policy.yaml" in gateway_cmd
+    assert culler_cmd == [
+        "python3",
+        "-m",
+        "gpulab.hub.culler.service",
+        "--policy",
+        "/etc/gpulab/policy.yaml",
+    ]
     service_ports = {p["targetPort"] for p in hub["service"]["extraPorts"]}
     hub_ingress = _ports(hub["networkPolicy"]["ingress"])
     proxy_egress = _ports(full["proxy"]["chp"]["networkPolicy"]["egress"])
@@ -229,7 +238,8 @@ def test_stock_culler_is_off(full: dict[str, Any]) -> None:
     assert full["cull"]["enabled"] is False
 
 
-def test_roles_use_real_minimal_scopes(full: dict[str, Any]) -> None:
+def test_roles_use_real_scopes_and_match_the_services_code(full: dict[str, Any]) -> None:
+    from gpulab.hub.culler import service as culler_service
     from jupyterhub.scopes import scope_definitions
 
     roles = full["hub"]["loadRoles"]
@@ -244,10 +254,20 @@ def test_roles_use_real_minimal_scopes(full: dict[str, Any]) -> None:
         assert set(role["services"]) <= services
     culler = set(roles["gpulab-culler"]["scopes"])
     # jupyterhub-idle-culler's documented role, without admin:users (we never delete users)
-    assert {"list:users", "read:users:activity", "read:servers", "delete:servers"} <= culler
+    assert {"list:users", "read:servers", "delete:servers"} <= culler
+    # ... and what the culler's code asks for, with "servers" narrowed to read + delete
+    code = next(r for r in culler_service.roles() if r["name"] == "gpulab-culler")["scopes"]
+    narrowed = {s for s in code if s != "servers"}
+    if "servers" in code:
+        narrowed |= {"read:servers", "delete:servers"}
+    assert culler == narrowed
     gateway = set(roles["gpulab-jobs-gateway"]["scopes"])
-    assert {"read:users:groups", "read:users:name", "read:servers"} <= gateway
-    assert not any(s.startswith(("delete:", "start:")) for s in gateway)
+    assert not any(s.startswith(("delete:", "start:", "servers")) for s in gateway)
+    try:
+        from gpulab.hub.jobs.gateway import registration
+    except ImportError:  # the gateway package is not there yet
+        return
+    assert gateway == set(registration.SERVICE_SCOPES)
 
 
 def test_policy_is_mounted_as_a_directory(full: dict[str, Any]) -> None:
