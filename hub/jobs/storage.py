@@ -279,14 +279,16 @@ class JobStorage:
         return out
 
     # ------------------------------------------------------------------ reading
-    def list_outputs(self, user: str, job_id: str) -> list[OutputFile]:
+    def list_outputs(self, user: str, job_id: str, *, page_size: int = 1000) -> list[OutputFile]:
         """Every object of the job (outputs, log, notebook, result), sorted by path;
-        follows pagination. Empty when nothing was uploaded."""
+        follows pagination (``page_size`` keys per request). Empty when nothing was uploaded."""
         prefix = job_prefix(user, job_id)
         items: list[OutputFile] = []
         paginator = self._client.get_paginator("list_objects_v2")
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for page in paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+            ):
                 for obj in page.get("Contents", []) or []:
                     key = obj["Key"]
                     items.append(

@@ -146,7 +146,9 @@ def validate_against_policy(
                 )
             )
             gpu_ok = False
-        elif gpu_type is not None and spec.gpus > policy.gpu_types[gpu_type].max_per_node:
+        elif (
+            gpu_ok and gpu_type is not None and spec.gpus > policy.gpu_types[gpu_type].max_per_node
+        ):
             problems.append(
                 FieldError(
                     "gpus",

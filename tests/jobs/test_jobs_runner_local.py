@@ -1,0 +1,162 @@
+"""gpulab-job-runner as a subprocess, without S3: exit codes, signals, and S3 down (the outputs
+stay on the home and result.json says so). The S3 round trips are in tests/ceph/."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+RUNNER = [sys.executable, "-m", "gpulab.extensions.runner.main"]
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on exit: connections are refused
+
+
+def job_env(
+    tmp_path: Path, spec: dict, job_id: str = "t-aaaaaa", credential: dict | None = None
+) -> dict:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    upload = tmp_path / "upload"
+    upload.mkdir(exist_ok=True)
+    if credential is not None:
+        (upload / "credential.json").write_text(json.dumps(credential))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPULAB_")}
+    env.update(
+        GPULAB_JOB_ID=job_id,
+        GPULAB_JOB_SPEC=json.dumps(spec),
+        GPULAB_HOME=str(home),
+        GPULAB_UPLOAD_DIR=str(upload),
+        GPULAB_UPLOAD_BACKOFF="0.01",
+    )
+    return env
+
+
+def down_credential(job_id: str = "t-aaaaaa") -> dict:
+    return {
+        "version": 1,
+        "url": f"http://127.0.0.1:{closed_port()}/bucket",
+        "prefix": f"alice/{job_id}/",
+        "fields": {"policy": "x", "x-amz-signature": "y"},
+        "max_bytes": 1000,
+    }
+
+
+def run(env: dict, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(RUNNER, env=env, capture_output=True, text=True, timeout=120, **kw)
+
+
+def result_of(tmp_path: Path, job_id: str = "t-aaaaaa") -> dict:
+    return json.loads((tmp_path / "home" / ".gpulab" / "jobs" / job_id / "result.json").read_text())
+
+
+def test_s3_down_leaves_outputs_on_the_home_and_says_so(tmp_path):
+    script = "import os; open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], 'model.bin'), 'w').write('w'); print('trained')"
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", script]},
+        credential=down_credential(),
+    )
+    done = run(env)
+    assert done.returncode == 0, done.stderr
+    assert "trained" in done.stdout
+    assert "UPLOAD FAILED" in done.stdout and "outputs/t" in done.stdout
+    assert (tmp_path / "home" / "outputs" / "t" / "model.bin").read_text() == "w"
+    result = result_of(tmp_path)
+    assert result["upload"] == "failed" and result["exit_code"] == 0
+    assert result["failed"] == ["outputs/model.bin"]  # gave up after that: S3 unreachable
+    assert done.stdout.count("retry") == 4  # 5 attempts
+    log = (tmp_path / "home" / ".gpulab" / "jobs" / "t-aaaaaa" / "log.txt").read_text()
+    assert "trained" in log
+
+
+def test_exit_code_is_preserved_without_a_credential(tmp_path):
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", "import sys; print('x'); sys.exit(3)"]},
+    )
+    done = run(env)
+    assert done.returncode == 3
+    result = result_of(tmp_path)
+    assert result["exit_code"] == 3 and result["upload"] == "failed"
+    assert "no usable upload credential" in result["error"]
+
+
+def test_missing_program_and_bad_spec(tmp_path):
+    env = job_env(tmp_path, {"name": "t", "command": ["no-such-program-gpulab"]})
+    done = run(env)
+    assert done.returncode == 127 and "command not found" in done.stdout
+    assert result_of(tmp_path)["exit_code"] == 127
+    env = job_env(tmp_path, {"name": "t", "command": ["x"], "output_dir": "../../etc"})
+    done = run(env)
+    assert done.returncode == 125 and "invalid job spec" in done.stderr
+    env["GPULAB_JOB_SPEC"] = "{not json"
+    assert run(env).returncode == 125
+
+
+def test_sigterm_is_forwarded_to_the_job(tmp_path):
+    ready = tmp_path / "ready"
+    script = (
+        "import signal, sys, time, pathlib\n"
+        "def bye(n, f):\n    print('got SIGTERM, saving', flush=True); sys.exit(7)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        f"pathlib.Path({str(ready)!r}).touch()\n"
+        "while True: time.sleep(0.05)\n"
+    )
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", script]},
+        credential=down_credential(),
+    )
+    proc = subprocess.Popen(
+        RUNNER, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "the job did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 7
+    assert "got SIGTERM, saving" in out
+    result = result_of(tmp_path)
+    assert result["exit_code"] == 7 and result["received_signal"] == signal.SIGTERM
+
+
+def test_killed_by_a_signal_exits_128_plus_n(tmp_path):
+    env = job_env(
+        tmp_path,
+        {
+            "name": "t",
+            "command": [
+                sys.executable,
+                "-c",
+                "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+            ],
+        },
+    )
+    done = run(env)
+    assert done.returncode == 128 + 9
+    assert result_of(tmp_path)["signal"] == 9
+
+
+@pytest.mark.parametrize("working_dir", ["missing/dir"])
+def test_missing_working_dir_is_a_clear_error(tmp_path, working_dir):
+    env = job_env(tmp_path, {"name": "t", "command": ["true"], "working_dir": working_dir})
+    done = run(env)
+    assert done.returncode == 125 and "does not exist" in done.stdout
