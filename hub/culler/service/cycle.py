@@ -270,6 +270,9 @@ class Culler:
                     seen.add(key)
                     result.servers += 1
                     activity = self._activity(user["name"], name, server_started, server)
+                    st = self.book.state(*key)
+                    if st.started_at is None:  # reports came first: keep their GPU summary
+                        st.started_at = server_started
                     d = self.book.observe(activity, rules, now)
                     view = self.servers.get(key)
                     if view is None or view.started != server_started:

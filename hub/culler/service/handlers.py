@@ -87,6 +87,15 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, "unknown user")
         return model
 
+    async def own_server(self, name: str) -> dict[str, Any]:
+        """The caller's model, with ``name`` among their running servers, or 404."""
+        model = await self.caller()
+        if name not in (model.get("servers") or {}):
+            model = await self.culler.hub.user(model["name"], fresh=True) or model
+        if name not in (model.get("servers") or {}):
+            raise web.HTTPError(404, f"you have no running server named {name!r}")
+        return model
+
     async def admin(self) -> dict[str, Any]:
         model = await self.caller()
         if not model.get("admin"):
@@ -145,20 +154,16 @@ class ActivityHandler(BaseHandler):
 class StatusHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
-        model = await self.caller()
         name = self.server_arg()
-        if name not in (model.get("servers") or {}):
-            raise web.HTTPError(404, f"you have no running server named {name!r}")
+        model = await self.own_server(name)
         self.write_json(self.culler.status(model["name"], name, list(model.get("groups") or [])))
 
 
 class KeepHandler(BaseHandler):
     @web.authenticated
     async def post(self) -> None:
-        model = await self.caller()
         name = self.server_arg()
-        if name not in (model.get("servers") or {}):
-            raise web.HTTPError(404, f"you have no running server named {name!r}")
+        model = await self.own_server(name)
         groups = list(model.get("groups") or [])
         ok, message = self.culler.keep(model["name"], name, groups)
         status = self.culler.status(model["name"], name, groups)
@@ -225,7 +230,7 @@ class StopServerHandler(BaseHandler):
         admin = await self.admin()
         body = self.body_json()
         user, name = str(body.get("user", "")), str(body.get("server", ""))
-        target = await self.culler.hub.user(user)
+        target = await self.culler.hub.user(user, fresh=True)
         if target is None or name not in (target.get("servers") or {}):
             raise web.HTTPError(404, f"{user}/{name}: no such running server")
         status = await self.culler.hub.stop_server(user, name)

@@ -87,10 +87,10 @@ class HubClient:
         """A page of the listing is as good as a lookup: keep it in the cache."""
         self._users[model["name"]] = (time.monotonic(), model)
 
-    async def user(self, name: str) -> dict[str, Any] | None:
+    async def user(self, name: str, *, fresh: bool = False) -> dict[str, Any] | None:
         """The user's model (name, admin, groups, servers), cached ≤ ``user_cache_seconds``."""
         hit = self._users.get(name)
-        if hit is not None and time.monotonic() - hit[0] < self._user_ttl:
+        if not fresh and hit is not None and time.monotonic() - hit[0] < self._user_ttl:
             return hit[1]
         r = await self._request("GET", f"/users/{quote(name, safe='')}")
         model = r.json() if r.status_code == 200 else None
