@@ -1,0 +1,40 @@
+"""Session-wide fixtures that start real servers once.
+
+`platform` is the whole product on kubesim (the same launcher as `gpulab up`): kubesim, a real
+Ceph RGW when Ceph is installed, JupyterHub with gpulab and the real configurable-http-proxy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+E2E_POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Screenshots and logs that CI keeps (test-artifacts/)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory):
+    from gpulab.platform import LocalPlatform, PlatformConfig, free_port
+
+    state_dir = tmp_path_factory.mktemp("platform")
+    config = PlatformConfig(
+        state_dir=state_dir,
+        policy_path=E2E_POLICY,
+        port=free_port(),
+        nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
+    )
+    platform = LocalPlatform(config)
+    platform.start()
+    yield platform
+    platform.stop()
