@@ -1,0 +1,220 @@
+"""The gateway process: ``python -m gpulab.hub.jobs.gateway`` (a JupyterHub managed service).
+
+Configuration is a traitlets Application: ``--GatewayApp.policy_path=...`` on the command
+line, a config file (``--config``), or the environment (fallbacks below). The hub gives the
+service ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_URL`` (where to
+listen) and ``JUPYTERHUB_SERVICE_PREFIX``. S3 keys come from the variables the policy's ``s3``
+section names; they are never logged and never answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth
+from tornado import web
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application
+
+from ...catalogue import catalogue_from_policy
+from ...policy import PolicyFile
+from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
+from .auth import IdentityResolver
+from .cache import ClusterCache
+from .handlers import routes
+from .kube import Kube
+from .openapi import openapi
+from .service import Gateway
+
+__all__ = ["GatewayApp", "main", "make_app"]
+
+MAX_BODY = 1024 * 1024  # the server's cap; the API answers 413 above 64 KiB itself
+
+
+class GatewayApp(Application):
+    name = "gpulab-jobs-gateway"
+    description = "gpulab's jobs gateway: submit, watch and fetch batch jobs (a JupyterHub service)"
+
+    policy_path = Unicode(help="the policy file (default $GPULAB_POLICY)").tag(config=True)
+    namespace = Unicode(
+        help="namespace of jobs (default $GPULAB_NAMESPACE, $POD_NAMESPACE, "
+        "the in-cluster namespace, else 'default')"
+    ).tag(config=True)
+    kubeconfig = Unicode(help="kubeconfig path (default $KUBECONFIG; empty = in-cluster)").tag(
+        config=True
+    )
+    public_url = Unicode(
+        help="absolute URL of the gateway that job pods may call (default "
+        "$GPULAB_GATEWAY_PUBLIC_URL; empty = jobs are not told)"
+    ).tag(config=True)
+    s3_public_endpoint = Unicode(
+        help="S3 URL for presigned URLs when users reach S3 elsewhere than the gateway "
+        "(default $GPULAB_S3_PUBLIC_ENDPOINT)"
+    ).tag(config=True)
+    service_url = Unicode(help="where to listen (default $JUPYTERHUB_SERVICE_URL)").tag(config=True)
+    service_prefix = Unicode(help="URL prefix (default $JUPYTERHUB_SERVICE_PREFIX)").tag(
+        config=True
+    )
+    hub_api_url = Unicode(help="hub API URL (default $JUPYTERHUB_API_URL)").tag(config=True)
+    identity_max_age = Float(30.0, help="seconds a user's groups/admin flag are cached").tag(
+        config=True
+    )
+    policy_interval = Float(5.0, help="seconds between policy file checks").tag(config=True)
+    list_page_size = Integer(500, help="page size of the cache's initial lists").tag(config=True)
+    kube_timeout = Float(15.0, help="seconds per Kubernetes API request").tag(config=True)
+
+    aliases = {
+        "policy": "GatewayApp.policy_path",
+        "namespace": "GatewayApp.namespace",
+        "kubeconfig": "GatewayApp.kubeconfig",
+        "log-level": "Application.log_level",
+    }
+
+    @default("policy_path")
+    def _policy_default(self) -> str:
+        return os.environ.get("GPULAB_POLICY", "")
+
+    @default("namespace")
+    def _namespace_default(self) -> str:
+        for var in ("GPULAB_NAMESPACE", "POD_NAMESPACE"):
+            if os.environ.get(var):
+                return os.environ[var]
+        path = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+        with contextlib.suppress(OSError):
+            with open(path) as fh:
+                return fh.read().strip()
+        return "default"
+
+    @default("kubeconfig")
+    def _kubeconfig_default(self) -> str:
+        return os.environ.get("KUBECONFIG", "")
+
+    @default("public_url")
+    def _public_url_default(self) -> str:
+        return os.environ.get("GPULAB_GATEWAY_PUBLIC_URL", "")
+
+    @default("s3_public_endpoint")
+    def _s3_public_default(self) -> str:
+        return os.environ.get("GPULAB_S3_PUBLIC_ENDPOINT", "")
+
+    @default("service_url")
+    def _service_url_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102")
+
+    @default("service_prefix")
+    def _prefix_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs-gateway/")
+
+    @default("hub_api_url")
+    def _api_url_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    @default("log_format")
+    def _log_format_default(self) -> str:
+        return "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+    def start(self) -> None:
+        asyncio.run(self.serve())
+
+    async def build(self) -> tuple[web.Application, Gateway, ClusterCache, Any]:
+        if not self.policy_path:
+            raise SystemExit("no policy: pass --GatewayApp.policy_path or set GPULAB_POLICY")
+        logger = logging.getLogger("gpulab.jobs.gateway")
+        policy_file = PolicyFile(self.policy_path, logger)
+        kube = await Kube.connect(self.kubeconfig or None, self.namespace, self.kube_timeout)
+        cache = ClusterCache(kube, page_size=self.list_page_size)
+        storage = None
+        try:
+            sync = JobStorage.from_policy(
+                policy_file.policy.s3, presign_endpoint_url=self.s3_public_endpoint or None
+            )
+            storage = AsyncJobStorage(sync)
+        except StorageConfigError as exc:
+            self.log.warning("S3 is not configured (%s): submits answer 503", exc)
+        catalogue = catalogue_from_policy(policy_file.policy)
+        gateway = Gateway(
+            kube=kube,
+            cache=cache,
+            policy_file=policy_file,
+            storage=storage,
+            catalogue=catalogue,
+            public_url=self.public_url or None,
+        )
+        hub_auth = HubOAuth.instance(api_url=self.hub_api_url, cache_max_age=30)
+        resolver = IdentityResolver(
+            hub_auth,
+            self.hub_api_url,
+            os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            max_age=self.identity_max_age,
+        )
+        app = make_app(gateway, resolver, hub_auth, self.service_prefix)
+        return app, gateway, cache, (policy_file, catalogue, storage, kube)
+
+    async def serve(self) -> None:
+        app, gateway, cache, (policy_file, catalogue, storage, kube) = await self.build()
+        cache.start()
+        await catalogue.start()
+        if storage is not None:
+            try:
+                await storage.ensure_bucket()
+            except Exception as exc:  # noqa: BLE001 - S3 may come later; submits then retry
+                self.log.warning("could not ensure the S3 bucket: %s", type(exc).__name__)
+        url = urlparse(self.service_url)
+        server = app.listen(
+            url.port or 10102,
+            address=url.hostname or "127.0.0.1",
+            max_body_size=MAX_BODY,
+            xheaders=True,
+        )
+        synced = await cache.wait_synced(60)
+        self.log.info(
+            "jobs gateway on %s%s (namespace %s, cache %s, %d jobs)",
+            self.service_url,
+            self.service_prefix,
+            self.namespace,
+            "synced" if synced else "NOT synced yet",
+            len(cache.jobs),
+        )
+        watcher = asyncio.create_task(policy_file.watch(self.policy_interval))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        await cache.stop()
+        with contextlib.suppress(Exception):
+            await catalogue.stop()
+        await kube.close()
+
+
+def make_app(
+    gateway: Gateway, resolver: IdentityResolver, hub_auth: HubOAuth, prefix: str
+) -> web.Application:
+    return web.Application(
+        routes(prefix),  # type: ignore[arg-type]
+        gateway=gateway,
+        resolver=resolver,
+        hub_auth=hub_auth,
+        prefix=prefix,
+        openapi=openapi(prefix),
+        cookie_secret=os.urandom(32),
+        xsrf_cookies=False,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    app = GatewayApp()
+    app.initialize(argv)
+    logging.basicConfig(level=app.log_level, format=app.log_format)
+    app.start()
+    return 0

@@ -1,0 +1,119 @@
+"""Who is calling: identity through the hub, never from the request.
+
+1. ``HubOAuth`` (jupyterhub.services.auth) resolves the caller's hub token
+   (``Authorization: token ...``) or, for browsers, the service's OAuth cookie, to a name, and
+   checks that the token may reach this service (``access:services!service=jobs-gateway``).
+2. Groups and the admin flag come from ``GET /hub/api/users/{name}`` with the gateway's own
+   service token, cached at most ``max_age`` seconds per user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.services.auth import HubOAuth
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+__all__ = ["HubUnavailable", "Identity", "IdentityResolver"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    groups: tuple[str, ...]
+    admin: bool
+
+
+class HubUnavailable(Exception):
+    """The hub did not answer (the caller should retry: 503)."""
+
+
+class IdentityResolver:
+    """Resolves a tornado request to an :class:`Identity` (or ``None``)."""
+
+    def __init__(
+        self,
+        hub_auth: HubOAuth,
+        api_url: str,
+        api_token: str,
+        max_age: float = 30.0,
+    ) -> None:
+        self.hub_auth = hub_auth
+        self.api_url = api_url.rstrip("/")
+        self._token = api_token
+        self.max_age = max_age
+        self._cache: dict[str, tuple[float, Identity | None]] = {}
+        self._inflight: dict[str, asyncio.Future[Identity | None]] = {}
+        self._http = AsyncHTTPClient()
+
+    def __repr__(self) -> str:
+        return f"IdentityResolver(api_url={self.api_url!r})"
+
+    async def name_for(self, handler: Any) -> str | None:
+        """The hub username of the request's token or cookie; None if not authenticated or
+        the token may not reach this service."""
+        try:
+            model = await self.hub_auth.get_user(handler, sync=False)
+        except HTTPClientError as exc:
+            if exc.code >= 500 or exc.code == 599:
+                raise HubUnavailable(str(exc)) from None
+            return None
+        except OSError as exc:
+            raise HubUnavailable(str(exc)) from None
+        if not model or model.get("kind", "user") != "user":
+            return None
+        scopes = self.hub_auth.access_scopes
+        if scopes and not self.hub_auth.check_scopes(scopes, model):
+            return None
+        return str(model["name"])
+
+    async def identity(self, name: str) -> Identity | None:
+        """Groups and admin flag of ``name`` from the hub (cached ``max_age`` seconds)."""
+        now = time.monotonic()
+        hit = self._cache.get(name)
+        if hit is not None and now - hit[0] < self.max_age:
+            return hit[1]
+        pending = self._inflight.get(name)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Identity | None] = asyncio.get_running_loop().create_future()
+        self._inflight[name] = future
+        try:
+            ident = await self._fetch(name)
+            self._cache[name] = (time.monotonic(), ident)
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            future.set_result(ident)
+            return ident
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved
+            raise
+        finally:
+            self._inflight.pop(name, None)
+
+    async def _fetch(self, name: str) -> Identity | None:
+        request = HTTPRequest(
+            f"{self.api_url}/users/{quote(name, safe='')}",
+            headers={"Authorization": f"token {self._token}"},
+            request_timeout=10,
+        )
+        try:
+            response = await self._http.fetch(request)
+        except HTTPClientError as exc:
+            if exc.code == 404:
+                return None
+            raise HubUnavailable(f"hub API answered {exc.code}") from None
+        except OSError as exc:
+            raise HubUnavailable(str(exc)) from None
+        model = json.loads(response.body)
+        return Identity(
+            name=str(model["name"]),
+            groups=tuple(str(g) for g in model.get("groups") or ()),
+            admin=bool(model.get("admin")),
+        )

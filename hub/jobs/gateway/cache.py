@@ -1,0 +1,330 @@
+"""A watch-backed cache of gpulab's Jobs and Pods (a reflector, as KubeSpawner has).
+
+For each kind: list (paginated) with the label selector ``app.kubernetes.io/managed-by=gpulab``,
+then watch from the list's resourceVersion; on a dropped watch, watch again from the last
+version seen; on 410 Gone or any error, relist with exponential backoff. Reading costs no API
+call: list and get of the REST API are served from here.
+
+Indexes kept up to date on every event: Jobs by user (``gpulab.io/user``), by submit key
+(``gpulab.io/submit-key``), Pods by job id (``gpulab.io/job-id``). Jobs deleted while marked
+cancelled are kept as *tombstones* (the Job JSON as it was last seen) so that a cancelled job
+still lists as Cancelled after Kubernetes removed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kube import Kube, KubeError
+from .state import CANCELLED_ANNOTATION
+
+__all__ = ["ClusterCache", "Reflector"]
+
+log = logging.getLogger("gpulab.jobs.gateway.cache")
+
+SELECTOR = "app.kubernetes.io/managed-by=gpulab"
+USER_LABEL = "gpulab.io/user"
+JOB_ID_LABEL = "gpulab.io/job-id"
+SUBMIT_KEY_LABEL = "gpulab.io/submit-key"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+MAX_TOMBSTONES = 10_000
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _rv(obj: dict[str, Any]) -> int:
+    try:
+        return int(_meta(obj).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+@dataclass
+class Reflector:
+    """One kind's list+watch loop, feeding ``on_event(type, obj)``."""
+
+    kube: Kube
+    path: str
+    kind: str
+    on_reset: Callable[[list[dict[str, Any]]], None]
+    on_event: Callable[[str, dict[str, Any]], None]
+    page_size: int = 500
+    watch_timeout: int = 300
+    backoff_max: float = 30.0
+    synced: asyncio.Event = field(default_factory=asyncio.Event)
+    resource_version: str = ""
+    relists: int = 0
+    _task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"reflector-{self.kind}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _list(self) -> None:
+        items: list[dict[str, Any]] = []
+        token = None
+        while True:
+            page = await self.kube.request(
+                "GET",
+                self.path,
+                query={"labelSelector": SELECTOR, "limit": self.page_size, "continue": token},
+            )
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                self.resource_version = str(meta.get("resourceVersion") or "")
+                break
+        self.on_reset(items)
+        self.relists += 1
+        self.synced.set()
+
+    async def _watch(self) -> bool:
+        """Stream events from ``resource_version``; False when a relist is needed (410)."""
+        query = {
+            "labelSelector": SELECTOR,
+            "watch": "1",
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": self.watch_timeout,
+        }
+        async for line in self.kube.lines(
+            self.path, query=query, read_timeout=self.watch_timeout + 30
+        ):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                log.warning("%s watch: a line that is not JSON; relisting", self.kind)
+                return False
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            if kind == "ERROR":
+                code = obj.get("code")
+                log.info("%s watch: ERROR %s %s; relisting", self.kind, code, obj.get("message"))
+                return False
+            rv = _meta(obj).get("resourceVersion")
+            if rv:
+                self.resource_version = str(rv)
+            if kind == "BOOKMARK":
+                continue
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self.on_event(kind, obj)
+        return True
+
+    async def _run(self) -> None:
+        delay = 0.5
+        need_list = True
+        while True:
+            try:
+                if need_list:
+                    await self._list()
+                need_list = not await self._watch()
+                delay = 0.5
+            except asyncio.CancelledError:
+                raise
+            except KubeError as exc:
+                need_list = need_list or exc.status == 410 or not self.resource_version
+                log.warning("%s reflector: %s; retrying in %.1fs", self.kind, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+                delay = min(self.backoff_max, delay * 2)
+                # a watch cut by a transport error resumes; anything else relists
+                if exc.status != 0:
+                    need_list = True
+            except Exception:  # noqa: BLE001 - the cache must outlive any bad event
+                log.exception("%s reflector failed; relisting in %.1fs", self.kind, delay)
+                need_list = True
+                await asyncio.sleep(delay)
+                delay = min(self.backoff_max, delay * 2)
+
+
+class ClusterCache:
+    """Jobs and Pods labelled ``managed-by=gpulab`` in the gateway's namespace."""
+
+    def __init__(self, kube: Kube, page_size: int = 500) -> None:
+        self.kube = kube
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.jobs_by_user: dict[str, set[str]] = {}
+        self.jobs_by_key: dict[str, str] = {}
+        self.pods_by_job: dict[str, set[str]] = {}
+        self.tombstones: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.changed = asyncio.Condition()
+        self._version = 0
+        self.job_reflector = Reflector(
+            kube, kube.jobs_path(), "jobs", self._reset_jobs, self._job_event, page_size
+        )
+        self.pod_reflector = Reflector(
+            kube, kube.pods_path(), "pods", self._reset_pods, self._pod_event, page_size
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.job_reflector.start()
+        self.pod_reflector.start()
+
+    async def stop(self) -> None:
+        await self.job_reflector.stop()
+        await self.pod_reflector.stop()
+
+    async def wait_synced(self, seconds: float | None = None) -> bool:
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(self.job_reflector.synced.wait(), self.pod_reflector.synced.wait()),
+                seconds,
+            )
+        except TimeoutError:
+            return False
+        return True
+
+    @property
+    def synced(self) -> bool:
+        return self.job_reflector.synced.is_set() and self.pod_reflector.synced.is_set()
+
+    async def wait_changed(self, seconds: float) -> None:
+        """Return after the next change of any object (or after ``seconds``)."""
+        async with self.changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), seconds)
+
+    def _notify(self) -> None:
+        self._version += 1
+
+        async def wake() -> None:
+            async with self.changed:
+                self.changed.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(wake())
+
+    # ------------------------------------------------------------------ jobs
+    def _index_job(self, name: str, job: dict[str, Any] | None) -> None:
+        old = self.jobs.get(name)
+        if old is not None:
+            labels = _meta(old).get("labels") or {}
+            self.jobs_by_user.get(labels.get(USER_LABEL, ""), set()).discard(name)
+            key = labels.get(SUBMIT_KEY_LABEL)
+            if key and self.jobs_by_key.get(key) == name:
+                del self.jobs_by_key[key]
+        if job is None:
+            self.jobs.pop(name, None)
+            return
+        self.jobs[name] = job
+        labels = _meta(job).get("labels") or {}
+        self.jobs_by_user.setdefault(labels.get(USER_LABEL, ""), set()).add(name)
+        if labels.get(SUBMIT_KEY_LABEL):
+            self.jobs_by_key[labels[SUBMIT_KEY_LABEL]] = name
+
+    def _is_job(self, obj: dict[str, Any]) -> bool:
+        return bool((_meta(obj).get("labels") or {}).get(JOB_ID_LABEL))
+
+    def _reset_jobs(self, items: list[dict[str, Any]]) -> None:
+        seen = {_meta(j).get("name") for j in items}
+        for name in list(self.jobs):
+            if name not in seen:
+                self._job_event("DELETED", self.jobs[name])
+        self.jobs_by_user.clear()
+        self.jobs_by_key.clear()
+        self.jobs.clear()
+        for job in items:
+            if self._is_job(job):
+                self._index_job(_meta(job)["name"], job)
+        self._notify()
+
+    def _job_event(self, kind: str, job: dict[str, Any]) -> None:
+        name = _meta(job).get("name")
+        if not name or not self._is_job(job):
+            return
+        if kind == "DELETED":
+            last = self.jobs.get(name, job)
+            if CANCELLED_ANNOTATION in (_meta(last).get("annotations") or {}):
+                pods = [self.pods[p] for p in self.pods_by_job.get(name, ())]
+                self.tombstones[name] = {"job": last, "pods": pods}
+                while len(self.tombstones) > MAX_TOMBSTONES:
+                    self.tombstones.popitem(last=False)
+            self._index_job(name, None)
+        else:
+            old = self.jobs.get(name)
+            if old is not None and _rv(old) > _rv(job):
+                return  # an older version than the one we hold (our own write landed first)
+            self._index_job(name, job)
+            self.tombstones.pop(name, None)
+        self._notify()
+
+    def put_job(self, job: dict[str, Any]) -> None:
+        """Record a Job the gateway just created or changed (read your own writes)."""
+        self._job_event("MODIFIED", job)
+
+    # ------------------------------------------------------------------ pods
+    def _index_pod(self, name: str, pod: dict[str, Any] | None) -> None:
+        old = self.pods.get(name)
+        if old is not None:
+            job_id = (_meta(old).get("labels") or {}).get(JOB_ID_LABEL)
+            if job_id:
+                self.pods_by_job.get(job_id, set()).discard(name)
+                if not self.pods_by_job.get(job_id):
+                    self.pods_by_job.pop(job_id, None)
+        if pod is None:
+            self.pods.pop(name, None)
+            return
+        self.pods[name] = pod
+        job_id = (_meta(pod).get("labels") or {}).get(JOB_ID_LABEL)
+        if job_id:
+            self.pods_by_job.setdefault(job_id, set()).add(name)
+
+    def _reset_pods(self, items: list[dict[str, Any]]) -> None:
+        self.pods.clear()
+        self.pods_by_job.clear()
+        for pod in items:
+            self._index_pod(_meta(pod)["name"], pod)
+        self._notify()
+
+    def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
+        name = _meta(pod).get("name")
+        if not name:
+            return
+        self._index_pod(name, None if kind == "DELETED" else pod)
+        self._notify()
+
+    # ------------------------------------------------------------------ reading
+    def job(self, job_id: str) -> dict[str, Any] | None:
+        return self.jobs.get(job_id)
+
+    def job_pods(self, job_id: str) -> list[dict[str, Any]]:
+        return [self.pods[n] for n in self.pods_by_job.get(job_id, ()) if n in self.pods]
+
+    def user_job_ids(self, user_label: str) -> Iterable[str]:
+        return tuple(self.jobs_by_user.get(user_label, ()))
+
+    def job_for_submit_key(self, key: str) -> dict[str, Any] | None:
+        name = self.jobs_by_key.get(key)
+        return self.jobs.get(name) if name else None
+
+    def server_pods(self, user_label: str | None = None) -> list[dict[str, Any]]:
+        """Notebook server pods (``component=singleuser-server``), of one user or all."""
+        out = []
+        for pod in self.pods.values():
+            labels = _meta(pod).get("labels") or {}
+            if (
+                labels.get(COMPONENT_LABEL) != "singleuser-server"
+                and labels.get("component") != "singleuser-server"
+            ):
+                continue
+            if user_label is None or labels.get(USER_LABEL) == user_label:
+                out.append(pod)
+        return out

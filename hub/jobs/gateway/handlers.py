@@ -1,0 +1,255 @@
+"""The REST API's tornado handlers (docs/internals.md, "Jobs gateway REST API").
+
+Every handler authenticates first (:meth:`BaseHandler.prepare`): the caller's identity comes
+from the hub (token or OAuth cookie), never from the request. Errors are JSON
+``{error, problems}``; anything unexpected is logged and answered 500 without details.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from ..spec import MAX_SPEC_BYTES, FieldError
+from .auth import HubUnavailable, Identity, IdentityResolver
+from .errors import ApiError
+from .service import Gateway
+
+__all__ = ["routes"]
+
+log = logging.getLogger("gpulab.jobs.gateway")
+
+JSON_TYPES = ("application/json", "text/json")
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+class BaseHandler(HubOAuthenticated, web.RequestHandler):
+    ident: Identity
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.settings["gateway"]
+
+    @property
+    def resolver(self) -> IdentityResolver:
+        return self.settings["resolver"]
+
+    @property
+    def hub_auth(self):  # type: ignore[override]
+        return self.settings["hub_auth"]
+
+    def set_default_headers(self) -> None:
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("X-Content-Type-Options", "nosniff")
+
+    def check_xsrf_cookie(self) -> None:
+        # token-authenticated requests are not subject to XSRF; cookie ones are (HubOAuth)
+        if getattr(self, "_token_authenticated", False):
+            return
+        super().check_xsrf_cookie()
+
+    async def prepare(self) -> None:
+        try:
+            name = await self.resolver.name_for(self)
+            if name is None:
+                raise ApiError(
+                    401,
+                    "authentication required: send a hub API token "
+                    "(Authorization: token <token>) or log in to the hub",
+                )
+            ident = await self.resolver.identity(name)
+        except HubUnavailable:
+            raise ApiError(503, "the hub did not answer; retry shortly", retry_after=5) from None
+        if ident is None:
+            raise ApiError(401, "the hub does not know this user")
+        self.ident = ident
+        if not self.gateway.cache.synced:  # never answer from a half-loaded cache
+            raise ApiError(
+                503, "the gateway is starting (loading jobs); retry shortly", retry_after=2
+            )
+        if self.request.method in ("POST", "PUT", "PATCH", "DELETE") and not getattr(
+            self, "_token_authenticated", False
+        ):
+            self.check_xsrf_cookie()
+
+    def write_json(self, value: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(value))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            body = exc.body()
+            if exc.retry_after:
+                self.set_header("Retry-After", str(exc.retry_after))
+        elif isinstance(exc, web.HTTPError) and status_code < 500:
+            body = {"error": exc.log_message or self._reason}
+        else:
+            body = {"error": "internal error in the jobs gateway (logged)"}
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(body))
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            status_code = exc.status
+        super().send_error(status_code, **kwargs)
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+        if isinstance(value, ApiError):
+            if value.status >= 500:
+                log.warning("%s %s: %s", self.request.method, self.request.path, value.error)
+            return
+        super().log_exception(typ, value, tb)
+
+    def int_arg(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        raw = self.get_argument(name, None)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            raise ApiError(
+                400, f"bad {name}", [FieldError(name, f"{raw[:20]!r}", f"an integer {low}-{high}")]
+            )
+        return value
+
+
+class MeHandler(BaseHandler):
+    async def get(self) -> None:
+        self.write_json(self.gateway.me(self.ident))
+
+
+class JobsHandler(BaseHandler):
+    async def get(self) -> None:
+        limit = self.int_arg("limit", 50, 1, 500)
+        assert limit is not None
+        self.write_json(
+            self.gateway.list(
+                self.ident,
+                user=self.get_argument("user", None) or None,
+                group=self.get_argument("group", None) or None,
+                state=self.get_argument("state", None) or None,
+                limit=limit,
+                cont=self.get_argument("continue", None) or None,
+            )
+        )
+
+    async def post(self) -> None:
+        body = self.request.body
+        if len(body) > MAX_SPEC_BYTES:
+            raise ApiError(413, f"the spec is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
+        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
+            raise ApiError(
+                415,
+                f"unsupported Content-Type {ctype[:60]!r}",
+                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
+            )
+        status, job = await self.gateway.submit(
+            self.ident, body, ctype or None, self.request.headers.get("Idempotency-Key")
+        )
+        if status == 201:
+            self.set_header("Location", f"{self.settings['prefix']}api/v1/jobs/{job['id']}")
+        self.write_json(job, status)
+
+
+class JobHandler(BaseHandler):
+    async def get(self, job_id: str) -> None:
+        self.write_json(await self.gateway.get(self.ident, job_id))
+
+    async def delete(self, job_id: str) -> None:
+        self.write_json(await self.gateway.cancel(self.ident, job_id), 202)
+
+
+class ResubmitHandler(BaseHandler):
+    async def post(self, job_id: str) -> None:
+        status, job = await self.gateway.resubmit(self.ident, job_id)
+        self.write_json(job, status)
+
+
+class LogsHandler(BaseHandler):
+    _closed = False
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+
+    async def get(self, job_id: str) -> None:
+        follow = self.get_argument("follow", "0").lower() in ("1", "true", "yes")
+        tail = self.int_arg("tail", None, 0, 1_000_000)
+        chunks = self.gateway.logs(
+            self.ident, job_id, follow=follow, tail=tail, closed=lambda: self._closed
+        )
+        started = False
+        try:
+            async for chunk in chunks:
+                if not started:
+                    self.set_header("Content-Type", "text/plain; charset=utf-8")
+                    started = True
+                self.write(chunk)
+                if follow:
+                    await self.flush()
+        except StreamClosedError:
+            return
+        except ApiError:
+            if started:  # the status line is gone already: end the stream
+                self.finish()
+                return
+            raise
+        finally:
+            await chunks.aclose()
+        if not started:
+            self.set_header("Content-Type", "text/plain; charset=utf-8")
+        if not self._closed:
+            self.finish()
+
+
+class OutputsHandler(BaseHandler):
+    async def get(self, job_id: str) -> None:
+        self.write_json(await self.gateway.outputs(self.ident, job_id))
+
+
+class OutputHandler(BaseHandler):
+    async def get(self, job_id: str, path: str) -> None:
+        url, expires = await self.gateway.output_url(self.ident, job_id, path)
+        if self.get_argument("redirect", "1") in ("0", "false", "no"):
+            self.write_json({"url": url, "expires_in": expires})
+            return
+        self.redirect(url, status=307)
+
+
+class OpenAPIHandler(web.RequestHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=utf-8")
+        self.finish(json.dumps(self.settings["openapi"]))
+
+
+class NotFoundHandler(BaseHandler):
+    async def prepare(self) -> None:
+        raise ApiError(404, f"no such endpoint: {self.request.path[:200]}")
+
+
+def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
+    api = prefix + "api/v1"
+    job = r"/jobs/(?P<job_id>[^/]+)"
+    return [
+        (prefix + "oauth_callback", HubOAuthCallbackHandler),
+        (prefix + "openapi.json", OpenAPIHandler),
+        (api + "/openapi.json", OpenAPIHandler),
+        (api + "/me", MeHandler),
+        (api + "/jobs", JobsHandler),
+        (api + job, JobHandler),
+        (api + job + "/resubmit", ResubmitHandler),
+        (api + job + "/logs", LogsHandler),
+        (api + job + "/outputs", OutputsHandler),
+        (api + job + "/outputs/(?P<path>.+)", OutputHandler),
+        (prefix + ".*", NotFoundHandler),
+    ]

@@ -1,0 +1,336 @@
+"""The OpenAPI 3.1 description of the gateway's REST API (served at ``/openapi.json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..spec import ALLOWED
+
+__all__ = ["openapi"]
+
+_STATES = ["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def _json(description: str, ref: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}},
+    }
+
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}$"},
+}
+
+_COMMON_ERRORS = {
+    "401": _error("no or bad hub token / cookie"),
+    "404": _error("no such job, or not yours (the same answer)"),
+    "503": _error("the cluster, the hub or S3 is unavailable; see Retry-After"),
+}
+
+
+def _spec_schema() -> dict[str, Any]:
+    string_list = {"type": "array", "items": {"type": "string"}}
+    props: dict[str, Any] = {
+        "name": {"type": "string", "maxLength": 40},
+        "image": {"type": "string"},
+        "command": string_list,
+        "args": string_list,
+        "notebook": {"type": "string"},
+        "parameters": {"type": "object"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"}},
+        "gpus": {"type": "integer", "minimum": 0, "maximum": 64},
+        "gpu_type": {"type": "string"},
+        "cpu": {"type": ["string", "number"]},
+        "memory": {"type": "string"},
+        "working_dir": {"type": "string"},
+        "max_runtime": {"type": ["string", "integer"]},
+        "retries": {"type": "integer", "minimum": 0, "maximum": 100},
+        "output_dir": {"type": "string"},
+        "datasets": string_list,
+        "shm_size": {"type": "string"},
+    }
+    for key, value in props.items():
+        if ALLOWED.get(key):
+            value["description"] = ALLOWED[key]
+    return {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": props,
+        "description": "Exactly one of command or notebook. See docs/jobs.md.",
+    }
+
+
+def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
+    base = server_prefix.rstrip("/") + "/api/v1"
+    job_ops = {
+        "get": {
+            "summary": "One job",
+            "parameters": [_JOB_ID],
+            "responses": {"200": _json("the job", "Job"), **_COMMON_ERRORS},
+        },
+        "delete": {
+            "summary": "Cancel a job (its pods stop; state Cancelled)",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "202": _json("cancelling", "Job"),
+                "409": _error("the job already finished"),
+                **_COMMON_ERRORS,
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gpulab jobs gateway",
+            "version": "1",
+            "description": "Submit, watch and fetch batch jobs. Authenticate with a hub API "
+            "token (`Authorization: token <t>`) or the hub OAuth cookie. Names and groups in "
+            "bodies are ignored: identity comes from the hub.",
+        },
+        "servers": [{"url": base}],
+        "security": [{"hubToken": []}],
+        "paths": {
+            "/me": {
+                "get": {
+                    "summary": "Who am I, my quota and limits",
+                    "responses": {"200": _json("identity and quota", "Me"), "401": _error("")},
+                }
+            },
+            "/jobs": {
+                "get": {
+                    "summary": "List jobs (own; admins: all), newest first",
+                    "parameters": [
+                        {
+                            "name": "user",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "admins only",
+                        },
+                        {
+                            "name": "group",
+                            "in": "query",
+                            "schema": {"type": "string"},
+                            "description": "admins only",
+                        },
+                        {"name": "state", "in": "query", "schema": {"enum": _STATES}},
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": 500,
+                                "default": 50,
+                            },
+                        },
+                        {"name": "continue", "in": "query", "schema": {"type": "string"}},
+                    ],
+                    "responses": {
+                        "200": _json("a page of jobs", "JobList"),
+                        "400": _error("bad filter or token"),
+                        "403": _error("user/group filters are for admins"),
+                        "401": _error(""),
+                    },
+                },
+                "post": {
+                    "summary": "Submit a job",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "schema": {"type": "string", "maxLength": 255},
+                            "description": "a retried submit with the same key returns the "
+                            "existing job (200) instead of a new one",
+                        },
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/JobSpec"}
+                            },
+                            "application/yaml": {
+                                "schema": {"$ref": "#/components/schemas/JobSpec"}
+                            },
+                        },
+                    },
+                    "responses": {
+                        "201": _json("created", "Job"),
+                        "200": _json(
+                            "the job of an earlier submit with this Idempotency-Key", "Job"
+                        ),
+                        "400": _error("bad Idempotency-Key"),
+                        "403": _error("no access, or the cluster's ResourceQuota refuses it"),
+                        "413": _error("body over 64 KiB"),
+                        "415": _error("not JSON or YAML"),
+                        "422": _error("the spec is invalid or not allowed by policy"),
+                        "429": _error("GPU or job quota in use now; retry later"),
+                        **_COMMON_ERRORS,
+                    },
+                },
+            },
+            "/jobs/{job_id}": job_ops,
+            "/jobs/{job_id}/logs": {
+                "get": {
+                    "summary": "The job's log: from the pod while it exists, then from S3",
+                    "parameters": [
+                        _JOB_ID,
+                        {"name": "follow", "in": "query", "schema": {"enum": ["0", "1"]}},
+                        {
+                            "name": "tail",
+                            "in": "query",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
+                    ],
+                    "responses": {
+                        "200": {"description": "the log", "content": {"text/plain": {}}},
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/jobs/{job_id}/outputs": {
+                "get": {
+                    "summary": "The job's files in S3 and the upload status",
+                    "parameters": [_JOB_ID],
+                    "responses": {"200": _json("files", "Outputs"), **_COMMON_ERRORS},
+                }
+            },
+            "/jobs/{job_id}/outputs/{path}": {
+                "get": {
+                    "summary": "Download one file: 307 to a short-lived presigned URL",
+                    "parameters": [
+                        _JOB_ID,
+                        {
+                            "name": "path",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "redirect",
+                            "in": "query",
+                            "schema": {"enum": ["0", "1"]},
+                            "description": "0: answer {url, expires_in} instead of redirecting",
+                        },
+                    ],
+                    "responses": {
+                        "307": {"description": "redirect to the presigned URL"},
+                        "200": _json("the URL", "Download"),
+                        "400": _error("a path outside the job"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            "/jobs/{job_id}/resubmit": {
+                "post": {
+                    "summary": "Run the same spec again as a new job",
+                    "parameters": [_JOB_ID],
+                    "responses": {"201": _json("the new job", "Job"), **_COMMON_ERRORS},
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {
+                "hubToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "`token <hub API token>`",
+                },
+            },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": {
+                        "error": {"type": "string"},
+                        "problems": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "field": {"type": "string"},
+                                    "message": {"type": "string"},
+                                    "allowed": {"type": "string"},
+                                    "code": {"enum": ["invalid", "policy", "quota"]},
+                                },
+                            },
+                        },
+                    },
+                },
+                "JobSpec": _spec_schema(),
+                "Job": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "name": {"type": "string"},
+                        "owner": {"type": "string"},
+                        "group": {"type": ["string", "null"]},
+                        "state": {"enum": _STATES},
+                        "message": {"type": "string"},
+                        "image": {"type": ["string", "null"]},
+                        "gpus": {"type": "integer"},
+                        "gpu_type": {"type": ["string", "null"]},
+                        "created": {"type": ["string", "null"], "format": "date-time"},
+                        "started": {"type": ["string", "null"], "format": "date-time"},
+                        "finished": {"type": ["string", "null"], "format": "date-time"},
+                        "exit_code": {"type": ["integer", "null"]},
+                        "attempts": {"type": "integer"},
+                        "spec": {"type": ["object", "null"]},
+                        "upload": {"enum": ["ok", "failed", "pending"]},
+                        "idempotency_key": {"type": ["string", "null"]},
+                    },
+                },
+                "JobList": {
+                    "type": "object",
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
+                        "continue": {"type": ["string", "null"]},
+                    },
+                },
+                "Outputs": {
+                    "type": "object",
+                    "properties": {
+                        "items": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "path": {"type": "string"},
+                                    "size": {"type": "integer"},
+                                    "modified": {"type": "string", "format": "date-time"},
+                                },
+                            },
+                        },
+                        "upload": {"enum": ["ok", "failed", "pending"]},
+                    },
+                },
+                "Download": {
+                    "type": "object",
+                    "properties": {"url": {"type": "string"}, "expires_in": {"type": "integer"}},
+                },
+                "Me": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string"},
+                        "groups": {"type": "array", "items": {"type": "string"}},
+                        "admin": {"type": "boolean"},
+                        "quota": {"type": ["object", "null"]},
+                        "policy": {"type": ["object", "null"]},
+                    },
+                },
+            },
+        },
+    }

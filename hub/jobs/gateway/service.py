@@ -1,0 +1,706 @@
+"""What the gateway does for a caller (no HTTP here): submit, list, get, cancel, resubmit,
+logs and outputs, with the ownership rule applied in one place (:meth:`Gateway.visible`).
+
+Reads come from the watch cache (:class:`~.cache.ClusterCache`), never from the API server.
+Writes: create the Job, then its upload Secret owned by the Job (garbage-collected with it);
+cancel patches the Job's ``gpulab.io/cancelled-at`` annotation first, then deletes it with
+background propagation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ...catalogue import Catalogue
+from ...names import escape_username
+from ...policy import Entitlement, Policy, PolicyFile
+from ..ids import SUBMIT_KEY_LABEL, is_job_id, new_job_id, submit_key, valid_idempotency_key
+from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
+from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
+from ..storage import AsyncJobStorage, credential_lifetime
+from ..validate import effective_runtime, validate_against_policy
+from .auth import Identity
+from .cache import ClusterCache
+from .errors import ApiError, from_kube
+from .kube import Kube, KubeError
+from .state import (
+    CANCELLED_ANNOTATION,
+    CANCELLED_BY_ANNOTATION,
+    CONTAINER,
+    TERMINAL,
+    is_finished,
+    job_state,
+    job_view,
+)
+from .usage import gpu_usage, usage_snapshot
+
+__all__ = ["Gateway", "JobRef"]
+
+log = logging.getLogger("gpulab.jobs.gateway")
+
+STATES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
+MAX_LIMIT = 500
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A job the caller may see: its objects as the cache holds them."""
+
+    id: str
+    owner: str
+    job: dict[str, Any]
+    pods: list[dict[str, Any]]
+    gone: bool  # a tombstone: the Job was cancelled and Kubernetes removed it
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _deterministic_id(name: str, key: str) -> str:
+    digest = hashlib.sha256(key.encode()).digest()
+    bits = int.from_bytes(digest[:4], "big")
+    return name + "-" + "".join(_B32[(bits >> (5 * i)) & 31] for i in range(6))
+
+
+def _encode_cursor(created: str, name: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created, name]).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(token: str) -> tuple[str, str]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        created, name = json.loads(raw)
+        if not isinstance(created, str) or not isinstance(name, str):
+            raise ValueError
+        return created, name
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise ApiError(
+            400,
+            "continue: not a token from this API",
+            [
+                FieldError(
+                    "continue", "is not a continue token", "the `continue` of a previous page"
+                )
+            ],
+        ) from None
+
+
+def _tail_lines(data: bytes, tail: int | None) -> bytes:
+    if tail is None:
+        return data
+    if tail == 0:
+        return b""
+    lines = data.splitlines(keepends=True)
+    return b"".join(lines[-tail:])
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        kube: Kube,
+        cache: ClusterCache,
+        policy_file: PolicyFile,
+        storage: AsyncJobStorage | None,
+        catalogue: Catalogue | None,
+        public_url: str | None = None,
+    ) -> None:
+        self.kube = kube
+        self.cache = cache
+        self.policy_file = policy_file
+        self.storage = storage
+        self.catalogue = catalogue
+        self.public_url = public_url
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
+        self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+    @property
+    def policy(self) -> Policy:
+        return self.policy_file.policy
+
+    # ------------------------------------------------------------------ identity, policy
+    def entitlement(self, ident: Identity) -> Entitlement:
+        ent = self.policy.entitlement(groups=list(ident.groups))
+        if ent is None:
+            raise ApiError(
+                403,
+                "your groups give you no access to gpulab jobs; ask an admin to add you to a group",
+            )
+        return ent
+
+    def me(self, ident: Identity) -> dict[str, Any]:
+        ent = self.policy.entitlement(groups=list(ident.groups))
+        user_label = escape_username(ident.name)
+        per_user, per_group = gpu_usage(self.cache.pods.values(), self.cache.jobs.values())
+        out: dict[str, Any] = {
+            "name": ident.name,
+            "groups": list(ident.groups),
+            "admin": ident.admin,
+        }
+        if ent is None:
+            out["quota"] = None
+            out["policy"] = None
+            return out
+        group = ent.quota_group
+        out["quota"] = {
+            "gpus_user_used": per_user.get(user_label, 0),
+            "gpus_user_limit": ent.gpu_quota_user,
+            "group": group,
+            "gpus_group_used": per_group.get(group, 0),
+            "gpus_group_limit": ent.gpu_quota_group.get(group, 0),
+            "jobs_unfinished": usage_snapshot(self.cache, user_label).user_jobs,
+            "jobs_limit": ent.max_concurrent_jobs,
+        }
+        out["policy"] = {
+            "per_job": ent.gpu_per_job,
+            "max_runtime": ent.max_job_runtime_seconds,
+            "max_retries": ent.max_retries,
+            "gpu_types": sorted(ent.gpu_types),
+            "datasets": [d.name for d in self.policy.storage.datasets],
+        }
+        return out
+
+    # ------------------------------------------------------------------ seeing jobs
+    def _ref(self, job_id: str) -> JobRef | None:
+        job = self.cache.job(job_id)
+        gone = False
+        pods: list[dict[str, Any]]
+        if job is None:
+            stone = self.cache.tombstones.get(job_id)
+            if stone is None:
+                return None
+            job, pods, gone = stone["job"], list(stone["pods"]), True
+        else:
+            pods = self.cache.job_pods(job_id)
+        meta = _meta(job)
+        owner = (meta.get("annotations") or {}).get("gpulab.io/owner") or ""
+        return JobRef(job_id, owner, job, pods, gone)
+
+    def visible(self, ident: Identity, job_id: str) -> JobRef:
+        """The job if the caller owns it or is an admin; 404 otherwise (existence is not
+        leaked: another user's job answers exactly like a job that does not exist)."""
+        not_found = ApiError(404, f"no job {job_id[:60]!r}")
+        if not is_job_id(job_id):
+            raise not_found
+        ref = self._ref(job_id)
+        if ref is None:
+            raise not_found
+        label = (_meta(ref.job).get("labels") or {}).get("gpulab.io/user")
+        if ident.admin or (ref.owner == ident.name and label == escape_username(ident.name)):
+            return ref
+        raise not_found
+
+    def view(self, ref: JobRef) -> dict[str, Any]:
+        upload = self._upload.get(ref.id)
+        signature = (
+            _meta(ref.job).get("resourceVersion"),
+            tuple(sorted(_meta(p).get("resourceVersion") or "" for p in ref.pods)),
+            upload,
+            ref.gone,
+        )
+        hit = self._views.get(ref.id)
+        if hit is not None and hit[0] == signature:
+            return hit[1]
+        value = job_view(ref.job, ref.pods, upload=upload)
+        self._views[ref.id] = (signature, value)
+        if len(self._views) > 100_000:
+            self._views.clear()
+        return value
+
+    async def get(self, ident: Identity, job_id: str) -> dict[str, Any]:
+        ref = self.visible(ident, job_id)
+        view = self.view(ref)
+        if view["state"] in TERMINAL and ref.id not in self._upload:
+            await self._learn_upload(ref)
+            view = self.view(ref)
+        return view
+
+    async def _learn_upload(self, ref: JobRef) -> None:
+        if self.storage is None:
+            return
+        try:
+            result = await self.storage.result(ref.owner, ref.id)
+        except Exception as exc:  # noqa: BLE001 - S3 trouble must not break a status read
+            log.warning("result.json of %s unreadable: %s", ref.id, type(exc).__name__)
+            return
+        if result is None:
+            return
+        upload = result.get("upload")
+        if isinstance(upload, dict):
+            upload = upload.get("status")
+        self._upload[ref.id] = upload if upload in ("ok", "failed", "pending") else "ok"
+
+    def list(
+        self,
+        ident: Identity,
+        *,
+        user: str | None = None,
+        group: str | None = None,
+        state: str | None = None,
+        limit: int = 50,
+        cont: str | None = None,
+    ) -> dict[str, Any]:
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ApiError(
+                400, "limit out of range", [FieldError("limit", f"{limit}", f"1 to {MAX_LIMIT}")]
+            )
+        if state is not None and state not in STATES:
+            raise ApiError(
+                400, "unknown state", [FieldError("state", f"{state[:40]!r}", ", ".join(STATES))]
+            )
+        if not ident.admin:
+            if user not in (None, ident.name):
+                raise ApiError(
+                    403,
+                    "only admins may list other users' jobs",
+                    [FieldError("user", "is an admin-only filter", "your own name or nothing")],
+                )
+            if group is not None:
+                raise ApiError(
+                    403,
+                    "only admins may filter by group",
+                    [FieldError("group", "is an admin-only filter", "nothing")],
+                )
+            user = ident.name
+        candidates: list[str]
+        if user is not None:
+            label = escape_username(user)
+            candidates = list(self.cache.user_job_ids(label))
+            candidates += [
+                k
+                for k, s in self.cache.tombstones.items()
+                if (_meta(s["job"]).get("labels") or {}).get("gpulab.io/user") == label
+            ]
+        else:
+            candidates = list(self.cache.jobs) + list(self.cache.tombstones)
+        refs: list[tuple[str, str, JobRef]] = []
+        for job_id in candidates:
+            ref = self._ref(job_id)
+            if ref is None:
+                continue
+            labels = _meta(ref.job).get("labels") or {}
+            if user is not None and ref.owner != user:
+                continue
+            if group is not None and labels.get("gpulab.io/group") != group:
+                continue
+            refs.append((_meta(ref.job).get("creationTimestamp") or "", job_id, ref))
+        refs.sort(key=lambda r: (r[0], r[1]), reverse=True)
+        if cont:
+            after = _decode_cursor(cont)
+            refs = [r for r in refs if (r[0], r[1]) < after]
+        items: list[dict[str, Any]] = []
+        next_token = None
+        for _created, _job_id, ref in refs:
+            if state is not None and job_state(ref.job, ref.pods)[0] != state:
+                continue
+            if len(items) == limit:
+                last = items[-1]
+                next_token = _encode_cursor(last["created"] or "", last["id"])
+                break
+            items.append(self.view(ref))
+        return {"items": items, "continue": next_token}
+
+    # ------------------------------------------------------------------ submit
+    def _default_image(self, ident: Identity) -> str | None:
+        for pod in self.cache.server_pods(escape_username(ident.name)):
+            for container in (pod.get("spec") or {}).get("containers") or []:
+                for env in container.get("env") or []:
+                    if env.get("name") == "GPULAB_IMAGE" and env.get("value"):
+                        return str(env["value"])
+                if container.get("image"):
+                    return str(container["image"])
+        return None
+
+    async def submit(
+        self,
+        ident: Identity,
+        raw: bytes | dict[str, Any],
+        content_type: str | None,
+        idempotency_key: str | None,
+    ) -> tuple[int, dict[str, Any]]:
+        """(201, job) for a new job; (200, job) for a retried submit with the same key."""
+        ent = self.entitlement(ident)
+        skey = None
+        if idempotency_key is not None:
+            if not valid_idempotency_key(idempotency_key):
+                raise ApiError(
+                    400,
+                    "bad Idempotency-Key header",
+                    [
+                        FieldError(
+                            "Idempotency-Key",
+                            "is not a valid key",
+                            "1-255 printable ASCII characters, no spaces",
+                        )
+                    ],
+                )
+            skey = submit_key(ident.name, idempotency_key)
+            existing = self._existing(ident, skey)
+            if existing is not None:
+                await self._ensure_secret(existing)
+                return 200, self.view(existing)
+        try:
+            spec = parse_job_spec(raw, content_type)
+        except SpecError as exc:
+            raise ApiError(422, "the job spec is not valid", exc.problems) from None
+        if spec.image is None:
+            image = self._default_image(ident)
+            if image is not None:
+                try:
+                    spec = spec.with_image(image)
+                except Exception:  # noqa: BLE001 - a server image the spec refuses: say so below
+                    pass
+        return await self._create(ident, ent, spec, idempotency_key, skey)
+
+    def _existing(self, ident: Identity, skey: str) -> JobRef | None:
+        job = self.cache.job_for_submit_key(skey)
+        if job is None:
+            return None
+        ref = self._ref(_meta(job)["name"])
+        if ref is None or ref.owner != ident.name:
+            return None
+        return ref
+
+    async def _catalogue_images(self) -> set[str] | None:
+        if self.catalogue is None:
+            return None
+        try:
+            images = await self.catalogue.images()
+        except Exception:  # noqa: BLE001 - the catalogue never raises; be sure anyway
+            return None
+        return {img.reference for img in images} or None
+
+    async def _create(
+        self,
+        ident: Identity,
+        ent: Entitlement,
+        spec: JobSpec,
+        idempotency_key: str | None,
+        skey: str | None,
+    ) -> tuple[int, dict[str, Any]]:
+        policy = self.policy
+        if self.storage is None:
+            raise ApiError(
+                503, "job outputs storage (S3) is not configured; ask an admin", retry_after=60
+            )
+        images = await self._catalogue_images()
+        user_label = escape_username(ident.name)
+        lock = self._locks.setdefault(ent.quota_group, asyncio.Lock())
+        async with lock:  # quota check and create are one step per quota group
+            if skey is not None and (existing := self._existing(ident, skey)) is not None:
+                return 200, self.view(existing)
+            usage = usage_snapshot(self.cache, user_label)
+            problems = validate_against_policy(
+                spec, ent, policy, usage=usage, catalogue_images=images
+            )
+            if problems:
+                quota_only = all(p.code == "quota" for p in problems)
+                if quota_only:
+                    raise ApiError(
+                        429, "not now: your GPU or job quota is in use", problems, retry_after=60
+                    )
+                raise ApiError(422, "the job is not allowed by the policy", problems)
+            assert spec.image is not None
+            runtime = effective_runtime(spec, ent)
+            job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
+            for attempt in range(4):
+                credential = await self.storage.upload_credential(
+                    ident.name, job_id, credential_lifetime(runtime)
+                )
+                manifest = render_job(
+                    spec,
+                    owner=ident.name,
+                    job_id=job_id,
+                    entitlement=ent,
+                    policy=policy,
+                    image=spec.image,
+                    namespace=self.kube.namespace,
+                    upload_secret_name=upload_secret_name(job_id),
+                    gateway_url=self.public_url,
+                    idempotency_key=idempotency_key,
+                )
+                try:
+                    created = await self.kube.request("POST", self.kube.jobs_path(), body=manifest)
+                    break
+                except KubeError as exc:
+                    if exc.status != 409 or attempt == 3:
+                        raise from_kube(exc, "creating the job") from None
+                    if skey is not None:
+                        try:
+                            other = await self.kube.request("GET", self.kube.jobs_path(job_id))
+                        except KubeError as exc2:
+                            raise from_kube(exc2, "creating the job") from None
+                        if (_meta(other).get("labels") or {}).get(SUBMIT_KEY_LABEL) == skey:
+                            self.cache.put_job(other)
+                            ref = self._ref(job_id)
+                            assert ref is not None
+                            await self._ensure_secret(ref)
+                            return 200, self.view(ref)
+                    job_id = new_job_id(spec.name)
+            self.cache.put_job(created)
+        secret = render_upload_secret(
+            owner=ident.name,
+            job_id=job_id,
+            namespace=self.kube.namespace,
+            name=upload_secret_name(job_id),
+            credential=credential,
+            group=ent.quota_group,
+            gpus=spec.gpus,
+        )
+        try:
+            await self.kube.request(
+                "POST", self.kube.secrets_path(), body=with_owner(secret, created)
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                log.warning("upload secret of %s not created (%s); deleting the job", job_id, exc)
+                await self._delete_job(job_id)
+                raise from_kube(exc, "creating the job's upload credential") from None
+        log.info("job %s submitted by %s (%d GPUs)", job_id, ident.name, spec.gpus)
+        ref = self._ref(job_id)
+        assert ref is not None
+        return 201, self.view(ref)
+
+    async def _ensure_secret(self, ref: JobRef) -> None:
+        """A retried submit may follow a crash between creating the Job and its Secret:
+        make sure the Secret exists (it is what the pod waits for)."""
+        if ref.gone or is_finished(ref.job) or self.storage is None:
+            return
+        name = upload_secret_name(ref.id)
+        try:
+            await self.kube.request("GET", self.kube.secrets_path(name))
+            return
+        except KubeError as exc:
+            if exc.status != 404:
+                raise from_kube(exc, "checking the job's upload credential") from None
+        spec = ref.job.get("spec") or {}
+        runtime = int(spec.get("activeDeadlineSeconds") or 86400)
+        credential = await self.storage.upload_credential(
+            ref.owner, ref.id, credential_lifetime(runtime)
+        )
+        labels = _meta(ref.job).get("labels") or {}
+        secret = render_upload_secret(
+            owner=ref.owner,
+            job_id=ref.id,
+            namespace=self.kube.namespace,
+            name=name,
+            credential=credential,
+            group=labels.get("gpulab.io/group", ""),
+            gpus=int(labels.get("gpulab.io/gpus", "0") or 0),
+        )
+        try:
+            await self.kube.request(
+                "POST", self.kube.secrets_path(), body=with_owner(secret, ref.job)
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                raise from_kube(exc, "creating the job's upload credential") from None
+
+    async def resubmit(self, ident: Identity, job_id: str) -> tuple[int, dict[str, Any]]:
+        ref = self.visible(ident, job_id)
+        if ref.owner != ident.name:
+            raise ApiError(403, "resubmit runs the job as you; only its owner may resubmit it")
+        spec_data = job_view(ref.job, ref.pods)["spec"]
+        if not isinstance(spec_data, dict):
+            raise ApiError(409, "this job has no recorded spec to resubmit")
+        ent = self.entitlement(ident)
+        try:
+            spec = parse_job_spec(spec_data)
+        except SpecError as exc:
+            raise ApiError(422, "the recorded spec is no longer valid", exc.problems) from None
+        return await self._create(ident, ent, spec, None, None)
+
+    # ------------------------------------------------------------------ cancel
+    async def _delete_job(self, job_id: str) -> None:
+        try:
+            await self.kube.request(
+                "DELETE",
+                self.kube.jobs_path(job_id),
+                query={"propagationPolicy": "Background"},
+                body={
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "propagationPolicy": "Background",
+                },
+            )
+        except KubeError as exc:
+            if exc.status != 404:
+                raise from_kube(exc, "deleting the job") from None
+
+    async def cancel(self, ident: Identity, job_id: str) -> dict[str, Any]:
+        ref = self.visible(ident, job_id)
+        state, _ = job_state(ref.job, ref.pods)
+        if state in ("Succeeded", "Failed"):
+            raise ApiError(409, f"job {job_id} already finished ({state}); nothing to cancel")
+        if not ref.gone:
+            if CANCELLED_ANNOTATION not in (_meta(ref.job).get("annotations") or {}):
+                patch = {
+                    "metadata": {
+                        "annotations": {
+                            CANCELLED_ANNOTATION: _now(),
+                            CANCELLED_BY_ANNOTATION: ident.name,
+                        }
+                    }
+                }
+                try:
+                    patched = await self.kube.request(
+                        "PATCH",
+                        self.kube.jobs_path(job_id),
+                        body=patch,
+                        content_type="application/merge-patch+json",
+                    )
+                except KubeError as exc:
+                    if exc.status == 404:
+                        raise ApiError(404, f"no job {job_id!r}") from None
+                    raise from_kube(exc, "cancelling the job") from None
+                self.cache.put_job(patched)
+            await self._delete_job(job_id)
+            log.info("job %s cancelled by %s", job_id, ident.name)
+        ref = self._ref(job_id) or ref
+        return self.view(ref)
+
+    # ------------------------------------------------------------------ outputs
+    def _storage(self) -> AsyncJobStorage:
+        if self.storage is None:
+            raise ApiError(503, "job outputs storage (S3) is not configured", retry_after=60)
+        return self.storage
+
+    async def outputs(self, ident: Identity, job_id: str) -> dict[str, Any]:
+        ref = self.visible(ident, job_id)
+        storage = self._storage()
+        try:
+            files = await storage.list_outputs(ref.owner, ref.id)
+        except Exception as exc:  # noqa: BLE001 - S3 down: the caller retries
+            raise ApiError(
+                503, f"the S3 store is unavailable ({type(exc).__name__})", retry_after=10
+            ) from None
+        await self._learn_upload(ref)
+        upload = self._upload.get(ref.id, "pending")
+        return {"items": [f.as_dict() for f in files], "upload": upload}
+
+    async def output_url(self, ident: Identity, job_id: str, path: str) -> tuple[str, int]:
+        ref = self.visible(ident, job_id)
+        storage = self._storage()
+        expires = int(self.policy.s3.presign_expiry_seconds)
+        try:
+            url = await storage.presigned_get(ref.owner, ref.id, path, expires)
+        except ValueError:
+            raise ApiError(
+                400,
+                "not a path inside the job's outputs",
+                [FieldError("path", f"{path[:80]!r}", "a path from GET .../outputs")],
+            ) from None
+        except Exception as exc:  # noqa: BLE001
+            raise ApiError(
+                503, f"the S3 store is unavailable ({type(exc).__name__})", retry_after=10
+            ) from None
+        if url is None:
+            raise ApiError(404, f"job {job_id} has no output {path[:80]!r}")
+        return url, expires
+
+    # ------------------------------------------------------------------ logs
+    async def logs(
+        self,
+        ident: Identity,
+        job_id: str,
+        *,
+        follow: bool,
+        tail: int | None,
+        closed: Callable[[], bool] = lambda: False,
+    ) -> AsyncIterator[bytes]:
+        """The job's log: streamed from its pod while the pod exists (following it when
+        ``follow``), then from the archived ``log.txt`` in S3."""
+        first = self.visible(ident, job_id)
+        owner = first.owner
+        streamed: set[str] = set()
+        while not closed():
+            ref = self._ref(job_id)
+            job = ref.job if ref else None
+            pods = ref.pods if ref and not ref.gone else []
+            pod = None
+            for candidate in sorted(
+                pods, key=lambda p: _meta(p).get("creationTimestamp") or "", reverse=True
+            ):
+                if _meta(candidate).get("name") not in streamed and _started(candidate):
+                    pod = candidate
+                    break
+            if pod is not None:
+                name = _meta(pod)["name"]
+                query: dict[str, Any] = {"container": CONTAINER}
+                if follow:
+                    query["follow"] = "true"
+                if tail is not None:
+                    query["tailLines"] = tail
+                try:
+                    async for chunk in self.kube.stream(
+                        self.kube.pods_path(name) + "/log", query=query
+                    ):
+                        yield chunk
+                        if closed():
+                            return
+                    streamed.add(name)
+                    if not follow:
+                        return
+                    continue
+                except KubeError as exc:
+                    if exc.status not in (400, 404):
+                        if streamed or not follow:
+                            return
+                        raise from_kube(exc, "reading the job's log") from None
+                    streamed.add(name)
+            finished = job is None or is_finished(job)
+            live = [
+                p
+                for p in pods
+                if ((p.get("status") or {}).get("phase")) not in ("Succeeded", "Failed")
+                and _meta(p).get("name") not in streamed
+            ]
+            if finished and not live:
+                if streamed:
+                    return
+                data = await self._archived_log(owner, job_id, wait=follow, closed=closed)
+                if data:
+                    yield _tail_lines(data, tail)
+                return
+            if not follow:
+                return
+            await self.cache.wait_changed(2.0)
+
+    async def _archived_log(
+        self, owner: str, job_id: str, *, wait: bool, closed: Callable[[], bool]
+    ) -> bytes | None:
+        if self.storage is None:
+            return None
+        for _ in range(30 if wait else 1):
+            try:
+                data = await self.storage.read_log(owner, job_id)
+            except Exception:  # noqa: BLE001 - S3 trouble: nothing to show now
+                data = None
+            if data is not None or closed():
+                return data
+            if wait:
+                await asyncio.sleep(1.0)
+        return None
+
+
+def _started(pod: dict[str, Any]) -> bool:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = status.get("state") or {}
+        if "running" in state or "terminated" in state:
+            return True
+    return False

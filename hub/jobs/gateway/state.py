@@ -1,0 +1,216 @@
+"""A job's state for people, from its Kubernetes objects (pure, no I/O).
+
+``job_view(job, pods)`` turns a ``batch/v1`` Job (raw API JSON, as the watch cache holds it)
+and its pods into the gateway's Job JSON (docs/internals.md): state ``Pending | Running |
+Succeeded | Failed | Cancelled``, a message, times and the exit code. Everything comes from
+labels, annotations and status, so a restarted gateway computes the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+__all__ = [
+    "CANCELLED_ANNOTATION",
+    "CANCELLED_BY_ANNOTATION",
+    "TERMINAL",
+    "State",
+    "is_finished",
+    "job_state",
+    "job_view",
+    "latest_pod",
+]
+
+State = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+
+CANCELLED_ANNOTATION = "gpulab.io/cancelled-at"
+CANCELLED_BY_ANNOTATION = "gpulab.io/cancelled-by"
+SPEC_ANNOTATION = "gpulab.io/spec"
+OWNER_ANNOTATION = "gpulab.io/owner"
+IDEMPOTENCY_ANNOTATION = "gpulab.io/idempotency-key"
+CONTAINER = "job"
+
+_REASONS = {
+    "DeadlineExceeded": "the job ran longer than its max runtime",
+    "BackoffLimitExceeded": "the job failed and has no retries left",
+}
+
+
+def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _conditions(job: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    out: dict[str, Mapping[str, Any]] = {}
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if isinstance(cond, Mapping) and cond.get("status") == "True":
+            out[str(cond.get("type"))] = cond
+    return out
+
+
+def latest_pod(pods: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The job's newest pod (retries make several), by creation time then name."""
+    best = None
+    for pod in pods:
+        key = (_meta(pod).get("creationTimestamp") or "", _meta(pod).get("name") or "")
+        if best is None or key > best[0]:
+            best = (key, pod)
+    return best[1] if best else None
+
+
+def _container_status(pod: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if pod is None:
+        return {}
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    for status in statuses:
+        if status.get("name") == CONTAINER:
+            return status
+    return statuses[0] if statuses else {}
+
+
+def _exit_code(pod: Mapping[str, Any] | None) -> int | None:
+    state = _container_status(pod).get("state") or {}
+    terminated = state.get("terminated")
+    if isinstance(terminated, Mapping) and terminated.get("exitCode") is not None:
+        try:
+            return int(terminated["exitCode"])
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _pending_message(pod: Mapping[str, Any] | None) -> str:
+    if pod is None:
+        return "waiting for the job's pod to be created"
+    status = pod.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+            return str(cond.get("message") or cond.get("reason") or "waiting for a node")
+    waiting = (_container_status(pod).get("state") or {}).get("waiting") or {}
+    if waiting:
+        reason = str(waiting.get("reason") or "")
+        message = str(waiting.get("message") or "")
+        return f"{reason}: {message}" if message else reason or "starting"
+    return "starting"
+
+
+def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[State, str]:
+    """(state, message) of a job from its Job object and pods."""
+    pods = list(pods)
+    annotations = _meta(job).get("annotations") or {}
+    conditions = _conditions(job)
+    pod = latest_pod(pods)
+    if CANCELLED_ANNOTATION in annotations and "Complete" not in conditions:
+        who = annotations.get(CANCELLED_BY_ANNOTATION)
+        return "Cancelled", f"cancelled by {who}" if who else "cancelled"
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        return "Succeeded", ""
+    if "Failed" in conditions:
+        cond = conditions["Failed"]
+        reason = str(cond.get("reason") or "")
+        text = _REASONS.get(reason) or str(cond.get("message") or reason or "the job failed")
+        code = _exit_code(pod)
+        if code is not None and reason != "DeadlineExceeded":
+            text = f"{text} (exit code {code})"
+        return "Failed", text
+    if (job.get("spec") or {}).get("suspend"):
+        return "Pending", "suspended"
+    if pod is not None:
+        phase = (pod.get("status") or {}).get("phase") or "Pending"
+        if phase == "Running":
+            return "Running", ""
+        if phase in ("Succeeded", "Failed"):
+            # the pod is done, the Job controller has not said so yet (or will retry)
+            return ("Running", "finishing") if phase == "Succeeded" else ("Running", "retrying")
+        return "Pending", _pending_message(pod)
+    return "Pending", _pending_message(None)
+
+
+def is_finished(job: Mapping[str, Any]) -> bool:
+    """True once the Job is Complete or Failed, or cancelled (no pod will run again)."""
+    if CANCELLED_ANNOTATION in (_meta(job).get("annotations") or {}):
+        return True
+    conditions = _conditions(job)
+    return bool({"Complete", "Failed", "SuccessCriteriaMet"} & set(conditions))
+
+
+def _started(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str | None:
+    starts = []
+    for pod in pods:
+        state = _container_status(pod).get("state") or {}
+        for key in ("running", "terminated"):
+            at = (state.get(key) or {}).get("startedAt")
+            if at:
+                starts.append(str(at))
+    return min(starts) if starts else None
+
+
+def _finished(job: Mapping[str, Any], state: State) -> str | None:
+    if state == "Cancelled":
+        return (_meta(job).get("annotations") or {}).get(CANCELLED_ANNOTATION)
+    status = job.get("status") or {}
+    if status.get("completionTime"):
+        return str(status["completionTime"])
+    cond = _conditions(job).get("Failed")
+    if cond is not None and cond.get("lastTransitionTime"):
+        return str(cond["lastTransitionTime"])
+    return None
+
+
+def _spec(annotations: Mapping[str, Any]) -> dict[str, Any] | None:
+    raw = annotations.get(SPEC_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def job_view(
+    job: Mapping[str, Any],
+    pods: Iterable[Mapping[str, Any]],
+    *,
+    upload: str | None = None,
+) -> dict[str, Any]:
+    """The Job JSON of the REST API. ``upload`` (``ok | failed | pending``) comes from the
+    job's ``result.json`` in S3 when the caller knows it; ``None`` = not known yet."""
+    pods = list(pods)
+    meta = _meta(job)
+    labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
+    state, message = job_state(job, pods)
+    spec = _spec(annotations)
+    containers = (((job.get("spec") or {}).get("template") or {}).get("spec") or {}).get(
+        "containers"
+    ) or [{}]
+    try:
+        gpus = int(labels.get("gpulab.io/gpus", "0"))
+    except ValueError:
+        gpus = 0
+    pod = latest_pod(pods)
+    if upload is None:
+        upload = "pending"
+    return {
+        "id": meta.get("name"),
+        "name": (spec or {}).get("name") or meta.get("name"),
+        "owner": annotations.get(OWNER_ANNOTATION) or labels.get("gpulab.io/user"),
+        "group": labels.get("gpulab.io/group"),
+        "state": state,
+        "message": message,
+        "image": containers[0].get("image"),
+        "gpus": gpus,
+        "gpu_type": labels.get("gpulab.io/gpu-type"),
+        "created": meta.get("creationTimestamp"),
+        "started": _started(job, pods),
+        "finished": _finished(job, state) if state in TERMINAL else None,
+        "exit_code": _exit_code(pod),
+        "attempts": len(pods) if pods else int((job.get("status") or {}).get("failed") or 0),
+        "spec": spec,
+        "upload": upload,
+        "idempotency_key": annotations.get(IDEMPOTENCY_ANNOTATION),
+    }
