@@ -1,0 +1,296 @@
+// gpulab jobs page: vanilla JS, talks to this server's gpulab/api/ (never to the gateway).
+(function () {
+  "use strict";
+  const cfg = JSON.parse(document.getElementById("gpulab-config").textContent);
+  const api = cfg.apiUrl;
+  const $ = (id) => document.getElementById(id);
+  const STATES = ["Pending", "Running", "Succeeded", "Failed", "Cancelled"];
+  let selected = null; // job id
+  let logAbort = null;
+  let jobs = [];
+
+  function headers(extra) {
+    return Object.assign({ "X-XSRFToken": cfg.xsrfToken }, extra || {});
+  }
+
+  async function call(method, path, body) {
+    const init = { method, credentials: "same-origin", headers: headers() };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+    const r = await fetch(api + path, init);
+    let data = null;
+    try { data = await r.json(); } catch (e) { data = null; }
+    return { status: r.status, ok: r.ok, data: data || {} };
+  }
+
+  function problemsText(data) {
+    const lines = [data.error || "request failed"];
+    for (const p of data.problems || []) {
+      lines.push("  " + (p.field || "(spec)") + ": " + p.message + (p.allowed ? " (allowed: " + p.allowed + ")" : ""));
+    }
+    return lines.join("\n");
+  }
+
+  function showError(text) {
+    const el = $("error");
+    el.textContent = text || "";
+    el.hidden = !text;
+  }
+
+  function stateBadge(state) {
+    const span = document.createElement("span");
+    span.className = "state state-" + (STATES.includes(state) ? state : "unknown");
+    span.textContent = state || "?";
+    return span;
+  }
+
+  function when(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString();
+  }
+
+  // ------------------------------------------------------------------ job list
+  async function refreshJobs() {
+    const r = await call("GET", "jobs?limit=50");
+    if (!r.ok) { showError("Listing jobs: " + problemsText(r.data)); return; }
+    showError("");
+    jobs = r.data.items || [];
+    const body = $("jobs-table").querySelector("tbody");
+    body.textContent = "";
+    for (const j of jobs) {
+      const tr = document.createElement("tr");
+      tr.dataset.id = j.id;
+      if (j.id === selected) tr.className = "selected";
+      const cells = [j.name, j.id, null, String(j.gpus ?? ""), when(j.created)];
+      cells.forEach((text, i) => {
+        const td = document.createElement("td");
+        if (i === 2) td.appendChild(stateBadge(j.state)); else td.textContent = text || "";
+        tr.appendChild(td);
+      });
+      const td = document.createElement("td");
+      if (j.state === "Pending" || j.state === "Running") {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "secondary cancel"; b.textContent = "Cancel";
+        b.addEventListener("click", (ev) => { ev.stopPropagation(); cancel(j.id); });
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
+      tr.addEventListener("click", () => select(j.id));
+      body.appendChild(tr);
+    }
+    $("jobs-empty").hidden = jobs.length > 0;
+    $("jobs-updated").textContent = "updated " + new Date().toLocaleTimeString();
+    if (selected) updateDetail(jobs.find((j) => j.id === selected));
+  }
+
+  // ------------------------------------------------------------------ detail, log, outputs
+  function updateDetail(job) {
+    if (!job) return;
+    $("detail-title").textContent = job.name + " (" + job.id + ")";
+    const st = $("detail-state");
+    st.className = "state state-" + job.state; st.textContent = job.state;
+    const bits = [job.message || "", job.exit_code != null ? "exit code " + job.exit_code : ""];
+    $("detail-message").textContent = bits.filter(Boolean).join(" · ");
+    $("cancel-button").disabled = !(job.state === "Pending" || job.state === "Running");
+    const finished = ["Succeeded", "Failed", "Cancelled"].includes(job.state);
+    if (finished && $("detail-panel").dataset.outputsFor !== job.id + job.upload) {
+      $("detail-panel").dataset.outputsFor = job.id + job.upload;
+      loadOutputs(job.id);
+    }
+  }
+
+  async function select(id) {
+    selected = id;
+    $("detail-panel").hidden = false;
+    $("detail-panel").dataset.outputsFor = "";
+    $("outputs-list").textContent = "";
+    $("upload-state").textContent = "";
+    document.querySelectorAll("#jobs-table tbody tr").forEach((tr) => {
+      tr.className = tr.dataset.id === id ? "selected" : "";
+    });
+    updateDetail(jobs.find((j) => j.id === id));
+    streamLog(id);
+    loadOutputs(id);
+  }
+
+  async function streamLog(id) {
+    if (logAbort) logAbort.abort();
+    const view = $("log-view");
+    view.textContent = "";
+    const ctrl = new AbortController();
+    logAbort = ctrl;
+    const follow = $("follow-box").checked ? "1" : "0";
+    try {
+      const r = await fetch(api + "jobs/" + encodeURIComponent(id) + "/logs?follow=" + follow,
+        { credentials: "same-origin", headers: headers(), signal: ctrl.signal });
+      if (!r.ok) {
+        let d = {}; try { d = await r.json(); } catch (e) { /* not JSON */ }
+        view.textContent = "(" + (d.error || "no log yet") + ")";
+        return;
+      }
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const atBottom = view.scrollTop + view.clientHeight >= view.scrollHeight - 20;
+        view.textContent += dec.decode(value, { stream: true });
+        if (atBottom) view.scrollTop = view.scrollHeight;
+      }
+    } catch (e) {
+      if (e.name !== "AbortError") view.textContent += "\n(log stream ended: " + e.message + ")";
+    }
+  }
+
+  async function loadOutputs(id) {
+    const r = await call("GET", "jobs/" + encodeURIComponent(id) + "/outputs");
+    const list = $("outputs-list");
+    list.textContent = "";
+    if (!r.ok) { $("upload-state").textContent = "(" + (r.data.error || "none") + ")"; return; }
+    $("upload-state").textContent = r.data.upload ? "upload: " + r.data.upload : "";
+    for (const f of r.data.items || []) {
+      const li = document.createElement("li");
+      const a = document.createElement("a");
+      a.href = api + "jobs/" + encodeURIComponent(id) + "/outputs/" +
+        f.path.split("/").map(encodeURIComponent).join("/");
+      a.textContent = f.path;
+      a.className = "download";
+      a.setAttribute("download", f.path.split("/").pop());
+      li.appendChild(a);
+      li.appendChild(document.createTextNode(" (" + (f.size ?? "?") + " bytes)"));
+      list.appendChild(li);
+    }
+    if (!(r.data.items || []).length) list.textContent = "No outputs (yet).";
+  }
+
+  async function cancel(id) {
+    if (!confirm("Cancel job " + id + "?")) return;
+    const r = await call("DELETE", "jobs/" + encodeURIComponent(id));
+    if (!r.ok) showError("Cancel: " + problemsText(r.data));
+    refreshJobs();
+  }
+
+  // ------------------------------------------------------------------ submit
+  function lines(text) {
+    return text.split("\n").map((s) => s.trim()).filter(Boolean);
+  }
+
+  function parseParams(text) {
+    const out = {};
+    for (const line of lines(text)) {
+      const i = line.indexOf("=");
+      if (i <= 0) throw new Error("parameter line '" + line + "' is not key=value");
+      const key = line.slice(0, i).trim();
+      const raw = line.slice(i + 1).trim();
+      let value = raw;
+      try { value = JSON.parse(raw); } catch (e) { value = raw; }
+      out[key] = value;
+    }
+    return out;
+  }
+
+  function buildSpec() {
+    const kind = $("f-kind").value;
+    const spec = { name: $("f-name").value.trim(), gpus: parseInt($("f-gpus").value || "0", 10) };
+    const image = $("f-image").value.trim();
+    if (image) spec.image = image;
+    const args = lines($("f-args").value);
+    if (kind === "notebook") {
+      spec.notebook = $("f-path").value.trim();
+      const params = parseParams($("f-params").value);
+      if (Object.keys(params).length) spec.parameters = params;
+    } else if (kind === "script") {
+      spec.command = ["python", $("f-path").value.trim()].concat(args);
+    } else {
+      spec.command = lines($("f-command").value);
+      if (args.length) spec.args = args;
+    }
+    return spec;
+  }
+
+  function kindChanged() {
+    const kind = $("f-kind").value;
+    $("l-path").hidden = kind === "command";
+    $("l-command").hidden = kind !== "command";
+    $("l-params").hidden = kind !== "notebook";
+    $("f-path").placeholder = kind === "notebook" ? "work/train.ipynb" : "work/train.py";
+  }
+
+  async function submit(ev) {
+    ev.preventDefault();
+    const out = $("submit-result");
+    let spec;
+    try { spec = buildSpec(); } catch (e) { out.className = "result bad"; out.textContent = e.message; return; }
+    $("submit-button").disabled = true;
+    try {
+      const r = await call("POST", "jobs", spec);
+      if (r.ok) {
+        out.className = "result ok";
+        out.textContent = "Submitted " + r.data.name + " (" + r.data.id + ")";
+        await refreshJobs();
+        select(r.data.id);
+      } else {
+        out.className = "result bad";
+        out.textContent = problemsText(r.data);
+      }
+    } finally {
+      $("submit-button").disabled = false;
+    }
+  }
+
+  // ------------------------------------------------------------------ cull warning
+  async function refreshCull() {
+    const r = await call("GET", "cull-status");
+    if (!r.ok) return;
+    const st = r.data.status;
+    const banner = $("cull-banner");
+    if (st && st.state === "warned" && st.cull_at) {
+      const mins = Math.max(0, Math.round((new Date(st.cull_at) - new Date()) / 60000));
+      $("cull-text").textContent = "This server will be stopped at " +
+        new Date(st.cull_at).toLocaleTimeString() + " (in " + mins + " min): " + (st.reason || "idle") +
+        ". Keeps left: " + st.keeps_left + ".";
+      $("keep-button").disabled = !(st.keeps_left > 0);
+      banner.hidden = false;
+    } else {
+      banner.hidden = true;
+    }
+    const kb = $("kernel-banner");
+    const warned = (r.data.kernels && r.data.kernels.warned) || [];
+    const events = (r.data.kernels && r.data.kernels.events) || [];
+    if (warned.length) {
+      const reasons = events.filter((e) => e.action === "warn" && warned.some((w) => w.kernel_id === e.kernel_id));
+      kb.textContent = reasons.length ? reasons.map((e) => e.reason).join("\n") :
+        warned.length + " idle kernel(s) hold GPU memory and will be stopped";
+      kb.hidden = false;
+    } else {
+      kb.hidden = true;
+    }
+  }
+
+  async function keep() {
+    const r = await call("POST", "keep");
+    $("keep-result").textContent = r.ok ? (r.data.message || "kept") : (r.data.error || "refused");
+    refreshCull();
+  }
+
+  // ------------------------------------------------------------------ wiring
+  $("submit-form").addEventListener("submit", submit);
+  $("f-kind").addEventListener("change", kindChanged);
+  $("keep-button").addEventListener("click", keep);
+  $("cancel-button").addEventListener("click", () => selected && cancel(selected));
+  $("resubmit-button").addEventListener("click", async () => {
+    if (!selected) return;
+    const r = await call("POST", "jobs/" + encodeURIComponent(selected) + "/resubmit");
+    if (!r.ok) { showError("Resubmit: " + problemsText(r.data)); return; }
+    await refreshJobs(); select(r.data.id);
+  });
+  $("follow-box").addEventListener("change", () => selected && streamLog(selected));
+  kindChanged();
+  refreshJobs();
+  refreshCull();
+  setInterval(refreshJobs, 3000);
+  setInterval(refreshCull, 15000);
+})();
