@@ -192,9 +192,14 @@ def configure(
     c.JupyterHub.services = existing + [dict(s) for s in services if s.get("name") not in names]
 
     if local:
+        from gpulab.hub.auth import DEMO_USERS, load_demo_users  # noqa: PLC0415
+
         c.JupyterHub.authenticator_class = "gpulab.hub.auth.GPULabLocalAuthenticator"
-        if users_file:
-            c.GPULabLocalAuthenticator.users_file = str(users_file)
+        demo = str(users_file or DEMO_USERS)
+        c.GPULabLocalAuthenticator.users_file = demo
+        # Demo admins exist (as admins) from the start, so the launcher can group them.
+        admins = {name for name, u in load_demo_users(demo).items() if u["admin"]}
+        c.Authenticator.admin_users = admins
     else:
         settings = dict(oidc) if oidc is not None else oidc_settings()
         if settings is not None:
