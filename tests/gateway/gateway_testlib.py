@@ -1,0 +1,146 @@
+"""Helpers for the jobs gateway tests (imported by conftest and the tests).
+
+The jobs gateway on the real platform: kubesim + Ceph RGW + JupyterHub + proxy.
+
+``gateway_platform`` (session) is :class:`gpulab.platform.LocalPlatform` with the gateway
+registered as a managed service through ``PlatformConfig.extra_hub_config`` (until
+``hub/config.py`` registers it itself). Calls go through the proxy at
+``/services/jobs-gateway/api/v1`` with the users' own hub tokens.
+
+The cluster gets what an installed gpulab has before anyone submits: the dataset PVC of the
+policy (helm-values/manifests/datasets.yaml in production) and each demo user's home PVC (the
+spawner makes it on the first server start).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
+NAMESPACE = "default"
+USERS = ("alice", "bob", "carol", "admin")
+API = "/services/jobs-gateway/api/v1"
+
+
+def gateway_hub_config(policy: Path, port: int) -> str:
+    """The lines hub/config.py needs to register the gateway (see docs/gateway.md)."""
+    return f"""
+from gpulab.hub.jobs.gateway import service_definition as _gw_service, roles as _gw_roles
+c.JupyterHub.services.append(_gw_service(policy_path={str(policy)!r}, port={port},
+                                         namespace={NAMESPACE!r}))
+c.JupyterHub.load_roles.extend(_gw_roles())
+"""
+
+
+@dataclass
+class Kubesim:
+    url: str
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    def get(self, path: str, **params: Any) -> dict[str, Any]:
+        r = self.http.get(path, params=params)
+        r.raise_for_status()
+        return r.json()
+
+    def create(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = self.http.post(path, json=body)
+        if r.status_code not in (200, 201, 409):
+            raise AssertionError(f"create {path}: {r.status_code} {r.text}")
+        return r.json()
+
+    def jobs(self, selector: str = "app.kubernetes.io/managed-by=gpulab") -> list[dict[str, Any]]:
+        return self.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs", labelSelector=selector)[
+            "items"
+        ]
+
+    def pods(self, selector: str) -> list[dict[str, Any]]:
+        return self.get(f"/api/v1/namespaces/{NAMESPACE}/pods", labelSelector=selector)["items"]
+
+    def faults(self, **settings: Any) -> None:
+        if settings:
+            self.http.post("/kubesim/faults", json=settings).raise_for_status()
+        else:
+            self.http.delete("/kubesim/faults").raise_for_status()
+
+    def requests(self) -> dict[str, Any]:
+        return self.get("/kubesim/requests")
+
+
+def pvc(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+
+
+@dataclass
+class GatewayEnv:
+    platform: Any
+    kubesim: Kubesim
+    tokens: dict[str, str]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return self.platform.hub_url + API
+
+    def client(self, user: str | None) -> httpx.Client:
+        headers = {"Authorization": f"token {self.tokens[user]}"} if user else {}
+        return httpx.Client(base_url=self.base, headers=headers, timeout=60)
+
+    def wait_state(
+        self, user: str, job_id: str, states: tuple[str, ...], timeout: float = 120
+    ) -> dict[str, Any]:
+        """Poll GET /jobs/{id} until the state is one of ``states`` (a bound on waiting,
+        not a timed assertion: the failure message shows the last state)."""
+        deadline = time.monotonic() + timeout
+        job: dict[str, Any] = {}
+        with self.client(user) as c:
+            while time.monotonic() < deadline:
+                r = c.get(f"/jobs/{job_id}")
+                if r.status_code == 200:
+                    job = r.json()
+                    if job["state"] in states:
+                        return job
+                time.sleep(0.3)
+        raise AssertionError(f"job {job_id} never reached {states}: {json.dumps(job)[:800]}")
+
+
+def wait_gateway(base: str, token: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(base + "/me", headers={"Authorization": f"token {token}"}, timeout=10)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        time.sleep(0.3)
+    raise AssertionError(f"the jobs gateway did not come up: {last}")
+
+
+def command_job(name: str, script: str, **extra: Any) -> dict[str, Any]:
+    """A CPU job running ``python -c script`` in the shared scipy image."""
+    return {
+        "name": name,
+        "image": "harbor.local/shared/scipy:2024.10",
+        "command": ["python", "-c", script],
+        **extra,
+    }
