@@ -119,6 +119,7 @@ class LocalPlatform:
         try:
             say("starting kubesim (embedded Kubernetes)")
             self._start_kubesim()
+            self._create_datasets()
             if self.config.s3 and ceph_available() and find_microceph():
                 say("starting Ceph S3 gateway (microceph)")
                 self._start_microceph()
@@ -197,6 +198,47 @@ class LocalPlatform:
         )
         line = _wait_for_line(proc, "kubesim ready at ", timeout=60)
         self.kubesim_url = line.split("kubesim ready at ", 1)[1].split()[0]
+
+    def _kube(self, method: str, path: str, body: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.kubesim_url + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read() or b"null")
+
+    def _create_datasets(self) -> None:
+        """The policy's shared datasets, as an admin would provision them: a claim per dataset
+        (read-only in every pod) holding a small sample, so the demo has data to look at."""
+        from gpulab.hub.policy import load_policy
+
+        policy = load_policy(self.config.policy_path)
+        namespace = "default"
+        for dataset in policy.storage.datasets:
+            claim = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {
+                    "name": dataset.claim,
+                    "labels": {
+                        "app.kubernetes.io/name": "gpulab",
+                        "app.kubernetes.io/component": "dataset",
+                    },
+                },
+                "spec": {
+                    "accessModes": ["ReadOnlyMany"],
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            }
+            with contextlib.suppress(urllib.error.HTTPError):  # 409: kept from a last run
+                self._kube("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", claim)
+            folder = self.state_dir / "kubesim" / "volumes" / namespace / dataset.claim
+            folder.mkdir(parents=True, exist_ok=True)
+            readme = folder / "README.txt"
+            if not readme.exists():
+                readme.write_text(
+                    f"Shared dataset '{dataset.name}' (read-only in every server and job).\n"
+                )
+                (folder / "labels.csv").write_text("image,label\n0001.png,cat\n0002.png,dog\n")
 
     def _start_microceph(self) -> None:
         script = find_microceph()
