@@ -8,7 +8,6 @@ import json
 
 import kubernetes_validate
 import pytest
-from conftest import IMAGE
 from gpulab.hub.jobs.ids import SUBMIT_KEY_LABEL, submit_key
 from gpulab.hub.jobs.manifest import (
     RUNNER_COMMAND,
@@ -21,6 +20,7 @@ from gpulab.hub.jobs.manifest import (
 )
 from gpulab.hub.jobs.spec import JobSpec, parse_job_spec
 from gpulab.hub.names import escape_username
+from jobs_testlib import IMAGE
 
 OWNER = "Alice.Smith@example.org"
 JOB_ID = "train-abcdef"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from conftest import IMAGE
 from gpulab.hub.jobs.spec import parse_job_spec
 from gpulab.hub.jobs.validate import (
     UsageSnapshot,
@@ -10,6 +9,7 @@ from gpulab.hub.jobs.validate import (
     effective_runtime,
     validate_against_policy,
 )
+from jobs_testlib import IMAGE
 
 IDLE = UsageSnapshot()
 
