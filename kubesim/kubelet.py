@@ -434,9 +434,14 @@ class PodWorker:
                 "Pulled",
                 f'Container image "{c.spec.get("image", "")}" already present on machine',
             )
+        if self.stopping.is_set():
+            return 1
         proc = ContainerProcess(spec, log_path)
         c.process = proc
         await proc.start()
+        if self.stopping.is_set():
+            # Stopped while the process was being started: _kill_all did not see it running.
+            await proc.stop(self.stop_grace)
         started_at = now_rfc3339()
         c.container_id = f"kubesim://{self.uid[:8]}-{c.name}-{c.restart_count}-{proc.pid}"
         self._event("Normal", "Created", f"Created container {c.name}")
