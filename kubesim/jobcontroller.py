@@ -407,9 +407,9 @@ def _set_cond(
     conds = status.setdefault("conditions", [])
     for c in conds:
         if c.get("type") == type_:
-            if c.get("status") != value:
-                c["lastTransitionTime"] = now
-            c.update(status=value, reason=reason, message=message, lastProbeTime=now)
+            if c.get("status") != value:  # times move only on a change: no write per pass
+                c.update(lastTransitionTime=now, lastProbeTime=now)
+            c.update(status=value, reason=reason, message=message)
             return
     conds.append(
         {
