@@ -87,6 +87,8 @@ class PlatformConfig:
     nodes: str = "2x4"
     s3: bool = True
     demo_users: bool = True
+    # Seconds between culler cycles; tests shorten it to watch a cull happen.
+    cull_interval: float = 60.0
     extra_hub_config: str = ""
     hub_env: dict[str, str] = field(default_factory=dict)
 
@@ -267,10 +269,39 @@ class LocalPlatform:
 
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
         proxy = find_proxy()
+        policy = str(self.config.policy_path)
+        kubeconfig = str(self.kubeconfig)
         return f"""# Written by gpulab's local launcher; edit the policy, not this file.
 from gpulab.hub.config import configure
+from gpulab.hub.culler.service import roles as culler_roles
+from gpulab.hub.culler.service import service_definition as culler_service
+from gpulab.hub.jobs.gateway.registration import roles as gateway_roles
+from gpulab.hub.jobs.gateway.registration import service_definition as gateway_service
 
-configure(c, policy_path={str(self.config.policy_path)!r}, local=True)
+configure(
+    c,
+    policy_path={policy!r},
+    local=True,
+    services=[
+        gateway_service(
+            policy_path={policy!r},
+            port={free_port()},
+            namespace="default",
+            kubeconfig={kubeconfig!r},
+            public_url={self.hub_url + "/services/jobs-gateway/"!r},
+        ),
+        culler_service(
+            policy_path={policy!r},
+            port={free_port()},
+            namespace="default",
+            kubeconfig={kubeconfig!r},
+            interval={self.config.cull_interval!r},
+            db_url="sqlite:///{self.state_dir / "usage.sqlite"}",
+        ),
+    ],
+)
+# The services' own hub roles; the user-facing scopes are in the "user" role configure() sets.
+c.JupyterHub.load_roles.extend(gateway_roles() + [culler_roles()[0]])
 
 c.JupyterHub.bind_url = {self.hub_url + "/"!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
