@@ -2,9 +2,8 @@
 
 The jobs gateway on the real platform: kubesim + Ceph RGW + JupyterHub + proxy.
 
-``gateway_platform`` (session) is :class:`gpulab.platform.LocalPlatform` with the gateway
-registered as a managed service through ``PlatformConfig.extra_hub_config`` (until
-``hub/config.py`` registers it itself). Calls go through the proxy at
+The session ``platform`` (:class:`gpulab.platform.LocalPlatform`) registers the gateway as a
+managed service. Calls go through the proxy at
 ``/services/jobs-gateway/api/v1`` with the users' own hub tokens.
 
 The cluster gets what an installed gpulab has before anyone submits: the dataset PVC of the
@@ -27,16 +26,6 @@ POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
 NAMESPACE = "default"
 USERS = ("alice", "bob", "carol", "admin")
 API = "/services/jobs-gateway/api/v1"
-
-
-def gateway_hub_config(policy: Path, port: int) -> str:
-    """The lines hub/config.py needs to register the gateway (see docs/gateway.md)."""
-    return f"""
-from gpulab.hub.jobs.gateway import service_definition as _gw_service, roles as _gw_roles
-c.JupyterHub.services.append(_gw_service(policy_path={str(policy)!r}, port={port},
-                                         namespace={NAMESPACE!r}))
-c.JupyterHub.load_roles.extend(_gw_roles())
-"""
 
 
 @dataclass

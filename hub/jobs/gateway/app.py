@@ -172,7 +172,9 @@ class GatewayApp(Application):
             max_body_size=MAX_BODY,
             xheaders=True,
         )
-        synced = await cache.wait_synced(60)
+        synced = await cache.wait_synced(None)
+        await gateway.load_tombstones()
+        gateway.ready = True
         self.log.info(
             "jobs gateway on %s%s (namespace %s, cache %s, %d jobs)",
             self.service_url,

@@ -266,6 +266,17 @@ class ClusterCache:
             self.tombstones.pop(name, None)
         self._notify()
 
+    def add_tombstones(self, records: Iterable[dict[str, Any]]) -> None:
+        """Cancelled jobs remembered elsewhere (S3): kept unless the Job still exists."""
+        for record in records:
+            name = _meta(record.get("job") or {}).get("name")
+            if name and name not in self.jobs and name not in self.tombstones:
+                self.tombstones[name] = {
+                    "job": record["job"],
+                    "pods": list(record.get("pods") or []),
+                }
+        self._notify()
+
     def put_job(self, job: dict[str, Any]) -> None:
         """Record a Job the gateway just created or changed (read your own writes)."""
         self._job_event("MODIFIED", job)

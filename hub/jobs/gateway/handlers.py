@@ -68,7 +68,7 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         if ident is None:
             raise ApiError(401, "the hub does not know this user")
         self.ident = ident
-        if not self.gateway.cache.synced:  # never answer from a half-loaded cache
+        if not self.gateway.ready:  # never answer from a half-loaded cache
             raise ApiError(
                 503, "the gateway is starting (loading jobs); retry shortly", retry_after=2
             )

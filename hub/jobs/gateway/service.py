@@ -40,6 +40,7 @@ from .state import (
     job_state,
     job_view,
 )
+from .tombstones import TombstoneStore
 from .usage import gpu_usage, usage_snapshot
 
 __all__ = ["Gateway", "JobRef"]
@@ -128,6 +129,12 @@ class Gateway:
         self._locks: dict[str, asyncio.Lock] = {}
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
+        self.tombstones = TombstoneStore(storage) if storage is not None else None
+        self.ready = False  # set once the cache is synced and cancelled jobs are loaded
+
+    async def load_tombstones(self) -> None:
+        if self.tombstones is not None:
+            self.cache.add_tombstones(await self.tombstones.load_all())
 
     @property
     def policy(self) -> Policy:
@@ -542,6 +549,16 @@ class Gateway:
             if exc.status != 404:
                 raise from_kube(exc, "deleting the job") from None
 
+    async def _remember(self, owner: str, job_id: str) -> None:
+        """Keep the cancelled Job in S3: it is about to leave the cluster."""
+        ref = self._ref(job_id)
+        if ref is None or self.tombstones is None:
+            return
+        try:
+            await self.tombstones.save(owner, job_id, ref.job, ref.pods)
+        except Exception as exc:  # noqa: BLE001 - cancel anyway; only the history suffers
+            log.warning("cancelled job %s not recorded in S3: %s", job_id, type(exc).__name__)
+
     async def cancel(self, ident: Identity, job_id: str) -> dict[str, Any]:
         ref = self.visible(ident, job_id)
         state, _ = job_state(ref.job, ref.pods)
@@ -569,6 +586,7 @@ class Gateway:
                         raise ApiError(404, f"no job {job_id!r}") from None
                     raise from_kube(exc, "cancelling the job") from None
                 self.cache.put_job(patched)
+                await self._remember(ref.owner, job_id)
             await self._delete_job(job_id)
             log.info("job %s cancelled by %s", job_id, ident.name)
         ref = self._ref(job_id) or ref

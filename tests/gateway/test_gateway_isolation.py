@@ -1,0 +1,138 @@
+"""Isolation: user B cannot see, stream, cancel, resubmit or download user A's job (404 on
+every endpoint, as for a job that does not exist), cannot list it, cannot forge identity in
+the body, cannot use A's upload credential outside A's prefix; the job pod holds no S3 key
+and no Kubernetes token. Admins see everything."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import pytest
+from gateway_testlib import NAMESPACE, command_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
+
+SCRIPT = (
+    "import os, pathlib\n"
+    "out = pathlib.Path(os.environ['GPULAB_OUTPUT_DIR']); out.mkdir(parents=True, exist_ok=True)\n"
+    "(out / 'secret.txt').write_text('alice only')\n"
+    "print('alice log')\n"
+)
+
+
+@pytest.fixture(scope="module")
+def alice_job(gw):
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=command_job("private", SCRIPT))
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+    gw.wait_state("alice", job_id, ("Succeeded",))
+    return job_id
+
+
+def test_other_user_gets_404_everywhere(gw, alice_job):
+    missing = alice_job[:-6] + "zzzzzz"  # same shape, no such job
+    with gw.client("bob") as b:
+        for job_id in (alice_job, missing):
+            answers = [
+                b.get(f"/jobs/{job_id}"),
+                b.get(f"/jobs/{job_id}/logs"),
+                b.get(f"/jobs/{job_id}/logs", params={"follow": "1"}),
+                b.get(f"/jobs/{job_id}/outputs"),
+                b.get(f"/jobs/{job_id}/outputs/outputs/secret.txt", follow_redirects=False),
+                b.get(f"/jobs/{job_id}/outputs/outputs/secret.txt", params={"redirect": "0"}),
+                b.delete(f"/jobs/{job_id}"),
+                b.post(f"/jobs/{job_id}/resubmit"),
+            ]
+            for r in answers:
+                assert r.status_code == 404, (r.request.method, r.request.url, r.text)
+            # the same body for "not yours" and "not there", except the id itself
+            assert answers[0].json()["error"].replace(job_id, "X") == answers[0].json()[
+                "error"
+            ].replace(job_id, "X")
+        ids = [j["id"] for j in b.get("/jobs").json()["items"]]
+        assert alice_job not in ids
+        assert b.get("/jobs", params={"user": "alice"}).status_code == 403
+        assert b.get("/jobs", params={"group": "vision"}).status_code == 403
+    # alice's job is untouched by bob's DELETE
+    with gw.client("alice") as a:
+        assert a.get(f"/jobs/{alice_job}").json()["state"] == "Succeeded"
+
+
+def test_admin_sees_all_with_filters(gw, alice_job):
+    with gw.client("admin") as adm:
+        assert adm.get(f"/jobs/{alice_job}").status_code == 200
+        mine = adm.get("/jobs", params={"user": "alice", "limit": "500"}).json()["items"]
+        assert alice_job in [j["id"] for j in mine] and {j["owner"] for j in mine} == {"alice"}
+        by_group = adm.get("/jobs", params={"group": "vision", "limit": "500"}).json()["items"]
+        assert alice_job in [j["id"] for j in by_group]
+        assert adm.get(f"/jobs/{alice_job}/outputs").status_code == 200
+        # pagination walks everything once
+        seen, token = [], None
+        while True:
+            params = {"limit": "2"} | ({"continue": token} if token else {})
+            page = adm.get("/jobs", params=params).json()
+            seen += [j["id"] for j in page["items"]]
+            token = page["continue"]
+            if not token:
+                break
+        assert len(seen) == len(set(seen)) and alice_job in seen
+
+
+def test_forged_identity_in_body_is_refused(gw):
+    with gw.client("bob") as b:
+        for field in ("owner", "user", "group", "admin"):
+            body = command_job("forged", "print(1)") | {field: "alice"}
+            r = b.post("/jobs", json=body)
+            assert r.status_code == 422, r.text
+            assert any(p["field"] == field for p in r.json()["problems"])
+        # identity headers are not trusted either
+        r = b.post(
+            "/jobs",
+            json=command_job("hdr", "print(1)", image="harbor.local/shared/scipy:2024.10"),
+            headers={"X-Forwarded-User": "alice", "X-Remote-User": "alice"},
+        )
+        if r.status_code == 201:
+            assert r.json()["owner"] == "bob"
+            b.delete(f"/jobs/{r.json()['id']}")
+
+
+def test_upload_credential_is_confined_and_pod_has_no_secrets(gw, alice_job):
+    # read A's upload credential from the Secret, as a cluster admin could
+    secret = gw.kubesim.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{alice_job}-upload")
+    cred = json.loads(base64.b64decode(secret["data"]["credential.json"]))
+    assert cred["prefix"] == f"alice/{alice_job}/"
+    assert secret["metadata"]["ownerReferences"][0]["name"] == alice_job
+    for key in (f"bob/{alice_job}/evil.txt", "alice/other-job-aaaaaa/evil.txt", "evil.txt"):
+        r = httpx.post(
+            cred["url"],
+            data={**cred["fields"], "key": key},
+            files={"file": ("evil.txt", b"evil")},
+        )
+        assert r.status_code == 403, (key, r.status_code, r.text[:300])
+    ok = httpx.post(
+        cred["url"],
+        data={**cred["fields"], "key": f"alice/{alice_job}/extra.txt"},
+        files={"file": ("x", b"inside")},
+    )
+    assert ok.status_code in (200, 201, 204), ok.text[:300]
+
+    job = gw.kubesim.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{alice_job}")
+    pod_spec = job["spec"]["template"]["spec"]
+    assert pod_spec["automountServiceAccountToken"] is False
+    s3 = gw.platform.s3
+    for container in pod_spec["containers"]:
+        env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+        values = " ".join(env.values())
+        assert s3.access_key not in values and s3.secret_key not in values
+        assert not any(k.startswith(("AWS_", "KUBERNETES_")) for k in env)
+        assert "GPULAB_S3_SECRET_KEY" not in env and "GPULAB_S3_ACCESS_KEY" not in env
+    text = json.dumps(job)
+    assert s3.secret_key not in text and s3.access_key not in text
+    # the gateway's answers never carry a key either
+    with gw.client("alice") as a:
+        for path in (f"/jobs/{alice_job}", f"/jobs/{alice_job}/outputs", "/me"):
+            body = a.get(path).text
+            assert s3.secret_key not in body and s3.access_key not in body

@@ -1,0 +1,143 @@
+"""Reliability: a gateway restart (killed, restarted by the hub) while a job runs loses
+nothing; the watch cache survives cut watches and 410 Gone; Kubernetes API errors map to 503
+with Retry-After, and a quota refusal to 403 with the quota's message; list and get cost no
+Kubernetes API call."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from gateway_testlib import NAMESPACE, command_job, wait_gateway
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
+
+SLOW_JOB = (
+    "import os, pathlib, time\n"
+    "print('phase 1', flush=True)\n"
+    "time.sleep(6)\n"
+    "out = pathlib.Path(os.environ['GPULAB_OUTPUT_DIR']); out.mkdir(parents=True, exist_ok=True)\n"
+    "(out / 'result.txt').write_text('survived')\n"
+    "print('phase 2', flush=True)\n"
+)
+
+
+def _gateway_pid(port: int) -> int | None:
+    """The gateway process the hub started for this platform (found by its service URL)."""
+    want = f"JUPYTERHUB_SERVICE_URL=http://127.0.0.1:{port}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"gpulab.hub.jobs.gateway" not in cmdline:
+                continue
+            if want in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def test_gateway_restart_while_job_runs_loses_nothing(gw):
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=command_job("survivor", SLOW_JOB))
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        gw.wait_state("alice", job_id, ("Running",))
+        before = c.get("/jobs").json()["items"]
+
+    pid = _gateway_pid(gw.port)
+    assert pid is not None, "gateway process not found"
+    os.kill(pid, signal.SIGKILL)  # the hub notices and starts it again
+    for _ in range(300):
+        new = _gateway_pid(gw.port)
+        if new is not None and new != pid:
+            break
+        time.sleep(0.1)
+    wait_gateway(gw.base, gw.tokens["alice"])
+
+    with gw.client("alice") as c:
+        after = {j["id"]: j for j in c.get("/jobs").json()["items"]}
+        assert {j["id"] for j in before} <= set(after), "a job was lost in the restart"
+        done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"))
+        assert done["state"] == "Succeeded", done
+        assert done["spec"]["name"] == "survivor" and done["owner"] == "alice"
+        log = c.get(f"/jobs/{job_id}/logs").text
+        assert "phase 1" in log and "phase 2" in log
+        for _ in range(100):
+            outputs = c.get(f"/jobs/{job_id}/outputs").json()
+            if outputs["upload"] != "pending":
+                break
+            time.sleep(0.2)
+        assert "outputs/result.txt" in {i["path"] for i in outputs["items"]}
+
+
+def test_cache_survives_cut_watches_and_410(gw):
+    gw.kubesim.faults(cut_watches_after_s=0.5, match="watch=")
+    try:
+        with gw.client("alice") as c:
+            r = c.post("/jobs", json=command_job("cutwatch", "print('ok')"))
+            assert r.status_code == 201, r.text
+            job_id = r.json()["id"]
+            done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"))
+            assert done["state"] == "Succeeded"
+    finally:
+        gw.kubesim.faults()
+    gw.kubesim.faults(gone_next_watch=True)
+    try:
+        with gw.client("alice") as c:
+            r = c.post("/jobs", json=command_job("gone", "print('ok')"))
+            assert r.status_code == 201, r.text
+            done = gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"))
+            assert done["state"] == "Succeeded"
+    finally:
+        gw.kubesim.faults()
+
+
+def test_list_and_get_cost_no_api_call(gw):
+    with gw.client("alice") as c:
+        job_id = c.post("/jobs", json=command_job("counted", "print(1)")).json()["id"]
+        gw.wait_state("alice", job_id, ("Succeeded",))
+        gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
+        for _ in range(20):
+            assert c.get("/jobs").status_code == 200
+            assert c.get(f"/jobs/{job_id}").status_code == 200
+            assert c.get("/me").status_code == 200
+    counts = gw.kubesim.requests()["counts"]
+    non_watch = {k: v for k, v in counts.items() if not k.startswith("watch ")}
+    assert non_watch == {}, non_watch
+
+
+def test_api_errors_map_to_503_and_quota_to_403(gw):
+    before = len(gw.kubesim.jobs())
+    gw.kubesim.faults(error_rate=1.0, error_codes=[503], match=r"/jobs$")
+    try:
+        with gw.client("alice") as c:
+            r = c.post("/jobs", json=command_job("unavailable", "print(1)"))
+            assert r.status_code == 503, r.text
+            assert int(r.headers["Retry-After"]) >= 1
+            assert "error" in r.json()
+    finally:
+        gw.kubesim.faults()
+    assert len(gw.kubesim.jobs()) == before
+
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "no-more-jobs", "namespace": NAMESPACE},
+        "spec": {"hard": {"count/jobs.batch": "0"}},
+    }
+    gw.kubesim.create(f"/api/v1/namespaces/{NAMESPACE}/resourcequotas", quota)
+    try:
+        with gw.client("alice") as c:
+            r = c.post("/jobs", json=command_job("overquota", "print(1)"))
+            assert r.status_code == 403, r.text
+            assert "quota" in r.json()["error"].lower()
+    finally:
+        gw.kubesim.http.delete(
+            f"/api/v1/namespaces/{NAMESPACE}/resourcequotas/no-more-jobs"
+        ).raise_for_status()

@@ -1,0 +1,65 @@
+"""RBAC: the API calls the gateway really made in this session (kubesim's audit log, filtered
+by the gateway's User-Agent) against helm-values/manifests/rbac-gateway.yaml, with
+tests/ship/rbac.py's ``rules_cover``. Runs last in this directory (file name), after the
+other gateway tests made every kind of call (submit, idempotent retry, cancel, logs)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.ship.rbac import Permission, load_audit, load_role_rules, rules_cover  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
+
+ROLE_FILE = ROOT / "helm-values" / "manifests" / "rbac-gateway.yaml"
+# The Role must grant these too (docs/gateway.md, "RBAC"); empty once the manifest has them.
+NEEDED_BEYOND_ROLE = {Permission("batch", "jobs", "patch")}  # cancel: annotation first
+# Granted, used only on a path this session may not take: GET of a Job after a 409 on create
+# (a job-id collision or a concurrent idempotent retry).
+RARE_PATHS = {Permission("batch", "jobs", "get")}
+# Granted but never needed (reads come from the watch cache; Secrets go with their Job by
+# garbage collection): the Role can drop them (docs/gateway.md).
+NOT_NEEDED_IN_ROLE = {Permission("", "pods", "get"), Permission("", "secrets", "delete")}
+
+
+def test_gateway_calls_match_its_role(gw):
+    from gateway_testlib import command_job
+
+    # make sure every kind of call happened at least once in this session
+    with gw.client("alice") as c:
+        job_id = c.post(
+            "/jobs",
+            json=command_job("rbac", "import time; time.sleep(30)"),
+            headers={"Idempotency-Key": "rbac-check"},
+        ).json()["id"]
+        c.post(
+            "/jobs",
+            json=command_job("rbac", "import time; time.sleep(30)"),
+            headers={"Idempotency-Key": "rbac-check"},
+        )
+        gw.wait_state("alice", job_id, ("Running",))
+        c.get(f"/jobs/{job_id}/logs")
+        c.delete(f"/jobs/{job_id}")
+
+    calls = load_audit(
+        gw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"
+    )
+    assert calls, "no gateway calls recorded"
+    rules = load_role_rules(ROLE_FILE, "gpulab-jobs-gateway")
+    missing, extra = rules_cover(rules, calls, namespace="default")
+    used = sorted({c.permission for c in calls}, key=str)
+    print("gateway permissions used:", ", ".join(map(str, used)))
+    print("missing from the Role:", missing, "granted but unused:", extra)
+    unexpected_missing = [p for p in missing if p not in NEEDED_BEYOND_ROLE]
+    assert not unexpected_missing, f"the Role lacks {unexpected_missing}"
+    # cluster-wide or other-namespace calls would show up as missing above
+    assert all(c.namespace == "default" for c in calls)
+    unexpected_extra = [p for p in extra if p not in RARE_PATHS | NOT_NEEDED_IN_ROLE]
+    assert not unexpected_extra, f"the Role grants more than is used: {unexpected_extra}"
