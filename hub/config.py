@@ -108,10 +108,12 @@ def _named_server_limit(handler: Any) -> int:
     from gpulab.spawner.spawner import hub_state  # noqa: PLC0415
 
     user = handler.current_user
+    if not hasattr(user, "groups"):  # a service (or nobody): GPULabSpawner still checks
+        return 0
     path = handler.settings["config"].GPULabSpawner.get("policy_path") or os.environ.get(
         "GPULAB_POLICY", ""
     )
-    if user is None or not path:
+    if not path:
         return 0
     ent = hub_state(str(path)).policy.entitlement([g.name for g in user.groups])
     return ent.named_servers if ent else 0
