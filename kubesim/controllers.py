@@ -19,6 +19,7 @@ from gpulab.kubesim.ipam import IpPool
 from gpulab.kubesim.jobcontroller import JobController
 from gpulab.kubesim.kubelet import Kubelet
 from gpulab.kubesim.nodes import register_nodes
+from gpulab.kubesim.runtime import reap_leftovers
 from gpulab.kubesim.scheduler import Scheduler
 from gpulab.kubesim.store import Store
 from gpulab.kubesim.volumes import Volumes
@@ -78,6 +79,9 @@ class Controllers:
 
 
 async def start_controllers(store: Store, config: KubesimConfig) -> Controllers:
+    leftovers = await asyncio.to_thread(reap_leftovers, config.data_dir / "pods")
+    if leftovers:
+        log.warning("kubesim kubelet: killed %d container(s) left by an earlier run", leftovers)
     use_namespaces = await mount_namespaces_available()
     if not use_namespaces:
         log.warning(

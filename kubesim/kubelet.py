@@ -436,7 +436,8 @@ class PodWorker:
             )
         if self.stopping.is_set():
             return 1
-        proc = ContainerProcess(spec, log_path)
+        record = self.dir / "pids" / f"{c.name}-{c.restart_count}"
+        proc = ContainerProcess(spec, log_path, record)
         c.process = proc
         await proc.start()
         if self.stopping.is_set():

@@ -250,12 +250,47 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/PID/stat: tells a process from a later one with the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].split()[19].decode()
+
+
+def reap_leftovers(pods_dir: Path) -> int:
+    """Kill container processes a previous kubesim on the same data dir left behind
+    (it was SIGKILLed, so its pods' children outlived it); returns how many were found."""
+    found = 0
+    for record in pods_dir.glob("*/pids/*"):
+        try:
+            pid_text, start = record.read_text().split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            continue
+        if _start_time(pid) == start:
+            found += 1
+            for p in descendants(pid):
+                with contextlib.suppress(OSError):
+                    os.killpg(os.getpgid(p), signal.SIGKILL)
+        else:
+            # The leader is gone but its group may live on.
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            record.unlink()
+    return found
+
+
 class ContainerProcess:
     """One run of one container."""
 
-    def __init__(self, spec: LaunchSpec, log_path: Path) -> None:
+    def __init__(self, spec: LaunchSpec, log_path: Path, pid_record: Path | None = None) -> None:
         self.spec = spec
         self.log_path = log_path
+        self.pid_record = pid_record  # "pid starttime", for reap_leftovers after a crash
         self.pid: int | None = None
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
@@ -277,6 +312,10 @@ class ContainerProcess:
             limit=MAX_LINE,
         )
         self.pid = self._proc.pid
+        if self.pid_record is not None:
+            with contextlib.suppress(OSError):
+                self.pid_record.parent.mkdir(parents=True, exist_ok=True)
+                self.pid_record.write_text(f"{self.pid} {_start_time(self.pid)}\n")
         assert self._proc.stdin is not None
         self._proc.stdin.write(json.dumps(asdict(self.spec)).encode())
         with contextlib.suppress(ConnectionError):
@@ -314,6 +353,9 @@ class ContainerProcess:
         assert self._proc is not None
         rc = await self._proc.wait()
         self.kill(signal.SIGKILL)
+        if self.pid_record is not None:
+            with contextlib.suppress(OSError):
+                self.pid_record.unlink()
         if self._pump is not None:
             # Output still buffered in the pipe is drained; a pipe held open by an escaped
             # process is not waited for.
