@@ -302,6 +302,9 @@ configure(
 )
 # The services' own hub roles; the user-facing scopes are in the "user" role configure() sets.
 c.JupyterHub.load_roles.extend(gateway_roles() + [culler_roles()[0]])
+# kubesim runs servers from this checkout, where an editable install has no data files: point
+# Jupyter at the repo's config so gpulab's server extension is enabled as in the images.
+c.KubeSpawner.environment.update({{"JUPYTER_CONFIG_PATH": {str(REPO_ROOT / "jupyter-config")!r}}})
 
 c.JupyterHub.bind_url = {self.hub_url + "/"!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
