@@ -262,7 +262,7 @@ def _start_time(pid: int) -> str | None:
 
 def reap_leftovers(pods_dir: Path) -> int:
     """Kill container processes a previous kubesim on the same data dir left behind
-    (it was SIGKILLed, so its pods' children outlived it); returns how many were found."""
+    (it was SIGKILLed, so its pods' children outlived it); returns how many groups it hit."""
     found = 0
     for record in pods_dir.glob("*/pids/*"):
         try:
@@ -276,9 +276,12 @@ def reap_leftovers(pods_dir: Path) -> int:
                 with contextlib.suppress(OSError):
                     os.killpg(os.getpgid(p), signal.SIGKILL)
         else:
-            # The leader is gone but its group may live on.
-            with contextlib.suppress(OSError):
+            # The leader is gone (it died with kubesim) but its group may live on.
+            try:
                 os.killpg(pid, signal.SIGKILL)
+                found += 1
+            except OSError:
+                pass
         with contextlib.suppress(OSError):
             record.unlink()
     return found

@@ -85,6 +85,7 @@ def test_sigkilled_kubesim_leaves_nothing_running(tmp_path: Path) -> None:
         wait_for("the main process to die with kubesim", lambda: len(processes_with(token)) == 1)
         second, kubeconfig = serve(data_dir, log)
         assert processes_with(token) == []  # reaped before the new kubesim served
+        assert "left by an earlier run" in log.read_text()
     finally:
         for proc in (first, second):
             if proc is not None:
