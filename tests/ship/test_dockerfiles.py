@@ -31,7 +31,8 @@ OCI_LABELS = (
     "org.opencontainers.image.version",
 )
 GPULAB_LABELS = ("io.gpulab.framework", "io.gpulab.cuda", "io.gpulab.gpu")
-EXTENSION_ENABLE = "jupyter server extension enable --sys-prefix gpulab.extensions"
+EXTENSION_MODULE = "gpulab.extensions.server"
+EXTENSION_ENABLE = f"jupyter server extension enable --sys-prefix {EXTENSION_MODULE}"
 
 
 # ----------------------------------------------------------------------------- parser
@@ -341,3 +342,11 @@ def test_extras_exist_and_resolve(extra: str) -> None:
         if req.specifier and not req.specifier.contains(installed, prereleases=True):
             unsatisfied.append(f"{req} (have {installed})")
     assert not unsatisfied, f"gpulab[{extra}] does not resolve in the dev venv: {unsatisfied}"
+
+
+def test_the_enabled_extension_module_is_a_jupyter_server_extension():
+    import importlib
+
+    module = importlib.import_module(EXTENSION_MODULE)
+    points = module._jupyter_server_extension_points()
+    assert points and points[0]["module"] == EXTENSION_MODULE
