@@ -1,0 +1,259 @@
+"""Spawn benchmark: GPULabSpawner vs stock KubeSpawner on one kubesim, and spawn-page renders.
+
+    .venv/bin/python benchmarks/spawn.py [--spawns 5] [--renders 50] [--images 5000]
+
+Part 1 (same run, same kubesim, alternating): each spawner starts a server (home PVC, 1 GPU,
+node selector) and the time from ``start()`` until the pod is Running and ready is measured,
+together with the Kubernetes API requests kubesim's audit counted meanwhile (all clients of
+this process: the spawner's calls and the reflectors' list/watch). One warm-up spawn per
+class first (reflectors start). Stock KubeSpawner is configured the naive way (static
+``extra_resource_limits`` / ``node_selector``); its pod runs the same command.
+
+Part 2: the spawn page (``options_form``) for a user of group vision with a 5,000-image Harbor
+catalogue (the Harbor v2 stand-in of tests/catalogue), warm cache: render time, Harbor requests
+per render and Kubernetes API requests per render (GPU availability comes from the watch cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "catalogue"))
+
+
+def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], str, Path]:
+    kubeconfig = tmp / "kubeconfig"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gpulab.cli",
+            "kubesim",
+            "serve",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp / "data"),
+            "--kubeconfig",
+            str(kubeconfig),
+            "--nodes",
+            "2x4",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=(tmp / "kubesim.log").open("w"),
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("kubesim ready at "):
+            return proc, line.split()[3], kubeconfig
+    raise RuntimeError(f"kubesim did not start; see {tmp / 'kubesim.log'}")
+
+
+def admin(url: str, method: str, path: str) -> Any:
+    req = urllib.request.Request(url + path, method=method)
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+        return json.loads(resp.read())
+
+
+def user(name: str, groups: tuple[str, ...] = ("vision",)) -> Any:
+    return SimpleNamespace(
+        name=name,
+        id=hash(name) & 0xFFFF,
+        url=f"/user/{name}/",
+        groups=[SimpleNamespace(name=g) for g in groups],
+        settings={"base_url": "/"},
+        orm_user=None,
+    )
+
+
+COMMON = dict(
+    namespace="default",
+    cmd=["/bin/sh", "-c", "sleep 600"],
+    uid=1000,
+    fs_gid=100,
+    storage_pvc_ensure=True,
+    start_timeout=120,
+    events_enabled=True,
+)
+
+
+async def one_spawn(spawner: Any, url: str) -> tuple[float, int]:
+    admin(url, "DELETE", "/kubesim/requests")
+    t0 = time.perf_counter()
+    await spawner.start()
+    elapsed = time.perf_counter() - t0
+    requests = admin(url, "GET", "/kubesim/requests")["total"]
+    await spawner.stop(now=True)
+    spawner.clear_state()
+    return elapsed, requests
+
+
+async def spawns(args: argparse.Namespace, url: str, policy_path: Path) -> None:
+    from gpulab.spawner import GPULabSpawner
+    from kubespawner import KubeSpawner
+
+    def stock(i: int) -> Any:
+        s = KubeSpawner(
+            _mock=True,
+            user=user(f"stock{i}"),
+            image="harbor.local/vision/pytorch:2.4-cuda12.4",
+            pvc_name_template="home-{username}",
+            storage_capacity="10Gi",
+            volumes=[{"name": "home", "persistentVolumeClaim": {"claimName": "home-{username}"}}],
+            volume_mounts=[{"name": "home", "mountPath": "/home/jovyan"}],
+            extra_resource_limits={"nvidia.com/gpu": "1"},
+            node_selector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+            tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            **COMMON,
+        )
+        s.user_options = {}
+        return s
+
+    def gpulab(i: int) -> Any:
+        s = GPULabSpawner(
+            _mock=True, user=user(f"gpulab{i}"), policy_path=str(policy_path), **COMMON
+        )
+        s.user_options = {"profile": "gpu", "gpus": "1"}
+        return s
+
+    results: dict[str, list[tuple[float, int]]] = {"KubeSpawner": [], "GPULabSpawner": []}
+    for make in (stock, gpulab):
+        await one_spawn(make(999), url)  # warm-up: reflectors, catalogue, policy
+    for i in range(args.spawns):
+        results["KubeSpawner"].append(await one_spawn(stock(i), url))
+        results["GPULabSpawner"].append(await one_spawn(gpulab(i), url))
+
+    print(f"\nSpawns ({args.spawns} each, alternating, same kubesim):")
+    print(f"{'spawner':<15}{'median s':>10}{'min s':>8}{'max s':>8}{'API req/spawn':>15}")
+    med: dict[str, tuple[float, float]] = {}
+    for name, rows in results.items():
+        times = [t for t, _ in rows]
+        reqs = [r for _, r in rows]
+        med[name] = (statistics.median(times), statistics.median(reqs))
+        print(
+            f"{name:<15}{med[name][0]:>10.3f}{min(times):>8.3f}{max(times):>8.3f}"
+            f"{statistics.median(reqs):>15.1f}"
+        )
+    g, k = med["GPULabSpawner"], med["KubeSpawner"]
+    print(
+        f"ratio GPULabSpawner/KubeSpawner: time x{g[0] / k[0]:.2f}, API requests x{g[1] / k[1]:.2f}"
+    )
+
+
+async def renders(args: argparse.Namespace, url: str, tmp: Path) -> None:
+    import yaml
+    from gpulab.spawner import GPULabSpawner
+    from gpulab.spawner.spawner import hub_state
+    from harbor_standin import HarborStandin
+
+    harbor = HarborStandin(users={"robot$gpulab": "secret"})
+    base = harbor.start()
+    per_repo = 50
+    repos = args.images // per_repo
+    for r in range(repos):
+        project = ("vision", "shared", "nlp")[r % 3]
+        harbor.add_image(
+            project,
+            f"repo-{r}",
+            [f"v{t}" for t in range(per_repo)],
+            labels={"io.gpulab.gpu": "true" if r % 2 else "false", "io.gpulab.cuda": "12.4"},
+        )
+    os.environ["HARBOR_USERNAME"], os.environ["HARBOR_PASSWORD"] = "robot$gpulab", "secret"
+    policy = yaml.safe_load((ROOT / "hub" / "demo" / "policy.yaml").read_text())
+    policy["catalogue"] = {
+        "source": "harbor",
+        "refresh": "1h",
+        "harbor": {"url": base, "projects": ["vision", "shared", "nlp"]},
+    }
+    path = tmp / "policy-harbor.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    spawner = GPULabSpawner(_mock=True, user=user("render"), policy_path=str(path), **COMMON)
+    state = hub_state(str(path))
+    t0 = time.perf_counter()
+    await state.ensure_started(5)
+    images = await state.catalogue.images()
+    cold = time.perf_counter() - t0
+    print(
+        f"\nCatalogue: {len(images)} images from the Harbor stand-in, first load {cold:.2f}s "
+        f"({harbor.count} Harbor requests)"
+    )
+    html = await spawner._render_options_form_dynamically(spawner)  # warm: cluster view, jinja
+    harbor.reset()
+    admin(url, "DELETE", "/kubesim/requests")
+    times = []
+    for _ in range(args.renders):
+        t0 = time.perf_counter()
+        html = await spawner._render_options_form_dynamically(spawner)
+        times.append(time.perf_counter() - t0)
+    k8s = admin(url, "GET", "/kubesim/requests")
+    list_calls = sum(v for k, v in k8s["counts"].items() if "list" in k.lower())
+    print(f"Spawn page renders ({args.renders}, warm cache, {len(html) // 1024} KiB of HTML):")
+    print(f"  median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms")
+    print(f"  Harbor requests per render: {harbor.count / args.renders:.2f}")
+    print(
+        f"  Kubernetes API requests during the renders: {k8s['total']} "
+        f"(list calls: {list_calls}; background watches of this process included)"
+    )
+    await state.catalogue.stop()
+
+
+async def main_async(args: argparse.Namespace, url: str, tmp: Path) -> None:
+    import kubernetes_asyncio.config as kcfg
+
+    await kcfg.load_kube_config()
+    from kubernetes_asyncio import client
+
+    async with client.ApiClient() as api:
+        v1 = client.CoreV1Api(api)
+        pvc = {
+            "metadata": {"name": "dataset-imagenet-mini"},
+            "spec": {
+                "accessModes": ["ReadOnlyMany"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+        await v1.create_namespaced_persistent_volume_claim("default", pvc)
+    policy_path = tmp / "policy.yaml"
+    policy_path.write_text((ROOT / "hub" / "demo" / "policy.yaml").read_text())
+    await spawns(args, url, policy_path)
+    await renders(args, url, tmp)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spawns", type=int, default=5)
+    parser.add_argument("--renders", type=int, default=50)
+    parser.add_argument("--images", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="gpulab-bench-") as d:
+        tmp = Path(d)
+        proc, url, kubeconfig = start_kubesim(tmp)
+        os.environ["KUBECONFIG"] = str(kubeconfig)  # before kubernetes_asyncio is imported
+        try:
+            asyncio.run(main_async(args, url, tmp))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
