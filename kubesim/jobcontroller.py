@@ -167,7 +167,7 @@ class JobController:
         sel = parse_label_selector(labels or None)
         pods = [
             p
-            for p in self._store.list(resource("pods"), ns)[0]
+            for p in self._store.list(resource("pods"), ns, copy_objects=False)[0]
             if _controller_uid(p) == uid and sel.matches(p)
         ]
         active = [

@@ -115,6 +115,9 @@ class Scheduler:
         self._active: set[_Key] = set()  # to try on the next pass
         self._unschedulable: set[_Key] = set()  # waiting for capacity to change
         self._pass_scheduled = False
+        # Requests in use per node, recomputed only after a bound pod or a node changed: a
+        # burst of pending pods costs one pass each, not one scan of all pods each.
+        self._used: dict[str, dict[str, Fraction]] | None = None
         self._unsubscribe = store.subscribe(self._on_event)
         for pod in store.list(resource("pods"))[0]:
             self._consider(pod)
@@ -125,10 +128,13 @@ class Scheduler:
     # -- triggers -----------------------------------------------------------------------
     def _on_event(self, rt: ResourceType, event: WatchEvent) -> None:
         if rt.kind == "Node":
+            self._used = None
             self._retry_unschedulable()
         elif rt.kind == "Pod":
             pod = event.object
             key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if (pod.get("spec") or {}).get("nodeName"):
+                self._used = None
             if event.type == "DELETED":
                 self._active.discard(key)
                 self._unschedulable.discard(key)
@@ -171,14 +177,17 @@ class Scheduler:
         if not todo:
             return
         pods_rt = resource("pods")
-        nodes = self._store.list(resource("nodes"))[0]
-        used: dict[str, dict[str, Fraction]] = {n["metadata"]["name"]: {} for n in nodes}
-        for p in self._store.list(pods_rt)[0]:
-            node = (p.get("spec") or {}).get("nodeName")
-            if node in used and not is_terminal(p):
-                for name, value in pod_requests(p["spec"]).items():
-                    used[node][name] = used[node].get(name, Fraction(0)) + value
-                used[node]["pods"] = used[node].get("pods", Fraction(0)) + 1
+        # Read-only snapshots (no deep copy).
+        nodes = self._store.list(resource("nodes"), copy_objects=False)[0]
+        used = self._used
+        if used is None:
+            used = {n["metadata"]["name"]: {} for n in nodes}
+            for p in self._store.list(pods_rt, copy_objects=False)[0]:
+                node = (p.get("spec") or {}).get("nodeName")
+                if node in used and not is_terminal(p):
+                    for name, value in pod_requests(p["spec"]).items():
+                        used[node][name] = used[node].get(name, Fraction(0)) + value
+                    used[node]["pods"] = used[node].get("pods", Fraction(0)) + 1
         pending = [self._store.get(pods_rt, ns, name) for ns, name in todo]
         queue = [p for p in pending if p is not None]
         queue.sort(
@@ -191,6 +200,8 @@ class Scheduler:
                 self._schedule_one(pod, nodes, used)
             except ApiError as e:  # deleted meanwhile
                 log.debug("scheduling %s: %s", pod["metadata"]["name"], e)
+        # Binding wrote pods (which reset the cache); `used` already counts those bindings.
+        self._used = used
 
     def _schedule_one(
         self,
