@@ -479,3 +479,51 @@ def test_readiness_probe_gates_ready(core: client.CoreV1Api, namespace: str) -> 
         c.type: c.status for c in core.read_namespaced_pod("late", namespace).status.conditions
     }
     assert conds["Ready"] == "True" and conds["ContainersReady"] == "True"
+
+
+def test_downward_api_and_projected_volumes(
+    kubesim: Any, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_config_map(
+        namespace, {"metadata": {"name": "settings"}, "data": {"a.conf": "x=1"}}
+    )
+    body = run_pod(
+        "files",
+        [
+            "sh",
+            "-c",
+            "cat /etc/podinfo/name; echo; cat /etc/podinfo/labels; echo; cat /etc/all/conf/a",
+        ],
+        volumes=[
+            {
+                "name": "podinfo",
+                "downwardAPI": {
+                    "items": [
+                        {"path": "name", "fieldRef": {"fieldPath": "metadata.name"}},
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                    ]
+                },
+            },
+            {
+                "name": "all",
+                "projected": {
+                    "sources": [
+                        {
+                            "configMap": {
+                                "name": "settings",
+                                "items": [{"key": "a.conf", "path": "conf/a"}],
+                            }
+                        }
+                    ]
+                },
+            },
+        ],
+        volumeMounts=[
+            {"name": "podinfo", "mountPath": "/etc/podinfo"},
+            {"name": "all", "mountPath": "/etc/all"},
+        ],
+    )
+    body["metadata"]["labels"] = {"tier": "web"}
+    core.create_namespaced_pod(namespace, body)
+    wait_phase(core, namespace, "files", "Succeeded")
+    assert logs(kubesim, namespace, "files") == 'files\ntier="web"\nx=1\n'
