@@ -21,6 +21,7 @@ from gpulab.kubesim.kubelet import Kubelet
 from gpulab.kubesim.nodes import register_nodes
 from gpulab.kubesim.runtime import reap_leftovers
 from gpulab.kubesim.scheduler import Scheduler
+from gpulab.kubesim.snapshots import SnapshotController
 from gpulab.kubesim.store import Store
 from gpulab.kubesim.volumes import Volumes
 
@@ -66,11 +67,15 @@ class Controllers:
             use_namespaces=use_namespaces,
         )
         self.jobs = JobController(store, EventRecorder(store, "job-controller"))
+        self.snapshots = SnapshotController(
+            store, config.data_dir, self.volumes, EventRecorder(store, "snapshot-controller")
+        )
 
     def log_dir(self, namespace: str, name: str, uid: str) -> Path:
         return self.kubelet.log_dir(namespace, name, uid)
 
     async def stop(self) -> None:
+        await self.snapshots.stop()
         self.jobs.close()
         self.scheduler.close()
         self.volumes.close()

@@ -14,6 +14,7 @@ import ipaddress
 import itertools
 from typing import Any
 
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 _cluster_ips = (str(ipaddress.IPv4Address("10.96.0.10") + i) for i in itertools.count())
 
 
@@ -147,11 +148,24 @@ def _pvc(obj: dict[str, Any]) -> None:
     spec.setdefault("volumeMode", "Filesystem")
     # kubesim has an always-available provisioner with Immediate binding: claims bind at once.
     requested = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
+    for src, dst in (("dataSource", "dataSourceRef"), ("dataSourceRef", "dataSource")):
+        ref = spec.get(src)  # AnyVolumeDataSource: the two fields mirror each other
+        if isinstance(ref, dict) and not spec.get(dst) and not ref.get("namespace"):
+            spec[dst] = dict(ref)
+    source = spec.get("dataSource") or {}
+    if source.get("kind") == "VolumeSnapshot" and source.get("apiGroup") == SNAPSHOT_GROUP:
+        # Restored from a snapshot: Pending until kubesim.snapshots has filled the folder.
+        obj["status"] = {"phase": "Pending"}
+        return
     status: dict[str, Any] = {"phase": "Bound", "accessModes": spec.get("accessModes") or []}
     if requested:
         status["capacity"] = {"storage": requested}
     spec.setdefault("volumeName", f"pvc-{obj['metadata']['uid']}")
     obj["status"] = status
+
+
+def _volume_snapshot(obj: dict[str, Any]) -> None:
+    obj.pop("status", None)  # a status subresource: set by the snapshot controller only
 
 
 def _secret(obj: dict[str, Any]) -> None:
@@ -176,4 +190,5 @@ _HANDLERS = {
     "PersistentVolumeClaim": _pvc,
     "Secret": _secret,
     "ResourceQuota": _resource_quota,
+    "VolumeSnapshot": _volume_snapshot,
 }

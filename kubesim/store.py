@@ -103,6 +103,22 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         _rt("", "Node", "nodes", False, ["status"], ("no",)),
         _rt("batch", "Job", "jobs", True, ["status"], (), _ALL),
         _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",)),
+        _rt(
+            "snapshot.storage.k8s.io",
+            "VolumeSnapshot",
+            "volumesnapshots",
+            True,
+            ["status"],
+            ("vs",),
+        ),
+        _rt(
+            "snapshot.storage.k8s.io",
+            "VolumeSnapshotClass",
+            "volumesnapshotclasses",
+            False,
+            (),
+            ("vsclass", "vsclasses"),
+        ),
     )
 }
 

@@ -201,7 +201,56 @@ def check_spec(kind: str, obj: dict[str, Any]) -> list[Cause]:
                 }
             )
         return causes
+    if kind == "VolumeSnapshot":
+        return _check_volume_snapshot(obj)
+    if kind == "VolumeSnapshotClass":
+        return _check_volume_snapshot_class(obj)
     return []
+
+
+def _check_volume_snapshot(obj: dict[str, Any]) -> list[Cause]:
+    """The snapshot CRD's schema and validation rules (kubesim has no CRD schemas)."""
+    spec = obj.get("spec")
+    if not isinstance(spec, dict):
+        return [_required("spec")]
+    source = spec.get("source")
+    if not isinstance(source, dict):
+        return [_required("spec.source")]
+    given = [k for k in ("persistentVolumeClaimName", "volumeSnapshotContentName") if source.get(k)]
+    causes: list[Cause] = []
+    if len(given) != 1:
+        causes.append(
+            _invalid(
+                "spec.source",
+                "object",
+                "Exactly one of volumeSnapshotContentName and persistentVolumeClaimName "
+                "should be specified",
+            )
+        )
+    for key in given:
+        causes += check_name("VolumeSnapshot", str(source[key]), f"spec.source.{key}")
+    cls = spec.get("volumeSnapshotClassName")
+    if cls is not None and (not isinstance(cls, str) or not cls):
+        causes.append(_invalid("spec.volumeSnapshotClassName", cls, "must not be the empty string"))
+    return causes
+
+
+def _check_volume_snapshot_class(obj: dict[str, Any]) -> list[Cause]:
+    causes: list[Cause] = []
+    if not obj.get("driver"):
+        causes.append(_required("driver"))
+    policy = obj.get("deletionPolicy")
+    if policy not in ("Delete", "Retain"):
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported" if policy else "FieldValueRequired",
+                "message": f'Unsupported value: {_go_quote(policy)}: supported values: "Delete", "Retain"'
+                if policy
+                else "Required value",
+                "field": "deletionPolicy",
+            }
+        )
+    return causes
 
 
 def _pod_spec_mutable_view(spec: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +318,13 @@ def check_update(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[Ca
                     "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
                 )
             )
+    elif kind == "VolumeSnapshot":
+        if (new.get("spec") or {}).get("source") != (old.get("spec") or {}).get("source"):
+            causes.append(_invalid("spec.source", "object", "spec.source is immutable"))
+    elif kind == "VolumeSnapshotClass":
+        for f in ("driver", "parameters"):
+            if new.get(f) != old.get(f):
+                causes.append(_invalid(f, new.get(f), "field is immutable"))
     elif kind in ("Secret", "ConfigMap") and old.get("immutable"):
         if new.get("data") != old.get("data") or new.get("immutable") != old.get("immutable"):
             causes.append(_forbidden("data", "field is immutable when `immutable` is set"))

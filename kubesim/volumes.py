@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,6 +55,10 @@ class Volumes:
     def __init__(self, store: Store, data_dir: Path) -> None:
         self._store = store
         self._root = data_dir / "volumes"
+        # Claim folders are made and removed in order (one worker), so a claim recreated under
+        # the same name never races the removal of the old folder; settled() awaits that.
+        self._folder_ops = ThreadPoolExecutor(1, thread_name_prefix="kubesim-claims")
+        self._pending: dict[Path, asyncio.Future[None]] = {}
         self._unsubscribe = store.subscribe(self._on_event)
         for pvc in store.list(resource("persistentvolumeclaims"))[0]:
             self.claim_dir(pvc["metadata"]["namespace"], pvc["metadata"]["name"]).mkdir(
@@ -62,6 +67,13 @@ class Volumes:
 
     def close(self) -> None:
         self._unsubscribe()
+        self._folder_ops.shutdown(wait=False)
+
+    async def settled(self, namespace: str, claim: str) -> None:
+        """Wait until the claim folder's queued make/remove operations are done."""
+        pending = self._pending.get(self.claim_dir(namespace, claim))
+        if pending is not None:
+            await asyncio.shield(pending)
 
     def claim_dir(self, namespace: str, claim: str) -> Path:
         return self._root / namespace / claim
@@ -71,10 +83,13 @@ class Volumes:
             return
         md = event.object["metadata"]
         path = self.claim_dir(md["namespace"], md["name"])
-        if event.type == "ADDED":
-            asyncio.get_running_loop().run_in_executor(None, _make_claim_dir, path)
-        elif event.type == "DELETED":
-            asyncio.get_running_loop().run_in_executor(None, _remove, path)
+        if event.type in ("ADDED", "DELETED"):
+            op = _make_claim_dir if event.type == "ADDED" else _remove
+            fut = asyncio.get_running_loop().run_in_executor(self._folder_ops, op, path)
+            self._pending[path] = fut
+            fut.add_done_callback(
+                lambda f: self._pending.pop(path, None) if self._pending.get(path) is f else None
+            )
 
     async def prepare(self, pod: dict[str, Any], pod_dir: Path) -> dict[str, Volume]:
         """Set up every volume of ``pod``; returns them by name."""
@@ -94,6 +109,9 @@ class Volumes:
                         if pvc is None
                         else f'persistentvolumeclaim "{claim["claimName"]}" is being deleted'
                     )
+                if (pvc.get("status") or {}).get("phase") == "Pending":  # e.g. being restored
+                    raise MountError(f'persistentvolumeclaim "{claim["claimName"]}" is not bound')
+                await self.settled(ns, claim["claimName"])
                 path = self.claim_dir(ns, claim["claimName"])
                 await asyncio.to_thread(_make_claim_dir, path, fs_group)
                 volumes[name] = Volume(name, path, read_only=bool(claim.get("readOnly")))
