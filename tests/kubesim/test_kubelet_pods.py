@@ -527,3 +527,27 @@ def test_downward_api_and_projected_volumes(
     core.create_namespaced_pod(namespace, body)
     wait_phase(core, namespace, "files", "Succeeded")
     assert logs(kubesim, namespace, "files") == 'files\ntier="web"\nx=1\n'
+
+
+def test_sigterm_ignored_then_killed_after_grace(
+    kubesim: Any, core: client.CoreV1Api, namespace: str
+) -> None:
+    make_pvc(core, namespace, "state")
+    script = 'trap "" TERM; echo $$$$ > /state/pid; while true; do sleep 0.2; done'
+    core.create_namespaced_pod(
+        namespace,
+        run_pod(
+            "stubborn",
+            ["sh", "-c", script],
+            volumes=[{"name": "state", "persistentVolumeClaim": {"claimName": "state"}}],
+            volumeMounts=[{"name": "state", "mountPath": "/state"}],
+        ),
+    )
+    pid = _pid_from(kubesim.data_dir / "volumes" / namespace / "state" / "pid")
+    core.delete_namespaced_pod("stubborn", namespace, grace_period_seconds=1)
+    wait_gone(core, namespace, "stubborn")
+    assert not pid_alive(pid)  # the pod object goes only after its processes are dead
+    events = core.list_namespaced_event(
+        namespace, field_selector="involvedObject.name=stubborn,reason=Killing"
+    ).items
+    assert events and events[0].message == "Stopping container main"
