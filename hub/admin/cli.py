@@ -14,6 +14,7 @@ import importlib
 COMMANDS: dict[str, tuple[str, str]] = {
     "check-policy": ("gpulab.hub.admin.check_policy", "validate a policy file offline"),
     "usage": ("gpulab.hub.admin.usage", "GPU/CPU usage per user, group and kind"),
+    "home": ("gpulab.hub.admin.home", "snapshot, reset, restore or list a user's home"),
 }
 
 

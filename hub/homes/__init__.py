@@ -1,0 +1,27 @@
+"""Users' homes are never lost: snapshots, safe reset and restore, and what happens to the home
+of a deleted user (policy ``storage.on_user_delete``). See docs/homes.md.
+
+``manifest`` holds the pure builders, ``kube`` the raw-JSON API access, ``ops`` the operations
+(:class:`Homes`).
+"""
+
+from gpulab.hub.homes.manifest import HomeError, SnapshotInfo
+from gpulab.hub.homes.ops import (
+    DEFAULT_GRACE_SECONDS,
+    DeletionResult,
+    Homes,
+    ResetResult,
+    RestoreResult,
+    SweepResult,
+)
+
+__all__ = [
+    "DEFAULT_GRACE_SECONDS",
+    "DeletionResult",
+    "HomeError",
+    "Homes",
+    "ResetResult",
+    "RestoreResult",
+    "SnapshotInfo",
+    "SweepResult",
+]
