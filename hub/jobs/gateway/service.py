@@ -26,7 +26,7 @@ from ..ids import SUBMIT_KEY_LABEL, is_job_id, new_job_id, submit_key, valid_ide
 from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
 from ..storage import AsyncJobStorage, credential_lifetime
-from ..validate import effective_runtime, validate_against_policy
+from ..validate import UsageSnapshot, effective_runtime, validate_against_policy
 from .auth import Identity
 from .cache import ClusterCache
 from .errors import ApiError, from_kube
@@ -126,7 +126,9 @@ class Gateway:
         self.storage = storage
         self.catalogue = catalogue
         self.public_url = public_url
-        self._locks: dict[str, asyncio.Lock] = {}
+        # submits between their quota check and their Job reaching the cache:
+        # token -> (user label, quota group, GPUs)
+        self._reserved: dict[object, tuple[str, str, int]] = {}
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.tombstones = TombstoneStore(storage) if storage is not None else None
@@ -374,6 +376,17 @@ class Gateway:
                     pass
         return await self._create(ident, ent, spec, idempotency_key, skey)
 
+    def _usage(self, user_label: str) -> UsageSnapshot:
+        """The cache's usage plus the submits in flight (not yet in the cache)."""
+        base = usage_snapshot(self.cache, user_label)
+        user_gpus, user_jobs, groups = base.user_gpus, base.user_jobs, dict(base.group_gpus)
+        for label, group, gpus in self._reserved.values():
+            if label == user_label:
+                user_gpus += gpus
+                user_jobs += 1
+            groups[group] = groups.get(group, 0) + gpus
+        return UsageSnapshot(user_gpus=user_gpus, group_gpus=groups, user_jobs=user_jobs)
+
     def _existing(self, ident: Identity, skey: str) -> JobRef | None:
         job = self.cache.job_for_submit_key(skey)
         if job is None:
@@ -407,22 +420,22 @@ class Gateway:
             )
         images = await self._catalogue_images()
         user_label = escape_username(ident.name)
-        lock = self._locks.setdefault(ent.quota_group, asyncio.Lock())
-        async with lock:  # quota check and create are one step per quota group
-            if skey is not None and (existing := self._existing(ident, skey)) is not None:
-                return 200, self.view(existing)
-            usage = usage_snapshot(self.cache, user_label)
-            problems = validate_against_policy(
-                spec, ent, policy, usage=usage, catalogue_images=images
-            )
-            if problems:
-                quota_only = all(p.code == "quota" for p in problems)
-                if quota_only:
-                    raise ApiError(
-                        429, "not now: your GPU or job quota is in use", problems, retry_after=60
-                    )
-                raise ApiError(422, "the job is not allowed by the policy", problems)
-            assert spec.image is not None
+        if skey is not None and (existing := self._existing(ident, skey)) is not None:
+            return 200, self.view(existing)
+        # Quota check and reservation with no await in between (atomic on the event loop);
+        # the reservation counts until the created Job is in the cache.
+        usage = self._usage(user_label)
+        problems = validate_against_policy(spec, ent, policy, usage=usage, catalogue_images=images)
+        if problems:
+            if all(p.code == "quota" for p in problems):
+                raise ApiError(
+                    429, "not now: your GPU or job quota is in use", problems, retry_after=60
+                )
+            raise ApiError(422, "the job is not allowed by the policy", problems)
+        assert spec.image is not None
+        token = object()
+        self._reserved[token] = (user_label, ent.quota_group, spec.gpus)
+        try:
             runtime = effective_runtime(spec, ent)
             job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
             for attempt in range(4):
@@ -460,6 +473,8 @@ class Gateway:
                             return 200, self.view(ref)
                     job_id = new_job_id(spec.name)
             self.cache.put_job(created)
+        finally:
+            del self._reserved[token]
         secret = render_upload_secret(
             owner=ident.name,
             job_id=job_id,
