@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, Engine, Float, Integer, String, create_engine, event
+from sqlalchemy import DateTime, Engine, Float, Integer, String, create_engine, event, inspect, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -62,6 +62,9 @@ class UsageInterval(Base):
     # Open intervals: the last time the recorder saw the pod alive. A pod that vanished while
     # the recorder was down is closed at this time (an undercount of at most one heartbeat).
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Servers: the hub's server name ("" = the default server), from KubeSpawner's
+    # ``hub.jupyter.org/servername`` annotation; the dashboard's stop button needs it.
+    server_name: Mapped[str] = mapped_column(String(255), default="", server_default="")
 
 
 def default_db_url() -> str:
@@ -87,4 +90,25 @@ def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
 
     if create:
         Base.metadata.create_all(engine)
+        _add_missing_columns(engine)
     return engine
+
+
+# Columns added after the table's first release: (name, DDL type and default).
+_ADDED_COLUMNS = {"server_name": "VARCHAR(255) NOT NULL DEFAULT ''"}
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring a table made by an older gpulab up to date (``create_all`` never alters)."""
+    present = {c["name"] for c in inspect(engine).get_columns(UsageInterval.__tablename__)}
+    missing = [name for name in _ADDED_COLUMNS if name not in present]
+    if not missing:
+        return
+    with engine.begin() as conn:
+        for name in missing:
+            conn.execute(
+                text(
+                    f"ALTER TABLE {UsageInterval.__tablename__} "
+                    f"ADD COLUMN {name} {_ADDED_COLUMNS[name]}"
+                )
+            )

@@ -37,6 +37,7 @@ GPU_TYPE_LABEL = "gpulab.io/gpu-type"
 JOB_ID_LABEL = "gpulab.io/job-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner: the unescaped hub name
+SERVERNAME_ANNOTATION = "hub.jupyter.org/servername"  # KubeSpawner: named servers only
 GPU_RESOURCE_SUFFIX = "/gpu"  # nvidia.com/gpu, amd.com/gpu
 
 
@@ -54,6 +55,7 @@ class PodInterval:
     cpu: float
     started_at: datetime
     ended_at: datetime | None
+    server_name: str = ""  # the hub's server name ("" = the default server; jobs: "")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -138,6 +140,7 @@ def interval_from_pod(
         cpu=_cpu(pod),
         started_at=started,
         ended_at=ended,
+        server_name=annotations.get(SERVERNAME_ANNOTATION, "") if kind == "server" else "",
     )
 
 
@@ -160,9 +163,12 @@ def upsert(session: Session, iv: PodInterval, now: datetime) -> None:
                 started_at=iv.started_at,
                 ended_at=iv.ended_at,
                 last_seen_at=iv.ended_at or now,
+                server_name=iv.server_name,
             )
         )
         return
+    if iv.server_name and not row.server_name:
+        row.server_name = iv.server_name
     row.started_at = min(row.started_at, iv.started_at)
     if row.ended_at is None and iv.ended_at is not None:
         row.ended_at = iv.ended_at

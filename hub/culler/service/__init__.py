@@ -71,7 +71,15 @@ def roles() -> list[dict[str, Any]]:
     return [
         {
             "name": "gpulab-culler",
-            "scopes": ["list:users", "read:users", "read:servers", "servers", "read:groups"],
+            # Read users and their servers, stop servers; never start one or touch users.
+            # helm-values/values.yaml lists the same (tests/ship keeps them equal).
+            "scopes": [
+                "list:users",
+                "read:users",
+                "read:groups",
+                "read:servers",
+                "delete:servers",
+            ],
             "services": [SERVICE_NAME],
         },
         {

@@ -66,17 +66,15 @@ async def build_overview(
         in_use_group[r.group] += r.gpus
         if r.gpus:
             in_use_group_type[(r.group, r.gpu_type)] += r.gpus
-        server = ""
-        if r.kind == "server":
-            view = next((v for (u, _n), v in culler.servers.items() if u == r.user), None)
-            server = view.server_name if view else ""
         running.append(
             {
                 "kind": r.kind,
                 "user": r.user,
                 "group": r.group,
                 "name": r.job_id or r.pod_name,
-                "server": server,
+                # The pod's own server name (KubeSpawner's annotation): a user's named
+                # servers each get the right stop button.
+                "server": r.server_name if r.kind == "server" else "",
                 "job_id": r.job_id,
                 "gpus": r.gpus,
                 "gpu_type": r.gpu_type,
