@@ -11,10 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harbor_standin import HarborStandin  # noqa: E402
-
-ROBOT = "robot$gpulab"
-PASSWORD = "s3cr3t-Pa$$w0rd"
+from harbor_standin import PASSWORD, ROBOT, HarborStandin  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,8 @@ INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 CONFIG_MEDIA_TYPE = "application/vnd.oci.image.config.v1+json"
 PUSH_TIME = "2024-05-01T10:00:00.000Z"
+ROBOT = "robot$gpulab"  # the test robot account (a `$` in the name, as Harbor makes them)
+PASSWORD = "s3cr3t-Pa$$w0rd"
 
 
 def _digest(*parts: Any) -> str:
@@ -90,7 +92,7 @@ class HarborStandin:
     """The stand-in server (module docstring). ``url`` once started."""
 
     def __init__(self, users: Mapping[str, str] | None = None) -> None:
-        self.users: dict[str, str] = dict(users or {"robot$gpulab": "s3cr3t-Pa$$"})
+        self.users: dict[str, str] = dict(users or {ROBOT: PASSWORD})
         self.projects: dict[str, dict[str, Repository]] = {}
         self.latency = 0.0
         self._fail_status: int | None = None

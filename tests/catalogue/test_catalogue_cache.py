@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 import pytest
-from conftest import PASSWORD, ROBOT
 from gpulab.hub.catalogue import (
     Catalogue,
     HarborSource,
@@ -15,6 +14,7 @@ from gpulab.hub.catalogue import (
     catalogue_from_config,
     catalogue_from_policy,
 )
+from harbor_standin import PASSWORD, ROBOT
 
 
 def harbor_catalogue(harbor, **kw) -> Catalogue:

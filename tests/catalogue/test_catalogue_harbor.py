@@ -7,8 +7,8 @@ import math
 
 import httpx
 import pytest
-from conftest import PASSWORD, ROBOT
 from gpulab.hub.catalogue import CatalogueError, HarborSource
+from harbor_standin import PASSWORD, ROBOT
 
 
 def source(harbor, projects=("vision",), **kw) -> HarborSource:
