@@ -16,6 +16,7 @@ it gets ``spec.dataSource`` (and the mirrored ``dataSourceRef``) naming the Volu
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -189,7 +190,7 @@ def empty_claim_manifest(old: dict[str, Any]) -> dict[str, Any]:
     md, spec = old.get("metadata") or {}, old.get("spec") or {}
     labels = {k: v for k, v in (md.get("labels") or {}).items() if k != DELETE_AFTER_LABEL}
     new_spec: dict[str, Any] = {
-        k: spec[k]
+        k: copy.deepcopy(spec[k])
         for k in ("accessModes", "resources", "storageClassName", "volumeMode", "selector")
         if spec.get(k) is not None
     }
