@@ -153,9 +153,9 @@ class SnapshotController:
         if (pvc.get("status") or {}).get("phase") == "Pending" and snapshot_source(pvc):
             if not md.get("deletionTimestamp"):
                 self._spawn("populate", md["uid"], self._populate(md["namespace"], md["name"]))
-        if event.type == "ADDED":
-            # Snapshots that failed because this claim did not exist are retried, as the
-            # real controller keeps retrying.
+        if event.type == "ADDED" or (pvc.get("status") or {}).get("phase") == "Bound":
+            # Snapshots that failed because this claim did not exist (or was not bound yet)
+            # are retried, as the real controller keeps retrying.
             for snap in self._store.list(self._snapshots, md["namespace"])[0]:
                 source = (snap.get("spec") or {}).get("source") or {}
                 smd, status = snap["metadata"], snap.get("status") or {}

@@ -261,3 +261,29 @@ def test_source_is_immutable_and_unknown_class_is_an_error(
             {"spec": {"source": {"persistentVolumeClaimName": "other"}}},
         )  # fmt: skip
     assert err.value.status == 422
+
+
+def test_snapshot_of_an_unbound_claim_is_taken_once_it_binds(
+    kubesim: Any, core: client.CoreV1Api, custom: client.CustomObjectsApi, namespace: str
+) -> None:
+    core.create_namespaced_persistent_volume_claim(namespace, claim("restoring", source="later"))
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "volumesnapshots", snapshot("of-restoring", "restoring")
+    )
+    snap = wait_for(
+        "not-bound error",
+        lambda: (
+            (s := get_snap(custom, namespace, "of-restoring"))
+            and (s.get("status") or {}).get("error")
+            and s
+        ),
+    )
+    assert "is not yet bound to a PV" in snap["status"]["error"]["message"]
+    core.create_namespaced_persistent_volume_claim(namespace, claim("origin"))
+    fill(kubesim.data_dir / "volumes" / namespace / "origin")
+    custom.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "volumesnapshots", snapshot("later", "origin")
+    )
+    wait_ready(custom, namespace, "of-restoring")
+    folder = kubesim.data_dir / "snapshots" / namespace / "of-restoring"
+    assert (folder / "notes.txt").read_text() == "old notes\n"
