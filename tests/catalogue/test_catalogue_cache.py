@@ -18,6 +18,7 @@ from harbor_standin import PASSWORD, ROBOT
 
 
 def harbor_catalogue(harbor, **kw) -> Catalogue:
+    kw.setdefault("first_load_timeout", 60)  # tests wait for the load unless they test the bound
     src_kw = {k: kw.pop(k) for k in ("timeout_seconds", "overall_timeout_seconds") if k in kw}
     src = HarborSource(
         harbor.url,
@@ -94,8 +95,10 @@ async def test_server_errors_keep_the_last_good_catalogue_and_log_once(harbor, c
 
 async def test_timeouts_keep_the_last_good_catalogue(harbor, caplog):
     harbor.add_image("vision", "pytorch", ["2.4"])
-    cat = harbor_catalogue(harbor, timeout_seconds=0.2)
+    cat = harbor_catalogue(harbor, first_load_timeout=60)
     good = await cat.images()
+    assert good
+    cat.source.timeout_seconds = 0.2  # type: ignore[attr-defined]
     harbor.latency = 2.0
     caplog.set_level(logging.WARNING, logger="gpulab.catalogue")
     assert await cat.refresh() is False
@@ -123,7 +126,7 @@ async def test_first_load_slower_than_the_bound_gives_empty_then_fills(harbor, c
 async def test_cold_and_failing_never_raises_and_does_not_hammer_harbor(harbor, caplog):
     harbor.add_image("vision", "pytorch", ["2.4"])
     src = HarborSource(harbor.url, projects=["vision"], username=ROBOT, password="bad-Pa$$")
-    cat = Catalogue(src, retry_seconds=60)
+    cat = Catalogue(src, retry_seconds=60, first_load_timeout=60)
     caplog.set_level(logging.WARNING, logger="gpulab.catalogue")
     assert await cat.images() == []
     made = harbor.count
@@ -220,6 +223,7 @@ async def test_catalogue_from_config_harbor(harbor):
         refresh_seconds=60,
         registry="harbor.local",
     )
+    assert await cat.refresh()
     assert [i.reference for i in await cat.images()] == ["harbor.local/vision/team/pytorch:2.4"]
 
 
@@ -259,5 +263,6 @@ async def test_catalogue_from_policy_static_and_harbor(harbor):
     env = {"HARBOR_USERNAME": ROBOT, "HARBOR_PASSWORD": PASSWORD}
     cat = catalogue_from_policy(policy, environ=env)
     assert cat.refresh_seconds == 300
+    assert await cat.refresh()
     (img,) = await cat.images()
     assert img.reference.endswith("/vision/pytorch:2.4")
