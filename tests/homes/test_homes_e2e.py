@@ -1,0 +1,111 @@
+"""Homes end to end on the shared ``platform`` (kubesim + JupyterHub with GPULabSpawner):
+deleting a user through the hub API keeps the home claim and its files, and the admin can
+then snapshot, reset and restore it with ``gpulab admin home``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from gpulab.hub.names import escape_username
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "default"
+DEADLINE = 120  # seconds for a server to start or stop: a deadline, not an assertion on speed
+CPU_IMG = "harbor.local/shared/scipy:2024.10"
+E2E_POLICY = os.path.join(os.path.dirname(__file__), "..", "e2e", "policy.yaml")
+
+
+def kubectl(platform: Any, *args: str, check: bool = True) -> str:
+    env = {**os.environ, "KUBECONFIG": str(platform.kubeconfig)}
+    result = subprocess.run(["kubectl", *args], env=env, capture_output=True, text=True, timeout=60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
+    return result.stdout
+
+
+def server(platform: Any, name: str) -> dict[str, Any] | None:
+    return platform.api("GET", f"/hub/api/users/{name}")["servers"].get("")
+
+
+def wait(what: str, fn: Any) -> Any:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if value := fn():
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def pod_gone(platform: Any, name: str) -> bool:
+    return not kubectl(
+        platform, "get", "pods", "-n", NAMESPACE, "--field-selector",
+        f"metadata.name=jupyter-{escape_username(name)}", "-o", "name",
+    ).strip()  # fmt: skip
+
+
+def admin_home(platform: Any, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(platform.kubeconfig), "GPULAB_POLICY": E2E_POLICY}
+    return subprocess.run(
+        [sys.executable, "-m", "gpulab.cli", "admin", "home", *args, "-n", NAMESPACE, "--yes"],
+        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_deleting_a_user_keeps_the_home_and_the_admin_can_reset_and_restore(platform: Any) -> None:
+    name = f"hm-{uuid.uuid4().hex[:6]}"
+    platform.api("POST", f"/hub/api/users/{name}")
+    with contextlib.suppress(urllib.error.HTTPError):
+        platform.api("POST", "/hub/api/groups/vision")
+    platform.api("POST", "/hub/api/groups/vision/users", {"users": [name]})
+    token = platform.user_token(name)
+    claim = f"home-{escape_username(name)}"
+    try:
+        platform.api("POST", f"/hub/api/users/{name}/server", {"profile": "cpu", "image": CPU_IMG})
+        wait("server ready", lambda: (s := server(platform, name)) and s.get("ready"))
+        r = httpx.put(
+            f"{platform.hub_url}/user/{name}/api/contents/thesis.txt",
+            json={"type": "file", "format": "text", "content": "chapter 1"},
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        )
+        assert r.status_code in (200, 201), r.text
+
+        # The admin may not reset a home while its server runs.
+        refused = admin_home(platform, "reset", name)
+        assert refused.returncode == 1 and "in use by pod(s)" in refused.stderr
+
+        platform.api("DELETE", f"/hub/api/users/{name}/server")
+        wait("server stopped", lambda: server(platform, name) is None)
+        wait("server pod gone", lambda: pod_gone(platform, name))
+    finally:
+        with contextlib.suppress(urllib.error.HTTPError):
+            platform.api("DELETE", f"/hub/api/users/{name}/server")
+        wait("server pod gone", lambda: pod_gone(platform, name))
+    platform.api("DELETE", f"/hub/api/users/{name}")
+    with pytest.raises(urllib.error.HTTPError):
+        platform.api("GET", f"/hub/api/users/{name}")
+
+    pvc = json.loads(kubectl(platform, "get", "pvc", claim, "-n", NAMESPACE, "-o", "json"))
+    assert pvc["status"]["phase"] == "Bound"
+    home = platform.state_dir / "kubesim" / "volumes" / NAMESPACE / claim
+    assert (home / "thesis.txt").read_text() == "chapter 1"
+
+    reset = admin_home(platform, "reset", name)
+    assert reset.returncode == 0, reset.stderr
+    assert not (home / "thesis.txt").exists()
+    snap = reset.stdout.split(f"undo: gpulab admin home restore {name} ")[1].split()[0]
+    restored = admin_home(platform, "restore", name, snap)
+    assert restored.returncode == 0, restored.stderr
+    assert (home / "thesis.txt").read_text() == "chapter 1"
+    assert snap in kubectl(platform, "get", "volumesnapshots", "-n", NAMESPACE)
