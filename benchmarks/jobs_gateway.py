@@ -158,6 +158,7 @@ def main() -> int:
     ap.add_argument("--bulk-users", type=int, default=1000)
     ap.add_argument("--bulk-jobs", type=int, default=20)
     ap.add_argument("--nodes", default="2x4")
+    ap.add_argument("--only-submit", action="store_true", help="skip the bulk list phase")
     ap.add_argument(
         "--max-create-seconds", type=float, default=600, help="stop creating bulk Jobs after this"
     )
@@ -187,66 +188,88 @@ def main() -> int:
             time.sleep(0.3)
 
         total = args.bulk_users * args.bulk_jobs
-        print(f"\n1. creating {total} suspended Jobs in kubesim ...", flush=True)
-        took, made = asyncio.run(
-            create_bulk(
-                platform.kubesim_url, args.bulk_users, args.bulk_jobs, args.max_create_seconds
-            )
-        )
-        print(f"   created {made} in {took:.1f} s ({made / took:.0f}/s)")
-        per_user_made = made // args.bulk_users
-        # wait until the gateway's cache holds them all (admin list sees the last one)
-        want = f"bulk{args.bulk_users - 1:04d}"
-        platform.api("POST", f"/hub/api/users/{want}", {})
-        platform.api("POST", "/hub/api/groups/vision/users", {"users": [want, "bulk0000"]})
-        bulk_token = platform.user_token(want)
-        first_token = platform.user_token("bulk0000")
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 300:
-            r = httpx.get(base + "/jobs", headers={"Authorization": f"token {bulk_token}"})
-            if r.status_code == 200 and len(r.json()["items"]) >= per_user_made:
-                break
-            time.sleep(0.5)
-        print(f"   gateway cache caught up {time.monotonic() - t0:.1f} s after the creates")
-
-        audit = platform.state_dir / "kubesim-audit.jsonl"
-        audit_start = len(audit.read_text().splitlines())
-        show(
-            f"GET /jobs (own {per_user_made} of {made})",
-            asyncio.run(timed_gets(base, first_token, "/jobs", 200)),
-        )
-        show(
-            "GET /jobs/{id} (own)",
-            asyncio.run(
-                timed_gets(
-                    base, first_token, "/jobs/" + bulk_job("bulk0000", 0)["metadata"]["name"], 200
+        if args.only_submit:
+            total = 0
+        if not args.only_submit:
+            print(f"\n1. creating {total} suspended Jobs in kubesim ...", flush=True)
+            took, made = asyncio.run(
+                create_bulk(
+                    platform.kubesim_url, args.bulk_users, args.bulk_jobs, args.max_create_seconds
                 )
-            ),
-        )
-        show(
-            f"GET /jobs admin, all {made}, limit=50",
-            asyncio.run(timed_gets(base, admin, "/jobs", 30, {"limit": "50"})),
-        )
-        show(
-            f"GET /jobs admin, all {made}, limit=500",
-            asyncio.run(timed_gets(base, admin, "/jobs", 10, {"limit": "500"})),
-        )
-        show(
-            "GET /jobs admin, user=bulk0500",
-            asyncio.run(timed_gets(base, admin, "/jobs", 50, {"user": "bulk0500"})),
-        )
-        non_watch: dict[str, int] = {}
-        for line in audit.read_text().splitlines()[audit_start:]:
-            rec = json.loads(line)
-            if "gpulab-jobs-gateway" in rec.get("userAgent", "") and rec.get("verb") != "watch":
-                key = f"{rec['verb']} {rec['resource']}"
-                non_watch[key] = non_watch.get(key, 0) + 1
-        lists = 200 + 200 + 30 + 10 + 50
-        print(
-            f"\n3. Kubernetes API requests during {lists} list/get calls (the gateway's, watches excluded): "
-            f"{sum(non_watch.values())} -> {sum(non_watch.values()) / lists:.3f} per call"
-            f"  {non_watch if non_watch else ''}"
-        )
+            )
+            print(f"   created {made} in {took:.1f} s ({made / took:.0f}/s)")
+            per_user_made = made // args.bulk_users
+            # wait until the gateway's cache holds them all (admin list sees the last one)
+            want = f"bulk{args.bulk_users - 1:04d}"
+            for name in (want, "bulk0000"):
+                platform.api("POST", f"/hub/api/users/{name}", {})
+            platform.api("POST", "/hub/api/groups/vision/users", {"users": [want, "bulk0000"]})
+            bulk_token = platform.user_token(want)
+            first_token = platform.user_token("bulk0000")
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 300:
+                r = httpx.get(base + "/jobs", headers={"Authorization": f"token {bulk_token}"})
+                if r.status_code == 200 and len(r.json()["items"]) >= per_user_made:
+                    break
+                time.sleep(0.5)
+            print(f"   gateway cache caught up {time.monotonic() - t0:.1f} s after the creates")
+
+            audit = platform.state_dir / "kubesim-audit.jsonl"
+            audit_start = len(audit.read_text().splitlines())
+            show(
+                f"GET /jobs (own {per_user_made} of {made})",
+                asyncio.run(timed_gets(base, first_token, "/jobs", 200)),
+            )
+            show(
+                "GET /jobs/{id} (own)",
+                asyncio.run(
+                    timed_gets(
+                        base,
+                        first_token,
+                        "/jobs/" + bulk_job("bulk0000", 0)["metadata"]["name"],
+                        200,
+                    )
+                ),
+            )
+            show(
+                f"GET /jobs admin, all {made}, limit=50",
+                asyncio.run(timed_gets(base, admin, "/jobs", 30, {"limit": "50"})),
+            )
+            show(
+                f"GET /jobs admin, all {made}, limit=500",
+                asyncio.run(timed_gets(base, admin, "/jobs", 10, {"limit": "500"})),
+            )
+            show(
+                "GET /jobs admin, user=bulk0500",
+                asyncio.run(timed_gets(base, admin, "/jobs", 50, {"user": "bulk0500"})),
+            )
+            non_watch: dict[str, int] = {}
+            for line in audit.read_text().splitlines()[audit_start:]:
+                rec = json.loads(line)
+                if "gpulab-jobs-gateway" in rec.get("userAgent", "") and rec.get("verb") != "watch":
+                    key = f"{rec['verb']} {rec['resource']}"
+                    non_watch[key] = non_watch.get(key, 0) + 1
+            lists = 200 + 200 + 30 + 10 + 50
+            print(
+                f"\n3. Kubernetes API requests during {lists} list/get calls (the gateway's, watches excluded): "
+                f"{sum(non_watch.values())} -> {sum(non_watch.values()) / lists:.3f} per call"
+                f"  {non_watch if non_watch else ''}"
+            )
+        # Job pods are real processes in kubesim: cordon and taint the nodes so that the submitted jobs
+        # stay Pending and the figures are the gateway's and the API server's, not 200 Python
+        # processes starting on this machine.
+        nodes = httpx.get(platform.kubesim_url + "/api/v1/nodes").json()["items"]
+        for node in nodes:
+            httpx.patch(
+                platform.kubesim_url + f"/api/v1/nodes/{node['metadata']['name']}",
+                json={
+                    "spec": {
+                        "unschedulable": True,
+                        "taints": [{"key": "gpulab.io/benchmark", "effect": "NoSchedule"}],
+                    }
+                },
+                headers={"Content-Type": "application/merge-patch+json"},
+            ).raise_for_status()
         print(f"\n4. submit: {args.users} users at once, {args.submits} jobs each", flush=True)
         lat = asyncio.run(submit_phase(base, tokens, args.submits))
         show("POST /jobs (201)", lat)
