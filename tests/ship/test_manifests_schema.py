@@ -311,14 +311,14 @@ SAMPLE_AUDIT = [
     ("watch", "batch", "jobs", "", ""),
     ("list", "", "pods", "", ""),
     ("watch", "", "pods", "", ""),
-    ("create", "", "secrets", "", ""),
+    ("create", "", "persistentvolumeclaims", "", ""),
     ("create", "batch", "jobs", "", ""),
+    ("create", "", "secrets", "", ""),
     ("get", "batch", "jobs", "", "gpulab-job-j1"),
-    ("get", "", "pods", "", "gpulab-job-j1-abcde"),
     ("get", "", "pods", "log", "gpulab-job-j1-abcde"),
+    ("patch", "batch", "jobs", "", "gpulab-job-j1"),
     ("delete", "batch", "jobs", "", "gpulab-job-j1"),
     ("get", "", "secrets", "", "gpulab-job-j2-upload"),
-    ("delete", "", "secrets", "", "gpulab-job-j2-upload"),
 ]
 
 
@@ -370,15 +370,15 @@ def test_rules_cover_reports_drift() -> None:
     calls = [
         ApiCall(c.verb, c.api_group, c.resource, c.subresource, NAMESPACE, c.name) for c in calls
     ]
-    # the gateway starts patching jobs and reading events; it stops deleting secrets
+    # the gateway starts deleting secrets and reading events; it stops patching jobs
     new = [
-        ApiCall("patch", "batch", "jobs", namespace=NAMESPACE, name="j"),
+        ApiCall("delete", "", "secrets", namespace=NAMESPACE, name="s"),
         ApiCall("list", "", "events", namespace=NAMESPACE),
     ]
-    kept = [c for c in calls if not (c.resource == "secrets" and c.verb == "delete")]
+    kept = [c for c in calls if not (c.resource == "jobs" and c.verb == "patch")]
     missing, extra = rules_cover(rules, kept + new, namespace=NAMESPACE)
-    assert missing == [Permission("", "events", "list"), Permission("batch", "jobs", "patch")]
-    assert extra == [Permission("", "secrets", "delete")]
+    assert missing == [Permission("", "events", "list"), Permission("", "secrets", "delete")]
+    assert extra == [Permission("batch", "jobs", "patch")]
 
 
 def test_rules_cover_edge_cases() -> None:

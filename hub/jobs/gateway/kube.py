@@ -75,6 +75,10 @@ class Kube:
         base = f"/api/v1/namespaces/{self.namespace}/pods"
         return f"{base}/{name}" if name else base
 
+    def pvcs_path(self, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{self.namespace}/persistentvolumeclaims"
+        return f"{base}/{name}" if name else base
+
     def secrets_path(self, name: str | None = None) -> str:
         base = f"/api/v1/namespaces/{self.namespace}/secrets"
         return f"{base}/{name}" if name else base

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...catalogue import Catalogue
+from ...homes.manifest import policy_claim_manifest
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ..ids import SUBMIT_KEY_LABEL, is_job_id, new_job_id, submit_key, valid_idempotency_key
@@ -405,6 +406,16 @@ class Gateway:
             return None
         return {img.reference for img in images} or None
 
+    async def _ensure_home(self, user: str) -> None:
+        """A researcher may submit a job before ever starting a server: the job mounts the
+        same home claim, so make it as the spawner would (409: it exists; never replaced)."""
+        claim = policy_claim_manifest(self.policy, user, self.kube.namespace)
+        try:
+            await self.kube.request("POST", self.kube.pvcs_path(), body=claim)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise from_kube(exc, "creating your home volume") from None
+
     async def _create(
         self,
         ident: Identity,
@@ -436,6 +447,7 @@ class Gateway:
         token = object()
         self._reserved[token] = (user_label, ent.quota_group, spec.gpus)
         try:
+            await self._ensure_home(ident.name)
             runtime = effective_runtime(spec, ent)
             job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
             for attempt in range(4):
