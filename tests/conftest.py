@@ -26,6 +26,7 @@ def artifacts_dir() -> Path:
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory):
     from gpulab.platform import LocalPlatform, PlatformConfig, free_port
+    from tests.extension.conftest import extension_hub_config
 
     state_dir = tmp_path_factory.mktemp("platform")
     config = PlatformConfig(
@@ -33,6 +34,10 @@ def platform(tmp_path_factory):
         policy_path=E2E_POLICY,
         port=free_port(),
         nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
+        # Servers report activity every second and the culler runs every 2 s, so that tests
+        # of reporting and culling do not wait (the e2e policy's idle rules are long).
+        extra_hub_config=extension_hub_config(),
+        cull_interval=2.0,
     )
     platform = LocalPlatform(config)
     platform.start()

@@ -2,13 +2,12 @@
 (the launcher registers the jobs gateway and the culler) with gpulab's server extension active in
 the kubesim-run ``jupyterhub-singleuser`` servers, reporting every second.
 
-Until ``hub/config.py`` enables the extension in local mode, :func:`extension_hub_config` does
-it through ``PlatformConfig.extra_hub_config``.
+The launcher enables the extension in local mode; :func:`extension_hub_config` adds the short
+report interval (tests/conftest.py passes it to the shared platform).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,7 @@ def extension_hub_config() -> str:
     """What the kubesim-run servers need for gpulab's server extension (an editable install
     has no data files, so ``jupyter_server_config.d/gpulab.json`` is found through
     ``JUPYTER_CONFIG_PATH``), and a 1 s report interval so that tests see reports quickly."""
-    return f"""
-c.KubeSpawner.environment = {{"JUPYTER_CONFIG_PATH": {str(ROOT / "jupyter-config")!r}}}
+    return """
 c.KubeSpawner.args = ["--GPULabExtension.report_interval=1"]
 """
 
@@ -42,27 +40,11 @@ class ExtPlatform:
 
 
 @pytest.fixture(scope="session")
-def ext_platform(tmp_path_factory) -> Iterator[ExtPlatform]:
-    from gpulab.platform import LocalPlatform, PlatformConfig, ceph_available, free_port
-    from tests.gateway.gateway_testlib import Kubesim, pvc
+def ext_platform(platform) -> Iterator[ExtPlatform]:
+    """The shared session platform (tests/conftest.py), which enables the extension and a
+    short report interval; the dataset claim comes from the launcher."""
+    from tests.gateway.gateway_testlib import Kubesim
 
-    if not ceph_available():
+    if platform.s3 is None:
         pytest.skip("Ceph (ceph-mon, ceph-osd, radosgw) is not installed")
-    config = PlatformConfig(
-        state_dir=tmp_path_factory.mktemp("ext-platform"),
-        policy_path=POLICY,
-        port=free_port(),
-        nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
-        extra_hub_config=extension_hub_config(),
-        cull_interval=1.0,
-    )
-    platform = LocalPlatform(config)
-    platform.start()
-    try:
-        sim = Kubesim(platform.kubesim_url)
-        sim.create(
-            f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims", pvc("dataset-imagenet-mini")
-        )
-        yield ExtPlatform(platform, sim)
-    finally:
-        platform.stop()
+    yield ExtPlatform(platform, Kubesim(platform.kubesim_url))

@@ -184,6 +184,23 @@ def test_the_reporter_posts_activity_and_the_culler_answers(ext_platform, server
     assert r.json()["state"] == body["status"]["state"]
 
 
+def test_the_culler_hands_the_server_its_kernel_rules_from_the_policy(server) -> None:
+    with server.client() as c:
+        body = until(
+            lambda: (
+                (b := c.get("gpulab/api/cull-status").json()).get("status", {}).get("kernels") and b
+            ),
+            "a culler status carrying the kernel rules",
+            limit=120,
+        )
+    # alice is in `vision`: tests/e2e/policy.yaml says kernels idle 2 h -> shutdown, warn 10 m
+    assert body["status"]["kernels"] == {
+        "gpu_idle_after_seconds": 7200,
+        "action": "shutdown",
+        "warn_before_seconds": 600,
+    }
+
+
 def test_keep_my_server_is_forwarded_to_the_culler(server: UserServer) -> None:
     with server.client() as c:
         r = c.post("gpulab/api/keep")

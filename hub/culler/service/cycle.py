@@ -170,6 +170,15 @@ class Culler:
         out["server"] = server_name
         out["decided_at"] = view.decided_at.isoformat() if view and view.decided_at else None
         out["dry_run"] = self.dry_run
+        # The server's kernel reaper takes its rules from here (issue: idle kernels holding GPU
+        # memory), so that the policy has one home: the hub.
+        ent = self.entitlement(groups)
+        if ent is not None:
+            out["kernels"] = {
+                "gpu_idle_after_seconds": ent.kernels.gpu_idle_after_seconds,
+                "action": ent.kernels.action,
+                "warn_before_seconds": ent.idle.warn_before_seconds,
+            }
         return out
 
     def keep(
