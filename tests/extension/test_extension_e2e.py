@@ -193,7 +193,7 @@ def test_the_culler_hands_the_server_its_kernel_rules_from_the_policy(server) ->
             "a culler status carrying the kernel rules",
             limit=120,
         )
-    # alice is in `vision`: tests/e2e/policy.yaml says kernels idle 2 h -> shutdown, warn 10 m
+    # the user is in `vision`: tests/e2e/policy.yaml says kernels idle 2 h -> shutdown, warn 10 m
     assert body["status"]["kernels"] == {
         "gpu_idle_after_seconds": 7200,
         "action": "shutdown",
