@@ -80,19 +80,36 @@ def oidc_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | 
 
 
 def _apply_oidc(c: Any, settings: Mapping[str, Any]) -> None:
+    """GenericOAuthenticator (oauthenticator 17) with the identity provider's group claim as the
+    user's JupyterHub groups, replaced at every login (``manage_groups``).
+
+    oauthenticator 17 reads groups from the auth state: the userinfo response is stored under
+    ``oauth_user``, so the claim ``groups`` is ``auth_state_groups_key = "oauth_user.groups"``
+    (``claim_groups_key`` is deprecated). ``allowed_groups``/``admin_groups``/
+    ``auth_state_groups_key`` refuse to be set unless ``manage_groups`` is True (traitlets
+    observers), so ``manage_groups`` is set first. The groups come from the login's auth model
+    whether or not auth state is persisted; persisting it (``enable_auth_state``, which also
+    turns on ``refresh_pre_spawn``) needs ``$JUPYTERHUB_CRYPT_KEY`` -- without a key JupyterHub
+    exits at startup -- so it is enabled only when a key is set (z2jh sets one) or when
+    ``enable_auth_state`` is given explicitly.
+    """
     c.JupyterHub.authenticator_class = "generic-oauth"
     g = c.GenericOAuthenticator
     settings = dict(settings)
-    groups_claim = settings.pop("groups_claim", "groups")
-    for key, value in settings.items():
-        setattr(g, key, value)
+    groups_claim = str(settings.pop("groups_claim", "groups"))
+    enable_auth_state = settings.pop("enable_auth_state", None)
     g.manage_groups = True
     # oauthenticator >= 17: groups come from auth_state; the userinfo is under "oauth_user".
     g.auth_state_groups_key = f"oauth_user.{groups_claim}"
-    g.enable_auth_state = True
-    if "allowed_groups" not in settings:
-        g.allow_all = True  # who may log in is the identity provider's business; the policy
-        # decides what they get (users in no policy group get default_group, or nothing)
+    for key, value in settings.items():
+        setattr(g, key, value)
+    if enable_auth_state is None:
+        enable_auth_state = bool(os.environ.get("JUPYTERHUB_CRYPT_KEY"))
+    g.enable_auth_state = bool(enable_auth_state)
+    if not settings.get("allowed_groups") and not settings.get("allowed_users"):
+        # Who may log in is the identity provider's business; the policy decides what they get
+        # (users in no policy group get default_group, or nothing).
+        g.allow_all = True
 
 
 def _allow_named_servers(policy_path: str) -> bool:
@@ -137,8 +154,9 @@ def configure(
     ``jupyterhub-singleuser``, uid 1000 / fsGroup 100, no service account token, events,
     timeouts), ``default_url = /lab``, named servers from the policy, detached servers
     (``cleanup_servers = False``), the ``user`` role's and the servers' access to gpulab's
-    services, and the authenticator (local: shared password + demo groups; otherwise OIDC when
-    ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given, else whatever the chart configured).
+    services, and the authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
+    with ``local=True``); else, locally, the shared password + demo groups; else whatever the
+    chart configured.
     """
     from gpulab.spawner import GPULabSpawner  # noqa: PLC0415
 
@@ -193,7 +211,11 @@ def configure(
     names = {s.get("name") for s in existing}
     c.JupyterHub.services = existing + [dict(s) for s in services if s.get("name") not in names]
 
-    if local:
+    settings = dict(oidc) if oidc is not None else oidc_settings()
+    if settings is not None:
+        # OIDC wins, also in local mode (gpulab up / tests against a real identity provider).
+        _apply_oidc(c, settings)
+    elif local:
         from gpulab.hub.auth import DEMO_USERS, load_demo_users  # noqa: PLC0415
 
         c.JupyterHub.authenticator_class = "gpulab.hub.auth.GPULabLocalAuthenticator"
@@ -202,7 +224,4 @@ def configure(
         # Demo admins exist (as admins) from the start, so the launcher can group them.
         admins = {name for name, u in load_demo_users(demo).items() if u["admin"]}
         c.Authenticator.admin_users = admins
-    else:
-        settings = dict(oidc) if oidc is not None else oidc_settings()
-        if settings is not None:
-            _apply_oidc(c, settings)
+    # else: the chart's own authenticator settings are left alone.

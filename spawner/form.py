@@ -11,12 +11,16 @@ and image names and descriptions come from the registry.
 
 GPU sizes that cannot be scheduled now (no node has that many free GPUs of the type) or that
 exceed the quota left carry ``disabled: True`` and a ``reason``; KubeSpawner's template ignores
-those keys, so :func:`availability_html` adds a panel and a small script that disables them.
+those keys, so :func:`mark_disabled_options` adds ``disabled`` and the reason (``title``) to those
+``<option>`` tags of the rendered form (the template itself is KubeSpawner's, unchanged), and
+:func:`availability_html` adds a panel (free GPUs, quota left) and a small script that keeps a
+disabled size from being re-selected from the user's previous options.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -31,6 +35,7 @@ __all__ = [
     "availability_html",
     "build_profile_list",
     "images_for_profile",
+    "mark_disabled_options",
     "offered_images_by_profile",
 ]
 
@@ -209,17 +214,7 @@ def availability_html(
 ) -> str:
     """A panel (free GPUs per type, quota left) and a script that disables the GPU choices
     marked ``disabled`` in ``profile_list`` (with their reason as a tooltip)."""
-    disabled = [
-        {
-            "id": f"profile-option-{p['slug']}--{opt}",
-            "value": key,
-            "reason": choice.get("reason", ""),
-        }
-        for p in profile_list
-        for opt, option in p.get("profile_options", {}).items()
-        for key, choice in option.get("choices", {}).items()
-        if choice.get("disabled")
-    ]
+    disabled = _disabled_choices(profile_list)
     rows = []
     for a in (availability or {}).values():
         rows.append(
@@ -250,3 +245,49 @@ def availability_html(
             "for(const o of s.options){if(!o.disabled){o.selected=true;break;}}}}});</script>"
         )
     return panel + script
+
+
+def _disabled_choices(profile_list: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    return [
+        {
+            "id": f"profile-option-{p['slug']}--{opt}",
+            "value": str(key),
+            "reason": str(choice.get("reason", "")),
+        }
+        for p in profile_list
+        for opt, option in p.get("profile_options", {}).items()
+        for key, choice in option.get("choices", {}).items()
+        if choice.get("disabled")
+    ]
+
+
+_SELECT = re.compile(r'(<select\b[^>]*\bid="(?P<id>[^"]+)"[^>]*>)(?P<body>.*?)(</select>)', re.S)
+
+
+def mark_disabled_options(form_html: str, profile_list: Sequence[Mapping[str, Any]]) -> str:
+    """KubeSpawner's rendered form with ``disabled`` and ``title="<reason>"`` on each choice
+    marked ``disabled`` in ``profile_list`` (only inside that option's ``<select>``). Values and
+    reasons are already HTML-safe (``build_profile_list`` escapes them; slugs are policy names)."""
+    wanted: dict[str, dict[str, str]] = {}
+    for d in _disabled_choices(profile_list):
+        wanted.setdefault(d["id"], {})[d["value"]] = d["reason"]
+    if not wanted:
+        return form_html
+
+    def select(m: re.Match[str]) -> str:
+        values = wanted.get(m.group("id"))
+        if not values:
+            return m.group(0)
+
+        def option(o: re.Match[str]) -> str:
+            reason = values.get(o.group(1))
+            if reason is None:
+                return o.group(0)
+            attrs = o.group(2).replace("selected", "").rstrip()
+            title = str(escape(reason))
+            return f'<option value="{o.group(1)}"{attrs} disabled title="{title}">'
+
+        body = re.sub(r'<option value="([^"]*)"([^>]*)>', option, m.group("body"))
+        return m.group(1) + body + m.group(4)
+
+    return _SELECT.sub(select, form_html)

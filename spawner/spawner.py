@@ -48,7 +48,13 @@ from .checks import (
     resolve_request,
 )
 from .cluster import ClusterView, cluster_view
-from .form import QuotaLeft, availability_html, build_profile_list, offered_images_by_profile
+from .form import (
+    QuotaLeft,
+    availability_html,
+    build_profile_list,
+    mark_disabled_options,
+    offered_images_by_profile,
+)
 from .overrides import (
     CONTAINER_SECURITY_CONTEXT,
     POD_SECURITY_CONTEXT,
@@ -301,7 +307,7 @@ class GPULabSpawner(KubeSpawner):
                 "Ask an administrator to add you to a group of the gpulab policy.</div>"
             )
         availability, quota = getattr(spawner, "_form_extras", (None, None))
-        form = self._render_options_form(profile_list)
+        form = mark_disabled_options(self._render_options_form(profile_list), profile_list)
         return availability_html(profile_list, availability, quota) + form
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pytest
 from gpulab.spawner import spawner as gspawner
 from gpulab.spawner.checks import GpuUsage
+from gpulab.spawner.form import GpuTypeAvailability
 from kubespawner import KubeSpawner
 from spawner_testlib import DEMO_POLICY, demo_images
 
@@ -61,14 +62,15 @@ class FakeCatalogue:
 
 
 class FakeView:
-    def __init__(self, usage=GpuUsage(0, 0)):
+    def __init__(self, usage=GpuUsage(0, 0), availability=None):
         self._usage = usage
+        self._availability = availability
 
     def usage(self, user_label, group):
         return self._usage
 
     def availability(self, gpu_types):
-        return None
+        return self._availability
 
     def has_pod(self, namespace, name):
         return True
@@ -257,6 +259,22 @@ async def test_the_form_renders_with_kubespawners_template(offline_kubeconfig, p
     assert '<option value="2" >2 GPUs (a100)</option>' in html
     assert "<h3>GPU notebook</h3>" in html
     assert "harbor.local/nlp/" not in html
+
+
+async def test_sizes_that_cannot_run_are_disabled_in_the_rendered_html(
+    offline_kubeconfig, policy_path
+):
+    spawner = make(policy_path)
+    spawner.fake_view = FakeView(availability={"a100": GpuTypeAvailability("a100", 8, 1, 1, 2)})
+    html = await spawner.get_options_form()
+    if callable(html):
+        html = await html(spawner)
+    gpus = html.split('id="profile-option-gpu--gpus"')[1].split("</select>")[0]
+    reason = "at most 1 a100 GPUs are free on one node right now"
+    assert f'<option value="2" disabled title="{reason}">' in gpus
+    assert '<option value="1" selected>' in gpus
+    assert "disabled" not in html.split('id="profile-option-cpu--image"')[1].split("</select>")[0]
+    assert "a100</strong>: 1 of 8 GPUs free" in html
 
 
 async def test_the_form_is_refused_for_a_tampered_image(offline_kubeconfig, policy_path):
