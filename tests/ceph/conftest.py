@@ -1,6 +1,6 @@
 """A real Ceph S3 gateway (RGW) for the tests in this folder, started once per session.
 
-``ceph_s3`` runs ``/work/shared/tools/microceph.sh start`` (or ``$GPULAB_MICROCEPH``) with its
+``ceph_s3`` runs the repo's ``tools/microceph.sh start`` (or ``$GPULAB_MICROCEPH_SH``) with its
 own ``MC_DIR`` under pytest's tmp dir and free ports, with an HTTPS endpoint too, and yields
 the endpoints and the keys of its two users (alice, bob). It stops the cluster at the end.
 Tests are skipped, with the reason, only when the Ceph packages are not installed
@@ -18,12 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-MICROCEPH_CANDIDATES = (
-    os.environ.get("GPULAB_MICROCEPH", ""),
-    "/work/shared/tools/microceph.sh",
-    str(Path(__file__).resolve().parents[3] / "shared" / "tools" / "microceph.sh"),
-)
 
 
 @dataclass(frozen=True)
@@ -62,9 +56,11 @@ def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
             f"Ceph is not installed ({', '.join(missing)} missing): apt-get install -y "
             "--no-install-recommends ceph-mon ceph-osd radosgw ceph-common"
         )
-    script = next((c for c in MICROCEPH_CANDIDATES if c and Path(c).is_file()), None)
+    from gpulab.platform import find_microceph
+
+    script = find_microceph()  # the repo's tools/microceph.sh unless $GPULAB_MICROCEPH_SH
     if script is None:
-        pytest.fail("microceph.sh not found (set $GPULAB_MICROCEPH)")
+        pytest.fail("microceph.sh not found (tools/microceph.sh, or set $GPULAB_MICROCEPH_SH)")
     mc_dir = tmp_path_factory.mktemp("microceph") / "cluster"
     env = {
         **os.environ,
