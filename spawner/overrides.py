@@ -16,6 +16,13 @@ from typing import Any
 
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
+from gpulab.hub.workload import (
+    CONTAINER_SECURITY_CONTEXT,
+    FS_GROUP,
+    POD_SECURITY_CONTEXT,
+    RUN_AS_GROUP,
+    RUN_AS_USER,
+)
 
 __all__ = [
     "CONTAINER_SECURITY_CONTEXT",
@@ -31,29 +38,9 @@ __all__ = [
     "merge_resources",
 ]
 
-RUN_AS_USER = 1000
-RUN_AS_GROUP = 100
-FS_GROUP = 100
 HOME_VOLUME = "home"
 SHM_VOLUME = "dshm"
 SHM_PATH = "/dev/shm"
-
-POD_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "fsGroup": FS_GROUP,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 COMPONENT = "singleuser-server"
 

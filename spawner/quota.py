@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpulab.hub.policy import GpuType
+from gpulab.hub.workload import gpu_holdings, is_live_pod
 
 from .checks import GpuUsage
 from .form import GpuTypeAvailability
@@ -29,12 +30,18 @@ __all__ = [
     "pod_gpu_request",
 ]
 
-MANAGED_BY = "app.kubernetes.io/managed-by"
-USER = "gpulab.io/user"
-GROUP = "gpulab.io/group"
-GPUS = "gpulab.io/gpus"
-JOB_ID = "gpulab.io/job-id"
-_TERMINAL = {"Succeeded", "Failed"}
+
+def count_usage(
+    pods: Iterable[Mapping[str, Any]],
+    jobs: Iterable[Mapping[str, Any]] = (),
+    *,
+    user: str,
+    group: str,
+) -> GpuUsage:
+    """GPUs in use by the user (``user``: the escaped ``gpulab.io/user`` value) and by the
+    quota group ``group``, by the rule the jobs gateway uses too (gpulab.hub.workload)."""
+    per_user, per_group = gpu_holdings(pods, jobs)
+    return GpuUsage(user=per_user.get(user, 0), group=per_group.get(group, 0))
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
@@ -46,60 +53,6 @@ def _int(value: Any) -> int:
         return max(0, int(str(value)))
     except (TypeError, ValueError):
         return 0
-
-
-def is_live_pod(pod: Mapping[str, Any]) -> bool:
-    return ((pod.get("status") or {}).get("phase") or "Pending") not in _TERMINAL
-
-
-def _job_active(job: Mapping[str, Any]) -> bool:
-    if (job.get("spec") or {}).get("suspend"):
-        return False
-    for cond in (job.get("status") or {}).get("conditions") or []:
-        if cond.get("type") in ("Complete", "Failed") and cond.get("status") == "True":
-            return False
-    return True
-
-
-def count_usage(
-    pods: Iterable[Mapping[str, Any]],
-    jobs: Iterable[Mapping[str, Any]] = (),
-    *,
-    user: str,
-    group: str,
-) -> GpuUsage:
-    """GPUs in use by the user (``user``: the escaped ``gpulab.io/user`` value) and by the
-    quota group ``group``."""
-    user_total = group_total = 0
-    jobs_with_pods: set[str] = set()
-    for pod in pods:
-        labels = _labels(pod)
-        if labels.get(MANAGED_BY) != "gpulab" or not is_live_pod(pod):
-            continue
-        n = _int(labels.get(GPUS))
-        job_id = labels.get(JOB_ID)
-        if job_id:
-            if job_id in jobs_with_pods:
-                continue  # a job is counted once, whatever its pods (retries, parallelism 1)
-            jobs_with_pods.add(job_id)
-        if labels.get(USER) == user:
-            user_total += n
-        if labels.get(GROUP) == group:
-            group_total += n
-    for job in jobs:
-        labels = _labels(job)
-        job_id = labels.get(JOB_ID)
-        if labels.get(MANAGED_BY) != "gpulab" or not job_id or job_id in jobs_with_pods:
-            continue
-        if not _job_active(job):
-            continue
-        jobs_with_pods.add(job_id)
-        n = _int(labels.get(GPUS))
-        if labels.get(USER) == user:
-            user_total += n
-        if labels.get(GROUP) == group:
-            group_total += n
-    return GpuUsage(user=user_total, group=group_total)
 
 
 def pod_gpu_request(pod: Mapping[str, Any], resource: str) -> int:

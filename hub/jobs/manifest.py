@@ -21,6 +21,7 @@ from typing import Any
 
 from ..names import escape_username
 from ..policy import Entitlement, Policy, ProfilePolicy
+from ..workload import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 from .ids import SUBMIT_KEY_LABEL, submit_key
 from .spec import JobSpec
 from .validate import effective_gpu_type, effective_runtime
@@ -48,26 +49,6 @@ SPEC_ANNOTATION = "gpulab.io/spec"
 OWNER_ANNOTATION = "gpulab.io/owner"
 IDEMPOTENCY_ANNOTATION = "gpulab.io/idempotency-key"
 TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
-
-RUN_AS_USER = 1000
-RUN_AS_GROUP = 100
-FS_GROUP = 100
-POD_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "fsGroup": FS_GROUP,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
 
 
 def k8s_literal(value: str) -> str:
