@@ -608,50 +608,31 @@ class GPULabSpawner(KubeSpawner):
 
     # ------------------------------------------------------------------ homes are kept
     async def delete_forever(self) -> None:
-        """Called when a user (or a named server) is deleted: never delete the home. With the
-        policy's ``on_user_delete: snapshot``, take a VolumeSnapshot of it first; the claim
-        itself stays (an admin deletes it after the grace period)."""
+        """Called when a user (or a named server) is deleted: never delete the home. The policy's
+        ``on_user_delete`` decides, through :meth:`gpulab.hub.homes.Homes.on_user_deleted`:
+        ``keep`` leaves the claim alone; ``snapshot`` takes a VolumeSnapshot and marks the claim
+        for deletion after a grace period (``gpulab admin home sweep`` deletes it then, and only
+        once the snapshot is ready). Errors are logged; the home is kept either way."""
+        if self.name:
+            self.log.info("named server %s deleted; the home is kept", self._log_name)
+            return
         try:
-            storage = self.policy.storage
-            claim = storage.home.claim_name(self._user_label())
+            policy = self.policy
         except Exception:
             self.log.exception("delete_forever: policy unavailable; keeping every claim")
             return
-        if self.name:
-            self.log.info("named server %s deleted; home %s kept", self._log_name, claim)
-            return
-        if storage.on_user_delete != "snapshot":
-            self.log.info("user %s deleted; home %s kept (policy: keep)", self.user.name, claim)
-            return
-        body = {
-            "apiVersion": "snapshot.storage.k8s.io/v1",
-            "kind": "VolumeSnapshot",
-            "metadata": {
-                "name": f"{claim}-deleted-{int(time.time())}",
-                "namespace": self.namespace,
-                "labels": {
-                    "app.kubernetes.io/name": "gpulab",
-                    "app.kubernetes.io/managed-by": "gpulab",
-                    "app.kubernetes.io/component": "home",
-                    "gpulab.io/user": self._user_label(),
-                },
-            },
-            "spec": {
-                "source": {"persistentVolumeClaimName": claim},
-                **(
-                    {"volumeSnapshotClassName": storage.snapshot_class}
-                    if storage.snapshot_class
-                    else {}
-                ),
-            },
-        }
-        try:
-            from kubespawner.clients import shared_client  # noqa: PLC0415
+        from gpulab.hub.homes import Homes  # noqa: PLC0415
 
-            api = shared_client("CustomObjectsApi")
-            await api.create_namespaced_custom_object(
-                "snapshot.storage.k8s.io", "v1", self.namespace, "volumesnapshots", body
-            )
-            self.log.info("user %s deleted; home %s snapshotted and kept", self.user.name, claim)
+        try:
+            homes = Homes(self.api.api_client, self.namespace, policy)
+            result = await homes.on_user_deleted(self.user.name)
         except Exception:
-            self.log.exception("snapshot of home %s failed; the home is kept", claim)
+            self.log.exception("user %s deleted; home handling failed, home kept", self.user.name)
+            return
+        self.log.info(
+            "user %s deleted; home %s: %s%s",
+            self.user.name,
+            result.claim,
+            result.action,
+            f" (snapshot {result.snapshot})" if result.snapshot else "",
+        )
