@@ -7,6 +7,7 @@ Each test uses its own users (``sp-*``) so that other suites sharing the platfor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import json
@@ -391,3 +392,66 @@ def test_named_servers_follow_the_policy(platform, users):
     vision = users("vision")  # named_servers: 2
     start_server(platform, vision, {"profile": "cpu"}, server="second")
     stop_server(platform, vision, "second")
+
+
+# ----------------------------------------------------------------------------- inside the server
+
+
+async def run_in_terminal(platform: Any, name: str, token: str, command: str) -> str:
+    """Run ``command`` in a Jupyter terminal of the user's server (a shell in the pod, as the
+    user runs one from JupyterLab) and return its output up to an end marker."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    headers = {"Authorization": f"token {token}"}
+    base = f"{platform.hub_url}/user/{name}"
+    async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+        r = await client.post(f"{base}/api/terminals")
+        assert r.status_code == 200, r.text
+        term = r.json()["name"]
+        ws_url = f"{base.replace('http://', 'ws://')}/terminals/websocket/{term}"
+        conn = await websocket_connect(HTTPRequest(ws_url, headers=headers))
+        try:
+            # "END-$((6*7))" prints END-42; the echoed command line does not contain END-42.
+            conn.write_message(json.dumps(["stdin", f"{command}; echo END-$((6*7))\r"]))
+            out = ""
+            deadline = time.monotonic() + 60
+            while "END-42" not in out and time.monotonic() < deadline:
+                msg = await conn.read_message()
+                if msg is None:
+                    break
+                kind, *data = json.loads(msg)
+                if kind == "stdout":
+                    out += str(data[0])
+            assert "END-42" in out, out
+            return out
+        finally:
+            conn.close()
+            await client.delete(f"{base}/api/terminals/{term}")
+
+
+async def test_dev_shm_and_read_only_datasets_inside_the_server(platform, users):
+    """In the running GPU server (a process in the pod): /dev/shm is a tmpfs of the profile's
+    shm_size (1Gi), and writing to the shared dataset fails while reading it works."""
+    name = users("vision")
+    token = platform.user_token(name)
+    await asyncio.to_thread(start_server, platform, name, {"profile": "gpu", "gpus": "1"})
+    out = await run_in_terminal(
+        platform,
+        name,
+        token,
+        "stat -f -c 'SHM type=%T bytes=%b*%S' /dev/shm; "
+        "grep ' /dev/shm ' /proc/self/mounts; "
+        "head -1 /datasets/imagenet-mini/README.txt; "
+        "echo x > /datasets/imagenet-mini/probe.txt; echo WRITE-RC=$?",
+    )
+    shm = re.search(r"SHM type=(\S+) bytes=(\d+)\*(\d+)", out)
+    assert shm is not None, out
+    assert shm.group(1) == "tmpfs" and int(shm.group(2)) * int(shm.group(3)) == 1024**3, out
+    mounts = [line for line in out.splitlines() if line.startswith("tmpfs /dev/shm ")]
+    assert mounts and "size=1048576k" in mounts[-1], out  # the last mount is the one seen
+    assert "Shared dataset 'imagenet-mini'" in out  # readable
+    rc = re.search(r"WRITE-RC=(\d+)", out)
+    assert "Read-only file system" in out and rc is not None and rc.group(1) != "0", out
+    dataset = platform.state_dir / "kubesim" / "volumes" / NAMESPACE / "dataset-imagenet-mini"
+    assert not (dataset / "probe.txt").exists()
