@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -75,32 +76,62 @@ def _e(text: str) -> str:
     return str(escape(text))
 
 
+# Image decisions depend only on the entitlement's image rules and the reference; the spawn page
+# asks them for every catalogue image on every view (5,000 images: ~80% of the render time), so
+# they are remembered per rule set (a few rule sets: one per combination of groups).
+_DECISIONS: OrderedDict[tuple[Any, ...], dict[str, bool]] = OrderedDict()
+_DECISION_RULE_SETS = 32
+_DECISION_MAX_REFS = 100_000
+
+
+def _allowed_images(entitlement: Entitlement, images: Sequence[ImageLike]) -> list[ImageLike]:
+    """The catalogue images the entitlement allows, once each, in catalogue order."""
+    key = (entitlement.image_projects, entitlement.registries, entitlement.image_patterns)
+    decisions = _DECISIONS.get(key)
+    if decisions is None:
+        decisions = _DECISIONS[key] = {}
+        while len(_DECISIONS) > _DECISION_RULE_SETS:
+            _DECISIONS.popitem(last=False)
+    else:
+        _DECISIONS.move_to_end(key)
+    if len(decisions) > _DECISION_MAX_REFS:  # a catalogue that keeps changing names
+        decisions.clear()
+    seen: set[str] = set()
+    allowed: list[ImageLike] = []
+    for img in images:
+        ref = img.reference
+        if ref in seen:
+            continue
+        ok = decisions.get(ref)
+        if ok is None:
+            ok = decisions[ref] = entitlement.image_allowed(ref)
+        if ok:
+            seen.add(ref)
+            allowed.append(img)
+    return allowed
+
+
+def _for_profile(profile: ProfilePolicy, allowed: list[ImageLike]) -> list[ImageLike]:
+    if profile.is_gpu:
+        return [i for i in allowed if i.gpu]
+    return [i for i in allowed if not i.gpu] + [i for i in allowed if i.gpu]
+
+
 def images_for_profile(
     entitlement: Entitlement, profile: ProfilePolicy, images: Sequence[ImageLike]
 ) -> list[ImageLike]:
     """Catalogue images offered on ``profile``: allowed for the user's groups; GPU images only
     on GPU profiles; on CPU profiles CPU images first, then GPU images (they run on CPU too).
     Duplicates (same reference) are dropped; catalogue order is kept otherwise."""
-    seen: set[str] = set()
-    allowed: list[ImageLike] = []
-    for img in images:
-        if img.reference in seen or not entitlement.image_allowed(img.reference):
-            continue
-        seen.add(img.reference)
-        allowed.append(img)
-    if profile.is_gpu:
-        return [i for i in allowed if i.gpu]
-    return [i for i in allowed if not i.gpu] + [i for i in allowed if i.gpu]
+    return _for_profile(profile, _allowed_images(entitlement, images))
 
 
 def offered_images_by_profile(
     entitlement: Entitlement, images: Sequence[ImageLike]
 ) -> dict[str, list[str]]:
     """profile name -> offered image references (the first is the default)."""
-    return {
-        p.name: [i.reference for i in images_for_profile(entitlement, p, images)]
-        for p in entitlement.profiles
-    }
+    allowed = _allowed_images(entitlement, images)
+    return {p.name: [i.reference for i in _for_profile(p, allowed)] for p in entitlement.profiles}
 
 
 def _resources_line(profile: ProfilePolicy) -> str:
@@ -153,8 +184,9 @@ def build_profile_list(
     image to offer are left out."""
     out: list[dict[str, Any]] = []
     default_seen = False
+    allowed = _allowed_images(entitlement, images)
     for profile in entitlement.profiles:
-        offered = images_for_profile(entitlement, profile, images)
+        offered = _for_profile(profile, allowed)
         if not offered:
             continue
         image_choices: dict[str, Any] = {}
