@@ -1,0 +1,107 @@
+"""The admin's journey in headless Chromium, on the platform ``gpulab up`` runs.
+
+bob (group nlp) has a 1-GPU server, started through the hub API beforehand. The admin logs in,
+opens the GPU dashboard at /services/culler/dashboard/, sees the GPUs in use and bob's running
+server, stops it with the dashboard's own "stop server" button, and bob's server is gone (from
+the hub, from the cluster and from the dashboard). Screenshots go to test-artifacts/journey/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+ADMIN = "admin"
+OTHER = "bob"  # hub/demo/users.yaml: group nlp
+OTHER_GROUP = "nlp"
+BOB_OPTIONS = {"profile": "gpu", "gpus": "1"}  # the spawn form's choices, as user options
+READY_DEADLINE = 120.0  # seconds for bob's server to start on a 2-core machine
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    """Poll a state until it holds (not a timed assertion: the bound only ends a stuck test)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not the case after {timeout:.0f}s")
+        time.sleep(0.5)
+
+
+def pod_exists(platform: Any, name: str) -> bool:
+    url = f"{platform.kubesim_url}/api/v1/namespaces/default/pods"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        pods = json.loads(response.read())["items"]
+    return any(p["metadata"]["name"] == name for p in pods)
+
+
+def test_admin_journey(platform, context, login, shot, servers, hub_server) -> None:
+    servers.own(OTHER)  # no server before; stopped at teardown if the dashboard did not
+
+    # Before: bob has a 1-GPU server (through the hub API, with the platform's admin token).
+    platform.api("POST", f"/hub/api/users/{OTHER}/server", BOB_OPTIONS)
+
+    def bob_ready() -> bool:
+        model = hub_server(OTHER)
+        assert model is not None, f"{OTHER}'s spawn failed (see jupyterhub.log)"
+        return bool(model["ready"])
+
+    wait_for(f"{OTHER}'s server ready", bob_ready, READY_DEADLINE)
+    model = hub_server(OTHER)
+    assert model is not None
+    pod_name = model["state"]["pod_name"]
+
+    # 1. The admin logs in through the hub's form.
+    page = login(context, ADMIN)
+    shot(page, "admin-logged-in")
+
+    # 2. The dashboard: GPUs in use, and bob's running server with a stop button. The usage
+    # recorder follows pods through a watch, so the page may need a reload to list bob.
+    response = page.goto(f"{platform.hub_url}/services/culler/dashboard/")
+    assert response is not None and response.status == 200
+    stop_button = f'button.stop[data-user="{OTHER}"][data-server=""]'
+    stop = page.locator(f"#running {stop_button}")
+
+    def bob_listed() -> bool:
+        if stop.count():
+            return True
+        page.reload()
+        return False
+
+    wait_for(f"{OTHER}'s server on the dashboard", bob_listed, 60)
+    bob_row = page.locator("#running tbody tr", has=page.locator(stop_button))
+    expect(bob_row).to_contain_text("server")
+    expect(bob_row).to_contain_text(OTHER_GROUP)
+    expect(bob_row).to_contain_text("a100")
+    capacity = page.locator("#capacity table").first
+    a100 = capacity.locator("tbody tr", has_text="a100")
+    in_use = int(a100.locator("td").nth(1).inner_text())
+    assert in_use >= 1, f"GPUs in use on the dashboard: {a100.inner_text()}"
+    expect(page.locator("#by-group tbody tr", has_text=OTHER_GROUP)).to_contain_text("1")
+    shot(page, "admin-dashboard")
+
+    # 3. Stop bob's server from the dashboard (it asks for confirmation, says "done", then
+    # reloads itself: wait for that reload so that ours below do not collide with it).
+    page.once("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation(timeout=60_000):
+        stop.click()
+        expect(page.locator("#message")).to_contain_text(f"stop {OTHER}/: done", timeout=60_000)
+        shot(page, "admin-stop-requested")
+
+    # 4. bob's server is gone: from the hub, from the cluster, and from the dashboard.
+    wait_for(f"{OTHER}'s server gone from the hub", lambda: hub_server(OTHER) is None, 90)
+    wait_for(f"pod {pod_name} gone", lambda: not pod_exists(platform, pod_name), 90)
+
+    def bob_unlisted() -> bool:
+        page.reload()
+        return stop.count() == 0
+
+    wait_for(f"{OTHER}'s server off the dashboard", bob_unlisted, 60)
+    shot(page, "admin-server-stopped")
