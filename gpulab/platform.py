@@ -168,6 +168,7 @@ class LocalPlatform:
             env=env,
             cwd=self.state_dir,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         proc = _Proc(name, popen, log_path)
         self.procs.append(proc)
@@ -406,6 +407,16 @@ c.JupyterHub.load_roles.append(
         """A fresh API token for `name`, as a researcher gets from the hub's token page."""
         reply = self.api("POST", f"/hub/api/users/{name}/tokens", {"note": note})
         return reply["token"]
+
+
+def _die_with_parent() -> None:
+    """Runs in the child: if the launcher dies without stopping us (a killed test run, a
+    SIGKILLed `gpulab up`), the kernel sends SIGTERM, and the hub and kubesim clean up."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
