@@ -1,7 +1,9 @@
 """Headless Chromium on the session ``platform`` (what ``gpulab up`` runs).
 
-* ``browser``: one Playwright browser for the session, Debian's ``/usr/bin/chromium`` (never a
-  downloaded one);
+* ``browser``: one Playwright browser for this folder's tests, Debian's ``/usr/bin/chromium``
+  (never a downloaded one). Package-scoped rather than session-scoped on purpose: a sync
+  Playwright left running for the session makes every later ``sync_playwright()`` in the same
+  run (tests/dashboard starts its own) fail with "Sync API inside the asyncio loop";
 * ``context``: a fresh browser context (cookies, storage) per test;
 * ``shot(page, name)``: a screenshot to ``test-artifacts/journey/NN-name.png`` (NN counts across
   the session, so the files sort in the order the journeys took them); when a test fails, every
@@ -53,7 +55,7 @@ def journey_dir(artifacts_dir: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(

@@ -80,11 +80,11 @@ def test_admin_journey(platform, context, login, shot, servers, hub_server) -> N
     expect(bob_row).to_contain_text("server")
     expect(bob_row).to_contain_text(OTHER_GROUP)
     expect(bob_row).to_contain_text("a100")
-    capacity = page.locator("#capacity table").first
-    a100 = capacity.locator("tbody tr", has_text="a100")
-    in_use = int(a100.locator("td").nth(1).inner_text())
-    assert in_use >= 1, f"GPUs in use on the dashboard: {a100.inner_text()}"
-    expect(page.locator("#by-group tbody tr", has_text=OTHER_GROUP)).to_contain_text("1")
+    # GPUs in use: at least bob's (other tests may have seeded more into the usage records).
+    a100 = page.locator("#capacity table").first.locator("tbody tr", has_text="a100")
+    assert int(a100.locator("td").nth(1).inner_text()) >= 1, a100.inner_text()
+    nlp = page.locator("#by-group tbody tr", has_text=OTHER_GROUP)
+    assert int(nlp.locator("td").last.inner_text()) >= 1, nlp.inner_text()
     shot(page, "admin-dashboard")
 
     # 3. Stop bob's server from the dashboard (it asks for confirmation, says "done", then

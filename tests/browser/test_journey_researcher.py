@@ -222,7 +222,8 @@ def test_researcher_journey(platform, context, login, shot, servers, hub_server)
     panel = cells.nth(2).locator(".jp-OutputArea")
     expect(panel.get_by_role("button", name="Submit")).to_be_visible(timeout=60_000)
     # The form starts from this notebook and this server's GPUs and image.
-    expect(panel.get_by_role("textbox").nth(1)).to_have_value(NOTEBOOK)
+    expect(panel.get_by_role("textbox", name="Path")).to_have_value(NOTEBOOK)
+    expect(panel.get_by_role("spinbutton", name="GPUs")).to_have_value("1")
     shot(page, "researcher-panel")
 
     # 6. Submit this notebook as a job with epochs=2.
