@@ -48,6 +48,10 @@ class PanelError(ValueError):
 # ----------------------------------------------------------------------------- pure helpers
 
 
+# States in which a job still runs or waits, so cancelling means something.
+CANCELLABLE_STATES = ("Pending", "Running")
+
+
 def parse_value(text: str) -> Any:
     """``10`` → 10, ``0.1`` → 0.1, ``true`` → True, ``[1, 2]`` → [1, 2], else the string."""
     text = text.strip()
@@ -299,6 +303,7 @@ class JobsPanel:
         self.status_line = w.HTML()
         self.refresh_button.on_click(lambda _b: self._in_thread(self.refresh))
         self.logs_button.on_click(lambda _b: self.follow_log(self.job_select.value))
+        self.job_select.observe(lambda _change: self._sync_cancel(), names="value")
         self.cancel_button.on_click(lambda _b: self._in_thread(self.cancel))
         self.download_button.on_click(lambda _b: self._in_thread(self.download))
         jobs_box = w.VBox(
@@ -406,6 +411,12 @@ class JobsPanel:
         ids = [j["id"] for j in jobs]
         if current in ids:
             self.job_select.value = current
+        self._sync_cancel()
+
+    def _sync_cancel(self) -> None:
+        """Only a job that can still stop may be cancelled."""
+        chosen = next((j for j in self.jobs if j["id"] == self.job_select.value), None)
+        self.cancel_button.disabled = chosen is None or chosen.get("state") not in CANCELLABLE_STATES
 
     def show_cull(self, status: Mapping[str, Any] | None) -> None:
         self.cull_html.value = cull_warning_html(status)

@@ -172,3 +172,17 @@ def test_jobs_panel_entry_point_builds_the_widget(monkeypatch, tmp_path: Path) -
     assert isinstance(widget, w.VBox)
     texts = [x.value for x in _walk(widget) if isinstance(x, w.HTML)]
     assert any("could not list jobs" in t for t in texts)
+
+
+def test_cancel_is_offered_only_for_jobs_that_still_run(tmp_path: Path) -> None:
+    panel = JobsPanel(client_factory=lambda: pytest.fail("no network in this test"),
+                      culler=_NoCuller(), env={"HOME": str(tmp_path)})  # fmt: skip
+    jobs = [
+        {"id": "train-aaaaaa", "name": "train", "state": "Running"},
+        {"id": "done-bbbbbb", "name": "done", "state": "Succeeded"},
+    ]
+    panel.show_jobs(jobs)
+    panel.job_select.value = "train-aaaaaa"
+    assert panel.cancel_button.disabled is False
+    panel.job_select.value = "done-bbbbbb"
+    assert panel.cancel_button.disabled is True
