@@ -416,7 +416,9 @@ class JobsPanel:
     def _sync_cancel(self) -> None:
         """Only a job that can still stop may be cancelled."""
         chosen = next((j for j in self.jobs if j["id"] == self.job_select.value), None)
-        self.cancel_button.disabled = chosen is None or chosen.get("state") not in CANCELLABLE_STATES
+        self.cancel_button.disabled = (
+            chosen is None or chosen.get("state") not in CANCELLABLE_STATES
+        )
 
     def show_cull(self, status: Mapping[str, Any] | None) -> None:
         self.cull_html.value = cull_warning_html(status)
