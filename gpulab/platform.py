@@ -22,6 +22,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO_ROOT / "hub" / "demo" / "policy.yaml"
 DEMO_USERS = REPO_ROOT / "hub" / "demo" / "users.yaml"
@@ -222,10 +224,7 @@ class LocalPlatform:
                 "kind": "PersistentVolumeClaim",
                 "metadata": {
                     "name": dataset.claim,
-                    "labels": {
-                        "app.kubernetes.io/name": "gpulab",
-                        "app.kubernetes.io/component": "dataset",
-                    },
+                    "labels": {NAME_LABEL: APP, COMPONENT_LABEL: DATASET_COMPONENT},
                 },
                 "spec": {
                     "accessModes": ["ReadOnlyMany"],

@@ -29,6 +29,7 @@ from functools import partial
 from typing import Any
 
 from gpulab.hub.policy import GpuType
+from gpulab.hub.workload.labels import MANAGED_SELECTOR
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import watch as k8s_watch
 from kubespawner.clients import shared_client
@@ -204,7 +205,7 @@ class ClusterView:
             "BatchV1Api",
             "list_namespaced_job",
             namespace=self.namespace,
-            label_selector="app.kubernetes.io/managed-by=gpulab",
+            label_selector=MANAGED_SELECTOR,
         )
         try:
             await jobs.start()

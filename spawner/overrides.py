@@ -16,7 +16,17 @@ from typing import Any
 
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
-from gpulab.hub.workload import (
+from gpulab.hub.workload.labels import (
+    GPU_TYPE_LABEL,
+    GPUS_LABEL,
+    GROUP_LABEL,
+    IMAGE_ANNOTATION,
+    PROFILE_ANNOTATION,
+    SERVER_COMPONENT,
+    USER_LABEL,
+    base_labels,
+)
+from gpulab.hub.workload.security import (
     CONTAINER_SECURITY_CONTEXT,
     FS_GROUP,
     POD_SECURITY_CONTEXT,
@@ -41,8 +51,6 @@ __all__ = [
 HOME_VOLUME = "home"
 SHM_VOLUME = "dshm"
 SHM_PATH = "/dev/shm"
-
-COMPONENT = "singleuser-server"
 
 
 def deep_merge(*sources: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -159,15 +167,13 @@ def _profile_labels(
     username: str, quota_group: str, gpus: int, gpu_type: str | None
 ) -> dict[str, str]:
     labels = {
-        "app.kubernetes.io/name": "gpulab",
-        "app.kubernetes.io/component": COMPONENT,
-        "app.kubernetes.io/managed-by": "gpulab",
-        "gpulab.io/user": escape_username(username),
-        "gpulab.io/group": quota_group,
-        "gpulab.io/gpus": str(gpus),
+        **base_labels(SERVER_COMPONENT),
+        USER_LABEL: escape_username(username),
+        GROUP_LABEL: quota_group,
+        GPUS_LABEL: str(gpus),
     }
     if gpu_type:
-        labels["gpulab.io/gpu-type"] = gpu_type
+        labels[GPU_TYPE_LABEL] = gpu_type
     return labels
 
 
@@ -278,7 +284,7 @@ def build_pod_plan(
         pod_security_context=dict(POD_SECURITY_CONTEXT),
         container_security_context=copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
         labels=_profile_labels(username, entitlement.quota_group, gpus, gpu_type),
-        annotations={"gpulab.io/profile": profile.name, "gpulab.io/image": image},
+        annotations={PROFILE_ANNOTATION: profile.name, IMAGE_ANNOTATION: image},
         env=env,
         shm_size=shm_size,
         image_pull_secrets=_pull_secrets(policy),

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpulab.hub.policy import GpuType
-from gpulab.hub.workload import gpu_holdings, is_live_pod
+from gpulab.hub.workload.holdings import gpu_holdings, is_live_pod
 
 from .checks import GpuUsage
 from .form import GpuTypeAvailability

@@ -24,16 +24,20 @@ from typing import Any
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Policy
 from gpulab.hub.policy.quantities import parse_quantity
+from gpulab.hub.workload.labels import (
+    DELETE_AFTER_LABEL,
+    HOME_CLAIM_LABEL,
+    HOME_COMPONENT,
+    HOME_SNAPSHOT_COMPONENT,
+    SNAPSHOT_REASON_LABEL,
+    USER_LABEL,
+    USERNAME_ANNOTATION,
+    base_labels,
+)
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 SNAPSHOT_VERSION = "v1"
 SNAPSHOT_PLURAL = "volumesnapshots"
-COMPONENT = "home-snapshot"
-USER_LABEL = "gpulab.io/user"
-CLAIM_LABEL = "gpulab.io/home-claim"
-REASON_LABEL = "gpulab.io/snapshot-reason"
-DELETE_AFTER_LABEL = "gpulab.io/delete-after"
-USERNAME_ANNOTATION = "gpulab.io/username"
 REASONS = ("manual", "reset", "restore", "deleted")
 MAX_NAME = 63  # snapshot names stay DNS labels (usable as label values)
 
@@ -70,9 +74,9 @@ class SnapshotInfo:
         error = status.get("error") or {}
         return cls(
             name=md.get("name", ""),
-            claim=source.get("persistentVolumeClaimName") or labels.get(CLAIM_LABEL, ""),
+            claim=source.get("persistentVolumeClaimName") or labels.get(HOME_CLAIM_LABEL, ""),
             user=labels.get(USER_LABEL, ""),
-            reason=labels.get(REASON_LABEL, ""),
+            reason=labels.get(SNAPSHOT_REASON_LABEL, ""),
             created=md.get("creationTimestamp", ""),
             ready=bool(status.get("readyToUse")),
             restore_size=status.get("restoreSize"),
@@ -112,12 +116,10 @@ def snapshot_name(claim: str, reason: str, now: datetime, attempt: int = 0) -> s
 
 def snapshot_labels(username: str, claim: str, reason: str) -> dict[str, str]:
     return {
-        "app.kubernetes.io/name": "gpulab",
-        "app.kubernetes.io/managed-by": "gpulab",
-        "app.kubernetes.io/component": COMPONENT,
+        **base_labels(HOME_SNAPSHOT_COMPONENT),
         USER_LABEL: user_label(username),
-        CLAIM_LABEL: claim,
-        REASON_LABEL: reason,
+        HOME_CLAIM_LABEL: claim,
+        SNAPSHOT_REASON_LABEL: reason,
     }
 
 
@@ -146,10 +148,6 @@ def snapshot_manifest(
     }
 
 
-def user_snapshot_selector(username: str) -> str:
-    return f"app.kubernetes.io/component={COMPONENT},{USER_LABEL}={user_label(username)}"
-
-
 def _kept_annotations(annotations: dict[str, str] | None) -> dict[str, str]:
     return {
         k: v
@@ -174,9 +172,7 @@ def policy_claim_manifest(policy: Policy, username: str, namespace: str) -> dict
             "name": home_claim_name(policy, username),
             "namespace": namespace,
             "labels": {
-                "app.kubernetes.io/name": "gpulab",
-                "app.kubernetes.io/managed-by": "gpulab",
-                "app.kubernetes.io/component": "home",
+                **base_labels(HOME_COMPONENT),
                 USER_LABEL: user_label(username),
             },
         },

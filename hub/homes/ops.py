@@ -21,7 +21,6 @@ from typing import Any
 
 from gpulab.hub.homes.kube import KubeCallError, KubeJson, Obj
 from gpulab.hub.homes.manifest import (
-    COMPONENT,
     DELETE_AFTER_LABEL,
     SNAPSHOT_GROUP,
     SNAPSHOT_PLURAL,
@@ -43,11 +42,17 @@ from gpulab.hub.homes.manifest import (
     user_label,
 )
 from gpulab.hub.policy import Policy
+from gpulab.hub.workload.labels import (
+    COMPONENT_LABEL,
+    DATASET_COMPONENT,
+    DELETION_SNAPSHOT_ANNOTATION,
+    HOME_SNAPSHOT_COMPONENT,
+    labels_of,
+)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_SECONDS = 30 * 86400
-DELETION_SNAPSHOT_ANNOTATION = "gpulab.io/deletion-snapshot"
 
 
 @dataclass(frozen=True)
@@ -132,10 +137,7 @@ class Homes:
     async def _claim(self, claim: str) -> Obj | None:
         pvc = await self.kube.get(self._pvcs(claim))
         if pvc is not None:
-            component = ((pvc.get("metadata") or {}).get("labels") or {}).get(
-                "app.kubernetes.io/component"
-            )
-            if component == "dataset":
+            if labels_of(pvc).get(COMPONENT_LABEL) == DATASET_COMPONENT:
                 raise HomeError(f"claim {claim!r} is labelled as a dataset; gpulab leaves it alone")
         return pvc
 
@@ -257,7 +259,7 @@ class Homes:
             labels = (obj.get("metadata") or {}).get("labels") or {}
             source = ((obj.get("spec") or {}).get("source") or {}).get("persistentVolumeClaimName")
             if source == claim or (
-                labels.get("app.kubernetes.io/component") == COMPONENT
+                labels.get(COMPONENT_LABEL) == HOME_SNAPSHOT_COMPONENT
                 and labels.get(USER_LABEL) == user_label(user)
             ):
                 mine.append(SnapshotInfo.from_object(obj))
@@ -385,7 +387,7 @@ class Homes:
                 reason = f"grace period runs until {datetime.fromtimestamp(when, UTC):%Y-%m-%d %H:%M} UTC"
             elif (
                 claim in datasets
-                or (md.get("labels") or {}).get("app.kubernetes.io/component") == "dataset"
+                or (md.get("labels") or {}).get(COMPONENT_LABEL) == DATASET_COMPONENT
             ):
                 reason = "a dataset claim is never deleted"
             elif not snap_name:

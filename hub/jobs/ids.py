@@ -19,7 +19,6 @@ from ..names import is_dns_label
 __all__ = [
     "IDEMPOTENCY_KEY_MAX",
     "JOB_ID_SUFFIX_LEN",
-    "SUBMIT_KEY_LABEL",
     "is_job_id",
     "new_job_id",
     "submit_key",
@@ -29,7 +28,6 @@ __all__ = [
 JOB_ID_SUFFIX_LEN = 6
 NAME_MAX = 40
 IDEMPOTENCY_KEY_MAX = 255
-SUBMIT_KEY_LABEL = "gpulab.io/submit-key"
 _JOB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 

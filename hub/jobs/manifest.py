@@ -21,8 +21,21 @@ from typing import Any
 
 from ..names import escape_username
 from ..policy import Entitlement, Policy, ProfilePolicy
-from ..workload import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
-from .ids import SUBMIT_KEY_LABEL, submit_key
+from ..workload.labels import (
+    GPU_TYPE_LABEL,
+    GPUS_LABEL,
+    GROUP_LABEL,
+    IDEMPOTENCY_ANNOTATION,
+    JOB_COMPONENT,
+    JOB_ID_LABEL,
+    OWNER_ANNOTATION,
+    SPEC_ANNOTATION,
+    SUBMIT_KEY_LABEL,
+    USER_LABEL,
+    base_labels,
+)
+from ..workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
+from .ids import submit_key
 from .spec import JobSpec
 from .validate import effective_gpu_type, effective_runtime
 
@@ -45,9 +58,6 @@ RUNNER_COMMAND = ["gpulab-job-runner"]
 CONTAINER_NAME = "job"
 UPLOAD_MOUNT = "/var/run/gpulab/upload"
 CREDENTIAL_FILE = "credential.json"
-SPEC_ANNOTATION = "gpulab.io/spec"
-OWNER_ANNOTATION = "gpulab.io/owner"
-IDEMPOTENCY_ANNOTATION = "gpulab.io/idempotency-key"
 TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
 
 
@@ -66,16 +76,14 @@ def job_labels(
     *, owner: str, job_id: str, group: str, gpus: int, gpu_type: str | None
 ) -> dict[str, str]:
     labels = {
-        "app.kubernetes.io/name": "gpulab",
-        "app.kubernetes.io/component": "job",
-        "app.kubernetes.io/managed-by": "gpulab",
-        "gpulab.io/user": escape_username(owner),
-        "gpulab.io/job-id": job_id,
-        "gpulab.io/group": group,
-        "gpulab.io/gpus": str(gpus),
+        **base_labels(JOB_COMPONENT),
+        USER_LABEL: escape_username(owner),
+        JOB_ID_LABEL: job_id,
+        GROUP_LABEL: group,
+        GPUS_LABEL: str(gpus),
     }
     if gpu_type:
-        labels["gpulab.io/gpu-type"] = gpu_type
+        labels[GPU_TYPE_LABEL] = gpu_type
     return labels
 
 

@@ -24,20 +24,24 @@ from gpulab.hub.policy.quantities import cpu_millicores
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from ..workload.labels import (
+    COMPONENT_LABEL,
+    GPU_TYPE_LABEL,
+    GPUS_LABEL,
+    GROUP_LABEL,
+    JOB_COMPONENT,
+    JOB_ID_LABEL,
+    KUBESPAWNER_COMPONENT_LABEL,
+    KUBESPAWNER_SERVERNAME_ANNOTATION,
+    KUBESPAWNER_USERNAME_ANNOTATION,
+    USER_LABEL,
+)
 from .models import UsageInterval
 
 __all__ = ["PodInterval", "UsageRecorder", "interval_from_pod", "parse_time"]
 
 log = logging.getLogger("gpulab.usage")
 
-USER_LABEL = "gpulab.io/user"
-GROUP_LABEL = "gpulab.io/group"
-GPUS_LABEL = "gpulab.io/gpus"
-GPU_TYPE_LABEL = "gpulab.io/gpu-type"
-JOB_ID_LABEL = "gpulab.io/job-id"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-USERNAME_ANNOTATION = "hub.jupyter.org/username"  # KubeSpawner: the unescaped hub name
-SERVERNAME_ANNOTATION = "hub.jupyter.org/servername"  # KubeSpawner: named servers only
 GPU_RESOURCE_SUFFIX = "/gpu"  # nvidia.com/gpu, amd.com/gpu
 
 
@@ -125,13 +129,13 @@ def interval_from_pod(
         ended = now
     if ended is not None and ended < started:
         ended = started
-    component = labels.get(COMPONENT_LABEL) or labels.get("component") or ""
-    kind = "job" if component == "job" or JOB_ID_LABEL in labels else "server"
+    component = labels.get(COMPONENT_LABEL) or labels.get(KUBESPAWNER_COMPONENT_LABEL) or ""
+    kind = "job" if component == JOB_COMPONENT or JOB_ID_LABEL in labels else "server"
     return PodInterval(
         pod_uid=str(meta["uid"]),
         namespace=str(meta.get("namespace") or "default"),
         pod_name=str(meta.get("name") or ""),
-        user=annotations.get(USERNAME_ANNOTATION) or labels[USER_LABEL],
+        user=annotations.get(KUBESPAWNER_USERNAME_ANNOTATION) or labels[USER_LABEL],
         group=labels.get(GROUP_LABEL, ""),
         kind=kind,
         job_id=labels.get(JOB_ID_LABEL),
@@ -140,7 +144,9 @@ def interval_from_pod(
         cpu=_cpu(pod),
         started_at=started,
         ended_at=ended,
-        server_name=annotations.get(SERVERNAME_ANNOTATION, "") if kind == "server" else "",
+        server_name=annotations.get(KUBESPAWNER_SERVERNAME_ANNOTATION, "")
+        if kind == "server"
+        else "",
     )
 
 

@@ -8,7 +8,7 @@ import json
 
 import kubernetes_validate
 import pytest
-from gpulab.hub.jobs.ids import SUBMIT_KEY_LABEL, submit_key
+from gpulab.hub.jobs.ids import submit_key
 from gpulab.hub.jobs.manifest import (
     RUNNER_COMMAND,
     UPLOAD_MOUNT,
@@ -20,6 +20,7 @@ from gpulab.hub.jobs.manifest import (
 )
 from gpulab.hub.jobs.spec import JobSpec, parse_job_spec
 from gpulab.hub.names import escape_username
+from gpulab.hub.workload.labels import SUBMIT_KEY_LABEL
 from jobs_testlib import IMAGE
 
 OWNER = "Alice.Smith@example.org"

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ...workload.labels import JOB_ID_LABEL, MANAGED_SELECTOR
+
 __all__ = ["KubeAccess"]
 
-JOB_SELECTOR = "app.kubernetes.io/managed-by=gpulab,gpulab.io/job-id={job_id}"
+JOB_SELECTOR = f"{MANAGED_SELECTOR},{JOB_ID_LABEL}={{job_id}}"
 
 
 class KubeAccess:

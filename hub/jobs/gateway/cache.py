@@ -23,6 +23,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...workload.labels import (
+    COMPONENT_LABEL,
+    JOB_ID_LABEL,
+    KUBESPAWNER_COMPONENT_LABEL,
+    MANAGED_SELECTOR,
+    SERVER_COMPONENT,
+    SUBMIT_KEY_LABEL,
+    USER_LABEL,
+)
 from .kube import Kube, KubeError
 from .state import CANCELLED_ANNOTATION
 
@@ -30,11 +39,7 @@ __all__ = ["ClusterCache", "Reflector"]
 
 log = logging.getLogger("gpulab.jobs.gateway.cache")
 
-SELECTOR = "app.kubernetes.io/managed-by=gpulab"
-USER_LABEL = "gpulab.io/user"
-JOB_ID_LABEL = "gpulab.io/job-id"
-SUBMIT_KEY_LABEL = "gpulab.io/submit-key"
-COMPONENT_LABEL = "app.kubernetes.io/component"
+SELECTOR = MANAGED_SELECTOR
 MAX_TOMBSTONES = 10_000
 
 
@@ -332,8 +337,8 @@ class ClusterCache:
         for pod in self.pods.values():
             labels = _meta(pod).get("labels") or {}
             if (
-                labels.get(COMPONENT_LABEL) != "singleuser-server"
-                and labels.get("component") != "singleuser-server"
+                labels.get(COMPONENT_LABEL) != SERVER_COMPONENT
+                and labels.get(KUBESPAWNER_COMPONENT_LABEL) != SERVER_COMPONENT
             ):
                 continue
             if user_label is None or labels.get(USER_LABEL) == user_label:

@@ -23,7 +23,14 @@ from ...catalogue import Catalogue
 from ...homes.manifest import policy_claim_manifest
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
-from ..ids import SUBMIT_KEY_LABEL, is_job_id, new_job_id, submit_key, valid_idempotency_key
+from ...workload.labels import (
+    GPUS_LABEL,
+    GROUP_LABEL,
+    OWNER_ANNOTATION,
+    SUBMIT_KEY_LABEL,
+    USER_LABEL,
+)
+from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
 from ..storage import AsyncJobStorage, credential_lifetime
@@ -198,7 +205,7 @@ class Gateway:
         else:
             pods = self.cache.job_pods(job_id)
         meta = _meta(job)
-        owner = (meta.get("annotations") or {}).get("gpulab.io/owner") or ""
+        owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION) or ""
         return JobRef(job_id, owner, job, pods, gone)
 
     def visible(self, ident: Identity, job_id: str) -> JobRef:
@@ -210,7 +217,7 @@ class Gateway:
         ref = self._ref(job_id)
         if ref is None:
             raise not_found
-        label = (_meta(ref.job).get("labels") or {}).get("gpulab.io/user")
+        label = (_meta(ref.job).get("labels") or {}).get(USER_LABEL)
         if ident.admin or (ref.owner == ident.name and label == escape_username(ident.name)):
             return ref
         raise not_found
@@ -294,7 +301,7 @@ class Gateway:
             candidates += [
                 k
                 for k, s in self.cache.tombstones.items()
-                if (_meta(s["job"]).get("labels") or {}).get("gpulab.io/user") == label
+                if (_meta(s["job"]).get("labels") or {}).get(USER_LABEL) == label
             ]
         else:
             candidates = list(self.cache.jobs) + list(self.cache.tombstones)
@@ -306,7 +313,7 @@ class Gateway:
             labels = _meta(ref.job).get("labels") or {}
             if user is not None and ref.owner != user:
                 continue
-            if group is not None and labels.get("gpulab.io/group") != group:
+            if group is not None and labels.get(GROUP_LABEL) != group:
                 continue
             refs.append((_meta(ref.job).get("creationTimestamp") or "", job_id, ref))
         refs.sort(key=lambda r: (r[0], r[1]), reverse=True)
@@ -534,8 +541,8 @@ class Gateway:
             namespace=self.kube.namespace,
             name=name,
             credential=credential,
-            group=labels.get("gpulab.io/group", ""),
-            gpus=int(labels.get("gpulab.io/gpus", "0") or 0),
+            group=labels.get(GROUP_LABEL, ""),
+            gpus=int(labels.get(GPUS_LABEL, "0") or 0),
         )
         try:
             await self.kube.request(

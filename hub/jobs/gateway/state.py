@@ -12,6 +12,18 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from ...workload.labels import (
+    CANCELLED_ANNOTATION,
+    CANCELLED_BY_ANNOTATION,
+    GPU_TYPE_LABEL,
+    GPUS_LABEL,
+    GROUP_LABEL,
+    IDEMPOTENCY_ANNOTATION,
+    OWNER_ANNOTATION,
+    SPEC_ANNOTATION,
+    USER_LABEL,
+)
+
 __all__ = [
     "CANCELLED_ANNOTATION",
     "CANCELLED_BY_ANNOTATION",
@@ -26,11 +38,6 @@ __all__ = [
 State = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
 TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
 
-CANCELLED_ANNOTATION = "gpulab.io/cancelled-at"
-CANCELLED_BY_ANNOTATION = "gpulab.io/cancelled-by"
-SPEC_ANNOTATION = "gpulab.io/spec"
-OWNER_ANNOTATION = "gpulab.io/owner"
-IDEMPOTENCY_ANNOTATION = "gpulab.io/idempotency-key"
 CONTAINER = "job"
 
 _REASONS = {
@@ -189,7 +196,7 @@ def job_view(
         "containers"
     ) or [{}]
     try:
-        gpus = int(labels.get("gpulab.io/gpus", "0"))
+        gpus = int(labels.get(GPUS_LABEL, "0"))
     except ValueError:
         gpus = 0
     pod = latest_pod(pods)
@@ -198,13 +205,13 @@ def job_view(
     return {
         "id": meta.get("name"),
         "name": (spec or {}).get("name") or meta.get("name"),
-        "owner": annotations.get(OWNER_ANNOTATION) or labels.get("gpulab.io/user"),
-        "group": labels.get("gpulab.io/group"),
+        "owner": annotations.get(OWNER_ANNOTATION) or labels.get(USER_LABEL),
+        "group": labels.get(GROUP_LABEL),
         "state": state,
         "message": message,
         "image": containers[0].get("image"),
         "gpus": gpus,
-        "gpu_type": labels.get("gpulab.io/gpu-type"),
+        "gpu_type": labels.get(GPU_TYPE_LABEL),
         "created": meta.get("creationTimestamp"),
         "started": _started(job, pods),
         "finished": _finished(job, state) if state in TERMINAL else None,

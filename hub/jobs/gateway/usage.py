@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ...workload import gpu_holdings
+from ...workload.holdings import gpu_holdings
 from ..validate import UsageSnapshot
 from .cache import ClusterCache
 from .state import is_finished

@@ -1,5 +1,4 @@
-"""What every gpulab workload shares, server pod or job: the restricted security context, the
-label keys, and how the GPUs they hold are counted (pure: raw API dicts in, numbers out).
+"""How the GPUs that gpulab workloads hold are counted (pure: raw API dicts in, numbers out).
 
 The spawner (quota on start, the spawn page) and the jobs gateway (quota on submit) both count
 with :func:`gpu_holdings`, so a user's servers and jobs are charged the same way everywhere:
@@ -15,48 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = [
-    "CONTAINER_SECURITY_CONTEXT",
-    "FS_GROUP",
-    "GPUS_LABEL",
-    "GROUP_LABEL",
-    "JOB_ID_LABEL",
-    "MANAGED_BY_LABEL",
-    "POD_SECURITY_CONTEXT",
-    "RUN_AS_GROUP",
-    "RUN_AS_USER",
-    "USER_LABEL",
-    "gpu_holdings",
-    "is_live_pod",
-]
+from .labels import APP, GPUS_LABEL, GROUP_LABEL, JOB_ID_LABEL, MANAGED_BY_LABEL, USER_LABEL
 
-# Non-root, no privilege escalation, no capabilities, seccomp RuntimeDefault: what the
-# Kubernetes "restricted" Pod Security Standard asks for (DESIGN.md, security model).
-RUN_AS_USER = 1000
-RUN_AS_GROUP = 100
-FS_GROUP = 100
-POD_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "fsGroup": FS_GROUP,
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
-CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
-    "runAsNonRoot": True,
-    "runAsUser": RUN_AS_USER,
-    "runAsGroup": RUN_AS_GROUP,
-    "allowPrivilegeEscalation": False,
-    "privileged": False,
-    "capabilities": {"drop": ["ALL"]},
-    "seccompProfile": {"type": "RuntimeDefault"},
-}
+__all__ = ["gpu_holdings", "is_live_pod"]
 
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-USER_LABEL = "gpulab.io/user"
-GROUP_LABEL = "gpulab.io/group"
-GPUS_LABEL = "gpulab.io/gpus"
-JOB_ID_LABEL = "gpulab.io/job-id"
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 
 
@@ -101,7 +62,7 @@ def gpu_holdings(
 
     for pod in pods:
         labels = _labels(pod)
-        if labels.get(MANAGED_BY_LABEL) != "gpulab" or not is_live_pod(pod):
+        if labels.get(MANAGED_BY_LABEL) != APP or not is_live_pod(pod):
             continue
         job_id = labels.get(JOB_ID_LABEL)
         if job_id:
@@ -112,7 +73,7 @@ def gpu_holdings(
     for job in jobs:
         labels = _labels(job)
         job_id = labels.get(JOB_ID_LABEL)
-        if labels.get(MANAGED_BY_LABEL) != "gpulab" or not job_id or job_id in counted_jobs:
+        if labels.get(MANAGED_BY_LABEL) != APP or not job_id or job_id in counted_jobs:
             continue
         if _job_holds(job):
             counted_jobs.add(job_id)

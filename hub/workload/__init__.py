@@ -1,0 +1,6 @@
+"""The workload core: what a gpulab pod is and who may run it, for servers and jobs alike.
+
+* :mod:`.labels`: every label and annotation key gpulab writes or reads;
+* :mod:`.security`: the restricted security contexts;
+* :mod:`.holdings`: how the GPUs that pods and Jobs hold are counted.
+"""

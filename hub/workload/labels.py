@@ -1,0 +1,64 @@
+"""Every label and annotation key gpulab writes or reads, and the values it gives them.
+
+This module is the one place these strings are spelled: servers, jobs, homes, snapshots,
+the gateway's cache, the usage recorder and the culler import them from here, so a selector
+written in one place always matches the objects another place made.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- the Kubernetes recommended labels (app.kubernetes.io/*) -------------------------------
+NAME_LABEL: Final = "app.kubernetes.io/name"
+COMPONENT_LABEL: Final = "app.kubernetes.io/component"
+MANAGED_BY_LABEL: Final = "app.kubernetes.io/managed-by"
+#: KubeSpawner's own component label (``component: singleuser-server``), read, never written
+#: by gpulab: Zero to JupyterHub's network policies and KubeSpawner's reflector select on it.
+KUBESPAWNER_COMPONENT_LABEL: Final = "component"
+KUBESPAWNER_USERNAME_ANNOTATION: Final = "hub.jupyter.org/username"  # the unescaped hub name
+KUBESPAWNER_SERVERNAME_ANNOTATION: Final = "hub.jupyter.org/servername"  # named servers only
+
+APP: Final = "gpulab"  # the value of NAME_LABEL and MANAGED_BY_LABEL on everything gpulab makes
+MANAGED_SELECTOR: Final = f"{MANAGED_BY_LABEL}={APP}"
+
+# Values of COMPONENT_LABEL.
+SERVER_COMPONENT: Final = "singleuser-server"
+JOB_COMPONENT: Final = "job"
+HOME_COMPONENT: Final = "home"
+HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
+DATASET_COMPONENT: Final = "dataset"
+
+# -- gpulab's labels (selectable) -----------------------------------------------------------
+USER_LABEL: Final = "gpulab.io/user"  # the escaped username (gpulab.hub.names.user_label)
+GROUP_LABEL: Final = "gpulab.io/group"  # the quota group the workload is charged to
+GPUS_LABEL: Final = "gpulab.io/gpus"  # GPUs the workload holds, as a decimal string
+GPU_TYPE_LABEL: Final = "gpulab.io/gpu-type"
+JOB_ID_LABEL: Final = "gpulab.io/job-id"
+SUBMIT_KEY_LABEL: Final = "gpulab.io/submit-key"  # hash of owner + Idempotency-Key
+HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it was taken of
+SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
+DELETE_AFTER_LABEL: Final = "gpulab.io/delete-after"  # on a home: epoch seconds of the sweep
+
+# -- gpulab's annotations (not selectable; free text) ---------------------------------------
+USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
+OWNER_ANNOTATION: Final = "gpulab.io/owner"  # a job's owner, unescaped
+SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
+IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
+CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
+CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"
+DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
+PROFILE_ANNOTATION: Final = "gpulab.io/profile"
+IMAGE_ANNOTATION: Final = "gpulab.io/image"
+
+
+def base_labels(component: str) -> dict[str, str]:
+    """The recommended labels every object gpulab makes carries."""
+    return {NAME_LABEL: APP, COMPONENT_LABEL: component, MANAGED_BY_LABEL: APP}
+
+
+def labels_of(obj: object) -> dict[str, str]:
+    """``metadata.labels`` of a raw API object (a dict), ``{}`` when absent."""
+    if not isinstance(obj, dict):
+        return {}
+    return (obj.get("metadata") or {}).get("labels") or {}
