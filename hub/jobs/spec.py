@@ -19,7 +19,6 @@ import posixpath
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -36,6 +35,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..field_errors import FieldError
 from ..names import is_dns_label
 from ..policy.images import parse_image_ref
 from ..policy.quantities import cpu_millicores, parse_duration, quantity_bytes
@@ -101,27 +101,6 @@ _FIELD_ORDER = list(ALLOWED)
 
 
 # ----------------------------------------------------------------------------- errors
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with a submitted spec: which field, what is wrong, what is allowed.
-
-    ``code`` is ``invalid`` (schema), ``policy`` (the spec is well-formed but not allowed for
-    this user) or ``quota`` (allowed, but not now: GPUs or job slots are in use)."""
-
-    field: str
-    message: str
-    allowed: str = ""
-    code: Literal["invalid", "policy", "quota"] = "invalid"
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "field": self.field,
-            "message": self.message,
-            "allowed": self.allowed,
-            "code": self.code,
-        }
 
 
 class SpecError(ValueError):
