@@ -15,9 +15,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,32 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from gpulab.kubesim.launch import KubesimChild
 
 NS = "bench"
-
-
-def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "gpulab.cli",
-        "kubesim",
-        "serve",
-        "--port",
-        "0",
-        "--data-dir",
-        str(tmp / "data"),
-        "--kubeconfig",
-        str(tmp / "kubeconfig"),
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("kubesim ready at "):
-            return proc, line.split()[3]
-    raise RuntimeError("kubesim did not start")
 
 
 def pod(i: int, pending: bool) -> dict[str, Any]:
@@ -188,19 +163,12 @@ def main() -> int:
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="kubesim-bench-") as tmp:
-        proc, url = start_kubesim(Path(tmp))
+        sim = KubesimChild.start(Path(tmp))
         try:
-            print(f"kubesim at {url}; {os.cpu_count()} CPUs on this machine")
-            asyncio.run(run(url, args.pods, args.watchers, args.concurrency, args.pending))
+            print(f"kubesim at {sim.url}; {os.cpu_count()} CPUs on this machine")
+            asyncio.run(run(sim.url, args.pods, args.watchers, args.concurrency, args.pending))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            sim.stop()
     return 0
 
 

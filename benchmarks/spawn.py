@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,38 +31,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from gpulab.kubesim.launch import KubesimChild
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "catalogue"))
-
-
-def start_kubesim(tmp: Path) -> tuple[subprocess.Popen[str], str, Path]:
-    kubeconfig = tmp / "kubeconfig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gpulab.cli",
-            "kubesim",
-            "serve",
-            "--port",
-            "0",
-            "--data-dir",
-            str(tmp / "data"),
-            "--kubeconfig",
-            str(kubeconfig),
-            "--nodes",
-            "2x4",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=(tmp / "kubesim.log").open("w"),
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("kubesim ready at "):
-            return proc, line.split()[3], kubeconfig
-    raise RuntimeError(f"kubesim did not start; see {tmp / 'kubesim.log'}")
 
 
 def admin(url: str, method: str, path: str) -> Any:
@@ -286,16 +257,12 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gpulab-bench-") as d:
         tmp = Path(d)
-        proc, url, kubeconfig = start_kubesim(tmp)
-        os.environ["KUBECONFIG"] = str(kubeconfig)  # before kubernetes_asyncio is imported
+        sim = KubesimChild.start(tmp, nodes="2x4")
+        os.environ["KUBECONFIG"] = str(sim.kubeconfig)  # before kubernetes_asyncio is imported
         try:
-            asyncio.run(main_async(args, url, tmp))
+            asyncio.run(main_async(args, sim.url, tmp))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            sim.stop()
     return 0
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
+from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = REPO_ROOT / "hub" / "demo" / "policy.yaml"
@@ -182,27 +183,16 @@ class LocalPlatform:
         ready_file.unlink(missing_ok=True)
         proc = self._spawn(
             "kubesim",
-            [
-                sys.executable,
-                "-m",
-                "gpulab.cli",
-                "kubesim",
-                "serve",
-                "--port",
-                "0",
-                "--data-dir",
-                str(data_dir),
-                "--kubeconfig",
-                str(self.kubeconfig),
-                "--nodes",
-                self.config.nodes,
-                "--audit-log",
-                str(self.state_dir / "kubesim-audit.jsonl"),
-            ],
+            serve_command(
+                data_dir,
+                self.kubeconfig,
+                nodes=self.config.nodes,
+                audit_log=self.state_dir / "kubesim-audit.jsonl",
+            ),
             dict(os.environ),
         )
-        line = _wait_for_line(proc, "kubesim ready at ", timeout=60)
-        self.kubesim_url = line.split("kubesim ready at ", 1)[1].split()[0]
+        line = _wait_for_line(proc, READY_PREFIX, timeout=60)
+        self.kubesim_url = ready_url(line[line.index(READY_PREFIX) :]) or ""
 
     def _kube(self, method: str, path: str, body: dict | None = None):
         data = None if body is None else json.dumps(body).encode()

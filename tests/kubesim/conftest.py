@@ -11,10 +11,6 @@ history window, for behaviours that need a fresh or tiny store (410 Gone).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,77 +21,17 @@ from gpulab.kubesim.config import KubesimConfig
 from gpulab.kubesim.main import KubeSim
 from kubesim_testlib import KubesimProcess
 
-READY_PREFIX = "kubesim ready at "
 STARTUP_SECONDS = 60  # a deadline for the child to come up, not an assertion on speed
-
-
-def _start(tmp: Path) -> KubesimProcess:
-    data_dir = tmp / "data"
-    kubeconfig = tmp / "kubeconfig"
-    audit_log = tmp / "audit.jsonl"
-    cmd = [
-        sys.executable,
-        "-m",
-        "gpulab.cli",
-        "kubesim",
-        "serve",
-        "--port",
-        "0",
-        "--data-dir",
-        str(data_dir),
-        "--kubeconfig",
-        str(kubeconfig),
-        "--audit-log",
-        str(audit_log),
-    ]
-    log = (tmp / "kubesim.log").open("w")
-    # Own session: teardown kills the whole process group, pods included.
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
-    )
-    assert proc.stdout is not None
-    import selectors
-    import time
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if not sel.select(timeout=1):
-            if proc.poll() is not None:
-                break
-            continue
-        line = proc.stdout.readline()
-        if line.startswith(READY_PREFIX):
-            url = line[len(READY_PREFIX) :].split()[0]
-            return KubesimProcess(url, kubeconfig, data_dir, audit_log, proc)
-        if not line and proc.poll() is not None:
-            break
-    _stop(proc)
-    raise RuntimeError(f"kubesim did not start; see {tmp / 'kubesim.log'}")
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # anything left in its group
-    except ProcessLookupError:
-        pass
-    proc.wait()
 
 
 @pytest.fixture(scope="session")
 def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubesimProcess]:
-    sim = _start(tmp_path_factory.mktemp("kubesim"))
+    tmp = tmp_path_factory.mktemp("kubesim")
+    sim = KubesimProcess.start(tmp, audit_log=tmp / "audit.jsonl", timeout=STARTUP_SECONDS)
     try:
         yield sim
     finally:
-        _stop(sim.process)
+        sim.stop()
 
 
 @pytest.fixture

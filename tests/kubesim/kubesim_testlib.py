@@ -13,9 +13,9 @@ import json
 import os
 import subprocess
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+from gpulab.kubesim.launch import KubesimChild
 
 GHOST_NODE = "ghost-node"
 
@@ -39,13 +39,8 @@ def pod(
     return body
 
 
-@dataclass
-class KubesimProcess:
-    url: str
-    kubeconfig: Path
-    data_dir: Path
-    audit_log: Path
-    process: subprocess.Popen[str]
+class KubesimProcess(KubesimChild):
+    """The session kubesim, with kubectl and kubesim's admin endpoints at hand."""
 
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True

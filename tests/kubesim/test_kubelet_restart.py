@@ -16,35 +16,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from gpulab.kubesim.launch import KubesimChild
 from kubelet_testlib import processes_with, wait_for
-
-READY = "kubesim ready at "
-
-
-def serve(data_dir: Path, log: Path) -> tuple[subprocess.Popen[str], Path]:
-    kubeconfig = data_dir.parent / "kubeconfig"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gpulab.cli",
-            "kubesim",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--kubeconfig",
-            str(kubeconfig),
-        ],  # fmt: skip
-        stdout=subprocess.PIPE,
-        stderr=log.open("a"),
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:  # the child prints READY once it serves, or exits
-        if line.startswith(READY):
-            return proc, kubeconfig
-    raise AssertionError(f"kubesim did not start; see {log}")
 
 
 def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
@@ -54,12 +27,6 @@ def kubectl(kubeconfig: Path, *args: str, stdin: str | None = None) -> str:
     )
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
@@ -73,22 +40,22 @@ def test_sigkilled_kubesim_leaves_nothing_running(tmp_path: Path) -> None:
         "metadata": {"name": "tree"},
         "spec": {"containers": [{"name": "c", "image": "x", "command": ["sh", "-c", script]}]},
     }
-    data_dir, log = tmp_path / "data", tmp_path / "kubesim.log"
-    first, kubeconfig = serve(data_dir, log)
+    log = tmp_path / "kubesim.log"
+    first = KubesimChild.start(tmp_path)
     second = None
     try:
-        kubectl(kubeconfig, "create", "-f", "-", stdin=json.dumps(pod))
+        kubectl(first.kubeconfig, "create", "-f", "-", stdin=json.dumps(pod))
         wait_for("both processes", lambda: len(processes_with(token)) == 2)
-        first.kill()  # SIGKILL: no cleanup at all
-        first.wait()
+        first.process.kill()  # SIGKILL: no cleanup at all
+        first.process.wait()
         # The container's main process dies with kubesim; its background child is orphaned.
         wait_for("the main process to die with kubesim", lambda: len(processes_with(token)) == 1)
-        second, kubeconfig = serve(data_dir, log)
+        second = KubesimChild.start(tmp_path)  # the same data folder
         assert processes_with(token) == []  # reaped before the new kubesim served
         assert "left by an earlier run" in log.read_text()
     finally:
         for proc in (first, second):
             if proc is not None:
-                stop(proc)
+                proc.stop()
         for pid in processes_with(token):
             os.kill(pid, signal.SIGKILL)

@@ -42,7 +42,7 @@ def usage_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubesimProc]:
-    proc = KubesimProc(tmp_path_factory.mktemp("usage-kubesim")).start()
+    proc = KubesimProc.for_usage(tmp_path_factory.mktemp("usage-kubesim"))
     try:
         yield proc
     finally:
