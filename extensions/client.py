@@ -1,4 +1,4 @@
-"""A small synchronous client for the jobs gateway's REST API (docs/internals.md).
+"""A small synchronous client for the jobs gateway's REST API (docs/gateway.md).
 
 Used by the `gpulab jobs` command line and the notebook panel. It finds the gateway and a token
 the way researchers work:

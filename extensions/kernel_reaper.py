@@ -1,4 +1,4 @@
-"""Free GPU memory held by idle kernels (issue #7), without stopping the server.
+"""Free GPU memory held by idle kernels, without stopping the server.
 
 A kernel keeps its GPU memory until it is restarted or shut down. A kernel that holds GPU
 memory (its process tree, per NVML) and has been idle (not executing, no IOPub activity) for

@@ -20,14 +20,17 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
+from gpulab.hub import demo
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
 from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
 
+# The checkout this module runs from, if it does (an editable install). An installed wheel has
+# none: what the platform needs ships as package data (the demo, microceph.sh) or is looked up
+# on PATH (configurable-http-proxy).
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_POLICY = REPO_ROOT / "hub" / "demo" / "policy.yaml"
-DEMO_USERS = REPO_ROOT / "hub" / "demo" / "users.yaml"
 # The launcher's own hub service: it creates users and tokens for demos and tests.
 LAUNCHER_SERVICE = "gpulab-launcher"
 
@@ -43,28 +46,26 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def find_proxy() -> str:
-    """The real configurable-http-proxy: the repo's npm install first, then PATH."""
+    """The real configurable-http-proxy: the checkout's npm install first, then PATH (it is a
+    Node.js program, so a wheel cannot ship it)."""
     local = REPO_ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
     if local.exists():
         return str(local)
     found = shutil.which("configurable-http-proxy")
     if not found:
         raise PlatformError(
-            "configurable-http-proxy not found: run `npm install` in the repository "
-            "(the README's set-up does it)"
+            "configurable-http-proxy not found: put it on PATH "
+            "(`npm install -g configurable-http-proxy`), or run `npm install` in a gpulab "
+            "checkout (the README's set-up does it)"
         )
     return found
 
 
 def find_microceph() -> Path | None:
-    for candidate in (
-        os.environ.get("GPULAB_MICROCEPH_SH"),
-        REPO_ROOT / "tools" / "microceph.sh",
-        REPO_ROOT.parent / "shared" / "tools" / "microceph.sh",
-    ):
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
-    return None
+    """``$GPULAB_MICROCEPH_SH`` if set, else the script shipped in the package."""
+    override = os.environ.get("GPULAB_MICROCEPH_SH")
+    script = Path(override) if override else Path(str(files("gpulab") / "microceph.sh"))
+    return script if script.is_file() else None
 
 
 def ceph_available() -> bool:
@@ -84,7 +85,7 @@ class S3Endpoint:
 @dataclass
 class PlatformConfig:
     state_dir: Path
-    policy_path: Path = DEMO_POLICY
+    policy_path: Path = field(default_factory=demo.policy_file)
     host: str = "127.0.0.1"
     port: int = 8000
     nodes: str = "2x4"
@@ -292,10 +293,7 @@ configure(
 )
 # The services' own hub roles; the user-facing scopes are in the "user" role configure() sets.
 c.JupyterHub.load_roles.extend(gateway_roles() + [culler_roles()[0]])
-# kubesim runs servers from this checkout, where an editable install has no data files: point
-# Jupyter at the repo's config so gpulab's server extension is enabled as in the images.
-c.KubeSpawner.environment.update({{"JUPYTER_CONFIG_PATH": {str(REPO_ROOT / "jupyter-config")!r}}})
-
+{self._jupyter_config_text()}
 c.JupyterHub.bind_url = {self.hub_url + "/"!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.JupyterHub.db_url = "sqlite:///{self.state_dir / "jupyterhub.sqlite"}"
@@ -316,6 +314,17 @@ c.JupyterHub.load_roles.append(
 )
 {self.config.extra_hub_config}
 """
+
+    @staticmethod
+    def _jupyter_config_text() -> str:
+        """Servers run from this Python environment. An installed wheel put the file that
+        enables gpulab's server extension in ``{sys.prefix}/etc/jupyter``, where Jupyter looks;
+        an editable install has no data files, so point Jupyter at the checkout's copy."""
+        checkout = REPO_ROOT / "jupyter-config"
+        if not checkout.is_dir():
+            return ""
+        env = {"JUPYTER_CONFIG_PATH": str(checkout)}
+        return f"c.KubeSpawner.environment.update({env!r})\n"
 
     def _start_hub(self) -> None:
         hub_port = free_port()
@@ -367,10 +376,10 @@ c.JupyterHub.load_roles.append(
         raise PlatformError(f"JupyterHub did not answer in 90 s; log: {proc.log_path}")
 
     def _create_demo_users(self) -> None:
-        """The demo accounts of hub/demo/users.yaml, with their hub groups (local mode only)."""
+        """The demo accounts (:func:`gpulab.hub.demo.users_file`) with their hub groups."""
         import yaml
 
-        document = yaml.safe_load(DEMO_USERS.read_text()) or {}
+        document = yaml.safe_load(demo.users_file().read_text()) or {}
         for user in document.get("users", []):
             name = user["name"]
             with contextlib.suppress(urllib.error.HTTPError):

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--policy",
         type=Path,
         default=None,
-        help="policy file (default: the demo policy, hub/demo/policy.yaml)",
+        help="policy file (default: the demo policy shipped with gpulab)",
     )
     parser.add_argument(
         "--nodes",
@@ -41,12 +41,13 @@ def run(args: argparse.Namespace) -> int:
     import yaml
     from rich.console import Console
 
-    from gpulab.platform import DEMO_POLICY, REPO_ROOT, LocalPlatform, PlatformConfig, PlatformError
+    from gpulab.hub import demo
+    from gpulab.platform import LocalPlatform, PlatformConfig, PlatformError
 
     console = Console()
     config = PlatformConfig(
         state_dir=args.state_dir,
-        policy_path=(args.policy or DEMO_POLICY).resolve(),
+        policy_path=(args.policy or demo.policy_file()).resolve(),
         port=args.port,
         nodes=args.nodes,
         s3=not args.no_s3,
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except PlatformError as exc:
         console.print(f"[red]gpulab up failed:[/red] {exc}")
         return 1
-    users = yaml.safe_load((REPO_ROOT / "hub" / "demo" / "users.yaml").read_text())["users"]
+    users = yaml.safe_load(demo.users_file().read_text())["users"]
     console.print(f"\n[bold green]gpulab is up:[/bold green] {platform.hub_url}/")
     console.print("Log in as one of the demo users (password: [bold]gpulab[/bold]):")
     for user in users:

@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from gpulab.kubesim.store import ApiError, Store, now_rfc3339, resource
 
 log = logging.getLogger(__name__)
-
-
-def now_micro() -> str:
-    """RFC3339 with microseconds, the precision of ``eventTime`` (MicroTime)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class EventRecorder:

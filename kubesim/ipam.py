@@ -39,10 +39,6 @@ class IpPool:
         self._next = first
         self._owned: dict[str, tuple[str, int | None]] = {}  # pod uid -> (ip, lock fd)
 
-    def ip_of(self, uid: str) -> str | None:
-        owned = self._owned.get(uid)
-        return owned[0] if owned else None
-
     def allocate(self, uid: str) -> str:
         """The pod's address (the same one if it already has one); RuntimeError when full."""
         if uid in self._owned:

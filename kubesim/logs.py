@@ -25,13 +25,6 @@ POLL_SECONDS = 0.1
 LogDir = Callable[[str, str, str], Path]
 
 
-def default_log_dir(data_dir: Path) -> LogDir:
-    def log_dir(namespace: str, name: str, uid: str) -> Path:
-        return data_dir / "pods" / f"{namespace}_{name}_{uid}" / "logs"
-
-    return log_dir
-
-
 def _flag(request: web.Request, name: str) -> bool:
     return request.query.get(name, "").lower() in ("true", "1")
 

@@ -1,10 +1,9 @@
 """``KubeSim``: config + store + HTTP API + controllers, and the ``gpulab kubesim serve`` loop.
 
-The controllers (scheduler, kubelet, job controller) live in ``gpulab.kubesim.controllers``
-and are started with ``start_controllers(store, config)``; their ``stop()`` kills every pod
-process, so stopping KubeSim (or SIGINT/SIGTERM on ``serve``) never leaves processes behind.
-If that module is not present, KubeSim serves the API alone and registers the configured
-nodes itself so that reads of nodes still work.
+The controllers (nodes, scheduler, kubelet, job controller) live in
+``gpulab.kubesim.controllers`` and are started with ``start_controllers(store, config)``; their
+``stop()`` kills every pod process, so stopping KubeSim (or SIGINT/SIGTERM on ``serve``) never
+leaves processes behind.
 """
 
 from __future__ import annotations
@@ -12,77 +11,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import ipaddress
 import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 from aiohttp import web
 from gpulab.kubesim import admission
 from gpulab.kubesim.audit import Audit
-from gpulab.kubesim.config import KubesimConfig, NodeConfig, parse_nodes
-from gpulab.kubesim.logs import default_log_dir
+from gpulab.kubesim.config import KubesimConfig, parse_nodes
+from gpulab.kubesim.controllers import Controllers, start_controllers
 from gpulab.kubesim.quota import QuotaController
 from gpulab.kubesim.server import ApiServer
-from gpulab.kubesim.store import Store, now_rfc3339, resource
-
-log = logging.getLogger("gpulab.kubesim")
-
-
-class Controllers(Protocol):
-    async def stop(self) -> None: ...
-
-    def log_dir(self, namespace: str, name: str, uid: str) -> Path: ...
-
-
-def _load_controllers() -> Any:
-    """The controllers module, or None if it is not in this tree (yet)."""
-    try:
-        return importlib.import_module("gpulab.kubesim.controllers")
-    except ModuleNotFoundError as e:
-        if e.name == "gpulab.kubesim.controllers":
-            return None
-        raise
-
-
-def node_object(node: NodeConfig) -> dict[str, Any]:
-    """A Node as the API shows it, for when no kubelet registers the nodes."""
-    capacity = {"cpu": node.cpu, "memory": node.memory, "pods": "110"}
-    if node.gpus:
-        capacity[node.gpu_resource] = str(node.gpus)
-    labels = {
-        "kubernetes.io/hostname": node.name,
-        "kubernetes.io/os": "linux",
-        "kubernetes.io/arch": "amd64",
-        **({"nvidia.com/gpu.product": node.gpu_product} if node.gpus else {}),
-        **node.labels,
-    }
-    return {
-        "metadata": {"name": node.name, "labels": labels},
-        "spec": {"taints": node.taints} if node.taints else {},
-        "status": {
-            "capacity": capacity,
-            "allocatable": dict(capacity),
-            "conditions": [
-                {
-                    "type": "Ready",
-                    "status": "True",
-                    "reason": "KubeletReady",
-                    "lastHeartbeatTime": now_rfc3339(),
-                    "lastTransitionTime": now_rfc3339(),
-                }
-            ],
-            "nodeInfo": {
-                "kubeletVersion": "v1.31.0",
-                "operatingSystem": "linux",
-                "architecture": "amd64",
-            },
-        },
-    }
+from gpulab.kubesim.store import Store
 
 
 def kubeconfig(url: str) -> dict[str, Any]:
@@ -130,16 +74,8 @@ class KubeSim:
         # Build the schema validators off the loop; the first requests may briefly wait.
         warm = asyncio.get_running_loop().run_in_executor(None, admission.warm_up)
         self._quota = QuotaController(self.store)
-        module = _load_controllers()
-        if module is not None:
-            self.controllers = await module.start_controllers(self.store, self.config)
-            log_dir = self.controllers.log_dir
-        else:
-            log.warning("gpulab.kubesim.controllers not found: serving the API without a kubelet")
-            for node in self.config.nodes:
-                self.store.create(resource("nodes"), None, node_object(node))
-            log_dir = default_log_dir(self.config.data_dir)
-        self.api = ApiServer(self.store, log_dir=log_dir, audit=self.audit)
+        self.controllers = await start_controllers(self.store, self.config)
+        self.api = ApiServer(self.store, log_dir=self.controllers.log_dir, audit=self.audit)
         self._runner = web.AppRunner(
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )

@@ -100,21 +100,6 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     return LabelSelector(tuple(reqs))
 
 
-def label_selector_from_dict(selector: dict[str, Any] | None) -> LabelSelector:
-    """A ``metav1.LabelSelector`` (matchLabels + matchExpressions) as a :class:`LabelSelector`."""
-    if not selector:
-        return LabelSelector(())
-    reqs = [
-        Requirement(k, "=", frozenset([v])) for k, v in (selector.get("matchLabels") or {}).items()
-    ]
-    ops = {"In": "in", "NotIn": "notin", "Exists": "exists", "DoesNotExist": "!"}
-    for expr in selector.get("matchExpressions") or []:
-        reqs.append(
-            Requirement(expr["key"], ops[expr["operator"]], frozenset(expr.get("values") or []))
-        )
-    return LabelSelector(tuple(reqs))
-
-
 def _path(*keys: str) -> Callable[[dict[str, Any]], str]:
     def get(obj: dict[str, Any]) -> str:
         cur: Any = obj

@@ -128,13 +128,6 @@ def resource(plural: str, group: str = "") -> ResourceType:
     return RESOURCES[(group, plural)]
 
 
-def by_kind(kind: str, group: str = "") -> ResourceType | None:
-    for rt in RESOURCES.values():
-        if rt.kind == kind and rt.group == group:
-            return rt
-    return None
-
-
 class WatchEvent(NamedTuple):
     type: str  # ADDED | MODIFIED | DELETED | BOOKMARK | ERROR
     object: dict[str, Any]

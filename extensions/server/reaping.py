@@ -1,4 +1,4 @@
-"""Wire :class:`gpulab.extensions.kernel_reaper.KernelReaper` into the server (issue #7).
+"""Wire :class:`gpulab.extensions.kernel_reaper.KernelReaper` into the server.
 
 Rules come from the culler's status answer (``kernels: {gpu_idle_after_seconds, action,
 warn_before_seconds}``) when it carries them, else from the environment

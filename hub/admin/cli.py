@@ -18,11 +18,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def register(name: str, module: str, help_text: str) -> None:
-    """Add an ``gpulab admin NAME`` command implemented by ``module``."""
-    COMMANDS[name] = (module, help_text)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="admin_command", metavar="ADMIN_COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

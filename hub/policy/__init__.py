@@ -1,6 +1,6 @@
 """The admin's policy: groups, profiles, GPU types, storage, catalogue source and S3.
 
-See docs/policy.md for the schema and docs/internals.md for the contract::
+See docs/policy.md for the schema. In short::
 
     from gpulab.hub.policy import Policy, PolicyError, load_policy, parse_policy, PolicyFile
     policy = load_policy("policy.yaml")

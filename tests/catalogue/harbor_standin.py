@@ -1,4 +1,5 @@
-"""A Harbor v2 stand-in: the part of /work/shared/refs/harbor-swagger.yaml the catalogue uses.
+"""A Harbor v2 stand-in: the part of Harbor's REST API (its swagger, ``api/v2.0/swagger.yaml`` in
+goharbor/harbor) that the catalogue uses.
 
 Real HTTP (aiohttp) on 127.0.0.1 and a free port, in its own thread and event loop, so that it
 answers while the code under test blocks or waits.

@@ -1,6 +1,6 @@
 """A real Ceph S3 gateway (RGW) for the tests in this folder, started once per session.
 
-``ceph_s3`` runs the repo's ``tools/microceph.sh start`` (or ``$GPULAB_MICROCEPH_SH``) with its
+``ceph_s3`` runs ``gpulab/microceph.sh start`` (or ``$GPULAB_MICROCEPH_SH``) with its
 own ``MC_DIR`` under pytest's tmp dir and free ports, with an HTTPS endpoint too, and yields
 the endpoints and the keys of its two users (alice, bob). It stops the cluster at the end.
 Tests are skipped, with the reason, only when the Ceph packages are not installed
@@ -58,9 +58,9 @@ def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
         )
     from gpulab.platform import find_microceph
 
-    script = find_microceph()  # the repo's tools/microceph.sh unless $GPULAB_MICROCEPH_SH
+    script = find_microceph()  # gpulab/microceph.sh unless $GPULAB_MICROCEPH_SH
     if script is None:
-        pytest.fail("microceph.sh not found (tools/microceph.sh, or set $GPULAB_MICROCEPH_SH)")
+        pytest.fail("microceph.sh not found (gpulab/microceph.sh, or set $GPULAB_MICROCEPH_SH)")
     mc_dir = tmp_path_factory.mktemp("microceph") / "cluster"
     env = {
         **os.environ,

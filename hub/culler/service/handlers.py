@@ -1,4 +1,4 @@
-"""HTTP handlers of the culler service (docs/internals.md, "Culler service API").
+"""HTTP handlers of the culler service (docs/admin.md, "The culler service").
 
 Identity comes from the hub only (``HubOAuthenticated``: a token or the hub OAuth cookie);
 groups and the admin flag from the hub's user model, read with the service's own token

@@ -1,4 +1,4 @@
-"""The REST API's tornado handlers (docs/internals.md, "Jobs gateway REST API").
+"""The REST API's tornado handlers (docs/gateway.md, "REST API").
 
 Every handler authenticates first (:meth:`BaseHandler.prepare`): the caller's identity comes
 from the hub (token or OAuth cookie), never from the request. Errors are JSON

@@ -1,7 +1,7 @@
 """A job's state for people, from its Kubernetes objects (pure, no I/O).
 
 ``job_view(job, pods)`` turns a ``batch/v1`` Job (raw API JSON, as the watch cache holds it)
-and its pods into the gateway's Job JSON (docs/internals.md): state ``Pending | Running |
+and its pods into the gateway's Job JSON (docs/gateway.md): state ``Pending | Running |
 Succeeded | Failed | Cancelled``, a message, times and the exit code. Everything comes from
 labels, annotations and status, so a restarted gateway computes the same answer.
 """
