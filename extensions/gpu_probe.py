@@ -30,9 +30,10 @@ import logging
 import os
 import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from gpulab.wire.activity import GpuProcess, GpuSample
 
 __all__ = [
     "FakeProbe",
@@ -49,39 +50,6 @@ log = logging.getLogger(__name__)
 
 ENV = "GPULAB_GPU_PROBE"
 DEFAULT_MEMORY_TOTAL = 80 * 1024**3
-
-
-@dataclass(frozen=True)
-class GpuProcess:
-    pid: int
-    used_memory_bytes: int
-
-
-@dataclass(frozen=True)
-class GpuSample:
-    index: int
-    uuid: str
-    utilization_pct: float
-    memory_used_bytes: int
-    memory_total_bytes: int
-    processes: list[GpuProcess] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> GpuSample:
-        return cls(
-            index=int(d["index"]),
-            uuid=str(d["uuid"]),
-            utilization_pct=float(d["utilization_pct"]),
-            memory_used_bytes=int(d["memory_used_bytes"]),
-            memory_total_bytes=int(d["memory_total_bytes"]),
-            processes=[
-                GpuProcess(int(p["pid"]), int(p["used_memory_bytes"]))
-                for p in d.get("processes", ())
-            ],
-        )
 
 
 @runtime_checkable

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from gpulab.wire.jobs import CANCELLABLE_STATES, JobState
+
 from .client import ClientConfig, ConfigError, GatewayClient, GatewayError
 
 __all__ = [
@@ -31,14 +33,13 @@ __all__ = [
     "parse_parameters",
 ]
 
-STATE_COLOURS = {
+STATE_COLOURS: dict[JobState, str] = {
     "Pending": "#b08900",
     "Running": "#2f6fdf",
     "Succeeded": "#2e8b3e",
     "Failed": "#c62828",
     "Cancelled": "#777777",
 }
-ACTIVE_STATES = ("Pending", "Running")
 
 
 class PanelError(ValueError):
@@ -46,10 +47,6 @@ class PanelError(ValueError):
 
 
 # ----------------------------------------------------------------------------- pure helpers
-
-
-# States in which a job still runs or waits, so cancelling means something.
-CANCELLABLE_STATES = ("Pending", "Running")
 
 
 def parse_value(text: str) -> Any:

@@ -264,26 +264,25 @@ class LocalPlatform:
         kubeconfig = str(self.kubeconfig)
         return f"""# Written by gpulab's local launcher; edit the policy, not this file.
 from gpulab.hub.config import configure
-from gpulab.hub.culler.service import roles as culler_roles
-from gpulab.hub.culler.service import service_definition as culler_service
-from gpulab.hub.jobs.gateway.registration import roles as gateway_roles
-from gpulab.hub.jobs.gateway.registration import service_definition as gateway_service
+from gpulab.hub.services import CULLER, GATEWAY, service_definition, service_roles
 
 configure(
     c,
     policy_path={policy!r},
     local=True,
     services=[
-        gateway_service(
-            policy_path={policy!r},
+        service_definition(
+            GATEWAY,
             port={free_port()},
+            policy_path={policy!r},
             namespace="default",
             kubeconfig={kubeconfig!r},
             public_url={self.hub_url + "/services/jobs-gateway/"!r},
         ),
-        culler_service(
-            policy_path={policy!r},
+        service_definition(
+            CULLER,
             port={free_port()},
+            policy_path={policy!r},
             namespace="default",
             kubeconfig={kubeconfig!r},
             interval={self.config.cull_interval!r},
@@ -292,7 +291,7 @@ configure(
     ],
 )
 # The services' own hub roles; the user-facing scopes are in the "user" role configure() sets.
-c.JupyterHub.load_roles.extend(gateway_roles() + [culler_roles()[0]])
+c.JupyterHub.load_roles.extend(service_roles(GATEWAY, CULLER))
 {self._jupyter_config_text()}
 c.JupyterHub.bind_url = {self.hub_url + "/"!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"

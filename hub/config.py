@@ -14,9 +14,10 @@ up``, tests)::
 shared-password authenticator with the demo users' groups). OIDC from the environment or
 ``oidc={...}``: :func:`oidc_settings`.
 
-Later services (the jobs gateway, the culler) are registered with ``services=[...]`` (JupyterHub
-service dicts) or appended to ``c.JupyterHub.services`` after this call; the ``user`` role and
-the servers' tokens already carry ``access:services`` for them.
+gpulab's services (the jobs gateway, the culler) are registered with ``services=[...]``
+(entries from :func:`gpulab.hub.services.service_definition`) or appended to
+``c.JupyterHub.services`` after this call; the ``user`` role and the servers' tokens already
+carry ``access:services`` for them (:mod:`gpulab.hub.services`).
 """
 
 from __future__ import annotations
@@ -26,22 +27,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GPULAB_SERVICES", "configure", "oidc_settings", "user_scopes"]
+from .services import server_token_scopes, user_scopes
+from .shared_policy import shared_policy_file
+
+__all__ = ["SPAWNER_CLASS", "configure", "oidc_settings"]
 
 REPO_HUB = Path(__file__).resolve().parent
-GPULAB_SERVICES = ("jobs-gateway", "culler")
-SERVICE_SCOPES = [f"access:services!service={name}" for name in GPULAB_SERVICES]
-
-
-def user_scopes() -> list[str]:
-    """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services."""
-    return ["self", *SERVICE_SCOPES]
-
-
-def server_token_scopes() -> list[str]:
-    """The server's ``$JUPYTERHUB_API_TOKEN``: JupyterHub's default server scopes plus access
-    to gpulab's services (the panel submits jobs, the extension reports activity)."""
-    return ["users:activity!user", "access:servers!server", *SERVICE_SCOPES]
+# JupyterHub imports the spawner by name: the hub configuration never imports notebook- or
+# spawner-side code itself.
+SPAWNER_CLASS = "gpulab.spawner.GPULabSpawner"
 
 
 def oidc_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
@@ -122,8 +116,6 @@ def _allow_named_servers(policy_path: str) -> bool:
 def _named_server_limit(handler: Any) -> int:
     """``JupyterHub.named_server_limit_per_user``: the policy's ``named_servers`` for the
     requesting user (0 = JupyterHub's "unlimited"; GPULabSpawner then refuses named servers)."""
-    from gpulab.spawner.spawner import hub_state  # noqa: PLC0415
-
     user = handler.current_user
     if not hasattr(user, "groups"):  # a service (or nobody): GPULabSpawner still checks
         return 0
@@ -132,7 +124,7 @@ def _named_server_limit(handler: Any) -> int:
     )
     if not path:
         return 0
-    ent = hub_state(str(path)).policy.entitlement([g.name for g in user.groups])
+    ent = shared_policy_file(str(path)).policy.entitlement([g.name for g in user.groups])
     return ent.named_servers if ent else 0
 
 
@@ -158,15 +150,13 @@ def configure(
     with ``local=True``); else, locally, the shared password + demo groups; else whatever the
     chart configured.
     """
-    from gpulab.spawner import GPULabSpawner  # noqa: PLC0415
-
     path = str(policy_path or os.environ.get("GPULAB_POLICY", ""))
     if not path:
         raise ValueError("gpulab: no policy file (give policy_path= or set $GPULAB_POLICY)")
     path = str(Path(path).resolve())
     os.environ["GPULAB_POLICY"] = path  # services started by the hub read it too
 
-    c.JupyterHub.spawner_class = GPULabSpawner
+    c.JupyterHub.spawner_class = SPAWNER_CLASS
     c.GPULabSpawner.policy_path = path
     c.JupyterHub.cleanup_servers = False  # servers are detached: they outlive a hub restart
     c.JupyterHub.allow_named_servers = _allow_named_servers(path)

@@ -34,6 +34,7 @@ from typing import Any
 
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
+from gpulab.hub.shared_policy import shared_policy_file
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 from tornado import web
@@ -162,9 +163,7 @@ def hub_state(policy_path: str) -> HubState:
     """The shared state for a policy file (loaded on first use; raises PolicyError)."""
     state = _states.get(policy_path)
     if state is None:
-        state = _states[policy_path] = HubState(
-            PolicyFile(policy_path, logging.getLogger("gpulab.policy"))
-        )
+        state = _states[policy_path] = HubState(shared_policy_file(policy_path))
     return state
 
 

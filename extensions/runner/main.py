@@ -36,9 +36,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from gpulab.wire.runner import (
+    CREDENTIAL_FILE,
+    ENV_HOME,
+    ENV_JOB_ID,
+    ENV_JOB_SPEC,
+    ENV_OUTPUT_DIR,
+    ENV_UPLOAD_DIR,
+    UPLOAD_MOUNT,
+)
+
 RUNNER_ERROR = 125
-DEFAULT_UPLOAD_DIR = "/var/run/gpulab/upload"
-CREDENTIAL_FILE = "credential.json"
+DEFAULT_UPLOAD_DIR = UPLOAD_MOUNT  # where the gateway mounts the credential
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -91,17 +100,17 @@ class RunnerConfig:
         from gpulab.hub.jobs.ids import is_job_id
         from gpulab.hub.jobs.spec import SpecError, parse_job_spec
 
-        raw = Path(args.spec_file).read_text() if args.spec_file else env.get("GPULAB_JOB_SPEC")
+        raw = Path(args.spec_file).read_text() if args.spec_file else env.get(ENV_JOB_SPEC)
         if not raw:
             raise RunnerError("no job spec: $GPULAB_JOB_SPEC is not set")
         try:
             spec = parse_job_spec(raw, "application/json")
         except SpecError as exc:
             raise RunnerError(f"invalid job spec: {exc}") from None
-        job_id = args.job_id or env.get("GPULAB_JOB_ID", "")
+        job_id = args.job_id or env.get(ENV_JOB_ID, "")
         if not is_job_id(job_id):
             raise RunnerError(f"invalid or missing job id ($GPULAB_JOB_ID={job_id!r})")
-        home = Path(args.home or env.get("GPULAB_HOME") or env.get("HOME") or "")
+        home = Path(args.home or env.get(ENV_HOME) or env.get("HOME") or "")
         if not home.is_absolute() or not home.is_dir():
             raise RunnerError(f"the home {str(home)!r} is not a directory")
 
@@ -115,7 +124,7 @@ class RunnerConfig:
             job_id=job_id,
             spec=spec,
             home=home,
-            upload_dir=Path(args.upload_dir or env.get("GPULAB_UPLOAD_DIR") or DEFAULT_UPLOAD_DIR),
+            upload_dir=Path(args.upload_dir or env.get(ENV_UPLOAD_DIR) or DEFAULT_UPLOAD_DIR),
             attempts=max(1, int(number("GPULAB_UPLOAD_ATTEMPTS", 5))),
             backoff=max(0.0, number("GPULAB_UPLOAD_BACKOFF", 2.0)),
             kill_after=max(0.0, number("GPULAB_KILL_AFTER", 30.0)),
@@ -315,9 +324,9 @@ class Runner:
             outcome.finished = _now()
             return outcome, executed
         env = dict(os.environ)
-        env["GPULAB_OUTPUT_DIR"] = str(cfg.output_dir)
+        env[ENV_OUTPUT_DIR] = str(cfg.output_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        env.pop("GPULAB_JOB_SPEC", None)
+        env.pop(ENV_JOB_SPEC, None)
         for sig in _FORWARDED:
             signal.signal(sig, self._on_signal)
         try:

@@ -19,6 +19,8 @@ import copy
 import json
 from typing import Any
 
+from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT
+
 from ..names import escape_username
 from ..policy import Entitlement, Policy, ProfilePolicy
 from ..workload.labels import (
@@ -54,10 +56,7 @@ __all__ = [
     "with_owner",
 ]
 
-RUNNER_COMMAND = ["gpulab-job-runner"]
 CONTAINER_NAME = "job"
-UPLOAD_MOUNT = "/var/run/gpulab/upload"
-CREDENTIAL_FILE = "credential.json"
 TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
 
 

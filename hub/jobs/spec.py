@@ -396,9 +396,15 @@ def _quantity_text(value: Any, kind: Literal["cpu", "memory"]) -> str:
     return text
 
 
-Duration = Annotated[int, BeforeValidator(_duration)]
-CpuQuantity = Annotated[str, BeforeValidator(lambda v: _quantity_text(v, "cpu"))]
-MemoryQuantity = Annotated[str, BeforeValidator(lambda v: _quantity_text(v, "memory"))]
+# json_schema_input_type: what a researcher may write (the OpenAPI document is generated
+# from this model), not what the validator turns it into.
+Duration = Annotated[int, BeforeValidator(_duration, json_schema_input_type=str | int)]
+CpuQuantity = Annotated[
+    str, BeforeValidator(lambda v: _quantity_text(v, "cpu"), json_schema_input_type=str | float)
+]
+MemoryQuantity = Annotated[
+    str, BeforeValidator(lambda v: _quantity_text(v, "memory"), json_schema_input_type=str | float)
+]
 
 JSONScalar = None | bool | int | float | str
 

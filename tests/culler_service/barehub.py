@@ -54,13 +54,15 @@ class BareHub:
         culler = ""
         if self.culler:
             culler = f"""
-from gpulab.hub.culler.service import service_definition, roles, SERVER_TOKEN_SCOPES
+from gpulab.hub.services import (
+    CULLER, server_token_scopes, service_definition, service_roles, user_scopes)
 c.JupyterHub.services.append(service_definition(
-    policy_path={str(self.policy)!r}, port={self.culler_port}, interval={self.interval},
+    CULLER, policy_path={str(self.policy)!r}, port={self.culler_port}, interval={self.interval},
     dry_run={self.dry_run}, db_url={self.db_url!r},
     kubeconfig={str(self.kubeconfig) if self.kubeconfig else None!r}))
-c.JupyterHub.load_roles.extend(roles())
-c.Spawner.server_token_scopes = SERVER_TOKEN_SCOPES
+c.JupyterHub.load_roles.extend(service_roles(CULLER))
+c.JupyterHub.load_roles.append({{"name": "user", "scopes": user_scopes([CULLER])}})
+c.Spawner.server_token_scopes = server_token_scopes([CULLER])
 """
         return f"""
 import sys

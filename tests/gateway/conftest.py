@@ -23,7 +23,7 @@ def gw(platform) -> Iterator[GatewayEnv]:
     if platform.s3 is None:
         pytest.skip("no Ceph S3 gateway on this machine (ceph-mon, ceph-osd, radosgw)")
     config_text = (platform.state_dir / "jupyterhub_config.py").read_text()
-    match = re.search(r"gateway_service\((.*?)\)", config_text, re.S)
+    match = re.search(r"service_definition\(\s*GATEWAY,(.*?)\)", config_text, re.S)
     assert match, "the platform does not register the jobs gateway"
     port = int(re.search(r"port=(\d+)", match.group(1)).group(1))
     # The dataset claim comes from the launcher (as an admin provisions it); each user's home

@@ -240,7 +240,7 @@ def test_stock_culler_is_off(full: dict[str, Any]) -> None:
 
 
 def test_roles_use_real_scopes_and_match_the_services_code(full: dict[str, Any]) -> None:
-    from gpulab.hub.culler import service as culler_service
+    from gpulab.hub.services import CULLER, GATEWAY, service_roles
     from jupyterhub.scopes import scope_definitions
 
     roles = full["hub"]["loadRoles"]
@@ -257,18 +257,14 @@ def test_roles_use_real_scopes_and_match_the_services_code(full: dict[str, Any])
     # jupyterhub-idle-culler's documented role, without admin:users (we never delete users)
     assert {"list:users", "read:servers", "delete:servers"} <= culler
     # ... and what the culler's code asks for, with "servers" narrowed to read + delete
-    code = next(r for r in culler_service.roles() if r["name"] == "gpulab-culler")["scopes"]
+    code = next(r for r in service_roles(CULLER) if r["name"] == "gpulab-culler")["scopes"]
     narrowed = {s for s in code if s != "servers"}
     if "servers" in code:
         narrowed |= {"read:servers", "delete:servers"}
     assert culler == narrowed
     gateway = set(roles["gpulab-jobs-gateway"]["scopes"])
     assert not any(s.startswith(("delete:", "start:", "servers")) for s in gateway)
-    try:
-        from gpulab.hub.jobs.gateway import registration
-    except ImportError:  # the gateway package is not there yet
-        return
-    assert gateway == set(registration.SERVICE_SCOPES)
+    assert gateway == set(GATEWAY.scopes)
 
 
 def test_policy_is_mounted_as_a_directory(full: dict[str, Any]) -> None:

@@ -1,74 +1,118 @@
 """The culler service process: ``python -m gpulab.hub.culler.service``.
 
-Runs as a JupyterHub managed service (the hub gives it ``JUPYTERHUB_API_TOKEN``,
-``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_URL`` and ``JUPYTERHUB_SERVICE_PREFIX``): a tornado
-app with the culler API and the admin dashboard, a cull cycle every ``--interval`` seconds, the
-policy file watched for changes and, when Kubernetes is reachable, the usage recorder.
+Runs as a JupyterHub managed service: a tornado app with the culler API and the admin
+dashboard, a cull cycle every ``interval`` seconds, the policy file watched for changes and,
+when Kubernetes is reachable, the usage recorder. Configured like every gpulab hub service
+(:mod:`gpulab.hub.service_app`): ``--policy``, ``--interval``, ``--page-size``, ``--dry-run``,
+``--db``, ``--kubeconfig``, ``--namespace``, ``--port``, or ``--CullerApp.<trait>=...``, a
+config file (``-f``/``--config``), or the environment the hub gives the service.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, ClassVar
 
 from gpulab.hub.policy import PolicyFile
 from gpulab.hub.usage.models import default_db_url, make_engine
 from gpulab.hub.usage.recorder import UsageRecorder
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
+from traitlets import Bool, Float, Integer, Unicode, default
 
+from ...service_app import ServiceApp, cancel_and_wait, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
 from .hub_client import HubClient
 from .kube import KubeAccess
 from .overview import build_overview
 
-__all__ = ["build_parser", "main", "make_app"]
+__all__ = ["CullerApp", "main", "make_app"]
 
 log = logging.getLogger("gpulab.culler")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m gpulab.hub.culler.service",
-        description="gpulab's GPU-aware culler, usage recorder and admin dashboard "
-        "(a JupyterHub service).",
+class CullerApp(ServiceApp):
+    name = "gpulab-culler"
+    description = (
+        "gpulab's GPU-aware culler, usage recorder and admin dashboard (a JupyterHub service)."
     )
-    p.add_argument(
-        "--policy",
-        default=os.environ.get("GPULAB_POLICY"),
-        required=False,
-        help="policy file (default: $GPULAB_POLICY)",
-    )
-    p.add_argument("--interval", type=float, default=60.0, help="seconds between cull cycles")
-    p.add_argument("--page-size", type=int, default=200, help="users per hub API page")
-    p.add_argument("--dry-run", action="store_true", help="decide and log, never stop servers")
-    p.add_argument(
-        "--db",
-        default=None,
+    default_url = "http://127.0.0.1:10101"
+    default_prefix = "/services/culler/"
+
+    interval = Float(60.0, help="seconds between cull cycles").tag(config=True)
+    page_size = Integer(200, help="users per hub API page").tag(config=True)
+    dry_run = Bool(False, help="decide and log, never stop servers").tag(config=True)
+    db_url = Unicode(
         help="usage DB URL (default: $GPULAB_USAGE_DB or "
-        "sqlite:///gpulab-usage.sqlite in the hub's directory)",
+        "sqlite:///gpulab-usage.sqlite in the hub's directory)"
+    ).tag(config=True)
+    kubeconfig = Unicode(
+        help="kubeconfig (default: $KUBECONFIG, else in-cluster, else no usage recording)"
+    ).tag(config=True)
+    namespace = Unicode(
+        help="namespace of gpulab pods (default $GPULAB_NAMESPACE; empty: all)"
+    ).tag(config=True)
+
+    aliases: ClassVar[dict[Any, Any]] = service_aliases(
+        "CullerApp",
+        interval="interval",
+        **{"page-size": "page_size"},
+        db="db_url",
+        kubeconfig="kubeconfig",
+        namespace="namespace",
     )
-    p.add_argument(
-        "--kubeconfig",
-        default=None,
-        help="kubeconfig (default: $KUBECONFIG, else in-cluster, else no usage recording)",
-    )
-    p.add_argument(
-        "--namespace",
-        default=os.environ.get("GPULAB_NAMESPACE"),
-        help="namespace of gpulab pods (default: all)",
-    )
-    p.add_argument(
-        "--port", type=int, default=None, help="listen port (default: from $JUPYTERHUB_SERVICE_URL)"
-    )
-    return p
+    flags: ClassVar[dict[Any, Any]] = {
+        **ServiceApp.flags,
+        "dry-run": ({"CullerApp": {"dry_run": True}}, "decide and log, never stop servers"),
+    }
+
+    @default("namespace")
+    def _namespace_default(self) -> str:
+        return os.environ.get("GPULAB_NAMESPACE", "")
+
+    @default("log_level")
+    def _log_level_default(self) -> int:
+        # Every decision is logged with its reason: that log is the culler's audit trail.
+        return logging.INFO
+
+    async def serve(self) -> None:
+        policy_file = PolicyFile(self.require_policy(), log)
+        if not self.api_token:
+            raise SystemExit("no hub API token: set JUPYTERHUB_API_TOKEN (the hub does)")
+        hub = HubClient(self.hub_api_url, self.api_token, page_size=self.page_size)
+        culler = Culler(hub, lambda: policy_file.policy, dry_run=self.dry_run)
+        engine = make_engine(self.db_url or default_db_url())
+        namespace = self.namespace or None
+        kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
+        recorder = None
+        if kube is not None:
+            recorder = UsageRecorder(engine, kube.api_client, namespace)
+            recorder.start()
+        else:
+            log.warning("no Kubernetes configuration: usage is not recorded")
+        app = make_app(culler, engine, kube, policy_file, self.service_prefix)
+        server = self.listen(app, max_body_size=1024 * 1024)
+        log.info(
+            "culler service on %s%s (interval %.0fs%s)",
+            self.service_url,
+            self.service_prefix,
+            self.interval,
+            ", DRY RUN" if self.dry_run else "",
+        )
+        watcher = asyncio.create_task(policy_file.watch(5.0))
+        cycles = asyncio.create_task(_cycles(culler, self.interval))
+        await until_stopped()
+        server.stop()
+        await cancel_and_wait(watcher, cycles)
+        if recorder is not None:
+            await recorder.stop()
+        if kube is not None:
+            await kube.close()
+        await hub.close()
+        engine.dispose()
 
 
 def make_app(
@@ -111,57 +155,6 @@ async def _cycles(culler: Culler, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-async def serve(args: argparse.Namespace) -> None:
-    policy_path = args.policy
-    if not policy_path:
-        raise SystemExit("no policy: pass --policy or set GPULAB_POLICY")
-    policy_file = PolicyFile(policy_path, log)
-    api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-    hub = HubClient(api_url, os.environ["JUPYTERHUB_API_TOKEN"], page_size=args.page_size)
-    culler = Culler(hub, lambda: policy_file.policy, dry_run=args.dry_run)
-    engine = make_engine(args.db or default_db_url())
-    kube = await KubeAccess.connect(args.kubeconfig, args.namespace)
-    recorder = None
-    if kube is not None:
-        recorder = UsageRecorder(engine, kube.api_client, args.namespace)
-        recorder.start()
-    else:
-        log.warning("no Kubernetes configuration: usage is not recorded")
-    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/culler/")
-    app = make_app(culler, engine, kube, policy_file, prefix)
-    url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
-    port = args.port or url.port or 10101
-    server = app.listen(port, address=url.hostname or "127.0.0.1", max_body_size=1024 * 1024)
-    log.info(
-        "culler service on %s:%d%s (interval %.0fs%s)",
-        url.hostname,
-        port,
-        prefix,
-        args.interval,
-        ", DRY RUN" if args.dry_run else "",
-    )
-    watcher = asyncio.create_task(policy_file.watch(5.0))
-    cycles = asyncio.create_task(_cycles(culler, args.interval))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.stop()
-    for task in (watcher, cycles):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    if recorder is not None:
-        await recorder.stop()
-    if kube is not None:
-        await kube.close()
-    await hub.close()
-    engine.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = build_parser().parse_args(argv)
-    asyncio.run(serve(args))
+    CullerApp.launch_instance(argv)
     return 0

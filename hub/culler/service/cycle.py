@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from gpulab.extensions.activity import ActivityReport
 from gpulab.hub.culler.rules import (
     CullRules,
     Decision,
@@ -29,7 +28,9 @@ from gpulab.hub.culler.rules import (
     decide_job,
     describe,
 )
-from gpulab.hub.culler.state import CullStatus, ServerBook
+from gpulab.hub.culler.state import CullStatus, GpuIdleTracker, ServerBook
+
+from gpulab.wire.activity import ActivityReport
 
 from .hub_client import HubClient
 
@@ -111,10 +112,13 @@ class CycleResult:
 
 @dataclass
 class _JobState:
+    """One job's GPU-idle record. Nothing feeds job GPU samples to the culler yet, so
+    ``Culler.jobs`` stays empty and ``/jobs/idle`` answers ``[]`` until that is built."""
+
     owner: str
     gpus: int
     started: datetime
-    book: Any  # GpuIdleTracker
+    book: GpuIdleTracker
     last: JobGpuIdle | None = None
 
 
@@ -192,16 +196,6 @@ class Culler:
         return self.book.keep(user, server_name, self.now(), rules, seconds)
 
     # ------------------------------------------------------------------ jobs
-    def record_job_gpu(
-        self, job_id: str, owner: str, gpus: int, started: datetime, at: datetime, pct: float
-    ) -> None:
-        from gpulab.hub.culler.state import GpuIdleTracker
-
-        js = self.jobs.get(job_id)
-        if js is None:
-            js = self.jobs[job_id] = _JobState(owner, gpus, started, GpuIdleTracker(10))
-        js.book.update(at, pct)
-
     def idle_jobs(self, groups_of: Callable[[str], list[str]]) -> list[dict[str, Any]]:
         """Jobs whose GPUs stayed idle for their owner's policy duration (report or kill)."""
         now = self.now()

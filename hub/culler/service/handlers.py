@@ -18,10 +18,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gpulab.extensions.activity import ActivityReport
 from gpulab.hub.names import is_label_value
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
+
+from gpulab.wire.activity import ActivityReport
 
 from .cycle import Culler
 

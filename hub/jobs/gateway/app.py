@@ -1,9 +1,8 @@
 """The gateway process: ``python -m gpulab.hub.jobs.gateway`` (a JupyterHub managed service).
 
-Configuration is a traitlets Application: ``--GatewayApp.policy_path=...`` on the command
-line, a config file (``--config``), or the environment (fallbacks below). The hub gives the
-service ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_URL`` (where to
-listen) and ``JUPYTERHUB_SERVICE_PREFIX``. S3 keys come from the variables the policy's ``s3``
+Configured like every gpulab hub service (:mod:`gpulab.hub.service_app`): ``--policy``,
+``--GatewayApp.<trait>=...`` on the command line, a config file (``-f``/``--config``), or the
+environment the hub gives the service. S3 keys come from the variables the policy's ``s3``
 section names; they are never logged and never answered.
 """
 
@@ -13,17 +12,15 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-from typing import Any
-from urllib.parse import urlparse
+from typing import Any, ClassVar
 
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Float, Integer, Unicode, default
-from traitlets.config import Application
 
 from ...catalogue import catalogue_from_policy
 from ...policy import PolicyFile
+from ...service_app import ServiceApp, cancel_and_wait, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
@@ -37,11 +34,12 @@ __all__ = ["GatewayApp", "main", "make_app"]
 MAX_BODY = 1024 * 1024  # the server's cap; the API answers 413 above 64 KiB itself
 
 
-class GatewayApp(Application):
+class GatewayApp(ServiceApp):
     name = "gpulab-jobs-gateway"
     description = "gpulab's jobs gateway: submit, watch and fetch batch jobs (a JupyterHub service)"
+    default_url = "http://127.0.0.1:10102"
+    default_prefix = "/services/jobs-gateway/"
 
-    policy_path = Unicode(help="the policy file (default $GPULAB_POLICY)").tag(config=True)
     namespace = Unicode(
         help="namespace of jobs (default $GPULAB_NAMESPACE, $POD_NAMESPACE, "
         "the in-cluster namespace, else 'default')"
@@ -57,11 +55,6 @@ class GatewayApp(Application):
         help="S3 URL for presigned URLs when users reach S3 elsewhere than the gateway "
         "(default $GPULAB_S3_PUBLIC_ENDPOINT)"
     ).tag(config=True)
-    service_url = Unicode(help="where to listen (default $JUPYTERHUB_SERVICE_URL)").tag(config=True)
-    service_prefix = Unicode(help="URL prefix (default $JUPYTERHUB_SERVICE_PREFIX)").tag(
-        config=True
-    )
-    hub_api_url = Unicode(help="hub API URL (default $JUPYTERHUB_API_URL)").tag(config=True)
     identity_max_age = Float(30.0, help="seconds a user's groups/admin flag are cached").tag(
         config=True
     )
@@ -69,16 +62,9 @@ class GatewayApp(Application):
     list_page_size = Integer(500, help="page size of the cache's initial lists").tag(config=True)
     kube_timeout = Float(15.0, help="seconds per Kubernetes API request").tag(config=True)
 
-    aliases = {
-        "policy": "GatewayApp.policy_path",
-        "namespace": "GatewayApp.namespace",
-        "kubeconfig": "GatewayApp.kubeconfig",
-        "log-level": "Application.log_level",
-    }
-
-    @default("policy_path")
-    def _policy_default(self) -> str:
-        return os.environ.get("GPULAB_POLICY", "")
+    aliases: ClassVar[dict[Any, Any]] = service_aliases(
+        "GatewayApp", namespace="namespace", kubeconfig="kubeconfig"
+    )
 
     @default("namespace")
     def _namespace_default(self) -> str:
@@ -103,30 +89,9 @@ class GatewayApp(Application):
     def _s3_public_default(self) -> str:
         return os.environ.get("GPULAB_S3_PUBLIC_ENDPOINT", "")
 
-    @default("service_url")
-    def _service_url_default(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10102")
-
-    @default("service_prefix")
-    def _prefix_default(self) -> str:
-        return os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/jobs-gateway/")
-
-    @default("hub_api_url")
-    def _api_url_default(self) -> str:
-        return os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
-
-    @default("log_format")
-    def _log_format_default(self) -> str:
-        return "%(asctime)s %(name)s %(levelname)s %(message)s"
-
-    def start(self) -> None:
-        asyncio.run(self.serve())
-
     async def build(self) -> tuple[web.Application, Gateway, ClusterCache, Any]:
-        if not self.policy_path:
-            raise SystemExit("no policy: pass --GatewayApp.policy_path or set GPULAB_POLICY")
         logger = logging.getLogger("gpulab.jobs.gateway")
-        policy_file = PolicyFile(self.policy_path, logger)
+        policy_file = PolicyFile(self.require_policy(), logger)
         kube = await Kube.connect(self.kubeconfig or None, self.namespace, self.kube_timeout)
         cache = ClusterCache(kube, page_size=self.list_page_size)
         storage = None
@@ -150,7 +115,7 @@ class GatewayApp(Application):
         resolver = IdentityResolver(
             hub_auth,
             self.hub_api_url,
-            os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            self.api_token,
             max_age=self.identity_max_age,
         )
         app = make_app(gateway, resolver, hub_auth, self.service_prefix)
@@ -165,13 +130,7 @@ class GatewayApp(Application):
                 await storage.ensure_bucket()
             except Exception as exc:  # noqa: BLE001 - S3 may come later; submits then retry
                 self.log.warning("could not ensure the S3 bucket: %s", type(exc).__name__)
-        url = urlparse(self.service_url)
-        server = app.listen(
-            url.port or 10102,
-            address=url.hostname or "127.0.0.1",
-            max_body_size=MAX_BODY,
-            xheaders=True,
-        )
+        server = self.listen(app, max_body_size=MAX_BODY, xheaders=True)
         synced = await cache.wait_synced(None)
         await gateway.load_tombstones()
         gateway.ready = True
@@ -184,15 +143,9 @@ class GatewayApp(Application):
             len(cache.jobs),
         )
         watcher = asyncio.create_task(policy_file.watch(self.policy_interval))
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await until_stopped()
         server.stop()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait(watcher)
         await cache.stop()
         with contextlib.suppress(Exception):
             await catalogue.stop()
@@ -215,8 +168,5 @@ def make_app(
 
 
 def main(argv: list[str] | None = None) -> int:
-    app = GatewayApp()
-    app.initialize(argv)
-    logging.basicConfig(level=app.log_level, format=app.log_format)
-    app.start()
+    GatewayApp.launch_instance(argv)
     return 0

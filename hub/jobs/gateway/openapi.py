@@ -1,14 +1,26 @@
-"""The OpenAPI 3.1 description of the gateway's REST API (served at ``/openapi.json``)."""
+"""The OpenAPI 3.1 description of the gateway's REST API (served at ``/openapi.json``).
+
+The request body and the error's problems are generated from the models the gateway validates
+with (:class:`~gpulab.hub.jobs.spec.JobSpec`, :class:`~gpulab.hub.field_errors.FieldError`), so
+the document cannot drift from what is accepted. Paths and the response bodies, which the
+gateway builds as plain JSON without a model, are written here.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..spec import ALLOWED
+from pydantic import TypeAdapter
+
+from gpulab.wire.jobs import JOB_STATES
+
+from ...field_errors import FieldError
+from ..spec import ALLOWED, JobSpec
 
 __all__ = ["openapi"]
 
-_STATES = ["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+_REF = "#/components/schemas/{model}"
+_STATES = list(JOB_STATES)
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -40,36 +52,17 @@ _COMMON_ERRORS = {
 
 
 def _spec_schema() -> dict[str, Any]:
-    string_list = {"type": "array", "items": {"type": "string"}}
-    props: dict[str, Any] = {
-        "name": {"type": "string", "maxLength": 40},
-        "image": {"type": "string"},
-        "command": string_list,
-        "args": string_list,
-        "notebook": {"type": "string"},
-        "parameters": {"type": "object"},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "gpus": {"type": "integer", "minimum": 0, "maximum": 64},
-        "gpu_type": {"type": "string"},
-        "cpu": {"type": ["string", "number"]},
-        "memory": {"type": "string"},
-        "working_dir": {"type": "string"},
-        "max_runtime": {"type": ["string", "integer"]},
-        "retries": {"type": "integer", "minimum": 0, "maximum": 100},
-        "output_dir": {"type": "string"},
-        "datasets": string_list,
-        "shm_size": {"type": "string"},
-    }
-    for key, value in props.items():
+    schema = JobSpec.model_json_schema(ref_template=_REF)
+    # Say what each field accepts in the words the API's errors use.
+    for key, prop in schema["properties"].items():
         if ALLOWED.get(key):
-            value["description"] = ALLOWED[key]
-    return {
-        "type": "object",
-        "required": ["name"],
-        "additionalProperties": False,
-        "properties": props,
-        "description": "Exactly one of command or notebook. See docs/jobs.md.",
-    }
+            prop["description"] = ALLOWED[key]
+    schema["description"] = "Exactly one of command or notebook. See docs/jobs.md."
+    return schema
+
+
+def _problem_schema() -> dict[str, Any]:
+    return TypeAdapter(FieldError).json_schema(ref_template=_REF)
 
 
 def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
@@ -258,18 +251,11 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                         "error": {"type": "string"},
                         "problems": {
                             "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {
-                                    "field": {"type": "string"},
-                                    "message": {"type": "string"},
-                                    "allowed": {"type": "string"},
-                                    "code": {"enum": ["invalid", "policy", "quota"]},
-                                },
-                            },
+                            "items": {"$ref": "#/components/schemas/FieldError"},
                         },
                     },
                 },
+                "FieldError": _problem_schema(),
                 "JobSpec": _spec_schema(),
                 "Job": {
                     "type": "object",

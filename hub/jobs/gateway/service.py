@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from gpulab.wire.jobs import JOB_STATES
+
 from ...catalogue import Catalogue
 from ...homes.manifest import policy_claim_manifest
 from ...names import escape_username
@@ -55,7 +57,7 @@ __all__ = ["Gateway", "JobRef"]
 
 log = logging.getLogger("gpulab.jobs.gateway")
 
-STATES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
+STATES = JOB_STATES
 MAX_LIMIT = 500
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any
+
+from gpulab.wire.jobs import TERMINAL_STATES as TERMINAL
+from gpulab.wire.jobs import JobState as State
 
 from ...workload.labels import (
     CANCELLED_ANNOTATION,
@@ -34,9 +37,6 @@ __all__ = [
     "job_view",
     "latest_pod",
 ]
-
-State = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
-TERMINAL: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
 
 CONTAINER = "job"
 

@@ -1,0 +1,149 @@
+"""How the hub registers gpulab's services: their ``c.JupyterHub.services`` entries, their own
+roles, and the scopes users and servers need to reach them.
+
+Pure (no import of the services' code), so ``hub/config.py`` stays cheap to load::
+
+    from gpulab.hub.services import CULLER, GATEWAY, service_definition, service_roles
+    c.JupyterHub.services.append(
+        service_definition(GATEWAY, policy_path=POLICY, namespace="gpulab")
+    )
+    c.JupyterHub.load_roles.extend(service_roles(GATEWAY, CULLER))
+
+``configure(c)`` (``hub/config.py``) already gives the ``user`` role and the servers' tokens
+access to every service here (:func:`user_scopes`, :func:`server_token_scopes`).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "CULLER",
+    "GATEWAY",
+    "SERVICES",
+    "HubService",
+    "access_scope",
+    "server_token_scopes",
+    "service_definition",
+    "service_roles",
+    "user_scopes",
+]
+
+Option = str | int | float | bool | None
+
+
+@dataclass(frozen=True)
+class HubService:
+    """One gpulab service as the hub sees it: a process the hub starts and restarts
+    (``python -m module``, a :class:`gpulab.hub.service_app.ServiceApp`) and a role."""
+
+    name: str  # the hub's service name, also its URL: /services/<name>/
+    module: str
+    app_class: str  # the Application's class name: options are --<app_class>.<trait>=value
+    port: int  # the default listen port on 127.0.0.1
+    role: str
+    scopes: tuple[str, ...]  # what the service's own token may do in the hub
+    # Variables copied from the hub's environment into the service's, when set: JupyterHub
+    # gives a managed service only a few of its own (PATH, LANG, ...).
+    pass_env: tuple[str, ...] = ()
+
+
+GATEWAY = HubService(
+    name="jobs-gateway",
+    module="gpulab.hub.jobs.gateway",
+    app_class="GatewayApp",
+    port=10102,
+    role="gpulab-jobs-gateway",
+    # Read names, groups and the admin flag (identity), and group members (group quotas).
+    scopes=("read:users", "read:users:groups", "read:groups", "list:users"),
+    # Kubernetes, S3 and Harbor credentials: never on the command line.
+    pass_env=(
+        "KUBECONFIG",
+        "KUBERNETES_SERVICE_HOST",
+        "KUBERNETES_SERVICE_PORT",
+        "GPULAB_NAMESPACE",
+        "GPULAB_GATEWAY_PUBLIC_URL",
+        "GPULAB_S3_ENDPOINT",
+        "GPULAB_S3_PUBLIC_ENDPOINT",
+        "GPULAB_S3_ACCESS_KEY",
+        "GPULAB_S3_SECRET_KEY",
+        "GPULAB_S3_CA_BUNDLE",
+        "HARBOR_USERNAME",
+        "HARBOR_PASSWORD",
+    ),
+)
+
+CULLER = HubService(
+    name="culler",
+    module="gpulab.hub.culler.service",
+    app_class="CullerApp",
+    port=10101,
+    role="gpulab-culler",
+    # Read users and their servers, stop servers; never start one or touch users.
+    # helm-values/values.yaml lists the same (tests/ship keeps them equal).
+    scopes=("list:users", "read:users", "read:groups", "read:servers", "delete:servers"),
+)
+
+SERVICES = (GATEWAY, CULLER)
+
+
+def access_scope(service: HubService) -> str:
+    return f"access:services!service={service.name}"
+
+
+def user_scopes(services: Iterable[HubService] = SERVICES) -> list[str]:
+    """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services."""
+    return ["self", *(access_scope(s) for s in services)]
+
+
+def server_token_scopes(services: Iterable[HubService] = SERVICES) -> list[str]:
+    """A server's ``$JUPYTERHUB_API_TOKEN``: JupyterHub's default server scopes plus access to
+    gpulab's services (the panel submits jobs, the extension reports activity)."""
+    return [
+        "users:activity!user",
+        "access:servers!server",
+        *(access_scope(s) for s in services),
+    ]
+
+
+def service_definition(
+    service: HubService,
+    *,
+    port: int | None = None,
+    environment: Mapping[str, str] | None = None,
+    pass_env: Iterable[str] = (),
+    extra_args: Iterable[str] = (),
+    **options: Option,
+) -> dict[str, Any]:
+    """The ``c.JupyterHub.services`` entry: a managed service on ``127.0.0.1:port``, reached
+    through the proxy at ``/services/<name>/``.
+
+    ``options`` are the service's traits (``policy_path=...``, ``namespace=...``), passed as
+    ``--<AppClass>.<trait>=<value>``; None leaves a trait at its default. Secrets go through
+    the environment: ``service.pass_env`` and ``pass_env`` are copied from the hub's
+    environment when set, then ``environment`` is applied."""
+    cmd = [sys.executable, "-m", service.module]
+    cmd += [f"--{service.app_class}.{k}={v}" for k, v in options.items() if v is not None]
+    cmd += list(extra_args)
+    names = (*service.pass_env, *pass_env)
+    env = {k: os.environ[k] for k in names if k in os.environ}
+    env.update(environment or {})
+    return {
+        "name": service.name,
+        "url": f"http://127.0.0.1:{port or service.port}",
+        "command": cmd,
+        "display": False,
+        "oauth_no_confirm": True,
+        "environment": env,
+    }
+
+
+def service_roles(*services: HubService) -> list[dict[str, Any]]:
+    """``c.JupyterHub.load_roles`` entries for the services' own tokens. The user-facing
+    scopes belong in the single ``user`` role (JupyterHub refuses a role defined twice):
+    :func:`user_scopes`."""
+    return [{"name": s.role, "scopes": list(s.scopes), "services": [s.name]} for s in services]
