@@ -24,9 +24,9 @@ import yaml
 from jupyterhub.auth import DummyAuthenticator
 from traitlets import Unicode, default
 
-__all__ = ["GPULabLocalAuthenticator", "load_demo_users"]
+from . import demo
 
-DEMO_USERS = Path(__file__).resolve().parent / "demo" / "users.yaml"
+__all__ = ["GPULabLocalAuthenticator", "load_demo_users"]
 
 
 def load_demo_users(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -45,7 +45,7 @@ class GPULabLocalAuthenticator(DummyAuthenticator):
     """Shared password (``$GPULAB_DEMO_PASSWORD``, default ``gpulab``) + groups from a file."""
 
     shared_password = Unicode(config=True, help="The password every local user logs in with.")
-    users_file = Unicode(str(DEMO_USERS), config=True, help="The demo users file (YAML).")
+    users_file = Unicode(str(demo.users_file()), config=True, help="The demo users file (YAML).")
 
     @default("shared_password")
     def _default_password(self) -> str:

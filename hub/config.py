@@ -206,10 +206,11 @@ def configure(
         # OIDC wins, also in local mode (gpulab up / tests against a real identity provider).
         _apply_oidc(c, settings)
     elif local:
-        from gpulab.hub.auth import DEMO_USERS, load_demo_users  # noqa: PLC0415
+        from gpulab.hub import demo as demo_files  # noqa: PLC0415
+        from gpulab.hub.auth import load_demo_users  # noqa: PLC0415
 
         c.JupyterHub.authenticator_class = "gpulab.hub.auth.GPULabLocalAuthenticator"
-        demo = str(users_file or DEMO_USERS)
+        demo = str(users_file or demo_files.users_file())
         c.GPULabLocalAuthenticator.users_file = demo
         # Demo admins exist (as admins) from the start, so the launcher can group them.
         admins = {name for name, u in load_demo_users(demo).items() if u["admin"]}
