@@ -1,15 +1,10 @@
 """Counting GPUs from the cluster's objects (pure), for quota checks and the spawn page.
 
 The inputs are the raw API dicts a watch-backed cache holds (:mod:`gpulab.spawner.cluster`):
-never the spawner's memory of what it started. Servers and jobs both count:
-
-* a pod counts when it is labelled ``app.kubernetes.io/managed-by: gpulab`` with
-  ``gpulab.io/gpus`` and has not terminated (phase not Succeeded/Failed). A pod being deleted
-  still holds its GPUs until it is gone, so it still counts;
-* a Job (``gpulab.io/job-id``) that is neither finished nor suspended and has no live pod yet
-  counts too (its pod is about to be created, or is between retries); a job is counted once.
-
-:func:`gpu_availability` computes free GPUs per GPU type from nodes and all pods bound to them.
+never the spawner's memory of what it started. What a user and their quota group hold is
+counted by :func:`gpulab.hub.workload.holdings.count_usage`, the rule the jobs gateway uses
+too (re-exported here for the cluster view). :func:`gpu_availability` computes free GPUs per
+GPU type from nodes and all pods bound to them.
 """
 
 from __future__ import annotations
@@ -18,9 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gpulab.hub.policy import GpuType
-from gpulab.hub.workload.holdings import gpu_holdings, is_live_pod
+from gpulab.hub.workload.holdings import count_usage, is_live_pod
 
-from .checks import GpuUsage
 from .form import GpuTypeAvailability
 
 __all__ = [
@@ -29,19 +23,6 @@ __all__ = [
     "is_live_pod",
     "pod_gpu_request",
 ]
-
-
-def count_usage(
-    pods: Iterable[Mapping[str, Any]],
-    jobs: Iterable[Mapping[str, Any]] = (),
-    *,
-    user: str,
-    group: str,
-) -> GpuUsage:
-    """GPUs in use by the user (``user``: the escaped ``gpulab.io/user`` value) and by the
-    quota group ``group``, by the rule the jobs gateway uses too (gpulab.hub.workload)."""
-    per_user, per_group = gpu_holdings(pods, jobs)
-    return GpuUsage(user=per_user.get(user, 0), group=per_group.get(group, 0))
 
 
 def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:

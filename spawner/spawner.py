@@ -5,11 +5,13 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
 * ``profile_list`` is an async callable: the user's profiles, images and GPU sizes
   (:mod:`gpulab.spawner.form`); the spawn page also shows free GPUs per type and the quota left,
   and disables GPU sizes that cannot run now.
-* Never trust the form: ``options_from_form`` (early, so the spawn page shows the message) and
-  ``load_user_options`` (authoritative, also for REST API spawns) re-check the request
-  (:mod:`gpulab.spawner.checks`) and the GPU quotas, counted from the cluster's pods and jobs
-  (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400) whose
-  message JupyterHub shows on the spawn page; no pod is created.
+* Never trust the form: each start's request is admitted once by the rules jobs share
+  (:mod:`gpulab.hub.workload.admission`, through :mod:`gpulab.spawner.checks`): in
+  ``options_from_form`` for a form post (so the spawn page shows the message), else in
+  ``load_user_options`` (REST API spawns). The GPU quotas are checked once, in
+  ``load_user_options`` while it holds the quota group's lock, counted from the cluster's pods
+  and jobs (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400)
+  whose message JupyterHub shows on the spawn page; no pod is created.
 * A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start. The traits gpulab manages are
   reset to their configured values in ``clear_state`` (JupyterHub calls it before every start
   and after every stop), so nothing of a previous profile carries over (kubespawner#546,
@@ -32,22 +34,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpulab.hub.field_errors import FieldError
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
+from gpulab.hub.workload.admission import WorkloadRequest, quota_problems, request_problems
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Integer, Unicode, default
 
-from .checks import (
-    GpuUsage,
-    check_named_server,
-    check_quota,
-    check_spawn_request,
-    parse_user_options,
-    resolve_request,
-)
+from .checks import GpuUsage, parse_user_options, render, server_request
 from .cluster import ClusterView, cluster_view
 from .form import (
     QuotaLeft,
@@ -113,6 +110,12 @@ class SpawnRefused(web.HTTPError):
         message = "; ".join(self.problems)
         super().__init__(status_code, "%s", message)
         self.jupyterhub_message = f"Cannot start your server: {message}"
+
+    @classmethod
+    def of(cls, problems: list[FieldError]) -> SpawnRefused:
+        """A refusal in the spawn page's words: 400 for a malformed request, else 403."""
+        status = 400 if any(p.code == "invalid" for p in problems) else 403
+        return cls([render(p) for p in problems], status)
 
     def __str__(self) -> str:
         return self.jupyterhub_message
@@ -210,6 +213,9 @@ class GPULabSpawner(KubeSpawner):
     )
 
     _plan: PodPlan | None = None
+    # (the options options_from_form returned, the request it admitted): the start that
+    # follows a form post uses that very dict as user_options and need not check it again.
+    _admitted: tuple[dict[str, Any], WorkloadRequest] | None = None
     _quota_lock: asyncio.Lock | None = None
     _quota_locks: dict[str, asyncio.Lock] = {}
 
@@ -310,10 +316,10 @@ class GPULabSpawner(KubeSpawner):
         return availability_html(profile_list, availability, quota) + form
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
-        """KubeSpawner's parsing, then the checks, so a tampered form is refused on the spawn
+        """KubeSpawner's parsing, then admission, so a tampered form is refused on the spawn
         page before anything starts."""
         options = self._options_from_form(formdata)
-        await self._check(options, with_quota=True)
+        self._admitted = (options, await self._check(options))
         return options
 
     # ------------------------------------------------------------------ checks
@@ -321,40 +327,35 @@ class GPULabSpawner(KubeSpawner):
         orm_spawners = getattr(getattr(self.user, "orm_user", None), "orm_spawners", None) or {}
         return sum(1 for name in orm_spawners if name and name != self.name)
 
-    async def _check(
-        self, options: dict[str, Any], *, with_quota: bool
-    ) -> tuple[HubState, Entitlement, Any, str, int]:
+    async def _check(self, options: dict[str, Any]) -> WorkloadRequest:
+        """Admit the request in ``options`` (not the quota: that waits for the quota lock)."""
         state = await self._ready_state()
-        policy = state.policy
-        ent = self.entitlement(policy)
-        problems = check_named_server(ent, self.name or "", self._other_named_servers())
-        if problems:
-            raise SpawnRefused(problems)
+        ent = self.entitlement(state.policy)
         images = await self._images(state)
-        request = parse_user_options(options)
-        offered = offered_images_by_profile(ent, images) if ent else {}
-        problems = check_spawn_request(
-            request, ent, offered_images=offered, catalogue={i.reference for i in images}
+        server, problems = server_request(
+            parse_user_options(options),
+            ent,
+            offered_images=offered_images_by_profile(ent, images) if ent else {},
+            catalogue={i.reference for i in images},
+            server_name=self.name or "",
+            named_servers=self._other_named_servers(),
         )
+        if server is not None:
+            problems = request_problems(server)
         if problems:
-            status = 400 if any("not a whole number" in p for p in problems) else 403
-            raise SpawnRefused(problems, status)
-        assert ent is not None
-        profile, image, gpus, _ = resolve_request(request, ent, offered)
-        assert profile is not None and image is not None and gpus is not None
-        if with_quota and gpus > 0:
-            try:
-                view = await self._cluster()
-            except Exception as exc:
-                self.log.exception("cannot read the cluster to check GPU quotas")
-                raise SpawnRefused(
-                    [f"cannot check your GPU quota right now ({type(exc).__name__}); try again"],
-                    503,
-                ) from None
-            problems = check_quota(ent, gpus, view.usage(self._user_label(), ent.quota_group))
-            if problems:
-                raise SpawnRefused(problems)
-        return state, ent, profile, image, gpus
+            raise SpawnRefused.of(problems)
+        assert server is not None
+        return server
+
+    async def _admitted_request(self, options: dict[str, Any]) -> WorkloadRequest:
+        """The request options_from_form admitted, if these are its options and the user's
+        entitlement has not changed since (a policy reload); else admit them now."""
+        admitted, self._admitted = self._admitted, None
+        if admitted is not None and admitted[0] is self.user_options:
+            _, server = admitted
+            if self.entitlement() == server.entitlement:
+                return server
+        return await self._check(options)
 
     # ------------------------------------------------------------------ start
     def clear_state(self) -> None:
@@ -378,22 +379,26 @@ class GPULabSpawner(KubeSpawner):
         return super().start()
 
     async def load_user_options(self) -> None:
-        """Re-check the request (the form may be tampered with, or come from the REST API),
-        check the GPU quotas from the cluster, then apply a fresh plan. KubeSpawner's own
+        """Admit the request unless the form post did (the form may be tampered with, or the
+        request come from the REST API), check the GPU quotas from the cluster under the quota
+        group's lock, then apply a fresh plan. KubeSpawner's own
         profile handling is not used: gpulab's profile_list carries no overrides, and the plan
         is the only source of what the pod gets."""
-        state, ent, profile, image, gpus = await self._check(
-            dict(self.user_options or {}), with_quota=False
-        )
+        server = await self._admitted_request(dict(self.user_options or {}))
+        ent, gpus = server.entitlement, server.gpus
         if gpus > 0:
             view = await self._cluster_or_refuse()
             lock = self._quota_locks.setdefault(ent.quota_group, asyncio.Lock())
             await lock.acquire()
             self._quota_lock = lock
-            problems = check_quota(ent, gpus, view.usage(self._user_label(), ent.quota_group))
+            usage = view.usage(self._user_label(), ent.quota_group)
+            problems = quota_problems(server, usage)
             if problems:
                 self._release_quota_lock()
-                raise SpawnRefused(problems)
+                raise SpawnRefused.of(problems)
+        state = await self._ready_state()
+        profile, image = server.profile, server.image
+        assert profile is not None and image is not None
         self.user_options = {"profile": profile.name, "image": image, "gpus": str(gpus)}
         plan = build_pod_plan(
             policy=state.policy,

@@ -1,22 +1,49 @@
-"""How the GPUs that gpulab workloads hold are counted (pure: raw API dicts in, numbers out).
+"""How the GPUs and job slots that gpulab workloads hold are counted (pure: raw API dicts in,
+numbers out).
 
 The spawner (quota on start, the spawn page) and the jobs gateway (quota on submit) both count
-with :func:`gpu_holdings`, so a user's servers and jobs are charged the same way everywhere:
+with :func:`count_usage` (over :func:`gpu_holdings`), so a user's servers and jobs are charged
+the same way everywhere:
 
 * a pod labelled ``app.kubernetes.io/managed-by: gpulab`` that has not terminated holds its
   ``gpulab.io/gpus`` (a pod being deleted still holds them until it is gone);
 * a Job (``gpulab.io/job-id``) neither finished nor suspended and with no live pod holds its GPUs
-  too (its pod is about to be created, or is between retries); each job counts once.
+  too (its pod is about to be created, or is between retries); each job counts once;
+* a user's Job takes one of their job slots until it is finished (Complete, Failed or
+  SuccessCriteriaMet) or cancelled: :func:`job_finished`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .labels import APP, GPUS_LABEL, GROUP_LABEL, JOB_ID_LABEL, MANAGED_BY_LABEL, USER_LABEL
+from .labels import (
+    APP,
+    CANCELLED_ANNOTATION,
+    GPUS_LABEL,
+    GROUP_LABEL,
+    JOB_ID_LABEL,
+    MANAGED_BY_LABEL,
+    USER_LABEL,
+)
 
-__all__ = ["gpu_holdings", "is_live_pod"]
+__all__ = ["GpuUsage", "count_usage", "gpu_holdings", "is_live_pod", "job_finished"]
+
+_FINISHED_CONDITIONS = frozenset({"Complete", "Failed", "SuccessCriteriaMet"})
+
+
+@dataclass(frozen=True)
+class GpuUsage:
+    """What one user and their quota group hold right now, not counting the workload being
+    admitted: ``user`` and ``group`` GPUs (servers and jobs), ``jobs`` the user's unfinished
+    jobs."""
+
+    user: int = 0
+    group: int = 0
+    jobs: int = 0
+
 
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 
@@ -34,6 +61,18 @@ def _count(value: Any) -> int:
 
 def is_live_pod(pod: Mapping[str, Any]) -> bool:
     return ((pod.get("status") or {}).get("phase") or "Pending") not in _TERMINAL
+
+
+def job_finished(job: Mapping[str, Any]) -> bool:
+    """True once the Job is Complete, Failed or SuccessCriteriaMet, or cancelled (no pod of it
+    will run again)."""
+    if CANCELLED_ANNOTATION in ((job.get("metadata") or {}).get("annotations") or {}):
+        return True
+    return any(
+        cond.get("type") in _FINISHED_CONDITIONS and cond.get("status") == "True"
+        for cond in (job.get("status") or {}).get("conditions") or []
+        if isinstance(cond, Mapping)
+    )
 
 
 def _job_holds(job: Mapping[str, Any]) -> bool:
@@ -79,3 +118,24 @@ def gpu_holdings(
             counted_jobs.add(job_id)
             add(labels)
     return per_user, per_group
+
+
+def count_usage(
+    pods: Iterable[Mapping[str, Any]],
+    jobs: Iterable[Mapping[str, Any]] = (),
+    *,
+    user: str,
+    group: str,
+) -> GpuUsage:
+    """What ``user`` (the escaped ``gpulab.io/user`` value) and the quota group ``group`` hold
+    among these pods and Jobs."""
+    jobs = list(jobs)
+    per_user, per_group = gpu_holdings(pods, jobs)
+    unfinished = sum(
+        1
+        for job in jobs
+        if _labels(job).get(MANAGED_BY_LABEL) == APP
+        and _labels(job).get(USER_LABEL) == user
+        and not job_finished(job)
+    )
+    return GpuUsage(user=per_user.get(user, 0), group=per_group.get(group, 0), jobs=unfinished)

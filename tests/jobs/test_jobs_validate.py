@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 from gpulab.hub.jobs.spec import parse_job_spec
-from gpulab.hub.jobs.validate import (
-    UsageSnapshot,
-    effective_gpu_type,
-    effective_runtime,
-    validate_against_policy,
-)
+from gpulab.hub.jobs.validate import effective_gpu_type, effective_runtime, job_request
+from gpulab.hub.workload.admission import GpuUsage, admit
 from jobs_testlib import IMAGE
 
-IDLE = UsageSnapshot()
+IDLE = GpuUsage()
 
 
 def spec(**fields):
@@ -21,7 +17,7 @@ def spec(**fields):
 
 
 def check(s, ent, policy, usage=IDLE, catalogue=None):
-    return validate_against_policy(s, ent, policy, usage=usage, catalogue_images=catalogue)
+    return admit(job_request(s, ent, policy, catalogue_images=catalogue), usage)
 
 
 def by_field(problems):
@@ -81,34 +77,34 @@ def test_runtime_retries_and_datasets(policy, vision, default_ent):
 
 
 def test_quota_counts_the_users_servers_and_jobs(policy, vision):
-    usage = UsageSnapshot(user_gpus=3, group_gpus={"vision": 3}, user_jobs=1)
+    usage = GpuUsage(user=3, group=3, jobs=1)
     [p] = check(spec(gpus=2), vision, policy, usage)
     assert p.field == "gpus" and p.code == "quota" and p.allowed == "at most 1 now"
     assert check(spec(gpus=1), vision, policy, usage) == []
     assert (
         check(
             spec(gpus=0),
-            UsageSnapshot(user_gpus=4, group_gpus={"vision": 8}) and vision,
+            GpuUsage(user=4, group=8) and vision,
             policy,
-            UsageSnapshot(user_gpus=4, group_gpus={"vision": 8}),
+            GpuUsage(user=4, group=8),
         )
         == []
     )
 
 
 def test_quota_of_the_group(policy, vision):
-    usage = UsageSnapshot(user_gpus=0, group_gpus={"vision": 7})
+    usage = GpuUsage(user=0, group=7)
     [p] = check(spec(gpus=2), vision, policy, usage)
     assert p.code == "quota" and "group vision" in p.message and p.allowed == "at most 1 now"
 
 
 def test_max_concurrent_jobs(policy, vision):
-    [p] = check(spec(), vision, policy, UsageSnapshot(user_jobs=3))
+    [p] = check(spec(), vision, policy, GpuUsage(jobs=3))
     assert p.field == "jobs" and p.code == "quota" and "at most 3" in p.allowed
-    assert check(spec(), vision, policy, UsageSnapshot(user_jobs=2)) == []
+    assert check(spec(), vision, policy, GpuUsage(jobs=2)) == []
 
 
 def test_policy_problems_do_not_also_report_quota(policy, vision):
-    usage = UsageSnapshot(user_gpus=4, group_gpus={"vision": 8})
+    usage = GpuUsage(user=4, group=8)
     found = check(spec(gpus=9), vision, policy, usage)
     assert [p.code for p in found] == ["policy"]

@@ -25,6 +25,7 @@ from ...catalogue import Catalogue
 from ...homes.manifest import policy_claim_manifest
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
+from ...workload.admission import GpuUsage, admit
 from ...workload.labels import (
     GPUS_LABEL,
     GROUP_LABEL,
@@ -36,7 +37,7 @@ from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
 from ..storage import AsyncJobStorage, credential_lifetime
-from ..validate import UsageSnapshot, effective_runtime, validate_against_policy
+from ..validate import effective_runtime, job_request
 from .auth import Identity
 from .cache import ClusterCache
 from .errors import ApiError, from_kube
@@ -51,7 +52,7 @@ from .state import (
     job_view,
 )
 from .tombstones import TombstoneStore
-from .usage import gpu_usage, usage_snapshot
+from .usage import cache_usage
 
 __all__ = ["Gateway", "JobRef"]
 
@@ -165,7 +166,6 @@ class Gateway:
     def me(self, ident: Identity) -> dict[str, Any]:
         ent = self.policy.entitlement(groups=list(ident.groups))
         user_label = escape_username(ident.name)
-        per_user, per_group = gpu_usage(self.cache.pods.values(), self.cache.jobs.values())
         out: dict[str, Any] = {
             "name": ident.name,
             "groups": list(ident.groups),
@@ -176,13 +176,14 @@ class Gateway:
             out["policy"] = None
             return out
         group = ent.quota_group
+        usage = cache_usage(self.cache, user_label, group)
         out["quota"] = {
-            "gpus_user_used": per_user.get(user_label, 0),
+            "gpus_user_used": usage.user,
             "gpus_user_limit": ent.gpu_quota_user,
             "group": group,
-            "gpus_group_used": per_group.get(group, 0),
+            "gpus_group_used": usage.group,
             "gpus_group_limit": ent.gpu_quota_group.get(group, 0),
-            "jobs_unfinished": usage_snapshot(self.cache, user_label).user_jobs,
+            "jobs_unfinished": usage.jobs,
             "jobs_limit": ent.max_concurrent_jobs,
         }
         out["policy"] = {
@@ -386,16 +387,17 @@ class Gateway:
                     pass
         return await self._create(ident, ent, spec, idempotency_key, skey)
 
-    def _usage(self, user_label: str) -> UsageSnapshot:
+    def _usage(self, user_label: str, group: str) -> GpuUsage:
         """The cache's usage plus the submits in flight (not yet in the cache)."""
-        base = usage_snapshot(self.cache, user_label)
-        user_gpus, user_jobs, groups = base.user_gpus, base.user_jobs, dict(base.group_gpus)
-        for label, group, gpus in self._reserved.values():
+        base = cache_usage(self.cache, user_label, group)
+        user_gpus, user_jobs, group_gpus = base.user, base.jobs, base.group
+        for label, charged, gpus in self._reserved.values():
             if label == user_label:
                 user_gpus += gpus
                 user_jobs += 1
-            groups[group] = groups.get(group, 0) + gpus
-        return UsageSnapshot(user_gpus=user_gpus, group_gpus=groups, user_jobs=user_jobs)
+            if charged == group:
+                group_gpus += gpus
+        return GpuUsage(user=user_gpus, group=group_gpus, jobs=user_jobs)
 
     def _existing(self, ident: Identity, skey: str) -> JobRef | None:
         job = self.cache.job_for_submit_key(skey)
@@ -444,8 +446,8 @@ class Gateway:
             return 200, self.view(existing)
         # Quota check and reservation with no await in between (atomic on the event loop);
         # the reservation counts until the created Job is in the cache.
-        usage = self._usage(user_label)
-        problems = validate_against_policy(spec, ent, policy, usage=usage, catalogue_images=images)
+        usage = self._usage(user_label, ent.quota_group)
+        problems = admit(job_request(spec, ent, policy, catalogue_images=images), usage)
         if problems:
             if all(p.code == "quota" for p in problems):
                 raise ApiError(

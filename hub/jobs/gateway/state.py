@@ -15,6 +15,7 @@ from typing import Any
 from gpulab.wire.jobs import TERMINAL_STATES as TERMINAL
 from gpulab.wire.jobs import JobState as State
 
+from ...workload.holdings import job_finished as is_finished
 from ...workload.labels import (
     CANCELLED_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
@@ -134,14 +135,6 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
             return ("Running", "finishing") if phase == "Succeeded" else ("Running", "retrying")
         return "Pending", _pending_message(pod)
     return "Pending", _pending_message(None)
-
-
-def is_finished(job: Mapping[str, Any]) -> bool:
-    """True once the Job is Complete or Failed, or cancelled (no pod will run again)."""
-    if CANCELLED_ANNOTATION in (_meta(job).get("annotations") or {}):
-        return True
-    conditions = _conditions(job)
-    return bool({"Complete", "Failed", "SuccessCriteriaMet"} & set(conditions))
 
 
 def _started(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> str | None:

@@ -1,0 +1,320 @@
+"""Who may run what, now: one admission check for notebook servers and jobs (pure, no I/O).
+
+A :class:`WorkloadRequest` is a server or a job asking to run, its defaults already resolved by
+its adapter (the spawner's :mod:`gpulab.spawner.checks`, the gateway's
+:mod:`gpulab.hub.jobs.validate`). :func:`admit` answers with every reason it may not run, each
+a :class:`~gpulab.hub.field_errors.FieldError` with code ``policy`` (never, as asked) or
+``quota`` (allowed, but not while other work holds the GPUs or job slots). The rules:
+
+* for both kinds: the image is allowed for the user's groups and, when the catalogue is
+  known, in it; GPUs at all, no more than the groups' cap per server / per job, of a GPU type
+  the groups may use; the user's and the quota group's concurrent GPUs (servers and jobs are
+  counted together: :mod:`.holdings`);
+* servers only: named servers; the profile's GPU choices (a CPU-only profile takes none);
+* jobs only: a GPU type named when several are possible; no more GPUs than one node of the
+  type has; the maximum runtime, retries, known datasets; concurrent jobs.
+
+Quota is judged only for a request the policy allows. :func:`admit` is
+:func:`request_problems`, then :func:`quota_problems`; the spawner calls the two apart, the
+second while it holds its quota lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Literal
+
+from ..field_errors import FieldError
+from ..policy import Entitlement, ProfilePolicy, format_duration
+from .holdings import GpuUsage
+
+__all__ = [
+    "GpuUsage",
+    "Kind",
+    "WorkloadRequest",
+    "admit",
+    "named_server_problems",
+    "quota_problems",
+    "request_problems",
+]
+
+Kind = Literal["server", "job"]
+
+
+@dataclass(frozen=True)
+class WorkloadRequest:
+    """A server or a job asking to run, for the user whose ``entitlement`` this is."""
+
+    kind: Kind
+    entitlement: Entitlement
+    image: str | None  # None: none was given and there was no default to take
+    gpus: int
+    gpu_type: str | None  # None with gpus > 0: not named, and several types are possible
+    catalogue: frozenset[str] | None = None  # the catalogue's image references; None: unknown
+    # servers
+    profile: ProfilePolicy | None = None
+    server_name: str = ""  # "" for the default server
+    named_servers: int = 0  # the user's other named servers
+    # jobs
+    node_gpus: int | None = None  # the most GPUs of gpu_type one node has (None: unchecked)
+    max_runtime: int | None = None  # seconds
+    retries: int = 0
+    datasets: tuple[str, ...] = ()
+    known_datasets: tuple[str, ...] = ()  # the policy's dataset names
+
+
+def admit(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
+    """Every reason ``request`` may not run now (empty: it may); quota problems only once the
+    policy allows the request."""
+    return request_problems(request) or quota_problems(request, usage)
+
+
+def request_problems(request: WorkloadRequest) -> list[FieldError]:
+    """What the policy never allows, whatever else runs."""
+    problems: list[FieldError] = []
+    if request.kind == "server":
+        problems += named_server_problems(
+            request.entitlement, request.server_name, request.named_servers
+        )
+    problems += _image_problems(request)
+    problems += _gpu_problems(request)
+    if request.kind == "job":
+        problems += _job_limit_problems(request)
+    return problems
+
+
+def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
+    """What other work holding GPUs or job slots forbids now (``usage`` excludes ``request``)."""
+    ent, gpus, show = request.entitlement, request.gpus, _shower(request)
+    problems: list[FieldError] = []
+    if request.kind == "job" and usage.jobs >= ent.max_concurrent_jobs:
+        problems.append(
+            FieldError(
+                "jobs",
+                f"you already have {_plural(usage.jobs, 'unfinished job')}",
+                f"at most {ent.max_concurrent_jobs} at a time; wait for one to finish or cancel one",
+                "quota",
+            )
+        )
+    if gpus <= 0:
+        return problems
+    left = max(0, ent.gpu_quota_user - usage.user)
+    if gpus > left:
+        problems.append(
+            FieldError(
+                "gpus",
+                f"you already use {usage.user} of your {ent.gpu_quota_user} GPUs (servers and "
+                f"jobs); {gpus} more requested. Stop a server or a job, or ask for {left} or fewer",
+                f"at most {left} now",
+                "quota",
+            )
+        )
+    limit = ent.quota_group_limit
+    group_left = max(0, limit - usage.group)
+    if gpus > group_left:
+        problems.append(
+            FieldError(
+                "gpus",
+                f"group {show(ent.quota_group)} already uses {usage.group} of its {limit} GPUs "
+                f"(servers and jobs); {gpus} more requested",
+                f"at most {group_left} now",
+                "quota",
+            )
+        )
+    return problems
+
+
+def named_server_problems(
+    entitlement: Entitlement, server_name: str, other_named_servers: int
+) -> list[FieldError]:
+    """Named servers per policy: ``named_servers`` is the most a user may have."""
+    if not server_name:
+        return []
+    limit = entitlement.named_servers
+    if limit <= 0:
+        return [
+            FieldError(
+                "server_name",
+                "named servers are not enabled for your groups (only the default server)",
+                "the default server only",
+                "policy",
+            )
+        ]
+    if other_named_servers >= limit:
+        return [
+            FieldError(
+                "server_name",
+                f"you already have {other_named_servers} named servers (your limit is {limit})",
+                f"at most {limit} named servers",
+                "quota",
+            )
+        ]
+    return []
+
+
+# ----------------------------------------------------------------------------- the rules
+
+
+def _shower(request: WorkloadRequest) -> Callable[[str], str]:
+    """How a value is shown inside a sentence: the spawn page quotes it (its sentences have
+    always read ``image 'x' is ...``); the gateway's JSON problems show it bare."""
+    return repr if request.kind == "server" else str
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _names(items: Collection[str]) -> str:
+    return ", ".join(items) if items else "none"
+
+
+def _images_allowed(ent: Entitlement) -> str:
+    parts = []
+    if ent.image_projects:
+        parts.append("images in projects " + ", ".join(sorted(ent.image_projects)))
+    if ent.image_patterns:
+        parts.append("images matching " + ", ".join(ent.image_patterns))
+    return " or ".join(parts) if parts else "no images are allowed for your groups"
+
+
+def _image_problems(request: WorkloadRequest) -> list[FieldError]:
+    ent, image, show = request.entitlement, request.image, _shower(request)
+    if image is None:
+        return [
+            FieldError(
+                "image",
+                "no image was chosen, and there is no default to take",
+                "an image from the catalogue that your groups may use",
+                "policy",
+            )
+        ]
+    if not ent.image_allowed(image):
+        patterns = f"; allowed patterns: {_names(ent.image_patterns)}" if ent.image_patterns else ""
+        return [
+            FieldError(
+                "image",
+                f"image {show(image)} is not allowed for your groups ({', '.join(ent.groups)});"
+                f" allowed projects: {_names(sorted(ent.image_projects))}{patterns}",
+                _images_allowed(ent),
+                "policy",
+            )
+        ]
+    if request.catalogue and image not in request.catalogue:
+        return [
+            FieldError(
+                "image",
+                f"image {show(image)} is not in the image catalogue",
+                "an image listed in the catalogue",
+                "policy",
+            )
+        ]
+    return []
+
+
+def _gpu_problems(request: WorkloadRequest) -> list[FieldError]:
+    ent, gpus, kind, profile = request.entitlement, request.gpus, request.kind, request.profile
+    show = _shower(request)
+    if profile is not None and not profile.is_gpu:
+        if gpus == 0:
+            return []
+        return [
+            FieldError(
+                "gpus",
+                f"profile {show(profile.name)} is CPU-only, {gpus} GPUs requested",
+                "0",
+                "policy",
+            )
+        ]
+    if gpus == 0 and profile is None:
+        return []  # a GPU profile offers its choices, and 0 is never one of them
+    cap = ent.gpu_per_server if kind == "server" else ent.gpu_per_job
+    if cap == 0 or not ent.gpu_types:
+        return [
+            FieldError(
+                "gpus",
+                f"{_plural(gpus, 'GPU')} requested, but your groups may not use GPUs in {kind}s",
+                "0",
+                "policy",
+            )
+        ]
+    # A server chooses among its profile's GPU counts (capped at per_server when the
+    # entitlement was merged); a job asks for any count up to per_job.
+    allowed = ", ".join(map(str, profile.gpus)) if profile is not None else f"at most {cap}"
+    problems: list[FieldError] = []
+    if gpus > cap:
+        problems.append(
+            FieldError(
+                "gpus",
+                f"{gpus} exceeds your groups' limit of {cap} GPUs per {kind}",
+                allowed,
+                "policy",
+            )
+        )
+    elif profile is not None and gpus not in profile.gpus:
+        problems.append(
+            FieldError(
+                "gpus", f"{gpus} is not offered for profile {show(profile.name)}", allowed, "policy"
+            )
+        )
+    types = "one of: " + ", ".join(sorted(ent.gpu_types))
+    gpu_type = request.gpu_type
+    if gpu_type is None:
+        problems.append(
+            FieldError("gpu_type", "several GPU types are possible; say which one", types, "policy")
+        )
+    elif gpu_type not in ent.gpu_types:
+        problems.append(
+            FieldError(
+                "gpu_type",
+                f"GPU type {show(gpu_type)} is not allowed for your groups",
+                types,
+                "policy",
+            )
+        )
+    elif not problems and request.node_gpus is not None and gpus > request.node_gpus:
+        problems.append(
+            FieldError(
+                "gpus",
+                f"no {show(gpu_type)} node has {gpus} GPUs (a {kind} runs on one node)",
+                f"at most {request.node_gpus}",
+                "policy",
+            )
+        )
+    return problems
+
+
+def _job_limit_problems(request: WorkloadRequest) -> list[FieldError]:
+    ent = request.entitlement
+    problems: list[FieldError] = []
+    if request.max_runtime is not None and request.max_runtime > ent.max_job_runtime_seconds:
+        problems.append(
+            FieldError(
+                "max_runtime",
+                f"{format_duration(request.max_runtime)} is longer than your maximum job runtime",
+                f"at most {format_duration(ent.max_job_runtime_seconds)}",
+                "policy",
+            )
+        )
+    if request.retries > ent.max_retries:
+        problems.append(
+            FieldError(
+                "retries",
+                f"{request.retries} retries is more than your groups allow",
+                f"at most {ent.max_retries}",
+                "policy",
+            )
+        )
+    known = request.known_datasets
+    for i, name in enumerate(request.datasets):
+        if name not in known:
+            problems.append(
+                FieldError(
+                    f"datasets[{i}]",
+                    f"there is no dataset called {name}",
+                    "one of: " + ", ".join(known) if known else "none are configured",
+                    "policy",
+                )
+            )
+    return problems
