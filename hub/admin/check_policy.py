@@ -17,6 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gpulab.hub.policy import Policy
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
-def _summary(policy) -> dict:
+def _summary(policy: Policy) -> dict[str, Any]:
     groups = []
     for name, g in policy.groups.items():
         groups.append(
@@ -55,6 +59,7 @@ def _summary(policy) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the admin CLI imports every command module to build its parser.
     from gpulab.hub.policy import PolicyError, load_policy
 
     try:

@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
+# Re-exported: the culler's messages and the dashboard spell durations as the policy does.
+from ..policy.quantities import format_duration
+
 __all__ = [
     "CullRules",
     "Decision",
@@ -199,23 +202,6 @@ def describe(decision: Decision, label: str, *, dry_run: bool = False) -> str:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def format_duration(seconds: float | timedelta) -> str:
-    """45s, 42m, 1h05m, 2d03h."""
-    if isinstance(seconds, timedelta):
-        seconds = seconds.total_seconds()
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    m, _ = divmod(s, 60)
-    if m < 60:
-        return f"{m}m"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h" if m == 0 else f"{h}h{m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d" if h == 0 else f"{d}d{h:02d}h"
 
 
 def _iso(t: datetime | None) -> str | None:

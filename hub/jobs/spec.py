@@ -35,10 +35,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..field_errors import FieldError
+from ..field_errors import FieldError, schema_errors
 from ..names import is_dns_label
 from ..policy.images import parse_image_ref
 from ..policy.quantities import cpu_millicores, parse_duration, quantity_bytes
+from ..strict_yaml import load_yaml
 
 __all__ = [
     "ALLOWED",
@@ -125,36 +126,17 @@ def _show(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _loc_to_field(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def errors_from_pydantic(exc: ValidationError) -> list[FieldError]:
     """Turn a pydantic ``ValidationError`` (of :class:`JobSpec`) into :class:`FieldError`s,
     one per problem, in field order; values are not echoed beyond a short excerpt."""
     problems: list[FieldError] = []
-    for err in exc.errors(include_url=False, include_input=False):
-        ctx = err.get("ctx") or {}
-        loc = tuple(err.get("loc", ()))
-        field = str(ctx.get("field")) if ctx.get("field") is not None else _loc_to_field(loc)
-        kind = err.get("type", "")
-        if kind == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+    for err in schema_errors(exc):
+        if err.kind == "extra_forbidden":
+            message = f"unknown field {err.loc[-1]!r}" if err.loc else "unknown field"
             allowed = "one of: " + ", ".join(f for f in _FIELD_ORDER if f)
-            if len(loc) == 1:
-                problems.append(FieldError(field, message, allowed))
-                continue
         else:
-            message = err.get("msg", "invalid")
-            message = message.removeprefix("Value error, ")
-            allowed = _allowed_for(field)
-        problems.append(FieldError(field, message, allowed))
+            message, allowed = err.message, _allowed_for(err.field)
+        problems.append(FieldError(err.field, message, allowed))
 
     def order(p: FieldError) -> int:
         top = re.split(r"[.\[]", p.field, maxsplit=1)[0]
@@ -164,26 +146,6 @@ def errors_from_pydantic(exc: ValidationError) -> list[FieldError]:
 
 
 # ----------------------------------------------------------------------------- document
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """SafeLoader without anchors/aliases (no "billion laughs") and with plain JSON types
-    (timestamps and binary stay strings or are refused by the type check)."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.constructor.ConstructorError(
-                None, None, "YAML aliases (*name) are not allowed in a job spec", event.start_mark
-            )
-        return super().compose_node(parent, index)
-
-
-# Timestamps stay strings: drop the implicit resolver for them.
-_NoAliasLoader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
 
 
 def _reject_constant(name: str) -> Any:
@@ -218,7 +180,7 @@ def load_document(raw: bytes | str, content_type: str | None = None) -> Any:
     try:
         if as_json:
             return json.loads(text, parse_constant=_reject_constant)
-        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_yaml(text)
     except RecursionError:
         raise SpecError(
             [FieldError("", "the spec is nested too deeply", f"at most {MAX_DEPTH} levels")]

@@ -5,14 +5,20 @@ See docs/policy.md for the schema. In short::
     from gpulab.hub.policy import Policy, PolicyError, load_policy, parse_policy, PolicyFile
     policy = load_policy("policy.yaml")
     ent = policy.entitlement(groups=["vision"])   # None = no access
+
+The modules, each a step that imports only the ones before it: ``quantities``, ``images`` and
+``errors`` (leaves); ``model`` (each section's fields); ``crosscheck`` (references between
+sections); ``entitlement`` (merging a user's groups); ``document`` (the whole ``Policy``);
+``parse`` (document -> Policy); ``load`` (file -> Policy); ``watch`` (reload on change).
 """
 
 from __future__ import annotations
 
+from .document import Policy, entitlement_for
 from .entitlement import Entitlement
 from .errors import PolicyError
 from .images import ImageRef, parse_image_ref
-from .loader import PolicyFile, format_validation_error, load_policy, parse_policy, read_yaml
+from .load import load_policy
 from .model import (
     CatalogueConfig,
     CpuRange,
@@ -27,13 +33,13 @@ from .model import (
     JobRules,
     KernelRules,
     MemoryRange,
-    Policy,
     ProfilePolicy,
     S3Config,
     StaticImage,
     StorageConfig,
     Toleration,
 )
+from .parse import format_validation_error, parse_policy, read_yaml
 from .quantities import (
     cpu_millicores,
     format_bytes,
@@ -43,6 +49,7 @@ from .quantities import (
     parse_quantity,
     quantity_bytes,
 )
+from .watch import PolicyFile
 
 __all__ = [
     "CatalogueConfig",
@@ -69,6 +76,7 @@ __all__ = [
     "StorageConfig",
     "Toleration",
     "cpu_millicores",
+    "entitlement_for",
     "format_bytes",
     "format_cpu",
     "format_duration",

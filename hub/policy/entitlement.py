@@ -1,9 +1,10 @@
 """What one user may do: the merge of the policy's rules for the user's groups.
 
-The merge (documented in docs/policy.md):
+Which groups a user is in is :meth:`.document.Policy.entitlement`'s step (the configured
+groups the user is in, in policy order; a user in none gets ``(default_group,)``, or no
+entitlement at all when ``default_group`` is null). The merge of those groups is this module's
+(documented in docs/policy.md):
 
-* ``groups``: the configured groups the user is in, in policy order; a user in none gets
-  ``(default_group,)``, or no entitlement at all when ``default_group`` is null.
 * ``quota_group``: the first of those groups in policy order; its ``quota_group`` is charged.
 * numbers: the most generous value of any of the groups (the maximum; for duration rules
   where 0 means "off", 0 wins; for ``idle.gpu_threshold`` the minimum).
@@ -15,18 +16,14 @@ The merge (documented in docs/policy.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING
 
 from .images import parse_image_ref
-from .model import IdleRules, KernelRules, ProfilePolicy
+from .model import GroupPolicy, IdleRules, KernelRules, ProfilePolicy
 
-if TYPE_CHECKING:
-    from .model import GroupPolicy, Policy
-
-__all__ = ["Entitlement", "entitlement_for"]
+__all__ = ["Entitlement", "merge_groups"]
 
 _KERNEL_LENIENCY = {"shutdown": 0, "restart": 1, "warn": 2}
 
@@ -100,16 +97,6 @@ class Entitlement:
         candidates = {image, str(ref)}
         return any(fnmatchcase(c, pat) for pat in self.image_patterns for c in candidates)
 
-    def gpus_allowed_for_server(self, gpus: int, gpu_type: str | None) -> bool:
-        if gpus == 0:
-            return True
-        return 0 < gpus <= self.gpu_per_server and gpu_type in self.gpu_types
-
-    def gpus_allowed_for_job(self, gpus: int, gpu_type: str | None) -> bool:
-        if gpus == 0:
-            return True
-        return 0 < gpus <= self.gpu_per_job and gpu_type in self.gpu_types
-
 
 def _generous_duration(values: Iterable[int]) -> int:
     """0 means "off" (no limit): it wins; otherwise the longest."""
@@ -140,29 +127,29 @@ def _merge_kernels(rules: list[KernelRules]) -> KernelRules:
     )
 
 
-def entitlement_for(policy: Policy, user_groups: Iterable[str]) -> Entitlement | None:
-    names = policy.group_order(list(user_groups))
-    if not names:
-        if policy.default_group is None or policy.default_group not in policy.groups:
-            return None
-        names = [policy.default_group]
-    groups: list[GroupPolicy] = [policy.groups[n] for n in names]
-
+def merge_groups(
+    groups: Sequence[GroupPolicy],
+    profiles: Mapping[str, ProfilePolicy],
+    registries: frozenset[str],
+) -> Entitlement:
+    """The entitlement of a user in ``groups`` (at least one, in policy order); ``profiles``
+    are the policy's, ``registries`` the catalogue's registry hosts."""
+    names = [g.name for g in groups]
     per_server = max(g.gpu.per_server for g in groups)
     gpu_types = frozenset(t for g in groups for t in g.gpu.types)
     profile_names: dict[str, None] = {}
     for g in groups:
         profile_names.update(dict.fromkeys(g.profiles))
-    profiles: list[ProfilePolicy] = []
+    offered: list[ProfilePolicy] = []
     for pname in profile_names:
-        profile = policy.profiles.get(pname)
+        profile = profiles.get(pname)
         if profile is None:
             continue
         if profile.gpu_type is not None and profile.gpu_type not in gpu_types:
             continue
         capped = profile.capped(per_server)
         if capped is not None:
-            profiles.append(capped)
+            offered.append(capped)
 
     projects = frozenset(p for g in groups for p in g.images.projects)
     patterns: dict[str, None] = {}
@@ -172,10 +159,10 @@ def entitlement_for(policy: Policy, user_groups: Iterable[str]) -> Entitlement |
     return Entitlement(
         groups=tuple(names),
         quota_group=names[0],
-        profiles=profiles,
+        profiles=offered,
         image_projects=projects,
         image_patterns=tuple(patterns),
-        registries=policy.catalogue.registries(),
+        registries=registries,
         gpu_per_server=per_server,
         gpu_per_job=max(g.gpu.per_job for g in groups),
         gpu_quota_user=max(g.gpu.quota_user for g in groups),

@@ -1,9 +1,10 @@
-"""The policy's pydantic v2 models: immutable, and strict about keys (``extra='forbid'``).
+"""The models of the policy's sections (groups, profiles, GPU types, storage, catalogue, S3):
+pydantic v2, immutable, and strict about keys (``extra='forbid'``).
 
 Every duration field is stored in seconds under ``<key>_seconds`` and written in YAML as
 ``<key>`` (``idle.timeout: 1h`` -> ``IdleRules.timeout_seconds == 3600``). Sizes stay strings
-(Kubernetes quantities, validated). Cross-field rules (references between sections, limits
-against each other) are checked in :mod:`gpulab.hub.policy.checks`.
+(Kubernetes quantities, validated). Each model checks only its own fields; rules between
+sections are :mod:`.crosscheck`'s, and the whole document is :class:`.document.Policy`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import posixpath
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -20,7 +21,6 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -28,9 +28,6 @@ from pydantic import (
 from ..names import is_dns_label, is_dns_subdomain
 from .images import parse_image_ref
 from .quantities import cpu_millicores, parse_duration, quantity_bytes
-
-if TYPE_CHECKING:
-    from .entitlement import Entitlement
 
 __all__ = [
     "CatalogueConfig",
@@ -46,7 +43,6 @@ __all__ = [
     "JobRules",
     "KernelRules",
     "MemoryRange",
-    "Policy",
     "ProfilePolicy",
     "S3Config",
     "StaticImage",
@@ -475,70 +471,3 @@ class S3Config(StrictModel):
         env = os.environ if environ is None else environ
         key, secret = env.get(self.access_key_env), env.get(self.secret_key_env)
         return (key, secret) if key and secret else None
-
-
-# ----------------------------------------------------------------------------- the policy
-
-
-def _fill_names(section: Any) -> Any:
-    """`groups: {vision: {...}}` -> each entry gets `name: vision` (kept if it says the same)."""
-    if not isinstance(section, Mapping):
-        return section
-    out = {}
-    for key, value in section.items():
-        if isinstance(value, Mapping) and "name" not in value:
-            value = {"name": key, **value}
-        elif value is None:
-            value = {"name": key}
-        out[key] = value
-    return out
-
-
-class Policy(StrictModel):
-    version: Literal[1] = 1
-    default_group: str | None = None
-    groups: dict[str, GroupPolicy] = {}
-    profiles: dict[str, ProfilePolicy] = {}
-    gpu_types: dict[str, GpuType] = {}
-    storage: StorageConfig = StorageConfig()
-    catalogue: CatalogueConfig = CatalogueConfig()
-    s3: S3Config = S3Config()
-
-    _warnings: tuple[str, ...] = PrivateAttr(default=())
-
-    @model_validator(mode="before")
-    @classmethod
-    def _names(cls, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            data = dict(data)
-            for section in ("groups", "profiles", "gpu_types"):
-                if section in data:
-                    data[section] = _fill_names(data[section])
-        return data
-
-    @model_validator(mode="after")
-    def _cross_checks(self) -> Policy:
-        from .checks import PolicyParts, check_parts
-        from .errors import PolicyError
-
-        errors, warnings = check_parts(PolicyParts.from_policy(self))
-        if errors:
-            raise PolicyError(errors)
-        self._warnings = tuple(warnings)
-        return self
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Things that are allowed but probably not meant (``check-policy`` prints them)."""
-        return self._warnings
-
-    def entitlement(self, groups: list[str] | tuple[str, ...] | set[str]) -> Entitlement | None:
-        """What a user in these (JupyterHub) groups may do; ``None`` = no access."""
-        from .entitlement import entitlement_for
-
-        return entitlement_for(self, groups)
-
-    def group_order(self, groups: list[str] | tuple[str, ...] | set[str]) -> list[str]:
-        """The configured groups among ``groups``, in policy order."""
-        wanted = set(groups)
-        return [name for name in self.groups if name in wanted]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 __all__ = [
@@ -55,13 +56,19 @@ def parse_duration(value: object) -> int:
     )
 
 
-def format_duration(seconds: int) -> str:
-    """``5400 -> '1h30m'``, ``0 -> '0s'``; the inverse of :func:`parse_duration` (no weeks)."""
-    if seconds <= 0:
+def format_duration(seconds: float | timedelta) -> str:
+    """``5400 -> '1h30m'``, ``3900 -> '1h5m'``, ``0 -> '0s'``: whole seconds (a fraction is
+    dropped, a negative value is ``0s``), largest unit first, zero units left out. The inverse
+    of :func:`parse_duration` (no weeks), so an admin reads durations as the policy spells
+    them, in messages and on the dashboard alike."""
+    if isinstance(seconds, timedelta):
+        seconds = seconds.total_seconds()
+    rest = max(0, int(seconds))
+    if rest == 0:
         return "0s"
     out = []
     for unit in ("d", "h", "m", "s"):
-        n, seconds = divmod(seconds, DURATION_UNITS[unit])
+        n, rest = divmod(rest, DURATION_UNITS[unit])
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)

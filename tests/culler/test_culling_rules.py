@@ -243,7 +243,7 @@ def test_dry_run_wording():
     assert would_cull(cull).startswith("would cull: GPU idle")
     assert describe(cull, "alice/", dry_run=True).startswith("alice/: would cull: ")
     assert describe(cull, "alice/").startswith("alice/: culling: ")
-    assert format_duration(3900) == "1h05m" and format_duration(2520) == "42m"
+    assert format_duration(3900) == "1h5m" and format_duration(2520) == "42m"
 
 
 def test_job_gpu_idle_is_reported_not_killed_unless_policy_says_kill():

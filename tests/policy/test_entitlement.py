@@ -102,12 +102,3 @@ def test_profile_capped_returns_none_when_every_choice_exceeds(base):
 def test_default_profile_is_the_one_marked_default(base):
     ent = parse_policy(base).entitlement(["nlp", "vision"])
     assert ent.default_profile.name == "gpu"
-
-
-def test_gpu_checks_for_servers_and_jobs(base):
-    ent = parse_policy(base).entitlement(["nlp"])
-    assert ent.gpus_allowed_for_server(1, "t4")
-    assert not ent.gpus_allowed_for_server(2, "t4")
-    assert not ent.gpus_allowed_for_server(1, "a100")
-    assert ent.gpus_allowed_for_job(2, "t4")
-    assert not ent.gpus_allowed_for_job(3, "t4")

@@ -1,22 +1,22 @@
-"""Cross-field rules of the policy: references between sections and limits against each other.
+"""The policy's cross-check step: references between sections (groups -> profiles -> GPU
+types, the default group, catalogue projects) and limits against each other.
 
 Each rule yields one line ``path: value ... what is allowed``. :func:`check_parts` works on
 whatever parts of a policy validated, so that a typo in one group does not hide a bad
-reference in another: :func:`gpulab.hub.policy.loader.parse_policy` reports both.
+reference in another: :func:`.parse.parse_policy` reports both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from ..names import is_dns_label, is_label_value
 from .images import parse_image_ref
+from .model import CatalogueConfig, GpuType, GroupPolicy, ProfilePolicy, StorageConfig
 from .quantities import format_duration, quantity_bytes
 
-if TYPE_CHECKING:
-    from .model import CatalogueConfig, GpuType, GroupPolicy, Policy, ProfilePolicy, StorageConfig
+__all__ = ["PolicyParts", "check_parts"]
 
 
 @dataclass
@@ -34,28 +34,10 @@ class PolicyParts:
     profile_names: list[str] = field(default_factory=list)
     type_names: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_policy(cls, policy: Policy) -> PolicyParts:
-        return cls(
-            default_group=policy.default_group,
-            groups=dict(policy.groups),
-            profiles=dict(policy.profiles),
-            gpu_types=dict(policy.gpu_types),
-            storage=policy.storage,
-            catalogue=policy.catalogue,
-            group_names=list(policy.groups),
-            profile_names=list(policy.profiles),
-            type_names=list(policy.gpu_types),
-        )
-
 
 def _names(names: Iterable[str]) -> str:
     listed = sorted(names)
     return ", ".join(listed) if listed else "none"
-
-
-def _dur(seconds: int) -> str:
-    return format_duration(seconds)
 
 
 def check_parts(parts: PolicyParts) -> tuple[list[str], list[str]]:
@@ -227,8 +209,8 @@ def _check_group(
     idle = group.idle
     if idle.timeout_seconds and idle.warn_before_seconds >= idle.timeout_seconds:
         errors.append(
-            f"{path}.idle.warn_before: {_dur(idle.warn_before_seconds)} must be shorter than "
-            f"{path}.idle.timeout {_dur(idle.timeout_seconds)}"
+            f"{path}.idle.warn_before: {format_duration(idle.warn_before_seconds)} must be shorter than "
+            f"{path}.idle.timeout {format_duration(idle.timeout_seconds)}"
         )
     if (
         idle.max_age_seconds
@@ -236,8 +218,8 @@ def _check_group(
         and idle.max_age_seconds < idle.timeout_seconds
     ):
         warnings.append(
-            f"{path}.idle.max_age: {_dur(idle.max_age_seconds)} is shorter than "
-            f"{path}.idle.timeout {_dur(idle.timeout_seconds)}"
+            f"{path}.idle.max_age: {format_duration(idle.max_age_seconds)} is shorter than "
+            f"{path}.idle.timeout {format_duration(idle.timeout_seconds)}"
         )
     if not group.images.projects and not group.images.patterns:
         warnings.append(f"{path}.images: no projects or patterns; no image is allowed")
