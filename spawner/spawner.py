@@ -32,10 +32,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from gpulab.hub.homes import Homes
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
+from gpulab.hub.workload.pod import home_claim
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
+from kubespawner.objects import make_pvc
 from tornado import web
 from traitlets import Bool, Integer, Unicode, default
 
@@ -48,21 +51,8 @@ from .checks import (
     resolve_request,
 )
 from .cluster import ClusterView, cluster_view
-from .form import (
-    QuotaLeft,
-    availability_html,
-    build_profile_list,
-    mark_disabled_options,
-    offered_images_by_profile,
-)
-from .overrides import (
-    CONTAINER_SECURITY_CONTEXT,
-    POD_SECURITY_CONTEXT,
-    PodPlan,
-    build_pod_plan,
-    deep_merge,
-    enforce_plan_on_container,
-)
+from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_profile
+from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
@@ -168,8 +158,17 @@ def hub_state(policy_path: str) -> HubState:
     return state
 
 
+# KubeSpawner calls its hooks with the spawner as first argument.
 def _gpulab_profile_list(spawner: GPULabSpawner) -> Any:
     return spawner.gpulab_profile_list()
+
+
+def _finish_pod(spawner: GPULabSpawner, pod: Any) -> Any:
+    return spawner._finished_pod(pod)
+
+
+def _pod_in_view(spawner: GPULabSpawner, pod: Any) -> Any:
+    return spawner._pod_in_view(pod)
 
 
 # ----------------------------------------------------------------------------- the spawner
@@ -218,9 +217,21 @@ class GPULabSpawner(KubeSpawner):
     def _default_profile_list(self) -> Any:
         return _gpulab_profile_list
 
+    @default("modify_pod_hook")
+    def _default_modify_pod_hook(self) -> Any:
+        return _finish_pod
+
+    @default("after_pod_created_hook")
+    def _default_after_pod_created_hook(self) -> Any:
+        return _pod_in_view
+
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
         return self._gpulab_options_from_form
+
+    @default("additional_profile_form_template_paths")
+    def _default_form_templates(self) -> list[str]:
+        return [TEMPLATES]
 
     @default("delete_pvc")
     def _default_delete_pvc(self) -> bool:
@@ -280,35 +291,22 @@ class GPULabSpawner(KubeSpawner):
         )
 
     # ------------------------------------------------------------------ the form
-    async def gpulab_profile_list(self, *, for_form: bool = False) -> list[dict[str, Any]]:
-        """The user's profile_list (the form version carries availability and quota)."""
+    async def gpulab_profile_list(self) -> list[dict[str, Any]]:
+        """The user's ``profile_list``, with free GPUs and the quota left for the spawn page."""
         state = await self._ready_state()
         ent = self.entitlement(state.policy)
         if ent is None:
             return []
         images = await self._images(state)
         availability = quota = None
-        if for_form and ent.may_use_gpus and self.show_availability:
+        if ent.may_use_gpus and self.show_availability:
             try:
                 view = await self._cluster()
                 availability = view.availability(state.policy.gpu_types)
                 quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
-        self._form_extras = (availability, quota)
         return build_profile_list(ent, images, availability=availability, quota=quota)
-
-    async def _render_options_form_dynamically(self, current_spawner: Any) -> str:
-        spawner = current_spawner if isinstance(current_spawner, GPULabSpawner) else self
-        profile_list = await spawner.gpulab_profile_list(for_form=True)
-        if not profile_list:
-            return (
-                '<div class="alert alert-warning">Your groups give you no notebook profile. '
-                "Ask an administrator to add you to a group of the gpulab policy.</div>"
-            )
-        availability, quota = getattr(spawner, "_form_extras", (None, None))
-        form = mark_disabled_options(self._render_options_form(profile_list), profile_list)
-        return availability_html(profile_list, availability, quota) + form
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """KubeSpawner's parsing, then the checks, so a tampered form is refused on the spawn
@@ -409,6 +407,22 @@ class GPULabSpawner(KubeSpawner):
             base_guarantees=self.extra_resource_guarantees,
         )
         self._apply_plan(plan)
+        await self._cancel_home_deletion(state.policy)
+
+    def _homes(self, policy: Policy) -> Homes:
+        return Homes(self.api.api_client, self.namespace, policy)
+
+    async def _cancel_home_deletion(self, policy: Policy) -> None:
+        """A user who starts a server again keeps their home: a pending deletion (the mark
+        :meth:`delete_forever` left) is cancelled. One read of the claim; a patch only when
+        it carries the mark. A failure is logged; the start goes on."""
+        try:
+            if await self._homes(policy).cancel_deletion(self.user.name):
+                self.log.info(
+                    "home of %s: pending deletion cancelled (server start)", self._log_name
+                )
+        except Exception:
+            self.log.exception("home of %s: could not check for a pending deletion", self._log_name)
 
     async def _cluster_or_refuse(self) -> ClusterView:
         try:
@@ -438,75 +452,57 @@ class GPULabSpawner(KubeSpawner):
         return None
 
     def _apply_plan(self, plan: PodPlan) -> None:
-        """Set the managed traits from the plan, on top of the configured values (plus this
-        start's group overrides): dicts merge per key (plan wins), named lists per name."""
+        """Set the traits KubeSpawner builds the container from; the environment merges with the
+        configured one (plus this start's group overrides), the plan's names winning."""
         traits = plan.spawner_traits()
-        for name in ("node_selector", "extra_labels", "extra_annotations", "environment"):
-            traits[name] = deep_merge(getattr(self, name) or {}, traits[name])
-        for name in ("volumes", "volume_mounts"):
-            current = getattr(self, name)
-            current = list(current.values()) if isinstance(current, dict) else list(current or [])
-            mine = {v["name"] if name == "volumes" else v["mountPath"] for v in traits[name]}
-            key = "name" if name == "volumes" else "mountPath"
-            traits[name] = [v for v in current if v.get(key) not in mine] + traits[name]
-        pvc_name = traits.pop("pvc_name")
+        traits["environment"] = deep_merge(self.environment or {}, traits["environment"])
         for name, value in traits.items():
             setattr(self, name, value)
-        self.pvc_name = pvc_name
         self._plan = plan
 
-    async def get_pod_manifest(self) -> Any:
-        """KubeSpawner's pod, with the plan enforced last: GPU/CPU/memory capped to the plan,
-        the GPU type's placement, the restricted security context, no service account token,
-        gpulab's labels. Whatever group overrides or leftovers asked for, the plan wins."""
-        pod = await super().get_pod_manifest()
+    def _finished_pod(self, pod: Any) -> Any:
+        """``modify_pod_hook``: KubeSpawner's pod, finished from this start's plan (home,
+        datasets, placement, security, labels; resources capped), whatever group overrides or
+        ``extra_pod_config``/``extra_container_config`` asked for."""
         plan = self._plan
         if plan is None:
             raise SpawnRefused(["internal error: no pod plan (load_user_options did not run)"], 500)
-        container = next(c for c in pod.spec.containers if c.name == "notebook")
-        limits, requests, notes = enforce_plan_on_container(
-            plan, container.resources.limits, container.resources.requests
-        )
-        container.resources.limits, container.resources.requests = limits, requests
-        # Placement: no other GPU type's node selector; the plan's wins.
-        gpu_selector_keys = {
-            k for t in self.policy.gpu_types.values() for k in t.node_selector
-        } - set(plan.node_selector)
-        selector = {
-            k: v for k, v in (pod.spec.node_selector or {}).items() if k not in gpu_selector_keys
-        }
-        selector.update(plan.node_selector)
-        pod.spec.node_selector = selector or None
-        psc = dict(pod.spec.security_context or {})
-        psc.update(POD_SECURITY_CONTEXT)
-        pod.spec.security_context = psc
-        csc = dict(container.security_context or {})
-        csc.update(copy.deepcopy(CONTAINER_SECURITY_CONTEXT))
-        container.security_context = csc
-        pod.spec.automount_service_account_token = False
-        pod.spec.service_account_name = None
-        pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
-        for note in notes:
+        for note in finish_pod(plan, pod, self.policy):
             self.log.warning("pod %s: %s (capped to the policy)", self.pod_name, note)
         return pod
 
-    async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
-        ok = await super()._make_create_pod_request(pod, request_timeout)
-        if ok and self._quota_lock is not None:
-            # Hold the group's quota lock until the pod is in the cache the next check reads.
+    def get_pvc_manifest(self) -> Any:
+        """The home claim from :func:`gpulab.hub.workload.pod.home_claim`, as the gateway makes
+        it. Overridden because KubeSpawner writes its own component and common labels over
+        ``storage_extra_labels``, so no trait can give the claim the home labels."""
+        claim = home_claim(self.policy, self.user.name, self.namespace)
+        meta, spec = claim["metadata"], claim["spec"]
+        return make_pvc(
+            name=meta["name"],
+            storage_class=spec.get("storageClassName"),
+            access_modes=spec["accessModes"],
+            selector=None,
+            storage=spec["resources"]["requests"]["storage"],
+            labels=meta["labels"],
+        )
+
+    async def _pod_in_view(self, pod: Any) -> None:
+        """``after_pod_created_hook``: hold the group's quota lock until the pod is in the
+        cache the next quota check reads."""
+        if self._quota_lock is not None:
             view = await self._cluster()
             for _ in range(200):  # at most ~10 s; the watch usually delivers it in ms
                 if view.has_pod(self.namespace, self.pod_name):
                     break
                 await asyncio.sleep(0.05)
             self._release_quota_lock()
-        return ok
 
     def _release_quota_lock(self) -> None:
         lock, self._quota_lock = self._quota_lock, None
         if lock is not None and lock.locked():
             lock.release()
 
+    # Private override: KubeSpawner has no hook to fail a start that waits (for GPUs) too long.
     async def _start(self) -> Any:
         start = asyncio.ensure_future(super()._start())
         watchdog = asyncio.ensure_future(self._gpu_wait_watchdog())
@@ -621,11 +617,8 @@ class GPULabSpawner(KubeSpawner):
         except Exception:
             self.log.exception("delete_forever: policy unavailable; keeping every claim")
             return
-        from gpulab.hub.homes import Homes  # noqa: PLC0415
-
         try:
-            homes = Homes(self.api.api_client, self.namespace, policy)
-            result = await homes.on_user_deleted(self.user.name)
+            result = await self._homes(policy).on_user_deleted(self.user.name)
         except Exception:
             self.log.exception("user %s deleted; home handling failed, home kept", self.user.name)
             return
