@@ -3,20 +3,24 @@
 What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
 
 * ``profile_list`` is an async callable: the user's profiles, images and GPU sizes
-  (:mod:`gpulab.spawner.form`); the spawn page also shows free GPUs per type and the quota left,
-  and disables GPU sizes that cannot run now.
+  (:mod:`gpulab.spawner.form`), rendered by gpulab's form template
+  (``additional_profile_form_template_paths``), which also shows free GPUs per type and the
+  quota left, and disables GPU sizes that cannot run now.
 * Never trust the form: ``options_from_form`` (early, so the spawn page shows the message) and
   ``load_user_options`` (authoritative, also for REST API spawns) re-check the request
   (:mod:`gpulab.spawner.checks`) and the GPU quotas, counted from the cluster's pods and jobs
   (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400) whose
   message JupyterHub shows on the spawn page; no pod is created.
-* A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start. The traits gpulab manages are
-  reset to their configured values in ``clear_state`` (JupyterHub calls it before every start
-  and after every stop), so nothing of a previous profile carries over (kubespawner#546,
-  jupyterhub#3592); ``get_pod_manifest`` then enforces the plan on the finished pod, so group
-  overrides cannot widen it.
+* A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start (the shared pod parts of
+  :mod:`gpulab.hub.workload.pod`). The traits a start may change are reset to their configured
+  values in ``clear_state`` (JupyterHub calls it before every start and after every stop), so
+  nothing of a previous profile carries over (kubespawner#546, jupyterhub#3592); the plan sets
+  the traits KubeSpawner builds the container from, and ``modify_pod_hook`` finishes the pod
+  from the same plan, so group overrides cannot widen it.
 * Homes are never deleted (``delete_pvc`` is forced off; ``delete_forever`` keeps the claim, or
-  snapshots it when the policy says ``on_user_delete: snapshot``).
+  snapshots it when the policy says ``on_user_delete: snapshot``); the home claim is built by
+  :func:`~gpulab.hub.workload.pod.home_claim` (the home labels), and a start cancels a pending
+  deletion of it.
 * ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
   spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
 """
@@ -58,7 +62,8 @@ __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
 log = logging.getLogger("gpulab.spawner")
 
-# KubeSpawner traits a plan sets; reset to their configured values before each start.
+# KubeSpawner traits a start may change (the plan, group overrides); reset to their configured
+# values before each start.
 MANAGED_TRAITS = (
     "image",
     "cpu_guarantee",
@@ -84,9 +89,6 @@ MANAGED_TRAITS = (
     "extra_annotations",
     "environment",
     "image_pull_secrets",
-    "storage_class",
-    "storage_capacity",
-    "storage_access_modes",
     "extra_pod_config",
     "extra_container_config",
     "node_affinity_required",
@@ -546,8 +548,8 @@ class GPULabSpawner(KubeSpawner):
         since: float | None = None
         while True:
             await asyncio.sleep(1)
-            plan = self._plan
-            if plan is None or plan.gpus == 0:
+            gpu = self._plan.parts.gpu if self._plan else None
+            if gpu is None or gpu.gpus == 0:
                 continue
             problem = self._scheduling_problem()
             if problem is None:
@@ -559,8 +561,8 @@ class GPULabSpawner(KubeSpawner):
             if time.monotonic() - since >= wait:
                 raise SpawnRefused(
                     [
-                        f"no node could take {plan.gpus} {plan.gpu_type} GPU"
-                        f"{'s' if plan.gpus != 1 else ''} within {format_duration(wait)} "
+                        f"no node could take {gpu.gpus} {gpu.gpu_type} GPU"
+                        f"{'s' if gpu.gpus != 1 else ''} within {format_duration(wait)} "
                         f"(your groups' wait_for_gpus); the scheduler said: {problem}. "
                         "Try fewer GPUs, or later"
                     ],
@@ -570,14 +572,14 @@ class GPULabSpawner(KubeSpawner):
     def _explain(self, event: dict[str, Any]) -> str | None:
         reason = event.get("reason")
         message = event.get("message") or ""
-        plan = self._plan
+        gpu = self._plan.parts.gpu if self._plan else None
         if reason == "FailedScheduling":
-            if plan and plan.gpu_resource and f"Insufficient {plan.gpu_resource}" in message:
+            if gpu and gpu.resource and f"Insufficient {gpu.resource}" in message:
                 ent = self.entitlement()
                 wait = format_duration(ent.wait_for_gpus_seconds) if ent else "a while"
                 return (
-                    f"Waiting for GPUs: no node has {plan.gpus} free {plan.gpu_type} GPU"
-                    f"{'s' if plan.gpus != 1 else ''} right now (scheduler: {message}). "
+                    f"Waiting for GPUs: no node has {gpu.gpus} free {gpu.gpu_type} GPU"
+                    f"{'s' if gpu.gpus != 1 else ''} right now (scheduler: {message}). "
                     f"gpulab waits up to {wait} for GPUs to free up; you can cancel this spawn."
                 )
             return f"Cannot be scheduled yet: {message}"
