@@ -18,27 +18,16 @@ from typing import Any
 
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
 from gpulab.hub.workload.labels import IMAGE_ANNOTATION, PROFILE_ANNOTATION, SERVER_COMPONENT
-from gpulab.hub.workload.pod import (
-    HOME_VOLUME,
-    SHM_VOLUME,
-    HomeClaim,
-    PodParts,
-    gpu_resource_names,
-    pod_parts,
-)
+from gpulab.hub.workload.pod import PodParts, pod_parts
 from kubernetes_asyncio.client import V1LocalObjectReference, V1Toleration, V1Volume, V1VolumeMount
 from kubespawner.utils import get_k8s_model
 
 __all__ = [
-    "HOME_VOLUME",
-    "SHM_VOLUME",
-    "HomeClaim",
     "PodPlan",
     "build_pod_plan",
     "deep_merge",
     "enforce_plan_on_container",
     "finish_pod",
-    "gpu_resource_names",
     "merge_resources",
 ]
 

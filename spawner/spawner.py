@@ -165,11 +165,11 @@ def _gpulab_profile_list(spawner: GPULabSpawner) -> Any:
     return spawner.gpulab_profile_list()
 
 
-def _finish_pod(spawner: GPULabSpawner, pod: Any) -> Any:
+def _modify_pod_hook(spawner: GPULabSpawner, pod: Any) -> Any:
     return spawner._finished_pod(pod)
 
 
-def _pod_in_view(spawner: GPULabSpawner, pod: Any) -> Any:
+def _after_pod_created_hook(spawner: GPULabSpawner, pod: Any) -> Any:
     return spawner._pod_in_view(pod)
 
 
@@ -221,11 +221,11 @@ class GPULabSpawner(KubeSpawner):
 
     @default("modify_pod_hook")
     def _default_modify_pod_hook(self) -> Any:
-        return _finish_pod
+        return _modify_pod_hook
 
     @default("after_pod_created_hook")
     def _default_after_pod_created_hook(self) -> Any:
-        return _pod_in_view
+        return _after_pod_created_hook
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:

@@ -34,6 +34,7 @@ from gpulab.hub.workload.labels import (
     USERNAME_ANNOTATION,
     base_labels,
 )
+from gpulab.hub.workload.pod import home_of
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 SNAPSHOT_VERSION = "v1"
@@ -90,7 +91,7 @@ def user_label(username: str) -> str:
 
 def home_claim_name(policy: Policy, username: str) -> str:
     """The home PVC of ``username`` (policy ``storage.home.claim_name_template``)."""
-    return policy.storage.home.claim_name(escape_username(username))
+    return home_of(policy, username).name
 
 
 def dataset_claims(policy: Policy) -> frozenset[str]:

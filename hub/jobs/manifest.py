@@ -7,9 +7,9 @@ Secret's owner (:func:`with_owner`) so that the Secret goes when the Job goes.
 
 The Job's container runs ``gpulab-job-runner`` (exec form, no arguments); the runner reads the
 normalised spec from ``$GPULAB_JOB_SPEC`` and the upload credential from the Secret mounted
-at ``/var/run/gpulab/upload``. The pod has no service-account token, runs as uid 1000 /
-gid 100 with a restricted security context, and mounts the owner's home and the datasets
-(read-only) as their notebook server does.
+at ``/var/run/gpulab/upload``. The pod has no service-account token; what it shares with the
+owner's notebook server (home, datasets read-only, ``/dev/shm``, GPU placement, security
+contexts, pull secrets, labels) comes from :func:`gpulab.hub.workload.pod.pod_parts`.
 """
 
 from __future__ import annotations
@@ -29,16 +29,13 @@ from ..workload.labels import (
     SUBMIT_KEY_LABEL,
 )
 from ..workload.pod import pod_parts, workload_labels
-from ..workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 from .ids import submit_key
 from .spec import JobSpec
 from .validate import effective_gpu_type, effective_runtime
 
 __all__ = [
     "CONTAINER_NAME",
-    "CONTAINER_SECURITY_CONTEXT",
     "CREDENTIAL_FILE",
-    "POD_SECURITY_CONTEXT",
     "RUNNER_COMMAND",
     "UPLOAD_MOUNT",
     "job_labels",
