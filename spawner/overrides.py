@@ -192,22 +192,18 @@ def enforce_plan_on_container(
         if gpu.resource in req and str(req[gpu.resource]) != want:
             notes.append(f"GPU request {gpu.resource}={req[gpu.resource]} -> {want}")
             req[gpu.resource] = want
-    if plan.cpu_limit is not None:
-        if "cpu" not in lim or _cpu_value(lim["cpu"]) > plan.cpu_limit:
-            if "cpu" in lim:
-                notes.append(f"cpu limit {lim['cpu']} -> {plan.cpu_limit:g}")
-            lim["cpu"] = plan.cpu_limit
-        if "cpu" in req and _cpu_value(req["cpu"]) > plan.cpu_limit:
-            notes.append(f"cpu request {req['cpu']} -> {plan.cpu_limit:g}")
-            req["cpu"] = plan.cpu_limit
-    if plan.mem_limit is not None:
-        if "memory" not in lim or quantity_bytes(lim["memory"]) > plan.mem_limit:
-            if "memory" in lim:
-                notes.append(f"memory limit {lim['memory']} -> {plan.mem_limit}")
-            lim["memory"] = plan.mem_limit
-        if "memory" in req and quantity_bytes(req["memory"]) > plan.mem_limit:
-            notes.append(f"memory request {req['memory']} -> {plan.mem_limit}")
-            req["memory"] = plan.mem_limit
+    caps = (("cpu", plan.cpu_limit, _cpu_value), ("memory", plan.mem_limit, quantity_bytes))
+    for name, cap, value in caps:
+        if cap is None:
+            continue
+        shown = f"{cap:g}" if name == "cpu" else str(cap)
+        if name not in lim or value(lim[name]) > cap:
+            if name in lim:
+                notes.append(f"{name} limit {lim[name]} -> {shown}")
+            lim[name] = cap
+        if name in req and value(req[name]) > cap:
+            notes.append(f"{name} request {req[name]} -> {shown}")
+            req[name] = cap
     return lim, req, notes
 
 
