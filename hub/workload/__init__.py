@@ -2,5 +2,6 @@
 
 * :mod:`.labels`: every label and annotation key gpulab writes or reads;
 * :mod:`.security`: the restricted security contexts;
+* :mod:`.pod`: the parts of a pod (servers and jobs alike) and the home claim;
 * :mod:`.holdings`: how the GPUs that pods and Jobs hold are counted.
 """
