@@ -1,6 +1,6 @@
 """gpulab.spawner: ``GPULabSpawner`` (KubeSpawner subclass) and the pure builders it uses.
 
-``overrides`` (pod plans), ``checks`` (spawn request re-validation), ``form`` (profile list),
+``overrides`` (pod plans over :mod:`gpulab.hub.workload.pod`), ``checks`` (spawn request re-validation), ``form`` (profile list),
 ``quota`` (GPU counting) are pure; ``cluster`` (watch-backed cache) and ``spawner`` talk to
 Kubernetes. ``GPULabSpawner`` is imported lazily so that the pure modules stay light.
 """

@@ -10,35 +10,36 @@ Every display string is HTML-escaped here: KubeSpawner renders the form with aut
 and image names and descriptions come from the registry.
 
 GPU sizes that cannot be scheduled now (no node has that many free GPUs of the type) or that
-exceed the quota left carry ``disabled: True`` and a ``reason``; KubeSpawner's template ignores
-those keys, so :func:`mark_disabled_options` adds ``disabled`` and the reason (``title``) to those
-``<option>`` tags of the rendered form (the template itself is KubeSpawner's, unchanged), and
-:func:`availability_html` adds a panel (free GPUs, quota left) and a small script that keeps a
-disabled size from being re-selected from the user's previous options.
+exceed the quota left carry ``disabled: True`` and a ``reason``; GPU profiles carry
+``gpu_availability`` (free GPUs of their type) and ``gpu_quota`` (the quota left). gpulab's form
+template (``templates/form.html``, found through KubeSpawner's
+``additional_profile_form_template_paths``) renders those: a panel of free GPUs and quota left,
+and the sizes that cannot run as disabled options with their reason.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from gpulab.hub.policy import Entitlement, ProfilePolicy, format_bytes, quantity_bytes
 from markupsafe import escape
 
 __all__ = [
+    "TEMPLATES",
     "GpuTypeAvailability",
     "ImageLike",
     "QuotaLeft",
-    "availability_html",
     "build_profile_list",
     "images_for_profile",
-    "mark_disabled_options",
     "offered_images_by_profile",
 ]
+
+
+TEMPLATES = str(Path(__file__).resolve().parent / "templates")
 
 
 class ImageLike(Protocol):
@@ -173,6 +174,16 @@ def _gpu_reason(
     return None
 
 
+def _quota_row(quota: QuotaLeft) -> dict[str, Any]:
+    return {
+        "user_left": max(quota.user_limit - quota.user_used, 0),
+        "user_limit": quota.user_limit,
+        "group": _e(quota.group),
+        "group_left": max(quota.group_limit - quota.group_used, 0),
+        "group_limit": quota.group_limit,
+    }
+
+
 def build_profile_list(
     entitlement: Entitlement,
     images: Sequence[ImageLike],
@@ -200,6 +211,7 @@ def build_profile_list(
         }
         description = profile.description
         res = _resources_line(profile)
+        gpu_extras: dict[str, Any] = {}
         if profile.is_gpu:
             assert profile.gpu_type is not None
             avail = (availability or {}).get(profile.gpu_type)
@@ -222,6 +234,9 @@ def build_profile_list(
             options["gpus"] = {"display_name": "GPUs", "choices": gpu_choices}
             if avail is not None:
                 res = f"{res}; {avail.free} of {avail.total} {profile.gpu_type} GPUs free"
+                gpu_extras["gpu_availability"] = {**asdict(avail), "gpu_type": _e(avail.gpu_type)}
+            if quota is not None:
+                gpu_extras["gpu_quota"] = _quota_row(quota)
         entry: dict[str, Any] = {
             "slug": profile.name,
             "display_name": _e(profile.display_name),
@@ -229,6 +244,7 @@ def build_profile_list(
                 f"{description} ({res})" if res and description else description or res
             ),
             "profile_options": options,
+            **gpu_extras,
         }
         if profile.default and not default_seen:
             entry["default"] = True
@@ -237,89 +253,3 @@ def build_profile_list(
     if out and not default_seen:
         out[0]["default"] = True
     return out
-
-
-def availability_html(
-    profile_list: Sequence[Mapping[str, Any]],
-    availability: Mapping[str, GpuTypeAvailability] | None,
-    quota: QuotaLeft | None,
-) -> str:
-    """A panel (free GPUs per type, quota left) and a script that disables the GPU choices
-    marked ``disabled`` in ``profile_list`` (with their reason as a tooltip)."""
-    disabled = _disabled_choices(profile_list)
-    rows = []
-    for a in (availability or {}).values():
-        rows.append(
-            f"<li><strong>{_e(a.gpu_type)}</strong>: {a.free} of {a.total} GPUs free"
-            f" (at most {a.max_free_on_node} on one node)</li>"
-        )
-    if quota is not None:
-        rows.append(
-            f"<li>Your GPU quota: {max(quota.user_limit - quota.user_used, 0)} of "
-            f"{quota.user_limit} left; group <strong>{_e(quota.group)}</strong>: "
-            f"{max(quota.group_limit - quota.group_used, 0)} of {quota.group_limit} left</li>"
-        )
-    panel = ""
-    if rows:
-        panel = (
-            '<div class="gpulab-availability alert alert-info" id="gpulab-availability">'
-            "<strong>GPUs right now</strong><ul>" + "".join(rows) + "</ul></div>"
-        )
-    script = ""
-    if disabled:
-        data = json.dumps(disabled).replace("<", "\\u003c")
-        script = (
-            "<script>$(function(){const d=" + data + ";"
-            "for(const x of d){const s=document.getElementById(x.id);if(!s)continue;"
-            "for(const o of s.options){if(o.value===x.value){o.disabled=true;o.title=x.reason;"
-            "if(o.selected){o.selected=false;}}}"
-            "if(s.selectedOptions.length===0||s.selectedOptions[0].disabled){"
-            "for(const o of s.options){if(!o.disabled){o.selected=true;break;}}}}});</script>"
-        )
-    return panel + script
-
-
-def _disabled_choices(profile_list: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    return [
-        {
-            "id": f"profile-option-{p['slug']}--{opt}",
-            "value": str(key),
-            "reason": str(choice.get("reason", "")),
-        }
-        for p in profile_list
-        for opt, option in p.get("profile_options", {}).items()
-        for key, choice in option.get("choices", {}).items()
-        if choice.get("disabled")
-    ]
-
-
-_SELECT = re.compile(r'(<select\b[^>]*\bid="(?P<id>[^"]+)"[^>]*>)(?P<body>.*?)(</select>)', re.S)
-
-
-def mark_disabled_options(form_html: str, profile_list: Sequence[Mapping[str, Any]]) -> str:
-    """KubeSpawner's rendered form with ``disabled`` and ``title="<reason>"`` on each choice
-    marked ``disabled`` in ``profile_list`` (only inside that option's ``<select>``). Values and
-    reasons are already HTML-safe (``build_profile_list`` escapes them; slugs are policy names)."""
-    wanted: dict[str, dict[str, str]] = {}
-    for d in _disabled_choices(profile_list):
-        wanted.setdefault(d["id"], {})[d["value"]] = d["reason"]
-    if not wanted:
-        return form_html
-
-    def select(m: re.Match[str]) -> str:
-        values = wanted.get(m.group("id"))
-        if not values:
-            return m.group(0)
-
-        def option(o: re.Match[str]) -> str:
-            reason = values.get(o.group(1))
-            if reason is None:
-                return o.group(0)
-            attrs = o.group(2).replace("selected", "").rstrip()
-            title = str(escape(reason))
-            return f'<option value="{o.group(1)}"{attrs} disabled title="{title}">'
-
-        body = re.sub(r'<option value="([^"]*)"([^>]*)>', option, m.group("body"))
-        return m.group(1) + body + m.group(4)
-
-    return _SELECT.sub(select, form_html)

@@ -1,56 +1,35 @@
-"""Pure pod overrides: (policy, entitlement, choice, user) -> :class:`PodPlan`.
+"""The spawner's adapter over :mod:`gpulab.hub.workload.pod`: (policy, entitlement, choice,
+user) -> :class:`PodPlan`. Pure: nothing here does I/O.
 
-Nothing here does I/O. :class:`GPULabSpawner` builds a fresh plan on every start and applies
-it to KubeSpawner's traits (after resetting them to their configured values), then enforces
-the plan once more on the finished pod manifest (:func:`enforce_plan_on_container`), so that
-neither a previous profile (kubespawner#546, jupyterhub#3592) nor a group override
-(``group_overrides`` run before profile overrides) can widen what the policy grants.
+A plan holds the shared :class:`~gpulab.hub.workload.pod.PodParts` and what only a notebook
+server has (CPU/memory traits, environment, annotations). :class:`GPULabSpawner` sets from it
+the few KubeSpawner traits KubeSpawner builds the container from (:meth:`PodPlan.spawner_traits`)
+and finishes the pod from the same plan in ``modify_pod_hook``; :func:`enforce_plan_on_container`
+caps the container's resources there, because ``extra_container_config`` (a trait that group
+overrides may set) is applied by KubeSpawner after the resource traits.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
-from gpulab.hub.workload.labels import (
-    GPU_TYPE_LABEL,
-    GPUS_LABEL,
-    GROUP_LABEL,
-    IMAGE_ANNOTATION,
-    PROFILE_ANNOTATION,
-    SERVER_COMPONENT,
-    USER_LABEL,
-    base_labels,
-)
-from gpulab.hub.workload.security import (
-    CONTAINER_SECURITY_CONTEXT,
-    FS_GROUP,
-    POD_SECURITY_CONTEXT,
-    RUN_AS_GROUP,
-    RUN_AS_USER,
-)
+from gpulab.hub.workload.labels import IMAGE_ANNOTATION, PROFILE_ANNOTATION, SERVER_COMPONENT
+from gpulab.hub.workload.pod import PodParts, pod_parts
+from kubernetes_asyncio.client import V1LocalObjectReference, V1Toleration, V1Volume, V1VolumeMount
+from kubespawner.utils import get_k8s_model
 
 __all__ = [
-    "CONTAINER_SECURITY_CONTEXT",
-    "HOME_VOLUME",
-    "POD_SECURITY_CONTEXT",
-    "SHM_VOLUME",
-    "HomeClaim",
     "PodPlan",
     "build_pod_plan",
     "deep_merge",
     "enforce_plan_on_container",
-    "gpu_resource_names",
+    "finish_pod",
     "merge_resources",
 ]
-
-HOME_VOLUME = "home"
-SHM_VOLUME = "dshm"
-SHM_PATH = "/dev/shm"
 
 
 def deep_merge(*sources: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -82,53 +61,26 @@ def merge_resources(*sources: Mapping[str, Any] | None) -> dict[str, str]:
     return {k: str(v) for k, v in deep_merge(*sources).items()}
 
 
-def gpu_resource_names(policy: Policy) -> frozenset[str]:
-    """Every extended resource name that some GPU type of the policy uses."""
-    return frozenset(t.resource for t in policy.gpu_types.values())
-
-
-@dataclass(frozen=True)
-class HomeClaim:
-    """The user's home PVC (created if missing, never deleted by gpulab)."""
-
-    name: str
-    storage_class: str | None
-    size: str
-    access_mode: str
-    mount_path: str
-
-
 @dataclass(frozen=True)
 class PodPlan:
     """Everything gpulab decides about one notebook pod, built fresh for each start."""
 
     profile: str
     image: str
-    gpus: int
-    gpu_type: str | None
-    gpu_resource: str | None
+    parts: PodParts
     cpu_guarantee: float | None
     cpu_limit: float | None
     mem_guarantee: int | None  # bytes
     mem_limit: int | None  # bytes
     extra_resource_limits: dict[str, str]
     extra_resource_guarantees: dict[str, str]
-    node_selector: dict[str, str]
-    tolerations: list[dict[str, Any]]
-    home: HomeClaim
-    volumes: list[dict[str, Any]]
-    volume_mounts: list[dict[str, Any]]
-    pod_security_context: dict[str, Any]
-    container_security_context: dict[str, Any]
-    labels: dict[str, str]
     annotations: dict[str, str]
     env: dict[str, str]
-    shm_size: str
-    image_pull_secrets: list[str]
-    all_gpu_resources: frozenset[str] = field(default_factory=frozenset)
 
     def spawner_traits(self) -> dict[str, Any]:
-        """KubeSpawner trait name -> value, for the traits gpulab manages (copies)."""
+        """The KubeSpawner traits KubeSpawner builds the notebook container and names the home
+        claim from (copies). The rest of the pod is finished from
+        the plan in ``modify_pod_hook``."""
         return copy.deepcopy(
             {
                 "image": self.image,
@@ -138,50 +90,10 @@ class PodPlan:
                 "mem_limit": self.mem_limit,
                 "extra_resource_limits": self.extra_resource_limits,
                 "extra_resource_guarantees": self.extra_resource_guarantees,
-                "node_selector": self.node_selector,
-                "tolerations": self.tolerations,
-                "volumes": self.volumes,
-                "volume_mounts": self.volume_mounts,
-                "pod_security_context": self.pod_security_context,
-                "container_security_context": self.container_security_context,
-                "uid": RUN_AS_USER,
-                "gid": RUN_AS_GROUP,
-                "fs_gid": FS_GROUP,
-                "privileged": False,
-                "allow_privilege_escalation": False,
-                "automount_service_account_token": False,
-                "service_account": None,
-                "extra_labels": self.labels,
-                "extra_annotations": self.annotations,
                 "environment": self.env,
-                "image_pull_secrets": self.image_pull_secrets,
-                "pvc_name": self.home.name,
-                "storage_class": self.home.storage_class or "",
-                "storage_capacity": self.home.size,
-                "storage_access_modes": [self.home.access_mode],
+                "pvc_name": self.parts.home.name,
             }
         )
-
-
-def _profile_labels(
-    username: str, quota_group: str, gpus: int, gpu_type: str | None
-) -> dict[str, str]:
-    labels = {
-        **base_labels(SERVER_COMPONENT),
-        USER_LABEL: escape_username(username),
-        GROUP_LABEL: quota_group,
-        GPUS_LABEL: str(gpus),
-    }
-    if gpu_type:
-        labels[GPU_TYPE_LABEL] = gpu_type
-    return labels
-
-
-def _pull_secrets(policy: Policy) -> list[str]:
-    harbor = policy.catalogue.harbor
-    if harbor is not None and harbor.pull_secret:
-        return [harbor.pull_secret]
-    return []
 
 
 def build_pod_plan(
@@ -197,98 +109,48 @@ def build_pod_plan(
     base_limits: Mapping[str, Any] | None = None,
     base_guarantees: Mapping[str, Any] | None = None,
 ) -> PodPlan:
-    """The plan for one start. The choice must already have passed
-    :func:`gpulab.spawner.checks.check_spawn_request`; this function only builds.
+    """The plan for one start. The choice must already have passed admission; this function
+    only builds.
 
     ``base_limits``/``base_guarantees`` are the admin's configured
     ``KubeSpawner.extra_resource_limits``/``_guarantees``: they are merged per resource with
     the GPU resource (the GPU resource name always comes from the plan).
     """
-    gpu_type = profile.gpu_type if gpus > 0 else None
-    gtype = policy.gpu_types.get(gpu_type) if gpu_type else None
-    resource = gtype.resource if gtype else None
-    all_gpu = gpu_resource_names(policy)
-
-    # Admin-configured extras, minus any GPU resource (only the plan decides GPUs).
-    base_l = {k: v for k, v in (base_limits or {}).items() if k not in all_gpu}
-    base_g = {k: v for k, v in (base_guarantees or {}).items() if k not in all_gpu}
-    gpu_part = {resource: str(gpus)} if resource else {}
-    limits = merge_resources(base_l, gpu_part)
-    guarantees = merge_resources(base_g)
-
-    node_selector = dict(gtype.node_selector) if gtype else {}
-    tolerations = gtype.k8s_tolerations() if gtype else []
-
-    home_cfg = policy.storage.home
-    escaped = escape_username(username)
-    home = HomeClaim(
-        name=home_cfg.claim_name(escaped),
-        storage_class=home_cfg.storage_class,
-        size=home_cfg.size,
-        access_mode=home_cfg.access_mode,
-        mount_path=home_cfg.mount_path,
+    parts = pod_parts(
+        policy=policy,
+        username=username,
+        group=entitlement.quota_group,
+        component=SERVER_COMPONENT,
+        profile=profile,
+        gpus=gpus,
+        gpu_type=profile.gpu_type,
     )
-    shm_size = profile.shm_size or ("1Gi" if profile.gpu_type else "64Mi")
-    volumes: list[dict[str, Any]] = [
-        {"name": HOME_VOLUME, "persistentVolumeClaim": {"claimName": home.name}},
-        {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}},
-    ]
-    mounts: list[dict[str, Any]] = [
-        {"name": HOME_VOLUME, "mountPath": home.mount_path},
-        {"name": SHM_VOLUME, "mountPath": SHM_PATH},
-    ]
-    for ds in policy.storage.datasets:
-        vol_name = f"dataset-{ds.name}"
-        volumes.append(
-            {
-                "name": vol_name,
-                "persistentVolumeClaim": {"claimName": ds.claim, "readOnly": ds.read_only},
-            }
-        )
-        mount: dict[str, Any] = {
-            "name": vol_name,
-            "mountPath": ds.mount_path,
-            "readOnly": ds.read_only,
-        }
-        if ds.sub_path:
-            mount["subPath"] = ds.sub_path
-        mounts.append(mount)
+    # Admin-configured extras, minus any GPU resource (only the plan decides GPUs).
+    gpu_names = parts.all_gpu_resources
+    base_l = {k: v for k, v in (base_limits or {}).items() if k not in gpu_names}
+    base_g = {k: v for k, v in (base_guarantees or {}).items() if k not in gpu_names}
 
     env = {"GPULAB_IMAGE": image, "GPULAB_GPUS": str(gpus), "GPULAB_PROFILE": profile.name}
-    if gpu_type:
-        env["GPULAB_GPU_TYPE"] = gpu_type
+    if parts.gpu.gpu_type:
+        env["GPULAB_GPU_TYPE"] = parts.gpu.gpu_type
     if gateway_url:
         env["GPULAB_GATEWAY_URL"] = gateway_url
     if culler_url:
         env["GPULAB_CULLER_URL"] = culler_url
 
+    memory = profile.memory
     return PodPlan(
         profile=profile.name,
         image=image,
-        gpus=gpus,
-        gpu_type=gpu_type,
-        gpu_resource=resource,
+        parts=parts,
         cpu_guarantee=profile.cpu.guarantee,
         cpu_limit=profile.cpu.limit,
-        mem_guarantee=quantity_bytes(profile.memory.guarantee)
-        if profile.memory.guarantee
-        else None,
-        mem_limit=quantity_bytes(profile.memory.limit) if profile.memory.limit else None,
-        extra_resource_limits=limits,
-        extra_resource_guarantees=guarantees,
-        node_selector=node_selector,
-        tolerations=tolerations,
-        home=home,
-        volumes=volumes,
-        volume_mounts=mounts,
-        pod_security_context=dict(POD_SECURITY_CONTEXT),
-        container_security_context=copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
-        labels=_profile_labels(username, entitlement.quota_group, gpus, gpu_type),
+        mem_guarantee=quantity_bytes(memory.guarantee) if memory.guarantee else None,
+        mem_limit=quantity_bytes(memory.limit) if memory.limit else None,
+        extra_resource_limits=merge_resources(base_l, parts.gpu.resources),
+        extra_resource_guarantees=merge_resources(base_g),
         annotations={PROFILE_ANNOTATION: profile.name, IMAGE_ANNOTATION: image},
         env=env,
-        shm_size=shm_size,
-        image_pull_secrets=_pull_secrets(policy),
-        all_gpu_resources=all_gpu,
     )
 
 
@@ -303,46 +165,93 @@ def _cpu_value(value: Any) -> float:
 def enforce_plan_on_container(
     plan: PodPlan, limits: Mapping[str, Any] | None, requests: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """Cap the notebook container's resources to the plan, whatever set them (group
-    overrides, leftovers of another profile, ``extra_container_config``).
+    """Cap the notebook container's resources to the plan, whatever set them
+    (``extra_container_config``, which KubeSpawner applies after the resource traits).
 
     GPU resources: exactly the plan's (any other GPU resource name of the policy is removed).
     CPU and memory: at most the plan's limits; a request above the limit is lowered to it.
     Returns (limits, requests, notes) where notes say what was changed.
     """
+    gpu = plan.parts.gpu
     lim = dict(limits or {})
     req = dict(requests or {})
     notes: list[str] = []
-    for name in plan.all_gpu_resources | ({plan.gpu_resource} if plan.gpu_resource else set()):
+    for name in plan.parts.all_gpu_resources | set(gpu.resources):
         for where, d in (("limit", lim), ("request", req)):
-            if name == plan.gpu_resource:
+            if name == gpu.resource:
                 continue
             if name in d:
                 notes.append(f"removed GPU {where} {name}={d[name]} (not in the plan)")
                 d.pop(name)
-    if plan.gpu_resource:
-        want = str(plan.gpus)
-        if str(lim.get(plan.gpu_resource)) != want:
-            if plan.gpu_resource in lim:
-                notes.append(f"GPU limit {plan.gpu_resource}={lim[plan.gpu_resource]} -> {want}")
-            lim[plan.gpu_resource] = want
-        if plan.gpu_resource in req and str(req[plan.gpu_resource]) != want:
-            notes.append(f"GPU request {plan.gpu_resource}={req[plan.gpu_resource]} -> {want}")
-            req[plan.gpu_resource] = want
-    if plan.cpu_limit is not None:
-        if "cpu" not in lim or _cpu_value(lim["cpu"]) > plan.cpu_limit:
-            if "cpu" in lim:
-                notes.append(f"cpu limit {lim['cpu']} -> {plan.cpu_limit:g}")
-            lim["cpu"] = plan.cpu_limit
-        if "cpu" in req and _cpu_value(req["cpu"]) > plan.cpu_limit:
-            notes.append(f"cpu request {req['cpu']} -> {plan.cpu_limit:g}")
-            req["cpu"] = plan.cpu_limit
-    if plan.mem_limit is not None:
-        if "memory" not in lim or quantity_bytes(lim["memory"]) > plan.mem_limit:
-            if "memory" in lim:
-                notes.append(f"memory limit {lim['memory']} -> {plan.mem_limit}")
-            lim["memory"] = plan.mem_limit
-        if "memory" in req and quantity_bytes(req["memory"]) > plan.mem_limit:
-            notes.append(f"memory request {req['memory']} -> {plan.mem_limit}")
-            req["memory"] = plan.mem_limit
+    if gpu.resource:
+        want = str(gpu.gpus)
+        if str(lim.get(gpu.resource)) != want:
+            if gpu.resource in lim:
+                notes.append(f"GPU limit {gpu.resource}={lim[gpu.resource]} -> {want}")
+            lim[gpu.resource] = want
+        if gpu.resource in req and str(req[gpu.resource]) != want:
+            notes.append(f"GPU request {gpu.resource}={req[gpu.resource]} -> {want}")
+            req[gpu.resource] = want
+    caps = (("cpu", plan.cpu_limit, _cpu_value), ("memory", plan.mem_limit, quantity_bytes))
+    for name, cap, value in caps:
+        if cap is None:
+            continue
+        shown = f"{cap:g}" if name == "cpu" else str(cap)
+        if name not in lim or value(lim[name]) > cap:
+            if name in lim:
+                notes.append(f"{name} limit {lim[name]} -> {shown}")
+            lim[name] = cap
+        if name in req and value(req[name]) > cap:
+            notes.append(f"{name} request {req[name]} -> {shown}")
+            req[name] = cap
     return lim, req, notes
+
+
+# ----------------------------------------------------------------------------- the finished pod
+
+
+def _field(obj: Any, key: str, attr: str) -> Any:
+    return obj.get(key) if isinstance(obj, dict) else getattr(obj, attr, None)
+
+
+def _by_key(current: list[Any] | None, mine: list[dict[str, Any]], key: str, model: Any) -> list:
+    """``current`` entries that none of ``mine`` replaces (same ``key``), then ``mine``."""
+    attr = "mount_path" if key == "mountPath" else key
+    taken = {m[key] for m in mine}
+    kept = [c for c in current or [] if _field(c, key, attr) not in taken]
+    return kept + [get_k8s_model(model, copy.deepcopy(m)) for m in mine]
+
+
+def finish_pod(plan: PodPlan, pod: Any, policy: Policy) -> list[str]:
+    """Put the plan's parts into KubeSpawner's pod (a ``V1Pod``, changed in place): home,
+    datasets and ``/dev/shm`` (the admin's other volumes kept), the GPU type's placement (no
+    other GPU type's node selector), the restricted security contexts, no service account
+    token, gpulab's labels, annotations and pull secrets, and the resources capped to the plan.
+    Returns notes on what the caps changed."""
+    parts, spec = plan.parts, pod.spec
+    container = next(c for c in spec.containers if c.name == "notebook")
+    spec.volumes = _by_key(spec.volumes, parts.volumes, "name", V1Volume)
+    container.volume_mounts = _by_key(
+        container.volume_mounts, parts.volume_mounts, "mountPath", V1VolumeMount
+    )
+    other_types = {k for t in policy.gpu_types.values() for k in t.node_selector}
+    selector = {k: v for k, v in (spec.node_selector or {}).items() if k not in other_types}
+    spec.node_selector = {**selector, **parts.gpu.node_selector} or None
+    spec.tolerations = [get_k8s_model(V1Toleration, t) for t in parts.gpu.tolerations] or None
+    spec.security_context = {**(spec.security_context or {}), **parts.pod_security_context}
+    container.security_context = {
+        **(container.security_context or {}),
+        **parts.container_security_context,
+    }
+    spec.automount_service_account_token = False
+    spec.service_account_name = None
+    spec.image_pull_secrets = [
+        V1LocalObjectReference(name=name) for name in parts.image_pull_secrets
+    ] or None
+    pod.metadata.labels = {**(pod.metadata.labels or {}), **parts.labels}
+    pod.metadata.annotations = {**(pod.metadata.annotations or {}), **plan.annotations}
+    limits, requests, notes = enforce_plan_on_container(
+        plan, container.resources.limits, container.resources.requests
+    )
+    container.resources.limits, container.resources.requests = limits, requests
+    return notes

@@ -3,8 +3,9 @@
 What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
 
 * ``profile_list`` is an async callable: the user's profiles, images and GPU sizes
-  (:mod:`gpulab.spawner.form`); the spawn page also shows free GPUs per type and the quota left,
-  and disables GPU sizes that cannot run now.
+  (:mod:`gpulab.spawner.form`), rendered by gpulab's form template
+  (``additional_profile_form_template_paths``), which also shows free GPUs per type and the
+  quota left, and disables GPU sizes that cannot run now.
 * Never trust the form: each start's request is admitted once by the rules jobs share
   (:mod:`gpulab.hub.workload.admission`, through :mod:`gpulab.spawner.checks`): in
   ``options_from_form`` for a form post (so the spawn page shows the message), else in
@@ -12,13 +13,16 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
   ``load_user_options`` while it holds the quota group's lock, counted from the cluster's pods
   and jobs (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400)
   whose message JupyterHub shows on the spawn page; no pod is created.
-* A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start. The traits gpulab manages are
-  reset to their configured values in ``clear_state`` (JupyterHub calls it before every start
-  and after every stop), so nothing of a previous profile carries over (kubespawner#546,
-  jupyterhub#3592); ``get_pod_manifest`` then enforces the plan on the finished pod, so group
-  overrides cannot widen it.
+* A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start (the shared pod parts of
+  :mod:`gpulab.hub.workload.pod`). The traits a start may change are reset to their configured
+  values in ``clear_state`` (JupyterHub calls it before every start and after every stop), so
+  nothing of a previous profile carries over (kubespawner#546, jupyterhub#3592); the plan sets
+  the traits KubeSpawner builds the container from, and ``modify_pod_hook`` finishes the pod
+  from the same plan, so group overrides cannot widen it.
 * Homes are never deleted (``delete_pvc`` is forced off; ``delete_forever`` keeps the claim, or
-  snapshots it when the policy says ``on_user_delete: snapshot``).
+  snapshots it when the policy says ``on_user_delete: snapshot``); the home claim is built by
+  :func:`~gpulab.hub.workload.pod.home_claim` (the home labels), and a start cancels a pending
+  deletion of it.
 * ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
   spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
 """
@@ -35,38 +39,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpulab.hub.field_errors import FieldError
+from gpulab.hub.homes import Homes
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
 from gpulab.hub.workload.admission import WorkloadRequest, quota_problems, request_problems
+from gpulab.hub.workload.pod import home_claim
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
+from kubespawner.objects import make_pvc
 from tornado import web
 from traitlets import Bool, Integer, Unicode, default
 
 from .checks import GpuUsage, parse_user_options, render, server_request
 from .cluster import ClusterView, cluster_view
-from .form import (
-    QuotaLeft,
-    availability_html,
-    build_profile_list,
-    mark_disabled_options,
-    offered_images_by_profile,
-)
-from .overrides import (
-    CONTAINER_SECURITY_CONTEXT,
-    POD_SECURITY_CONTEXT,
-    PodPlan,
-    build_pod_plan,
-    deep_merge,
-    enforce_plan_on_container,
-)
+from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_profile
+from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
 log = logging.getLogger("gpulab.spawner")
 
-# KubeSpawner traits a plan sets; reset to their configured values before each start.
+# KubeSpawner traits a start may change (the plan, group overrides); reset to their configured
+# values before each start.
 MANAGED_TRAITS = (
     "image",
     "cpu_guarantee",
@@ -92,9 +87,6 @@ MANAGED_TRAITS = (
     "extra_annotations",
     "environment",
     "image_pull_secrets",
-    "storage_class",
-    "storage_capacity",
-    "storage_access_modes",
     "extra_pod_config",
     "extra_container_config",
     "node_affinity_required",
@@ -170,8 +162,17 @@ def hub_state(policy_path: str) -> HubState:
     return state
 
 
+# KubeSpawner calls its hooks with the spawner as first argument.
 def _gpulab_profile_list(spawner: GPULabSpawner) -> Any:
     return spawner.gpulab_profile_list()
+
+
+def _modify_pod_hook(spawner: GPULabSpawner, pod: Any) -> Any:
+    return spawner._finished_pod(pod)
+
+
+def _after_pod_created_hook(spawner: GPULabSpawner, pod: Any) -> Any:
+    return spawner._pod_in_view(pod)
 
 
 # ----------------------------------------------------------------------------- the spawner
@@ -223,9 +224,21 @@ class GPULabSpawner(KubeSpawner):
     def _default_profile_list(self) -> Any:
         return _gpulab_profile_list
 
+    @default("modify_pod_hook")
+    def _default_modify_pod_hook(self) -> Any:
+        return _modify_pod_hook
+
+    @default("after_pod_created_hook")
+    def _default_after_pod_created_hook(self) -> Any:
+        return _after_pod_created_hook
+
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
         return self._gpulab_options_from_form
+
+    @default("additional_profile_form_template_paths")
+    def _default_form_templates(self) -> list[str]:
+        return [TEMPLATES]
 
     @default("delete_pvc")
     def _default_delete_pvc(self) -> bool:
@@ -285,35 +298,22 @@ class GPULabSpawner(KubeSpawner):
         )
 
     # ------------------------------------------------------------------ the form
-    async def gpulab_profile_list(self, *, for_form: bool = False) -> list[dict[str, Any]]:
-        """The user's profile_list (the form version carries availability and quota)."""
+    async def gpulab_profile_list(self) -> list[dict[str, Any]]:
+        """The user's ``profile_list``, with free GPUs and the quota left for the spawn page."""
         state = await self._ready_state()
         ent = self.entitlement(state.policy)
         if ent is None:
             return []
         images = await self._images(state)
         availability = quota = None
-        if for_form and ent.may_use_gpus and self.show_availability:
+        if ent.may_use_gpus and self.show_availability:
             try:
                 view = await self._cluster()
                 availability = view.availability(state.policy.gpu_types)
                 quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
-        self._form_extras = (availability, quota)
         return build_profile_list(ent, images, availability=availability, quota=quota)
-
-    async def _render_options_form_dynamically(self, current_spawner: Any) -> str:
-        spawner = current_spawner if isinstance(current_spawner, GPULabSpawner) else self
-        profile_list = await spawner.gpulab_profile_list(for_form=True)
-        if not profile_list:
-            return (
-                '<div class="alert alert-warning">Your groups give you no notebook profile. '
-                "Ask an administrator to add you to a group of the gpulab policy.</div>"
-            )
-        availability, quota = getattr(spawner, "_form_extras", (None, None))
-        form = mark_disabled_options(self._render_options_form(profile_list), profile_list)
-        return availability_html(profile_list, availability, quota) + form
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """KubeSpawner's parsing, then admission, so a tampered form is refused on the spawn
@@ -413,6 +413,22 @@ class GPULabSpawner(KubeSpawner):
             base_guarantees=self.extra_resource_guarantees,
         )
         self._apply_plan(plan)
+        await self._cancel_home_deletion(state.policy)
+
+    def _homes(self, policy: Policy) -> Homes:
+        return Homes(self.api.api_client, self.namespace, policy)
+
+    async def _cancel_home_deletion(self, policy: Policy) -> None:
+        """A user who starts a server again keeps their home: a pending deletion (the mark
+        :meth:`delete_forever` left) is cancelled. One read of the claim; a patch only when
+        it carries the mark. A failure is logged; the start goes on."""
+        try:
+            if await self._homes(policy).cancel_deletion(self.user.name):
+                self.log.info(
+                    "home of %s: pending deletion cancelled (server start)", self._log_name
+                )
+        except Exception:
+            self.log.exception("home of %s: could not check for a pending deletion", self._log_name)
 
     async def _cluster_or_refuse(self) -> ClusterView:
         try:
@@ -442,75 +458,57 @@ class GPULabSpawner(KubeSpawner):
         return None
 
     def _apply_plan(self, plan: PodPlan) -> None:
-        """Set the managed traits from the plan, on top of the configured values (plus this
-        start's group overrides): dicts merge per key (plan wins), named lists per name."""
+        """Set the traits KubeSpawner builds the container from; the environment merges with the
+        configured one (plus this start's group overrides), the plan's names winning."""
         traits = plan.spawner_traits()
-        for name in ("node_selector", "extra_labels", "extra_annotations", "environment"):
-            traits[name] = deep_merge(getattr(self, name) or {}, traits[name])
-        for name in ("volumes", "volume_mounts"):
-            current = getattr(self, name)
-            current = list(current.values()) if isinstance(current, dict) else list(current or [])
-            mine = {v["name"] if name == "volumes" else v["mountPath"] for v in traits[name]}
-            key = "name" if name == "volumes" else "mountPath"
-            traits[name] = [v for v in current if v.get(key) not in mine] + traits[name]
-        pvc_name = traits.pop("pvc_name")
+        traits["environment"] = deep_merge(self.environment or {}, traits["environment"])
         for name, value in traits.items():
             setattr(self, name, value)
-        self.pvc_name = pvc_name
         self._plan = plan
 
-    async def get_pod_manifest(self) -> Any:
-        """KubeSpawner's pod, with the plan enforced last: GPU/CPU/memory capped to the plan,
-        the GPU type's placement, the restricted security context, no service account token,
-        gpulab's labels. Whatever group overrides or leftovers asked for, the plan wins."""
-        pod = await super().get_pod_manifest()
+    def _finished_pod(self, pod: Any) -> Any:
+        """``modify_pod_hook``: KubeSpawner's pod, finished from this start's plan (home,
+        datasets, placement, security, labels; resources capped), whatever group overrides or
+        ``extra_pod_config``/``extra_container_config`` asked for."""
         plan = self._plan
         if plan is None:
             raise SpawnRefused(["internal error: no pod plan (load_user_options did not run)"], 500)
-        container = next(c for c in pod.spec.containers if c.name == "notebook")
-        limits, requests, notes = enforce_plan_on_container(
-            plan, container.resources.limits, container.resources.requests
-        )
-        container.resources.limits, container.resources.requests = limits, requests
-        # Placement: no other GPU type's node selector; the plan's wins.
-        gpu_selector_keys = {
-            k for t in self.policy.gpu_types.values() for k in t.node_selector
-        } - set(plan.node_selector)
-        selector = {
-            k: v for k, v in (pod.spec.node_selector or {}).items() if k not in gpu_selector_keys
-        }
-        selector.update(plan.node_selector)
-        pod.spec.node_selector = selector or None
-        psc = dict(pod.spec.security_context or {})
-        psc.update(POD_SECURITY_CONTEXT)
-        pod.spec.security_context = psc
-        csc = dict(container.security_context or {})
-        csc.update(copy.deepcopy(CONTAINER_SECURITY_CONTEXT))
-        container.security_context = csc
-        pod.spec.automount_service_account_token = False
-        pod.spec.service_account_name = None
-        pod.metadata.labels = {**(pod.metadata.labels or {}), **plan.labels}
-        for note in notes:
+        for note in finish_pod(plan, pod, self.policy):
             self.log.warning("pod %s: %s (capped to the policy)", self.pod_name, note)
         return pod
 
-    async def _make_create_pod_request(self, pod: Any, request_timeout: int) -> bool:
-        ok = await super()._make_create_pod_request(pod, request_timeout)
-        if ok and self._quota_lock is not None:
-            # Hold the group's quota lock until the pod is in the cache the next check reads.
+    def get_pvc_manifest(self) -> Any:
+        """The home claim from :func:`gpulab.hub.workload.pod.home_claim`, as the gateway makes
+        it. Overridden because KubeSpawner writes its own component and common labels over
+        ``storage_extra_labels``, so no trait can give the claim the home labels."""
+        claim = home_claim(self.policy, self.user.name, self.namespace)
+        meta, spec = claim["metadata"], claim["spec"]
+        return make_pvc(
+            name=meta["name"],
+            storage_class=spec.get("storageClassName"),
+            access_modes=spec["accessModes"],
+            selector=None,
+            storage=spec["resources"]["requests"]["storage"],
+            labels=meta["labels"],
+        )
+
+    async def _pod_in_view(self, pod: Any) -> None:
+        """``after_pod_created_hook``: hold the group's quota lock until the pod is in the
+        cache the next quota check reads."""
+        if self._quota_lock is not None:
             view = await self._cluster()
             for _ in range(200):  # at most ~10 s; the watch usually delivers it in ms
                 if view.has_pod(self.namespace, self.pod_name):
                     break
                 await asyncio.sleep(0.05)
             self._release_quota_lock()
-        return ok
 
     def _release_quota_lock(self) -> None:
         lock, self._quota_lock = self._quota_lock, None
         if lock is not None and lock.locked():
             lock.release()
 
+    # Private override: KubeSpawner has no hook to fail a start that waits (for GPUs) too long.
     async def _start(self) -> Any:
         start = asyncio.ensure_future(super()._start())
         watchdog = asyncio.ensure_future(self._gpu_wait_watchdog())
@@ -554,8 +552,8 @@ class GPULabSpawner(KubeSpawner):
         since: float | None = None
         while True:
             await asyncio.sleep(1)
-            plan = self._plan
-            if plan is None or plan.gpus == 0:
+            gpu = self._plan.parts.gpu if self._plan else None
+            if gpu is None or gpu.gpus == 0:
                 continue
             problem = self._scheduling_problem()
             if problem is None:
@@ -567,8 +565,8 @@ class GPULabSpawner(KubeSpawner):
             if time.monotonic() - since >= wait:
                 raise SpawnRefused(
                     [
-                        f"no node could take {plan.gpus} {plan.gpu_type} GPU"
-                        f"{'s' if plan.gpus != 1 else ''} within {format_duration(wait)} "
+                        f"no node could take {gpu.gpus} {gpu.gpu_type} GPU"
+                        f"{'s' if gpu.gpus != 1 else ''} within {format_duration(wait)} "
                         f"(your groups' wait_for_gpus); the scheduler said: {problem}. "
                         "Try fewer GPUs, or later"
                     ],
@@ -578,14 +576,14 @@ class GPULabSpawner(KubeSpawner):
     def _explain(self, event: dict[str, Any]) -> str | None:
         reason = event.get("reason")
         message = event.get("message") or ""
-        plan = self._plan
+        gpu = self._plan.parts.gpu if self._plan else None
         if reason == "FailedScheduling":
-            if plan and plan.gpu_resource and f"Insufficient {plan.gpu_resource}" in message:
+            if gpu and gpu.resource and f"Insufficient {gpu.resource}" in message:
                 ent = self.entitlement()
                 wait = format_duration(ent.wait_for_gpus_seconds) if ent else "a while"
                 return (
-                    f"Waiting for GPUs: no node has {plan.gpus} free {plan.gpu_type} GPU"
-                    f"{'s' if plan.gpus != 1 else ''} right now (scheduler: {message}). "
+                    f"Waiting for GPUs: no node has {gpu.gpus} free {gpu.gpu_type} GPU"
+                    f"{'s' if gpu.gpus != 1 else ''} right now (scheduler: {message}). "
                     f"gpulab waits up to {wait} for GPUs to free up; you can cancel this spawn."
                 )
             return f"Cannot be scheduled yet: {message}"
@@ -625,11 +623,8 @@ class GPULabSpawner(KubeSpawner):
         except Exception:
             self.log.exception("delete_forever: policy unavailable; keeping every claim")
             return
-        from gpulab.hub.homes import Homes  # noqa: PLC0415
-
         try:
-            homes = Homes(self.api.api_client, self.namespace, policy)
-            result = await homes.on_user_deleted(self.user.name)
+            result = await self._homes(policy).on_user_deleted(self.user.name)
         except Exception:
             self.log.exception("user %s deleted; home handling failed, home kept", self.user.name)
             return

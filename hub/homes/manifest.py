@@ -9,7 +9,8 @@ labelled so that it can be listed per user and never mistaken for anything else:
   ``gpulab.io/snapshot-reason: manual | reset | restore | deleted``
 * annotation ``gpulab.io/username`` (the username as JupyterHub spells it).
 
-A home claim is recreated with the same name, storage class, access modes, size, labels and
+A new home claim is built by :func:`gpulab.hub.workload.pod.home_claim` (the one builder the
+spawner and the jobs gateway use too). A home claim is recreated with the same name, storage class, access modes, size, labels and
 annotations as the one it replaces (server-set annotations dropped); restored from a snapshot
 it gets ``spec.dataSource`` (and the mirrored ``dataSourceRef``) naming the VolumeSnapshot.
 """
@@ -27,13 +28,13 @@ from gpulab.hub.policy.quantities import parse_quantity
 from gpulab.hub.workload.labels import (
     DELETE_AFTER_LABEL,
     HOME_CLAIM_LABEL,
-    HOME_COMPONENT,
     HOME_SNAPSHOT_COMPONENT,
     SNAPSHOT_REASON_LABEL,
     USER_LABEL,
     USERNAME_ANNOTATION,
     base_labels,
 )
+from gpulab.hub.workload.pod import home_of
 
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 SNAPSHOT_VERSION = "v1"
@@ -90,7 +91,7 @@ def user_label(username: str) -> str:
 
 def home_claim_name(policy: Policy, username: str) -> str:
     """The home PVC of ``username`` (policy ``storage.home.claim_name_template``)."""
-    return policy.storage.home.claim_name(escape_username(username))
+    return home_of(policy, username).name
 
 
 def dataset_claims(policy: Policy) -> frozenset[str]:
@@ -153,30 +154,6 @@ def _kept_annotations(annotations: dict[str, str] | None) -> dict[str, str]:
         k: v
         for k, v in (annotations or {}).items()
         if not any(k.startswith(p) for p in _SERVER_ANNOTATION_PREFIXES)
-    }
-
-
-def policy_claim_manifest(policy: Policy, username: str, namespace: str) -> dict[str, Any]:
-    """A home claim as the policy describes it, for when no claim exists to copy."""
-    home = policy.storage.home
-    spec: dict[str, Any] = {
-        "accessModes": [home.access_mode],
-        "resources": {"requests": {"storage": home.size}},
-    }
-    if home.storage_class:
-        spec["storageClassName"] = home.storage_class
-    return {
-        "apiVersion": "v1",
-        "kind": "PersistentVolumeClaim",
-        "metadata": {
-            "name": home_claim_name(policy, username),
-            "namespace": namespace,
-            "labels": {
-                **base_labels(HOME_COMPONENT),
-                USER_LABEL: user_label(username),
-            },
-        },
-        "spec": spec,
     }
 
 

@@ -35,7 +35,6 @@ from gpulab.hub.homes.manifest import (
     empty_claim_manifest,
     home_claim_name,
     mounting_pods,
-    policy_claim_manifest,
     restored_claim_manifest,
     snapshot_manifest,
     snapshot_name,
@@ -49,6 +48,7 @@ from gpulab.hub.workload.labels import (
     HOME_SNAPSHOT_COMPONENT,
     labels_of,
 )
+from gpulab.hub.workload.pod import home_claim
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ class Homes:
         if pvc is not None:
             previous = await self.snapshot_home(user, "restore")
             await self._refuse_if_in_use(user, claim, "restore")
-        base = pvc or policy_claim_manifest(self.policy, user, self.namespace)
+        base = pvc or home_claim(self.policy, user, self.namespace)
         await self._replace(user, claim, restored_claim_manifest(base, snap), previous)
         log.info("home %s of %s restored from %s (before: %s)", claim, user, snapshot, previous)
         return RestoreResult(claim, snapshot, previous)

@@ -7,9 +7,9 @@ Secret's owner (:func:`with_owner`) so that the Secret goes when the Job goes.
 
 The Job's container runs ``gpulab-job-runner`` (exec form, no arguments); the runner reads the
 normalised spec from ``$GPULAB_JOB_SPEC`` and the upload credential from the Secret mounted
-at ``/var/run/gpulab/upload``. The pod has no service-account token, runs as uid 1000 /
-gid 100 with a restricted security context, and mounts the owner's home and the datasets
-(read-only) as their notebook server does.
+at ``/var/run/gpulab/upload``. The pod has no service-account token; what it shares with the
+owner's notebook server (home, datasets read-only, ``/dev/shm``, GPU placement, security
+contexts, pull secrets, labels) comes from :func:`gpulab.hub.workload.pod.pod_parts`.
 """
 
 from __future__ import annotations
@@ -21,31 +21,23 @@ from typing import Any
 
 from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT
 
-from ..names import escape_username
 from ..policy import Entitlement, Policy, ProfilePolicy
 from ..workload.labels import (
-    GPU_TYPE_LABEL,
-    GPUS_LABEL,
-    GROUP_LABEL,
     IDEMPOTENCY_ANNOTATION,
     JOB_COMPONENT,
     JOB_ID_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
-    USER_LABEL,
-    base_labels,
 )
-from ..workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
+from ..workload.pod import pod_parts, workload_labels
 from .ids import submit_key
 from .spec import JobSpec
 from .validate import effective_gpu_type, effective_runtime
 
 __all__ = [
     "CONTAINER_NAME",
-    "CONTAINER_SECURITY_CONTEXT",
     "CREDENTIAL_FILE",
-    "POD_SECURITY_CONTEXT",
     "RUNNER_COMMAND",
     "UPLOAD_MOUNT",
     "job_labels",
@@ -74,16 +66,10 @@ def upload_secret_name(job_id: str) -> str:
 def job_labels(
     *, owner: str, job_id: str, group: str, gpus: int, gpu_type: str | None
 ) -> dict[str, str]:
-    labels = {
-        **base_labels(JOB_COMPONENT),
-        USER_LABEL: escape_username(owner),
-        JOB_ID_LABEL: job_id,
-        GROUP_LABEL: group,
-        GPUS_LABEL: str(gpus),
-    }
-    if gpu_type:
-        labels[GPU_TYPE_LABEL] = gpu_type
-    return labels
+    labels = workload_labels(
+        JOB_COMPONENT, username=owner, group=group, gpus=gpus, gpu_type=gpu_type
+    )
+    return {**labels, JOB_ID_LABEL: job_id}
 
 
 def _profile_for(ent: Entitlement, gpu_type: str | None) -> ProfilePolicy | None:
@@ -99,7 +85,7 @@ def _cpu_text(value: float) -> str:
     return f"{round(value * 1000)}m"
 
 
-def _resources(spec: JobSpec, profile: ProfilePolicy | None, gpu_resource: str | None) -> dict:
+def _resources(spec: JobSpec, profile: ProfilePolicy | None, gpu: dict[str, str]) -> dict:
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if spec.cpu is not None:
@@ -116,9 +102,8 @@ def _resources(spec: JobSpec, profile: ProfilePolicy | None, gpu_resource: str |
             requests["memory"] = profile.memory.guarantee
         if profile.memory.limit is not None:
             limits["memory"] = profile.memory.limit
-    if gpu_resource is not None and spec.gpus > 0:
-        limits[gpu_resource] = str(spec.gpus)
-        requests[gpu_resource] = str(spec.gpus)
+    limits.update(gpu)
+    requests.update(gpu)
     out: dict[str, Any] = {}
     if requests:
         out["requests"] = requests
@@ -161,15 +146,21 @@ def render_job(
     gpu_type = effective_gpu_type(spec, ent)
     if spec.gpus > 0 and (gpu_type is None or gpu_type not in policy.gpu_types):
         raise ValueError("a GPU job needs a GPU type from the policy (validate the spec first)")
-    gtype = policy.gpu_types[gpu_type] if gpu_type is not None else None
     profile = _profile_for(ent, gpu_type)
-    home = policy.storage.home
-    home_path = home.mount_path
-    escaped = escape_username(owner)
-
-    labels = job_labels(
-        owner=owner, job_id=job_id, group=ent.quota_group, gpus=spec.gpus, gpu_type=gpu_type
+    parts = pod_parts(
+        policy=policy,
+        username=owner,
+        group=ent.quota_group,
+        component=JOB_COMPONENT,
+        profile=profile,
+        gpus=spec.gpus,
+        gpu_type=gpu_type,
+        shm=spec.shm_size,
+        datasets=spec.datasets,
     )
+    home_path = parts.home.mount_path
+
+    labels = {**parts.labels, JOB_ID_LABEL: job_id}
     job_labels_ = dict(labels)
     annotations = {SPEC_ANNOTATION: spec_annotation(spec), OWNER_ANNOTATION: owner}
     if idempotency_key is not None:
@@ -198,37 +189,7 @@ def render_job(
         del ours["PYTHONUNBUFFERED"]
     env.extend({"name": k, "value": k8s_literal(v)} for k, v in ours.items())
 
-    volumes: list[dict[str, Any]] = [
-        {"name": "home", "persistentVolumeClaim": {"claimName": home.claim_name(escaped)}},
-    ]
-    mounts: list[dict[str, Any]] = [{"name": "home", "mountPath": home_path}]
-    wanted = set(spec.datasets) if spec.datasets is not None else None
-    for ds in policy.storage.datasets:
-        if wanted is not None and ds.name not in wanted:
-            continue
-        vol = f"dataset-{ds.name}"[:63].rstrip("-")
-        volumes.append(
-            {
-                "name": vol,
-                "persistentVolumeClaim": {"claimName": ds.claim, "readOnly": ds.read_only},
-            }
-        )
-        mount: dict[str, Any] = {"name": vol, "mountPath": ds.mount_path, "readOnly": ds.read_only}
-        if ds.sub_path:
-            mount["subPath"] = ds.sub_path
-        mounts.append(mount)
-    shm = spec.shm_size or (profile.shm_size if profile and profile.shm_size else None)
-    shm = shm or ("1Gi" if spec.gpus > 0 else "64Mi")
-    volumes.append({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm}})
-    mounts.append({"name": "dshm", "mountPath": "/dev/shm"})
-    volumes.append(
-        {
-            "name": "upload",
-            "secret": {"secretName": upload_secret_name, "defaultMode": 0o440, "optional": False},
-        }
-    )
-    mounts.append({"name": "upload", "mountPath": UPLOAD_MOUNT, "readOnly": True})
-
+    upload = {"name": "upload", "mountPath": UPLOAD_MOUNT, "readOnly": True}
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": image,
@@ -236,31 +197,30 @@ def render_job(
         "command": list(RUNNER_COMMAND),
         "workingDir": home_path,
         "env": env,
-        "volumeMounts": mounts,
-        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+        "volumeMounts": [*parts.volume_mounts, upload],
+        "securityContext": parts.container_security_context,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    resources = _resources(spec, profile, gtype.resource if gtype else None)
+    resources = _resources(spec, profile, parts.gpu.resources)
     if resources:
         container["resources"] = resources
 
+    secret = {"secretName": upload_secret_name, "defaultMode": 0o440, "optional": False}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_SECONDS,
-        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
+        "securityContext": parts.pod_security_context,
         "containers": [container],
-        "volumes": volumes,
+        "volumes": [*parts.volumes, {"name": "upload", "secret": secret}],
     }
-    if gtype is not None:
-        if gtype.node_selector:
-            pod_spec["nodeSelector"] = dict(gtype.node_selector)
-        if gtype.tolerations:
-            pod_spec["tolerations"] = gtype.k8s_tolerations()
-    harbor = policy.catalogue.harbor
-    if harbor is not None and harbor.pull_secret:
-        pod_spec["imagePullSecrets"] = [{"name": harbor.pull_secret}]
+    if parts.gpu.node_selector:
+        pod_spec["nodeSelector"] = parts.gpu.node_selector
+    if parts.gpu.tolerations:
+        pod_spec["tolerations"] = parts.gpu.tolerations
+    if parts.image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in parts.image_pull_secrets]
 
     return {
         "apiVersion": "batch/v1",

@@ -2,6 +2,7 @@
 
 * :mod:`.labels`: every label and annotation key gpulab writes or reads;
 * :mod:`.security`: the restricted security contexts;
+* :mod:`.pod`: the parts of a pod (servers and jobs alike) and the home claim;
 * :mod:`.holdings`: how the GPUs and job slots that pods and Jobs hold are counted
   (:class:`~.holdings.GpuUsage`);
 * :mod:`.admission`: who may run what, now: one check for servers and jobs.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -109,3 +110,96 @@ def test_deleting_a_user_keeps_the_home_and_the_admin_can_reset_and_restore(plat
     assert restored.returncode == 0, restored.stderr
     assert (home / "thesis.txt").read_text() == "chapter 1"
     assert snap in kubectl(platform, "get", "volumesnapshots", "-n", NAMESPACE)
+
+
+# ----------------------------------------------------------------------------- every home
+
+
+SNAPSHOTS_YAML = os.path.join(
+    os.path.dirname(__file__), "..", "..", "helm-values", "manifests", "snapshots.yaml"
+)
+HOME_LABELS = {
+    "app.kubernetes.io/name": "gpulab",
+    "app.kubernetes.io/component": "home",
+    "app.kubernetes.io/managed-by": "gpulab",
+}
+
+
+def snapshot_selector() -> str:
+    """The label selector the nightly snapshot CronJob lists home claims with."""
+    with open(SNAPSHOTS_YAML) as f:
+        match = re.search(r'HOME_SELECTOR = "([^"]+)"', f.read())
+    assert match, "the snapshot CronJob's script no longer names HOME_SELECTOR"
+    return match.group(1)
+
+
+def new_vision_user(platform: Any, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    platform.api("POST", f"/hub/api/users/{name}")
+    with contextlib.suppress(urllib.error.HTTPError):
+        platform.api("POST", "/hub/api/groups/vision")
+    platform.api("POST", "/hub/api/groups/vision/users", {"users": [name]})
+    return name
+
+
+def start_and_stop(platform: Any, name: str) -> None:
+    try:
+        platform.api("POST", f"/hub/api/users/{name}/server", {"profile": "cpu", "image": CPU_IMG})
+        wait("server ready", lambda: (s := server(platform, name)) and s.get("ready"))
+    finally:
+        with contextlib.suppress(urllib.error.HTTPError):
+            platform.api("DELETE", f"/hub/api/users/{name}/server")
+        wait("server pod gone", lambda: pod_gone(platform, name))
+
+
+def test_every_home_claim_carries_the_home_labels_and_the_snapshot_cronjob_selects_it(
+    platform: Any,
+) -> None:
+    spawned = new_vision_user(platform, "hs")
+    start_and_stop(platform, spawned)  # the spawner makes this user's home claim
+    users = [spawned]
+    if platform.s3 is not None:  # the jobs gateway runs with Ceph only
+        submitter = new_vision_user(platform, "hj")
+        job = {"name": "noop", "image": CPU_IMG, "command": ["true"]}
+        r = httpx.post(
+            f"{platform.hub_url}/services/jobs-gateway/api/v1/jobs",
+            json=job,
+            headers={"Authorization": f"token {platform.user_token(submitter)}"},
+            timeout=60,
+        )
+        assert r.status_code == 201, r.text  # the gateway made this user's home claim
+        users.append(submitter)
+    selected = json.loads(
+        kubectl(platform, "get", "pvc", "-n", NAMESPACE, "-l", snapshot_selector(), "-o", "json")
+    )["items"]
+    by_name = {pvc["metadata"]["name"]: pvc for pvc in selected}
+    for user in users:
+        claim = f"home-{escape_username(user)}"
+        assert claim in by_name, f"the snapshot CronJob does not select {claim}"
+        labels = by_name[claim]["metadata"]["labels"]
+        assert labels.items() >= {**HOME_LABELS, "gpulab.io/user": escape_username(user)}.items()
+
+
+def test_starting_a_server_cancels_a_pending_home_deletion(platform: Any) -> None:
+    name = new_vision_user(platform, "hc")
+    claim = f"home-{escape_username(name)}"
+    marked = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": claim,
+            "namespace": NAMESPACE,
+            "labels": {**HOME_LABELS, "gpulab.io/delete-after": str(int(time.time()) + 3600)},
+            "annotations": {"gpulab.io/deletion-snapshot": f"{claim}-deleted-1"},
+        },
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    env = {**os.environ, "KUBECONFIG": str(platform.kubeconfig)}
+    subprocess.run(
+        ["kubectl", "create", "-f", "-"], input=json.dumps(marked), env=env, check=True,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    start_and_stop(platform, name)
+    pvc = json.loads(kubectl(platform, "get", "pvc", claim, "-n", NAMESPACE, "-o", "json"))
+    assert "gpulab.io/delete-after" not in pvc["metadata"].get("labels", {})
+    assert "gpulab.io/deletion-snapshot" not in pvc["metadata"].get("annotations", {})

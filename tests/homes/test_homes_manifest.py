@@ -14,13 +14,13 @@ from gpulab.hub.homes.manifest import (
     empty_claim_manifest,
     home_claim_name,
     mounting_pods,
-    policy_claim_manifest,
     restored_claim_manifest,
     snapshot_manifest,
     snapshot_name,
 )
 from gpulab.hub.names import is_dns_label
 from gpulab.hub.policy import parse_policy
+from gpulab.hub.workload.pod import home_claim
 
 POLICY = parse_policy(
     {
@@ -135,7 +135,7 @@ def test_restored_claim_points_at_the_snapshot_and_grows_to_its_size() -> None:
 
 
 def test_policy_claim_when_no_claim_exists() -> None:
-    pvc = policy_claim_manifest(POLICY, "alice", "ns")
+    pvc = home_claim(POLICY, "alice", "ns")
     assert pvc["metadata"]["name"] == "home-alice"
     assert pvc["metadata"]["labels"]["gpulab.io/user"] == "alice"
     assert pvc["spec"] == {

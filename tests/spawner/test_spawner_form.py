@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from gpulab.spawner.form import (
-    GpuTypeAvailability,
-    QuotaLeft,
-    availability_html,
-    build_profile_list,
-)
+from gpulab.spawner.form import TEMPLATES, GpuTypeAvailability, QuotaLeft, build_profile_list
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
 from spawner_testlib import FakeImage, demo_images, demo_policy
 
 POLICY = demo_policy()
@@ -102,7 +98,19 @@ def test_availability_panel_shows_free_gpus_quota_and_disables_choices():
     avail = {"a100": GpuTypeAvailability("a100", total=8, free=1, max_free_on_node=1, nodes=2)}
     quota = QuotaLeft(user_used=0, user_limit=4, group="vision", group_used=2, group_limit=8)
     plist = profiles(["vision"], availability=avail, quota=quota)
-    html = availability_html(plist, avail, quota)
+    html = render_form(plist)
     assert "1 of 8 GPUs free" in html
     assert "Your GPU quota: 4 of 4 left" in html and "6 of 8 left" in html
-    assert '"id": "profile-option-gpu--gpus", "value": "2"' in html
+    gpus = html.split('id="profile-option-gpu--gpus"')[1].split("</select>")[0]
+    assert '<option value="2" disabled title="at most 1 a100 GPUs' in gpus
+
+
+def test_a_user_without_profiles_is_told_why():
+    assert "Your groups give you no notebook profile" in render_form([])
+
+
+def render_form(profile_list):
+    """gpulab's form template rendered as KubeSpawner renders it (its loaders, no autoescape)."""
+    loader = ChoiceLoader([FileSystemLoader(TEMPLATES), PackageLoader("kubespawner", "templates")])
+    template = Environment(loader=loader).get_template("form.html")
+    return template.render(profile_list=profile_list, user_options={})

@@ -4,7 +4,7 @@ Each test builds the pod manifest in-process (no Kubernetes call). The first tes
 the bug with stock KubeSpawner (kubespawner#546, jupyterhub#3592): its ``_load_profile``
 ``setattr``s/merges overrides into the spawner's traits, and the Spawner object is reused for
 the next start. GPULabSpawner resets what it manages in ``clear_state`` (which JupyterHub
-calls before every start) and enforces the plan on the final pod.
+calls before every start) and finishes the pod from the plan in ``modify_pod_hook``.
 """
 
 from __future__ import annotations
@@ -76,13 +76,33 @@ class FakeView:
         return True
 
 
+class FakeHomes:
+    """A test double of gpulab.hub.homes.Homes: a pending deletion per user."""
+
+    def __init__(self, marked=()):
+        self.marked = set(marked)
+        self.cancelled = []
+
+    async def cancel_deletion(self, user):
+        if user in self.marked:
+            self.marked.discard(user)
+            self.cancelled.append(user)
+            return True
+        return False
+
+
 class OfflineSpawner(gspawner.GPULabSpawner):
-    """GPULabSpawner with the cluster view replaced by a test double (no API calls)."""
+    """GPULabSpawner with the cluster view and the homes replaced by test doubles (no API
+    calls)."""
 
     fake_view = FakeView()
+    fake_homes = FakeHomes()
 
     async def _cluster(self):
         return self.fake_view
+
+    def _homes(self, policy):
+        return self.fake_homes
 
 
 @pytest.fixture
@@ -108,6 +128,7 @@ async def start_options(spawner, options):
     await spawner.apply_group_overrides()
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
+    pod = spawner.modify_pod_hook(spawner, pod)
     spawner._release_quota_lock()
     return pod
 
@@ -231,6 +252,27 @@ async def test_the_pod_has_the_home_datasets_shm_and_security(offline_kubeconfig
     assert env["GPULAB_IMAGE"] == spawner.image and env["GPULAB_GPUS"] == "2"
 
 
+async def test_starting_a_server_cancels_a_pending_home_deletion(offline_kubeconfig, policy_path):
+    spawner = make(policy_path)
+    spawner.fake_homes = FakeHomes(marked={"alice"})
+    await start_options(spawner, {"profile": "cpu"})
+    assert spawner.fake_homes.cancelled == ["alice"] and not spawner.fake_homes.marked
+
+
+async def test_the_home_claim_carries_the_home_labels(offline_kubeconfig, policy_path):
+    spawner = make(policy_path)
+    await start_options(spawner, {"profile": "cpu"})
+    pvc = spawner.get_pvc_manifest()
+    assert pvc.metadata.name == spawner.pvc_name == "home-alice"
+    assert pvc.metadata.labels == {
+        "app.kubernetes.io/name": "gpulab",
+        "app.kubernetes.io/component": "home",
+        "app.kubernetes.io/managed-by": "gpulab",
+        "gpulab.io/user": "alice",
+    }
+    assert pvc.spec.storage_class_name == "cephfs" and pvc.spec.access_modes == ["ReadWriteMany"]
+
+
 async def test_quota_in_use_refuses_the_start(offline_kubeconfig, policy_path):
     spawner = make(policy_path)
     spawner.fake_view = FakeView(GpuUsage(user=3, group=3))
@@ -250,7 +292,7 @@ async def test_named_servers_follow_the_policy(offline_kubeconfig, policy_path):
         await start_options(spawner, {"profile": "cpu"})
 
 
-async def test_the_form_renders_with_kubespawners_template(offline_kubeconfig, policy_path):
+async def test_the_form_renders_with_gpulabs_template(offline_kubeconfig, policy_path):
     spawner = make(policy_path)
     html = await spawner.get_options_form()
     if callable(html):

@@ -7,7 +7,15 @@ from gpulab.spawner.overrides import (
     build_pod_plan,
     deep_merge,
     enforce_plan_on_container,
+    finish_pod,
     merge_resources,
+)
+from kubernetes_asyncio.client import (
+    V1Container,
+    V1ObjectMeta,
+    V1Pod,
+    V1PodSpec,
+    V1ResourceRequirements,
 )
 from spawner_testlib import demo_policy
 
@@ -33,8 +41,8 @@ def test_gpu_plan_sets_the_gpu_limit_of_the_type_resource():
 
 def test_gpu_plan_places_the_pod_on_the_gpu_type_nodes():
     plan = plan_for()
-    assert plan.node_selector == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
-    assert plan.tolerations == [
+    assert plan.parts.gpu.node_selector == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert plan.parts.gpu.tolerations == [
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     ]
 
@@ -42,8 +50,8 @@ def test_gpu_plan_places_the_pod_on_the_gpu_type_nodes():
 def test_cpu_plan_has_no_gpu_limit_and_no_gpu_placement():
     plan = plan_for(profile="cpu", gpus=0, image="harbor.local/shared/scipy:2024.10")
     assert plan.extra_resource_limits == {}
-    assert plan.node_selector == {} and plan.tolerations == []
-    assert plan.gpu_type is None and plan.labels["gpulab.io/gpus"] == "0"
+    assert plan.parts.gpu.node_selector == {} and plan.parts.gpu.tolerations == []
+    assert plan.parts.gpu.gpu_type is None and plan.parts.labels["gpulab.io/gpus"] == "0"
 
 
 def test_cpu_and_memory_come_from_the_profile():
@@ -54,18 +62,20 @@ def test_cpu_and_memory_come_from_the_profile():
 
 def test_home_is_the_users_claim_mounted_at_the_home_path():
     plan = plan_for(username="bob.smith")
-    assert plan.home.name == "home-bob-2esmith"
-    assert plan.home.storage_class == "cephfs" and plan.home.access_mode == "ReadWriteMany"
-    assert {"name": "home", "persistentVolumeClaim": {"claimName": "home-bob-2esmith"}} in (
-        plan.volumes
+    assert plan.parts.home.name == "home-bob-2esmith"
+    assert (
+        plan.parts.home.storage_class == "cephfs" and plan.parts.home.access_mode == "ReadWriteMany"
     )
-    assert {"name": "home", "mountPath": "/home/jovyan"} in plan.volume_mounts
+    assert {"name": "home", "persistentVolumeClaim": {"claimName": "home-bob-2esmith"}} in (
+        plan.parts.volumes
+    )
+    assert {"name": "home", "mountPath": "/home/jovyan"} in plan.parts.volume_mounts
 
 
 def test_datasets_are_mounted_read_only():
     plan = plan_for()
-    vol = next(v for v in plan.volumes if v["name"] == "dataset-imagenet-mini")
-    mount = next(m for m in plan.volume_mounts if m["name"] == "dataset-imagenet-mini")
+    vol = next(v for v in plan.parts.volumes if v["name"] == "dataset-imagenet-mini")
+    mount = next(m for m in plan.parts.volume_mounts if m["name"] == "dataset-imagenet-mini")
     assert vol["persistentVolumeClaim"] == {"claimName": "dataset-imagenet-mini", "readOnly": True}
     assert mount == {
         "name": "dataset-imagenet-mini",
@@ -77,41 +87,52 @@ def test_datasets_are_mounted_read_only():
 def test_dev_shm_is_memory_backed_with_the_profile_size():
     policy = demo_policy(profiles__gpu__shm_size="8Gi")
     plan = plan_for(policy=policy)
-    vol = next(v for v in plan.volumes if v["name"] == "dshm")
+    vol = next(v for v in plan.parts.volumes if v["name"] == "dshm")
     assert vol["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}
-    assert {"name": "dshm", "mountPath": "/dev/shm"} in plan.volume_mounts
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in plan.parts.volume_mounts
 
 
 def test_dev_shm_defaults_to_1gi_on_gpu_profiles_without_a_size():
     data_policy = demo_policy(profiles__gpu__shm_size=None)
-    assert plan_for(policy=data_policy).shm_size == "1Gi"
+    assert plan_for(policy=data_policy).parts.shm_size == "1Gi"
 
 
 def test_security_context_is_restricted():
     plan = plan_for()
-    assert plan.pod_security_context == {
+    assert plan.parts.pod_security_context == {
         "runAsNonRoot": True,
         "runAsUser": 1000,
         "runAsGroup": 100,
         "fsGroup": 100,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    csc = plan.container_security_context
+    csc = plan.parts.container_security_context
     assert csc["allowPrivilegeEscalation"] is False
     assert csc["capabilities"] == {"drop": ["ALL"]}
     assert csc["seccompProfile"] == {"type": "RuntimeDefault"}
     assert csc["runAsNonRoot"] is True and csc["runAsUser"] == 1000
 
 
+def finished(plan):
+    """A pod as KubeSpawner might build it (asking for a token), finished from ``plan``."""
+    container = V1Container(name="notebook", resources=V1ResourceRequirements())
+    spec = V1PodSpec(
+        containers=[container], automount_service_account_token=True, service_account_name="x"
+    )
+    pod = V1Pod(metadata=V1ObjectMeta(labels={}), spec=spec)
+    finish_pod(plan, pod, demo_policy())
+    return pod
+
+
 def test_no_service_account_token_is_mounted():
-    traits = plan_for().spawner_traits()
-    assert traits["automount_service_account_token"] is False
-    assert traits["service_account"] is None
+    pod = finished(plan_for())
+    assert pod.spec.automount_service_account_token is False
+    assert pod.spec.service_account_name is None
 
 
 def test_labels_name_the_user_group_and_gpus():
     plan = plan_for(username="Alice", groups=("nlp", "vision"), gpus=1)
-    assert plan.labels == {
+    assert plan.parts.labels == {
         "app.kubernetes.io/name": "gpulab",
         "app.kubernetes.io/component": "singleuser-server",
         "app.kubernetes.io/managed-by": "gpulab",
@@ -139,11 +160,11 @@ def test_pull_secret_comes_from_the_harbor_catalogue():
         catalogue__source="harbor",
         catalogue__harbor={"url": "https://harbor.local", "pull_secret": "harbor-pull"},
     )
-    assert plan_for(policy=policy).image_pull_secrets == ["harbor-pull"]
+    assert plan_for(policy=policy).parts.image_pull_secrets == ["harbor-pull"]
 
 
 def test_static_catalogue_needs_no_pull_secret():
-    assert plan_for().image_pull_secrets == []
+    assert plan_for().parts.image_pull_secrets == []
 
 
 def test_deep_merge_merges_nested_dicts_per_key():

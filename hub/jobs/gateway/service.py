@@ -22,7 +22,6 @@ from typing import Any
 from gpulab.wire.jobs import JOB_STATES
 
 from ...catalogue import Catalogue
-from ...homes.manifest import policy_claim_manifest
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import GpuUsage, admit
@@ -33,6 +32,7 @@ from ...workload.labels import (
     SUBMIT_KEY_LABEL,
     USER_LABEL,
 )
+from ...workload.pod import home_claim
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
@@ -420,7 +420,7 @@ class Gateway:
     async def _ensure_home(self, user: str) -> None:
         """A researcher may submit a job before ever starting a server: the job mounts the
         same home claim, so make it as the spawner would (409: it exists; never replaced)."""
-        claim = policy_claim_manifest(self.policy, user, self.kube.namespace)
+        claim = home_claim(self.policy, user, self.kube.namespace)
         try:
             await self.kube.request("POST", self.kube.pvcs_path(), body=claim)
         except KubeError as exc:
