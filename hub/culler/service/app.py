@@ -17,6 +17,7 @@ import signal
 from typing import Any
 from urllib.parse import urlparse
 
+from gpulab.hub.kube import KubeError
 from gpulab.hub.policy import PolicyFile
 from gpulab.hub.usage.models import default_db_url, make_engine
 from gpulab.hub.usage.recorder import UsageRecorder
@@ -120,13 +121,15 @@ async def serve(args: argparse.Namespace) -> None:
     hub = HubClient(api_url, os.environ["JUPYTERHUB_API_TOKEN"], page_size=args.page_size)
     culler = Culler(hub, lambda: policy_file.policy, dry_run=args.dry_run)
     engine = make_engine(args.db or default_db_url())
-    kube = await KubeAccess.connect(args.kubeconfig, args.namespace)
+    kube: KubeAccess | None = None
     recorder = None
+    try:
+        kube = await KubeAccess.connect(args.kubeconfig, args.namespace)
+    except KubeError as exc:
+        log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
     if kube is not None:
-        recorder = UsageRecorder(engine, kube.api_client, args.namespace)
+        recorder = UsageRecorder(engine, kube.kube, args.namespace)
         recorder.start()
-    else:
-        log.warning("no Kubernetes configuration: usage is not recorded")
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/culler/")
     app = make_app(culler, engine, kube, policy_file, prefix)
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))

@@ -23,6 +23,7 @@ from traitlets import Float, Integer, Unicode, default
 from traitlets.config import Application
 
 from ...catalogue import catalogue_from_policy
+from ...kube import Background
 from ...policy import PolicyFile
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
@@ -127,7 +128,7 @@ class GatewayApp(Application):
             raise SystemExit("no policy: pass --GatewayApp.policy_path or set GPULAB_POLICY")
         logger = logging.getLogger("gpulab.jobs.gateway")
         policy_file = PolicyFile(self.policy_path, logger)
-        kube = await Kube.connect(self.kubeconfig or None, self.namespace, self.kube_timeout)
+        kube = await Kube.open(self.kubeconfig or None, self.namespace, self.kube_timeout)
         cache = ClusterCache(kube, page_size=self.list_page_size)
         storage = None
         try:
@@ -183,16 +184,15 @@ class GatewayApp(Application):
             "synced" if synced else "NOT synced yet",
             len(cache.jobs),
         )
-        watcher = asyncio.create_task(policy_file.watch(self.policy_interval))
+        background = Background()
+        background.start("policy-watch", policy_file.watch(self.policy_interval))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         server.stop()
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await background.stop()
         await cache.stop()
         with contextlib.suppress(Exception):
             await catalogue.stop()

@@ -1,0 +1,25 @@
+"""gpulab's one way to talk to Kubernetes, for the hub, the spawner and the hub services.
+
+* :mod:`.client`: :class:`KubeClient` (raw-JSON calls, the kubeconfig / in-cluster fallback)
+  and :class:`KubeError`, the one error every caller catches;
+* :mod:`.paths`: REST paths of collections and objects;
+* :mod:`.watchcache`: :class:`WatchCache`, the one list + watch cache;
+* :mod:`.tasks`: :class:`Background`, how components start and stop background tasks.
+"""
+
+from .client import KubeClient, KubeError, Obj, load_configuration, new_api_client
+from .paths import resource_path
+from .tasks import Background
+from .watchcache import WatchCache, object_key
+
+__all__ = [
+    "Background",
+    "KubeClient",
+    "KubeError",
+    "Obj",
+    "WatchCache",
+    "load_configuration",
+    "new_api_client",
+    "object_key",
+    "resource_path",
+]
