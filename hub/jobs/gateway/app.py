@@ -47,9 +47,9 @@ class GatewayApp(Application):
         help="namespace of jobs (default $GPULAB_NAMESPACE, $POD_NAMESPACE, "
         "the in-cluster namespace, else 'default')"
     ).tag(config=True)
-    kubeconfig = Unicode(help="kubeconfig path (default $KUBECONFIG; empty = in-cluster)").tag(
-        config=True
-    )
+    kubeconfig = Unicode(
+        help="kubeconfig path (default $KUBECONFIG; empty = in-cluster, else ~/.kube/config)"
+    ).tag(config=True)
     public_url = Unicode(
         help="absolute URL of the gateway that job pods may call (default "
         "$GPULAB_GATEWAY_PUBLIC_URL; empty = jobs are not told)"
