@@ -7,7 +7,7 @@
 * :mod:`.tasks`: :class:`Background`, how components start and stop background tasks.
 """
 
-from .client import KubeClient, KubeError, Obj, load_configuration, new_api_client
+from .client import KubeClient, KubeError, Obj, load_configuration
 from .paths import resource_path
 from .tasks import Background
 from .watchcache import WatchCache, object_key
@@ -19,7 +19,6 @@ __all__ = [
     "Obj",
     "WatchCache",
     "load_configuration",
-    "new_api_client",
     "object_key",
     "resource_path",
 ]

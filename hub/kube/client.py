@@ -24,7 +24,7 @@ import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import aiohttp
 
@@ -34,7 +34,6 @@ __all__ = [
     "Obj",
     "PatchKind",
     "load_configuration",
-    "new_api_client",
 ]
 
 Obj = dict[str, Any]
@@ -105,13 +104,6 @@ async def load_configuration(kubeconfig: str | None = None) -> Any:
     return cfg
 
 
-async def new_api_client(kubeconfig: str | None = None) -> Any:
-    """A ``kubernetes_asyncio`` ApiClient for :func:`load_configuration`'s cluster."""
-    from kubernetes_asyncio import client
-
-    return client.ApiClient(configuration=await load_configuration(kubeconfig))
-
-
 class KubeClient:
     """Raw-JSON calls over a ``kubernetes_asyncio`` ApiClient. Paths: :mod:`.paths`."""
 
@@ -131,11 +123,21 @@ class KubeClient:
 
     @classmethod
     async def connect(
-        cls, kubeconfig: str | None = None, *, user_agent: str, request_timeout: float = 15.0
-    ) -> KubeClient:
-        """An own ApiClient (see :func:`load_configuration`); close it with :meth:`close`."""
-        api_client = await new_api_client(kubeconfig)
-        return cls(api_client, timeout=request_timeout, user_agent=user_agent, owned=True)
+        cls,
+        kubeconfig: str | None = None,
+        *,
+        user_agent: str,
+        request_timeout: float = 15.0,
+        **options: Any,
+    ) -> Self:
+        """An own ApiClient (see :func:`load_configuration`); close it with :meth:`close`.
+        ``options``: what a subclass's constructor takes besides (the gateway's namespace)."""
+        from kubernetes_asyncio import client
+
+        api_client = client.ApiClient(configuration=await load_configuration(kubeconfig))
+        return cls(
+            api_client, timeout=request_timeout, user_agent=user_agent, owned=True, **options
+        )
 
     @classmethod
     def of(cls, api: Any, *, timeout: float = 30.0) -> KubeClient:

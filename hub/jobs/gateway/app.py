@@ -29,7 +29,7 @@ from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
 from .handlers import routes
-from .kube import Kube
+from .kube import USER_AGENT, Kube
 from .openapi import openapi
 from .service import Gateway
 
@@ -128,7 +128,12 @@ class GatewayApp(Application):
             raise SystemExit("no policy: pass --GatewayApp.policy_path or set GPULAB_POLICY")
         logger = logging.getLogger("gpulab.jobs.gateway")
         policy_file = PolicyFile(self.policy_path, logger)
-        kube = await Kube.open(self.kubeconfig or None, self.namespace, self.kube_timeout)
+        kube = await Kube.connect(
+            self.kubeconfig or None,
+            user_agent=USER_AGENT,
+            request_timeout=self.kube_timeout,
+            namespace=self.namespace,
+        )
         cache = ClusterCache(kube, page_size=self.list_page_size)
         storage = None
         try:

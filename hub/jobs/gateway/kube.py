@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...kube import KubeClient, KubeError, new_api_client, resource_path
+from ...kube import KubeClient, KubeError, resource_path
 
 __all__ = ["USER_AGENT", "Kube", "KubeError"]
 
@@ -17,20 +17,20 @@ USER_AGENT = "gpulab-jobs-gateway/0.1"
 
 
 class Kube(KubeClient):
-    """A client in one namespace. Create with :meth:`open`; close with :meth:`close`."""
+    """A client in one namespace. Create with ``Kube.connect(kubeconfig, namespace=...,
+    user_agent=USER_AGENT)``; close with :meth:`close`."""
 
     def __init__(
-        self, api_client: Any, namespace: str, timeout: float = 15.0, *, owned: bool = False
+        self,
+        api_client: Any,
+        namespace: str,
+        *,
+        timeout: float = 15.0,
+        user_agent: str = USER_AGENT,
+        owned: bool = False,
     ) -> None:
-        super().__init__(api_client, timeout=timeout, user_agent=USER_AGENT, owned=owned)
+        super().__init__(api_client, timeout=timeout, user_agent=user_agent, owned=owned)
         self.namespace = namespace
-
-    @classmethod
-    async def open(
-        cls, kubeconfig: str | None, namespace: str, request_timeout: float = 15.0
-    ) -> Kube:
-        """From ``kubeconfig`` (see :func:`~gpulab.hub.kube.load_configuration`)."""
-        return cls(await new_api_client(kubeconfig), namespace, request_timeout, owned=True)
 
     def jobs_path(self, name: str | None = None) -> str:
         return resource_path("batch/v1", "jobs", self.namespace, name)
