@@ -16,7 +16,6 @@ A service subclasses :class:`ServiceApp`, sets ``name``, ``description``, ``defa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -28,7 +27,7 @@ from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application, catch_config_error
 
-__all__ = ["ServiceApp", "cancel_and_wait", "service_aliases", "until_stopped"]
+__all__ = ["ServiceApp", "service_aliases", "until_stopped"]
 
 
 def service_aliases(app_class: str, **traits: str) -> dict[str, str]:
@@ -126,12 +125,3 @@ async def until_stopped() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-
-
-async def cancel_and_wait(*tasks: asyncio.Task[Any]) -> None:
-    """Cancel background tasks and wait until each has finished."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -7,9 +7,9 @@
   gpulab admin home sweep [--dry-run]      # delete deleted users' homes past their grace period
 
 Reset and restore are refused while the user's server or one of their jobs mounts the home.
-The cluster comes from --kubeconfig (else $KUBECONFIG, else the in-cluster account), the
-namespace from --namespace (else $GPULAB_NAMESPACE, $POD_NAMESPACE, "default"), the policy from
---policy (else $GPULAB_POLICY). See docs/homes.md.
+The cluster comes from --kubeconfig (else $KUBECONFIG, else the in-cluster account, else
+~/.kube/config), the namespace from --namespace (else $GPULAB_NAMESPACE, $POD_NAMESPACE,
+"default"), the policy from --policy (else $GPULAB_POLICY). See docs/homes.md.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("user", nargs="?", help="the JupyterHub username")
     parser.add_argument("snapshot", nargs="?", help="restore: the snapshot to restore from")
     parser.add_argument("--policy", default=None, help="policy file (default $GPULAB_POLICY)")
-    parser.add_argument("--kubeconfig", default=None, help="default $KUBECONFIG or in-cluster")
+    parser.add_argument(
+        "--kubeconfig", default=None, help="default $KUBECONFIG, in-cluster, ~/.kube/config"
+    )
     parser.add_argument("--namespace", "-n", default=None, help="namespace of the homes")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--dry-run", action="store_true", help="sweep: only say what it would do")

@@ -1,8 +1,8 @@
 """Users' homes are never lost: snapshots, safe reset and restore, and what happens to the home
 of a deleted user (policy ``storage.on_user_delete``). See docs/homes.md.
 
-``manifest`` holds the pure builders, ``kube`` the raw-JSON API access, ``ops`` the operations
-(:class:`Homes`).
+``manifest`` holds the pure builders, ``ops`` the operations (:class:`Homes`, over
+:class:`gpulab.hub.kube.KubeClient`).
 """
 
 from gpulab.hub.homes.manifest import HomeError, SnapshotInfo

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gpulab.hub.homes.kube import KubeCallError, KubeJson, Obj
 from gpulab.hub.homes.manifest import (
     DELETE_AFTER_LABEL,
     SNAPSHOT_GROUP,
@@ -40,6 +39,7 @@ from gpulab.hub.homes.manifest import (
     snapshot_name,
     user_label,
 )
+from gpulab.hub.kube import KubeClient, KubeError, Obj, resource_path
 from gpulab.hub.policy import Policy
 from gpulab.hub.workload.labels import (
     COMPONENT_LABEL,
@@ -51,6 +51,8 @@ from gpulab.hub.workload.labels import (
 from gpulab.hub.workload.pod import home_claim
 
 log = logging.getLogger(__name__)
+
+USER_AGENT = "gpulab-homes/0.1"  # the admin CLI's own client; the spawner's keeps the hub's
 
 DEFAULT_GRACE_SECONDS = 30 * 86400
 
@@ -91,7 +93,7 @@ def _epoch(now: float | datetime | None) -> float:
 
 class Homes:
     """Home operations in one namespace. ``api`` is a kubernetes_asyncio ``ApiClient`` (e.g.
-    KubeSpawner's ``self.api.api_client``) or a :class:`KubeJson`."""
+    KubeSpawner's ``self.api.api_client``, borrowed as it is) or a :class:`KubeClient`."""
 
     def __init__(
         self,
@@ -101,7 +103,7 @@ class Homes:
         *,
         wait_seconds: float = 600.0,
     ) -> None:
-        self.kube = api if isinstance(api, KubeJson) else KubeJson(api)
+        self.kube = KubeClient.of(api)
         self.namespace = namespace
         self.policy = policy
         self.wait_seconds = wait_seconds
@@ -111,22 +113,19 @@ class Homes:
         cls, kubeconfig: str | None, namespace: str, policy: Policy, **kw: Any
     ) -> Homes:
         """Own client from a kubeconfig (or in-cluster); close with :meth:`close`."""
-        return cls(await KubeJson.connect(kubeconfig), namespace, policy, **kw)
+        kube = await KubeClient.connect(kubeconfig, user_agent=USER_AGENT, request_timeout=30.0)
+        return cls(kube, namespace, policy, **kw)
 
     async def close(self) -> None:
         await self.kube.close()
 
     # ------------------------------------------------------------------ paths
     def _pvcs(self, name: str | None = None) -> str:
-        base = f"/api/v1/namespaces/{self.namespace}/persistentvolumeclaims"
-        return f"{base}/{name}" if name else base
+        return resource_path("v1", "persistentvolumeclaims", self.namespace, name)
 
     def _snaps(self, name: str | None = None) -> str:
-        base = (
-            f"/apis/{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}/namespaces/{self.namespace}/"
-            f"{SNAPSHOT_PLURAL}"
-        )
-        return f"{base}/{name}" if name else base
+        snapshots = f"{SNAPSHOT_GROUP}/{SNAPSHOT_VERSION}"
+        return resource_path(snapshots, SNAPSHOT_PLURAL, self.namespace, name)
 
     # ------------------------------------------------------------------ helpers
     def claim_name(self, user: str) -> str:
@@ -142,7 +141,7 @@ class Homes:
         return pvc
 
     async def _users_of(self, claim: str) -> list[str]:
-        pods, _ = await self.kube.list(f"/api/v1/namespaces/{self.namespace}/pods")
+        pods, _ = await self.kube.list(resource_path("v1", "pods", self.namespace))
         return mounting_pods(pods, claim)
 
     async def _refuse_if_in_use(self, user: str, claim: str, action: str) -> None:
@@ -189,8 +188,10 @@ class Homes:
         if not cls:
             return "Immediate"
         try:
-            sc = await self.kube.get(f"/apis/storage.k8s.io/v1/storageclasses/{cls}")
-        except KubeCallError:
+            sc = await self.kube.get(
+                resource_path("storage.k8s.io/v1", "storageclasses", None, cls)
+            )
+        except KubeError:
             sc = None
         return str((sc or {}).get("volumeBindingMode") or "Immediate")
 
@@ -227,7 +228,7 @@ class Homes:
             try:
                 await self.kube.create(self._snaps(), body)
                 return name
-            except KubeCallError as e:
+            except KubeError as e:
                 if e.status == 404 and "volumesnapshots" in e.message:
                     raise HomeError(
                         "this cluster does not serve snapshot.storage.k8s.io/v1 "
@@ -321,7 +322,7 @@ class Homes:
             await self._wait_gone(claim)
             await self.kube.create(self._pvcs(), new)
             await self._wait_bound(new)
-        except KubeCallError as e:
+        except KubeError as e:
             raise HomeError(f"replacing claim {claim} failed: {e.message}.{hint}") from None
         except HomeError as e:
             raise HomeError(f"{e}.{hint}") from None

@@ -6,8 +6,8 @@ keyed by its uid: started at ``status.startTime``, ended when it terminates (the
 interval never reopens, its start never moves later), so re-listing after a restart or a 410
 Gone re-watch changes nothing that was already recorded: nothing is double-counted.
 
-:func:`interval_from_pod` is pure; :class:`UsageRecorder` does the I/O (kubernetes_asyncio for
-list and watch, SQLAlchemy in worker threads).
+:func:`interval_from_pod` is pure; :class:`UsageRecorder` does the I/O (a
+:class:`~gpulab.hub.kube.WatchCache` for list and watch, SQLAlchemy in worker threads).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from gpulab.hub.policy.quantities import cpu_millicores
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from ..background import Background
+from ..kube import KubeClient, WatchCache, resource_path
 from ..workload.labels import (
     COMPONENT_LABEL,
     GPU_TYPE_LABEL,
@@ -43,6 +45,8 @@ __all__ = ["PodInterval", "UsageRecorder", "interval_from_pod", "parse_time"]
 log = logging.getLogger("gpulab.usage")
 
 GPU_RESOURCE_SUFFIX = "/gpu"  # nvidia.com/gpu, amd.com/gpu
+# A full list this often repairs anything the watch missed (pods gone while it was cut).
+RESYNC_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -185,24 +189,38 @@ def upsert(session: Session, iv: PodInterval, now: datetime) -> None:
 class UsageRecorder:
     """List + watch gpulab pods and keep the usage table in step.
 
-    ``api_client``: a ``kubernetes_asyncio.client.ApiClient``; ``namespace``: None = all.
+    ``api``: a :class:`~gpulab.hub.kube.KubeClient` or a ``kubernetes_asyncio`` ApiClient;
+    ``namespace``: None = all.
     """
 
     def __init__(
         self,
         engine: Engine,
-        api_client: Any,
+        api: Any,
         namespace: str | None = None,
         *,
         heartbeat_seconds: float = 60.0,
+        resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
         self.engine = engine
-        self.api_client = api_client
         self.namespace = namespace
         self.heartbeat_seconds = heartbeat_seconds
         self.events = 0
-        self.synced = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.cache = WatchCache(
+            KubeClient.of(api),
+            resource_path("v1", "pods", namespace),
+            name="usage-pods",
+            label_selector=USER_LABEL,
+            on_reset=self._on_list,
+            on_event=self._on_event,
+            resync_seconds=resync_seconds,
+        )
+        self._background = Background()
+
+    @property
+    def synced(self) -> asyncio.Event:
+        """Set once the first list is recorded."""
+        return self.cache.synced
 
     # ------------------------------------------------------------------ database (threads)
     def _write(self, intervals: Iterable[PodInterval], now: datetime) -> None:
@@ -232,25 +250,10 @@ class UsageRecorder:
                 .values(last_seen_at=now)
             )
 
-    # ------------------------------------------------------------------ kubernetes
-    async def _list(self) -> tuple[list[dict[str, Any]], str]:
-        from kubernetes_asyncio import client
-
-        v1 = client.CoreV1Api(self.api_client)
-        if self.namespace is None:
-            resp = await v1.list_pod_for_all_namespaces(
-                label_selector=USER_LABEL, _preload_content=False
-            )
-        else:
-            resp = await v1.list_namespaced_pod(
-                self.namespace, label_selector=USER_LABEL, _preload_content=False
-            )
-        body = await resp.json()
-        return list(body.get("items") or []), str(body["metadata"]["resourceVersion"])
-
-    async def sync_once(self) -> str:
-        """List every gpulab pod, record it, close what vanished. Returns the resourceVersion."""
-        pods, rv = await self._list()
+    # ------------------------------------------------------------------ watch cache hooks
+    async def _on_list(self, pods: list[dict[str, Any]]) -> None:
+        """Record every listed pod and close what vanished (after every list: the first,
+        after a 410 Gone, and each resync)."""
         now = datetime.now(UTC)
         intervals = [iv for p in pods if (iv := interval_from_pod(p, now)) is not None]
         await asyncio.to_thread(self._write, intervals, now)
@@ -258,72 +261,31 @@ class UsageRecorder:
         closed = await asyncio.to_thread(self._close_missing, alive, now)
         if closed:
             log.info("usage: closed %d interval(s) of pods that ended while unwatched", closed)
-        return rv
 
-    async def _watch(self, rv: str) -> None:
-        from kubernetes_asyncio import client, watch
+    async def _on_event(self, kind: str, pod: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        iv = interval_from_pod(pod, now, deleted=kind == "DELETED")
+        self.events += 1
+        if iv is not None:
+            await asyncio.to_thread(self._write, [iv], now)
 
-        v1 = client.CoreV1Api(self.api_client)
-        w = watch.Watch()
-        kwargs: dict[str, Any] = {
-            "label_selector": USER_LABEL,
-            "resource_version": rv,
-            "timeout_seconds": 300,
-            "allow_watch_bookmarks": True,
-        }
-        if self.namespace is None:
-            stream = w.stream(v1.list_pod_for_all_namespaces, **kwargs)
-        else:
-            stream = w.stream(v1.list_namespaced_pod, self.namespace, **kwargs)
-        async with w:
-            async for event in stream:
-                kind = event.get("type")
-                raw = event.get("raw_object") or {}
-                if kind == "ERROR":
-                    raise _Gone(str(raw.get("message", "")))
-                if kind not in ("ADDED", "MODIFIED", "DELETED"):
-                    continue
-                now = datetime.now(UTC)
-                iv = interval_from_pod(raw, now, deleted=kind == "DELETED")
-                self.events += 1
-                if iv is not None:
-                    await asyncio.to_thread(self._write, [iv], now)
+    async def sync_once(self) -> str:
+        """List every gpulab pod, record it, close what vanished. Returns the resourceVersion."""
+        await self.cache.sync()
+        return self.cache.resource_version
 
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             await asyncio.to_thread(self._heartbeat, datetime.now(UTC))
 
-    async def run(self) -> None:
-        """Forever: list, then watch; on 410 Gone or a dropped stream, list again."""
-        beats = asyncio.create_task(self._heartbeats())
-        try:
-            while True:
-                try:
-                    rv = await self.sync_once()
-                    self.synced.set()
-                    while True:
-                        await self._watch(rv)
-                        rv = await self.sync_once()  # watch timed out: cheap re-list
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:  # noqa: BLE001 - keep recording whatever happened
-                    log.warning("usage recorder: %s; re-listing in 2 s", e)
-                    await asyncio.sleep(2)
-        finally:
-            beats.cancel()
-
-    def start(self) -> asyncio.Task[None]:
-        self._task = asyncio.create_task(self.run())
-        return self._task
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Record in the background: list, then watch; list again on 410 Gone and every
+        ``resync_seconds``; heartbeats for the open intervals."""
+        self._background.start("usage-heartbeats", self._heartbeats())
+        self.cache.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-
-class _Gone(RuntimeError):
-    pass
+        await self.cache.stop()
+        await self._background.stop()

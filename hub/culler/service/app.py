@@ -15,6 +15,7 @@ import logging
 import os
 from typing import Any, ClassVar
 
+from gpulab.hub.kube import KubeError
 from gpulab.hub.policy import PolicyFile
 from gpulab.hub.usage.models import default_db_url, make_engine
 from gpulab.hub.usage.recorder import UsageRecorder
@@ -22,7 +23,8 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
-from ...service_app import ServiceApp, cancel_and_wait, service_aliases, until_stopped
+from ...background import Background
+from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
 from .hub_client import HubClient
@@ -86,13 +88,15 @@ class CullerApp(ServiceApp):
         culler = Culler(hub, lambda: policy_file.policy, dry_run=self.dry_run)
         engine = make_engine(self.db_url or default_db_url())
         namespace = self.namespace or None
-        kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
+        kube: KubeAccess | None = None
         recorder = None
+        try:
+            kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
+        except KubeError as exc:
+            log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
         if kube is not None:
-            recorder = UsageRecorder(engine, kube.api_client, namespace)
+            recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
-        else:
-            log.warning("no Kubernetes configuration: usage is not recorded")
         app = make_app(culler, engine, kube, policy_file, self.service_prefix)
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
@@ -102,11 +106,12 @@ class CullerApp(ServiceApp):
             self.interval,
             ", DRY RUN" if self.dry_run else "",
         )
-        watcher = asyncio.create_task(policy_file.watch(5.0))
-        cycles = asyncio.create_task(_cycles(culler, self.interval))
+        background = Background()
+        background.start("policy-watch", policy_file.watch(5.0))
+        background.start("cull-cycles", _cycles(culler, self.interval))
         await until_stopped()
         server.stop()
-        await cancel_and_wait(watcher, cycles)
+        await background.stop()
         if recorder is not None:
             await recorder.stop()
         if kube is not None:

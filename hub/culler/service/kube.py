@@ -1,53 +1,49 @@
-"""The culler's Kubernetes access: an API client, GPU capacity from Nodes, cancel a job.
+"""The culler's Kubernetes access: GPU capacity from Nodes, cancel a job.
 
 Cancel deletes the Job (label-checked: ``gpulab.io/job-id`` and managed by gpulab) with
 background propagation, so its pods go and the job ends as cancelled. RBAC the service needs:
-get/list/watch pods and nodes, list/delete jobs (helm-values).
+get/list/watch pods and nodes, list/delete jobs (helm-values). Calls go through gpulab's one
+client (:class:`gpulab.hub.kube.KubeClient`) with the User-Agent ``gpulab-culler/<version>``.
 """
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from ...kube import KubeClient, resource_path
 from ...workload.labels import JOB_ID_LABEL, MANAGED_SELECTOR
 
-__all__ = ["KubeAccess"]
+__all__ = ["USER_AGENT", "KubeAccess"]
 
+USER_AGENT = "gpulab-culler/0.1"
 JOB_SELECTOR = f"{MANAGED_SELECTOR},{JOB_ID_LABEL}={{job_id}}"
 
 
 class KubeAccess:
-    def __init__(self, api_client: Any, namespace: str | None) -> None:
-        self.api_client = api_client
+    """The culler's calls, in ``namespace`` (None: all namespaces)."""
+
+    def __init__(self, kube: KubeClient, namespace: str | None) -> None:
+        self.kube = kube
         self.namespace = namespace
 
     @classmethod
-    async def connect(cls, kubeconfig: str | None, namespace: str | None) -> KubeAccess | None:
-        from kubernetes_asyncio import client, config
+    async def connect(cls, kubeconfig: str | None, namespace: str | None) -> KubeAccess:
+        """See :func:`gpulab.hub.kube.load_configuration`; KubeError when there is no cluster."""
+        return cls(await KubeClient.connect(kubeconfig, user_agent=USER_AGENT), namespace)
 
-        if kubeconfig or os.environ.get("KUBECONFIG"):
-            cfg = client.Configuration()
-            await config.load_kube_config(
-                config_file=kubeconfig or os.environ["KUBECONFIG"], client_configuration=cfg
-            )
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            cfg = client.Configuration()
-            config.load_incluster_config(client_configuration=cfg)
-        else:
-            return None
-        return cls(client.ApiClient(configuration=cfg), namespace)
+    @property
+    def api_client(self) -> Any:
+        """The underlying ``kubernetes_asyncio`` ApiClient (the usage recorder shares it)."""
+        return self.kube.api_client
 
     async def close(self) -> None:
-        await self.api_client.close()
+        await self.kube.close()
 
     async def gpu_capacity(self) -> dict[str, int]:
         """GPU type (``nvidia.com/gpu.product``) -> allocatable ``*/gpu`` summed over nodes."""
-        from kubernetes_asyncio import client
-
-        resp = await client.CoreV1Api(self.api_client).list_node(_preload_content=False)
+        nodes, _ = await self.kube.list(resource_path("v1", "nodes"))
         out: dict[str, int] = {}
-        for node in (await resp.json()).get("items") or []:
+        for node in nodes:
             labels = (node.get("metadata") or {}).get("labels") or {}
             alloc = (node.get("status") or {}).get("allocatable") or {}
             for name, value in alloc.items():
@@ -58,23 +54,15 @@ class KubeAccess:
 
     async def cancel_job(self, job_id: str) -> list[str]:
         """Delete the gpulab Job(s) with this job id; returns the names deleted."""
-        from kubernetes_asyncio import client
-
-        batch = client.BatchV1Api(self.api_client)
         selector = JOB_SELECTOR.format(job_id=job_id)
-        if self.namespace is None:
-            resp = await batch.list_job_for_all_namespaces(
-                label_selector=selector, _preload_content=False
-            )
-        else:
-            resp = await batch.list_namespaced_job(
-                self.namespace, label_selector=selector, _preload_content=False
-            )
+        jobs, _ = await self.kube.list(
+            resource_path("batch/v1", "jobs", self.namespace), labelSelector=selector
+        )
         deleted = []
-        for job in (await resp.json()).get("items") or []:
+        for job in jobs:
             meta = job["metadata"]
-            await batch.delete_namespaced_job(
-                meta["name"], meta["namespace"], propagation_policy="Background"
+            await self.kube.delete(
+                resource_path("batch/v1", "jobs", meta["namespace"], meta["name"])
             )
             deleted.append(meta["name"])
         return deleted

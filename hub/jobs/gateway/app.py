@@ -8,7 +8,6 @@ section names; they are never logged and never answered.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -18,14 +17,15 @@ from jupyterhub.services.auth import HubOAuth
 from tornado import web
 from traitlets import Float, Integer, Unicode, default
 
+from ...background import Background
 from ...catalogue import catalogue_from_policy
 from ...policy import PolicyFile
-from ...service_app import ServiceApp, cancel_and_wait, service_aliases, until_stopped
+from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
 from .handlers import routes
-from .kube import Kube
+from .kube import USER_AGENT, Kube
 from .openapi import openapi
 from .service import Gateway
 
@@ -44,9 +44,9 @@ class GatewayApp(ServiceApp):
         help="namespace of jobs (default $GPULAB_NAMESPACE, $POD_NAMESPACE, "
         "the in-cluster namespace, else 'default')"
     ).tag(config=True)
-    kubeconfig = Unicode(help="kubeconfig path (default $KUBECONFIG; empty = in-cluster)").tag(
-        config=True
-    )
+    kubeconfig = Unicode(
+        help="kubeconfig path (default $KUBECONFIG; empty = in-cluster, else ~/.kube/config)"
+    ).tag(config=True)
     public_url = Unicode(
         help="absolute URL of the gateway that job pods may call (default "
         "$GPULAB_GATEWAY_PUBLIC_URL; empty = jobs are not told)"
@@ -92,7 +92,12 @@ class GatewayApp(ServiceApp):
     async def build(self) -> tuple[web.Application, Gateway, ClusterCache, Any]:
         logger = logging.getLogger("gpulab.jobs.gateway")
         policy_file = PolicyFile(self.require_policy(), logger)
-        kube = await Kube.connect(self.kubeconfig or None, self.namespace, self.kube_timeout)
+        kube = await Kube.connect(
+            self.kubeconfig or None,
+            user_agent=USER_AGENT,
+            request_timeout=self.kube_timeout,
+            namespace=self.namespace,
+        )
         cache = ClusterCache(kube, page_size=self.list_page_size)
         storage = None
         try:
@@ -142,10 +147,11 @@ class GatewayApp(ServiceApp):
             "synced" if synced else "NOT synced yet",
             len(cache.jobs),
         )
-        watcher = asyncio.create_task(policy_file.watch(self.policy_interval))
+        background = Background()
+        background.start("policy-watch", policy_file.watch(self.policy_interval))
         await until_stopped()
         server.stop()
-        await cancel_and_wait(watcher)
+        await background.stop()
         await cache.stop()
         with contextlib.suppress(Exception):
             await catalogue.stop()

@@ -1,9 +1,9 @@
-"""A watch-backed cache of gpulab's Jobs and Pods (a reflector, as KubeSpawner has).
+"""A watch-backed cache of gpulab's Jobs and Pods.
 
-For each kind: list (paginated) with the label selector ``app.kubernetes.io/managed-by=gpulab``,
-then watch from the list's resourceVersion; on a dropped watch, watch again from the last
-version seen; on 410 Gone or any error, relist with exponential backoff. Reading costs no API
-call: list and get of the REST API are served from here.
+For each kind, one :class:`~gpulab.hub.kube.WatchCache` (list, then watch, with the label
+selector ``app.kubernetes.io/managed-by=gpulab``; resumes cut watches, relists on 410 Gone,
+backs off on errors). Reading costs no API call: list and get of the REST API are served from
+here.
 
 Indexes kept up to date on every event: Jobs by user (``gpulab.io/user``), by submit key
 (``gpulab.io/submit-key``), Pods by job id (``gpulab.io/job-id``). Jobs deleted while marked
@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import logging
-import random
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import Any
 
+from ...kube import WatchCache
 from ...workload.labels import (
     COMPONENT_LABEL,
     JOB_ID_LABEL,
@@ -32,12 +29,10 @@ from ...workload.labels import (
     SUBMIT_KEY_LABEL,
     USER_LABEL,
 )
-from .kube import Kube, KubeError
+from .kube import Kube
 from .state import CANCELLED_ANNOTATION
 
-__all__ = ["ClusterCache", "Reflector"]
-
-log = logging.getLogger("gpulab.jobs.gateway.cache")
+__all__ = ["ClusterCache"]
 
 SELECTOR = MANAGED_SELECTOR
 MAX_TOMBSTONES = 10_000
@@ -54,110 +49,6 @@ def _rv(obj: dict[str, Any]) -> int:
         return 0
 
 
-@dataclass
-class Reflector:
-    """One kind's list+watch loop, feeding ``on_event(type, obj)``."""
-
-    kube: Kube
-    path: str
-    kind: str
-    on_reset: Callable[[list[dict[str, Any]]], None]
-    on_event: Callable[[str, dict[str, Any]], None]
-    page_size: int = 500
-    watch_timeout: int = 300
-    backoff_max: float = 30.0
-    synced: asyncio.Event = field(default_factory=asyncio.Event)
-    resource_version: str = ""
-    relists: int = 0
-    _task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=f"reflector-{self.kind}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _list(self) -> None:
-        items: list[dict[str, Any]] = []
-        token = None
-        while True:
-            page = await self.kube.request(
-                "GET",
-                self.path,
-                query={"labelSelector": SELECTOR, "limit": self.page_size, "continue": token},
-            )
-            items.extend(page.get("items") or [])
-            meta = page.get("metadata") or {}
-            token = meta.get("continue")
-            if not token:
-                self.resource_version = str(meta.get("resourceVersion") or "")
-                break
-        self.on_reset(items)
-        self.relists += 1
-        self.synced.set()
-
-    async def _watch(self) -> bool:
-        """Stream events from ``resource_version``; False when a relist is needed (410)."""
-        query = {
-            "labelSelector": SELECTOR,
-            "watch": "1",
-            "resourceVersion": self.resource_version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": self.watch_timeout,
-        }
-        async for line in self.kube.lines(
-            self.path, query=query, read_timeout=self.watch_timeout + 30
-        ):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                log.warning("%s watch: a line that is not JSON; relisting", self.kind)
-                return False
-            kind = event.get("type")
-            obj = event.get("object") or {}
-            if kind == "ERROR":
-                code = obj.get("code")
-                log.info("%s watch: ERROR %s %s; relisting", self.kind, code, obj.get("message"))
-                return False
-            rv = _meta(obj).get("resourceVersion")
-            if rv:
-                self.resource_version = str(rv)
-            if kind == "BOOKMARK":
-                continue
-            if kind in ("ADDED", "MODIFIED", "DELETED"):
-                self.on_event(kind, obj)
-        return True
-
-    async def _run(self) -> None:
-        delay = 0.5
-        need_list = True
-        while True:
-            try:
-                if need_list:
-                    await self._list()
-                need_list = not await self._watch()
-                delay = 0.5
-            except asyncio.CancelledError:
-                raise
-            except KubeError as exc:
-                need_list = need_list or exc.status == 410 or not self.resource_version
-                log.warning("%s reflector: %s; retrying in %.1fs", self.kind, exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
-                delay = min(self.backoff_max, delay * 2)
-                # a watch cut by a transport error resumes; anything else relists
-                if exc.status != 0:
-                    need_list = True
-            except Exception:  # noqa: BLE001 - the cache must outlive any bad event
-                log.exception("%s reflector failed; relisting in %.1fs", self.kind, delay)
-                need_list = True
-                await asyncio.sleep(delay)
-                delay = min(self.backoff_max, delay * 2)
-
-
 class ClusterCache:
     """Jobs and Pods labelled ``managed-by=gpulab`` in the gateway's namespace."""
 
@@ -171,27 +62,35 @@ class ClusterCache:
         self.tombstones: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self.changed = asyncio.Condition()
         self._version = 0
-        self.job_reflector = Reflector(
-            kube, kube.jobs_path(), "jobs", self._reset_jobs, self._job_event, page_size
-        )
-        self.pod_reflector = Reflector(
-            kube, kube.pods_path(), "pods", self._reset_pods, self._pod_event, page_size
+        self.watches = tuple(
+            WatchCache(
+                kube,
+                path,
+                name=name,
+                label_selector=SELECTOR,
+                on_reset=on_reset,
+                on_event=on_event,
+                page_size=page_size,
+            )
+            for path, name, on_reset, on_event in (
+                (kube.jobs_path(), "jobs", self._reset_jobs, self._job_event),
+                (kube.pods_path(), "pods", self._reset_pods, self._pod_event),
+            )
         )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self.job_reflector.start()
-        self.pod_reflector.start()
+        for watch in self.watches:
+            watch.start()
 
     async def stop(self) -> None:
-        await self.job_reflector.stop()
-        await self.pod_reflector.stop()
+        for watch in self.watches:
+            await watch.stop()
 
     async def wait_synced(self, seconds: float | None = None) -> bool:
         try:
             await asyncio.wait_for(
-                asyncio.gather(self.job_reflector.synced.wait(), self.pod_reflector.synced.wait()),
-                seconds,
+                asyncio.gather(*(watch.synced.wait() for watch in self.watches)), seconds
             )
         except TimeoutError:
             return False
@@ -199,7 +98,7 @@ class ClusterCache:
 
     @property
     def synced(self) -> bool:
-        return self.job_reflector.synced.is_set() and self.pod_reflector.synced.is_set()
+        return all(watch.synced.is_set() for watch in self.watches)
 
     async def wait_changed(self, seconds: float) -> None:
         """Return after the next change of any object (or after ``seconds``)."""
