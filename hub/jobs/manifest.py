@@ -139,8 +139,9 @@ def render_job(
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
 
-    The spec must have passed :func:`~gpulab.hub.jobs.validate.validate_against_policy`
-    (this builder trusts it; with GPUs and no resolvable type it raises ``ValueError``).
+    The spec must have been admitted (:func:`gpulab.hub.workload.admission.admit`, through
+    :mod:`gpulab.hub.jobs.validate`): this builder trusts it; with GPUs and no resolvable type
+    it raises ``ValueError``.
     ``image`` is the resolved image (the spec's or the server default)."""
     ent = entitlement
     gpu_type = effective_gpu_type(spec, ent)
