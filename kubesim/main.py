@@ -22,6 +22,7 @@ import yaml
 from aiohttp import web
 from gpulab.kubesim import admission
 from gpulab.kubesim.audit import Audit
+from gpulab.kubesim.authn import MASTERS, TokenAuthenticator
 from gpulab.kubesim.config import KubesimConfig, parse_nodes
 from gpulab.kubesim.controllers import Controllers, start_controllers
 from gpulab.kubesim.quota import QuotaController
@@ -29,12 +30,12 @@ from gpulab.kubesim.server import ApiServer
 from gpulab.kubesim.store import Store
 
 
-def kubeconfig(url: str) -> dict[str, Any]:
+def kubeconfig(url: str, token: str | None = None) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
-        "users": [{"name": "kubesim", "user": {}}],
+        "users": [{"name": "kubesim", "user": {"token": token} if token else {}}],
         "contexts": [
             {
                 "name": "kubesim",
@@ -75,7 +76,15 @@ class KubeSim:
         warm = asyncio.get_running_loop().run_in_executor(None, admission.warm_up)
         self._quota = QuotaController(self.store)
         self.controllers = await start_controllers(self.store, self.config)
-        self.api = ApiServer(self.store, log_dir=self.controllers.log_dir, audit=self.audit)
+        authenticator = None
+        if self.config.token_auth_file is not None:
+            authenticator = TokenAuthenticator.from_file(self.config.token_auth_file)
+        self.api = ApiServer(
+            self.store,
+            log_dir=self.controllers.log_dir,
+            audit=self.audit,
+            authenticator=authenticator,
+        )
         self._runner = web.AppRunner(
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
@@ -86,7 +95,15 @@ class KubeSim:
         assert server is not None and server.sockets  # type: ignore[union-attr]
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url), sort_keys=False))
+        # With a token file, the kubeconfig carries the first system:masters token (as an
+        # admin.conf does), so it is a credential: owner-only.
+        admin = authenticator.tokens_of_group(MASTERS)[:1] if authenticator else []
+        if admin:
+            self.kubeconfig_path.touch(mode=0o600)
+            self.kubeconfig_path.chmod(0o600)
+        self.kubeconfig_path.write_text(
+            yaml.safe_dump(kubeconfig(self.url, *admin), sort_keys=False)
+        )
         await warm
 
     async def stop(self) -> None:
@@ -100,6 +117,8 @@ class KubeSim:
             self._runner = None
         if self._quota is not None:
             self._quota.stop()
+        if self.api is not None and self.api.authorizer is not None:
+            self.api.authorizer.close()
         self.audit.close()
 
     async def __aenter__(self) -> KubeSim:
@@ -134,6 +153,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["audit_log"] = Path(args.audit_log)
     if args.history_window:
         kwargs["history_window"] = args.history_window
+    if getattr(args, "token_auth_file", None):
+        kwargs["token_auth_file"] = Path(args.token_auth_file)
     return KubesimConfig(**kwargs)
 
 
