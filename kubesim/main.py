@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
@@ -28,13 +29,17 @@ from gpulab.kubesim.controllers import Controllers, start_controllers
 from gpulab.kubesim.quota import QuotaController
 from gpulab.kubesim.server import ApiServer
 from gpulab.kubesim.store import Store
+from gpulab.kubesim.tls import ServingCert, serving_cert
 
 
-def kubeconfig(url: str, token: str | None = None) -> dict[str, Any]:
+def kubeconfig(url: str, token: str | None = None, ca_pem: bytes | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
+        "clusters": [{"name": "kubesim", "cluster": cluster}],
         "users": [{"name": "kubesim", "user": {"token": token} if token else {}}],
         "contexts": [
             {
@@ -59,10 +64,13 @@ class KubeSim:
         self._runner: web.AppRunner | None = None
         self._quota: QuotaController | None = None
         self.port = 0
+        # Only with a token file: kubectl sends tokens over TLS only.
+        self.tls: ServingCert | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -79,6 +87,7 @@ class KubeSim:
         authenticator = None
         if self.config.token_auth_file is not None:
             authenticator = TokenAuthenticator.from_file(self.config.token_auth_file)
+            self.tls = serving_cert(self.config.data_dir / "tls")
         self.api = ApiServer(
             self.store,
             log_dir=self.controllers.log_dir,
@@ -89,7 +98,12 @@ class KubeSim:
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(
+            self._runner,
+            self.config.host,
+            self.config.port,
+            ssl_context=self.tls.server_context() if self.tls is not None else None,
+        )
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[union-attr]
@@ -102,7 +116,14 @@ class KubeSim:
             self.kubeconfig_path.touch(mode=0o600)
             self.kubeconfig_path.chmod(0o600)
         self.kubeconfig_path.write_text(
-            yaml.safe_dump(kubeconfig(self.url, *admin), sort_keys=False)
+            yaml.safe_dump(
+                kubeconfig(
+                    self.url,
+                    admin[0] if admin else None,
+                    self.tls.cert.read_bytes() if self.tls is not None else None,
+                ),
+                sort_keys=False,
+            )
         )
         await warm
 
