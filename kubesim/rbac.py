@@ -215,11 +215,88 @@ def _subject_text(key: tuple[str, str]) -> str:
     return f'{kind} "{name}"'
 
 
+def _resource_covers(owner: str, requested: str) -> bool:
+    if owner in ("*", requested):
+        return True
+    return owner.startswith("*/") and "/" in requested and requested.endswith(owner[1:])
+
+
+def _url_covers(owner: str, requested: str) -> bool:
+    return owner == requested or (owner.endswith("*") and requested.startswith(owner.rstrip("*")))
+
+
+def _covers(owner: Rule, requested: Rule) -> bool:
+    """Does ``owner`` grant everything ``requested`` does (validation.Covers upstream)?"""
+    if "*" not in owner.verbs and not requested.verbs <= owner.verbs:
+        return False
+    if requested.non_resource_urls:
+        return all(
+            any(_url_covers(o, u) for o in owner.non_resource_urls)
+            for u in requested.non_resource_urls
+        )
+    if "*" not in owner.api_groups and not requested.api_groups <= owner.api_groups:
+        return False
+    if not all(any(_resource_covers(o, r) for o in owner.resources) for r in requested.resources):
+        return False
+    return not owner.resource_names or (
+        bool(requested.resource_names) and requested.resource_names <= owner.resource_names
+    )
+
+
+def _atoms(rule: Rule) -> list[Rule]:
+    """A rule broken down into one verb (and one group, resource, name or URL) each."""
+    verbs = sorted(rule.verbs)
+    if rule.non_resource_urls:
+        return [
+            Rule(frozenset([v]), non_resource_urls=(u,))
+            for v in verbs
+            for u in rule.non_resource_urls
+        ]
+    names = sorted(rule.resource_names) or [None]
+    return [
+        Rule(frozenset([v]), frozenset([g]), frozenset([r]), frozenset([n]) if n else frozenset())
+        for v in verbs
+        for g in sorted(rule.api_groups)
+        for r in sorted(rule.resources)
+        for n in names
+    ]
+
+
+def not_held(held: list[Rule], wanted: Iterable[Rule]) -> list[Rule]:
+    """The parts of ``wanted`` that no rule in ``held`` covers (empty: no escalation)."""
+    return [a for w in wanted for a in _atoms(w) if not any(_covers(h, a) for h in held)]
+
+
+def _compact(rule: Rule) -> str:
+    """A rule as the apiserver prints it in an escalation error (CompactString)."""
+
+    def quoted(values: Iterable[str]) -> str:
+        return "[" + " ".join(f'"{v}"' for v in values) + "]"
+
+    if rule.non_resource_urls:
+        return f"{{NonResourceURLs:{quoted(rule.non_resource_urls)}, Verbs:{quoted(sorted(rule.verbs))}}}"
+    parts = [
+        f"APIGroups:{quoted(sorted(rule.api_groups))}",
+        f"Resources:{quoted(sorted(rule.resources))}",
+    ]
+    if rule.resource_names:
+        parts.append(f"ResourceNames:{quoted(sorted(rule.resource_names))}")
+    parts.append(f"Verbs:{quoted(sorted(rule.verbs))}")
+    return "{" + ", ".join(parts) + "}"
+
+
 class RbacIndex:
     """The RBAC objects, indexed by subject. Build with :meth:`build`; then read-only."""
 
-    def __init__(self, grants: dict[tuple[str, str], list[Grant]]) -> None:
+    def __init__(
+        self,
+        grants: dict[tuple[str, str], list[Grant]],
+        roles: dict[tuple[str, str], tuple[Rule, ...]] | None = None,
+        cluster_roles: dict[str, tuple[Rule, ...]] | None = None,
+    ) -> None:
         self._grants = grants
+        self._roles = roles or {}
+        self._cluster_roles = cluster_roles or {}
 
     @classmethod
     def build(
@@ -270,7 +347,7 @@ class RbacIndex:
             add(b, "")
         for b in role_bindings:
             add(b, b["metadata"].get("namespace", ""))
-        return cls(grants)
+        return cls(grants, role_rules, cluster)
 
     def grants_for(self, user: UserInfo, namespace: str) -> list[Grant]:
         """The grants that apply to ``user`` for a request in ``namespace`` ("" = cluster)."""
@@ -298,6 +375,64 @@ class RbacIndex:
         for grant in self.grants_for(user, namespace):
             rules += [r for r in grant.rules if r not in rules]
         return rules
+
+    def escalation(
+        self, user: UserInfo, kind: str, namespace: str, obj: dict[str, Any]
+    ) -> list[Rule] | None:
+        """What writing ``obj`` (a Role, ClusterRole or binding) would grant that ``user``
+        does not hold; empty if allowed, ``None`` for a binding to a role that does not exist
+        (it cannot be checked). As upstream, the ``escalate`` verb on the role, or ``bind`` on
+        a binding's role, lifts the check."""
+        if MASTERS in user.groups:
+            return []
+        name = (obj.get("metadata") or {}).get("name", "")
+        if kind in ("Role", "ClusterRole"):
+            lift = Attributes(
+                user,
+                "escalate",
+                api_group=GROUP,
+                resource=f"{kind.lower()}s",
+                namespace=namespace,
+                name=name,
+            )
+            wanted: tuple[Rule, ...] = tuple(
+                Rule.from_json(r) for r in obj.get("rules") or () if isinstance(r, dict)
+            )
+        else:
+            ref = obj.get("roleRef") or {}
+            ref_kind, ref_name = ref.get("kind", ""), ref.get("name", "")
+            lift = Attributes(
+                user,
+                "bind",
+                api_group=GROUP,
+                resource=f"{ref_kind.lower()}s",
+                namespace=namespace,
+                name=ref_name,
+            )
+            if ref_kind == "ClusterRole":
+                found = self._cluster_roles.get(ref_name)
+            else:
+                found = self._roles.get((namespace, ref_name))
+            if self.authorize(lift).allowed:
+                return []
+            if found is None:
+                return None
+            wanted = found
+        if self.authorize(lift).allowed:
+            return []
+        return not_held(self.rules_for(user, namespace), wanted)
+
+
+def escalation_forbidden(plural: str, name: str, user: UserInfo, missing: list[Rule]) -> ApiError:
+    groups = " ".join(f'"{g}"' for g in user.groups)
+    rules = "\n".join(_compact(r) for r in missing)
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{plural}.{GROUP} "{name}" is forbidden: user "{user.name}" (groups=[{groups}]) is '
+        f"attempting to grant RBAC permissions not currently held:\n{rules}",
+        {"name": name, "group": GROUP, "kind": plural},
+    )
 
 
 def forbidden_message(a: Attributes) -> str:
@@ -390,7 +525,9 @@ __all__ = [
     "RbacIndex",
     "Rule",
     "StoreAuthorizer",
+    "escalation_forbidden",
     "forbidden",
     "forbidden_message",
     "impersonation_checks",
+    "not_held",
 ]

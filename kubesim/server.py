@@ -41,11 +41,13 @@ from gpulab.kubesim.errors import (
 )
 from gpulab.kubesim.faults import Faults, parse_faults
 from gpulab.kubesim.logs import LogDir, serve_log
+from gpulab.kubesim.rbac import GROUP as RBAC_GROUP
 from gpulab.kubesim.rbac import (
     Attributes,
     Decision,
     Rule,
     StoreAuthorizer,
+    escalation_forbidden,
     forbidden,
     impersonation_checks,
 )
@@ -199,6 +201,22 @@ class ApiServer:
     def _require(self, attrs: Attributes) -> None:
         if not self._decide(attrs).allowed:
             raise forbidden(attrs)
+
+    def _no_escalation(
+        self, request: web.Request, rt: ResourceType, ns: str | None, obj: dict[str, Any]
+    ) -> None:
+        """RBAC's own admission: a Role or binding may grant only what its writer holds."""
+        if self.authorizer is None or rt.group != RBAC_GROUP:
+            return
+        user = request[_USER]
+        missing = self.authorizer.index.escalation(user, rt.kind, ns or "", obj)
+        name = obj["metadata"].get("name", "")
+        if missing is None:
+            ref = obj.get("roleRef") or {}
+            ref_kind = str(ref.get("kind", "")).lower()
+            raise not_found(f"{ref_kind}s", ref.get("name", ""), RBAC_GROUP)
+        if missing:
+            raise escalation_forbidden(rt.plural, name, user, missing)
 
     def _rules_for(self, user: UserInfo, namespace: str) -> list[Rule]:
         if self.authorizer is None:
@@ -577,6 +595,7 @@ class ApiServer:
         dry_run = self._dry_run(request)
         admission.validate(rt, obj, strict=self._strict(request))
         admission.admit_create(self.store, rt, ns, obj)
+        self._no_escalation(request, rt, ns, obj)
         if dry_run:
             if rt.namespaced and ns and self.store.get(resource("namespaces"), None, ns) is None:
                 raise not_found("namespaces", ns)
@@ -659,6 +678,7 @@ class ApiServer:
                 },
             }
         admission.validate(rt, candidate, old=current, strict=self._strict(request))
+        self._no_escalation(request, rt, ns, candidate)
         if dry_run:
             return object_response(candidate)
         return object_response(

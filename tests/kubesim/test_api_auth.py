@@ -24,7 +24,7 @@ import pytest
 import yaml
 from gpulab.kubesim.authn import UNRESTRICTED, UserInfo
 from gpulab.kubesim.launch import KubesimChild
-from gpulab.kubesim.rbac import Attributes, RbacIndex
+from gpulab.kubesim.rbac import Attributes, RbacIndex, Rule, not_held
 from gpulab.kubesim.tls import serving_cert
 from kubesim_testlib import KubesimProcess
 
@@ -361,6 +361,60 @@ def test_the_gateway_role_grants_exactly_what_it_says(cluster: Cluster) -> None:
     ) in result.stderr
 
 
+def test_roles_and_bindings_grant_only_what_their_writer_holds(cluster: Cluster) -> None:
+    writer = [
+        {
+            "apiGroups": [RBAC_GROUP],
+            "resources": ["roles", "rolebindings"],
+            "verbs": ["create", "update", "patch"],
+        }
+    ]
+    cluster.grant("rbac-writer", writer)
+    cluster.bind("alice-writes-rbac", "rbac-writer", {"kind": "User", "name": "alice"}, "team-a")
+
+    def role(name: str, resource: str) -> dict[str, Any]:
+        rules = [{"apiGroups": [""], "resources": [resource], "verbs": ["get"]}]
+        return {"metadata": {"name": name}, "rules": rules}
+
+    def binding(name: str, kind: str, role: str) -> dict[str, Any]:
+        return {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": RBAC_GROUP, "kind": kind, "name": role},
+            "subjects": [{"kind": "User", "name": "bob", "apiGroup": RBAC_GROUP}],
+        }
+
+    base = "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a"
+    assert cluster.http("POST", f"{base}/roles", "alice", role("pods-too", "pods"))[0] == 201
+    code, body = cluster.http("POST", f"{base}/roles", "alice", role("secrets-too", "secrets"))
+    assert code == 403
+    assert body["message"] == (
+        'roles.rbac.authorization.k8s.io "secrets-too" is forbidden: user "alice" '
+        '(groups=["team-a" "system:authenticated"]) is attempting to grant RBAC permissions '
+        'not currently held:\n{APIGroups:[""], Resources:["secrets"], Verbs:["get"]}'
+    )
+    ok = binding("bob-pods", "Role", "pod-reader")
+    assert cluster.http("POST", f"{base}/rolebindings", "alice", ok)[0] == 201
+    admin = binding("bob-admin", "ClusterRole", "cluster-admin")
+    code, body = cluster.http("POST", f"{base}/rolebindings", "alice", admin)
+    assert (
+        code == 403 and "attempting to grant RBAC permissions not currently held" in body["message"]
+    )
+    # The bind verb on that role lifts the check, as upstream.
+    bind = [
+        {
+            "apiGroups": [RBAC_GROUP],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": ["cluster-admin"],
+        }
+    ]
+    cluster.grant("may-bind-admin", bind)
+    cluster.bind("alice-binds-admin", "may-bind-admin", {"kind": "User", "name": "alice"}, "team-a")
+    assert cluster.http("POST", f"{base}/rolebindings", "alice", admin)[0] == 201
+    assert cluster.can_i("bob", "delete", "secrets", "-n", "team-a")
+    assert not cluster.can_i("bob", "delete", "secrets", "-n", "team-b")
+
+
 def test_subject_access_review_is_for_those_allowed_to_create_it(cluster: Cluster) -> None:
     review = {
         "apiVersion": "authorization.k8s.io/v1",
@@ -458,3 +512,30 @@ def test_a_service_account_subject_matches_its_username_only() -> None:
     assert index.authorize(Attributes(hub, **pods)).allowed
     assert not index.authorize(Attributes(other, **pods)).allowed
     assert not index.authorize(Attributes(UserInfo("hub"), **pods)).allowed
+
+
+def test_escalation_check_breaks_rules_down_as_upstream() -> None:
+    def rule(**kw: Any) -> Rule:
+        return Rule.from_json(kw)
+
+    held = [
+        rule(apiGroups=[""], resources=["*"], verbs=["get", "list"]),
+        rule(apiGroups=["batch"], resources=["jobs"], verbs=["*"], resourceNames=["a"]),
+        rule(nonResourceURLs=["/logs/*"], verbs=["get"]),
+    ]
+    assert (
+        not_held(held, [rule(apiGroups=[""], resources=["pods", "pods/log"], verbs=["get"])]) == []
+    )
+    assert not_held(held, [rule(nonResourceURLs=["/logs/x"], verbs=["get"])]) == []
+    assert (
+        not_held(
+            held,
+            [rule(apiGroups=["batch"], resources=["jobs"], verbs=["delete"], resourceNames=["a"])],
+        )
+        == []
+    )
+    # A wildcard is held only as a wildcard; names restrict; each missing part is named.
+    assert not_held(held, [rule(apiGroups=[""], resources=["pods"], verbs=["*"])]) != []
+    assert not_held(held, [rule(apiGroups=["batch"], resources=["jobs"], verbs=["get"])]) != []
+    missing = not_held(held, [rule(apiGroups=[""], resources=["pods"], verbs=["get", "delete"])])
+    assert missing == [rule(apiGroups=[""], resources=["pods"], verbs=["delete"])]
