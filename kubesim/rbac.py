@@ -290,7 +290,7 @@ class RbacIndex:
 
     def __init__(
         self,
-        grants: dict[tuple[str, str], list[Grant]],
+        grants: dict[tuple[tuple[str, str], str], list[Grant]],
         roles: dict[tuple[str, str], tuple[Rule, ...]] | None = None,
         cluster_roles: dict[str, tuple[Rule, ...]] | None = None,
     ) -> None:
@@ -317,7 +317,9 @@ class RbacIndex:
         bindings = {b["metadata"]["name"]: b for b in BOOTSTRAP_CLUSTER_ROLE_BINDINGS}
         bindings.update({b["metadata"]["name"]: b for b in cluster_role_bindings})
 
-        grants: dict[tuple[str, str], list[Grant]] = {}
+        # (subject, namespace of the binding or "") -> grants: a request looks up only its
+        # subjects' cluster-wide grants and those in its namespace.
+        grants: dict[tuple[tuple[str, str], str], list[Grant]] = {}
 
         def add(binding: dict[str, Any], namespace: str) -> None:
             ref = binding.get("roleRef") or {}
@@ -339,7 +341,7 @@ class RbacIndex:
             for subject in binding.get("subjects") or ():
                 key = _subject_key(subject, namespace) if isinstance(subject, dict) else None
                 if key is not None:
-                    grants.setdefault(key, []).append(
+                    grants.setdefault((key, namespace), []).append(
                         Grant(namespace, label, name, _subject_text(key), rules)
                     )
 
@@ -351,12 +353,13 @@ class RbacIndex:
 
     def grants_for(self, user: UserInfo, namespace: str) -> list[Grant]:
         """The grants that apply to ``user`` for a request in ``namespace`` ("" = cluster)."""
-        out = []
-        for key in _subject_keys(user):
-            for g in self._grants.get(key, ()):
-                if not g.namespace or g.namespace == namespace:
-                    out.append(g)
-        return out
+        scopes = ("", namespace) if namespace else ("",)
+        return [
+            g
+            for key in _subject_keys(user)
+            for scope in scopes
+            for g in self._grants.get((key, scope), ())
+        ]
 
     def authorize(self, a: Attributes) -> Decision:
         if MASTERS in a.user.groups:
