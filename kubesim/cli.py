@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--audit-log", help="append one JSON line per API request to this file")
     parser.add_argument(
+        "--token-auth-file",
+        help='CSV of bearer tokens (token,user,uid,"group1,group2"): requests then need a '
+        "token and RBAC objects decide what each user may do (default: no authentication)",
+    )
+    parser.add_argument(
         "--history-window", type=int, default=0, help="watch history length (default 5000 events)"
     )
 

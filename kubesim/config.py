@@ -35,12 +35,17 @@ class KubesimConfig:
     history_window: int = 5000
     audit_log: Path | None = None
     bookmark_interval: float = 1.0
+    # A kube-apiserver --token-auth-file: with it, requests need a bearer token and RBAC
+    # decides; without it, every request is an unrestricted admin.
+    token_auth_file: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.kubeconfig_path is None:
             self.kubeconfig_path = self.data_dir / "kubeconfig"
         self.kubeconfig_path = Path(self.kubeconfig_path)
+        if self.token_auth_file is not None:
+            self.token_auth_file = Path(self.token_auth_file)
 
 
 def parse_nodes(spec: str) -> list[NodeConfig]:

@@ -16,6 +16,7 @@ import hashlib
 import json
 from typing import Any
 
+from gpulab.kubesim.reviews import REVIEWS
 from gpulab.kubesim.store import RESOURCES, ResourceType
 
 VERSION = {
@@ -34,10 +35,21 @@ _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "updat
 _SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
 
 
+def _served() -> list[ResourceType]:
+    """Stored kinds, then the create-only review kinds (answered, never stored)."""
+    return [*RESOURCES.values(), *REVIEWS.values()]
+
+
+def _verbs(rt: ResourceType) -> list[str]:
+    if (rt.group, rt.plural) in REVIEWS:
+        return ["create"]
+    return _VERBS if rt.kind != "Node" else [v for v in _VERBS if v != "deletecollection"]
+
+
 def group_versions() -> dict[str, list[ResourceType]]:
     """``api/v1`` or ``apis/<group>/<version>`` -> the types served there."""
     out: dict[str, list[ResourceType]] = {}
-    for rt in RESOURCES.values():
+    for rt in _served():
         prefix = "api/v1" if not rt.group else f"apis/{rt.group}/{rt.version}"
         out.setdefault(prefix, []).append(rt)
     return out
@@ -57,12 +69,12 @@ def _group(group: str, version: str) -> dict[str, Any]:
 
 
 def api_group_list() -> dict[str, Any]:
-    groups = sorted({(rt.group, rt.version) for rt in RESOURCES.values() if rt.group})
+    groups = sorted({(rt.group, rt.version) for rt in _served() if rt.group})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, v) for g, v in groups]}
 
 
 def api_group(group: str) -> dict[str, Any] | None:
-    for rt in RESOURCES.values():
+    for rt in _served():
         if rt.group == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(group, rt.version)}
     return None
@@ -79,9 +91,7 @@ def resource_list(prefix: str) -> dict[str, Any] | None:
             "singularName": rt.singular,
             "namespaced": rt.namespaced,
             "kind": rt.kind,
-            "verbs": _VERBS
-            if rt.kind != "Node"
-            else [v for v in _VERBS if v != "deletecollection"],
+            "verbs": _verbs(rt),
             "storageVersionHash": hashlib.sha256(str(rt).encode()).hexdigest()[:12],
         }
         if rt.short_names:
@@ -140,7 +150,10 @@ def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
             f"namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else rt.plural
         )
         # kubectl looks for fieldValidation on the PATCH operation of the kind's GVK.
-        for path, verb in ((base, "post"), (base + "/{name}", "patch")):
+        ops = [(base, "post")]
+        if (rt.group, rt.plural) not in REVIEWS:
+            ops.append((base + "/{name}", "patch"))
+        for path, verb in ops:
             paths[path] = {
                 verb: {
                     "operationId": f"{verb}{rt.kind}",

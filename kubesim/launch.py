@@ -33,6 +33,7 @@ def serve_command(
     nodes: str | None = None,
     audit_log: Path | None = None,
     port: int = 0,
+    token_auth_file: Path | None = None,
 ) -> list[str]:
     """The command line of a kubesim server (port 0: a free port, read from the ready line)."""
     cmd = [sys.executable, "-m", "gpulab.cli", "kubesim", "serve", "--port", str(port)]
@@ -41,6 +42,8 @@ def serve_command(
         cmd += ["--nodes", nodes]
     if audit_log is not None:
         cmd += ["--audit-log", str(audit_log)]
+    if token_auth_file is not None:
+        cmd += ["--token-auth-file", str(token_auth_file)]
     return cmd
 
 
@@ -69,13 +72,17 @@ class KubesimChild:
         nodes: str | None = None,
         audit_log: Path | None = None,
         timeout: float = 60,
+        token_auth_file: Path | None = None,
     ) -> KubesimChild:
         """Start kubesim with its state under ``folder`` (data in ``folder/data``,
         appending to the log ``folder/kubesim.log``: a restart in the same folder keeps both) and
-        wait for its ready line; ``timeout`` is a deadline for a slow machine, not a target."""
+        wait for its ready line; ``timeout`` is a deadline for a slow machine, not a target.
+        ``token_auth_file``: serve with ``--token-auth-file`` (authentication and RBAC on)."""
         data_dir, kubeconfig = folder / "data", folder / "kubeconfig"
         log_path = folder / "kubesim.log"
-        cmd = serve_command(data_dir, kubeconfig, nodes=nodes, audit_log=audit_log)
+        cmd = serve_command(
+            data_dir, kubeconfig, nodes=nodes, audit_log=audit_log, token_auth_file=token_auth_file
+        )
         with log_path.open("a") as log:
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True

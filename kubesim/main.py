@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import ipaddress
 import logging
@@ -22,19 +23,24 @@ import yaml
 from aiohttp import web
 from gpulab.kubesim import admission
 from gpulab.kubesim.audit import Audit
+from gpulab.kubesim.authn import MASTERS, TokenAuthenticator
 from gpulab.kubesim.config import KubesimConfig, parse_nodes
 from gpulab.kubesim.controllers import Controllers, start_controllers
 from gpulab.kubesim.quota import QuotaController
 from gpulab.kubesim.server import ApiServer
 from gpulab.kubesim.store import Store
+from gpulab.kubesim.tls import ServingCert, serving_cert
 
 
-def kubeconfig(url: str) -> dict[str, Any]:
+def kubeconfig(url: str, token: str | None = None, ca_pem: bytes | None = None) -> dict[str, Any]:
+    cluster: dict[str, Any] = {"server": url}
+    if ca_pem is not None:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     return {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": "kubesim", "cluster": {"server": url}}],
-        "users": [{"name": "kubesim", "user": {}}],
+        "clusters": [{"name": "kubesim", "cluster": cluster}],
+        "users": [{"name": "kubesim", "user": {"token": token} if token else {}}],
         "contexts": [
             {
                 "name": "kubesim",
@@ -58,10 +64,13 @@ class KubeSim:
         self._runner: web.AppRunner | None = None
         self._quota: QuotaController | None = None
         self.port = 0
+        # Only with a token file: kubectl sends tokens over TLS only.
+        self.tls: ServingCert | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://{self.config.host}:{self.port}"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -75,18 +84,47 @@ class KubeSim:
         warm = asyncio.get_running_loop().run_in_executor(None, admission.warm_up)
         self._quota = QuotaController(self.store)
         self.controllers = await start_controllers(self.store, self.config)
-        self.api = ApiServer(self.store, log_dir=self.controllers.log_dir, audit=self.audit)
+        authenticator = None
+        if self.config.token_auth_file is not None:
+            authenticator = TokenAuthenticator.from_file(self.config.token_auth_file)
+            self.tls = serving_cert(self.config.data_dir / "tls")
+        self.api = ApiServer(
+            self.store,
+            log_dir=self.controllers.log_dir,
+            audit=self.audit,
+            authenticator=authenticator,
+        )
         self._runner = web.AppRunner(
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port)
+        site = web.TCPSite(
+            self._runner,
+            self.config.host,
+            self.config.port,
+            ssl_context=self.tls.server_context() if self.tls is not None else None,
+        )
         await site.start()
         server = site._server
         assert server is not None and server.sockets  # type: ignore[union-attr]
         self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.kubeconfig_path.parent.mkdir(parents=True, exist_ok=True)
-        self.kubeconfig_path.write_text(yaml.safe_dump(kubeconfig(self.url), sort_keys=False))
+        # With a token file, the kubeconfig carries the first system:masters token (as an
+        # admin.conf does), so it is a credential: owner-only.
+        admin = authenticator.tokens_of_group(MASTERS)[:1] if authenticator else []
+        if admin:
+            self.kubeconfig_path.touch(mode=0o600)
+            self.kubeconfig_path.chmod(0o600)
+        self.kubeconfig_path.write_text(
+            yaml.safe_dump(
+                kubeconfig(
+                    self.url,
+                    admin[0] if admin else None,
+                    self.tls.cert.read_bytes() if self.tls is not None else None,
+                ),
+                sort_keys=False,
+            )
+        )
         await warm
 
     async def stop(self) -> None:
@@ -100,6 +138,8 @@ class KubeSim:
             self._runner = None
         if self._quota is not None:
             self._quota.stop()
+        if self.api is not None and self.api.authorizer is not None:
+            self.api.authorizer.close()
         self.audit.close()
 
     async def __aenter__(self) -> KubeSim:
@@ -134,6 +174,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["audit_log"] = Path(args.audit_log)
     if args.history_window:
         kwargs["history_window"] = args.history_window
+    if getattr(args, "token_auth_file", None):
+        kwargs["token_auth_file"] = Path(args.token_auth_file)
     return KubesimConfig(**kwargs)
 
 

@@ -1,6 +1,8 @@
 """The Kubernetes REST API over aiohttp, backed by the :class:`~gpulab.kubesim.store.Store`.
 
-Request flow: audit middleware (records the outcome) -> fault middleware (optional injected
+Request flow: audit middleware (records the outcome) -> auth middleware (with a token file:
+authenticate the bearer token, apply impersonation, authorize with RBAC; without one: every
+request is an unrestricted admin) -> fault middleware (optional injected
 latency/errors) -> error middleware (every failure becomes a ``v1 Status`` body; nothing
 escapes as a bare 500) -> the handler for discovery, admin, or a resource request. Resource
 requests run admission (schema, semantic checks, quota) before the store commits, so a
@@ -20,8 +22,15 @@ from typing import Any
 
 import yaml
 from aiohttp import web
-from gpulab.kubesim import admission, defaults, discovery, patch, tables
+from gpulab.kubesim import admission, defaults, discovery, patch, reviews, tables
 from gpulab.kubesim.audit import Audit, AuditRecord
+from gpulab.kubesim.authn import (
+    UNRESTRICTED,
+    TokenAuthenticator,
+    UserInfo,
+    impersonation,
+    unauthorized,
+)
 from gpulab.kubesim.errors import (
     ApiError,
     bad_request,
@@ -32,6 +41,16 @@ from gpulab.kubesim.errors import (
 )
 from gpulab.kubesim.faults import Faults, parse_faults
 from gpulab.kubesim.logs import LogDir, serve_log
+from gpulab.kubesim.rbac import GROUP as RBAC_GROUP
+from gpulab.kubesim.rbac import (
+    Attributes,
+    Decision,
+    Rule,
+    StoreAuthorizer,
+    escalation_forbidden,
+    forbidden,
+    impersonation_checks,
+)
 from gpulab.kubesim.requestinfo import RequestInfo, parse_request
 from gpulab.kubesim.store import RESOURCES, ResourceType, Store, WatchEvent, resource
 
@@ -41,6 +60,10 @@ MAX_BODY = 3 * 1024 * 1024  # the apiserver's limit for a JSON request body
 DEFAULT_WATCH_TIMEOUT = 1800.0  # the apiserver's min-request-timeout
 _INFO = web.RequestKey("kubesim_request_info", RequestInfo)
 _AUDITED = web.RequestKey("kubesim_audited", bool)
+_USER = web.RequestKey("kubesim_user", UserInfo)
+# Served to anyone, token or not: kubesim's own admin endpoints and the health and version
+# probes (upstream's system:public-info-viewer also lets anonymous callers read these).
+_OPEN_PREFIXES = ("/kubesim/", "/healthz", "/readyz", "/livez", "/version")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -74,8 +97,11 @@ class ApiServer:
         audit: Audit | None = None,
         faults: Faults | None = None,
         seed: int | None = None,
+        authenticator: TokenAuthenticator | None = None,
     ) -> None:
         self.store = store
+        self.authenticator = authenticator
+        self.authorizer = StoreAuthorizer(store) if authenticator is not None else None
         self.log_dir = log_dir
         self.audit = audit or Audit()
         self.faults = faults or Faults()
@@ -87,7 +113,7 @@ class ApiServer:
     def make_app(self) -> web.Application:
         app = web.Application(
             client_max_size=MAX_BODY + 1024,
-            middlewares=[self._audit_mw, self._fault_mw, self._error_mw],
+            middlewares=[self._audit_mw, self._auth_mw, self._fault_mw, self._error_mw],
         )
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         return app
@@ -124,6 +150,78 @@ class ApiServer:
                 path=request.path_qs,
             )
         )
+
+    @web.middleware
+    async def _auth_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if self.authenticator is None or request.path.startswith(_OPEN_PREFIXES):
+            request[_USER] = UNRESTRICTED
+            return await handler(request)
+        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return status_response(unauthorized())
+        try:
+            user = self._impersonate(request, user)
+            self._require(self._attributes(request, user))
+        except ApiError as e:
+            return status_response(e)
+        request[_USER] = user
+        return await handler(request)
+
+    def _impersonate(self, request: web.Request, caller: UserInfo) -> UserInfo:
+        try:
+            asked = impersonation(request.headers, request.headers.getall("Impersonate-Group", []))
+        except ValueError as e:
+            raise bad_request(str(e)) from None
+        if asked is None:
+            return caller
+        for check in impersonation_checks(caller, asked):
+            self._require(check)
+        return asked.as_user()
+
+    @staticmethod
+    def _attributes(request: web.Request, user: UserInfo) -> Attributes:
+        info = request[_INFO]
+        if not info.is_resource:
+            return Attributes(user, info.verb, False, path=request.path)
+        return Attributes(
+            user,
+            info.verb,
+            api_group=info.group,
+            resource=info.resource,
+            subresource=info.subresource,
+            namespace=info.namespace,
+            name=info.name,
+        )
+
+    def _decide(self, attrs: Attributes) -> Decision:
+        if self.authorizer is None:
+            return Decision(True)
+        return self.authorizer.authorize(attrs)
+
+    def _require(self, attrs: Attributes) -> None:
+        if not self._decide(attrs).allowed:
+            raise forbidden(attrs)
+
+    def _no_escalation(
+        self, request: web.Request, rt: ResourceType, ns: str | None, obj: dict[str, Any]
+    ) -> None:
+        """RBAC's own admission: a Role or binding may grant only what its writer holds."""
+        if self.authorizer is None or rt.group != RBAC_GROUP:
+            return
+        user = request[_USER]
+        missing = self.authorizer.index.escalation(user, rt.kind, ns or "", obj)
+        name = obj["metadata"].get("name", "")
+        if missing is None:
+            ref = obj.get("roleRef") or {}
+            ref_kind = str(ref.get("kind", "")).lower()
+            raise not_found(f"{ref_kind}s", ref.get("name", ""), RBAC_GROUP)
+        if missing:
+            raise escalation_forbidden(rt.plural, name, user, missing)
+
+    def _rules_for(self, user: UserInfo, namespace: str) -> list[Rule]:
+        if self.authorizer is None:
+            return [Rule(frozenset("*"), frozenset("*"), frozenset("*"))]
+        return self.authorizer.index.rules_for(user, namespace)
 
     @web.middleware
     async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -222,6 +320,8 @@ class ApiServer:
         return rt
 
     async def _resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
+        if (review := reviews.REVIEWS.get((info.group, info.resource))) is not None:
+            return await self._review(request, info, review)
         rt = self._type(info)
         ns = info.namespace if rt.namespaced else None
         verb = info.verb
@@ -253,6 +353,21 @@ class ApiServer:
         if verb == "deletecollection":
             return await self._delete_collection(request, rt, ns)
         raise method_not_allowed()
+
+    async def _review(
+        self, request: web.Request, info: RequestInfo, rt: ResourceType
+    ) -> web.Response:
+        if info.version != rt.version or info.name or bool(info.namespace) != rt.namespaced:
+            raise _not_found_path()
+        if info.verb != "create":
+            raise method_not_allowed()
+        body = admission.check_kind(
+            rt, await self._body(request, ("application/json", "application/yaml"))
+        )
+        answer = reviews.answer(
+            rt, body, request[_USER], info.namespace, self._decide, self._rules_for
+        )
+        return object_response(answer, 201)
 
     # -- bodies ------------------------------------------------------------------------
     async def _body(self, request: web.Request, allowed: tuple[str, ...]) -> Any:
@@ -480,6 +595,7 @@ class ApiServer:
         dry_run = self._dry_run(request)
         admission.validate(rt, obj, strict=self._strict(request))
         admission.admit_create(self.store, rt, ns, obj)
+        self._no_escalation(request, rt, ns, obj)
         if dry_run:
             if rt.namespaced and ns and self.store.get(resource("namespaces"), None, ns) is None:
                 raise not_found("namespaces", ns)
@@ -562,6 +678,7 @@ class ApiServer:
                 },
             }
         admission.validate(rt, candidate, old=current, strict=self._strict(request))
+        self._no_escalation(request, rt, ns, candidate)
         if dry_run:
             return object_response(candidate)
         return object_response(

@@ -103,6 +103,10 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         _rt("", "Node", "nodes", False, ["status"], ("no",)),
         _rt("batch", "Job", "jobs", True, ["status"], (), _ALL),
         _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",)),
+        _rt("rbac.authorization.k8s.io", "Role", "roles"),
+        _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", False),
+        _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
+        _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", False),
         _rt(
             "snapshot.storage.k8s.io",
             "VolumeSnapshot",
