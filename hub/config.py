@@ -17,7 +17,10 @@ shared-password authenticator with the demo users' groups). OIDC from the enviro
 gpulab's services (the jobs gateway, the culler) are registered with ``services=[...]``
 (entries from :func:`gpulab.hub.services.service_definition`) or appended to
 ``c.JupyterHub.services`` after this call; the ``user`` role and the servers' tokens already
-carry ``access:services`` for them (:mod:`gpulab.hub.services`).
+carry ``access:services`` for them (:mod:`gpulab.hub.services`). gpulab's admin scope and its
+``gpulab-admin`` role are defined here too, granted to the hub's configured admins (users and
+admin groups) and to whoever an earlier ``gpulab-admin`` entry of ``load_roles`` names (the
+Helm values' ``hub.loadRoles``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .services import server_token_scopes, user_scopes
+from .services import ADMIN_ROLE, admin_role, custom_scopes, server_token_scopes, user_scopes
 from .shared_policy import shared_policy_file
 
 __all__ = ["SPAWNER_CLASS", "configure", "oidc_settings"]
@@ -106,6 +109,44 @@ def _apply_oidc(c: Any, settings: Mapping[str, Any]) -> None:
         g.allow_all = True
 
 
+def _config_set(section: Any, key: str) -> set[str]:
+    """A set-valued setting of a config section, whether assigned or only added to."""
+    if key not in section:
+        return set()
+    value = section[key]
+    if hasattr(value, "get_value"):  # LazyConfigValue: c.Authenticator.admin_users.add(...)
+        value = value.get_value(set())
+    return {str(v) for v in value or ()}
+
+
+def _apply_admin_role(c: Any) -> None:
+    """gpulab's admin scope, and the ``gpulab-admin`` role granting it to the configured hub
+    admins and to the members of a ``gpulab-admin`` role already in ``load_roles``.
+
+    JupyterHub's own ``admin`` role cannot be given a custom scope, and a role's members are
+    exactly the configured ones, so the hub's admins are listed as they are configured:
+    ``admin_users`` and the identity provider's ``admin_groups`` (groups of the same name
+    once ``manage_groups`` is on)."""
+    defined = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}
+    c.JupyterHub.custom_scopes = {**defined, **custom_scopes()}
+    roles = list(c.JupyterHub.load_roles) if "load_roles" in c.JupyterHub else []
+    given = [r for r in roles if r.get("name") == ADMIN_ROLE]
+    users = set().union(
+        *(_config_set(c[s], "admin_users") for s in ("Authenticator", "GenericOAuthenticator"))
+    )
+    groups = _config_set(c.GenericOAuthenticator, "admin_groups")
+    role = admin_role(
+        users.union(*(r.get("users") or () for r in given)),
+        groups.union(*(r.get("groups") or () for r in given)),
+    )
+    extra = {s for r in given for s in r.get("scopes") or ()} - set(role["scopes"])
+    role["scopes"] += sorted(extra)
+    services = sorted({s for r in given for s in r.get("services") or ()})
+    if services:
+        role["services"] = services
+    c.JupyterHub.load_roles = [r for r in roles if r.get("name") != ADMIN_ROLE] + [role]
+
+
 def _allow_named_servers(policy_path: str) -> bool:
     from gpulab.hub.policy import load_policy  # noqa: PLC0415
 
@@ -146,7 +187,8 @@ def configure(
     ``jupyterhub-singleuser``, uid 1000 / fsGroup 100, no service account token, events,
     timeouts), ``default_url = /lab``, named servers from the policy, detached servers
     (``cleanup_servers = False``), the ``user`` role's and the servers' access to gpulab's
-    services, and the authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
+    services, gpulab's admin scope and role (after the authenticator, whose admins it
+    lists), and the authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
     with ``local=True``); else, locally, the shared password + demo groups; else whatever the
     chart configured.
     """
@@ -216,3 +258,4 @@ def configure(
         admins = {name for name, u in load_demo_users(demo).items() if u["admin"]}
         c.Authenticator.admin_users = admins
     # else: the chart's own authenticator settings are left alone.
+    _apply_admin_role(c)

@@ -1,5 +1,5 @@
 """How the hub registers gpulab's services: their ``c.JupyterHub.services`` entries, their own
-roles, and the scopes users and servers need to reach them.
+roles, the scopes users and servers need to reach them, and gpulab's admin scope.
 
 Pure (no import of the services' code), so ``hub/config.py`` stays cheap to load::
 
@@ -10,7 +10,15 @@ Pure (no import of the services' code), so ``hub/config.py`` stays cheap to load
     c.JupyterHub.load_roles.extend(service_roles(GATEWAY, CULLER))
 
 ``configure(c)`` (``hub/config.py``) already gives the ``user`` role and the servers' tokens
-access to every service here (:func:`user_scopes`, :func:`server_token_scopes`).
+access to every service here (:func:`user_scopes`, :func:`server_token_scopes`), and defines
+gpulab's admin scope and role (:data:`ADMIN_SCOPE`, :func:`admin_role`).
+
+Admin rights in gpulab's services come from the *token*, never from the user's admin flag: a
+request is an admin's when the hub's answer for its token (``GET /hub/api/user``, which
+HubAuth caches per token) lists :data:`ADMIN_SCOPE`. Only tokens that inherit their owner's
+roles carry it (the owner's own API tokens, their browser sessions with the services); a
+notebook server's ``$JUPYTERHUB_API_TOKEN`` gets :func:`server_token_scopes` only, so code
+running in an admin's notebook is not an admin.
 """
 
 from __future__ import annotations
@@ -22,11 +30,16 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "ADMIN_ROLE",
+    "ADMIN_SCOPE",
     "CULLER",
     "GATEWAY",
     "SERVICES",
     "HubService",
     "access_scope",
+    "admin_role",
+    "custom_scopes",
+    "holds_admin_scope",
     "server_token_scopes",
     "service_definition",
     "service_roles",
@@ -58,7 +71,7 @@ GATEWAY = HubService(
     app_class="GatewayApp",
     port=10102,
     role="gpulab-jobs-gateway",
-    # Read names, groups and the admin flag (identity), and group members (group quotas).
+    # Read names and groups (identity), and group members (group quotas).
     scopes=("read:users", "read:users:groups", "read:groups", "list:users"),
     # Kubernetes, S3 and Harbor credentials: never on the command line.
     pass_env=(
@@ -90,6 +103,14 @@ CULLER = HubService(
 
 SERVICES = (GATEWAY, CULLER)
 
+# A custom scope (JupyterHub >= 3.0) of gpulab's own: the hub itself grants nothing with it.
+ADMIN_SCOPE = "custom:gpulab:admin"
+ADMIN_ROLE = "gpulab-admin"
+_ADMIN_SCOPE_DESCRIPTION = (
+    "Act as a gpulab admin in gpulab's services: every user's jobs and outputs, "
+    "the culler's dashboard and usage, stopping any server."
+)
+
 
 def access_scope(service: HubService) -> str:
     return f"access:services!service={service.name}"
@@ -98,6 +119,33 @@ def access_scope(service: HubService) -> str:
 def user_scopes(services: Iterable[HubService] = SERVICES) -> list[str]:
     """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services."""
     return ["self", *(access_scope(s) for s in services)]
+
+
+def custom_scopes() -> dict[str, dict[str, str]]:
+    """``c.JupyterHub.custom_scopes``: gpulab's admin scope."""
+    return {ADMIN_SCOPE: {"description": _ADMIN_SCOPE_DESCRIPTION}}
+
+
+def admin_role(users: Iterable[str] = (), groups: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``c.JupyterHub.load_roles`` entry granting :data:`ADMIN_SCOPE`.
+
+    JupyterHub makes a loaded role's members exactly the listed ones at every start, and its
+    built-in ``admin`` role cannot be given more scopes: hub admins get gpulab admin rights
+    by being listed here (``configure(c)`` lists ``Authenticator.admin_users`` and the
+    identity provider's ``admin_groups``)."""
+    return {
+        "name": ADMIN_ROLE,
+        "description": "gpulab admin: " + _ADMIN_SCOPE_DESCRIPTION,
+        "scopes": [ADMIN_SCOPE],
+        "users": sorted(set(users)),
+        "groups": sorted(set(groups)),
+    }
+
+
+def holds_admin_scope(token_scopes: Iterable[str]) -> bool:
+    """Whether a token's scopes, as the hub lists them for that token, make it a gpulab
+    admin's. Only the unfiltered scope counts."""
+    return ADMIN_SCOPE in set(token_scopes)
 
 
 def server_token_scopes(services: Iterable[HubService] = SERVICES) -> list[str]:
@@ -125,7 +173,9 @@ def service_definition(
     ``options`` are the service's traits (``policy_path=...``, ``namespace=...``), passed as
     ``--<AppClass>.<trait>=<value>``; None leaves a trait at its default. Secrets go through
     the environment: ``service.pass_env`` and ``pass_env`` are copied from the hub's
-    environment when set, then ``environment`` is applied."""
+    environment when set, then ``environment`` is applied. The entry names
+    :data:`ADMIN_SCOPE`, so the hub must define it (:func:`custom_scopes`; ``configure(c)``
+    does)."""
     cmd = [sys.executable, "-m", service.module]
     cmd += [f"--{service.app_class}.{k}={v}" for k, v in options.items() if v is not None]
     cmd += list(extra_args)
@@ -138,6 +188,9 @@ def service_definition(
         "command": cmd,
         "display": False,
         "oauth_no_confirm": True,
+        # Browser sessions with the service (the dashboard) carry the admin scope when their
+        # user holds it; the hub drops it for everyone else.
+        "oauth_client_allowed_scopes": [ADMIN_SCOPE],
         "environment": env,
     }
 

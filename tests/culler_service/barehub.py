@@ -55,7 +55,8 @@ class BareHub:
         if self.culler:
             culler = f"""
 from gpulab.hub.services import (
-    CULLER, server_token_scopes, service_definition, service_roles, user_scopes)
+    CULLER, admin_role, custom_scopes, server_token_scopes, service_definition, service_roles,
+    user_scopes)
 c.JupyterHub.services.append(service_definition(
     CULLER, policy_path={str(self.policy)!r}, port={self.culler_port}, interval={self.interval},
     dry_run={self.dry_run}, db_url={self.db_url!r},
@@ -63,6 +64,8 @@ c.JupyterHub.services.append(service_definition(
 c.JupyterHub.load_roles.extend(service_roles(CULLER))
 c.JupyterHub.load_roles.append({{"name": "user", "scopes": user_scopes([CULLER])}})
 c.Spawner.server_token_scopes = server_token_scopes([CULLER])
+c.JupyterHub.custom_scopes = custom_scopes()
+c.JupyterHub.load_roles.append(admin_role(users=["admin"]))
 """
         return f"""
 import sys

@@ -245,14 +245,16 @@ def test_roles_use_real_scopes_and_match_the_services_code(full: dict[str, Any])
 
     roles = full["hub"]["loadRoles"]
     services = set(full["hub"]["services"])
-    assert set(roles) == {"gpulab-jobs-gateway", "gpulab-culler"}
+    custom = full["hub"]["config"]["JupyterHub"]["custom_scopes"]
+    assert set(roles) == {"gpulab-jobs-gateway", "gpulab-culler", "gpulab-admin"}
     assert "user" not in roles, "configure(c) owns the user role; two definitions abort the hub"
     for name, role in roles.items():
         for scope in role["scopes"]:
-            assert scope.split("!", 1)[0] in scope_definitions, f"{name}: unknown scope {scope}"
+            known = scope.split("!", 1)[0] in scope_definitions or scope in custom
+            assert known, f"{name}: unknown scope {scope}"
             assert not scope.startswith("admin"), f"{name}: {scope} is too broad"
             assert scope not in ("servers", "users", "tokens", "groups", "admin-ui")
-        assert set(role["services"]) <= services
+        assert set(role.get("services", ())) <= services
     culler = set(roles["gpulab-culler"]["scopes"])
     # jupyterhub-idle-culler's documented role, without admin:users (we never delete users)
     assert {"list:users", "read:servers", "delete:servers"} <= culler
@@ -265,6 +267,19 @@ def test_roles_use_real_scopes_and_match_the_services_code(full: dict[str, Any])
     gateway = set(roles["gpulab-jobs-gateway"]["scopes"])
     assert not any(s.startswith(("delete:", "start:", "servers")) for s in gateway)
     assert gateway == set(GATEWAY.scopes)
+
+
+def test_admin_scope_and_role_match_the_services_code(full: dict[str, Any]) -> None:
+    """gpulab's admin scope is defined and granted as the code does, and the services' browser
+    sessions may carry it."""
+    from gpulab.hub.services import ADMIN_ROLE, ADMIN_SCOPE, admin_role, custom_scopes
+
+    assert full["hub"]["config"]["JupyterHub"]["custom_scopes"] == custom_scopes()
+    role = full["hub"]["loadRoles"][ADMIN_ROLE]
+    code = admin_role()
+    assert role["scopes"] == code["scopes"] and role["description"] == code["description"]
+    for name in ("jobs-gateway", "culler"):
+        assert full["hub"]["services"][name]["oauth_client_allowed_scopes"] == [ADMIN_SCOPE]
 
 
 def test_policy_is_mounted_as_a_directory(full: dict[str, Any]) -> None:

@@ -1,13 +1,15 @@
 """HTTP handlers of the culler service (docs/admin.md, "The culler service").
 
 Identity comes from the hub only (``HubOAuthenticated``: a token or the hub OAuth cookie);
-groups and the admin flag from the hub's user model, read with the service's own token
-(cached ≤ 30 s). Names and groups in bodies are never trusted:
+groups from the hub's user model, read with the service's own token (cached ≤ 30 s). Admin
+rights come from the request's token: it must carry gpulab's admin scope
+(:func:`gpulab.hub.services.holds_admin_scope`), which a notebook server's token never does,
+whoever its owner. Names and groups in bodies are never trusted:
 
 * ``POST /activity`` accepts only a server's own token: its scopes name exactly one server,
   ``access:servers!server=<owner>/<name>``; a ``server_name`` in the body must match it.
 * ``/servers/me*`` act on the caller's own servers only.
-* ``/dashboard/`` and ``/api/v1/{usage,overview,cycle,admin/...}``: hub admins only (403).
+* ``/dashboard/`` and ``/api/v1/{usage,overview,cycle,admin/...}``: admin tokens only (403).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpulab.hub.names import is_label_value
+from gpulab.hub.services import holds_admin_scope
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
@@ -97,9 +100,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(404, f"you have no running server named {name!r}")
         return model
 
+    def token_is_admin(self) -> bool:
+        """Whether the request's token (or session) carries gpulab's admin scope."""
+        return holds_admin_scope((self.current_user or {}).get("scopes") or ())
+
     async def admin(self) -> dict[str, Any]:
         model = await self.caller()
-        if not model.get("admin"):
+        if not self.token_is_admin():
             raise web.HTTPError(403, "admins only")
         return model
 
@@ -179,7 +186,7 @@ class IdleJobsHandler(BaseHandler):
         model = await self.caller()
         groups_of = self.settings["groups_of"]
         jobs = self.culler.idle_jobs(groups_of)
-        if not model.get("admin"):
+        if not self.token_is_admin():
             jobs = [j for j in jobs if j["owner"] == model["name"]]
         self.write_json({"items": jobs})
 

@@ -1,10 +1,13 @@
 """Who is calling: identity through the hub, never from the request.
 
 1. ``HubOAuth`` (jupyterhub.services.auth) resolves the caller's hub token
-   (``Authorization: token ...``) or, for browsers, the service's OAuth cookie, to a name, and
-   checks that the token may reach this service (``access:services!service=jobs-gateway``).
-2. Groups and the admin flag come from ``GET /hub/api/users/{name}`` with the gateway's own
-   service token, cached at most ``max_age`` seconds per user.
+   (``Authorization: token ...``) or, for browsers, the service's OAuth cookie, to the hub's
+   model of that token (``GET /hub/api/user``, cached per token), checks that the token may
+   reach this service (``access:services!service=jobs-gateway``) and whether it carries
+   gpulab's admin scope (:func:`gpulab.hub.services.holds_admin_scope`). Admin rights belong
+   to the token, not to the user: an admin's notebook-server token is an ordinary user's.
+2. Groups come from ``GET /hub/api/users/{name}`` with the gateway's own service token,
+   cached at most ``max_age`` seconds per user.
 """
 
 from __future__ import annotations
@@ -16,17 +19,28 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from gpulab.hub.services import holds_admin_scope
 from jupyterhub.services.auth import HubOAuth
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-__all__ = ["HubUnavailable", "Identity", "IdentityResolver"]
+__all__ = ["Caller", "HubUnavailable", "Identity", "IdentityResolver"]
+
+Groups = tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """What the request's token says: whose it is, and whether it carries the admin scope."""
+
+    name: str
+    admin: bool
 
 
 @dataclass(frozen=True)
 class Identity:
     name: str
     groups: tuple[str, ...]
-    admin: bool
+    admin: bool  # from the request's token (Caller.admin), never from the user record
 
 
 class HubUnavailable(Exception):
@@ -47,16 +61,17 @@ class IdentityResolver:
         self.api_url = api_url.rstrip("/")
         self._token = api_token
         self.max_age = max_age
-        self._cache: dict[str, tuple[float, Identity | None]] = {}
-        self._inflight: dict[str, asyncio.Future[Identity | None]] = {}
+        # Per user: their groups (None: the hub does not know them).
+        self._cache: dict[str, tuple[float, Groups | None]] = {}
+        self._inflight: dict[str, asyncio.Future[Groups | None]] = {}
         self._http = AsyncHTTPClient()
 
     def __repr__(self) -> str:
         return f"IdentityResolver(api_url={self.api_url!r})"
 
-    async def name_for(self, handler: Any) -> str | None:
-        """The hub username of the request's token or cookie; None if not authenticated or
-        the token may not reach this service."""
+    async def caller(self, handler: Any) -> Caller | None:
+        """The request's token or cookie as the hub sees it; None if not authenticated or the
+        token may not reach this service."""
         try:
             model = await self.hub_auth.get_user(handler, sync=False)
         except HTTPClientError as exc:
@@ -70,10 +85,17 @@ class IdentityResolver:
         scopes = self.hub_auth.access_scopes
         if scopes and not self.hub_auth.check_scopes(scopes, model):
             return None
-        return str(model["name"])
+        return Caller(name=str(model["name"]), admin=holds_admin_scope(model.get("scopes") or ()))
 
-    async def identity(self, name: str) -> Identity | None:
-        """Groups and admin flag of ``name`` from the hub (cached ``max_age`` seconds)."""
+    async def identity(self, caller: Caller) -> Identity | None:
+        """``caller`` with their groups from the hub (cached ``max_age`` seconds per user;
+        the admin right is the token's own, so it is never cached with the user)."""
+        groups = await self._groups(caller.name)
+        if groups is None:
+            return None
+        return Identity(name=caller.name, groups=groups, admin=caller.admin)
+
+    async def _groups(self, name: str) -> Groups | None:
         now = time.monotonic()
         hit = self._cache.get(name)
         if hit is not None and now - hit[0] < self.max_age:
@@ -81,15 +103,15 @@ class IdentityResolver:
         pending = self._inflight.get(name)
         if pending is not None:
             return await asyncio.shield(pending)
-        future: asyncio.Future[Identity | None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Groups | None] = asyncio.get_running_loop().create_future()
         self._inflight[name] = future
         try:
-            ident = await self._fetch(name)
-            self._cache[name] = (time.monotonic(), ident)
+            groups = await self._fetch(name)
+            self._cache[name] = (time.monotonic(), groups)
             if len(self._cache) > 50_000:
                 self._cache.clear()
-            future.set_result(ident)
-            return ident
+            future.set_result(groups)
+            return groups
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved
@@ -97,7 +119,7 @@ class IdentityResolver:
         finally:
             self._inflight.pop(name, None)
 
-    async def _fetch(self, name: str) -> Identity | None:
+    async def _fetch(self, name: str) -> Groups | None:
         request = HTTPRequest(
             f"{self.api_url}/users/{quote(name, safe='')}",
             headers={"Authorization": f"token {self._token}"},
@@ -112,8 +134,4 @@ class IdentityResolver:
         except OSError as exc:
             raise HubUnavailable(str(exc)) from None
         model = json.loads(response.body)
-        return Identity(
-            name=str(model["name"]),
-            groups=tuple(str(g) for g in model.get("groups") or ()),
-            admin=bool(model.get("admin")),
-        )
+        return tuple(str(g) for g in model.get("groups") or ())

@@ -55,14 +55,14 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     async def prepare(self) -> None:
         try:
-            name = await self.resolver.name_for(self)
-            if name is None:
+            caller = await self.resolver.caller(self)
+            if caller is None:
                 raise ApiError(
                     401,
                     "authentication required: send a hub API token "
                     "(Authorization: token <token>) or log in to the hub",
                 )
-            ident = await self.resolver.identity(name)
+            ident = await self.resolver.identity(caller)
         except HubUnavailable:
             raise ApiError(503, "the hub did not answer; retry shortly", retry_after=5) from None
         if ident is None:
