@@ -55,9 +55,9 @@ class GatewayApp(ServiceApp):
         help="S3 URL for presigned URLs when users reach S3 elsewhere than the gateway "
         "(default $GPULAB_S3_PUBLIC_ENDPOINT)"
     ).tag(config=True)
-    identity_max_age = Float(30.0, help="seconds a user's groups/admin flag are cached").tag(
-        config=True
-    )
+    identity_max_age = Float(
+        30.0, help="seconds a user's groups are cached (admin rights come from each token's scopes)"
+    ).tag(config=True)
     policy_interval = Float(5.0, help="seconds between policy file checks").tag(config=True)
     list_page_size = Integer(500, help="page size of the cache's initial lists").tag(config=True)
     kube_timeout = Float(15.0, help="seconds per Kubernetes API request").tag(config=True)
