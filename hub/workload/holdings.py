@@ -27,6 +27,7 @@ from .labels import (
     JOB_ID_LABEL,
     MANAGED_BY_LABEL,
     USER_LABEL,
+    labels_of,
 )
 
 __all__ = ["GpuUsage", "count_usage", "gpu_holdings", "is_live_pod", "job_finished"]
@@ -46,10 +47,6 @@ class GpuUsage:
 
 
 _TERMINAL = frozenset({"Succeeded", "Failed"})
-
-
-def _labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
-    return (obj.get("metadata") or {}).get("labels") or {}
 
 
 def _count(value: Any) -> int:
@@ -100,7 +97,7 @@ def gpu_holdings(
             per_group[group] = per_group.get(group, 0) + n
 
     for pod in pods:
-        labels = _labels(pod)
+        labels = labels_of(pod)
         if labels.get(MANAGED_BY_LABEL) != APP or not is_live_pod(pod):
             continue
         job_id = labels.get(JOB_ID_LABEL)
@@ -110,7 +107,7 @@ def gpu_holdings(
             counted_jobs.add(job_id)
         add(labels)
     for job in jobs:
-        labels = _labels(job)
+        labels = labels_of(job)
         job_id = labels.get(JOB_ID_LABEL)
         if labels.get(MANAGED_BY_LABEL) != APP or not job_id or job_id in counted_jobs:
             continue
@@ -134,8 +131,8 @@ def count_usage(
     unfinished = sum(
         1
         for job in jobs
-        if _labels(job).get(MANAGED_BY_LABEL) == APP
-        and _labels(job).get(USER_LABEL) == user
+        if labels_of(job).get(MANAGED_BY_LABEL) == APP
+        and labels_of(job).get(USER_LABEL) == user
         and not job_finished(job)
     )
     return GpuUsage(user=per_user.get(user, 0), group=per_group.get(group, 0), jobs=unfinished)

@@ -7,7 +7,8 @@ written in one place always matches the objects another place made.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 # -- the Kubernetes recommended labels (app.kubernetes.io/*) -------------------------------
 NAME_LABEL: Final = "app.kubernetes.io/name"
@@ -57,8 +58,6 @@ def base_labels(component: str) -> dict[str, str]:
     return {NAME_LABEL: APP, COMPONENT_LABEL: component, MANAGED_BY_LABEL: APP}
 
 
-def labels_of(obj: object) -> dict[str, str]:
-    """``metadata.labels`` of a raw API object (a dict), ``{}`` when absent."""
-    if not isinstance(obj, dict):
-        return {}
+def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
+    """``metadata.labels`` of a raw API object, ``{}`` when absent."""
     return (obj.get("metadata") or {}).get("labels") or {}
