@@ -33,6 +33,10 @@ from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The launcher's own hub service: it creates users and tokens for demos and tests.
 LAUNCHER_SERVICE = "gpulab-launcher"
+# The hub this launcher starts answers every request with this header, set to an id chosen
+# for the run: the readiness probe accepts no other answer, so the launcher's token never goes
+# to another program listening on the public port.
+LAUNCH_HEADER = "X-Gpulab-Launch"
 
 
 class PlatformError(RuntimeError):
@@ -43,6 +47,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a public port that something already listens on, without connecting to it.
+
+    Binding tells, and sends nothing: with ``SO_REUSEADDR`` the bind fails only while a socket
+    listens there (not for connections of a past run still in TIME_WAIT)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise PlatformError(
+                f"port {port} on {host} is already in use ({exc.strerror}): another `gpulab "
+                "up` or another program listens there. Stop it, or choose another port with "
+                "--port."
+            ) from None
 
 
 def find_proxy() -> str:
@@ -102,6 +123,9 @@ class _Proc:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    # Where this run's output starts: logs are appended across runs, and an earlier run's
+    # lines (a stale ready line with a dead port) must not be read as this one's.
+    log_offset: int = 0
 
 
 class LocalPlatform:
@@ -121,6 +145,7 @@ class LocalPlatform:
     # ----------------------------------------------------------------- lifecycle
     def start(self, progress=None) -> LocalPlatform:
         say = progress or (lambda _msg: None)
+        ensure_port_free(self.config.host, self.config.port)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
             say("starting kubesim (embedded Kubernetes)")
@@ -165,6 +190,11 @@ class LocalPlatform:
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> _Proc:
         log_path = self.state_dir / f"{name}.log"
         log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed at exit
+        log.write(
+            f"==== {name} started by gpulab at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode()
+        )
+        log.flush()
+        offset = os.fstat(log.fileno()).st_size
         popen = subprocess.Popen(
             argv,
             stdout=log,
@@ -174,7 +204,7 @@ class LocalPlatform:
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )
-        proc = _Proc(name, popen, log_path)
+        proc = _Proc(name, popen, log_path, offset)
         self.procs.append(proc)
         return proc
 
@@ -303,6 +333,11 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.should_start = True
 
 import os as _os
+# The launch id on every answer (see LAUNCH_HEADER), merged with any headers set above.
+_settings = c.JupyterHub.tornado_settings
+if not isinstance(_settings, dict):  # not assigned yet: a lazy value, maybe with updates
+    _settings = c.JupyterHub.tornado_settings = _settings.get_value({{}})
+_settings.setdefault("headers", {{}})[{LAUNCH_HEADER!r}] = _os.environ["GPULAB_LAUNCH_ID"]
 c.JupyterHub.services.append(
     {{"name": {LAUNCHER_SERVICE!r}, "api_token": _os.environ["GPULAB_LAUNCHER_TOKEN"]}}
 )
@@ -337,11 +372,13 @@ c.JupyterHub.load_roles.append(
             self.admin_token = secrets.token_hex(32)
             token_path.write_text(self.admin_token)
             token_path.chmod(0o600)
+        launch_id = secrets.token_hex(16)
         env = {
             **os.environ,
             **self.config.hub_env,
             "KUBECONFIG": str(self.kubeconfig),
             "GPULAB_LAUNCHER_TOKEN": self.admin_token,
+            "GPULAB_LAUNCH_ID": launch_id,
             "GPULAB_STATE_DIR": str(self.state_dir),
             # The proxy's auth token is shared by the hub and the proxy it starts.
             "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32),
@@ -365,14 +402,15 @@ c.JupyterHub.load_roles.append(
             if proc.popen.poll() is not None:
                 raise PlatformError(
                     f"JupyterHub exited with {proc.popen.returncode}; log: {proc.log_path}\n"
-                    + _tail(proc.log_path)
+                    + _tail(proc)
                 )
-            try:
-                self.api("GET", "/hub/api/")
+            if answers_as_launch(self.hub_url, launch_id):
                 return
-            except (OSError, urllib.error.URLError):
-                time.sleep(0.3)
-        raise PlatformError(f"JupyterHub did not answer in 90 s; log: {proc.log_path}")
+            time.sleep(0.3)
+        raise PlatformError(
+            f"the JupyterHub this launcher started did not answer on {self.hub_url} in 90 s "
+            f"(is something else answering there?); log: {proc.log_path}"
+        )
 
     def _create_demo_users(self) -> None:
         """The demo accounts (:func:`gpulab.hub.demo.users_file`) with their hub groups."""
@@ -429,27 +467,44 @@ def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
         popen.wait(5)
 
 
+def answers_as_launch(hub_url: str, launch_id: str) -> bool:
+    """Whether the hub at ``hub_url`` is the one started with ``launch_id`` (its answers carry
+    :data:`LAUNCH_HEADER`). Asks without credentials: whatever answers learns nothing."""
+    request = urllib.request.Request(hub_url + "/hub/api/", method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.headers.get(LAUNCH_HEADER) == launch_id
+    except (OSError, urllib.error.URLError):  # not up yet (HTTPError is a URLError)
+        return False
+
+
+def _run_output(proc: _Proc) -> str:
+    """What the process wrote to its log in this run."""
+    try:
+        with open(proc.log_path, "rb") as log:
+            log.seek(proc.log_offset)
+            return log.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _wait_for_line(proc: _Proc, marker: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        text = proc.log_path.read_text(errors="replace") if proc.log_path.exists() else ""
-        for line in text.splitlines():
+        for line in _run_output(proc).splitlines():
             if marker in line:
                 return line
         if proc.popen.poll() is not None:
             raise PlatformError(
                 f"{proc.name} exited with {proc.popen.returncode}; log: {proc.log_path}\n"
-                + _tail(proc.log_path)
+                + _tail(proc)
             )
         time.sleep(0.1)
     raise PlatformError(f"{proc.name} not ready after {timeout:.0f} s; log: {proc.log_path}")
 
 
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+def _tail(proc: _Proc, lines: int = 30) -> str:
+    return "\n".join(_run_output(proc).splitlines()[-lines:])
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -16,7 +16,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "gateway when Ceph is installed, JupyterHub with gpulab and the real "
         "configurable-http-proxy, then wait. Ctrl-C stops everything."
     )
-    parser.add_argument("--port", type=int, default=8000, help="public port (default: 8000)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        help="public port (default: 8000); if something listens there, nothing starts",
+    )
     parser.add_argument(
         "--policy",
         type=Path,

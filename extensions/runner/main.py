@@ -4,13 +4,16 @@
    paths stay inside the home) and the job id from ``$GPULAB_JOB_ID``.
 2. Runs the command (exec form, no shell) or executes the notebook with papermill and the
    parameters (kernel ``python3``; the executed notebook is written into the output dir).
-   The child gets ``$GPULAB_OUTPUT_DIR``.
+   The child gets ``$GPULAB_OUTPUT_DIR``: the spec's ``output_dir``, else
+   ``outputs/<name>/<job-id>``.
 3. Tees the child's stdout and stderr (merged, in order) to its own stdout (the pod log) and
    to ``~/.gpulab/jobs/<job-id>/log.txt``.
 4. Forwards SIGTERM/SIGINT/SIGHUP to the child's process group; SIGKILL after
    ``$GPULAB_KILL_AFTER`` seconds (default 30) if it is still running.
-5. Uploads the output dir (recursively; symlinks that leave it and non-regular files are
-   skipped), the executed notebook, the log and finally ``result.json`` through the presigned
+5. Uploads what this run wrote to the output dir (recursively: the files that are new or
+   changed since the job started, by a snapshot taken before it; symlinks that leave the dir and
+   non-regular files are skipped), the executed notebook, the log and finally ``result.json``
+   through the presigned
    POST policy in ``$GPULAB_UPLOAD_DIR/credential.json`` (default ``/var/run/gpulab/upload``),
    with retries and exponential backoff (``$GPULAB_UPLOAD_ATTEMPTS``, default 5;
    ``$GPULAB_UPLOAD_BACKOFF``, default 2 s). When S3 stays unreachable the outputs stay on the
@@ -90,8 +93,13 @@ class RunnerConfig:
         return self.home / ".gpulab" / "jobs" / self.job_id
 
     @property
+    def output_rel(self) -> str:
+        """The output dir relative to the home."""
+        return self.spec.output_dir_for(self.job_id)
+
+    @property
     def output_dir(self) -> Path:
-        return self.home / self.spec.output_dir
+        return self.home / self.output_rel
 
     @classmethod
     def from_env(
@@ -223,6 +231,18 @@ def _s3_error(text: str) -> str:
     code = re.search(r"<Code>([^<]{0,100})</Code>", text or "")
     msg = re.search(r"<Message>([^<]{0,300})</Message>", text or "")
     return ": ".join(m.group(1) for m in (code, msg) if m) or "no detail"
+
+
+# ----------------------------------------------------------------------------- outputs
+
+# What identifies one version of a file: a rewrite changes the times (and the change time
+# cannot be set back, so a copy that keeps an old modification time still counts as new).
+FileSignature = tuple[int, int, int, int]  # inode, size, mtime_ns, ctime_ns
+OutputFile = tuple[str, Path, FileSignature]  # path in the output dir, real path, signature
+
+
+def _signature(st: os.stat_result) -> FileSignature:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 # ----------------------------------------------------------------------------- running
@@ -373,15 +393,21 @@ class Runner:
         return outcome, executed
 
     # ---------------------------------------------------------------- upload
-    def _output_files(self, skip: Path | None) -> tuple[list[tuple[str, Path]], list[str]]:
+    def snapshot(self) -> dict[str, FileSignature]:
+        """What the output dir holds before the job runs: files of earlier runs, or of other
+        jobs that write there, which this run must not upload as its own."""
+        files, _ = self._output_files(None)
+        return {rel: sig for rel, _, sig in files}
+
+    def _output_files(self, skip: Path | None) -> tuple[list[OutputFile], list[str]]:
         root = self.config.output_dir
-        files: list[tuple[str, Path]] = []
+        files: list[OutputFile] = []
         skipped: list[str] = []
         if not root.is_dir():
             return files, skipped
         real_root = os.path.realpath(root)
         if not _within(real_root, os.path.realpath(self.config.home)):
-            return files, [f"{self.config.spec.output_dir} (it leads outside the home)"]
+            return files, [f"{self.config.output_rel} (it leads outside the home)"]
         skip_real = os.path.realpath(skip) if skip is not None else None
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
             dirnames.sort()
@@ -408,10 +434,18 @@ class Runner:
                 if not stat.S_ISREG(st.st_mode):
                     skipped.append(f"{rel} (not a regular file)")
                     continue
-                files.append((rel.replace(os.sep, "/"), Path(real)))
+                files.append((rel.replace(os.sep, "/"), Path(real), _signature(st)))
         return files, skipped
 
-    def upload_all(self, outcome: Outcome, executed: Path | None, log_path: Path) -> dict[str, Any]:
+    def upload_all(
+        self,
+        outcome: Outcome,
+        executed: Path | None,
+        log_path: Path,
+        before: dict[str, FileSignature] | None = None,
+    ) -> dict[str, Any]:
+        """Upload this run's outputs: with ``before`` (a :meth:`snapshot`), only the files that
+        are new or changed since it was taken."""
         cfg = self.config
         status: dict[str, Any] = {
             "upload": "pending",
@@ -433,7 +467,15 @@ class Runner:
         status["skipped"] = skipped
         for item in skipped:
             _say(f"not uploaded: {item}", self.log)
-        plan: list[tuple[str, Path | None]] = [(f"outputs/{rel}", path) for rel, path in files]
+        before = before or {}
+        ours = [(rel, path) for rel, path, sig in files if before.get(rel) != sig]
+        if len(ours) < len(files):
+            _say(
+                f"not uploaded: {len(files) - len(ours)} file(s) already in ~/{cfg.output_rel} "
+                "before the job started and not changed by it",
+                self.log,
+            )
+        plan: list[tuple[str, Path | None]] = [(f"outputs/{rel}", path) for rel, path in ours]
         if executed is not None and executed.is_file():
             plan.append(("notebook.ipynb", executed))
         plan.append(("log.txt", None))
@@ -493,7 +535,7 @@ class Runner:
             "started": outcome.started.isoformat(),
             "finished": outcome.finished.isoformat(),
             "duration_seconds": round((outcome.finished - outcome.started).total_seconds(), 3),
-            "output_dir": cfg.spec.output_dir,
+            "output_dir": cfg.output_rel,
             **status,
         }
 
@@ -506,6 +548,7 @@ class Runner:
         except OSError as exc:
             _say(f"cannot create the job's directories in the home: {exc}")
             return RUNNER_ERROR
+        before = self.snapshot()
         log_path = cfg.state_dir / "log.txt"
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed below
         _say(f"job {cfg.job_id} started at {_now().isoformat(timespec='seconds')}", self.log)
@@ -519,7 +562,7 @@ class Runner:
         # result.json on the home first, so that it exists whatever happens to the upload
         result_path = cfg.state_dir / "result.json"
         result_path.write_text(json.dumps(self._result(outcome, {"upload": "pending"}), indent=2))
-        status = self.upload_all(outcome, executed, log_path)
+        status = self.upload_all(outcome, executed, log_path, before)
         result = self._result(outcome, status)
         result_path.write_text(json.dumps(result, indent=2))
         if status["upload"] == "ok":
@@ -527,7 +570,7 @@ class Runner:
         else:
             _say(
                 f"UPLOAD FAILED: {status.get('error', 'unknown error')}. The outputs stay in "
-                f"~/{cfg.spec.output_dir} and the log and result in "
+                f"~/{cfg.output_rel} and the log and result in "
                 f"~/{cfg.state_dir.relative_to(cfg.home)}/"
             )
         self.log.close()

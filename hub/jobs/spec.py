@@ -92,7 +92,8 @@ ALLOWED: dict[str, str] = {
     "working_dir": "a directory relative to your home, e.g. work/project",
     "max_runtime": "a duration such as 90s, 30m, 24h, 7d, or seconds as an integer, at least 1",
     "retries": "an integer from 0 to 100",
-    "output_dir": "a directory relative to your home, not the home itself (default outputs/<name>)",
+    "output_dir": "a directory relative to your home, not the home itself "
+    "(default outputs/<name>/<job-id>)",
     "datasets": "a list of dataset names from the policy (default: all of them)",
     "shm_size": "a Kubernetes memory quantity greater than 0, e.g. 1Gi",
     "": "a mapping (YAML or JSON) with the fields of docs/jobs.md",
@@ -531,14 +532,19 @@ class JobSpec(BaseModel):
             raise _cross("args", "args are for command jobs; use parameters with a notebook")
         if self.gpu_type is not None and self.gpus == 0:
             raise _cross("gpu_type", "gpu_type is set but gpus is 0")
-        if self.output_dir is None:
-            object.__setattr__(self, "output_dir", f"outputs/{self.name}")
         return self
 
     # ------------------------------------------------------------ helpers
     @property
     def kind(self) -> Literal["command", "notebook"]:
         return "notebook" if self.notebook is not None else "command"
+
+    def output_dir_for(self, job_id: str) -> str:
+        """Where this job's outputs go, relative to the home: ``output_dir``, else a folder of
+        its own, ``outputs/<name>/<job-id>`` (the runs of one name side by side). Not the name
+        alone: two jobs named alike, or a re-run, would share it and upload each other's files.
+        Not ``outputs/<job-id>`` either: the panel downloads a job's uploads there."""
+        return self.output_dir or f"outputs/{self.name}/{job_id}"
 
     def with_image(self, image: str) -> JobSpec:
         """This spec with ``image`` filled in (the gateway's default), re-validated."""

@@ -33,9 +33,10 @@ def storage(ceph_s3):
     return st
 
 
-def run_job(
+def job_env(
     tmp_path: Path, storage: JobStorage, spec: dict, job_id: str, user: str = "alice"
-) -> subprocess.CompletedProcess:
+) -> dict[str, str]:
+    """The environment of a job's runner: the home under ``tmp_path``, a credential of its own."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     upload = tmp_path / f"upload-{job_id}"
@@ -52,6 +53,13 @@ def run_job(
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
     )
     assert RUNNER, "the gpulab-job-runner console script is not installed in the venv"
+    return env
+
+
+def run_job(
+    tmp_path: Path, storage: JobStorage, spec: dict, job_id: str, user: str = "alice"
+) -> subprocess.CompletedProcess:
+    env = job_env(tmp_path, storage, spec, job_id, user)
     return subprocess.run(
         [RUNNER], env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path
     )
@@ -150,7 +158,7 @@ def test_notebook_job_runs_with_papermill_parameters(tmp_path, storage):
     outputs = "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert "training with 0.001 été ✓" in outputs
     assert "training with 0.001" in storage.read_log("alice", "nb-aaaaaa").decode()
-    assert (tmp_path / "home/outputs/nb/train.ipynb").exists()  # also on the home
+    assert (tmp_path / "home/outputs/nb/nb-aaaaaa/train.ipynb").exists()  # also on the home
 
 
 def test_failing_notebook_uploads_the_executed_notebook(tmp_path, storage):
@@ -220,9 +228,69 @@ def test_s3_down_leaves_outputs_on_the_home(tmp_path, storage):
     done = subprocess.run([RUNNER], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
     assert "UPLOAD FAILED" in done.stdout
-    assert (home / "outputs/down/m.txt").read_text() == "m"
+    assert (home / "outputs/down/down-aaaaaa/m.txt").read_text() == "m"
     assert (
         json.loads((home / ".gpulab/jobs/down-aaaaaa/result.json").read_text())["upload"]
         == "failed"
     )
     assert storage.list_outputs("alice", "down-aaaaaa") == []
+
+
+def test_same_name_jobs_running_together_upload_only_their_own_files(tmp_path, storage):
+    """Two jobs named alike run at once (each waits until both have written): each uploads
+    its own output and not the other's, and a re-run of the name uploads nothing stale."""
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    script = (
+        "import os, pathlib, sys, time\n"
+        "me = os.environ['GPULAB_JOB_ID']\n"
+        "pathlib.Path(os.environ['GPULAB_OUTPUT_DIR'], me + '.txt').write_text(me)\n"
+        f"barrier = pathlib.Path({str(barrier)!r})\n"
+        "(barrier / me).touch()\n"
+        "deadline = time.monotonic() + 120\n"
+        "while len(list(barrier.iterdir())) < int(sys.argv[1]) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+    )
+    spec = {"name": "twin", "command": [sys.executable, "-c", script, "2"]}
+    jobs = ["twin-aaaaaa", "twin-bbbbbb"]
+    procs = [
+        subprocess.Popen(
+            [RUNNER],
+            env=job_env(tmp_path, storage, spec, job_id),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=tmp_path,
+        )
+        for job_id in jobs
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out
+    again = run_job(
+        tmp_path, storage, {**spec, "command": [*spec["command"][:-1], "3"]}, "twin-cccccc"
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    for job_id in [*jobs, "twin-cccccc"]:
+        outputs = {
+            f.path for f in storage.list_outputs("alice", job_id) if f.path.startswith("outputs/")
+        }
+        assert outputs == {f"outputs/{job_id}.txt"}, (job_id, outputs)
+        assert storage.result("alice", job_id)["output_dir"] == f"outputs/twin/{job_id}"
+
+
+def test_a_rerun_into_a_named_output_dir_uploads_only_its_own_files(tmp_path, storage):
+    write = "import os, sys\nfor n in sys.argv[1:]:\n    open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], n), 'w').write(n)\n"
+    spec = {"name": "sweep", "output_dir": "results", "command": [sys.executable, "-c", write]}
+    first = {**spec, "command": [*spec["command"], "old.txt", "shared.txt"]}
+    assert run_job(tmp_path, storage, first, "sweep-aaaaaa").returncode == 0
+    second = {**spec, "command": [*spec["command"], "shared.txt", "new.txt"]}
+    assert run_job(tmp_path, storage, second, "sweep-bbbbbb").returncode == 0
+    paths = {f.path for f in storage.list_outputs("alice", "sweep-bbbbbb")}
+    assert {"outputs/shared.txt", "outputs/new.txt"} <= paths  # rewritten, and new
+    assert "outputs/old.txt" not in paths  # left there by the first run
+    assert sorted(p.name for p in (tmp_path / "home/results").iterdir()) == [
+        "new.txt",
+        "old.txt",
+        "shared.txt",
+    ]

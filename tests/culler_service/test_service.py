@@ -82,7 +82,7 @@ def test_identity_rules(culler_hub: BareHub):
     assert code == 200 and "items" in body
     # Garbage is refused with a reason, not a 500.
     code, body = hub.request("POST", url, {"nope": 1}, token=server_token)
-    assert code == 422
+    assert code == 400 and body["field"] == "sampled_at"
     hub.api("DELETE", "/hub/api/users/erin/server")
 
 

@@ -71,8 +71,8 @@ def test_s3_down_leaves_outputs_on_the_home_and_says_so(tmp_path):
     done = run(env)
     assert done.returncode == 0, done.stderr
     assert "trained" in done.stdout
-    assert "UPLOAD FAILED" in done.stdout and "outputs/t" in done.stdout
-    assert (tmp_path / "home" / "outputs" / "t" / "model.bin").read_text() == "w"
+    assert "UPLOAD FAILED" in done.stdout and "outputs/t/t-aaaaaa" in done.stdout
+    assert (tmp_path / "home" / "outputs" / "t" / "t-aaaaaa" / "model.bin").read_text() == "w"
     result = result_of(tmp_path)
     assert result["upload"] == "failed" and result["exit_code"] == 0
     assert result["failed"] == ["outputs/model.bin"]  # gave up after that: S3 unreachable
@@ -160,3 +160,44 @@ def test_missing_working_dir_is_a_clear_error(tmp_path, working_dir):
     env = job_env(tmp_path, {"name": "t", "command": ["true"], "working_dir": working_dir})
     done = run(env)
     assert done.returncode == 125 and "does not exist" in done.stdout
+
+
+def write_outputs(*names: str) -> list[str]:
+    """A job command that writes each of ``names`` into ``$GPULAB_OUTPUT_DIR``."""
+    script = "import os\nfor n in {names!r}:\n    open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], n), 'w').write(n)\n"
+    return [sys.executable, "-c", script.format(names=names)]
+
+
+def test_same_name_jobs_write_to_their_own_dirs(tmp_path):
+    for job_id in ("train-aaaaaa", "train-bbbbbb"):
+        spec = {"name": "train", "command": write_outputs(f"{job_id}.txt")}
+        env = job_env(tmp_path, spec, job_id=job_id, credential=down_credential(job_id))
+        assert run(env).returncode == 0
+        assert result_of(tmp_path, job_id)["output_dir"] == f"outputs/train/{job_id}"
+    listing = {
+        p.name: sorted(f.name for f in p.iterdir())
+        for p in (tmp_path / "home/outputs/train").iterdir()
+    }
+    assert listing == {
+        "train-aaaaaa": ["train-aaaaaa.txt"],
+        "train-bbbbbb": ["train-bbbbbb.txt"],
+    }
+
+
+def test_a_rerun_into_a_named_output_dir_uploads_only_what_it_wrote(tmp_path):
+    """Both runs write to ~/results. The second finds a.txt from the first there: it must not
+    try to upload it (with S3 down, the first file it tries is the one it names as failed)."""
+    first = {
+        "name": "sweep",
+        "command": write_outputs("a.txt", "keep.txt"),
+        "output_dir": "results",
+    }
+    env = job_env(tmp_path, first, job_id="sweep-aaaaaa", credential=down_credential())
+    assert run(env).returncode == 0
+    assert result_of(tmp_path, "sweep-aaaaaa")["failed"] == ["outputs/a.txt"]
+    second = {**first, "command": write_outputs("keep.txt", "z.txt")}  # rewrites keep.txt
+    env = job_env(tmp_path, second, job_id="sweep-bbbbbb", credential=down_credential())
+    done = run(env)
+    assert done.returncode == 0
+    assert "not uploaded: 1 file(s) already in ~/results before the job started" in done.stdout
+    assert result_of(tmp_path, "sweep-bbbbbb")["failed"] == ["outputs/keep.txt"]

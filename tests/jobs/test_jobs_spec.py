@@ -46,7 +46,9 @@ def test_the_simplest_example_parses_with_defaults():
     assert spec.command == ["python", "train.py", "--epochs", "10"]
     assert spec.kind == "command"
     assert spec.gpus == 1 and spec.retries == 0 and spec.args == [] and spec.env == {}
-    assert spec.output_dir == "outputs/train-resnet"
+    assert spec.output_dir is None and spec.output_dir_for("train-resnet-k3x7qa") == (
+        "outputs/train-resnet/train-resnet-k3x7qa"
+    )
     assert spec.image is None and spec.max_runtime is None and spec.datasets is None
 
 

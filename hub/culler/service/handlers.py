@@ -25,7 +25,7 @@ from gpulab.hub.services import holds_admin_scope
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
-from gpulab.wire.activity import ActivityReport
+from gpulab.wire.activity import ActivityReport, ReportError
 
 from .cycle import Culler
 
@@ -132,6 +132,10 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
 
 class ActivityHandler(BaseHandler):
+    """A server's report. Its body is the user's to forge: one that is not an acceptable
+    report (a wrong type, a non-finite number, a date far ahead of our clock) is a 400 that
+    names the field, and what is stored is dated no later than its arrival."""
+
     async def post(self) -> None:
         ident = self.current_user
         if not ident:
@@ -150,9 +154,10 @@ class ActivityHandler(BaseHandler):
         if claimed is not None and claimed != token_server:
             raise web.HTTPError(403, f"this token is for server {token_server!r}, not {claimed!r}")
         try:
-            report = ActivityReport.from_json(body)
-        except (KeyError, TypeError, ValueError) as e:
-            raise web.HTTPError(422, f"not an ActivityReport: {e}") from None
+            report = ActivityReport.from_json(body).received(self.culler.now())
+        except ReportError as e:
+            self.write_json({"error": str(e), "field": e.field}, 400)
+            return
         model = await self.culler.hub.user(owner)
         groups = list((model or {}).get("groups") or [])
         self.culler.record_report(owner, token_server, report, groups)
