@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from gateway_testlib import NAMESPACE, command_job, wait_gateway
+from gpulab.hub.jobs.gateway.kube import USER_AGENT as GATEWAY_AGENT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
@@ -76,26 +77,47 @@ def test_gateway_restart_while_job_runs_loses_nothing(gw):
         assert "outputs/result.txt" in {i["path"] for i in outputs["items"]}
 
 
+def _gateway_jobs_calls(gw, verb: str) -> int:
+    """How many ``verb`` calls on Jobs the gateway made since the request log was reset."""
+    return sum(
+        1
+        for r in gw.kubesim.requests()["recent"]
+        if r["verb"] == verb and r["resource"] == "jobs" and r["userAgent"] == GATEWAY_AGENT
+    )
+
+
+def _run_to_success(gw, name: str) -> None:
+    """Submit a job created while the faults act; the cache must see it through to the end."""
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=command_job(name, "print('ok')"))
+        assert r.status_code == 201, r.text
+        done = gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"))
+        assert done["state"] == "Succeeded", done
+
+
 def test_cache_survives_cut_watches_and_410(gw):
-    gw.kubesim.faults(cut_watches_after_s=0.5, match="watch=")
+    # Only the gateway watches Jobs over HTTP; the fault matches the collection path (kubesim
+    # matches the path without its query string) and reaches the watch already open.
+    jobs_watch = rf"^/apis/batch/v1/namespaces/{NAMESPACE}/jobs$"
+    gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
+    gw.kubesim.faults(cut_watches_after_s=0.5, match=jobs_watch)
     try:
-        with gw.client("alice") as c:
-            r = c.post("/jobs", json=command_job("cutwatch", "print('ok')"))
-            assert r.status_code == 201, r.text
-            job_id = r.json()["id"]
-            done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"))
-            assert done["state"] == "Succeeded"
+        _run_to_success(gw, "cutwatch")
+        cut_watches = _gateway_jobs_calls(gw, "watch")
+        lists = _gateway_jobs_calls(gw, "list")
     finally:
         gw.kubesim.faults()
-    gw.kubesim.faults(gone_next_watch=True)
+    assert cut_watches >= 3, f"the gateway's Jobs watch was not cut ({cut_watches} watches)"
+    assert lists == 0, "a cut watch resumes from its last version; it does not list again"
+
+    gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
+    gw.kubesim.faults(cut_watches_after_s=0.5, gone_next_watch=True, match=jobs_watch)
     try:
-        with gw.client("alice") as c:
-            r = c.post("/jobs", json=command_job("gone", "print('ok')"))
-            assert r.status_code == 201, r.text
-            done = gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"))
-            assert done["state"] == "Succeeded"
+        _run_to_success(gw, "gone")
+        relists = _gateway_jobs_calls(gw, "list")
     finally:
         gw.kubesim.faults()
+    assert relists >= 1, "the 410 on the gateway's Jobs watch did not make it list again"
 
 
 def test_list_and_get_cost_no_api_call(gw):
