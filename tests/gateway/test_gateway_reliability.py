@@ -86,8 +86,16 @@ def _gateway_jobs_calls(gw, verb: str) -> int:
     )
 
 
+def _wait_for_gateway_jobs_calls(gw, verb: str, at_least: int, timeout: float = 30) -> int:
+    """Wait (bounded) until the gateway made ``at_least`` ``verb`` calls on Jobs."""
+    deadline = time.monotonic() + timeout
+    while (seen := _gateway_jobs_calls(gw, verb)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return seen
+
+
 def _run_to_success(gw, name: str) -> None:
-    """Submit a job created while the faults act; the cache must see it through to the end."""
+    """Submit a job after the faults acted; the cache must see it through to the end."""
     with gw.client("alice") as c:
         r = c.post("/jobs", json=command_job(name, "print('ok')"))
         assert r.status_code == 201, r.text
@@ -102,22 +110,22 @@ def test_cache_survives_cut_watches_and_410(gw):
     gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
     gw.kubesim.faults(cut_watches_after_s=0.5, match=jobs_watch)
     try:
+        watches = _wait_for_gateway_jobs_calls(gw, "watch", 3)
+        assert watches >= 3, f"the gateway's Jobs watch was not cut ({watches} watches)"
         _run_to_success(gw, "cutwatch")
-        cut_watches = _gateway_jobs_calls(gw, "watch")
         lists = _gateway_jobs_calls(gw, "list")
     finally:
         gw.kubesim.faults()
-    assert cut_watches >= 3, f"the gateway's Jobs watch was not cut ({cut_watches} watches)"
     assert lists == 0, "a cut watch resumes from its last version; it does not list again"
 
     gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
     gw.kubesim.faults(cut_watches_after_s=0.5, gone_next_watch=True, match=jobs_watch)
     try:
+        relists = _wait_for_gateway_jobs_calls(gw, "list", 1)
+        assert relists >= 1, "the 410 on the gateway's Jobs watch did not make it list again"
         _run_to_success(gw, "gone")
-        relists = _gateway_jobs_calls(gw, "list")
     finally:
         gw.kubesim.faults()
-    assert relists >= 1, "the 410 on the gateway's Jobs watch did not make it list again"
 
 
 def test_list_and_get_cost_no_api_call(gw):
