@@ -11,13 +11,23 @@ the way researchers work:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 GATEWAY_PREFIX = "services/jobs-gateway/"
+
+# Answers that mean "the gateway (or the proxy in front of it) could not serve this now": a
+# restarting gateway or a cut connection. Only calls that are safe to repeat are retried.
+TRANSIENT_STATUSES = frozenset({502, 503, 504})
+# Pauses between attempts: four attempts over about 3.5 s, enough for a gateway restart behind
+# the proxy without making a researcher wait long on a real outage.
+RETRY_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0)
+RETRY_AFTER_MAX = 10.0
 
 
 class GatewayError(Exception):
@@ -67,9 +77,23 @@ class ClientConfig:
         return cls(gateway_url=gateway.rstrip("/") + "/", token=token)
 
 
+def new_idempotency_key() -> str:
+    """A fresh key for one submit; the gateway makes at most one job per (user, key)."""
+    return str(uuid.uuid4())
+
+
 class GatewayClient:
-    def __init__(self, config: ClientConfig, timeout: float = 30.0) -> None:
+    """Calls the gateway. Reads, and submits (which always carry an Idempotency-Key), are
+    retried on transient failures with the same request, so a retry never makes a 2nd job."""
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        timeout: float = 30.0,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ) -> None:
         self.config = config
+        self._retry_delays = tuple(retry_delays)
         self._http = httpx.Client(
             base_url=config.gateway_url + "api/v1",
             headers={"Authorization": f"token {config.token}"},
@@ -90,11 +114,13 @@ class GatewayClient:
         return self._json("GET", "/me")
 
     def submit(self, spec: dict | str, idempotency_key: str | None = None) -> dict:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        """Submit a job. Without ``idempotency_key`` a fresh one is made for this call; every
+        retry of the call sends the same key, so the gateway answers with the first job."""
+        headers = {"Idempotency-Key": idempotency_key or new_idempotency_key()}
         if isinstance(spec, str):
             headers["Content-Type"] = "application/yaml"
-            return self._json("POST", "/jobs", content=spec.encode(), headers=headers)
-        return self._json("POST", "/jobs", json=spec, headers=headers)
+            return self._json("POST", "/jobs", retry=True, content=spec.encode(), headers=headers)
+        return self._json("POST", "/jobs", retry=True, json=spec, headers=headers)
 
     def list(self, **filters: Any) -> Iterator[dict]:
         """Every job visible to the caller, following the gateway's pagination."""
@@ -152,16 +178,36 @@ class GatewayClient:
         return written
 
     # ------------------------------------------------------------------ plumbing
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise GatewayError(
-                0, f"cannot reach the jobs gateway at {self.config.gateway_url}: {exc}"
-            ) from None
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.json() if response.content else None
+    def _json(self, method: str, path: str, retry: bool | None = None, **kwargs: Any) -> Any:
+        """One call, repeated on a transient failure when ``retry`` (default: for GETs)."""
+        delays = self._retry_delays if (method == "GET" if retry is None else retry) else ()
+        for attempt in range(len(delays) + 1):
+            last = attempt == len(delays)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                # Refused, reset or timed out: the request may or may not have arrived.
+                if last or not isinstance(exc, httpx.TransportError):
+                    raise GatewayError(
+                        0, f"cannot reach the jobs gateway at {self.config.gateway_url}: {exc}"
+                    ) from None
+                time.sleep(delays[attempt])
+                continue
+            if response.status_code in TRANSIENT_STATUSES and not last:
+                time.sleep(_retry_after(response, delays[attempt]))
+                continue
+            if response.status_code >= 400:
+                raise _error(response)
+            return response.json() if response.content else None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """The server's ``Retry-After`` in seconds when it gives one (capped), else ``default``."""
+    try:
+        return min(max(float(response.headers.get("Retry-After", "")), default), RETRY_AFTER_MAX)
+    except ValueError:
+        return default
 
 
 def _error(response: httpx.Response) -> GatewayError:

@@ -34,7 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("submit", help="submit a job spec (YAML or JSON file, - for stdin)")
     p.add_argument("spec", help="job spec file; see docs/jobs.md")
-    p.add_argument("--idempotency-key", help="a retried submit with the same key makes no 2nd job")
+    p.add_argument(
+        "--idempotency-key",
+        help="a retried submit with the same key makes no 2nd job "
+        "(default: a fresh key per submit, reused when the client retries it)",
+    )
     p.add_argument("-f", "--follow", action="store_true", help="then follow its log")
 
     p = sub.add_parser("list", help="list your jobs (admins: --all)")

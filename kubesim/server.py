@@ -106,7 +106,9 @@ class ApiServer:
         self.audit = audit or Audit()
         self.faults = faults or Faults()
         self._rng = random.Random(seed)
-        self._watch_responses: set[web.StreamResponse] = set()
+        # Open watches with the request path and the deadline that ends them, so that a cut
+        # set while they stream reaches them too.
+        self._watch_responses: dict[web.StreamResponse, tuple[str, asyncio.Timeout]] = {}
         self._lines: dict[tuple[int, str], tuple[dict[str, Any], bytes]] = {}
 
     # -- application -------------------------------------------------------------------
@@ -301,6 +303,7 @@ class ApiServer:
                     self.faults = parse_faults(await request.json())
                 except (ValueError, TypeError, re.error) as e:
                     raise bad_request(str(e)) from None
+                self._cut_open_watches()
                 return object_response(self.faults.to_dict())
             raise method_not_allowed()
         if path == "/kubesim/requests":
@@ -496,6 +499,18 @@ class ApiServer:
             }
         )
 
+    def _cut_open_watches(self) -> None:
+        """Apply ``cut_watches_after_s`` to the matching watches already streaming, as a
+        network cut would; long-lived watches would otherwise never see the fault."""
+        faults = self.faults
+        if faults.cut_watches_after_s is None:
+            return
+        when = asyncio.get_running_loop().time() + faults.cut_watches_after_s
+        for path, deadline in self._watch_responses.values():
+            current = deadline.when()
+            if faults.applies(path) and (current is None or current > when):
+                deadline.reschedule(when)
+
     async def _watch(
         self, request: web.Request, rt: ResourceType, ns: str | None, name: str
     ) -> web.StreamResponse:
@@ -533,10 +548,10 @@ class ApiServer:
         await response.prepare(request)
         # A watch is counted when it starts streaming, so open watches show up in the audit.
         self._record(request, response.status)
-        self._watch_responses.add(response)
         first = True
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(timeout) as deadline:
+                self._watch_responses[response] = (request.path, deadline)
                 async for event in watch:
                     if as_table and event.type in ("ADDED", "MODIFIED", "DELETED"):
                         obj = tables.to_table(
@@ -551,7 +566,7 @@ class ApiServer:
             pass
         finally:
             watch.close()
-            self._watch_responses.discard(response)
+            self._watch_responses.pop(response, None)
         try:
             await response.write_eof()
         except ConnectionResetError:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from gateway_testlib import NAMESPACE, command_job, wait_gateway
+from gpulab.hub.jobs.gateway.kube import USER_AGENT as GATEWAY_AGENT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
@@ -76,24 +77,53 @@ def test_gateway_restart_while_job_runs_loses_nothing(gw):
         assert "outputs/result.txt" in {i["path"] for i in outputs["items"]}
 
 
+def _gateway_jobs_calls(gw, verb: str) -> int:
+    """How many ``verb`` calls on Jobs the gateway made since the request log was reset."""
+    return sum(
+        1
+        for r in gw.kubesim.requests()["recent"]
+        if r["verb"] == verb and r["resource"] == "jobs" and r["userAgent"] == GATEWAY_AGENT
+    )
+
+
+def _wait_for_gateway_jobs_calls(gw, verb: str, at_least: int, timeout: float = 30) -> int:
+    """Wait (bounded) until the gateway made ``at_least`` ``verb`` calls on Jobs."""
+    deadline = time.monotonic() + timeout
+    while (seen := _gateway_jobs_calls(gw, verb)) < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return seen
+
+
+def _run_to_success(gw, name: str) -> None:
+    """Submit a job after the faults acted; the cache must see it through to the end."""
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=command_job(name, "print('ok')"))
+        assert r.status_code == 201, r.text
+        done = gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"))
+        assert done["state"] == "Succeeded", done
+
+
 def test_cache_survives_cut_watches_and_410(gw):
-    gw.kubesim.faults(cut_watches_after_s=0.5, match="watch=")
+    # Only the gateway watches Jobs over HTTP; the fault matches the collection path (kubesim
+    # matches the path without its query string) and reaches the watch already open.
+    jobs_watch = rf"^/apis/batch/v1/namespaces/{NAMESPACE}/jobs$"
+    gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
+    gw.kubesim.faults(cut_watches_after_s=0.5, match=jobs_watch)
     try:
-        with gw.client("alice") as c:
-            r = c.post("/jobs", json=command_job("cutwatch", "print('ok')"))
-            assert r.status_code == 201, r.text
-            job_id = r.json()["id"]
-            done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"))
-            assert done["state"] == "Succeeded"
+        watches = _wait_for_gateway_jobs_calls(gw, "watch", 3)
+        assert watches >= 3, f"the gateway's Jobs watch was not cut ({watches} watches)"
+        _run_to_success(gw, "cutwatch")
+        lists = _gateway_jobs_calls(gw, "list")
     finally:
         gw.kubesim.faults()
-    gw.kubesim.faults(gone_next_watch=True)
+    assert lists == 0, "a cut watch resumes from its last version; it does not list again"
+
+    gw.kubesim.http.delete("/kubesim/requests").raise_for_status()
+    gw.kubesim.faults(cut_watches_after_s=0.5, gone_next_watch=True, match=jobs_watch)
     try:
-        with gw.client("alice") as c:
-            r = c.post("/jobs", json=command_job("gone", "print('ok')"))
-            assert r.status_code == 201, r.text
-            done = gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"))
-            assert done["state"] == "Succeeded"
+        relists = _wait_for_gateway_jobs_calls(gw, "list", 1)
+        assert relists >= 1, "the 410 on the gateway's Jobs watch did not make it list again"
+        _run_to_success(gw, "gone")
     finally:
         gw.kubesim.faults()
 

@@ -196,6 +196,23 @@ async def test_forced_gone_fault_sends_410_error_event(
     assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
 
 
+async def test_a_cut_fault_ends_watches_already_open(
+    kubesim: Any, k8s_async: Any, namespace: str
+) -> None:
+    core = client.CoreV1Api(k8s_async)
+    rv = (await core.list_namespaced_config_map(namespace)).metadata.resource_version
+    resp = await core.list_namespaced_config_map(
+        namespace, watch=True, resource_version=rv, timeout_seconds=60, _preload_content=False
+    )
+    kubesim.set_faults(cut_watches_after_s=0.2, match=f"/namespaces/{namespace}/configmaps$")
+    try:
+        # The watch opened before the fault was set still ends (EOF) long before its 60 s.
+        assert await asyncio.wait_for(resp.content.read(), 10) == b""
+    finally:
+        resp.close()
+        kubesim.clear_faults()
+
+
 async def test_watch_stream_is_chunked_json_lines(k8s_async: Any, namespace: str) -> None:
     core = client.CoreV1Api(k8s_async)
     rv = (await core.list_namespaced_pod(namespace)).metadata.resource_version

@@ -13,8 +13,12 @@
     return Object.assign({ "X-XSRFToken": cfg.xsrfToken }, extra || {});
   }
 
-  async function call(method, path, body) {
-    const init = { method, credentials: "same-origin", headers: headers() };
+  // Answers that mean the gateway could not serve the request now (restarting, cut connection).
+  const TRANSIENT = [502, 503, 504];
+  const RETRY_DELAYS_MS = [500, 1000, 2000];
+
+  async function call(method, path, body, extraHeaders) {
+    const init = { method, credentials: "same-origin", headers: headers(extraHeaders) };
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers["Content-Type"] = "application/json";
@@ -23,6 +27,30 @@
     let data = null;
     try { data = await r.json(); } catch (e) { data = null; }
     return { status: r.status, ok: r.ok, data: data || {} };
+  }
+
+  // crypto.randomUUID exists only in secure contexts (https, localhost); a hub served over
+  // plain http elsewhere still gets 128 random bits.
+  function newKey() {
+    if (crypto.randomUUID) return crypto.randomUUID();
+    return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // A submit carries one Idempotency-Key, made per click and sent again on each retry: the
+  // gateway makes at most one job per key, so a retry after a lost answer returns that job.
+  async function submitOnce(spec) {
+    const key = { "Idempotency-Key": newKey() };
+    for (let attempt = 0; ; attempt++) {
+      const last = attempt === RETRY_DELAYS_MS.length;
+      let r;
+      try {
+        r = await call("POST", "jobs", spec, key);
+      } catch (e) { // network error: the request may have arrived
+        if (last) throw e;
+      }
+      if (r && (last || !TRANSIENT.includes(r.status))) return r;
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAYS_MS[attempt]));
+    }
   }
 
   function problemsText(data) {
@@ -226,7 +254,7 @@
     try { spec = buildSpec(); } catch (e) { out.className = "result bad"; out.textContent = e.message; return; }
     $("submit-button").disabled = true;
     try {
-      const r = await call("POST", "jobs", spec);
+      const r = await submitOnce(spec);
       if (r.ok) {
         out.className = "result ok";
         out.textContent = "Submitted " + r.data.name + " (" + r.data.id + ")";
