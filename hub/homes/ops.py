@@ -389,7 +389,10 @@ class Homes:
         claim = pvc["metadata"]["name"]
         snap = (pvc["metadata"].get("annotations") or {}).get(DELETION_SNAPSHOT_ANNOTATION)
         if not snap:
-            snaps = await self.list_snapshots(user)
+            try:
+                snaps = await self.list_snapshots(user)
+            except KubeError:  # e.g. the hub's account may only create snapshots
+                snaps = []
             snap = snaps[0].name if snaps else None
         restore = (
             f"ask an admin to restore it from snapshot {snap} "
