@@ -22,7 +22,8 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
 * Homes are never deleted (``delete_pvc`` is forced off; ``delete_forever`` keeps the claim, or
   snapshots it when the policy says ``on_user_delete: snapshot``); the home claim is built by
   :func:`~gpulab.hub.workload.pod.home_claim` (the home labels), and a start cancels a pending
-  deletion of it.
+  deletion of it, or fails at once, naming the snapshot to restore, when the claim is being
+  deleted.
 * ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
   spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
 """
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gpulab.hub.field_errors import FieldError
-from gpulab.hub.homes import Homes
+from gpulab.hub.homes import Homes, HomeUnavailable
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
@@ -421,12 +422,17 @@ class GPULabSpawner(KubeSpawner):
     async def _cancel_home_deletion(self, policy: Policy) -> None:
         """A user who starts a server again keeps their home: a pending deletion (the mark
         :meth:`delete_forever` left) is cancelled. One read of the claim; a patch only when
-        it carries the mark. A failure is logged; the start goes on."""
+        it carries the mark. A home being deleted fails the start at once (the pod would stay
+        Pending on the volume), naming the snapshot to restore. Any other failure is logged;
+        the start goes on."""
         try:
             if await self._homes(policy).cancel_deletion(self.user.name):
                 self.log.info(
                     "home of %s: pending deletion cancelled (server start)", self._log_name
                 )
+        except HomeUnavailable as exc:
+            self.log.warning("home of %s: %s", self._log_name, exc)
+            raise SpawnRefused([str(exc)], 409) from None
         except Exception:
             self.log.exception("home of %s: could not check for a pending deletion", self._log_name)
 

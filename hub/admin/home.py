@@ -7,6 +7,9 @@
   gpulab admin home sweep [--dry-run]      # delete deleted users' homes past their grace period
 
 Reset and restore are refused while the user's server or one of their jobs mounts the home.
+The sweep asks the hub whether each owner is still deleted (--hub-api-url, else
+$JUPYTERHUB_API_URL, and $JUPYTERHUB_API_TOKEN, a token that may read users) and refuses to run
+without it; a home whose owner exists again is unmarked.
 The cluster comes from --kubeconfig (else $KUBECONFIG, else the in-cluster account, else
 ~/.kube/config), the namespace from --namespace (else $GPULAB_NAMESPACE, $POD_NAMESPACE,
 "default"), the policy from --policy (else $GPULAB_POLICY). See docs/homes.md.
@@ -34,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", "-n", default=None, help="namespace of the homes")
     parser.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     parser.add_argument("--dry-run", action="store_true", help="sweep: only say what it would do")
+    parser.add_argument(
+        "--hub-api-url",
+        default=None,
+        help="sweep: the hub API, e.g. https://hub.example.org/hub/api (default "
+        "$JUPYTERHUB_API_URL; the token comes from $JUPYTERHUB_API_TOKEN)",
+    )
     parser.add_argument(
         "--wait", type=float, default=600.0, help="seconds to wait for snapshots and claims"
     )
@@ -145,8 +154,17 @@ async def _dispatch(args: argparse.Namespace, homes: Any) -> int:
             print(f"the home as it was before is in snapshot {result.previous}")
             print(f"undo: gpulab admin home restore {user} {result.previous}")
         return 0
-    # sweep
-    results = await homes.sweep_expired(dry_run=args.dry_run)
+    return await _sweep(args, homes)
+
+
+async def _sweep(args: argparse.Namespace, homes: Any) -> int:
+    from gpulab.hub.homes import HubUsers
+
+    users = HubUsers.from_env(args.hub_api_url)
+    try:
+        results = await homes.sweep_expired(owner_exists=users.exists, dry_run=args.dry_run)
+    finally:
+        await users.close()
     if not results:
         print("no homes are marked for deletion")
     for r in results:

@@ -27,6 +27,7 @@ from gpulab.hub.policy import Policy
 from gpulab.hub.policy.quantities import parse_quantity
 from gpulab.hub.workload.labels import (
     DELETE_AFTER_LABEL,
+    DELETION_SNAPSHOT_ANNOTATION,
     HOME_CLAIM_LABEL,
     HOME_SNAPSHOT_COMPONENT,
     SNAPSHOT_REASON_LABEL,
@@ -53,6 +54,10 @@ _SERVER_ANNOTATION_PREFIXES = (
 
 class HomeError(Exception):
     """A home operation that was refused or failed; the message says why, for people."""
+
+
+class HomeUnavailable(HomeError):
+    """The user's home claim is being deleted: a server started now would wait on it forever."""
 
 
 @dataclass(frozen=True)
@@ -198,9 +203,36 @@ def restored_claim_manifest(base: dict[str, Any], snapshot: dict[str, Any]) -> d
     return out
 
 
-def delete_after_patch(when: int | None) -> dict[str, Any]:
-    """Merge patch that marks (epoch seconds) or unmarks (None) a claim for deletion."""
-    return {"metadata": {"labels": {DELETE_AFTER_LABEL: None if when is None else str(when)}}}
+def deletion_mark_patch(when: int, snapshot: str, username: str) -> dict[str, Any]:
+    """Merge patch that marks a claim for deletion after ``when`` (epoch seconds). The mark
+    names the snapshot taken at deletion and the owner as JupyterHub spells them, so the sweep
+    can ask the hub whether the owner is still deleted and tell this mark from a later one."""
+    return {
+        "metadata": {
+            "labels": {DELETE_AFTER_LABEL: str(when)},
+            "annotations": {DELETION_SNAPSHOT_ANNOTATION: snapshot, USERNAME_ANNOTATION: username},
+        }
+    }
+
+
+def unmark_patch() -> dict[str, Any]:
+    """Merge patch that removes the deletion mark (the owner annotation stays harmless)."""
+    return {
+        "metadata": {
+            "labels": {DELETE_AFTER_LABEL: None},
+            "annotations": {DELETION_SNAPSHOT_ANNOTATION: None},
+        }
+    }
+
+
+def claim_owner(pvc: dict[str, Any], snapshot: dict[str, Any] | None) -> str | None:
+    """The username (as JupyterHub spells it) of a marked home: from the claim's mark, else
+    from its deletion snapshot (marks made before the claim carried the owner)."""
+    for obj in (pvc, snapshot or {}):
+        name = ((obj.get("metadata") or {}).get("annotations") or {}).get(USERNAME_ANNOTATION)
+        if name:
+            return str(name)
+    return None
 
 
 def delete_after(pvc: dict[str, Any]) -> int | None:

@@ -9,12 +9,18 @@ Rules these keep (see docs/homes.md):
 * A home is deleted only after a snapshot of it is ``readyToUse``: reset and restore
   snapshot first and wait; a deleted user's home is deleted by :meth:`Homes.sweep_expired`
   only after its grace period and only when its deletion snapshot is ready.
+* A deleted user who comes back keeps their home: the sweep asks the hub whether the owner
+  still is deleted (and unmarks the home if not), and deletes a claim only as it was when the
+  sweep read it (a claim unmarked or marked again meanwhile is left alone).
+* A home being deleted makes a start fail at once with the snapshot to restore, instead of a
+  server waiting on the volume forever (:class:`HomeUnavailable` from :meth:`cancel_deletion`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,17 +32,20 @@ from gpulab.hub.homes.manifest import (
     SNAPSHOT_VERSION,
     USER_LABEL,
     HomeError,
+    HomeUnavailable,
     SnapshotInfo,
     check_home_claim,
+    claim_owner,
     dataset_claims,
     delete_after,
-    delete_after_patch,
+    deletion_mark_patch,
     empty_claim_manifest,
     home_claim_name,
     mounting_pods,
     restored_claim_manifest,
     snapshot_manifest,
     snapshot_name,
+    unmark_patch,
     user_label,
 )
 from gpulab.hub.kube import KubeClient, KubeError, Obj, resource_path
@@ -83,6 +92,11 @@ class SweepResult:
     claim: str
     deleted: bool
     reason: str
+    unmarked: bool = False  # the owner exists again in the hub: the mark was removed
+
+
+# Whether a user exists in the hub now (``GET /hub/api/users/<name>``: 200 or 404).
+OwnerExists = Callable[[str], Awaitable[bool]]
 
 
 def _epoch(now: float | datetime | None) -> float:
@@ -348,65 +362,123 @@ class Homes:
             return DeletionResult(claim, "kept")
         snap = await self._create_snapshot(user, claim, "deleted")
         when = int(_epoch(now)) + int(grace_seconds)
-        patch = delete_after_patch(when)
-        patch["metadata"]["annotations"] = {DELETION_SNAPSHOT_ANNOTATION: snap}
-        await self.kube.patch(self._pvcs(claim), patch)
+        await self.kube.patch(self._pvcs(claim), deletion_mark_patch(when, snap, user))
         log.info(
             "user %s deleted; home %s snapshotted (%s), deleted after %s", user, claim, snap, when
         )
         return DeletionResult(claim, "snapshot", snap, when)
 
     async def cancel_deletion(self, user: str) -> bool:
-        """Unmark the user's home (e.g. the user came back); True if it was marked."""
+        """Unmark the user's home (e.g. the user came back); True if it was marked.
+
+        Raises :class:`HomeUnavailable` when the claim is being deleted (it has a
+        ``deletionTimestamp``): a server would wait on it forever. One read of the claim; the
+        snapshots are listed only then, to name the one to restore."""
         claim = self.claim_name(user)
         pvc = await self._claim(claim)
-        if pvc is None or delete_after(pvc) is None:
+        if pvc is None:
             return False
-        patch = delete_after_patch(None)
-        patch["metadata"]["annotations"] = {DELETION_SNAPSHOT_ANNOTATION: None}
-        await self.kube.patch(self._pvcs(claim), patch)
+        if pvc["metadata"].get("deletionTimestamp"):
+            raise HomeUnavailable(await self._being_deleted_message(user, pvc))
+        if delete_after(pvc) is None:
+            return False
+        await self.kube.patch(self._pvcs(claim), unmark_patch())
         return True
 
+    async def _being_deleted_message(self, user: str, pvc: Obj) -> str:
+        claim = pvc["metadata"]["name"]
+        snap = (pvc["metadata"].get("annotations") or {}).get(DELETION_SNAPSHOT_ANNOTATION)
+        if not snap:
+            try:
+                snaps = await self.list_snapshots(user)
+            except KubeError:  # e.g. the hub's account may only create snapshots
+                snaps = []
+            snap = snaps[0].name if snaps else None
+        restore = (
+            f"ask an admin to restore it from snapshot {snap} "
+            f"(gpulab admin home restore {user} {snap})"
+            if snap
+            else "ask an admin to restore it (no snapshot of it was found)"
+        )
+        return f"your home volume {claim} is being deleted: {restore}"
+
     async def sweep_expired(
-        self, now: float | datetime | None = None, *, dry_run: bool = False
+        self,
+        now: float | datetime | None = None,
+        *,
+        owner_exists: OwnerExists,
+        dry_run: bool = False,
     ) -> list[SweepResult]:
-        """Delete the home claims whose ``gpulab.io/delete-after`` has passed, each only if its
-        deletion snapshot is ready and no pod mounts it."""
+        """Delete the home claims whose ``gpulab.io/delete-after`` has passed, each only if
+        its owner is still deleted in the hub (``owner_exists``; a returning owner's home is
+        unmarked, whatever the grace period), its deletion snapshot is ready, no pod mounts it,
+        and the claim is still as this sweep read it (a delete precondition)."""
         at = _epoch(now)
         pvcs, _ = await self.kube.list(self._pvcs(), labelSelector=DELETE_AFTER_LABEL)
-        datasets = dataset_claims(self.policy)
         results = []
         for pvc in sorted(pvcs, key=lambda p: p["metadata"]["name"]):
-            md = pvc["metadata"]
-            claim = md["name"]
-            when = delete_after(pvc)
-            snap_name = (md.get("annotations") or {}).get(DELETION_SNAPSHOT_ANNOTATION)
-            reason = ""
-            if when is None:
-                reason = f"label {DELETE_AFTER_LABEL} is not an epoch time"
-            elif when > at:
-                reason = f"grace period runs until {datetime.fromtimestamp(when, UTC):%Y-%m-%d %H:%M} UTC"
-            elif (
-                claim in datasets
-                or (md.get("labels") or {}).get(COMPONENT_LABEL) == DATASET_COMPONENT
-            ):
-                reason = "a dataset claim is never deleted"
-            elif not snap_name:
-                reason = f"no {DELETION_SNAPSHOT_ANNOTATION} annotation: no snapshot to rely on"
-            else:
-                snap = await self.kube.get(self._snaps(snap_name))
-                source = ((snap or {}).get("spec") or {}).get("source") or {}
-                if snap is None or source.get("persistentVolumeClaimName") != claim:
-                    reason = f"its deletion snapshot {snap_name} is missing"
-                elif not (snap.get("status") or {}).get("readyToUse"):
-                    reason = f"its deletion snapshot {snap_name} is not ready"
-                elif pods := await self._users_of(claim):
-                    reason = f"in use by {', '.join(pods)}"
-            if reason:
-                results.append(SweepResult(claim, False, reason))
-                continue
-            if not dry_run:
-                await self.kube.delete(self._pvcs(claim))
-                log.info("home %s deleted after its grace period (snapshot %s)", claim, snap_name)
-            results.append(SweepResult(claim, True, f"expired; snapshot {snap_name} kept"))
+            results.append(await self._sweep_one(pvc, at, owner_exists, dry_run))
         return results
+
+    async def _sweep_one(
+        self, pvc: Obj, at: float, owner_exists: OwnerExists, dry_run: bool
+    ) -> SweepResult:
+        md = pvc["metadata"]
+        claim = md["name"]
+        when = delete_after(pvc)
+        snap_name = (md.get("annotations") or {}).get(DELETION_SNAPSHOT_ANNOTATION)
+        if when is None:
+            return SweepResult(claim, False, f"label {DELETE_AFTER_LABEL} is not an epoch time")
+        if (
+            claim in dataset_claims(self.policy)
+            or (md.get("labels") or {}).get(COMPONENT_LABEL) == DATASET_COMPONENT
+        ):
+            return SweepResult(claim, False, "a dataset claim is never deleted")
+        if not snap_name:
+            return SweepResult(
+                claim,
+                False,
+                f"no {DELETION_SNAPSHOT_ANNOTATION} annotation: no snapshot to rely on",
+            )
+        snap = await self.kube.get(self._snaps(snap_name))
+        owner = claim_owner(pvc, snap)
+        if owner is None:
+            return SweepResult(claim, False, "its owner is unknown: cannot ask the hub")
+        if await owner_exists(owner):
+            if not dry_run:
+                await self.kube.patch(self._pvcs(claim), unmark_patch())
+                log.info("home %s of %s unmarked: the user exists again in the hub", claim, owner)
+            verb = "would be unmarked" if dry_run else "unmarked"
+            return SweepResult(claim, False, f"{owner} exists again in the hub: {verb}", True)
+        if when > at:
+            until = datetime.fromtimestamp(when, UTC)
+            return SweepResult(claim, False, f"grace period runs until {until:%Y-%m-%d %H:%M} UTC")
+        source = ((snap or {}).get("spec") or {}).get("source") or {}
+        if snap is None or source.get("persistentVolumeClaimName") != claim:
+            return SweepResult(claim, False, f"its deletion snapshot {snap_name} is missing")
+        if not (snap.get("status") or {}).get("readyToUse"):
+            return SweepResult(claim, False, f"its deletion snapshot {snap_name} is not ready")
+        if pods := await self._users_of(claim):
+            return SweepResult(claim, False, f"in use by {', '.join(pods)}")
+        if not dry_run:
+            try:
+                await self._delete_unchanged(pvc)
+            except KubeError as e:
+                if e.status != 409:
+                    raise
+                return SweepResult(claim, False, "it changed since the sweep read it; next sweep")
+            log.info("home %s deleted after its grace period (snapshot %s)", claim, snap_name)
+        return SweepResult(claim, True, f"expired; snapshot {snap_name} kept")
+
+    async def _delete_unchanged(self, pvc: Obj) -> None:
+        """Delete the claim only if it is the object this sweep checked: a returning user's
+        start (unmark) or a new deletion (a new mark) in between changes its resourceVersion,
+        and the API server then answers 409 instead of deleting."""
+        md = pvc["metadata"]
+        preconditions = {"uid": md["uid"], "resourceVersion": md["resourceVersion"]}
+        body = {"propagationPolicy": "Background", "preconditions": preconditions}
+        try:
+            await self.kube.request("DELETE", self._pvcs(md["name"]), body=body)
+        except KubeError as e:
+            if e.status != 404:
+                raise

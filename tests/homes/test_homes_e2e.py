@@ -55,8 +55,13 @@ def pod_gone(platform: Any, name: str) -> bool:
     ).strip()  # fmt: skip
 
 
-def admin_home(platform: Any, *args: str) -> subprocess.CompletedProcess[str]:
+def admin_home(platform: Any, *args: str, hub: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(platform.kubeconfig), "GPULAB_POLICY": E2E_POLICY}
+    for var in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN"):
+        env.pop(var, None)
+    if hub:  # the sweep asks the hub whether each owner is still deleted
+        env["JUPYTERHUB_API_URL"] = f"{platform.hub_url}/hub/api"
+        env["JUPYTERHUB_API_TOKEN"] = platform.admin_token
     return subprocess.run(
         [sys.executable, "-m", "gpulab.cli", "admin", "home", *args, "-n", NAMESPACE, "--yes"],
         env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
@@ -203,3 +208,106 @@ def test_starting_a_server_cancels_a_pending_home_deletion(platform: Any) -> Non
     pvc = json.loads(kubectl(platform, "get", "pvc", claim, "-n", NAMESPACE, "-o", "json"))
     assert "gpulab.io/delete-after" not in pvc["metadata"].get("labels", {})
     assert "gpulab.io/deletion-snapshot" not in pvc["metadata"].get("annotations", {})
+
+
+def mark_for_deletion(platform: Any, claim: str, name: str, snapshot: str) -> None:
+    """The mark ``on_user_delete: snapshot`` leaves on a deleted user's home, already expired
+    (the e2e policy keeps homes, so the test marks it as that policy would)."""
+    kubectl(
+        platform, "label", "pvc", claim, "-n", NAMESPACE, "--overwrite",
+        f"gpulab.io/delete-after={int(time.time()) - 60}",
+    )  # fmt: skip
+    kubectl(
+        platform, "annotate", "pvc", claim, "-n", NAMESPACE, "--overwrite",
+        f"gpulab.io/deletion-snapshot={snapshot}", f"gpulab.io/username={name}",
+    )  # fmt: skip
+
+
+def test_the_sweep_keeps_a_recreated_users_home_and_deletes_a_deleted_ones(
+    platform: Any,
+) -> None:
+    """Deleted (home snapshotted and marked), re-created, new files written, grace period
+    over: the sweep used to delete the live home and everything written since the snapshot.
+    It now asks the hub, and deletes only once the owner is really gone."""
+    name = new_vision_user(platform, "hr")
+    claim = f"home-{escape_username(name)}"
+    start_and_stop(platform, name)  # the spawner makes the home claim
+    home = platform.state_dir / "kubesim" / "volumes" / NAMESPACE / claim
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "before.txt").write_text("in the snapshot")
+    taken = admin_home(platform, "snapshot", name)
+    assert taken.returncode == 0, taken.stderr
+    snapshot = taken.stdout.split()[1]
+    mark_for_deletion(platform, claim, name, snapshot)
+    (home / "since.txt").write_text("written after re-creation")  # not in the snapshot
+
+    blind = admin_home(platform, "sweep")
+    assert blind.returncode == 1 and "JUPYTERHUB_API_TOKEN" in blind.stderr
+    swept = admin_home(platform, "sweep", hub=True)
+    assert swept.returncode == 0, swept.stderr
+    assert f"{claim}: kept ({name} exists again in the hub: unmarked)" in swept.stdout
+    pvc = json.loads(kubectl(platform, "get", "pvc", claim, "-n", NAMESPACE, "-o", "json"))
+    assert "gpulab.io/delete-after" not in pvc["metadata"].get("labels", {})
+    assert (home / "since.txt").read_text() == "written after re-creation"
+
+    # Really deleted this time: the sweep deletes the home, the snapshot stays.
+    platform.api("DELETE", f"/hub/api/users/{name}")
+    mark_for_deletion(platform, claim, name, snapshot)
+    swept = admin_home(platform, "sweep", hub=True)
+    assert swept.returncode == 0, swept.stderr
+    assert f"{claim}: deleted (expired; snapshot {snapshot} kept)" in swept.stdout
+    wait("home deleted", lambda: not kubectl(
+        platform, "get", "pvc", "-n", NAMESPACE, "--field-selector",
+        f"metadata.name={claim}", "-o", "name",
+    ).strip())  # fmt: skip
+    assert snapshot in kubectl(platform, "get", "volumesnapshots", "-n", NAMESPACE)
+
+
+def test_a_spawn_on_a_home_being_deleted_fails_at_once_naming_the_snapshot(
+    platform: Any,
+) -> None:
+    """A home claim stuck in deletion (a finalizer holds it): the server pod used to stay
+    Pending on the volume until the start timeout; the start now fails at once and says
+    which snapshot an admin restores it from."""
+    name = new_vision_user(platform, "hg")
+    claim = f"home-{escape_username(name)}"
+    snapshot = f"{claim}-deleted-20260101-000000"
+    held = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {
+            "name": claim,
+            "namespace": NAMESPACE,
+            "labels": HOME_LABELS,
+            "annotations": {"gpulab.io/deletion-snapshot": snapshot},
+            "finalizers": ["example.com/hold"],
+        },
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    env = {**os.environ, "KUBECONFIG": str(platform.kubeconfig)}
+    subprocess.run(
+        ["kubectl", "create", "-f", "-"], input=json.dumps(held), env=env, check=True,
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    kubectl(platform, "delete", "pvc", claim, "-n", NAMESPACE, "--wait=false")
+    try:
+        started = time.monotonic()
+        r = httpx.post(
+            f"{platform.hub_url}/hub/api/users/{name}/server",
+            json={"profile": "cpu", "image": CPU_IMG},
+            headers={"Authorization": f"token {platform.admin_token}"},
+            timeout=60,
+        )
+        assert r.status_code == 409, r.text
+        assert time.monotonic() - started < 30
+        assert (
+            f"your home volume {claim} is being deleted: ask an admin to restore it from "
+            f"snapshot {snapshot}"
+        ) in r.json()["message"]
+        assert server(platform, name) is None
+        assert pod_gone(platform, name)
+    finally:
+        kubectl(
+            platform, "patch", "pvc", claim, "-n", NAMESPACE, "--type=merge",
+            "-p", '{"metadata": {"finalizers": null}}',
+        )  # fmt: skip

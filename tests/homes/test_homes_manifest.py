@@ -9,14 +9,16 @@ import pytest
 from gpulab.hub.homes.manifest import (
     HomeError,
     check_home_claim,
+    claim_owner,
     delete_after,
-    delete_after_patch,
+    deletion_mark_patch,
     empty_claim_manifest,
     home_claim_name,
     mounting_pods,
     restored_claim_manifest,
     snapshot_manifest,
     snapshot_name,
+    unmark_patch,
 )
 from gpulab.hub.names import is_dns_label
 from gpulab.hub.policy import parse_policy
@@ -146,8 +148,27 @@ def test_policy_claim_when_no_claim_exists() -> None:
 
 
 def test_delete_after_mark() -> None:
-    assert delete_after_patch(123) == {"metadata": {"labels": {"gpulab.io/delete-after": "123"}}}
-    assert delete_after_patch(None) == {"metadata": {"labels": {"gpulab.io/delete-after": None}}}
+    marked = deletion_mark_patch(123, "home-al-deleted-x", "Al")
+    assert marked == {
+        "metadata": {
+            "labels": {"gpulab.io/delete-after": "123"},
+            "annotations": {
+                "gpulab.io/deletion-snapshot": "home-al-deleted-x",
+                "gpulab.io/username": "Al",
+            },
+        }
+    }
+    assert unmark_patch() == {
+        "metadata": {
+            "labels": {"gpulab.io/delete-after": None},
+            "annotations": {"gpulab.io/deletion-snapshot": None},
+        }
+    }
+    # The owner comes from the claim's mark, else from the deletion snapshot.
+    assert claim_owner(marked, None) == "Al"
+    snap = {"metadata": {"annotations": {"gpulab.io/username": "Bo"}}}
+    assert claim_owner({"metadata": {}}, snap) == "Bo"
+    assert claim_owner({"metadata": {}}, None) is None
     assert delete_after(OLD) == 1
     assert delete_after({"metadata": {"labels": {"gpulab.io/delete-after": "soon"}}}) is None
     assert delete_after({"metadata": {}}) is None

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gpulab.hub.homes import HomeError, Homes
+from gpulab.hub.homes import HomeError, Homes, HomeUnavailable
 from gpulab.hub.policy import parse_policy
 from kubelet_testlib import run_pod, wait_for, wait_gone
 from kubernetes import client
@@ -45,6 +45,22 @@ def core(k8s: Any) -> client.CoreV1Api:
 @pytest.fixture
 def custom(k8s: Any) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(k8s)
+
+
+class FakeHub:
+    """The sweep's question to the hub (``GET /hub/api/users/<name>``), answered from a set."""
+
+    def __init__(self, users: set[str]) -> None:
+        self.users = users
+        self.asked: list[str] = []
+
+    async def __call__(self, name: str) -> bool:
+        self.asked.append(name)
+        return name in self.users
+
+
+def hub(users: set[str]) -> FakeHub:
+    return FakeHub(set(users))
 
 
 def home_claim(name: str, user: str) -> dict[str, Any]:
@@ -244,7 +260,7 @@ async def test_user_deleted_keep_leaves_the_home_alone(
     assert after.metadata.uid == before.metadata.uid
     assert "gpulab.io/delete-after" not in (after.metadata.labels or {})
     assert await homes.list_snapshots("alice") == []
-    assert await homes.sweep_expired(time.time() + 10 * 365 * 86400) == []
+    assert await homes.sweep_expired(time.time() + 10 * 365 * 86400, owner_exists=hub({})) == []
     assert (await homes.on_user_deleted("nobody")).action == "none"
 
 
@@ -265,7 +281,8 @@ async def test_user_deleted_snapshot_then_sweep_after_grace(
     assert pvc.metadata.labels["gpulab.io/delete-after"] == str(now + 7 * 86400)
 
     # Within the grace period nothing is deleted.
-    (early,) = await homes.sweep_expired(now + 86400)
+    gone = hub({})  # alice is deleted in the hub
+    (early,) = await homes.sweep_expired(now + 86400, owner_exists=gone)
     assert not early.deleted and "grace period" in early.reason
     # The snapshot was not waited for by on_user_deleted; the sweeper needs it ready.
     wait_for(
@@ -277,7 +294,8 @@ async def test_user_deleted_snapshot_then_sweep_after_grace(
             or {}
         ).get("readyToUse"),
     )
-    (done,) = await homes.sweep_expired(now + 7 * 86400 + 1)
+    (done,) = await homes.sweep_expired(now + 7 * 86400 + 1, owner_exists=gone)
+    assert gone.asked == ["alice", "alice"]
     assert done.deleted and done.claim == "home-alice"
     wait_for(
         "home deleted",
@@ -307,9 +325,118 @@ async def test_sweep_skips_a_home_in_use_and_a_returning_user(
     homes = Homes(k8s_async, namespace, policy)
     await homes.on_user_deleted("alice", policy, grace_seconds=0)
     assert await homes.cancel_deletion("alice") is True
-    assert await homes.sweep_expired(time.time() + 86400) == []
+    assert await homes.sweep_expired(time.time() + 86400, owner_exists=hub({})) == []
     pvc = core.read_namespaced_persistent_volume_claim("home-alice", namespace)
     assert "gpulab.io/delete-after" not in (pvc.metadata.labels or {})
+
+
+def mark_of(core: client.CoreV1Api, namespace: str, claim: str) -> dict[str, Any]:
+    md = core.read_namespaced_persistent_volume_claim(claim, namespace).metadata
+    return {
+        "label": (md.labels or {}).get("gpulab.io/delete-after"),
+        "snapshot": (md.annotations or {}).get("gpulab.io/deletion-snapshot"),
+        "owner": (md.annotations or {}).get("gpulab.io/username"),
+    }
+
+
+async def ready(custom: client.CustomObjectsApi, namespace: str, snapshot: str) -> None:
+    wait_for(
+        f"snapshot {snapshot} ready",
+        lambda: (
+            custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, "volumesnapshots", snapshot
+            ).get("status")
+            or {}
+        ).get("readyToUse"),
+    )
+
+
+async def test_a_recreated_user_keeps_the_home_and_what_was_written_since(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    k8s_async: Any,
+    namespace: str,
+    setup: dict[str, Any],
+) -> None:
+    """The data loss: alice deleted (home snapshotted and marked), re-created, writes new
+    files without ever starting a server (a job), and the sweep after the grace period
+    deleted her live home. Now the sweep asks the hub, finds her, and unmarks the home."""
+    policy = make_policy("snapshot")
+    homes = Homes(k8s_async, namespace, policy)
+    now = 1_900_000_000
+    deleted = await homes.on_user_deleted("alice", policy, grace_seconds=86400, now=now)
+    assert mark_of(core, namespace, "home-alice")["owner"] == "alice"
+    await ready(custom, namespace, deleted.snapshot)
+    (setup["home"] / "after-recreation.txt").write_text("new work\n")  # not in the snapshot
+
+    back = hub({"alice"})  # re-created in the hub
+    (dry,) = await homes.sweep_expired(now + 30 * 86400, owner_exists=back, dry_run=True)
+    assert not dry.deleted and "would be unmarked" in dry.reason
+    assert mark_of(core, namespace, "home-alice")["label"] is not None
+    (result,) = await homes.sweep_expired(now + 30 * 86400, owner_exists=back)
+    assert not result.deleted and result.unmarked and "alice exists again" in result.reason
+    assert mark_of(core, namespace, "home-alice") == {
+        "label": None, "snapshot": None, "owner": "alice"
+    }  # fmt: skip
+    assert (setup["home"] / "after-recreation.txt").read_text() == "new work\n"
+    # Unmarked: later sweeps do not even consider it, whoever the hub knows.
+    assert await homes.sweep_expired(now + 60 * 86400, owner_exists=hub({})) == []
+    assert core.read_namespaced_persistent_volume_claim("home-alice", namespace)
+
+
+async def test_the_sweep_keeps_a_home_that_changed_after_it_read_it(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    k8s_async: Any,
+    namespace: str,
+    setup: dict[str, Any],
+) -> None:
+    """Between the sweep's read and its delete, alice comes back and starts a server (the
+    start unmarks the home): the delete is refused by its precondition, the home stays."""
+    policy = make_policy("snapshot")
+    homes = Homes(k8s_async, namespace, policy)
+    deleted = await homes.on_user_deleted("alice", policy, grace_seconds=0)
+    await ready(custom, namespace, deleted.snapshot)
+    before = core.read_namespaced_persistent_volume_claim("home-alice", namespace).metadata.uid
+
+    async def returns_meanwhile(name: str) -> bool:
+        assert await homes.cancel_deletion(name)  # her server start, racing the sweep
+        return False  # the hub answered before she was re-created
+
+    (result,) = await homes.sweep_expired(time.time() + 1, owner_exists=returns_meanwhile)
+    assert not result.deleted and "changed since the sweep read it" in result.reason
+    after = core.read_namespaced_persistent_volume_claim("home-alice", namespace)
+    assert after.metadata.uid == before and after.metadata.deletion_timestamp is None
+
+
+async def test_a_start_on_a_home_being_deleted_fails_naming_the_snapshot(
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    k8s_async: Any,
+    namespace: str,
+    setup: dict[str, Any],
+) -> None:
+    """A claim held by a finalizer while it is deleted: a server started on it would stay
+    Pending; the start's one read of the claim now fails it with what to do."""
+    policy = make_policy("snapshot")
+    homes = Homes(k8s_async, namespace, policy)
+    deleted = await homes.on_user_deleted("alice", policy, grace_seconds=0)
+    core.patch_namespaced_persistent_volume_claim(
+        "home-alice", namespace, {"metadata": {"finalizers": ["example.com/hold"]}}
+    )
+    core.delete_namespaced_persistent_volume_claim("home-alice", namespace)
+    assert core.read_namespaced_persistent_volume_claim(
+        "home-alice", namespace
+    ).metadata.deletion_timestamp
+    with pytest.raises(HomeUnavailable) as refused:
+        await homes.cancel_deletion("alice")
+    assert str(refused.value) == (
+        f"your home volume home-alice is being deleted: ask an admin to restore it from "
+        f"snapshot {deleted.snapshot} (gpulab admin home restore alice {deleted.snapshot})"
+    )
+    core.patch_namespaced_persistent_volume_claim(
+        "home-alice", namespace, {"metadata": {"finalizers": None}}
+    )
 
 
 def test_admin_cli(
