@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from barehub import BareHub
+from gpulab.hub.dashboard import render_dashboard
 from test_service import report, status, wait_for
 
 HERE_POLICY = Path(__file__).resolve().parent / "policy.yaml"
@@ -60,6 +61,9 @@ def test_overview_reports_accounting_and_policy_degraded(degraded_hub: BareHub):
     assert policy["degraded"] is True
     assert policy["fallback"].endswith(".policy.yaml.last-good")
     assert any("nope" in p for p in policy["problems"])
+    page = render_dashboard(body, prefix="/services/culler/", xsrf="x")
+    assert 'role="alert">usage accounting unavailable: ' in page
+    assert "running on the last good copy" in page
     log = hub.log_path.read_text()
     assert "usage accounting unavailable: " in log
     assert "RUNNING DEGRADED on the last good copy" in log
