@@ -148,9 +148,9 @@ def _apply_admin_role(c: Any) -> None:
 
 
 def _allow_named_servers(policy_path: str) -> bool:
-    from gpulab.hub.policy import load_policy  # noqa: PLC0415
-
-    policy = load_policy(policy_path)
+    # The shared PolicyFile, not a bare load: a broken file at start falls back to the last
+    # good copy here too, and the spawners then read the same object.
+    policy = shared_policy_file(policy_path).policy
     return any(g.named_servers > 0 for g in policy.groups.values())
 
 

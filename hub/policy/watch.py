@@ -1,5 +1,6 @@
 """The policy's watch step: :class:`PolicyFile`, a mounted policy file reloaded when its
-content changes, keeping the last good policy when an edit is broken."""
+content changes, keeping the last good policy when an edit is broken (in memory while
+running, and on disk for the next start: :mod:`.last_good`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from .document import Policy
 from .errors import PolicyError
+from .last_good import read_last_good, save_last_good
 from .load import read_policy_file
 from .parse import parse_policy
 
@@ -26,8 +28,10 @@ Listener = Callable[["Policy"], object]
 class PolicyFile:
     """A policy file that is reloaded when it changes, keeping the last good policy.
 
-    The first load happens in the constructor and raises :class:`PolicyError` if it fails.
-    After that, a broken edit is logged (once per distinct content, with every problem),
+    The first load happens in the constructor. If the file does not load, the last good copy
+    (:mod:`.last_good`) is used instead, with an ERROR log naming the file, every problem and
+    the copy; :attr:`degraded` and :attr:`problems` say so until the file loads again. With
+    no last good copy the constructor raises the file's :class:`PolicyError`. After that, a broken edit is logged (once per distinct content, with every problem),
     recorded in :attr:`last_error`, and the previous policy stays in force.
     ConfigMap mounts replace the file by swapping a ``..data`` symlink: :meth:`watch`
     compares the content's SHA-256, so the swap is seen whatever the timestamps say.
@@ -44,13 +48,70 @@ class PolicyFile:
         self._listeners: list[Listener] = [on_change] if on_change else []
         self.last_error: PolicyError | None = None
         self._task: asyncio.Task[None] | None = None
-        data = self._read()
-        self._policy = parse_policy(data, str(self.path))
-        self._good_hash = self._seen_hash = hashlib.sha256(data).hexdigest()
+        # The last good copy in force instead of the file (None: the file's own content).
+        self.fallback: Path | None = None
+        seen = "unreadable"  # what check() compares the file with: no second log of it
+        try:
+            data = self._read()
+            seen = hashlib.sha256(data).hexdigest()
+            self._policy = parse_policy(data, str(self.path))
+        except PolicyError as exc:
+            data = self._start_from_last_good(exc)
+        else:
+            save_last_good(self.path, data)
+        self._good_hash = hashlib.sha256(data).hexdigest()
+        self._seen_hash = seen
         self.version = 1
         self.loaded_at = time.time()
         for warning in self._policy.warnings:
             self.log.warning("policy %s: %s", self.path, warning)
+
+    def _start_from_last_good(self, exc: PolicyError) -> bytes:
+        """The last good copy's content, in force instead of the broken file; re-raises
+        ``exc`` when there is no usable copy."""
+        found = read_last_good(self.path)
+        if found is None:
+            raise exc
+        copy, data = found
+        try:
+            self._policy = parse_policy(data, str(copy))
+        except PolicyError as copy_exc:
+            self.log.error("policy %s: the last good copy %s does not load either", self.path, copy)
+            raise exc from copy_exc
+        self.fallback = copy
+        self.last_error = exc
+        self.log.error(
+            "policy %s does not load (%d problem%s):\n  %s\n"
+            "RUNNING DEGRADED on the last good copy %s until the file is fixed",
+            self.path,
+            len(exc.problems),
+            "" if len(exc.problems) == 1 else "s",
+            "\n  ".join(exc.problems),
+            copy,
+        )
+        return data
+
+    @property
+    def degraded(self) -> bool:
+        """True while the policy in force is the last good copy, not the file (the file did
+        not load at start and has not loaded since)."""
+        return self.fallback is not None
+
+    @property
+    def problems(self) -> list[str]:
+        """The file's problems while it does not load (the policy in force is older)."""
+        return list(self.last_error.problems) if self.last_error else []
+
+    def status(self) -> dict[str, Any]:
+        """What an admin page shows about the policy in force (JSON-ready)."""
+        return {
+            "path": str(self.path),
+            "version": self.version,
+            "loaded_at": self.loaded_at,
+            "degraded": self.degraded,
+            "fallback": str(self.fallback) if self.fallback else None,
+            "problems": self.problems,
+        }
 
     @property
     def policy(self) -> Policy:
@@ -95,6 +156,10 @@ class PolicyFile:
     def _apply(self, data: bytes) -> bool:
         digest = hashlib.sha256(data).hexdigest()
         if digest == self._good_hash:
+            if self.fallback is not None:  # the file now holds the copy in force: fixed
+                self.log.warning("policy %s: loads again; no longer degraded", self.path)
+                self.fallback = None
+                save_last_good(self.path, data)
             self._seen_hash = digest
             self.last_error = None
             return True
@@ -107,6 +172,10 @@ class PolicyFile:
         self.version += 1
         self.loaded_at = time.time()
         self.last_error = None
+        if self.fallback is not None:
+            self.log.warning("policy %s: loads again; no longer degraded", self.path)
+            self.fallback = None
+        save_last_good(self.path, data)
         self.log.info("policy %s: loaded version %d", self.path, self.version)
         for warning in policy.warnings:
             self.log.warning("policy %s: %s", self.path, warning)

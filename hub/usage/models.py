@@ -11,10 +11,14 @@ import os
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Engine, Float, Integer, String, create_engine, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["Base", "UsageInterval", "default_db_url", "make_engine"]
+__all__ = ["Base", "UsageInterval", "default_db_url", "make_engine", "open_or_stand_in"]
+
 
 DB_ENV = "GPULAB_USAGE_DB"
 
@@ -92,6 +96,25 @@ def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
         Base.metadata.create_all(engine)
         _add_missing_columns(engine)
     return engine
+
+
+def open_or_stand_in(url: str | None = None) -> tuple[Engine, str | None]:
+    """``(engine, None)`` for the usage database at ``url``; when it cannot be opened (a
+    corrupted sqlite file, an unreachable server): ``(an empty in-memory stand-in, reason)``.
+    Accounting is then unavailable, but whatever only reads usage (the culler's dashboard and
+    API) keeps answering, with nothing recorded."""
+    url = url or default_db_url()
+    try:
+        return make_engine(url), None
+    except (SQLAlchemyError, OSError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = f"{shown}: {type(cause).__name__}: {cause}"
+    stand_in = create_engine(
+        "sqlite://", connect_args={"check_same_thread": False}, poolclass=StaticPool
+    )
+    Base.metadata.create_all(stand_in)
+    return stand_in, reason
 
 
 # Columns added after the table's first release: (name, DDL type and default).

@@ -8,6 +8,12 @@ Gone re-watch changes nothing that was already recorded: nothing is double-count
 
 :func:`interval_from_pod` is pure; :class:`UsageRecorder` does the I/O (a
 :class:`~gpulab.hub.kube.WatchCache` for list and watch, SQLAlchemy in worker threads).
+
+When the database refuses writes (read-only, disk full, server down) the recorder logs one
+warning and pauses: writes in between are skipped (no log line per event) and retried with
+exponential backoff, each failed retry logged once. The first write that succeeds ends the
+pause and records the watch cache's current pods, so nothing the pause skipped is lost
+(pods that ended meanwhile are closed at their last heartbeat).
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from gpulab.hub.policy.quantities import cpu_millicores
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..background import Background
@@ -47,6 +55,25 @@ log = logging.getLogger("gpulab.usage")
 GPU_RESOURCE_SUFFIX = "/gpu"  # nvidia.com/gpu, amd.com/gpu
 # A full list this often repairs anything the watch missed (pods gone while it was cut).
 RESYNC_SECONDS = 300.0
+# While the database refuses writes: first retry after this, doubling up to the maximum.
+DB_RETRY_MIN = 5.0
+DB_RETRY_MAX = 600.0
+
+
+@dataclass
+class DatabaseOutage:
+    """A pause of the recording while the database refuses writes."""
+
+    since: float  # the clock's time of the first failure
+    delay: float  # seconds from the last failure to the next try
+    retry_at: float
+    failures: int = 1
+    skipped: int = 0  # writes not tried while waiting
+
+    def failed_again(self, now: float) -> None:
+        self.failures += 1
+        self.delay = min(DB_RETRY_MAX, self.delay * 2)
+        self.retry_at = now + self.delay
 
 
 @dataclass(frozen=True)
@@ -216,6 +243,8 @@ class UsageRecorder:
             resync_seconds=resync_seconds,
         )
         self._background = Background()
+        self.clock: Callable[[], float] = time.monotonic
+        self.outage: DatabaseOutage | None = None  # set while the database refuses writes
 
     @property
     def synced(self) -> asyncio.Event:
@@ -228,7 +257,7 @@ class UsageRecorder:
             for iv in intervals:
                 upsert(s, iv, now)
 
-    def _close_missing(self, alive: set[str], now: datetime) -> int:
+    def _close_missing(self, alive: set[str], now: datetime) -> None:
         """After a (re)list: open intervals of pods that no longer exist ended while we were
         away; close them at their last heartbeat."""
         with Session(self.engine) as s, s.begin():
@@ -240,7 +269,8 @@ class UsageRecorder:
                 if row.pod_uid not in alive:
                     row.ended_at = row.last_seen_at
                     closed += 1
-            return closed
+        if closed:
+            log.info("usage: closed %d interval(s) of pods that ended while unwatched", closed)
 
     def _heartbeat(self, now: datetime) -> None:
         with Session(self.engine) as s, s.begin():
@@ -250,24 +280,73 @@ class UsageRecorder:
                 .values(last_seen_at=now)
             )
 
+    async def _record(self, write: Callable[..., Any], *args: Any) -> bool:
+        """Run ``write(*args)`` in a thread unless the database is paused (see the module);
+        True if it ran."""
+        outage = self.outage
+        if outage is not None and self.clock() < outage.retry_at:
+            outage.skipped += 1
+            return False
+        try:
+            await asyncio.to_thread(write, *args)
+        except SQLAlchemyError as exc:
+            self._failed(exc)
+            return False
+        if outage is not None:
+            self.outage = None
+            log.warning(
+                "usage database writable again after %.0fs (%d failed tries, %d writes "
+                "skipped); recording the current pods",
+                self.clock() - outage.since,
+                outage.failures,
+                outage.skipped,
+            )
+            await self._catch_up()
+        return True
+
+    def _failed(self, exc: SQLAlchemyError) -> None:
+        now = self.clock()
+        reason = getattr(exc, "orig", None) or exc
+        if self.outage is None:
+            self.outage = DatabaseOutage(since=now, delay=DB_RETRY_MIN, retry_at=now + DB_RETRY_MIN)
+            log.warning(
+                "usage database refuses writes (%s): recording paused, retrying in %.0fs "
+                "and then less and less often",
+                reason,
+                DB_RETRY_MIN,
+            )
+            return
+        self.outage.failed_again(now)
+        log.warning(
+            "usage database still refuses writes after %.0fs (%s); next try in %.0fs",
+            now - self.outage.since,
+            reason,
+            self.outage.delay,
+        )
+
+    async def _catch_up(self) -> None:
+        """After a pause: the watch cache kept every pod current, so recording it (as after
+        a list) restores whatever the skipped writes would have written."""
+        if self.cache.synced.is_set():
+            await self._on_list(list(self.cache.objects.values()))
+
     # ------------------------------------------------------------------ watch cache hooks
     async def _on_list(self, pods: list[dict[str, Any]]) -> None:
         """Record every listed pod and close what vanished (after every list: the first,
         after a 410 Gone, and each resync)."""
         now = datetime.now(UTC)
         intervals = [iv for p in pods if (iv := interval_from_pod(p, now)) is not None]
-        await asyncio.to_thread(self._write, intervals, now)
+        if not await self._record(self._write, intervals, now):
+            return
         alive = {str((p.get("metadata") or {}).get("uid")) for p in pods}
-        closed = await asyncio.to_thread(self._close_missing, alive, now)
-        if closed:
-            log.info("usage: closed %d interval(s) of pods that ended while unwatched", closed)
+        await self._record(self._close_missing, alive, now)
 
     async def _on_event(self, kind: str, pod: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         iv = interval_from_pod(pod, now, deleted=kind == "DELETED")
         self.events += 1
         if iv is not None:
-            await asyncio.to_thread(self._write, [iv], now)
+            await self._record(self._write, [iv], now)
 
     async def sync_once(self) -> str:
         """List every gpulab pod, record it, close what vanished. Returns the resourceVersion."""
@@ -277,7 +356,7 @@ class UsageRecorder:
     async def _heartbeats(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            await asyncio.to_thread(self._heartbeat, datetime.now(UTC))
+            await self._record(self._heartbeat, datetime.now(UTC))
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:

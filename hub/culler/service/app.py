@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from gpulab.hub.kube import KubeError
 from gpulab.hub.policy import PolicyFile
-from gpulab.hub.usage.models import default_db_url, make_engine
+from gpulab.hub.usage.models import default_db_url, open_or_stand_in
 from gpulab.hub.usage.recorder import UsageRecorder
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
@@ -86,7 +86,8 @@ class CullerApp(ServiceApp):
             raise SystemExit("no hub API token: set JUPYTERHUB_API_TOKEN (the hub does)")
         hub = HubClient(self.hub_api_url, self.api_token, page_size=self.page_size)
         culler = Culler(hub, lambda: policy_file.policy, dry_run=self.dry_run)
-        engine = make_engine(self.db_url or default_db_url())
+        # A broken usage database costs the accounting, never the culling, keeps or dashboard.
+        engine, accounting_problem = open_usage_db(self.db_url or default_db_url())
         namespace = self.namespace or None
         kube: KubeAccess | None = None
         recorder = None
@@ -94,10 +95,10 @@ class CullerApp(ServiceApp):
             kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
         except KubeError as exc:
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
-        if kube is not None:
+        if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
-        app = make_app(culler, engine, kube, policy_file, self.service_prefix)
+        app = make_app(culler, engine, kube, policy_file, self.service_prefix, accounting_problem)
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
             "culler service on %s%s (interval %.0fs%s)",
@@ -120,8 +121,22 @@ class CullerApp(ServiceApp):
         engine.dispose()
 
 
+def open_usage_db(url: str) -> tuple[Any, str | None]:
+    """The usage engine and, when the database cannot be opened, why (then the engine is an
+    empty stand-in and nothing is recorded)."""
+    engine, problem = open_or_stand_in(url)
+    if problem is not None:
+        log.error("usage accounting unavailable: %s; culling, keeps and dashboard go on", problem)
+    return engine, problem
+
+
 def make_app(
-    culler: Culler, engine: Any, kube: KubeAccess | None, policy_file: PolicyFile, prefix: str
+    culler: Culler,
+    engine: Any,
+    kube: KubeAccess | None,
+    policy_file: PolicyFile,
+    prefix: str,
+    accounting_problem: str | None = None,
 ) -> web.Application:
     hub_auth = HubOAuth(cache_max_age=30)
 
@@ -130,7 +145,14 @@ def make_app(
         return list(((model or (0, None))[1] or {}).get("groups") or [])
 
     async def overview() -> dict[str, Any]:
-        return await build_overview(culler, engine, kube, policy_file.policy)
+        return await build_overview(
+            culler,
+            engine,
+            kube,
+            policy_file.policy,
+            accounting_problem=accounting_problem,
+            policy_status=policy_file.status(),
+        )
 
     async def cancel_job(job_id: str) -> list[str]:
         assert kube is not None

@@ -12,6 +12,7 @@ from typing import Any
 from gpulab.hub.usage.models import UsageInterval
 from gpulab.hub.usage.queries import gpu_hours_by_group_day, summarize
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .cycle import Culler
@@ -40,12 +41,25 @@ def _type_names(policy: Any) -> dict[str, str]:
 
 
 async def build_overview(
-    culler: Culler, engine: Engine, kube: KubeAccess | None, policy: Any
+    culler: Culler,
+    engine: Engine,
+    kube: KubeAccess | None,
+    policy: Any,
+    *,
+    accounting_problem: str | None = None,
+    policy_status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The dashboard's data. ``accounting_problem``: why usage accounting is unavailable (None:
+    it works); ``policy_status``: the policy file's :meth:`~PolicyFile.status`."""
     now = datetime.now(UTC)
-    running_rows = await asyncio.to_thread(_open_intervals, engine)
-    history = await asyncio.to_thread(gpu_hours_by_group_day, engine, 30, now)
-    usage = await asyncio.to_thread(summarize, engine, now - timedelta(days=30), now)
+    try:
+        running_rows = await asyncio.to_thread(_open_intervals, engine)
+        history = await asyncio.to_thread(gpu_hours_by_group_day, engine, 30, now)
+        usage = await asyncio.to_thread(summarize, engine, now - timedelta(days=30), now)
+    except SQLAlchemyError as exc:  # the page still shows the culler's own state
+        log.warning("overview: cannot read the usage database: %s", exc)
+        accounting_problem = accounting_problem or f"cannot read the usage database: {exc}"
+        running_rows, history, usage = [], [], []
 
     capacity: dict[str, int] = {}
     if kube is not None:
@@ -115,4 +129,11 @@ async def build_overview(
         "quota": quota,
         "usage": [u.to_json() for u in usage],
         "last_cycle": culler.last_cycle.to_json() if culler.last_cycle else None,
+        "usage_accounting": {
+            "available": accounting_problem is None,
+            "problem": None
+            if accounting_problem is None
+            else f"usage accounting unavailable: {accounting_problem}",
+        },
+        "policy": policy_status,
     }
