@@ -1,12 +1,14 @@
 """Per-server idle bookkeeping: warnings in force, "keep my server" extensions, GPU summary.
 
 Still pure (time is a parameter); the culler service owns one :class:`ServerBook` and feeds it
-activity reports and decisions. Nothing here persists: a restarted culler re-warns.
+activity reports and decisions. What must outlive a culler restart (keeps, a warning in force,
+the server run they belong to) is snapshotted as a :class:`SavedState`; the service's store
+writes and reads those, this module never does I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -15,6 +17,7 @@ from .rules import Cause, CullRules, Decision, ServerActivity, decide, format_du
 __all__ = [
     "CullStatus",
     "GpuIdleTracker",
+    "SavedState",
     "ServerBook",
     "ServerState",
     "apply_decision",
@@ -58,6 +61,26 @@ class GpuIdleTracker:
             self.idle_since = self.busy_since = self.peak_pct = self.last_at = None
 
 
+@dataclass(frozen=True)
+class SavedState:
+    """The part of a server's state that must survive a culler restart: a restart must neither
+    give back keeps already used, nor forget a keep or a warning's deadline. ``started_at``
+    ties it to one run of the server, so a new run starts afresh."""
+
+    user: str
+    server_name: str
+    started_at: datetime | None
+    keeps_used: int = 0
+    keep_seconds_used: float = 0.0
+    kept_until: datetime | None = None
+    warned_at: datetime | None = None
+    warned_cull_at: datetime | None = None
+    warned_cause: Cause | None = None
+
+
+_SAVED_FIELDS = tuple(f.name for f in fields(SavedState))
+
+
 @dataclass
 class ServerState:
     """What the culler remembers about one server between cycles."""
@@ -81,6 +104,13 @@ class ServerState:
         self.keeps_used, self.keep_seconds_used, self.kept_until = 0, 0.0, None
         self.gpu = None
         self.last_decision = None
+
+    def saved(self) -> SavedState:
+        return SavedState(**{name: getattr(self, name) for name in _SAVED_FIELDS})
+
+    @classmethod
+    def restored(cls, saved: SavedState) -> ServerState:
+        return cls(**{name: getattr(saved, name) for name in _SAVED_FIELDS})
 
 
 def apply_decision(state: ServerState, decision: Decision, now: datetime) -> None:
@@ -172,6 +202,10 @@ class ServerBook:
         if st is None:
             st = self.servers[key] = ServerState(user, server_name)
         return st
+
+    def restore(self, saved: SavedState) -> None:
+        """Take back what a previous culler saved (at start, before any report)."""
+        self.servers[(saved.user, saved.server_name)] = ServerState.restored(saved)
 
     def forget(self, user: str, server_name: str = "") -> None:
         """The server stopped (culled or by its owner)."""

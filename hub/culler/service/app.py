@@ -30,6 +30,7 @@ from .handlers import routes
 from .hub_client import HubClient
 from .kube import KubeAccess
 from .overview import build_overview
+from .store import StateStore
 
 __all__ = ["CullerApp", "main", "make_app"]
 
@@ -46,6 +47,12 @@ class CullerApp(ServiceApp):
 
     interval = Float(60.0, help="seconds between cull cycles").tag(config=True)
     page_size = Integer(200, help="users per hub API page").tag(config=True)
+    report_interval = Float(
+        60.0,
+        help="seconds between two servers' activity reports (the server extension's "
+        "report_interval): for this long after start, a server that has not reported since "
+        "is not judged idle",
+    ).tag(config=True)
     dry_run = Bool(False, help="decide and log, never stop servers").tag(config=True)
     db_url = Unicode(
         help="usage DB URL (default: $GPULAB_USAGE_DB or "
@@ -85,9 +92,20 @@ class CullerApp(ServiceApp):
         if not self.api_token:
             raise SystemExit("no hub API token: set JUPYTERHUB_API_TOKEN (the hub does)")
         hub = HubClient(self.hub_api_url, self.api_token, page_size=self.page_size)
-        culler = Culler(hub, lambda: policy_file.policy, dry_run=self.dry_run)
         # A broken usage database costs the accounting, never the culling, keeps or dashboard.
         engine, accounting_problem = open_usage_db(self.db_url or default_db_url())
+        store = StateStore(engine, accounting_problem)
+        await store.open()
+        culler = Culler(
+            hub,
+            lambda: policy_file.policy,
+            dry_run=self.dry_run,
+            store=store,
+            report_interval=self.report_interval,
+        )
+        restored = await culler.restore()
+        if restored:
+            log.info("restored keeps and warnings of %d server(s)", restored)
         namespace = self.namespace or None
         kube: KubeAccess | None = None
         recorder = None

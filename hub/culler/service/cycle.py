@@ -6,6 +6,10 @@ from the latest ``ActivityReport`` its extension posted and from the hub's serve
 ``ServerBook.observe`` (``decide``) what to do, logs the decision with its reason, and stops the
 servers to cull through the hub API (not in dry-run). Rules come from the policy: the user's hub
 groups merged into an ``Entitlement``.
+
+Keeps and warnings are saved (``StateStore``) on every change and restored at start. A fresh
+culler has seen no report yet: for its first ``report_interval`` it judges no server that was
+already running without a report since, unless that server's saved warning has expired.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpulab.hub.culler.rules import (
@@ -28,11 +32,12 @@ from gpulab.hub.culler.rules import (
     decide_job,
     describe,
 )
-from gpulab.hub.culler.state import CullStatus, GpuIdleTracker, ServerBook
+from gpulab.hub.culler.state import CullStatus, GpuIdleTracker, SavedState, ServerBook
 
 from gpulab.wire.activity import ActivityReport
 
 from .hub_client import HubClient
+from .store import StateStore
 
 __all__ = ["Culler", "CycleResult", "ServerView", "utcnow"]
 
@@ -133,13 +138,21 @@ class Culler:
         dry_run: bool = False,
         now: Callable[[], datetime] = utcnow,
         log_keeps: bool = True,
+        store: StateStore | None = None,
+        report_interval: float = 60.0,
     ) -> None:
         self.hub = hub
         self._policy = policy  # () -> Policy (the PolicyFile's last good one)
         self.dry_run = dry_run
         self.now = now
         self.log_keeps = log_keeps
+        self.store = store or StateStore(None, "no store configured")
+        # Until grace_until a server running since before grace_started may simply not have
+        # reported to this culler yet: its silence is not idleness.
+        self.grace_started = now()
+        self.grace_until = self.grace_started + timedelta(seconds=report_interval)
         self.book = ServerBook()
+        self._saved: dict[Key, SavedState] = {}
         self.reports: dict[Key, ActivityReport] = {}
         self.servers: dict[Key, ServerView] = {}
         self.jobs: dict[str, _JobState] = {}
@@ -185,7 +198,7 @@ class Culler:
             }
         return out
 
-    def keep(
+    async def keep(
         self, user: str, server_name: str, groups: list[str], seconds: float | None = None
     ) -> tuple[bool, str]:
         rules = self.rules_for(groups)
@@ -193,7 +206,63 @@ class Culler:
         view = self.servers.get((user, server_name))
         if st.started_at is None and view is not None:
             st.started_at = view.started
-        return self.book.keep(user, server_name, self.now(), rules, seconds)
+        ok, message = self.book.keep(user, server_name, self.now(), rules, seconds)
+        await self._save((user, server_name))
+        return ok, message
+
+    # ------------------------------------------------------------------ persistence
+    async def restore(self) -> int:
+        """Take back the keeps and warnings a previous culler saved; how many servers."""
+        saved = await self.store.load()
+        for item in saved:
+            self.book.restore(item)
+            self._saved[(item.user, item.server_name)] = item
+        return len(saved)
+
+    async def _save(self, key: Key) -> None:
+        """Save one server's state if it changed since it was last saved."""
+        st = self.book.servers.get(key)
+        if st is None:
+            return
+        snapshot = st.saved()
+        if self._saved.get(key) != snapshot:
+            self._saved[key] = snapshot
+            await self.store.save(snapshot)
+
+    async def _forget(self, key: Key) -> None:
+        self.servers.pop(key, None)
+        self.reports.pop(key, None)
+        self.book.forget(*key)
+        if self._saved.pop(key, None) is not None:
+            await self.store.forget(*key)
+
+    def _waiting(self, key: Key, started: datetime, now: datetime) -> Decision | None:
+        """The decision for a server the culler cannot judge yet, or None to judge it.
+
+        Within the grace period a server running since before this culler started, with no
+        report since, is not judged; its saved warning stays as it was, and is carried out
+        once its deadline has passed (its owner was warned before the restart)."""
+        if now >= self.grace_until or key in self.reports or started >= self.grace_started:
+            return None
+        st = self.book.state(*key)
+        waiting = "no activity report since the culler started: waiting for one"
+        if st.started_at != started:
+            return Decision("keep", waiting)
+        if st.warned_cull_at is not None:
+            if st.warned_cull_at <= now:
+                return None
+            return Decision(
+                "warn",
+                f"warned before the culler restarted: culled at {st.warned_cull_at:%H:%M %Z}"
+                " unless activity is reported",
+                cull_at=st.warned_cull_at,
+                state="warned",
+                cause=st.warned_cause,
+            )
+        if st.kept_until is not None and now < st.kept_until:
+            reason = f"kept by its owner until {st.kept_until:%H:%M %Z}"
+            return Decision("keep", reason, state="kept")
+        return Decision("keep", waiting)
 
     # ------------------------------------------------------------------ jobs
     def idle_jobs(self, groups_of: Callable[[str], list[str]]) -> list[dict[str, Any]]:
@@ -276,7 +345,12 @@ class Culler:
                     st = self.book.state(*key)
                     if st.started_at is None:  # reports came first: keep their GPU summary
                         st.started_at = server_started
-                    d = self.book.observe(activity, rules, now)
+                    waiting = self._waiting(key, server_started, now)
+                    if waiting is not None:
+                        d = waiting
+                    else:
+                        d = self.book.observe(activity, rules, now)
+                        await self._save(key)
                     view = self.servers.get(key)
                     if view is None or view.started != server_started:
                         view = self.servers[key] = ServerView(
@@ -303,17 +377,14 @@ class Culler:
                 continue
             try:
                 await self.hub.stop_server(user_name, name)
-                self.book.forget(user_name, name)
-                self.reports.pop((user_name, name), None)
-                self.servers.pop((user_name, name), None)
+                await self._forget((user_name, name))
             except Exception as e:  # noqa: BLE001 - one failure must not stop the cycle
                 result.errors += 1
                 log.error("%s/%s: stopping failed: %s", user_name, name, e)
-        for key in list(self.servers):
-            if key not in seen:  # stopped by its owner or the hub meanwhile
-                self.servers.pop(key, None)
-                self.reports.pop(key, None)
-                self.book.forget(*key)
+        # Stopped by its owner or the hub meanwhile (saved ones: while no culler ran).
+        for key in set(self.servers) | set(self._saved):
+            if key not in seen:
+                await self._forget(key)
         result.seconds = time.perf_counter() - t0
         result.hub_requests = self.hub.requests - req0
         self.last_cycle = result

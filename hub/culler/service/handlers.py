@@ -178,7 +178,7 @@ class KeepHandler(BaseHandler):
         name = self.server_arg()
         model = await self.own_server(name)
         groups = list(model.get("groups") or [])
-        ok, message = self.culler.keep(model["name"], name, groups)
+        ok, message = await self.culler.keep(model["name"], name, groups)
         status = self.culler.status(model["name"], name, groups)
         status["message"] = message
         log.info("%s/%s: keep my server: %s", model["name"], name, message)
