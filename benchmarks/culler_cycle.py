@@ -154,7 +154,8 @@ async def gpulab_cycle(api_url: str, token: str, policy_path: Path) -> tuple[flo
 
     policy = load_policy(policy_path)
     client = HubClient(api_url, token, page_size=200)
-    culler = Culler(client, lambda: policy, log_keeps=False)
+    # No start-up grace: a fresh culler per measured cycle must judge (and cull) at once.
+    culler = Culler(client, lambda: policy, log_keeps=False, report_interval=0)
     try:
         result = await culler.run_cycle()
     finally:

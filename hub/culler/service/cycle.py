@@ -146,7 +146,7 @@ class Culler:
         self.dry_run = dry_run
         self.now = now
         self.log_keeps = log_keeps
-        self.store = store or StateStore(None, "no store configured")
+        self.store = store or StateStore(None)  # tests and benchmarks: memory only
         # Until grace_until a server running since before grace_started may simply not have
         # reported to this culler yet: its silence is not idleness.
         self.grace_started = now()

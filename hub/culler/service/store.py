@@ -61,11 +61,10 @@ class StateStore:
     it a no-op store: the culler then remembers only in memory."""
 
     def __init__(self, engine: Engine | None, unavailable: str | None = None) -> None:
-        self._engine = engine
+        self._engine = engine if unavailable is None else None
         self._problem_logged = False
-        if engine is None or unavailable is not None:
-            self._engine = None
-            self._unavailable(unavailable or "no database")
+        if unavailable is not None:
+            self._unavailable(unavailable)
 
     @property
     def persistent(self) -> bool:
