@@ -30,18 +30,24 @@ def _wait_unfinished(gw, user: str, count: int, timeout: float = 60) -> None:
     assert _unfinished(gw, user) == count
 
 
-def test_secret_create_failure_answers_clearly_and_leaves_no_job(gw):
-    before_jobs = {j["metadata"]["name"] for j in gw.kubesim.jobs()}
-    before = _unfinished(gw, "carol")
-    gw.kubesim.faults(error_rate=1.0, error_codes=[500], match=SECRETS_CREATE)
+def _submit_failing(gw, name: str, match: str) -> set[str]:
+    """carol submits while kubesim fails every request matching ``match``: the submit must
+    answer a clear error about the upload credential. The names of the Jobs it created."""
+    before = {j["metadata"]["name"] for j in gw.kubesim.jobs()}
+    gw.kubesim.faults(error_rate=1.0, error_codes=[500], match=match)
     try:
         with gw.client("carol") as c:
-            r = c.post("/jobs", json=command_job("halfmade-a", "print(1)"))
+            r = c.post("/jobs", json=command_job(name, "print(1)"))
     finally:
         gw.kubesim.faults()
     assert r.status_code >= 500, r.text
     assert "upload credential" in r.json()["error"]
-    left = {j["metadata"]["name"] for j in gw.kubesim.jobs()} - before_jobs
+    return {j["metadata"]["name"] for j in gw.kubesim.jobs()} - before
+
+
+def test_secret_create_failure_answers_clearly_and_leaves_no_job(gw):
+    before = _unfinished(gw, "carol")
+    left = _submit_failing(gw, "halfmade-a", SECRETS_CREATE)
     live = [
         j
         for j in gw.kubesim.jobs()
@@ -54,18 +60,8 @@ def test_secret_create_failure_answers_clearly_and_leaves_no_job(gw):
 def test_job_left_without_its_secret_is_failed_and_frees_its_slot(gw):
     """The Secret create fails and so does the rollback's delete: the Job is left behind
     without its Secret, as if the gateway had died in between."""
-    before_jobs = {j["metadata"]["name"] for j in gw.kubesim.jobs()}
     before = _unfinished(gw, "carol")
-    gw.kubesim.faults(
-        error_rate=1.0, error_codes=[500], match=f"(?:{SECRETS_CREATE})|(?:{JOB_ITEM})"
-    )
-    try:
-        with gw.client("carol") as c:
-            r = c.post("/jobs", json=command_job("halfmade-b", "print(1)"))
-    finally:
-        gw.kubesim.faults()
-    assert r.status_code >= 500, r.text
-    (job_id,) = {j["metadata"]["name"] for j in gw.kubesim.jobs()} - before_jobs
+    (job_id,) = _submit_failing(gw, "halfmade-b", f"(?:{SECRETS_CREATE})|(?:{JOB_ITEM})")
     _wait_unfinished(gw, "carol", before + 1, timeout=10)  # holding a slot: the defect
     job = gw.wait_state("carol", job_id, ("Failed",), timeout=180)
     assert job["message"] == HALF_MADE_REASON
