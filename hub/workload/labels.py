@@ -48,6 +48,8 @@ SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
 IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
 CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
 CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"
+# Set by the gateway when it fails a Job itself (e.g. its upload Secret is missing).
+FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"

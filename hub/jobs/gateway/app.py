@@ -61,6 +61,11 @@ class GatewayApp(ServiceApp):
     policy_interval = Float(5.0, help="seconds between policy file checks").tag(config=True)
     list_page_size = Integer(500, help="page size of the cache's initial lists").tag(config=True)
     kube_timeout = Float(15.0, help="seconds per Kubernetes API request").tag(config=True)
+    half_made_grace = Float(
+        60.0,
+        help="seconds after which a Job still without its upload Secret is failed and deleted "
+        "(longer than a submit takes to create both)",
+    ).tag(config=True)
 
     aliases: ClassVar[dict[Any, Any]] = service_aliases(
         "GatewayApp", namespace="namespace", kubeconfig="kubeconfig"
@@ -149,6 +154,7 @@ class GatewayApp(ServiceApp):
         )
         background = Background()
         background.start("policy-watch", policy_file.watch(self.policy_interval))
+        background.start("half-made-jobs", gateway.reconcile_forever(self.half_made_grace))
         await until_stopped()
         server.stop()
         await background.stop()

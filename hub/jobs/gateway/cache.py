@@ -22,6 +22,7 @@ from typing import Any
 from ...kube import WatchCache
 from ...workload.labels import (
     COMPONENT_LABEL,
+    FAILED_REASON_ANNOTATION,
     JOB_ID_LABEL,
     KUBESPAWNER_COMPONENT_LABEL,
     MANAGED_SELECTOR,
@@ -156,7 +157,8 @@ class ClusterCache:
             return
         if kind == "DELETED":
             last = self.jobs.get(name, job)
-            if CANCELLED_ANNOTATION in (_meta(last).get("annotations") or {}):
+            annotations = _meta(last).get("annotations") or {}
+            if CANCELLED_ANNOTATION in annotations or FAILED_REASON_ANNOTATION in annotations:
                 pods = [self.pods[p] for p in self.pods_by_job.get(name, ())]
                 self.tombstones[name] = {"job": last, "pods": pods}
                 while len(self.tombstones) > MAX_TOMBSTONES:

@@ -4,7 +4,8 @@ logs and outputs, with the ownership rule applied in one place (:meth:`Gateway.v
 Reads come from the watch cache (:class:`~.cache.ClusterCache`), never from the API server.
 Writes: create the Job, then its upload Secret owned by the Job (garbage-collected with it);
 cancel patches the Job's ``gpulab.io/cancelled-at`` annotation first, then deletes it with
-background propagation.
+background propagation. A Job left without its Secret (a failed create, a crash in
+between) is failed and deleted by the half-made reconciler (:mod:`.reconcile`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import GpuUsage, admit
 from ...workload.labels import (
+    FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
     OWNER_ANNOTATION,
@@ -42,6 +44,7 @@ from .auth import Identity
 from .cache import ClusterCache
 from .errors import ApiError, from_kube
 from .kube import Kube, KubeError
+from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
 from .state import (
     CANCELLED_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
@@ -144,6 +147,9 @@ class Gateway:
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.tombstones = TombstoneStore(storage) if storage is not None else None
         self.ready = False  # set once the cache is synced and cancelled jobs are loaded
+        # Job uids whose upload Secret was seen: the Secret is owned by its Job, so it is
+        # not checked again (one GET per Job, not per watch event).
+        self._secret_seen: set[str] = set()
 
     async def load_tombstones(self) -> None:
         if self.tombstones is not None:
@@ -514,7 +520,8 @@ class Gateway:
         except KubeError as exc:
             if exc.status != 409:
                 log.warning("upload secret of %s not created (%s); deleting the job", job_id, exc)
-                await self._delete_job(job_id)
+                # If this delete fails too, the half-made reconciler fails the Job later.
+                await self._retry_delete(job_id)
                 raise from_kube(exc, "creating the job's upload credential") from None
         log.info("job %s submitted by %s (%d GPUs)", job_id, ident.name, spec.gpus)
         ref = self._ref(job_id)
@@ -556,6 +563,71 @@ class Gateway:
             if exc.status != 409:
                 raise from_kube(exc, "creating the job's upload credential") from None
 
+    # ------------------------------------------------------------------ half-made jobs
+    async def reconcile_half_made(self, grace_seconds: float) -> list[str]:
+        """Fail every Job left without its upload Secret (see ``reconcile``); their ids."""
+        now = dt.datetime.now(dt.UTC)
+        jobs = [
+            (job_id, job)
+            for job_id, job in list(self.cache.jobs.items())
+            if _meta(job).get("uid") not in self._secret_seen
+        ]
+        for job_id, job in jobs:
+            meta = _meta(job)
+            if FAILED_REASON_ANNOTATION in (meta.get("annotations") or {}):
+                if not meta.get("deletionTimestamp"):
+                    await self._retry_delete(job_id)  # marked, but its delete failed earlier
+        failed = []
+        for job_id in half_made_candidates(jobs, now, grace_seconds):
+            job = self.cache.job(job_id)
+            if job is None:
+                continue
+            try:
+                await self.kube.request("GET", self.kube.secrets_path(upload_secret_name(job_id)))
+                exists = True
+            except KubeError as exc:
+                if exc.status != 404:
+                    log.warning("upload secret of %s not checked: %s", job_id, exc)
+                    continue
+                exists = False
+            if exists:
+                self._secret_seen.add(str(_meta(job).get("uid")))
+            elif is_half_made(job, now, grace_seconds, secret_exists=False):
+                await self._fail_half_made(job_id)
+                failed.append(job_id)
+        return failed
+
+    async def reconcile_forever(self, grace_seconds: float) -> None:
+        """Reconcile now (the cache is synced), then on every watch event, and at least
+        every half grace period (a Job crosses the grace period without any event)."""
+        while True:
+            try:
+                await self.reconcile_half_made(grace_seconds)
+            except Exception:  # noqa: BLE001 - keep reconciling; the next pass retries
+                log.exception("reconciling half-made jobs failed")
+            await self.cache.wait_changed(max(grace_seconds / 2, 1.0))
+
+    async def _fail_half_made(self, job_id: str) -> None:
+        try:
+            await self._annotate(job_id, {FAILED_REASON_ANNOTATION: HALF_MADE_REASON})
+        except KubeError as exc:
+            if exc.status != 404:
+                log.warning("half-made job %s not marked: %s", job_id, exc)
+            return
+        ref = self._ref(job_id)
+        if ref is not None:
+            await self._remember(ref.owner, job_id)
+        if await self._retry_delete(job_id):
+            log.warning("job %s had no upload secret; failed and deleted", job_id)
+
+    async def _retry_delete(self, job_id: str) -> bool:
+        try:
+            await self._delete_job(job_id)
+        except ApiError as exc:
+            log.warning("half-made job %s not deleted (retried later): %s", job_id, exc)
+            return False
+        return True
+
     async def resubmit(self, ident: Identity, job_id: str) -> tuple[int, dict[str, Any]]:
         ref = self.visible(ident, job_id)
         if ref.owner != ident.name:
@@ -587,6 +659,16 @@ class Gateway:
             if exc.status != 404:
                 raise from_kube(exc, "deleting the job") from None
 
+    async def _annotate(self, job_id: str, annotations: dict[str, str]) -> None:
+        """Merge ``annotations`` into the Job and cache the result (read your own writes)."""
+        patched = await self.kube.request(
+            "PATCH",
+            self.kube.jobs_path(job_id),
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
+        self.cache.put_job(patched)
+
     async def _remember(self, owner: str, job_id: str) -> None:
         """Keep the cancelled Job in S3: it is about to leave the cluster."""
         ref = self._ref(job_id)
@@ -604,26 +686,13 @@ class Gateway:
             raise ApiError(409, f"job {job_id} already finished ({state}); nothing to cancel")
         if not ref.gone:
             if CANCELLED_ANNOTATION not in (_meta(ref.job).get("annotations") or {}):
-                patch = {
-                    "metadata": {
-                        "annotations": {
-                            CANCELLED_ANNOTATION: _now(),
-                            CANCELLED_BY_ANNOTATION: ident.name,
-                        }
-                    }
-                }
+                marks = {CANCELLED_ANNOTATION: _now(), CANCELLED_BY_ANNOTATION: ident.name}
                 try:
-                    patched = await self.kube.request(
-                        "PATCH",
-                        self.kube.jobs_path(job_id),
-                        body=patch,
-                        content_type="application/merge-patch+json",
-                    )
+                    await self._annotate(job_id, marks)
                 except KubeError as exc:
                     if exc.status == 404:
                         raise ApiError(404, f"no job {job_id!r}") from None
                     raise from_kube(exc, "cancelling the job") from None
-                self.cache.put_job(patched)
                 await self._remember(ref.owner, job_id)
             await self._delete_job(job_id)
             log.info("job %s cancelled by %s", job_id, ident.name)

@@ -19,6 +19,7 @@ from ...workload.holdings import job_finished as is_finished
 from ...workload.labels import (
     CANCELLED_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
+    FAILED_REASON_ANNOTATION,
     GPU_TYPE_LABEL,
     GPUS_LABEL,
     GROUP_LABEL,
@@ -116,6 +117,9 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
         return "Cancelled", f"cancelled by {who}" if who else "cancelled"
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         return "Succeeded", ""
+    if FAILED_REASON_ANNOTATION in annotations:
+        # the gateway failed the Job itself (and deleted it); the reason is for the owner
+        return "Failed", str(annotations[FAILED_REASON_ANNOTATION])
     if "Failed" in conditions:
         cond = conditions["Failed"]
         reason = str(cond.get("reason") or "")
