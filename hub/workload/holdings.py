@@ -22,6 +22,7 @@ from typing import Any
 from .labels import (
     APP,
     CANCELLED_ANNOTATION,
+    FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
     JOB_ID_LABEL,
@@ -61,9 +62,10 @@ def is_live_pod(pod: Mapping[str, Any]) -> bool:
 
 
 def job_finished(job: Mapping[str, Any]) -> bool:
-    """True once the Job is Complete, Failed or SuccessCriteriaMet, or cancelled (no pod of it
-    will run again)."""
-    if CANCELLED_ANNOTATION in ((job.get("metadata") or {}).get("annotations") or {}):
+    """True once the Job is Complete, Failed or SuccessCriteriaMet, or cancelled or failed by
+    the gateway (no pod of it will run again)."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    if CANCELLED_ANNOTATION in annotations or FAILED_REASON_ANNOTATION in annotations:
         return True
     return any(
         cond.get("type") in _FINISHED_CONDITIONS and cond.get("status") == "True"
