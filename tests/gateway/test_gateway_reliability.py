@@ -137,9 +137,14 @@ def test_list_and_get_cost_no_api_call(gw):
             assert c.get("/jobs").status_code == 200
             assert c.get(f"/jobs/{job_id}").status_code == 200
             assert c.get("/me").status_code == 200
-    counts = gw.kubesim.requests()["counts"]
-    non_watch = {k: v for k, v in counts.items() if not k.startswith("watch ")}
-    assert non_watch == {}, non_watch
+    # Only the gateway's own calls: the hub's KubeSpawner reflectors relist pods and events
+    # on their own schedule, whatever the gateway does.
+    gateway_calls = [
+        f"{r['verb']} {r['resource']}"
+        for r in gw.kubesim.requests()["recent"]
+        if r["userAgent"] == GATEWAY_AGENT and r["verb"] != "watch"
+    ]
+    assert gateway_calls == [], gateway_calls
 
 
 def test_api_errors_map_to_503_and_quota_to_403(gw):
