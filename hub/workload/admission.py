@@ -37,6 +37,7 @@ __all__ = [
     "WorkloadRequest",
     "admit",
     "named_server_problems",
+    "quota_applies",
     "quota_problems",
     "request_problems",
 ]
@@ -95,6 +96,18 @@ def request_problems(request: WorkloadRequest) -> list[FieldError]:
     if request.kind == "job":
         problems += _job_limit_problems(request)
     return problems
+
+
+def quota_applies(request: WorkloadRequest) -> bool:
+    """Whether any quota can refuse ``request`` (so that a caller may skip counting): it
+    holds GPUs, or its quota group has a CPU or memory quota. Jobs always count (job slots)."""
+    ent = request.entitlement
+    return (
+        request.kind == "job"
+        or request.gpus > 0
+        or ent.cpu_quota_limit is not None
+        or ent.memory_quota_limit is not None
+    )
 
 
 def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
