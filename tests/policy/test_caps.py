@@ -144,3 +144,11 @@ def test_check_policy_names_the_field_of_a_bad_cap(tmp_path, base):
     assert result.returncode == 1
     [problem] = json.loads(result.stdout)["problems"]
     assert problem.startswith("groups.nlp.jobs.max_cpu: '-2': a CPU amount cannot be negative")
+
+
+def test_check_policy_shows_each_groups_caps_after_their_defaults(demo_path):
+    result = gpulab("admin", "check-policy", "--json", str(demo_path))
+    groups = {g["name"]: g for g in json.loads(result.stdout)["groups"]}
+    sizes = ("job_max_cpu", "job_max_memory", "cpu_quota_group", "memory_quota_group")
+    assert [groups["default"][k] for k in sizes] == ["2", "4Gi", "4", "16Gi"]
+    assert [groups["vision"][k] for k in sizes] == ["8", "32Gi", "16", "64Gi"]
