@@ -17,6 +17,7 @@ this plugin (their Job was admitted; the real controller's creates are admitted 
 
 from __future__ import annotations
 
+import operator
 from fractions import Fraction
 from typing import Any
 
@@ -50,32 +51,32 @@ def _fill(container: dict[str, Any], item: dict[str, Any]) -> None:
         resources["requests"] = requests
 
 
+_BOUNDS = (
+    # (key, word, the side that must be set and is checked first, out of bounds when)
+    ("max", "maximum", "limit", operator.gt),
+    ("min", "minimum", "request", operator.lt),
+)
+
+
 def _violations(container: dict[str, Any], item: dict[str, Any]) -> list[str]:
     resources = container.get("resources") or {}
-    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    sides = {"limit": resources.get("limits") or {}, "request": resources.get("requests") or {}}
     out: list[str] = []
-    for name, bound in (item.get("max") or {}).items():
-        enforced = _q(bound)
-        if enforced is None:
-            continue
-        what = f"maximum {name} usage per Container is {bound}"
-        if name not in limits:
-            out.append(f"{what}.  No limit is specified")
-        elif (_q(limits[name]) or 0) > enforced:
-            out.append(f"{what}, but limit is {limits[name]}")
-        elif name in requests and (_q(requests[name]) or 0) > enforced:
-            out.append(f"{what}, but request is {requests[name]}")
-    for name, bound in (item.get("min") or {}).items():
-        enforced = _q(bound)
-        if enforced is None:
-            continue
-        what = f"minimum {name} usage per Container is {bound}"
-        if name not in requests:
-            out.append(f"{what}.  No request is specified")
-        elif (_q(requests[name]) or 0) < enforced:
-            out.append(f"{what}, but request is {requests[name]}")
-        elif name in limits and (_q(limits[name]) or 0) < enforced:
-            out.append(f"{what}, but limit is {limits[name]}")
+    for key, word, first, beyond in _BOUNDS:
+        second = "request" if first == "limit" else "limit"
+        for name, bound in (item.get(key) or {}).items():
+            enforced = _q(bound)
+            if enforced is None:
+                continue
+            what = f"{word} {name} usage per Container is {bound}"
+            if name not in sides[first]:
+                out.append(f"{what}.  No {first} is specified")
+                continue
+            for side in (first, second):
+                value = sides[side].get(name)
+                if value is not None and beyond(_q(value) or 0, enforced):
+                    out.append(f"{what}, but {side} is {value}")
+                    break
     return out
 
 

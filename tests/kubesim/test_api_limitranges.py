@@ -66,30 +66,30 @@ def test_a_container_with_only_a_limit_requests_its_limit(k8s: Any, namespace: s
     }
 
 
-def test_a_container_over_the_maximum_is_403_in_the_apiservers_words(
-    k8s: Any, namespace: str
+OUT_OF_BOUNDS = {
+    "over the maximum": (
+        {"max": {"cpu": "4"}},
+        {"limits": {"cpu": "1024"}},
+        "maximum cpu usage per Container is 4, but limit is 1024",
+    ),
+    "under the minimum": (
+        {"min": {"memory": "64Mi"}},
+        {"requests": {"memory": "1Mi"}},
+        "minimum memory usage per Container is 64Mi, but request is 1Mi",
+    ),
+}
+
+
+@pytest.mark.parametrize(("item", "resources", "why"), OUT_OF_BOUNDS.values(), ids=OUT_OF_BOUNDS)
+def test_a_container_out_of_bounds_is_403_in_the_apiservers_words(
+    k8s: Any, namespace: str, item: dict[str, Any], resources: dict[str, Any], why: str
 ) -> None:
     core = client.CoreV1Api(k8s)
-    _limit_range(core, namespace, {"max": {"cpu": "4"}})
-    body = pod("hog")
-    body["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "1024"}}
+    _limit_range(core, namespace, item)
+    body = pod("odd")
+    body["spec"]["containers"][0]["resources"] = resources
     message = _forbidden(lambda: core.create_namespaced_pod(namespace, body))
-    assert (
-        message
-        == 'pods "hog" is forbidden: maximum cpu usage per Container is 4, but limit is 1024'
-    )
-
-
-def test_a_container_under_the_minimum_is_403(k8s: Any, namespace: str) -> None:
-    core = client.CoreV1Api(k8s)
-    _limit_range(core, namespace, {"min": {"memory": "64Mi"}})
-    body = pod("tiny")
-    body["spec"]["containers"][0]["resources"] = {"requests": {"memory": "1Mi"}}
-    message = _forbidden(lambda: core.create_namespaced_pod(namespace, body))
-    assert (
-        message
-        == 'pods "tiny" is forbidden: minimum memory usage per Container is 64Mi, but request is 1Mi'
-    )
+    assert message == f'pods "odd" is forbidden: {why}'
 
 
 def test_a_limit_range_with_only_a_maximum_defaults_to_it(k8s: Any, namespace: str) -> None:
