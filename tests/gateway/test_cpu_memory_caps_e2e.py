@@ -3,12 +3,16 @@ group, CPU only) submitted two jobs asking for more CPU and memory than her prof
 server, which took the nodes' CPUs and left bob's in-quota GPU job Pending with GPUs free.
 Now such jobs are refused at submit with the fields named and the allowed maximum (the
 default cap: her cpu profile's limit, 2 CPUs and 4Gi), no Job is created, and bob's GPU job
-runs."""
+runs. A server is held to its group's CPU quota the same way."""
 
 from __future__ import annotations
 
+import time
+import urllib.error
+import uuid
+
 import pytest
-from gateway_testlib import command_job
+from gateway_testlib import NAMESPACE, command_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
@@ -56,3 +60,94 @@ def test_bobs_gpu_job_runs_after_carols_attempt(gw):
         job = r.json()
     done = gw.wait_state("bob", job["id"], ("Succeeded", "Failed"), timeout=180)
     assert done["state"] == "Succeeded", done
+
+
+# ----------------------------------------------------------------------------- servers
+
+CPU_IMAGE = "harbor.local/shared/scipy:2024.10"
+
+
+def _hog_pod(name: str) -> dict:
+    """A Pending pod charged to the default group, requesting all its 16 CPUs (it never
+    runs: no node has the label it selects)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": NAMESPACE,
+            "labels": {
+                "app.kubernetes.io/managed-by": "gpulab",
+                "gpulab.io/user": "someone-else",
+                "gpulab.io/group": "default",
+                "gpulab.io/gpus": "0",
+            },
+        },
+        "spec": {
+            "nodeSelector": {"kubesim.test/never": "true"},
+            "containers": [
+                {
+                    "name": "main",
+                    "image": "busybox",
+                    "command": ["sleep", "600"],
+                    "resources": {"requests": {"cpu": "16", "memory": "1Gi"}},
+                }
+            ],
+        },
+    }
+
+
+def _start(platform, name: str) -> tuple[int, str]:
+    try:
+        platform.api(
+            "POST", f"/hub/api/users/{name}/server", {"profile": "cpu", "image": CPU_IMAGE}
+        )
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    return 201, ""
+
+
+def _stop(platform, name: str) -> None:
+    try:
+        platform.api("DELETE", f"/hub/api/users/{name}/server")
+    except urllib.error.HTTPError:
+        pass
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if "" not in platform.api("GET", f"/hub/api/users/{name}")["servers"]:
+            return
+        time.sleep(0.5)
+
+
+def test_a_cpu_server_is_refused_while_its_groups_cpu_quota_is_full(gw):
+    platform = gw.platform
+    name = f"cpu-{uuid.uuid4().hex[:6]}"
+    platform.api("POST", f"/hub/api/users/{name}")  # in no group: the default group
+    hog = f"hog-{name}"
+    gw.kubesim.create(f"/api/v1/namespaces/{NAMESPACE}/pods", _hog_pod(hog))
+    try:
+        deadline = time.monotonic() + 30
+        status, body = 0, ""
+        while time.monotonic() < deadline:  # until the hub's pod cache has seen the hog
+            status, body = _start(platform, name)
+            if status == 403:
+                break
+            _stop(platform, name)
+            time.sleep(0.5)
+        assert status == 403, body
+        assert "group 'default' already holds 16 of its 16 CPUs" in body
+    finally:
+        gw.kubesim.http.delete(
+            f"/api/v1/namespaces/{NAMESPACE}/pods/{hog}", params={"gracePeriodSeconds": "0"}
+        ).raise_for_status()
+    # Once the hog is gone, the same start goes through.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, body = _start(platform, name)
+        if status != 403:
+            break
+        time.sleep(0.5)
+    try:
+        assert status in (201, 202), body
+    finally:
+        _stop(platform, name)
