@@ -14,6 +14,8 @@ import uuid
 import pytest
 from gateway_testlib import NAMESPACE, command_job
 
+from tests.kubesim.kubesim_testlib import pod
+
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
 HOG = "import time; time.sleep(600)"
@@ -70,31 +72,15 @@ CPU_IMAGE = "harbor.local/shared/scipy:2024.10"
 def _hog_pod(name: str) -> dict:
     """A Pending pod charged to the default group, requesting all its 16 CPUs (it never
     runs: no node has the label it selects)."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": NAMESPACE,
-            "labels": {
-                "app.kubernetes.io/managed-by": "gpulab",
-                "gpulab.io/user": "someone-else",
-                "gpulab.io/group": "default",
-                "gpulab.io/gpus": "0",
-            },
-        },
-        "spec": {
-            "nodeSelector": {"kubesim.test/never": "true"},
-            "containers": [
-                {
-                    "name": "main",
-                    "image": "busybox",
-                    "command": ["sleep", "600"],
-                    "resources": {"requests": {"cpu": "16", "memory": "1Gi"}},
-                }
-            ],
-        },
+    labels = {
+        "app.kubernetes.io/managed-by": "gpulab",
+        "gpulab.io/user": "someone-else",
+        "gpulab.io/group": "default",
+        "gpulab.io/gpus": "0",
     }
+    body = pod(name, labels=labels)
+    body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "16", "memory": "1Gi"}}
+    return body
 
 
 def _start(platform, name: str) -> tuple[int, str]:
