@@ -1,0 +1,103 @@
+"""A fault run: submits through gpulab's own client while kubesim answers 10 % of the
+gateway's API calls with errors (500, 503, 429) and cuts every watch after 10 s.
+
+Every submit must succeed, exactly once: one Job per Idempotency-Key in the cluster, and the
+gateway's view of the run's jobs equal to the cluster's. The client retries with the same key
+(``gpulab.extensions.client``); the gateway retries the API itself (``gpulab.hub.kube.Retry``).
+
+The run is ``GPULAB_FAULT_RUN_SUBMITS`` submits (30 by default, to stay short on a small
+machine; ``benchmarks/fault_run.py`` runs the full 100 on its own platform). Jobs are submitted
+in batches that fit the user's concurrent-job limit and cancelled between batches (faults off
+then, so that only submits meet them).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+import pytest
+from gateway_testlib import NAMESPACE, command_job
+from gpulab.hub.jobs.ids import submit_key
+
+from gpulab import jobs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
+
+SUBMITS = int(os.environ.get("GPULAB_FAULT_RUN_SUBMITS", "30"))
+USER = "alice"
+PREFIX = "faultrun"
+# The gateway's calls: Jobs, their pods and Secrets, home claims (lists, watches and writes).
+GATEWAY_CALLS = (
+    rf"^/api(s/batch)?/v1/namespaces/{NAMESPACE}/(jobs|pods|secrets|persistentvolumeclaims)"
+)
+FAULTS = {"error_rate": 0.1, "error_codes": [500, 503, 429], "cut_watches_after_s": 10}
+WAITING_JOB = "import time; time.sleep(600)"
+
+
+def _free_slots(conn: dict[str, str]) -> int:
+    from gpulab.extensions.client import ClientConfig, GatewayClient
+
+    with GatewayClient(ClientConfig.discover(**conn)) as client:
+        quota = client.me()["quota"]
+    return int(quota["jobs_limit"]) - int(quota["jobs_unfinished"])
+
+
+def _cluster_jobs(gw) -> dict[str, dict]:
+    """The run's Jobs in the cluster (not being deleted), by job id."""
+    return {
+        j["metadata"]["name"]: j
+        for j in gw.kubesim.jobs(f"gpulab.io/user={USER}")
+        if j["metadata"]["name"].startswith(PREFIX) and not j["metadata"].get("deletionTimestamp")
+    }
+
+
+def _gateway_sees_the_cluster(gw, conn: dict[str, str], timeout: float = 60) -> None:
+    """Poll (bounded) until the gateway's unfinished jobs of the run are the cluster's Jobs."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cluster = set(_cluster_jobs(gw))
+        seen = {
+            j["id"]
+            for j in jobs.list(**conn)
+            if j["id"].startswith(PREFIX) and j["state"] in ("Pending", "Running")
+        }
+        if seen == cluster or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert seen == cluster, f"gateway only: {seen - cluster}; cluster only: {cluster - seen}"
+
+
+def test_every_submit_succeeds_once_under_api_errors_and_cut_watches(gw):
+    conn = {"hub_url": gw.platform.hub_url, "token": gw.tokens[USER]}
+    made: dict[str, str] = {}  # Idempotency-Key -> job id
+    try:
+        while len(made) < SUBMITS:
+            free = _free_slots(conn)
+            assert free > 0, "no job slot free: an earlier batch was not cancelled"
+            keys = [str(uuid.uuid4()) for _ in range(min(free, SUBMITS - len(made)))]
+            gw.kubesim.faults(**FAULTS, match=GATEWAY_CALLS)
+            try:
+                for key in keys:
+                    spec = command_job(f"{PREFIX}-{len(made)}", WAITING_JOB)
+                    made[key] = jobs.submit(spec, idempotency_key=key, **conn)["id"]
+            finally:
+                gw.kubesim.faults()
+            cluster = _cluster_jobs(gw)
+            for key in keys:
+                label = submit_key(USER, key)
+                twins = [
+                    j
+                    for j in cluster.values()
+                    if j["metadata"]["labels"].get("gpulab.io/submit-key") == label
+                ]
+                assert [j["metadata"]["name"] for j in twins] == [made[key]], key
+            _gateway_sees_the_cluster(gw, conn)
+            for key in keys:
+                jobs.cancel(made[key], **conn)
+    finally:
+        gw.kubesim.faults()
+    assert len(set(made.values())) == SUBMITS
+    for job_id in made.values():
+        assert gw.wait_state(USER, job_id, ("Cancelled",))["state"] == "Cancelled"
