@@ -5,7 +5,7 @@ Every submit must succeed, exactly once: one Job per Idempotency-Key in the clus
 gateway's view of the run's jobs equal to the cluster's. The client retries with the same key
 (``gpulab.extensions.client``); the gateway retries the API itself (``gpulab.hub.kube.Retry``),
 so the client's first try is seldom answered 503 (a proxy between them counts): without the
-gateway's retries about a third of first tries were.
+gateway's retries 4 of 30 were in one run.
 
 The run is ``GPULAB_FAULT_RUN_SUBMITS`` submits: 30 by default, to stay short on a small
 machine; ``GPULAB_FAULT_RUN_SUBMITS=100`` runs the full hundred (about 80 s on two cores).
@@ -108,9 +108,10 @@ def test_every_submit_succeeds_once_under_api_errors_and_cut_watches(gw):
     for submit in proxy.submits:
         first_tries.setdefault(str(submit["key"]), int(submit["gateway_status"] or 0))
     unavailable = [k for k, status in first_tries.items() if status == 503]
-    # With the gateway's own retries a first try fails only when three API tries in a row
-    # did (about 0.1 % per call): a tenth of the submits is far beyond that, and what a
-    # third of them hit without those retries.
-    assert len(unavailable) <= SUBMITS // 10, f"{len(unavailable)} first tries answered 503"
+    # With the gateway's own retries a first try fails only when three API tries in a row did
+    # (about 0.1 % per call, so 0.1 of 30 submits expected); without them about a quarter of
+    # first tries failed (each submit makes three calls that can).
+    allowed = max(2, SUBMITS // 15)
+    assert len(unavailable) <= allowed, f"{len(unavailable)} first tries answered 503"
     for job_id in made.values():
         assert gw.wait_state(USER, job_id, ("Cancelled",))["state"] == "Cancelled"
