@@ -24,6 +24,7 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ...background import Background
+from ...framing import deny_framing
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
@@ -176,7 +177,7 @@ def make_app(
         assert kube is not None
         return await kube.cancel_job(job_id)
 
-    return web.Application(
+    app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         culler=culler,
         engine=engine,
@@ -187,6 +188,7 @@ def make_app(
         cancel_job=cancel_job if kube is not None else None,
         cookie_secret=os.urandom(32),
     )
+    return deny_framing(app)  # the admin dashboard is never framed (click-jacking)
 
 
 async def _cycles(culler: Culler, interval: float) -> None:
