@@ -1,4 +1,6 @@
-"""Headless Chromium on the session ``platform`` (what ``gpulab up`` runs).
+"""Headless Chromium on the platform ``gpulab up`` runs: ``platform`` here is
+``origin_platform``, every user's server and every service on its own subdomain of
+``localhost`` (the rest of the suite shares a single-origin one, tests/conftest.py).
 
 * ``browser``: one Playwright browser for this folder's tests, Debian's ``/usr/bin/chromium``
   (never a downloaded one). Package-scoped rather than session-scoped on purpose: a sync
@@ -13,17 +15,18 @@
   test left one, and at teardown, pass or fail, so that no test leaves a server or its GPUs
   behind;
 * ``hub_server(name)``: the hub API's model of a user's default server (None when there is none);
-* ``origin_platform``: a second platform, started only by the tests that ask for it, with every
+* ``origin_platform`` (``platform`` in this folder): the shared fixture's settings, plus every
   user's server and every service on its own origin (``alice.localhost``,
   ``culler--service.localhost``), as ``gpulab up`` runs by default. Chromium resolves
-  ``*.localhost`` itself; Python's resolver here does not, so Python talks to it through
-  :func:`through_proxy`.
+  ``*.localhost`` itself; Python's resolver here does not, so Python talks to its servers
+  and services through :func:`through_proxy` (the hub's own ``localhost`` resolves).
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
@@ -142,7 +145,9 @@ def origin_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         state_dir=tmp_path_factory.mktemp("origin-platform"),
         policy_path=E2E_POLICY,
         port=free_port(),
+        nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
         extra_hub_config=extension_hub_config(),
+        cull_interval=2.0,
         subdomains=True,
     )
     platform = LocalPlatform(config)
@@ -151,6 +156,12 @@ def origin_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield platform
     finally:
         platform.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(origin_platform: Any) -> Any:
+    """The browser journeys run on what ``gpulab up`` starts by default: subdomains."""
+    return origin_platform
 
 
 def through_proxy(platform: Any, url: str) -> tuple[str, dict[str, str]]:
