@@ -116,11 +116,15 @@ class PlatformConfig:
     cull_interval: float = 60.0
     extra_hub_config: str = ""
     hub_env: dict[str, str] = field(default_factory=dict)
-    # Every user's server and every service on its own origin under http://localhost:PORT
+    # Every user's server and every service on its own origin under http://DOMAIN:PORT
     # (alice at http://alice.localhost:PORT): what users who do not trust each other need.
     # Browsers resolve *.localhost to loopback themselves; Python's resolver here may not, so
     # the test fixture shared by HTTP-client tests keeps one origin.
     subdomains: bool = False
+    # The hub's host name with subdomains. Under a bare "localhost" two users' servers are
+    # different *sites* to a browser (SameSite cookies stay home); under "gpulab.localhost"
+    # they are one site, as alice.hub.example.org and bob.hub.example.org are in production.
+    domain: str = "localhost"
 
 
 @dataclass
@@ -145,7 +149,7 @@ class LocalPlatform:
         # Where the proxy listens; with subdomains the hub's public URL is localhost's name,
         # as the users' hosts must be subdomains of it.
         self.bind_url = f"http://{config.host}:{config.port}"
-        self.subdomain_host = f"http://localhost:{config.port}" if config.subdomains else ""
+        self.subdomain_host = f"http://{config.domain}:{config.port}" if config.subdomains else ""
         self.hub_url = self.subdomain_host or self.bind_url
         self.admin_token = ""
         self.s3: S3Endpoint | None = None
@@ -304,7 +308,7 @@ class LocalPlatform:
             return self.hub_url
         from jupyterhub.utils import subdomain_hook_idna  # the hub's default hook
 
-        return f"http://{subdomain_hook_idna(name, 'localhost', kind)}:{self.config.port}"
+        return f"http://{subdomain_hook_idna(name, self.config.domain, kind)}:{self.config.port}"
 
     def user_url(self, name: str) -> str:
         """The URL of ``name``'s default server, as a browser opens it."""
@@ -439,7 +443,7 @@ c.JupyterHub.load_roles.append(
                     f"JupyterHub exited with {proc.popen.returncode}; log: {proc.log_path}\n"
                     + _tail(proc)
                 )
-            if answers_as_launch(self.hub_url, launch_id):
+            if answers_as_launch(self.bind_url, launch_id):
                 return
             time.sleep(0.3)
         raise PlatformError(
@@ -463,9 +467,11 @@ c.JupyterHub.load_roles.append(
 
     # ----------------------------------------------------------------- hub API
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
-        """Call the hub's REST API as the launcher service (or with `token`)."""
+        """Call the hub's REST API as the launcher service (or with `token`), at the proxy's
+        own address: the proxy sends every host it has no route for to the hub, and the hub's
+        public name (``*.localhost``) may not resolve outside a browser."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.hub_url + path, data=data, method=method)
+        request = urllib.request.Request(self.bind_url + path, data=data, method=method)
         request.add_header("Authorization", f"token {token or self.admin_token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")

@@ -12,7 +12,8 @@ up``, tests)::
 
 (``$KUBECONFIG``: KubeSpawner's ``load_config`` falls back to it when not in a cluster; the local
 shared-password authenticator with the demo users' groups). OIDC from the environment or
-``oidc={...}``: :func:`oidc_settings`.
+``oidc={...}``: :func:`oidc_settings`. Per-user and per-service origins with
+``subdomain_host=...`` or ``JupyterHub.subdomain_host`` set before the call (the Helm values).
 
 gpulab's services (the jobs gateway, the culler) are registered with ``services=[...]``
 (entries from :func:`gpulab.hub.services.service_definition`) or appended to

@@ -16,10 +16,10 @@
   behind;
 * ``hub_server(name)``: the hub API's model of a user's default server (None when there is none);
 * ``origin_platform`` (``platform`` in this folder): the shared fixture's settings, plus every
-  user's server and every service on its own origin (``alice.localhost``,
-  ``culler--service.localhost``), as ``gpulab up`` runs by default. Chromium resolves
+  user's server and every service on its own origin (``alice.gpulab.localhost``,
+  ``culler--service.gpulab.localhost``), as ``gpulab up`` runs by default. Chromium resolves
   ``*.localhost`` itself; Python's resolver here does not, so Python talks to its servers
-  and services through :func:`through_proxy` (the hub's own ``localhost`` resolves).
+  and services through :func:`through_proxy`.
 """
 
 from __future__ import annotations
@@ -149,6 +149,9 @@ def origin_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         extra_hub_config=extension_hub_config(),
         cull_interval=2.0,
         subdomains=True,
+        # Servers one site apart, as in production (alice.hub.example.org and
+        # bob.hub.example.org): SameSite cookies do not keep them apart, origins must.
+        domain="gpulab.localhost",
     )
     platform = LocalPlatform(config)
     platform.start()

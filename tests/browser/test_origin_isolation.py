@@ -5,9 +5,12 @@ JupyterLab serves to anyone, without login and as ``text/html``, from his server
 for everyone, alice opening it listed her jobs and submitted one as her through
 ``/user/alice/gpulab/api``, and an admin opening it read the culler dashboard (its XSRF token
 in a meta tag) and cancelled alice's job with it. On the platform ``gpulab up`` runs (every
-server and service on its own subdomain of ``localhost``) the same page, in the same browser,
-reads nothing and changes nothing: it tries the path on its own origin and the victim's
-absolute URL, ``fetch`` with credentials, a no-CORS "simple" POST and an iframe.
+server and service on its own subdomain) the same page, in the same browser, reads nothing and
+changes nothing: it tries the path on its own origin and the victim's absolute URL, a pop-up
+and an iframe of the victim's page (to read its XSRF token), ``fetch`` with credentials and a
+no-CORS "simple" POST. The subdomains hang off ``gpulab.localhost``, so that bob's and alice's
+servers are one *site* apart as in production and the browser sends alice's SameSite cookies
+along: what stops the page is the origin (no readable answer, no XSRF token), not SameSite.
 
 A control runs the same page from alice's own origin, where it may read her jobs, so a broken
 attack script cannot pass for isolation. The last tests check the frame-refusing headers of
