@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .framing import DENY_FRAMING
+from .proxy_errors import with_api_error_pages
 from .services import (
     ADMIN_ROLE,
     CULLER,
@@ -235,7 +236,8 @@ def configure(
     timeouts), ``default_url = /lab``, named servers from the policy, detached servers
     (``cleanup_servers = False``), the ``user`` role's and the servers' access to gpulab's
     services, gpulab's admin scope and role (after the authenticator, whose admins it
-    lists), and the authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
+    lists), JSON proxy errors for API paths (:mod:`gpulab.hub.proxy_errors`), and the
+    authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
     with ``local=True``); else, locally, the shared password + demo groups; else whatever the
     chart configured.
 
@@ -317,3 +319,6 @@ def configure(
         c.Authenticator.admin_users = admins
     # else: the chart's own authenticator settings are left alone.
     _apply_admin_role(c)
+    # JSON, not HTML, when the proxy cannot reach a service's or a server's API (proxy_errors).
+    chosen = c.JupyterHub.authenticator_class if "authenticator_class" in c.JupyterHub else None
+    c.JupyterHub.authenticator_class = with_api_error_pages(chosen)
