@@ -24,6 +24,7 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ...background import Background
+from ...framing import deny_framing
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
@@ -178,7 +179,7 @@ def make_app(
             policy_status=policy_file.status(),
         )
 
-    return web.Application(
+    app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         culler=culler,
         engine=engine,
@@ -189,6 +190,7 @@ def make_app(
         job_canceller=canceller,
         cookie_secret=os.urandom(32),
     )
+    return deny_framing(app)  # the admin dashboard is never framed (click-jacking)
 
 
 async def _cycles(culler: Culler, interval: float) -> None:

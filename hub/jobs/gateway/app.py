@@ -19,6 +19,7 @@ from traitlets import Float, Integer, Unicode, default
 
 from ...background import Background
 from ...catalogue import catalogue_from_policy
+from ...framing import deny_framing
 from ...kube import Retry
 from ...policy import PolicyFile
 from ...service_app import ServiceApp, service_aliases, until_stopped
@@ -175,7 +176,7 @@ class GatewayApp(ServiceApp):
 def make_app(
     gateway: Gateway, resolver: IdentityResolver, hub_auth: HubOAuth, prefix: str
 ) -> web.Application:
-    return web.Application(
+    app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         gateway=gateway,
         resolver=resolver,
@@ -185,6 +186,7 @@ def make_app(
         cookie_secret=os.urandom(32),
         xsrf_cookies=False,
     )
+    return deny_framing(app)
 
 
 def main(argv: list[str] | None = None) -> int:
