@@ -180,6 +180,8 @@ def test_a_server_and_a_job_asked_for_at_once_never_exceed_the_gpu_quota(race):
             )
             assert not (server_ok and job_id), f"round {i}: both were admitted"
             admitted_rounds += bool(server_ok or job_id)
+            print(f"round {i}: server {'admitted' if server_ok else 'refused'}, job "
+                  f"{'admitted' if job_id else 'refused'}, {held} GPUs held")  # fmt: skip
             if server_ok:
                 race.stop_server()
             if job_id:
