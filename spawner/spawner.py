@@ -13,8 +13,9 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
   ``load_user_options``, counted from the cluster's pods and jobs
   (:mod:`gpulab.spawner.cluster`) plus the reservations in the quota group's ledger, and the
   check reserves the pod's GPUs there in one conditional write
-  (:mod:`gpulab.hub.workload.quota_ledger`, shared with the jobs gateway). A refusal is a :class:`SpawnRefused` (HTTP 403/400)
-  whose message JupyterHub shows on the spawn page; no pod is created.
+  (:mod:`gpulab.hub.workload.quota_ledger`, shared with the jobs gateway). A refusal is a
+  :class:`SpawnRefused` (HTTP 403/400) whose message JupyterHub shows on the spawn page; no
+  pod is created.
 * A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start (the shared pod parts of
   :mod:`gpulab.hub.workload.pod`). The traits a start may change are reset to their configured
   values in ``clear_state`` (JupyterHub calls it before every start and after every stop), so

@@ -518,7 +518,6 @@ class Gateway:
                             self.cache.put_job(other)
                             ref = self._ref(job_id)
                             assert ref is not None
-                            await self._release(ent.quota_group, job_id)
                             await self._ensure_secret(ref)
                             return 200, self.view(ref)
                     await self._release(ent.quota_group, job_id)
