@@ -101,7 +101,7 @@ def _apply_oidc(c: Any, settings: Mapping[str, Any]) -> None:
     exits at startup -- so it is enabled only when a key is set (z2jh sets one) or when
     ``enable_auth_state`` is given explicitly.
     """
-    c.JupyterHub.authenticator_class = "generic-oauth"
+    c.JupyterHub.authenticator_class = "gpulab.hub.auth.GPULabOAuthenticator"
     g = c.GenericOAuthenticator
     settings = dict(settings)
     groups_claim = str(settings.pop("groups_claim", "groups"))

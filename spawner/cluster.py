@@ -24,7 +24,8 @@ from collections.abc import Mapping
 
 from gpulab.hub.kube import KubeClient, WatchCache, resource_path
 from gpulab.hub.policy import GpuType
-from gpulab.hub.workload.labels import MANAGED_SELECTOR
+from gpulab.hub.workload.labels import JOB_ID_LABEL, MANAGED_SELECTOR, labels_of
+from gpulab.hub.workload.reservations import Reservation
 from kubespawner.clients import shared_client
 
 from .checks import GpuUsage
@@ -117,6 +118,16 @@ class ClusterView:
 
     def has_pod(self, namespace: str, name: str) -> bool:
         return bool(self.pods and f"{namespace}/{name}" in self.pods.objects)
+
+    def holds(self, entry: Reservation) -> bool:
+        """Whether the view holds a quota reservation's object (then :meth:`usage` counts it):
+        its pod, or for a job its Job or one of its pods (the jobs watch may be off)."""
+        if entry.kind == "pod":
+            return self.has_pod(self.namespace, entry.name)
+        if self.jobs and f"{self.namespace}/{entry.name}" in self.jobs.objects:
+            return True
+        pods = self.pods.objects.values() if self.pods else ()
+        return any(labels_of(p).get(JOB_ID_LABEL) == entry.name for p in pods)
 
     async def stop(self) -> None:
         for cache in (self.pods, self.nodes, self.jobs):

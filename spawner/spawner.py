@@ -10,9 +10,12 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
   (:mod:`gpulab.hub.workload.admission`, through :mod:`gpulab.spawner.checks`): in
   ``options_from_form`` for a form post (so the spawn page shows the message), else in
   ``load_user_options`` (REST API spawns). The GPU quotas are checked once, in
-  ``load_user_options`` while it holds the quota group's lock, counted from the cluster's pods
-  and jobs (:mod:`gpulab.spawner.cluster`). A refusal is a :class:`SpawnRefused` (HTTP 403/400)
-  whose message JupyterHub shows on the spawn page; no pod is created.
+  ``load_user_options``, counted from the cluster's pods and jobs
+  (:mod:`gpulab.spawner.cluster`) plus the reservations in the quota group's ledger, and the
+  check reserves the pod's GPUs there in one conditional write
+  (:mod:`gpulab.hub.workload.quota_ledger`, shared with the jobs gateway). A refusal is a
+  :class:`SpawnRefused` (HTTP 403/400) whose message JupyterHub shows on the spawn page; no
+  pod is created.
 * A fresh :class:`~gpulab.spawner.overrides.PodPlan` per start (the shared pod parts of
   :mod:`gpulab.hub.workload.pod`). The traits a start may change are reset to their configured
   values in ``clear_state`` (JupyterHub calls it before every start and after every stop), so
@@ -41,6 +44,7 @@ from typing import Any
 
 from gpulab.hub.field_errors import FieldError
 from gpulab.hub.homes import Homes, HomeUnavailable
+from gpulab.hub.kube import KubeClient, KubeError
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
@@ -51,6 +55,7 @@ from gpulab.hub.workload.admission import (
     request_problems,
 )
 from gpulab.hub.workload.pod import home_claim
+from gpulab.hub.workload.quota_ledger import QuotaLedger
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
 from kubespawner.objects import make_pvc
@@ -177,10 +182,6 @@ def _modify_pod_hook(spawner: GPULabSpawner, pod: Any) -> Any:
     return spawner._finished_pod(pod)
 
 
-def _after_pod_created_hook(spawner: GPULabSpawner, pod: Any) -> Any:
-    return spawner._pod_in_view(pod)
-
-
 # ----------------------------------------------------------------------------- the spawner
 
 
@@ -223,8 +224,8 @@ class GPULabSpawner(KubeSpawner):
     # (the options options_from_form returned, the request it admitted): the start that
     # follows a form post uses that very dict as user_options and need not check it again.
     _admitted: tuple[dict[str, Any], WorkloadRequest] | None = None
-    _quota_lock: asyncio.Lock | None = None
-    _quota_locks: dict[str, asyncio.Lock] = {}
+    # (quota group, pod name) this start reserved GPUs for in the quota ledger.
+    _reservation: tuple[str, str] | None = None
 
     @default("profile_list")
     def _default_profile_list(self) -> Any:
@@ -233,10 +234,6 @@ class GPULabSpawner(KubeSpawner):
     @default("modify_pod_hook")
     def _default_modify_pod_hook(self) -> Any:
         return _modify_pod_hook
-
-    @default("after_pod_created_hook")
-    def _default_after_pod_created_hook(self) -> Any:
-        return _after_pod_created_hook
 
     @default("options_from_form")
     def _default_options_from_form(self) -> Any:
@@ -334,7 +331,7 @@ class GPULabSpawner(KubeSpawner):
         return sum(1 for name in orm_spawners if name and name != self.name)
 
     async def _check(self, options: dict[str, Any]) -> WorkloadRequest:
-        """Admit the request in ``options`` (not the quota: that waits for the quota lock)."""
+        """Admit the request in ``options`` (not the quota: that is checked as it is reserved)."""
         state = await self._ready_state()
         ent = self.entitlement(state.policy)
         images = await self._images(state)
@@ -386,22 +383,14 @@ class GPULabSpawner(KubeSpawner):
 
     async def load_user_options(self) -> None:
         """Admit the request unless the form post did (the form may be tampered with, or the
-        request come from the REST API), check the GPU quotas from the cluster under the quota
-        group's lock, then apply a fresh plan. KubeSpawner's own
+        request come from the REST API), check and reserve the GPU quotas (the quota ledger),
+        then apply a fresh plan. KubeSpawner's own
         profile handling is not used: gpulab's profile_list carries no overrides, and the plan
         is the only source of what the pod gets."""
         server = await self._admitted_request(dict(self.user_options or {}))
         ent, gpus = server.entitlement, server.gpus
         if quota_applies(server):  # GPUs, or a group CPU / memory quota
-            view = await self._cluster_or_refuse()
-            lock = self._quota_locks.setdefault(ent.quota_group, asyncio.Lock())
-            await lock.acquire()
-            self._quota_lock = lock
-            usage = view.usage(self._user_label(), ent.quota_group)
-            problems = quota_problems(server, usage)
-            if problems:
-                self._release_quota_lock()
-                raise SpawnRefused.of(problems)
+            await self._reserve_quota(server)
         state = await self._ready_state()
         profile, image = server.profile, server.image
         assert profile is not None and image is not None
@@ -440,6 +429,48 @@ class GPULabSpawner(KubeSpawner):
             raise SpawnRefused([str(exc)], 409) from None
         except Exception:
             self.log.exception("home of %s: could not check for a pending deletion", self._log_name)
+
+    def _quota_ledger(self) -> QuotaLedger:
+        return QuotaLedger(KubeClient.of(self.api.api_client), self.namespace)
+
+    async def _reserve_quota(self, server: WorkloadRequest) -> None:
+        """Check the GPU quotas and reserve this pod's GPUs in the quota group's ledger, in one
+        conditional write shared with the jobs gateway and every other spawner: counted until
+        the pod is in the cluster view (or released if the start fails)."""
+        view = await self._cluster_or_refuse()
+        group, user = server.entitlement.quota_group, self._user_label()
+        try:
+            problems = await self._quota_ledger().reserve(
+                group,
+                "pod",
+                self.pod_name,
+                user=user,
+                gpus=server.gpus,
+                demand=server.requested,
+                counted=lambda: view.usage(user, group),
+                seen=view.holds,
+                check=lambda usage: quota_problems(server, usage),
+            )
+        except KubeError as exc:
+            self.log.warning("cannot reserve GPU quota for %s: %s", self._log_name, exc)
+            raise SpawnRefused(
+                [f"cannot check your GPU quota right now ({exc.reason}); try again"], 503
+            ) from None
+        if problems:
+            raise SpawnRefused.of(problems)
+        self._reservation = (group, self.pod_name)
+
+    async def _release_quota(self) -> None:
+        """Free this start's reservation (the pod was not made, or is stopped): else it would
+        hold the quota until it expires."""
+        reservation, self._reservation = self._reservation, None
+        if reservation is None:
+            return
+        group, pod_name = reservation
+        try:
+            await self._quota_ledger().release(group, "pod", pod_name)
+        except KubeError as exc:
+            self.log.warning("quota reservation of %s not released (%s); it expires", pod_name, exc)
 
     async def _cluster_or_refuse(self) -> ClusterView:
         try:
@@ -503,22 +534,6 @@ class GPULabSpawner(KubeSpawner):
             labels=meta["labels"],
         )
 
-    async def _pod_in_view(self, pod: Any) -> None:
-        """``after_pod_created_hook``: hold the group's quota lock until the pod is in the
-        cache the next quota check reads."""
-        if self._quota_lock is not None:
-            view = await self._cluster()
-            for _ in range(200):  # at most ~10 s; the watch usually delivers it in ms
-                if view.has_pod(self.namespace, self.pod_name):
-                    break
-                await asyncio.sleep(0.05)
-            self._release_quota_lock()
-
-    def _release_quota_lock(self) -> None:
-        lock, self._quota_lock = self._quota_lock, None
-        if lock is not None and lock.locked():
-            lock.release()
-
     # Private override: KubeSpawner has no hook to fail a start that waits (for GPUs) too long.
     async def _start(self) -> Any:
         start = asyncio.ensure_future(super()._start())
@@ -531,9 +546,19 @@ class GPULabSpawner(KubeSpawner):
                     await start
                 return watchdog.result()  # raises the watchdog's SpawnRefused
             return start.result()
+        except BaseException:
+            await asyncio.shield(self._release_quota())  # no pod holds the reserved GPUs
+            raise
         finally:
             watchdog.cancel()
-            self._release_quota_lock()
+
+    async def stop(self, now: bool = False) -> Any:
+        """KubeSpawner's stop, then this start's quota reservation is freed at once (the pod is
+        gone or terminating, and counted from the cluster view while it terminates)."""
+        try:
+            return await super().stop(now=now)
+        finally:
+            await self._release_quota()
 
     # ------------------------------------------------------------------ waiting for GPUs
     def _scheduling_problem(self) -> str | None:

@@ -16,8 +16,8 @@ a :class:`~gpulab.hub.field_errors.FieldError` with code ``policy`` (never, as a
   jobs.
 
 Quota is judged only for a request the policy allows. :func:`admit` is
-:func:`request_problems`, then :func:`quota_problems`; the spawner calls the two apart, the
-second while it holds its quota lock.
+:func:`request_problems`, then :func:`quota_problems`; the spawner and the gateway call the two
+apart, the second inside the quota ledger's check + reserve (:mod:`.quota_ledger`).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ JOB_COMPONENT: Final = "job"
 HOME_COMPONENT: Final = "home"
 HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
 DATASET_COMPONENT: Final = "dataset"
+QUOTA_LEDGER_COMPONENT: Final = "quota-ledger"  # a quota group's reservations (ConfigMap)
 
 # -- gpulab's labels (selectable) -----------------------------------------------------------
 USER_LABEL: Final = "gpulab.io/user"  # the escaped username (gpulab.hub.names.user_label)

@@ -22,8 +22,9 @@ ROLE_FILE = ROOT / "helm-values" / "manifests" / "rbac-gateway.yaml"
 # Nothing may be missing from the Role.
 NEEDED_BEYOND_ROLE: set[Permission] = set()
 # Granted, used only on a path this session may not take: GET of a Job after a 409 on create
-# (a job-id collision or a concurrent idempotent retry).
-RARE_PATHS = {Permission("batch", "jobs", "get")}
+# (a job-id collision or a concurrent idempotent retry); creating a quota group's ledger
+# (the spawner may have made it first).
+RARE_PATHS = {Permission("batch", "jobs", "get"), Permission("", "configmaps", "create")}
 # Nothing granted may go unused (but for RARE_PATHS).
 NOT_NEEDED_IN_ROLE: set[Permission] = set()
 

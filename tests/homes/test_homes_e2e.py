@@ -185,9 +185,8 @@ def test_every_home_claim_carries_the_home_labels_and_the_snapshot_cronjob_selec
         assert labels.items() >= {**HOME_LABELS, "gpulab.io/user": escape_username(user)}.items()
 
 
-def test_starting_a_server_cancels_a_pending_home_deletion(platform: Any) -> None:
-    name = new_vision_user(platform, "hc")
-    claim = f"home-{escape_username(name)}"
+def create_marked_home(platform: Any, claim: str) -> None:
+    """A home claim carrying the mark ``on_user_delete: snapshot`` leaves (not yet expired)."""
     marked = {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
@@ -204,10 +203,30 @@ def test_starting_a_server_cancels_a_pending_home_deletion(platform: Any) -> Non
         ["kubectl", "create", "-f", "-"], input=json.dumps(marked), env=env, check=True,
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    start_and_stop(platform, name)
+
+
+def assert_unmarked(platform: Any, claim: str) -> None:
     pvc = json.loads(kubectl(platform, "get", "pvc", claim, "-n", NAMESPACE, "-o", "json"))
     assert "gpulab.io/delete-after" not in pvc["metadata"].get("labels", {})
     assert "gpulab.io/deletion-snapshot" not in pvc["metadata"].get("annotations", {})
+
+
+def test_starting_a_server_cancels_a_pending_home_deletion(platform: Any) -> None:
+    name = new_vision_user(platform, "hc")
+    claim = f"home-{escape_username(name)}"
+    create_marked_home(platform, claim)
+    start_and_stop(platform, name)
+    assert_unmarked(platform, claim)
+
+
+def test_re_creating_a_deleted_user_clears_the_mark_on_their_home_at_once(platform: Any) -> None:
+    """The user was deleted (their home marked for the sweep) and is created again: the mark
+    is gone when the hub answers, before any server start."""
+    name = f"hu-{uuid.uuid4().hex[:6]}"
+    claim = f"home-{escape_username(name)}"
+    create_marked_home(platform, claim)
+    platform.api("POST", f"/hub/api/users/{name}")
+    assert_unmarked(platform, claim)
 
 
 def mark_for_deletion(platform: Any, claim: str, name: str, snapshot: str) -> None:

@@ -387,6 +387,9 @@ SAMPLE_AUDIT = [
     ("patch", "batch", "jobs", "", "gpulab-job-j1"),
     ("delete", "batch", "jobs", "", "gpulab-job-j1"),
     ("get", "", "secrets", "", "gpulab-job-j2-upload"),
+    ("get", "", "configmaps", "", "gpulab-quota-vision"),
+    ("create", "", "configmaps", "", ""),
+    ("update", "", "configmaps", "", "gpulab-quota-vision"),
 ]
 
 

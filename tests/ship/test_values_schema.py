@@ -379,7 +379,7 @@ def test_keycloak_authenticator(full: dict[str, Any]) -> None:
     from oauthenticator.generic import GenericOAuthenticator
 
     config = full["hub"]["config"]
-    assert config["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    assert config["JupyterHub"]["authenticator_class"] == "gpulab.hub.auth.GPULabOAuthenticator"
     known = set(GenericOAuthenticator.class_trait_names(config=True))
     generic = config["GenericOAuthenticator"]
     assert set(generic) <= known, f"unknown traits: {set(generic) - known}"

@@ -72,7 +72,7 @@ class FakeView:
     def availability(self, gpu_types):
         return self._availability
 
-    def has_pod(self, namespace, name):
+    def holds(self, entry):
         return True
 
 
@@ -91,9 +91,19 @@ class FakeHomes:
         return False
 
 
+class FakeLedger:
+    """The quota ledger with no API server: the check against the view's usage, nothing kept."""
+
+    async def reserve(self, group, kind, name, *, user, gpus, counted, seen, check):
+        return check(counted())
+
+    async def release(self, group, kind, name):
+        pass
+
+
 class OfflineSpawner(gspawner.GPULabSpawner):
-    """GPULabSpawner with the cluster view and the homes replaced by test doubles (no API
-    calls)."""
+    """GPULabSpawner with the cluster view, the homes and the quota ledger replaced by test
+    doubles (no API calls)."""
 
     fake_view = FakeView()
     fake_homes = FakeHomes()
@@ -103,6 +113,9 @@ class OfflineSpawner(gspawner.GPULabSpawner):
 
     def _homes(self, policy):
         return self.fake_homes
+
+    def _quota_ledger(self):
+        return FakeLedger()
 
 
 @pytest.fixture
@@ -129,7 +142,7 @@ async def start_options(spawner, options):
     await spawner.load_user_options()
     pod = await spawner.get_pod_manifest()
     pod = spawner.modify_pod_hook(spawner, pod)
-    spawner._release_quota_lock()
+    spawner._reservation = None
     return pod
 
 

@@ -169,7 +169,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                         "413": _error("body over 64 KiB"),
                         "415": _error("not JSON or YAML"),
                         "422": _error("the spec is invalid or not allowed by policy"),
-                        "429": _error("GPU or job quota in use now; retry later"),
+                        "429": _error("quota (GPUs, CPU, memory or jobs) in use now; retry later"),
                         **_COMMON_ERRORS,
                     },
                 },

@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from gpulab.wire.jobs import JOB_STATES
@@ -25,7 +25,7 @@ from gpulab.wire.jobs import JOB_STATES
 from ...catalogue import Catalogue
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
-from ...workload.admission import GpuUsage, admit
+from ...workload.admission import WorkloadRequest, quota_problems, request_problems
 from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
@@ -35,6 +35,8 @@ from ...workload.labels import (
     USER_LABEL,
 )
 from ...workload.pod import home_claim
+from ...workload.quota_ledger import QuotaLedger
+from ...workload.reservations import Reservation
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
@@ -140,9 +142,9 @@ class Gateway:
         self.storage = storage
         self.catalogue = catalogue
         self.public_url = public_url
-        # submits between their quota check and their Job reaching the cache:
-        # token -> (user label, quota group, GPUs)
-        self._reserved: dict[object, tuple[str, str, int]] = {}
+        # The quota arbiter shared with the spawner: a submit reserves its job's GPUs and job
+        # slot in its quota group's ledger, counted until the Job is in this cache.
+        self.ledger = QuotaLedger(kube, kube.namespace)
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.tombstones = TombstoneStore(storage) if storage is not None else None
@@ -393,17 +395,45 @@ class Gateway:
                     pass
         return await self._create(ident, ent, spec, idempotency_key, skey)
 
-    def _usage(self, user_label: str, group: str) -> GpuUsage:
-        """The cache's usage plus the submits in flight (not yet in the cache)."""
-        base = cache_usage(self.cache, user_label, group)
-        user_gpus, user_jobs, group_gpus = base.user, base.jobs, base.group
-        for label, charged, gpus in self._reserved.values():
-            if label == user_label:
-                user_gpus += gpus
-                user_jobs += 1
-            if charged == group:
-                group_gpus += gpus
-        return replace(base, user=user_gpus, group=group_gpus, jobs=user_jobs)
+    def _in_cache(self, entry: Reservation) -> bool:
+        """Whether this cache holds a reservation's object (then the cache counts it)."""
+        names = self.cache.jobs if entry.kind == "job" else self.cache.pods
+        return entry.name in names
+
+    async def _reserve(
+        self, user_label: str, ent: Entitlement, job_id: str, request: WorkloadRequest
+    ) -> None:
+        """Check the quota and reserve the job's GPUs and job slot across processes (429 when
+        the quota is in use)."""
+        group = ent.quota_group
+        try:
+            problems = await self.ledger.reserve(
+                group,
+                "job",
+                job_id,
+                user=user_label,
+                gpus=request.gpus,
+                demand=request.requested,
+                counted=lambda: cache_usage(self.cache, user_label, group),
+                seen=self._in_cache,
+                check=lambda usage: quota_problems(request, usage),
+            )
+        except KubeError as exc:
+            raise from_kube(exc, "checking your quota") from None
+        if problems:
+            raise ApiError(
+                429,
+                "not now: your quota (GPUs, CPU, memory or jobs) is in use",
+                problems,
+                retry_after=60,
+            )
+
+    async def _release(self, group: str, job_id: str) -> None:
+        """Free a reservation whose Job was not made or is cancelled (else it expires)."""
+        try:
+            await self.ledger.release(group, "job", job_id)
+        except KubeError as exc:
+            log.warning("quota reservation of job %s not released (%s); it expires", job_id, exc)
 
     def _existing(self, ident: Identity, skey: str) -> JobRef | None:
         job = self.cache.job_for_submit_key(skey)
@@ -450,23 +480,17 @@ class Gateway:
         user_label = escape_username(ident.name)
         if skey is not None and (existing := self._existing(ident, skey)) is not None:
             return 200, self.view(existing)
-        # Quota check and reservation with no await in between (atomic on the event loop);
-        # the reservation counts until the created Job is in the cache.
-        usage = self._usage(user_label, ent.quota_group)
-        problems = admit(job_request(spec, ent, policy, catalogue_images=images), usage)
+        request = job_request(spec, ent, policy, catalogue_images=images)
+        problems = request_problems(request)
         if problems:
-            if all(p.code == "quota" for p in problems):
-                raise ApiError(
-                    429, "not now: your GPU or job quota is in use", problems, retry_after=60
-                )
             raise ApiError(422, "the job is not allowed by the policy", problems)
         assert spec.image is not None
-        token = object()
-        self._reserved[token] = (user_label, ent.quota_group, spec.gpus)
+        job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
+        # Check + reserve in one conditional write; the Job is created only after it.
+        await self._reserve(user_label, ent, job_id, request)
         try:
             await self._ensure_home(ident.name)
             runtime = effective_runtime(spec, ent)
-            job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
             for attempt in range(4):
                 credential = await self.storage.upload_credential(
                     ident.name, job_id, credential_lifetime(runtime)
@@ -500,10 +524,13 @@ class Gateway:
                             assert ref is not None
                             await self._ensure_secret(ref)
                             return 200, self.view(ref)
+                    await self._release(ent.quota_group, job_id)
                     job_id = new_job_id(spec.name)
+                    await self._reserve(user_label, ent, job_id, request)
             self.cache.put_job(created)
-        finally:
-            del self._reserved[token]
+        except BaseException:
+            await self._release(ent.quota_group, job_id)
+            raise
         secret = render_upload_secret(
             owner=ident.name,
             job_id=job_id,
@@ -695,6 +722,9 @@ class Gateway:
                     raise from_kube(exc, "cancelling the job") from None
                 await self._remember(ref.owner, job_id)
             await self._delete_job(job_id)
+            group = (_meta(ref.job).get("labels") or {}).get(GROUP_LABEL)
+            if group:
+                await self._release(group, job_id)
             log.info("job %s cancelled by %s", job_id, ident.name)
         ref = self._ref(job_id) or ref
         return self.view(ref)
