@@ -287,8 +287,13 @@ def _only_read(spec: dict[str, Any], volume: str) -> bool:
 # -- blocking helpers (run in threads) ------------------------------------------------
 def _make_claim_dir(path: Path, owner: ClaimOwner | None = None) -> None:
     """The claim's folder: made root's and 0700; given to ``owner`` while no one else has it."""
-    if not path.exists():
-        _make_dir(path, 0o700, None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        pass  # kept as it is: an admin may have provisioned it (a shared dataset, 0755)
+    else:
+        os.chmod(path, 0o700)
     if owner is None:
         return
     if owner.uid and os.stat(path).st_uid == 0:
