@@ -16,7 +16,7 @@ Child side (:func:`_child_main`): in the launcher process, before exec'ing the u
    remounted ``ro``, tmpfs mounts made (``/dev/shm``), and runtime folders an unprivileged
    uid could not reach (a Python under ``/root``) or that a hidden folder covers re-exposed —
    kubesim's moral equivalent of the image's root filesystem;
-2. with ``pid_namespace`` as well (``CLONE_NEWPID``): the launcher forks a small init, pid 1
+2. with ``pid_namespace`` as well (``CLONE_NEWPID``, and ``CLONE_NEWIPC``): the launcher forks a small init, pid 1
    of the pod's own PID namespace, which mounts a fresh ``/proc`` (the pod sees only its own
    processes), forks the command (pid 2), reaps every orphan and hands the command's exit or
    signal back; the launcher waits and ends the same way, so the kubelet sees exactly what it
@@ -46,7 +46,7 @@ import sys
 START_ERROR_MARKER = b"\x00kubesim-start-error "
 START_ERROR_EXIT = 128
 
-_CLONE_NEWNS, _CLONE_NEWPID = 0x00020000, 0x20000000
+_CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
@@ -244,6 +244,9 @@ def _launch_in_pid_namespace(libc: ctypes.CDLL, spec: dict) -> None:  # type: ig
 
 def _child_main() -> None:
     spec = json.loads(sys.stdin.buffer.read())
+    # A container's umask is runc's, whatever kubesim runs under (gpulab up: 077); the
+    # folders made below for re-exposed runtime paths must be traversable by any uid.
+    os.umask(0o022)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -253,8 +256,10 @@ def _child_main() -> None:
         if os.getppid() == 1:  # kubesim died before the signal was armed
             os._exit(1)
         if spec.get("namespace"):
-            flags = _CLONE_NEWNS | (_CLONE_NEWPID if spec.get("pid_namespace") else 0)
-            _check(libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWPID)")
+            flags = _CLONE_NEWNS
+            if spec.get("pid_namespace"):
+                flags |= _CLONE_NEWPID | _CLONE_NEWIPC  # SysV IPC is per pod as well
+            _check(libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC)")
             _apply_mounts(libc, spec)
             if spec.get("pid_namespace"):
                 _launch_in_pid_namespace(libc, spec)

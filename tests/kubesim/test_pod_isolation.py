@@ -187,3 +187,11 @@ def test_read_only_claim_is_not_taken_over_by_its_reader(
     assert out == "a,b\n"
     st = folder.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+
+
+def test_pod_has_its_own_ipc_namespace(
+    kubesim: Any, core: client.CoreV1Api, namespace: str
+) -> None:
+    out = run_to_end(kubesim, core, namespace, "ipc", "readlink /proc/self/ns/ipc")
+    assert out.strip().startswith("ipc:[")
+    assert out.strip() != os.readlink("/proc/self/ns/ipc")
