@@ -50,14 +50,11 @@ def test_hub_db_logs_tokens_and_kubeconfig_are_owner_only(started: LocalPlatform
     assert modes == dict.fromkeys(names, 0)
 
 
-def test_kubesim_data_is_owner_only(started: LocalPlatform) -> None:
+def test_kubesim_data_dir_is_owner_only(started: LocalPlatform) -> None:
     data = started.state_dir / "kubesim"
-    open_to_others = [
-        str(p)
-        for p in [data, *data.rglob("*")]
-        if p.is_file() and not p.is_symlink() and _mode(p) & 0o077 and "volumes" not in p.parts
-    ]
-    assert open_to_others == []
+    assert {str(p): _mode(p) for p in (data, data / "volumes", data / "volumes" / "default")} == {
+        str(p): 0o700 for p in (data, data / "volumes", data / "volumes" / "default")
+    }
 
 
 def test_shared_dataset_is_readable_by_all_writable_by_the_admin(started: LocalPlatform) -> None:
