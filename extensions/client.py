@@ -203,10 +203,19 @@ class GatewayClient:
 
 
 def _retry_after(response: httpx.Response, default: float) -> float:
-    """The server's ``Retry-After`` in seconds when it gives one (capped), else ``default``."""
+    """The server's wait in seconds when it gives one (capped), else ``default``: the
+    ``Retry-After`` header, or ``retry_after`` in a JSON error body (the proxy passes on the
+    hub's error body while a service is down, but not its headers)."""
+    hint: object = response.headers.get("Retry-After")
+    if hint is None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        hint = body.get("retry_after") if isinstance(body, dict) else None
     try:
-        return min(max(float(response.headers.get("Retry-After", "")), default), RETRY_AFTER_MAX)
-    except ValueError:
+        return min(max(float(hint), default), RETRY_AFTER_MAX)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return default
 
 

@@ -116,6 +116,15 @@ class PlatformConfig:
     cull_interval: float = 60.0
     extra_hub_config: str = ""
     hub_env: dict[str, str] = field(default_factory=dict)
+    # Every user's server and every service on its own origin under http://DOMAIN:PORT
+    # (alice at http://alice.localhost:PORT): what users who do not trust each other need.
+    # Browsers resolve *.localhost to loopback themselves; Python's resolver here may not, so
+    # the test fixture shared by HTTP-client tests keeps one origin.
+    subdomains: bool = False
+    # The hub's host name with subdomains. Under a bare "localhost" two users' servers are
+    # different *sites* to a browser (SameSite cookies stay home); under "gpulab.localhost"
+    # they are one site, as alice.hub.example.org and bob.hub.example.org are in production.
+    domain: str = "localhost"
 
 
 @dataclass
@@ -137,7 +146,11 @@ class LocalPlatform:
         self.procs: list[_Proc] = []
         self.kubesim_url = ""
         self.kubeconfig = self.state_dir / "kubeconfig"
-        self.hub_url = f"http://{config.host}:{config.port}"
+        # Where the proxy listens; with subdomains the hub's public URL is localhost's name,
+        # as the users' hosts must be subdomains of it.
+        self.bind_url = f"http://{config.host}:{config.port}"
+        self.subdomain_host = f"http://{config.domain}:{config.port}" if config.subdomains else ""
+        self.hub_url = self.subdomain_host or self.bind_url
         self.admin_token = ""
         self.s3: S3Endpoint | None = None
         self._microceph_dir: Path | None = None
@@ -296,10 +309,35 @@ class LocalPlatform:
             other_secret_key=values.get("S3_SECRET_KEY_2", ""),
         )
 
+    def origin(self, name: str, kind: str = "user") -> str:
+        """The origin a browser reaches user (or service) ``name`` at: its own subdomain with
+        subdomains, else the hub's."""
+        if not self.subdomain_host:
+            return self.hub_url
+        from jupyterhub.utils import subdomain_hook_idna  # the hub's default hook
+
+        return f"http://{subdomain_hook_idna(name, self.config.domain, kind)}:{self.config.port}"
+
+    def user_url(self, name: str) -> str:
+        """The URL of ``name``'s default server, as a browser opens it."""
+        return f"{self.origin(name)}/user/{name}/"
+
+    def service_url(self, name: str) -> str:
+        """The URL of service ``name``, as a browser opens it."""
+        return f"{self.origin(name, 'service')}/services/{name}/"
+
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
         proxy = find_proxy()
         policy = str(self.config.policy_path)
         kubeconfig = str(self.kubeconfig)
+        gateway_port = free_port()
+        # Jobs reach the gateway directly with subdomains (the proxy routes by host name, and
+        # a job's resolver may not know *.localhost).
+        gateway_for_jobs = (
+            f"http://127.0.0.1:{gateway_port}/services/jobs-gateway/"
+            if self.subdomain_host
+            else self.hub_url + "/services/jobs-gateway/"
+        )
         return f"""# Written by gpulab's local launcher; edit the policy, not this file.
 from gpulab.hub.config import configure
 from gpulab.hub.services import CULLER, GATEWAY, service_definition, service_roles
@@ -308,14 +346,15 @@ configure(
     c,
     policy_path={policy!r},
     local=True,
+    subdomain_host={self.subdomain_host or None!r},
     services=[
         service_definition(
             GATEWAY,
-            port={free_port()},
+            port={gateway_port},
             policy_path={policy!r},
             namespace="default",
             kubeconfig={kubeconfig!r},
-            public_url={self.hub_url + "/services/jobs-gateway/"!r},
+            public_url={gateway_for_jobs!r},
         ),
         service_definition(
             CULLER,
@@ -331,7 +370,7 @@ configure(
 # The services' own hub roles; the user-facing scopes are in the "user" role configure() sets.
 c.JupyterHub.load_roles.extend(service_roles(GATEWAY, CULLER))
 {self._jupyter_config_text()}
-c.JupyterHub.bind_url = {self.hub_url + "/"!r}
+c.JupyterHub.bind_url = {self.bind_url + "/"!r}
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.JupyterHub.db_url = "sqlite:///{self.state_dir / "jupyterhub.sqlite"}"
 c.JupyterHub.cookie_secret_file = {str(self.state_dir / "jupyterhub_cookie_secret")!r}
@@ -413,7 +452,7 @@ c.JupyterHub.load_roles.append(
                     f"JupyterHub exited with {proc.popen.returncode}; log: {proc.log_path}\n"
                     + _tail(proc)
                 )
-            if answers_as_launch(self.hub_url, launch_id):
+            if answers_as_launch(self.bind_url, launch_id):
                 return
             time.sleep(0.3)
         raise PlatformError(
@@ -437,9 +476,11 @@ c.JupyterHub.load_roles.append(
 
     # ----------------------------------------------------------------- hub API
     def api(self, method: str, path: str, body: dict | None = None, token: str | None = None):
-        """Call the hub's REST API as the launcher service (or with `token`)."""
+        """Call the hub's REST API as the launcher service (or with `token`), at the proxy's
+        own address: the proxy sends every host it has no route for to the hub, and the hub's
+        public name (``*.localhost``) may not resolve outside a browser."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.hub_url + path, data=data, method=method)
+        request = urllib.request.Request(self.bind_url + path, data=data, method=method)
         request.add_header("Authorization", f"token {token or self.admin_token}")
         if data is not None:
             request.add_header("Content-Type", "application/json")

@@ -40,6 +40,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the hub database, kubesim volumes and logs live (default: ./.gpulab)",
     )
     parser.add_argument("--no-s3", action="store_true", help="do not start the Ceph S3 gateway")
+    parser.add_argument(
+        "--single-origin",
+        action="store_true",
+        help="serve every user's server and the services under one origin "
+        "(http://127.0.0.1:PORT) instead of one subdomain of localhost each; only for a "
+        "browser that does not resolve *.localhost, and only for users who trust each other",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port,
         nodes=args.nodes,
         s3=not args.no_s3,
+        subdomains=not args.single_origin,
     )
     platform = LocalPlatform(config)
     stop = threading.Event()
@@ -74,6 +82,16 @@ def run(args: argparse.Namespace) -> int:
         groups = ", ".join(user.get("groups") or ["(default group)"])
         admin = " [yellow](admin)[/yellow]" if user.get("admin") else ""
         console.print(f"  {user['name']:<8} groups: {groups}{admin}")
+    if platform.subdomain_host:
+        console.print(
+            f"Each server has its own origin, e.g. alice's at {platform.user_url('alice')}; "
+            f"the GPU dashboard (admins): {platform.service_url('culler')}dashboard/"
+        )
+    else:
+        console.print(
+            "[yellow]One origin for every user:[/yellow] a page one user serves can act as "
+            "another who opens it. For trusted users only."
+        )
     console.print(f"kubectl: [bold]KUBECONFIG={platform.kubeconfig} kubectl get pods[/bold]")
     if platform.s3:
         console.print(f"S3 (Ceph RGW): {platform.s3.endpoint}")

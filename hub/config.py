@@ -12,7 +12,8 @@ up``, tests)::
 
 (``$KUBECONFIG``: KubeSpawner's ``load_config`` falls back to it when not in a cluster; the local
 shared-password authenticator with the demo users' groups). OIDC from the environment or
-``oidc={...}``: :func:`oidc_settings`.
+``oidc={...}``: :func:`oidc_settings`. Per-user and per-service origins with
+``subdomain_host=...`` or ``JupyterHub.subdomain_host`` set before the call (the Helm values).
 
 gpulab's services (the jobs gateway, the culler) are registered with ``services=[...]``
 (entries from :func:`gpulab.hub.services.service_definition`) or appended to
@@ -30,7 +31,17 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .services import ADMIN_ROLE, admin_role, custom_scopes, server_token_scopes, user_scopes
+from .framing import DENY_FRAMING
+from .proxy_errors import with_api_error_pages
+from .services import (
+    ADMIN_ROLE,
+    CULLER,
+    GATEWAY,
+    admin_role,
+    custom_scopes,
+    server_token_scopes,
+    user_scopes,
+)
 from .shared_policy import shared_policy_file
 
 __all__ = ["SPAWNER_CLASS", "configure", "oidc_settings"]
@@ -169,11 +180,48 @@ def _named_server_limit(handler: Any) -> int:
     return ent.named_servers if ent else 0
 
 
+def _tornado_headers(c: Any) -> dict[str, str]:
+    """``c.JupyterHub.tornado_settings["headers"]``, created if missing (assigned or lazy)."""
+    settings = c.JupyterHub.tornado_settings
+    if not isinstance(settings, dict):  # not assigned yet: a lazy value, maybe with updates
+        settings = c.JupyterHub.tornado_settings = settings.get_value({})
+    return settings.setdefault("headers", {})
+
+
+def _deny_framing(c: Any) -> None:
+    """The hub's pages are never framed. JupyterHub already sends ``frame-ancestors 'none'``
+    (with its CSP report URI, kept by not replacing the header); ``X-Frame-Options`` covers
+    browsers that ignore CSP."""
+    _tornado_headers(c).setdefault("X-Frame-Options", DENY_FRAMING["X-Frame-Options"])
+
+
+def _apply_subdomains(c: Any, subdomain_host: str) -> None:
+    """Every user's server on its own origin (``https://<user>.<host>``) and every service on
+    its own (``https://<service>--service.<host>``, JupyterHub's default ``idna`` subdomain
+    hook), so that a page one user serves cannot act with another user's (or an admin's)
+    cookies. JupyterHub's cookies then stay host-only on the hub's origin.
+
+    The proxy now routes by host name, so a pod can no longer reach the services through the
+    proxy's in-cluster address under ``/services/<name>/``: the pods' gateway and culler URLs
+    (``GPULabSpawner.gateway_url`` / ``culler_url``, unless set) become the services' own
+    ``url`` from ``c.JupyterHub.services`` (in the chart ``http://hub:8181`` and
+    ``http://hub:8182``; the network policies let user pods in on those ports)."""
+    c.JupyterHub.subdomain_host = subdomain_host
+    base_url = str(c.JupyterHub.base_url) if "base_url" in c.JupyterHub else "/"
+    urls = {s.get("name"): s.get("url") for s in c.JupyterHub.services if s.get("url")}
+    for trait, service in (("gateway_url", GATEWAY), ("culler_url", CULLER)):
+        if trait in c.GPULabSpawner or not urls.get(service.name):
+            continue
+        prefix = f"{base_url.strip('/')}/services/{service.name}/".lstrip("/")
+        c.GPULabSpawner[trait] = f"{str(urls[service.name]).rstrip('/')}/{prefix}"
+
+
 def configure(
     c: Any,
     *,
     policy_path: str | os.PathLike[str] | None = None,
     local: bool = False,
+    subdomain_host: str | None = None,
     namespace: str | None = None,
     services: Iterable[Mapping[str, Any]] = (),
     oidc: Mapping[str, Any] | None = None,
@@ -188,9 +236,15 @@ def configure(
     timeouts), ``default_url = /lab``, named servers from the policy, detached servers
     (``cleanup_servers = False``), the ``user`` role's and the servers' access to gpulab's
     services, gpulab's admin scope and role (after the authenticator, whose admins it
-    lists), and the authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
+    lists), JSON proxy errors for API paths (:mod:`gpulab.hub.proxy_errors`), and the
+    authenticator: OIDC when ``oidc`` or ``$GPULAB_OIDC_ISSUER`` is given (also
     with ``local=True``); else, locally, the shared password + demo groups; else whatever the
     chart configured.
+
+    ``subdomain_host`` (e.g. ``https://hub.example.org``; or ``JupyterHub.subdomain_host``
+    already set, as the Helm values do) puts every user's server and every service on its own
+    origin (:func:`_apply_subdomains`): needed whenever users do not trust each other. Hub
+    pages refuse to be framed either way.
     """
     path = str(policy_path or os.environ.get("GPULAB_POLICY", ""))
     if not path:
@@ -243,6 +297,12 @@ def configure(
     names = {s.get("name") for s in existing}
     c.JupyterHub.services = existing + [dict(s) for s in services if s.get("name") not in names]
 
+    _deny_framing(c)
+    if subdomain_host is None and "subdomain_host" in c.JupyterHub:
+        subdomain_host = str(c.JupyterHub.subdomain_host)
+    if subdomain_host:
+        _apply_subdomains(c, subdomain_host)
+
     settings = dict(oidc) if oidc is not None else oidc_settings()
     if settings is not None:
         # OIDC wins, also in local mode (gpulab up / tests against a real identity provider).
@@ -259,3 +319,6 @@ def configure(
         c.Authenticator.admin_users = admins
     # else: the chart's own authenticator settings are left alone.
     _apply_admin_role(c)
+    # JSON, not HTML, when the proxy cannot reach a service's or a server's API (proxy_errors).
+    chosen = c.JupyterHub.authenticator_class if "authenticator_class" in c.JupyterHub else None
+    c.JupyterHub.authenticator_class = with_api_error_pages(chosen)

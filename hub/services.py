@@ -65,6 +65,9 @@ class HubService:
     pass_env: tuple[str, ...] = ()
 
 
+# A custom scope (JupyterHub >= 3.0) of gpulab's own: the hub itself grants nothing with it.
+ADMIN_SCOPE = "custom:gpulab:admin"
+
 GATEWAY = HubService(
     name="jobs-gateway",
     module="gpulab.hub.jobs.gateway",
@@ -96,15 +99,24 @@ CULLER = HubService(
     app_class="CullerApp",
     port=10101,
     role="gpulab-culler",
-    # Read users and their servers, stop servers; never start one or touch users.
+    # Read users and their servers, stop servers; never start one or touch users. Cancel
+    # jobs for the dashboard's admins through the jobs gateway: find it, reach it, as an admin
+    # (the gateway lets a service's token only cancel, naming the admin).
     # helm-values/values.yaml lists the same (tests/ship keeps them equal).
-    scopes=("list:users", "read:users", "read:groups", "read:servers", "delete:servers"),
+    scopes=(
+        "list:users",
+        "read:users",
+        "read:groups",
+        "read:servers",
+        "delete:servers",
+        f"read:services!service={GATEWAY.name}",
+        f"access:services!service={GATEWAY.name}",
+        ADMIN_SCOPE,
+    ),
 )
 
 SERVICES = (GATEWAY, CULLER)
 
-# A custom scope (JupyterHub >= 3.0) of gpulab's own: the hub itself grants nothing with it.
-ADMIN_SCOPE = "custom:gpulab:admin"
 ADMIN_ROLE = "gpulab-admin"
 _ADMIN_SCOPE_DESCRIPTION = (
     "Act as a gpulab admin in gpulab's services: every user's jobs and outputs, "

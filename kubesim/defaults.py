@@ -182,6 +182,23 @@ def _resource_quota(obj: dict[str, Any]) -> None:
     obj["status"] = {"hard": hard, "used": {k: "0" for k in hard}}
 
 
+def limit_range_defaults(obj: dict[str, Any]) -> None:
+    """``SetDefaults_LimitRangeItem`` for Container items."""
+    for item in (obj.get("spec") or {}).get("limits") or []:
+        if item.get("type") != "Container":
+            continue
+        default = item.setdefault("default", {})
+        for name, value in (item.get("max") or {}).items():
+            default.setdefault(name, value)
+        default_request = item.setdefault("defaultRequest", {})
+        for source in (default, item.get("min") or {}):
+            for name, value in source.items():
+                default_request.setdefault(name, value)
+        for key in ("default", "defaultRequest"):
+            if not item[key]:
+                del item[key]
+
+
 _HANDLERS = {
     "Namespace": _namespace,
     "Pod": _pod,
@@ -190,5 +207,6 @@ _HANDLERS = {
     "PersistentVolumeClaim": _pvc,
     "Secret": _secret,
     "ResourceQuota": _resource_quota,
+    "LimitRange": limit_range_defaults,
     "VolumeSnapshot": _volume_snapshot,
 }

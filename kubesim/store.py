@@ -100,6 +100,7 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         _rt("", "ServiceAccount", "serviceaccounts", short=("sa",)),
         _rt("", "Event", "events", short=("ev",)),
         _rt("", "ResourceQuota", "resourcequotas", True, ["status"], ("quota",)),
+        _rt("", "LimitRange", "limitranges", short=("limits",)),
         _rt("", "Node", "nodes", False, ["status"], ("no",)),
         _rt("batch", "Job", "jobs", True, ["status"], (), _ALL),
         _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",)),

@@ -176,17 +176,27 @@ def _check_pod_spec(spec: dict[str, Any], path: str) -> list[Cause]:
     return causes
 
 
+def _check_quantities(values: dict[str, Any], path: str) -> list[Cause]:
+    causes = []
+    for name, qty in values.items():
+        try:
+            parse_quantity(qty)
+        except ValueError as e:
+            causes.append(_invalid(f"{path}[{name}]", qty, str(e)))
+    return causes
+
+
 def check_spec(kind: str, obj: dict[str, Any]) -> list[Cause]:
     spec = obj.get("spec") or {}
     if kind == "Pod":
         return _check_pod_spec(spec, "spec")
     if kind == "ResourceQuota":
+        return _check_quantities(spec.get("hard") or {}, "spec.hard")
+    if kind == "LimitRange":
         causes = []
-        for name, qty in (spec.get("hard") or {}).items():
-            try:
-                parse_quantity(qty)
-            except ValueError as e:
-                causes.append(_invalid(f"spec.hard[{name}]", qty, str(e)))
+        for i, item in enumerate(spec.get("limits") or []):
+            for key in ("max", "min", "default", "defaultRequest", "maxLimitRequestRatio"):
+                causes += _check_quantities(item.get(key) or {}, f"spec.limits[{i}].{key}")
         return causes
     if kind == "Job":
         template = spec.get("template") or {}

@@ -44,7 +44,12 @@ from gpulab.hub.homes import Homes, HomeUnavailable
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
-from gpulab.hub.workload.admission import WorkloadRequest, quota_problems, request_problems
+from gpulab.hub.workload.admission import (
+    WorkloadRequest,
+    quota_applies,
+    quota_problems,
+    request_problems,
+)
 from gpulab.hub.workload.pod import home_claim
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
@@ -387,7 +392,7 @@ class GPULabSpawner(KubeSpawner):
         is the only source of what the pod gets."""
         server = await self._admitted_request(dict(self.user_options or {}))
         ent, gpus = server.entitlement, server.gpus
-        if gpus > 0:
+        if quota_applies(server):  # GPUs, or a group CPU / memory quota
             view = await self._cluster_or_refuse()
             lock = self._quota_locks.setdefault(ent.quota_group, asyncio.Lock())
             await lock.acquire()

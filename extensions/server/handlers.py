@@ -19,6 +19,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from .framing import NoFraming
 from .paths import PathProblem, confine_spec_paths
 from .state import SETTINGS_KEY, ExtensionState
 from .upstream import UpstreamError
@@ -31,7 +32,7 @@ _JOB_ID = r"(?P<job_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
 _LIST_FILTERS = ("user", "group", "state", "limit", "continue")
 
 
-class GPULabHandler(APIHandler):
+class GPULabHandler(NoFraming, APIHandler):
     """JSON errors as ``{error, problems?}``; polling the API is not user activity."""
 
     _track_activity = False

@@ -15,6 +15,7 @@ import jinja2
 from jupyter_server.base.handlers import JupyterHandler
 from tornado import web
 
+from .framing import NoFraming, NoFramingStaticFileHandler
 from .state import SETTINGS_KEY, ExtensionState
 
 __all__ = ["STATIC_DIR", "TEMPLATES_DIR", "page_handlers"]
@@ -36,7 +37,7 @@ def _version() -> str:
     return h.hexdigest()[:12]
 
 
-class JobsPageHandler(JupyterHandler):
+class JobsPageHandler(NoFraming, JupyterHandler):
     _track_activity = False
 
     @property
@@ -78,5 +79,5 @@ def page_handlers(base_url: str) -> list[tuple[str, type, dict[str, Any]] | tupl
     p = base_url.rstrip("/") + "/gpulab"
     return [
         (f"{p}/jobs/?", JobsPageHandler),
-        (f"{p}/static/(.*)", web.StaticFileHandler, {"path": str(STATIC_DIR)}),
+        (f"{p}/static/(.*)", NoFramingStaticFileHandler, {"path": str(STATIC_DIR)}),
     ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,9 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
+def _amount(value: int | None, show: Callable[[int], str]) -> str | None:
+    return None if value is None else show(value)
+
+
 def _summary(policy: Policy) -> dict[str, Any]:
+    from gpulab.hub.policy import format_bytes, format_cpu, group_caps
+
     groups = []
     for name, g in policy.groups.items():
+        caps = group_caps(g, policy.profiles)
         groups.append(
             {
                 "name": name,
@@ -40,6 +48,11 @@ def _summary(policy: Policy) -> dict[str, Any]:
                 "per_job": g.gpu.per_job,
                 "quota_user": g.gpu.quota_user,
                 "quota_group": g.gpu.quota_group,
+                # CPU and memory, after the defaults (None: not capped)
+                "job_max_cpu": _amount(caps.job_cpu_millis, format_cpu),
+                "job_max_memory": _amount(caps.job_memory_bytes, format_bytes),
+                "cpu_quota_group": _amount(caps.group_cpu_millis, format_cpu),
+                "memory_quota_group": _amount(caps.group_memory_bytes, format_bytes),
             }
         )
     return {
@@ -56,6 +69,14 @@ def _summary(policy: Policy) -> dict[str, Any]:
         "catalogue": policy.catalogue.source,
         "datasets": [d.name for d in policy.storage.datasets],
     }
+
+
+def _sizes(group: dict[str, Any]) -> str:
+    job = f"jobs up to {group['job_max_cpu'] or 'any'} CPUs, {group['job_max_memory'] or 'any'}"
+    if group["cpu_quota_group"] is None and group["memory_quota_group"] is None:
+        return job
+    cpu, memory = group["cpu_quota_group"] or "any", group["memory_quota_group"] or "any"
+    return f"{job}; group {cpu} CPUs, {memory}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             if g["per_server"] or g["per_job"]
             else "CPU only"
         )
-        print(f"  {g['name']}: profiles {', '.join(g['profiles']) or '-'}; {gpus}")
+        print(f"  {g['name']}: profiles {', '.join(g['profiles']) or '-'}; {gpus}; {_sizes(g)}")
     print(f"profiles ({len(policy.profiles)})")
     for p in summary["profiles"]:
         kind = f"{p['gpu_type']} x {p['gpus']}" if p["gpu_type"] else "CPU"

@@ -33,7 +33,7 @@ from ..workload.labels import (
 from ..workload.pod import pod_parts, workload_labels
 from .ids import submit_key
 from .spec import JobSpec
-from .validate import effective_gpu_type, effective_runtime
+from .validate import effective_gpu_type, effective_runtime, job_profile
 
 __all__ = [
     "CONTAINER_NAME",
@@ -70,15 +70,6 @@ def job_labels(
         JOB_COMPONENT, username=owner, group=group, gpus=gpus, gpu_type=gpu_type
     )
     return {**labels, JOB_ID_LABEL: job_id}
-
-
-def _profile_for(ent: Entitlement, gpu_type: str | None) -> ProfilePolicy | None:
-    """The user's first profile of the same kind (that GPU type, or CPU-only): its resources
-    are the job's defaults when the spec names none."""
-    for profile in ent.profiles:
-        if profile.gpu_type == gpu_type:
-            return profile
-    return None
 
 
 def _cpu_text(value: float) -> str:
@@ -147,7 +138,7 @@ def render_job(
     gpu_type = effective_gpu_type(spec, ent)
     if spec.gpus > 0 and (gpu_type is None or gpu_type not in policy.gpu_types):
         raise ValueError("a GPU job needs a GPU type from the policy (validate the spec first)")
-    profile = _profile_for(ent, gpu_type)
+    profile = job_profile(ent, gpu_type)
     parts = pod_parts(
         policy=policy,
         username=owner,

@@ -13,6 +13,13 @@ request, and every caller works on plain dicts anyway.
   that the hub's kubeconfig and user agent apply).
 * :class:`KubeError` is the only error: a failed call, an unreachable API (status 0), a cut
   stream, a watch ``ERROR`` event (its code, e.g. 410) and a missing configuration alike.
+* :class:`Retry` is how a client repeats a call that failed for a transient reason (no answer,
+  429, 500, 502, 503, 504): only calls that are safe to repeat (reads, deletes, puts, merge
+  patches, and creates of a *named* object), with jittered exponential backoff that honours
+  ``Retry-After``, within a bound on tries and on total time. A retried create answered 409
+  AlreadyExists is recognised as ours (its first try made the object, its answer was lost)
+  when the object there carries every label and owner the create sent; then it is returned.
+  Clients retry nothing unless given a :class:`Retry` (the gateway is).
 
 Every service passes its own User-Agent so that audit logs (and the RBAC tests, which filter
 kubesim's audit log by it) can tell the services' calls apart.
@@ -23,7 +30,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Literal, Self
 
 import aiohttp
@@ -32,7 +41,9 @@ __all__ = [
     "KubeClient",
     "KubeError",
     "Obj",
+    "NO_RETRY",
     "PatchKind",
+    "Retry",
     "load_configuration",
 ]
 
@@ -65,6 +76,54 @@ class KubeError(Exception):
     def unavailable(self) -> bool:
         """Worth retrying later: no answer, throttled, or a server-side failure."""
         return self.status in (0, 429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how long a transient failure is retried: at most ``attempts`` tries, and
+    no new try once ``budget`` seconds (from the first try, waits included) would be exceeded,
+    so a caller learns of an outage within about ``budget`` plus one request timeout."""
+
+    attempts: int = 1
+    budget: float = 0.0
+    first_delay: float = 0.1  # the first pause; doubled per try, jittered to 50-100 %
+    max_delay: float = 1.0
+
+    def delay(self, tries: int, retry_after: int | None, rng: random.Random) -> float:
+        """The pause after ``tries`` failed tries: at least the server's Retry-After."""
+        backoff = min(self.max_delay, self.first_delay * 2 ** (tries - 1))
+        return max(float(retry_after or 0), backoff * rng.uniform(0.5, 1.0))
+
+
+NO_RETRY = Retry()
+
+
+def _safe_to_repeat(method: str, body: Any, content_type: str) -> bool:
+    """Whether repeating the request cannot do more than doing it once: reads, deletes, puts,
+    merge patches (they set values), and a create that names its object (a second create of
+    the same name is refused, never a second object). Not: JSON patches, ``generateName``
+    creates, POSTs to subresources and reviews (no name of their own)."""
+    if method in ("GET", "HEAD", "PUT", "DELETE"):
+        return True
+    if method == "PATCH":
+        return content_type != _PATCH_TYPES["json"]
+    if method == "POST" and isinstance(body, dict):
+        meta = body.get("metadata") or {}
+        return bool(meta.get("name")) and not meta.get("generateName")
+    return False
+
+
+def _is_ours(sent: Obj, found: Obj) -> bool:
+    """Whether ``found`` is the object a create of ``sent`` made: it carries every label and
+    every owner (uid) ``sent`` had. A create that sent neither cannot be told apart: False."""
+    sent_meta, found_meta = sent.get("metadata") or {}, found.get("metadata") or {}
+    labels = sent_meta.get("labels") or {}
+    owners = {o.get("uid") for o in sent_meta.get("ownerReferences") or []}
+    if not labels and not owners:
+        return False
+    found_labels = found_meta.get("labels") or {}
+    found_owners = {o.get("uid") for o in found_meta.get("ownerReferences") or []}
+    return all(found_labels.get(k) == v for k, v in labels.items()) and owners <= found_owners
 
 
 def _read_kubeconfig(paths: str) -> Any:
@@ -114,9 +173,12 @@ class KubeClient:
         timeout: float = 15.0,
         user_agent: str | None = None,
         owned: bool = False,
+        retry: Retry = NO_RETRY,
     ) -> None:
         self.api_client = api_client
         self.timeout = timeout
+        self.retry = retry
+        self._rng = random.Random()
         self._owned = owned
         if user_agent is not None:
             api_client.user_agent = user_agent
@@ -187,6 +249,44 @@ class KubeClient:
         query: Query = None,
         body: Any = None,
         content_type: str = "application/json",
+    ) -> Obj:
+        """One call, repeated on a transient failure as :attr:`retry` allows when it is safe to
+        repeat (see :class:`Retry`); the last failure is raised."""
+        retry = self.retry if _safe_to_repeat(method, body, content_type) else NO_RETRY
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return await self._request_once(method, path, query, body, content_type)
+            except KubeError as exc:
+                if exc.status == 409 and tries > 1 and method == "POST":
+                    # An earlier try may have made it and lost its answer.
+                    found = await self._created_by(path, body)
+                    if found is not None:
+                        return found
+                    raise
+                if not exc.unavailable or tries >= retry.attempts:
+                    raise
+                pause = retry.delay(tries, exc.retry_after, self._rng)
+                if loop.time() - started + pause > retry.budget:
+                    raise
+                await asyncio.sleep(pause)
+
+    async def _created_by(self, collection: str, sent: Obj) -> Obj | None:
+        """The object a create of ``sent`` into ``collection`` made, if it is there and ours."""
+        name = (sent.get("metadata") or {}).get("name")
+        try:
+            found = await self._request_once(
+                "GET", f"{collection.rstrip('/')}/{name}", None, None, ""
+            )
+        except KubeError:
+            return None
+        return found if _is_ours(sent, found) else None
+
+    async def _request_once(
+        self, method: str, path: str, query: Query, body: Any, content_type: str
     ) -> Obj:
         response = await self._open(method, path, query, body, content_type, self.timeout)
         try:

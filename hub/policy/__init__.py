@@ -7,13 +7,14 @@ See docs/policy.md for the schema. In short::
     ent = policy.entitlement(groups=["vision"])   # None = no access
 
 The modules, each a step that imports only the ones before it: ``quantities``, ``images`` and
-``errors`` (leaves); ``model`` (each section's fields); ``crosscheck`` (references between
-sections); ``entitlement`` (merging a user's groups); ``document`` (the whole ``Policy``);
+``errors`` (leaves); ``model`` (each section's fields); ``caps`` (a group's CPU and memory
+caps, written or derived from its profiles); ``crosscheck`` (references between sections); ``entitlement`` (merging a user's groups); ``document`` (the whole ``Policy``);
 ``parse`` (document -> Policy); ``load`` (file -> Policy); ``watch`` (reload on change).
 """
 
 from __future__ import annotations
 
+from .caps import GroupCaps, group_caps, profile_cpu_millis, profile_memory_bytes
 from .document import Policy, entitlement_for
 from .entitlement import Entitlement
 from .errors import PolicyError
@@ -21,6 +22,7 @@ from .images import ImageRef, parse_image_ref
 from .load import load_policy
 from .model import (
     CatalogueConfig,
+    CpuQuota,
     CpuRange,
     DatasetMount,
     GpuLimits,
@@ -32,6 +34,7 @@ from .model import (
     ImageRules,
     JobRules,
     KernelRules,
+    MemoryQuota,
     MemoryRange,
     ProfilePolicy,
     S3Config,
@@ -53,11 +56,13 @@ from .watch import PolicyFile
 
 __all__ = [
     "CatalogueConfig",
+    "CpuQuota",
     "CpuRange",
     "DatasetMount",
     "Entitlement",
     "GpuLimits",
     "GpuType",
+    "GroupCaps",
     "GroupPolicy",
     "HarborSource",
     "HomeStorage",
@@ -66,6 +71,7 @@ __all__ = [
     "ImageRules",
     "JobRules",
     "KernelRules",
+    "MemoryQuota",
     "MemoryRange",
     "Policy",
     "PolicyError",
@@ -81,11 +87,14 @@ __all__ = [
     "format_cpu",
     "format_duration",
     "format_validation_error",
+    "group_caps",
     "load_policy",
     "parse_duration",
     "parse_image_ref",
     "parse_policy",
     "parse_quantity",
+    "profile_cpu_millis",
+    "profile_memory_bytes",
     "quantity_bytes",
     "read_yaml",
 ]

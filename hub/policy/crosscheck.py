@@ -12,9 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ..names import is_dns_label, is_label_value
+from .caps import group_caps
 from .images import parse_image_ref
 from .model import CatalogueConfig, GpuType, GroupPolicy, ProfilePolicy, StorageConfig
-from .quantities import format_duration, quantity_bytes
+from .quantities import (
+    cpu_millicores,
+    format_bytes,
+    format_cpu,
+    format_duration,
+    quantity_bytes,
+)
 
 __all__ = ["PolicyParts", "check_parts"]
 
@@ -53,6 +60,7 @@ def check_parts(parts: PolicyParts) -> tuple[list[str], list[str]]:
     _check_profiles(parts, errors, warnings)
     for name, group in parts.groups.items():
         _check_group(name, group, parts, errors, warnings)
+    _check_uncapped(parts, warnings)
     if parts.storage is not None:
         _check_storage(parts.storage, errors)
     if parts.catalogue is not None:
@@ -205,6 +213,7 @@ def _check_group(
             f"{path}.gpu.quota_group: {gpu.quota_group} is less than {path}.gpu.quota_user "
             f"{gpu.quota_user}; one user can never reach their own quota"
         )
+    _check_caps(name, group, parts, errors, warnings)
     # Idle rules.
     idle = group.idle
     if idle.timeout_seconds and idle.warn_before_seconds >= idle.timeout_seconds:
@@ -223,6 +232,62 @@ def _check_group(
         )
     if not group.images.projects and not group.images.patterns:
         warnings.append(f"{path}.images: no projects or patterns; no image is allowed")
+
+
+def _check_uncapped(parts: PolicyParts, warnings: list[str]) -> None:
+    """One warning per amount naming every group whose jobs it does not cap (sorted, so the
+    warnings do not depend on the order of the groups)."""
+    caps = {name: group_caps(g, parts.profiles) for name, g in parts.groups.items()}
+    uncapped = {
+        "cpu": [n for n, c in caps.items() if c.job_cpu_millis is None],
+        "memory": [n for n, c in caps.items() if c.job_memory_bytes is None],
+    }
+    for what, names in uncapped.items():
+        if names:
+            warnings.append(
+                f"jobs.max_{what}: not set in groups {_names(names)}, and none of their "
+                f"profiles names a {what} amount; their jobs may ask for any {what}"
+            )
+
+
+def _check_caps(
+    name: str, group: GroupPolicy, parts: PolicyParts, errors: list[str], warnings: list[str]
+) -> None:
+    """A group's CPU and memory quota must hold its largest job and each of its servers, or
+    that job or server could never start; a group whose jobs are not capped is warned of."""
+    path = f"groups.{name}"
+    caps = group_caps(group, parts.profiles)
+    kinds = (
+        # (what, job cap, derived?, group quota, how to read a profile amount, how to show)
+        ("cpu", caps.job_cpu_millis, caps.job_cpu_derived, caps.group_cpu_millis,
+         cpu_millicores, format_cpu),
+        ("memory", caps.job_memory_bytes, caps.job_memory_derived, caps.group_memory_bytes,
+         quantity_bytes, format_bytes),
+    )  # fmt: skip
+    for what, job_cap, derived, quota, read, show in kinds:
+        job_key, quota_key = f"jobs.max_{what}", f"{what}.quota_group"
+        if quota is None:
+            continue
+        if job_cap is not None and job_cap > quota:
+            default = " (its default: the group's largest profile)" if derived else ""
+            errors.append(
+                f"{path}.{quota_key}: {show(quota)} is less than {path}.{job_key} "
+                f"{show(job_cap)}{default} ({quota_key} must be at least the largest job, or "
+                "that job can never run)"
+            )
+        for i, pname in enumerate(group.profiles):
+            profile = parts.profiles.get(pname)
+            if profile is None:
+                continue
+            amounts = getattr(profile, what)
+            key = "guarantee" if amounts.guarantee is not None else "limit"
+            request = getattr(amounts, key)
+            if request is not None and read(request) > quota:
+                errors.append(
+                    f"{path}.{quota_key}: {show(quota)} is less than profiles.{pname}.{what}."
+                    f"{key} {show(read(request))} (listed at {path}.profiles[{i}]); such a "
+                    "server could never start"
+                )
 
 
 def _nested(a: str, b: str) -> bool:

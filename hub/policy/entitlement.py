@@ -7,7 +7,10 @@ entitlement at all when ``default_group`` is null). The merge of those groups is
 
 * ``quota_group``: the first of those groups in policy order; its ``quota_group`` is charged.
 * numbers: the most generous value of any of the groups (the maximum; for duration rules
-  where 0 means "off", 0 wins; for ``idle.gpu_threshold`` the minimum).
+  where 0 means "off", 0 wins; for ``idle.gpu_threshold`` the minimum; for the per-job CPU
+  and memory caps, "not capped" wins).
+* CPU and memory quotas: like the GPU quota, each group's own (:mod:`.caps`); the quota
+  group's is charged.
 * images, profiles, GPU types, exempt users: the union.
 * profiles: in policy order (the groups in policy order, each group's list in its order, each
   profile once); GPU choices capped at the merged ``gpu_per_server``; a GPU profile whose
@@ -20,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from .caps import group_caps
 from .images import parse_image_ref
 from .model import GroupPolicy, IdleRules, KernelRules, ProfilePolicy
 
@@ -51,6 +55,11 @@ class Entitlement:
     kernels: KernelRules
     named_servers: int
     wait_for_gpus_seconds: int
+    # CPU in millicores, memory in bytes; None: not capped (hub/policy/caps.py).
+    job_max_cpu_millis: int | None = None
+    job_max_memory_bytes: int | None = None
+    cpu_quota_group: dict[str, int | None] = field(default_factory=dict)
+    memory_quota_group: dict[str, int | None] = field(default_factory=dict)
     _profile_index: dict[str, ProfilePolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -63,6 +72,16 @@ class Entitlement:
     def quota_group_limit(self) -> int:
         """The concurrent-GPU quota of :attr:`quota_group` (the group charged)."""
         return self.gpu_quota_group[self.quota_group]
+
+    @property
+    def cpu_quota_limit(self) -> int | None:
+        """The CPU quota (millicores) of :attr:`quota_group`; None: not capped."""
+        return self.cpu_quota_group.get(self.quota_group)
+
+    @property
+    def memory_quota_limit(self) -> int | None:
+        """The memory quota (bytes) of :attr:`quota_group`; None: not capped."""
+        return self.memory_quota_group.get(self.quota_group)
 
     @property
     def may_use_gpus(self) -> bool:
@@ -104,6 +123,12 @@ def _generous_duration(values: Iterable[int]) -> int:
     return 0 if 0 in vals else max(vals)
 
 
+def _generous_cap(values: Iterable[int | None]) -> int | None:
+    """None means "not capped": it wins; otherwise the largest."""
+    vals = list(values)
+    return None if None in vals else max(vals)
+
+
 def _merge_idle(rules: list[IdleRules]) -> IdleRules:
     exempt: dict[str, None] = {}
     for r in rules:
@@ -135,6 +160,7 @@ def merge_groups(
     """The entitlement of a user in ``groups`` (at least one, in policy order); ``profiles``
     are the policy's, ``registries`` the catalogue's registry hosts."""
     names = [g.name for g in groups]
+    caps = {g.name: group_caps(g, profiles) for g in groups}
     per_server = max(g.gpu.per_server for g in groups)
     gpu_types = frozenset(t for g in groups for t in g.gpu.types)
     profile_names: dict[str, None] = {}
@@ -180,4 +206,8 @@ def merge_groups(
         kernels=_merge_kernels([g.kernels for g in groups]),
         named_servers=max(g.named_servers for g in groups),
         wait_for_gpus_seconds=max(g.wait_for_gpus_seconds for g in groups),
+        job_max_cpu_millis=_generous_cap(c.job_cpu_millis for c in caps.values()),
+        job_max_memory_bytes=_generous_cap(c.job_memory_bytes for c in caps.values()),
+        cpu_quota_group={n: c.group_cpu_millis for n, c in caps.items()},
+        memory_quota_group={n: c.group_memory_bytes for n, c in caps.items()},
     )

@@ -31,6 +31,7 @@ from .quantities import cpu_millicores, parse_duration, quantity_bytes
 
 __all__ = [
     "CatalogueConfig",
+    "CpuQuota",
     "CpuRange",
     "DatasetMount",
     "GpuLimits",
@@ -42,6 +43,7 @@ __all__ = [
     "ImageRules",
     "JobRules",
     "KernelRules",
+    "MemoryQuota",
     "MemoryRange",
     "ProfilePolicy",
     "S3Config",
@@ -141,6 +143,18 @@ class GpuLimits(StrictModel):
     quota_group: int = Field(0, ge=0)
 
 
+def _positive_cpu(value: float | None) -> float | None:
+    if value is not None and value <= 0:
+        raise ValueError("must be more than 0 CPUs (leave the key out for the default)")
+    return value
+
+
+def _positive_size(value: str | None) -> str | None:
+    if value is not None and quantity_bytes(value) <= 0:
+        raise ValueError("must be more than 0 bytes (leave the key out for the default)")
+    return value
+
+
 class JobRules(StrictModel):
     max_runtime_seconds: Duration = Field(86400, alias="max_runtime", ge=60)
     ttl_after_finished_seconds: Duration = Field(7 * 86400, alias="ttl_after_finished")
@@ -148,6 +162,29 @@ class JobRules(StrictModel):
     max_concurrent: int = Field(10, ge=0)
     gpu_idle_report_after_seconds: Duration = Field(3600, alias="gpu_idle_report_after")
     kill_gpu_idle: bool = False
+    # Per job; None: derived from the group's profiles (hub/policy/caps.py).
+    max_cpu: Cpu | None = None
+    max_memory: Quantity | None = None
+
+    _check_cpu = field_validator("max_cpu")(_positive_cpu)
+    _check_memory = field_validator("max_memory")(_positive_size)
+
+
+class CpuQuota(StrictModel):
+    """CPUs everyone charged to the group may hold at once (guarantees of servers and jobs
+    together); None: no group CPU quota."""
+
+    quota_group: Cpu | None = None
+
+    _check_quota = field_validator("quota_group")(_positive_cpu)
+
+
+class MemoryQuota(StrictModel):
+    """Memory everyone charged to the group may hold at once, as :class:`CpuQuota`."""
+
+    quota_group: Quantity | None = None
+
+    _check_quota = field_validator("quota_group")(_positive_size)
 
 
 class IdleRules(StrictModel):
@@ -175,6 +212,8 @@ class GroupPolicy(StrictModel):
     images: ImageRules = ImageRules()
     profiles: tuple[str, ...] = ()
     gpu: GpuLimits = GpuLimits()
+    cpu: CpuQuota = CpuQuota()
+    memory: MemoryQuota = MemoryQuota()
     jobs: JobRules = JobRules()
     idle: IdleRules = IdleRules()
     kernels: KernelRules = KernelRules()

@@ -8,11 +8,12 @@ a :class:`~gpulab.hub.field_errors.FieldError` with code ``policy`` (never, as a
 
 * for both kinds: the image is allowed for the user's groups and, when the catalogue is
   known, in it; GPUs at all, no more than the groups' cap per server / per job, of a GPU type
-  the groups may use; the user's and the quota group's concurrent GPUs (servers and jobs are
-  counted together: :mod:`.holdings`);
+  the groups may use; the user's and the quota group's concurrent GPUs, and the quota group's
+  CPU and memory (servers and jobs are counted together: :mod:`.holdings`);
 * servers only: named servers; the profile's GPU choices (a CPU-only profile takes none);
 * jobs only: a GPU type named when several are possible; no more GPUs than one node of the
-  type has; the maximum runtime, retries, known datasets; concurrent jobs.
+  type has; the maximum runtime, retries, known datasets; CPU and memory per job; concurrent
+  jobs.
 
 Quota is judged only for a request the policy allows. :func:`admit` is
 :func:`request_problems`, then :func:`quota_problems`; the spawner calls the two apart, the
@@ -26,15 +27,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..field_errors import FieldError
-from ..policy import Entitlement, ProfilePolicy, format_duration
-from .holdings import GpuUsage
+from ..policy import Entitlement, ProfilePolicy, format_bytes, format_cpu, format_duration
+from .holdings import Demand, GpuUsage, profile_demand
 
 __all__ = [
+    "Demand",
     "GpuUsage",
     "Kind",
     "WorkloadRequest",
     "admit",
     "named_server_problems",
+    "quota_applies",
     "quota_problems",
     "request_problems",
 ]
@@ -62,6 +65,17 @@ class WorkloadRequest:
     retries: int = 0
     datasets: tuple[str, ...] = ()
     known_datasets: tuple[str, ...] = ()  # the policy's dataset names
+    cpu_millis: int | None = None  # the most CPU the job may use (its limit); None: unset
+    memory_bytes: int | None = None  # the most memory the job may use (its limit); None: unset
+    # both kinds: what the pod requests, which quota charges; None: a server's profile's
+    demand: Demand | None = None
+
+    @property
+    def requested(self) -> Demand:
+        """CPU and memory this workload's pod requests (what quota charges)."""
+        if self.demand is not None:
+            return self.demand
+        return profile_demand(self.profile) if self.profile is not None else Demand()
 
 
 def admit(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
@@ -84,10 +98,22 @@ def request_problems(request: WorkloadRequest) -> list[FieldError]:
     return problems
 
 
+def quota_applies(request: WorkloadRequest) -> bool:
+    """Whether any quota can refuse ``request`` (so that a caller may skip counting): it
+    holds GPUs, or its quota group has a CPU or memory quota. Jobs always count (job slots)."""
+    ent = request.entitlement
+    return (
+        request.kind == "job"
+        or request.gpus > 0
+        or ent.cpu_quota_limit is not None
+        or ent.memory_quota_limit is not None
+    )
+
+
 def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
     """What other work holding GPUs or job slots forbids now (``usage`` excludes ``request``)."""
     ent, gpus, show = request.entitlement, request.gpus, _shower(request)
-    problems: list[FieldError] = []
+    problems: list[FieldError] = _compute_quota_problems(request, usage)
     if request.kind == "job" and usage.jobs >= ent.max_concurrent_jobs:
         problems.append(
             FieldError(
@@ -122,6 +148,33 @@ def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError
                 "quota",
             )
         )
+    return problems
+
+
+def _compute_quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
+    """The quota group's CPU and memory, servers and jobs together, counted by requests."""
+    ent, asked, show = request.entitlement, request.requested, _shower(request)
+    problems: list[FieldError] = []
+    kinds = (
+        ("cpu", asked.cpu_millis, usage.group_cpu_millis, ent.cpu_quota_limit, format_cpu, " CPUs"),
+        ("memory", asked.memory_bytes, usage.group_memory_bytes, ent.memory_quota_limit,
+         format_bytes, " of memory"),
+    )  # fmt: skip
+    for what, amount, held, limit, fmt, unit in kinds:
+        if limit is None or amount <= 0:
+            continue
+        left = max(0, limit - held)
+        if amount > left:
+            problems.append(
+                FieldError(
+                    what if request.kind == "job" else "profile",
+                    f"group {show(ent.quota_group)} already holds {fmt(held)} of its "
+                    f"{fmt(limit)}{unit} (its members' servers and jobs); {fmt(amount)} more "
+                    "requested. Stop a server or a job, or ask for less",
+                    f"at most {fmt(left)}{unit} now",
+                    "quota",
+                )
+            )
     return problems
 
 
@@ -306,6 +359,7 @@ def _job_limit_problems(request: WorkloadRequest) -> list[FieldError]:
                 "policy",
             )
         )
+    problems += _job_size_problems(request)
     known = request.known_datasets
     for i, name in enumerate(request.datasets):
         if name not in known:
@@ -314,6 +368,28 @@ def _job_limit_problems(request: WorkloadRequest) -> list[FieldError]:
                     f"datasets[{i}]",
                     f"there is no dataset called {name}",
                     "one of: " + ", ".join(known) if known else "none are configured",
+                    "policy",
+                )
+            )
+    return problems
+
+
+def _job_size_problems(request: WorkloadRequest) -> list[FieldError]:
+    """CPU and memory per job: no more than the groups' cap (``jobs.max_cpu``,
+    ``jobs.max_memory``, by default the largest profile's)."""
+    ent = request.entitlement
+    kinds = (
+        ("cpu", request.cpu_millis, ent.job_max_cpu_millis, format_cpu, " CPUs"),
+        ("memory", request.memory_bytes, ent.job_max_memory_bytes, format_bytes, " of memory"),
+    )
+    problems: list[FieldError] = []
+    for what, amount, cap, fmt, unit in kinds:
+        if amount is not None and cap is not None and amount > cap:
+            problems.append(
+                FieldError(
+                    what,
+                    f"{fmt(amount)}{unit} is more than your groups allow in one job",
+                    f"at most {fmt(cap)}",
                     "policy",
                 )
             )

@@ -1,4 +1,6 @@
-"""Headless Chromium on the session ``platform`` (what ``gpulab up`` runs).
+"""Headless Chromium on the platform ``gpulab up`` runs: ``platform`` here is
+``origin_platform``, every user's server and every service on its own subdomain of
+``localhost`` (the rest of the suite shares a single-origin one, tests/conftest.py).
 
 * ``browser``: one Playwright browser for this folder's tests, Debian's ``/usr/bin/chromium``
   (never a downloaded one). Package-scoped rather than session-scoped on purpose: a sync
@@ -12,18 +14,25 @@
 * ``servers.own(name)``: the user's default server is stopped (and waited for) now if another
   test left one, and at teardown, pass or fail, so that no test leaves a server or its GPUs
   behind;
-* ``hub_server(name)``: the hub API's model of a user's default server (None when there is none).
+* ``hub_server(name)``: the hub API's model of a user's default server (None when there is none);
+* ``origin_platform`` (``platform`` in this folder): the shared fixture's settings, plus every
+  user's server and every service on its own origin (``alice.gpulab.localhost``,
+  ``culler--service.gpulab.localhost``), as ``gpulab up`` runs by default. Chromium resolves
+  ``*.localhost`` itself; Python's resolver here does not, so Python talks to its servers
+  and services through :func:`through_proxy`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import time
 import urllib.error
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -108,20 +117,62 @@ def context(browser: Any, request: pytest.FixtureRequest, journey_dir: Path) -> 
         ctx.close()
 
 
+def log_in(ctx: Any, hub_url: str, name: str, next_path: str = "") -> Any:
+    """Log ``name`` in through the hub's form at ``hub_url``; returns the page, past login."""
+    page = ctx.new_page()
+    page.goto(f"{hub_url}/hub/login" + (f"?next={next_path}" if next_path else ""))
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/hub/login" not in url)
+    return page
+
+
 @pytest.fixture
 def login(platform: Any) -> Login:
     """Log ``name`` in through the hub's form; returns the page (on the hub after login)."""
+    return lambda ctx, name: log_in(ctx, platform.hub_url, name)
 
-    def do(ctx: Any, name: str) -> Any:
-        page = ctx.new_page()
-        page.goto(f"{platform.hub_url}/hub/login")
-        page.get_by_label("Username").fill(name)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda url: "/hub/login" not in url)
-        return page
 
-    return do
+@pytest.fixture(scope="session")
+def origin_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The platform with per-user and per-service subdomains of ``localhost``."""
+    from gpulab.platform import LocalPlatform, PlatformConfig, free_port
+    from tests.conftest import E2E_POLICY
+    from tests.extension.conftest import extension_hub_config
+
+    config = PlatformConfig(
+        state_dir=tmp_path_factory.mktemp("origin-platform"),
+        policy_path=E2E_POLICY,
+        port=free_port(),
+        nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
+        extra_hub_config=extension_hub_config(),
+        cull_interval=2.0,
+        subdomains=True,
+        # Servers one site apart, as in production (alice.hub.example.org and
+        # bob.hub.example.org): SameSite cookies do not keep them apart, origins must.
+        domain="gpulab.localhost",
+    )
+    platform = LocalPlatform(config)
+    platform.start()
+    try:
+        yield platform
+    finally:
+        platform.stop()
+
+
+@pytest.fixture(scope="session")
+def platform(origin_platform: Any) -> Any:
+    """The browser journeys run on what ``gpulab up`` starts by default: subdomains."""
+    return origin_platform
+
+
+def through_proxy(platform: Any, url: str) -> tuple[str, dict[str, str]]:
+    """``url`` (on a ``*.localhost`` origin of ``platform``) as a loopback URL plus the
+    ``Host`` header the proxy routes by, for Python clients that cannot resolve the name."""
+    parts = urlsplit(url)
+    loopback = parts._replace(netloc=urlsplit(platform.bind_url).netloc)
+    return urlunsplit(loopback), {"Host": parts.netloc}
 
 
 def server_model(platform: Any, name: str) -> dict[str, Any] | None:

@@ -64,7 +64,7 @@ def test_admin_journey(platform, context, login, shot, servers, hub_server) -> N
 
     # 2. The dashboard: GPUs in use, and bob's running server with a stop button. The usage
     # recorder follows pods through a watch, so the page may need a reload to list bob.
-    response = page.goto(f"{platform.hub_url}/services/culler/dashboard/")
+    response = page.goto(platform.service_url("culler") + "dashboard/")
     assert response is not None and response.status == 200
     stop_button = f'button.stop[data-user="{OTHER}"][data-server=""]'
     stop = page.locator(f"#running {stop_button}")

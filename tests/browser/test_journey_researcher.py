@@ -142,7 +142,7 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
 
 def test_researcher_journey(platform, context, login, shot, servers, hub_server) -> None:
     hub = platform.hub_url
-    user_url = f"{hub}/user/{USER}"
+    user_url = platform.user_url(USER).rstrip("/")  # alice's own origin
     servers.own(USER)  # no server before; stopped at teardown whatever happens
     progress: list[dict[str, Any]] = []
 

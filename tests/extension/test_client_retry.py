@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import httpx
 import pytest
 
 from extensions.client import ClientConfig, GatewayClient, GatewayError
@@ -124,3 +125,20 @@ def test_cancel_is_not_repeated(gateway):
     with pytest.raises(GatewayError):
         client.cancel("train-abcdef")
     assert len(fake.seen) == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        ({"Retry-After": "3"}, {}, 3.0),
+        ({}, {"status": 503, "retry_after": 4}, 4.0),  # the hub's JSON error, behind the proxy
+        ({}, {"error": "no hint"}, 0.5),
+        ({"Retry-After": "9999"}, {}, 10.0),  # capped
+        ({"Retry-After": "soon"}, {"retry_after": "later"}, 0.5),
+    ],
+)
+def test_the_wait_before_a_retry_comes_from_the_header_or_the_json_body(headers, body, expected):
+    from extensions.client import _retry_after
+
+    response = httpx.Response(503, headers=headers, json=body)
+    assert _retry_after(response, 0.5) == expected

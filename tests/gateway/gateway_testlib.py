@@ -13,9 +13,13 @@ spawner makes it on the first server start).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +137,61 @@ def command_job(name: str, script: str, **extra: Any) -> dict[str, Any]:
         "command": ["python", "-c", script],
         **extra,
     }
+
+
+@dataclass
+class SubmitProxy:
+    """A proxy in front of the gateway (see :func:`submit_proxy`): its URL (give it to a client
+    as the gateway URL) and, per submit that went through, its key and the gateway's status."""
+
+    url: str
+    submits: list[dict[str, str | int | None]] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def submit_proxy(gateway_url: str, *, lose_first_answer: bool = False) -> Iterator[SubmitProxy]:
+    """Forward every request to ``gateway_url`` and record each submit (``POST .../jobs``).
+    ``lose_first_answer``: the first submit reaches the gateway, which makes the job, but its
+    client gets 503, as from a proxy when the gateway dies before it answers."""
+    upstream = httpx.Client(base_url=gateway_url, timeout=60)
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {
+                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+            }
+            r = upstream.request(self.command, self.path, content=body, headers=headers)
+            status, content = r.status_code, r.content
+            if self.command == "POST" and self.path.split("?")[0].rstrip("/").endswith("/jobs"):
+                with lock:
+                    first = not proxy.submits
+                    proxy.submits.append(
+                        {"key": self.headers.get("Idempotency-Key"), "gateway_status": status}
+                    )
+                if first and lose_first_answer:
+                    status, content = 503, b'{"error": "the jobs gateway is restarting"}'
+            self.send_response(status)
+            self.send_header("Content-Type", r.headers.get("Content-Type", "application/json"))
+            if "Retry-After" in r.headers:
+                self.send_header("Retry-After", r.headers["Retry-After"])
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = do_DELETE = _forward
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    proxy = SubmitProxy(url=f"http://127.0.0.1:{server.server_port}/")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield proxy
+    finally:
+        server.shutdown()
+        server.server_close()
+        upstream.close()

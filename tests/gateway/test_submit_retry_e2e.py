@@ -12,71 +12,24 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
+from gateway_testlib import SubmitProxy, submit_proxy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
 GATEWAY_PATH = "/services/jobs-gateway"
 
 
-@dataclass
-class LossyProxy:
-    url: str
-    submits: list[dict[str, str | int | None]] = field(default_factory=list)
-
-
 @pytest.fixture
-def lossy_proxy(gw) -> Iterator[LossyProxy]:
-    upstream = httpx.Client(base_url=gw.platform.hub_url + GATEWAY_PATH, timeout=60)
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _forward(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            headers = {
-                k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
-            }
-            r = upstream.request(self.command, self.path, content=body, headers=headers)
-            status, content = r.status_code, r.content
-            if self.command == "POST" and self.path.rstrip("/").endswith("/jobs"):
-                with lock:
-                    first = not proxy.submits
-                    proxy.submits.append(
-                        {"key": self.headers.get("Idempotency-Key"), "gateway_status": status}
-                    )
-                if first:  # the gateway made the job; its answer is lost on the way back
-                    status, content = 503, b'{"error": "the jobs gateway is restarting"}'
-            self.send_response(status)
-            self.send_header("Content-Type", r.headers.get("Content-Type", "application/json"))
-            self.send_header("Content-Length", str(len(content)))
-            self.end_headers()
-            self.wfile.write(content)
-
-        do_GET = do_POST = do_DELETE = _forward
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    proxy = LossyProxy(url=f"http://127.0.0.1:{server.server_port}/")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def lossy_proxy(gw) -> Iterator[SubmitProxy]:
+    with submit_proxy(gw.platform.hub_url + GATEWAY_PATH, lose_first_answer=True) as proxy:
         yield proxy
-    finally:
-        server.shutdown()
-        server.server_close()
-        upstream.close()
 
 
-def _cli_submit(gw, proxy: LossyProxy, spec_file, *extra: str) -> subprocess.CompletedProcess:
+def _cli_submit(gw, proxy: SubmitProxy, spec_file, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "GPULAB_GATEWAY_URL": proxy.url, "GPULAB_TOKEN": gw.tokens["alice"]}
     env.pop("GPULAB_HUB_URL", None)
     env.pop("JUPYTERHUB_API_TOKEN", None)

@@ -68,6 +68,7 @@ def test_manifests_exist() -> None:
         "networkpolicies.yaml",
         "kueue.yaml",
         "policy-configmap.yaml",
+        "limits.yaml",
     } <= files
 
 
@@ -247,6 +248,73 @@ def test_kueue_queues_match_policy_groups() -> None:
         for rg in cq["spec"]["resourceGroups"]:
             for flavor in rg["flavors"]:
                 _find("ResourceFlavor", flavor["name"])
+
+
+def _parsed_policy() -> Any:
+    from gpulab.hub.policy import parse_policy
+
+    return parse_policy(_find("ConfigMap", "gpulab-policy")["data"]["policy.yaml"])
+
+
+def test_namespace_quota_holds_every_group_quota() -> None:
+    """The namespace's ResourceQuota must never refuse what the policy's group quotas allow
+    (it also holds the hub's own pods: strictly above their sum)."""
+    from gpulab.hub.policy import cpu_millicores, group_caps, quantity_bytes
+
+    policy = _parsed_policy()
+    caps = [group_caps(g, policy.profiles) for g in policy.groups.values()]
+    assert all(c.group_cpu_millis and c.group_memory_bytes for c in caps)  # every group capped
+    hard = _find("ResourceQuota", "gpulab-namespace-quota")["spec"]["hard"]
+    assert cpu_millicores(hard["requests.cpu"]) > sum(c.group_cpu_millis or 0 for c in caps)
+    assert quantity_bytes(hard["requests.memory"]) > sum(c.group_memory_bytes or 0 for c in caps)
+    gpus = sum(g.gpu.quota_group for g in policy.groups.values())
+    assert int(hard["requests.nvidia.com/gpu"]) == gpus
+
+
+def test_limit_range_allows_the_largest_job_and_server() -> None:
+    from gpulab.hub.policy import (
+        cpu_millicores,
+        group_caps,
+        profile_cpu_millis,
+        profile_memory_bytes,
+        quantity_bytes,
+    )
+
+    policy = _parsed_policy()
+    [limits] = _find("LimitRange", "gpulab-container-limits")["spec"]["limits"]
+    caps = [group_caps(g, policy.profiles) for g in policy.groups.values()]
+    profiles = list(policy.profiles.values())
+    largest_cpu = max(
+        [c.job_cpu_millis or 0 for c in caps] + [profile_cpu_millis(p) or 0 for p in profiles]
+    )
+    largest_memory = max(
+        [c.job_memory_bytes or 0 for c in caps] + [profile_memory_bytes(p) or 0 for p in profiles]
+    )
+    assert cpu_millicores(limits["max"]["cpu"]) == largest_cpu
+    assert quantity_bytes(limits["max"]["memory"]) == largest_memory
+    # A max with no default becomes every container's default limit: never for GPUs.
+    assert set(limits["max"]) == set(limits["default"]) == {"cpu", "memory"}
+    for key, read in (("cpu", cpu_millicores), ("memory", quantity_bytes)):
+        assert read(limits["defaultRequest"][key]) <= read(limits["default"][key])
+        assert read(limits["default"][key]) <= read(limits["max"][key])
+
+
+def test_kueue_queues_hold_the_policy_cpu_and_memory_quotas() -> None:
+    from gpulab.hub.policy import cpu_millicores, group_caps, quantity_bytes
+
+    policy = _parsed_policy()
+    for _, lq in ((n, d) for n, d in DOCS if d["kind"] == "LocalQueue"):
+        group = lq["metadata"]["name"]
+        caps = group_caps(policy.groups[group], policy.profiles)
+        cq = _find("ClusterQueue", lq["spec"]["clusterQueue"])
+        nominal = {
+            r["name"]: r["nominalQuota"]
+            for rg in cq["spec"]["resourceGroups"]
+            for f in rg["flavors"]
+            for r in f["resources"]
+        }
+        assert cpu_millicores(nominal["cpu"]) == caps.group_cpu_millis, group
+        assert quantity_bytes(nominal["memory"]) == caps.group_memory_bytes, group
 
 
 def test_bindings_reference_existing_roles_and_accounts() -> None:

@@ -235,6 +235,33 @@ def test_services_are_reachable_through_the_proxy(full: dict[str, Any]) -> None:
         assert "apiToken" not in svc and "api_token" not in svc, "tokens are generated"
 
 
+HUB_POD = {"matchLabels": {"app": "jupyterhub", "component": "hub"}}
+SERVER_POD = {"matchLabels": {"app": "jupyterhub", "component": "singleuser-server"}}
+
+
+def test_every_user_and_service_gets_its_own_origin(full: dict[str, Any]) -> None:
+    host = full["hub"]["config"]["JupyterHub"]["subdomain_host"]
+    assert host.startswith("https://"), "subdomain_host is the hub's https URL"
+    name = host.removeprefix("https://").rstrip("/")
+    ingress = full["ingress"]
+    assert ingress["enabled"] is True
+    assert {name, f"*.{name}"} <= set(ingress["hosts"]), "the hub's host and its subdomains"
+    covered = {h for t in ingress["tls"] for h in t["hosts"]}
+    assert {name, f"*.{name}"} <= covered, "a wildcard certificate for the subdomains"
+
+
+def test_user_servers_reach_the_services_directly(full: dict[str, Any]) -> None:
+    """With subdomains the proxy routes by host name: user pods call the services at their
+    hub.services URLs, so both network policies open those ports between the two pods."""
+    ports = {int(s["url"].rsplit(":", 1)[1]) for s in full["hub"]["services"].values()}
+    egress = full["singleuser"]["networkPolicy"]["egress"]
+    to_hub = [r for r in egress if r["to"] == [{"podSelector": HUB_POD}]]
+    assert len(to_hub) == 1 and _ports(to_hub) == ports, to_hub
+    ingress = full["hub"]["networkPolicy"]["ingress"]
+    from_servers = [r for r in ingress if {"podSelector": SERVER_POD} in r["from"]]
+    assert from_servers and ports <= _ports(from_servers), ingress
+
+
 def test_stock_culler_is_off(full: dict[str, Any]) -> None:
     assert full["cull"]["enabled"] is False
 
@@ -318,7 +345,9 @@ def test_singleuser_egress_is_dns_s3_registry_only(full: dict[str, Any]) -> None
     assert rules["dnsPortsKubeSystemNamespace"] is True
     assert netpol["ingress"] == [], "ingress stays the chart's: hub and proxy only"
     cidrs = []
-    for rule in netpol["egress"]:
+    # The one rule that is no address block: the gpulab services in the hub pod
+    # (test_user_servers_reach_the_services_directly).
+    for rule in [r for r in netpol["egress"] if r["to"] != [{"podSelector": HUB_POD}]]:
         peers = rule["to"]
         assert peers and all(set(p) == {"ipBlock"} for p in peers), rule
         for peer in peers:

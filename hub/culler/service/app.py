@@ -24,10 +24,12 @@ from tornado import web
 from traitlets import Bool, Float, Integer, Unicode, default
 
 from ...background import Background
+from ...framing import deny_framing
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
 from .hub_client import HubClient
+from .job_cancel import JobCanceller
 from .kube import KubeAccess
 from .overview import build_overview
 from .store import StateStore
@@ -116,7 +118,10 @@ class CullerApp(ServiceApp):
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
-        app = make_app(culler, engine, kube, policy_file, self.service_prefix, accounting_problem)
+        canceller = JobCanceller(self.hub_api_url, self.api_token)
+        app = make_app(
+            culler, engine, kube, policy_file, self.service_prefix, canceller, accounting_problem
+        )
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
             "culler service on %s%s (interval %.0fs%s)",
@@ -136,6 +141,7 @@ class CullerApp(ServiceApp):
         if kube is not None:
             await kube.close()
         await hub.close()
+        await canceller.close()
         engine.dispose()
 
 
@@ -154,6 +160,7 @@ def make_app(
     kube: KubeAccess | None,
     policy_file: PolicyFile,
     prefix: str,
+    canceller: JobCanceller,
     accounting_problem: str | None = None,
 ) -> web.Application:
     hub_auth = HubOAuth(cache_max_age=30)
@@ -172,11 +179,7 @@ def make_app(
             policy_status=policy_file.status(),
         )
 
-    async def cancel_job(job_id: str) -> list[str]:
-        assert kube is not None
-        return await kube.cancel_job(job_id)
-
-    return web.Application(
+    app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         culler=culler,
         engine=engine,
@@ -184,9 +187,10 @@ def make_app(
         prefix=prefix,
         overview=overview,
         groups_of=groups_of,
-        cancel_job=cancel_job if kube is not None else None,
+        job_canceller=canceller,
         cookie_secret=os.urandom(32),
     )
+    return deny_framing(app)  # the admin dashboard is never framed (click-jacking)
 
 
 async def _cycles(culler: Culler, interval: float) -> None:

@@ -28,6 +28,7 @@ from tornado import web
 from gpulab.wire.activity import ActivityReport, ReportError
 
 from .cycle import Culler
+from .job_cancel import JobCanceller
 
 __all__ = ["routes"]
 
@@ -253,19 +254,22 @@ class StopServerHandler(BaseHandler):
 
 
 class CancelJobHandler(BaseHandler):
+    """The dashboard's "cancel job": the jobs gateway cancels it, recording this admin as the
+    canceller, so the job stays in its owner's history as Cancelled (:mod:`.job_cancel`)."""
+
     @web.authenticated
     async def post(self, job_id: str) -> None:
         admin = await self.admin()
         if not is_label_value(job_id) or not job_id:
             raise web.HTTPError(400, f"job id {job_id!r} is not a valid job id")
-        cancel = self.settings.get("cancel_job")
-        if cancel is None:
-            raise web.HTTPError(503, "no Kubernetes access configured: cannot cancel jobs")
-        deleted = await cancel(job_id)
-        if not deleted:
-            raise web.HTTPError(404, f"no job {job_id!r}")
+        canceller: JobCanceller = self.settings["job_canceller"]
+        answer = await canceller.cancel(job_id, admin["name"])
+        if answer.status != 202:
+            status = answer.status if answer.status in (400, 404, 409) else 503
+            self.write_json({"error": answer.body.get("error", "not cancelled")}, status)
+            return
         log.warning("job %s: cancelled by admin %s", job_id, admin["name"])
-        self.write_json({"job_id": job_id, "cancelled": deleted}, 202)
+        self.write_json({"job_id": job_id, "job": answer.body}, 202)
 
 
 class DashboardHandler(BaseHandler):

@@ -1,8 +1,7 @@
-"""The culler's Kubernetes access: GPU capacity from Nodes, cancel a job.
+"""The culler's Kubernetes access: GPU capacity from Nodes (the dashboard cancels jobs through
+the jobs gateway: :mod:`.job_cancel`).
 
-Cancel deletes the Job (label-checked: ``gpulab.io/job-id`` and managed by gpulab) with
-background propagation, so its pods go and the job ends as cancelled. RBAC the service needs:
-get/list/watch pods and nodes, list/delete jobs (helm-values). Calls go through gpulab's one
+RBAC the service needs: get/list/watch pods and nodes (helm-values). Calls go through gpulab's one
 client (:class:`gpulab.hub.kube.KubeClient`) with the User-Agent ``gpulab-culler/<version>``.
 """
 
@@ -11,12 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from ...kube import KubeClient, resource_path
-from ...workload.labels import JOB_ID_LABEL, MANAGED_SELECTOR
 
 __all__ = ["USER_AGENT", "KubeAccess"]
 
 USER_AGENT = "gpulab-culler/0.1"
-JOB_SELECTOR = f"{MANAGED_SELECTOR},{JOB_ID_LABEL}={{job_id}}"
 
 
 class KubeAccess:
@@ -51,18 +48,3 @@ class KubeAccess:
                     gpu_type = labels.get("nvidia.com/gpu.product", "")
                     out[gpu_type] = out.get(gpu_type, 0) + int(value)
         return out
-
-    async def cancel_job(self, job_id: str) -> list[str]:
-        """Delete the gpulab Job(s) with this job id; returns the names deleted."""
-        selector = JOB_SELECTOR.format(job_id=job_id)
-        jobs, _ = await self.kube.list(
-            resource_path("batch/v1", "jobs", self.namespace), labelSelector=selector
-        )
-        deleted = []
-        for job in jobs:
-            meta = job["metadata"]
-            await self.kube.delete(
-                resource_path("batch/v1", "jobs", meta["namespace"], meta["name"])
-            )
-            deleted.append(meta["name"])
-        return deleted

@@ -19,6 +19,8 @@ from traitlets import Float, Integer, Unicode, default
 
 from ...background import Background
 from ...catalogue import catalogue_from_policy
+from ...framing import deny_framing
+from ...kube import Retry
 from ...policy import PolicyFile
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
@@ -61,6 +63,12 @@ class GatewayApp(ServiceApp):
     policy_interval = Float(5.0, help="seconds between policy file checks").tag(config=True)
     list_page_size = Integer(500, help="page size of the cache's initial lists").tag(config=True)
     kube_timeout = Float(15.0, help="seconds per Kubernetes API request").tag(config=True)
+    kube_retry_attempts = Integer(
+        3, help="tries of a Kubernetes API call that failed for a transient reason (1 = none)"
+    ).tag(config=True)
+    kube_retry_budget = Float(
+        3.0, help="seconds within which those tries are made, pauses (Retry-After) included"
+    ).tag(config=True)
     half_made_grace = Float(
         60.0,
         help="seconds after which a Job still without its upload Secret is failed and deleted "
@@ -102,6 +110,7 @@ class GatewayApp(ServiceApp):
             user_agent=USER_AGENT,
             request_timeout=self.kube_timeout,
             namespace=self.namespace,
+            retry=Retry(attempts=max(1, self.kube_retry_attempts), budget=self.kube_retry_budget),
         )
         cache = ClusterCache(kube, page_size=self.list_page_size)
         storage = None
@@ -167,7 +176,7 @@ class GatewayApp(ServiceApp):
 def make_app(
     gateway: Gateway, resolver: IdentityResolver, hub_auth: HubOAuth, prefix: str
 ) -> web.Application:
-    return web.Application(
+    app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         gateway=gateway,
         resolver=resolver,
@@ -177,6 +186,7 @@ def make_app(
         cookie_secret=os.urandom(32),
         xsrf_cookies=False,
     )
+    return deny_framing(app)
 
 
 def main(argv: list[str] | None = None) -> int:

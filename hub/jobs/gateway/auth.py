@@ -8,6 +8,9 @@
    to the token, not to the user: an admin's notebook-server token is an ordinary user's.
 2. Groups come from ``GET /hub/api/users/{name}`` with the gateway's own service token,
    cached at most ``max_age`` seconds per user.
+3. A hub *service* is a caller only when its token carries the admin scope (the culler, which
+   cancels jobs for the admins on its dashboard); it has no groups, and the handlers let it do
+   nothing but cancel, naming the admin it acts for (``on_behalf_of``).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class Caller:
 
     name: str
     admin: bool
+    service: bool = False  # a hub service's token (always an admin one), not a person's
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,7 @@ class Identity:
     name: str
     groups: tuple[str, ...]
     admin: bool  # from the request's token (Caller.admin), never from the user record
+    service: bool = False  # see Caller.service
 
 
 class HubUnavailable(Exception):
@@ -80,16 +85,23 @@ class IdentityResolver:
             return None
         except OSError as exc:
             raise HubUnavailable(str(exc)) from None
-        if not model or model.get("kind", "user") != "user":
+        if not model:
+            return None
+        kind = model.get("kind", "user")
+        admin = holds_admin_scope(model.get("scopes") or ())
+        if kind not in ("user", "service") or (kind == "service" and not admin):
             return None
         scopes = self.hub_auth.access_scopes
         if scopes and not self.hub_auth.check_scopes(scopes, model):
             return None
-        return Caller(name=str(model["name"]), admin=holds_admin_scope(model.get("scopes") or ()))
+        return Caller(name=str(model["name"]), admin=admin, service=kind == "service")
 
     async def identity(self, caller: Caller) -> Identity | None:
         """``caller`` with their groups from the hub (cached ``max_age`` seconds per user;
-        the admin right is the token's own, so it is never cached with the user)."""
+        the admin right is the token's own, so it is never cached with the user). A service
+        has no groups."""
+        if caller.service:
+            return Identity(name=caller.name, groups=(), admin=caller.admin, service=True)
         groups = await self._groups(caller.name)
         if groups is None:
             return None

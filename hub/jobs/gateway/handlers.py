@@ -30,6 +30,8 @@ YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yam
 
 class BaseHandler(HubOAuthenticated, web.RequestHandler):
     ident: Identity
+    # What a hub service's (admin) token may do here: nothing but cancel (JobHandler).
+    service_methods: tuple[str, ...] = ()
 
     @property
     def gateway(self) -> Gateway:
@@ -67,6 +69,8 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise ApiError(503, "the hub did not answer; retry shortly", retry_after=5) from None
         if ident is None:
             raise ApiError(401, "the hub does not know this user")
+        if ident.service and self.request.method not in self.service_methods:
+            raise ApiError(403, "a service's token may only cancel jobs (DELETE /jobs/<id>)")
         self.ident = ident
         if not self.gateway.ready:  # never answer from a half-loaded cache
             raise ApiError(
@@ -163,11 +167,41 @@ class JobsHandler(BaseHandler):
 
 
 class JobHandler(BaseHandler):
+    service_methods = ("DELETE",)
+
     async def get(self, job_id: str) -> None:
         self.write_json(await self.gateway.get(self.ident, job_id))
 
     async def delete(self, job_id: str) -> None:
-        self.write_json(await self.gateway.cancel(self.ident, job_id), 202)
+        self.write_json(await self.gateway.cancel(self.acting(), job_id), 202)
+
+    def acting(self) -> Identity:
+        """Who cancels: the caller, or for a service (the culler's dashboard) the admin it
+        names in ``on_behalf_of`` -- recorded as the job's canceller. Only a service holding
+        the admin scope may name someone (it has checked that person is an admin)."""
+        name = self.get_argument("on_behalf_of", None)
+        field = "on_behalf_of"
+        if name is None:
+            if self.ident.service:
+                raise ApiError(
+                    400,
+                    "a service cancels for someone",
+                    [FieldError(field, "is missing", "the admin acting, a hub username")],
+                )
+            return self.ident
+        if not self.ident.service:
+            raise ApiError(
+                403,
+                "only gpulab's services may cancel on someone's behalf",
+                [FieldError(field, "is not for people's tokens", "nothing")],
+            )
+        if not (0 < len(name) <= 255 and name.isprintable() and "/" not in name):
+            raise ApiError(
+                400,
+                "bad on_behalf_of",
+                [FieldError(field, "is not a username", "a hub username (1-255 characters)")],
+            )
+        return Identity(name=name, groups=(), admin=True)
 
 
 class ResubmitHandler(BaseHandler):

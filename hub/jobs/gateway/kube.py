@@ -3,17 +3,23 @@ gateway's namespace, with the paths of the four kinds the gateway uses.
 
 Every request carries the User-Agent ``gpulab-jobs-gateway/<version>`` so that audit logs (and
 tests/ship/rbac.py) can tell the gateway's calls apart.
+
+The gateway retries transient API failures itself (:data:`GATEWAY_RETRY`: 3 tries within 3 s,
+room for two ``Retry-After: 1`` pauses), so a researcher sees 503 only when that is spent; a
+retried create of a Job or Secret that finds its own object (same job id, submit key and owner
+labels) takes it as made (see :class:`gpulab.hub.kube.Retry`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ...kube import KubeClient, KubeError, resource_path
+from ...kube import KubeClient, KubeError, Retry, resource_path
 
-__all__ = ["USER_AGENT", "Kube", "KubeError"]
+__all__ = ["GATEWAY_RETRY", "USER_AGENT", "Kube", "KubeError"]
 
 USER_AGENT = "gpulab-jobs-gateway/0.1"
+GATEWAY_RETRY = Retry(attempts=3, budget=3.0)
 
 
 class Kube(KubeClient):
@@ -28,9 +34,19 @@ class Kube(KubeClient):
         timeout: float = 15.0,
         user_agent: str = USER_AGENT,
         owned: bool = False,
+        retry: Retry = GATEWAY_RETRY,
     ) -> None:
-        super().__init__(api_client, timeout=timeout, user_agent=user_agent, owned=owned)
+        super().__init__(
+            api_client, timeout=timeout, user_agent=user_agent, owned=owned, retry=retry
+        )
         self.namespace = namespace
+
+    async def _created_by(self, collection: str, sent: dict[str, Any]) -> dict[str, Any] | None:
+        # A home claim that exists is all a submit needs (it takes 409 as done), and the
+        # gateway's Role may not read claims: no lookup.
+        if collection == self.pvcs_path():
+            return None
+        return await super()._created_by(collection, sent)
 
     def jobs_path(self, name: str | None = None) -> str:
         return resource_path("batch/v1", "jobs", self.namespace, name)

@@ -277,6 +277,8 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                         "spec": {"type": ["object", "null"]},
                         "upload": {"enum": ["ok", "failed", "pending"]},
                         "idempotency_key": {"type": ["string", "null"]},
+                        "cancelled_by": {"type": ["string", "null"]},
+                        "cancelled_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
                 "JobList": {

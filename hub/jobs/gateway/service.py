@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gpulab.wire.jobs import JOB_STATES
@@ -403,7 +403,7 @@ class Gateway:
                 user_jobs += 1
             if charged == group:
                 group_gpus += gpus
-        return GpuUsage(user=user_gpus, group=group_gpus, jobs=user_jobs)
+        return replace(base, user=user_gpus, group=group_gpus, jobs=user_jobs)
 
     def _existing(self, ident: Identity, skey: str) -> JobRef | None:
         job = self.cache.job_for_submit_key(skey)

@@ -217,4 +217,7 @@ def job_view(
         "spec": spec,
         "upload": upload,
         "idempotency_key": annotations.get(IDEMPOTENCY_ANNOTATION),
+        # who cancelled it (the owner, an admin, or the admin acting on the dashboard), and when
+        "cancelled_by": annotations.get(CANCELLED_BY_ANNOTATION) if state == "Cancelled" else None,
+        "cancelled_at": annotations.get(CANCELLED_ANNOTATION) if state == "Cancelled" else None,
     }
