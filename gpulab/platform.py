@@ -160,6 +160,7 @@ class LocalPlatform:
         say = progress or (lambda _msg: None)
         ensure_port_free(self.config.host, self.config.port)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # the hub db, logs, tokens, kubeconfig, Ceph keys
         try:
             say("starting kubesim (embedded Kubernetes)")
             self._start_kubesim()
@@ -202,7 +203,7 @@ class LocalPlatform:
     # ----------------------------------------------------------------- parts
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> _Proc:
         log_path = self.state_dir / f"{name}.log"
-        log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed at exit
+        log = open(log_path, "ab", opener=_owner_only)  # noqa: SIM115 - closed at exit
         log.write(
             f"==== {name} started by gpulab at {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode()
         )
@@ -215,6 +216,7 @@ class LocalPlatform:
             env=env,
             cwd=self.state_dir,
             start_new_session=True,
+            umask=0o077,  # what the hub and kubesim write is their user's alone
             preexec_fn=_die_with_parent,
         )
         proc = _Proc(name, popen, log_path, offset)
@@ -269,6 +271,7 @@ class LocalPlatform:
                 self._kube("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", claim)
             folder = self.state_dir / "kubesim" / "volumes" / namespace / dataset.claim
             folder.mkdir(parents=True, exist_ok=True)
+            folder.chmod(0o755)  # every pod reads it (mounted read-only); only the admin writes
             readme = folder / "README.txt"
             if not readme.exists():
                 readme.write_text(
@@ -287,7 +290,12 @@ class LocalPlatform:
         }
         env = {**os.environ, "MC_DIR": str(mc_dir), **ports}
         result = subprocess.run(
-            ["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=180
+            ["bash", str(script), "start"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            umask=0o077,
         )
         if result.returncode != 0:
             raise PlatformError(f"microceph failed to start: {result.stderr[-2000:]}")
@@ -404,6 +412,7 @@ c.JupyterHub.load_roles.append(
         proxy_api_port = free_port()
         config_path = self.state_dir / "jupyterhub_config.py"
         config_path.write_text(self._hub_config_text(hub_port, proxy_api_port))
+        config_path.chmod(0o600)
         token_path = self.state_dir / "launcher-token"
         if token_path.exists():
             self.admin_token = token_path.read_text().strip()
@@ -483,6 +492,10 @@ c.JupyterHub.load_roles.append(
         """A fresh API token for `name`, as a researcher gets from the hub's token page."""
         reply = self.api("POST", f"/hub/api/users/{name}/tokens", {"note": note})
         return reply["token"]
+
+
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _die_with_parent() -> None:

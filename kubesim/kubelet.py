@@ -15,9 +15,11 @@ How a container maps to this host (see docs/kubesim.md):
 - network: the pod's own loopback IP; ``0.0.0.0`` in ``JUPYTERHUB_SERVICE_URL`` (and in
   ``--ip=0.0.0.0``-style args) is rewritten to it, so a server asked to bind everywhere binds
   its pod IP — kubesim's stand-in for a network namespace.
-- as root: a private mount namespace with the volumes at their real paths, the security
-  context's uid/gid/groups, no_new_privs. Not root: host folders, ``HOME`` and working dir
-  remapped, no uid switch.
+- as root: private mount and PID namespaces (the pod sees its own processes in ``/proc``, its
+  volumes at their real paths, and nothing of kubesim's data dir or of the folders holding
+  its kubeconfig, audit log and token file), the security context's uid/gid/groups,
+  no_new_privs. Not root: host folders, ``HOME`` and working dir remapped, no uid switch, no
+  isolation.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from gpulab.kubesim.volumes import (
     Volumes,
     data_of,
     field_value,
+    make_sub_dir,
     safe_join,
 )
 
@@ -126,6 +129,7 @@ class Kubelet:
         self.workers: dict[str, PodWorker] = {}
         self.path = _container_path()
         self.expose = sorted({sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)})
+        self.hide = private_folders(config)
         self._unsubscribe = store.subscribe(self._on_event)
         for pod in store.list(resource("pods"))[0]:
             self._sync(pod)
@@ -190,6 +194,19 @@ class Kubelet:
             *(w.shutdown() for w in list(self.workers.values())), return_exceptions=True
         )
         self.workers.clear()
+
+
+def private_folders(config: KubesimConfig) -> list[str]:
+    """Host folders no pod may see: kubesim's data dir (every claim, pod volume, log and pid
+    record) and the folders of its kubeconfig, audit log and token file (credentials and
+    everyone's requests; a platform keeping its state next to them, as ``gpulab up`` does,
+    has that whole state dir hidden). A folder directly under ``/`` (``/tmp``, ``/etc``) is
+    never hidden as a whole: the pod needs the rest of it, and a file kubesim writes there is
+    owner-only."""
+    files = (config.kubeconfig_path, config.audit_log, config.token_auth_file)
+    folders = {f.resolve().parent for f in files if f is not None}
+    folders = {f for f in folders if len(f.parts) > 2} | {config.data_dir.resolve()}
+    return sorted(str(f) for f in folders if f != Path("/"))
 
 
 def _container_path() -> str:
@@ -604,8 +621,10 @@ class PodWorker:
             groups=groups if running_as_root and uid is not None else [],
             no_new_privs=no_new_privs,
             namespace=self.k.use_namespaces,
+            pid_namespace=self.k.use_namespaces,
             mounts=mounts if self.k.use_namespaces else [],
             expose=self.k.expose,
+            hide=self.k.hide,
         )
 
     def _host_path(self, path: str, mounts: list[Mount]) -> str:
@@ -640,7 +659,7 @@ class PodWorker:
                 except MountError as e:
                     raise ConfigError(str(e)) from None
                 if not source.exists():
-                    source.mkdir(parents=True, exist_ok=True)
+                    make_sub_dir(vol.path, source)
             mounts.append(Mount(vm["mountPath"], "bind", str(source), read_only))
         mounts.sort(key=lambda m: m.target.rstrip("/").count("/"))
         return mounts

@@ -9,17 +9,28 @@ Child side (:func:`_child_main`): in the launcher process, before exec'ing the u
 (exec form, never through a shell):
 
 1. with ``namespace``: a private mount namespace (``unshare(CLONE_NEWNS)``) in which the
-   pod's volumes are bind-mounted at their real container paths, read-only mounts remounted
-   ``ro``, tmpfs mounts made (``/dev/shm``), and runtime folders an unprivileged uid could not
-   reach (a Python under ``/root``) re-exposed under a tmpfs — kubesim's moral equivalent of
-   the image's root filesystem;
-2. ``setgroups``/``setgid``/``setuid`` to the security context's ids;
-3. ``PR_SET_NO_NEW_PRIVS`` when ``allowPrivilegeEscalation: false``;
-4. ``PR_SET_PDEATHSIG(SIGKILL)`` (after the uid switch, which clears it), so the container
-   dies with kubesim even if kubesim is killed without cleaning up;
-5. ``chdir`` to the working dir (created if missing, as runc does) and ``execvpe``.
+   folders in ``hide`` (kubesim's data dir, the folders of its kubeconfig and token files:
+   every claim, log, secret and credential of the platform) are covered by an empty tmpfs,
+   the pod's volumes are bind-mounted at their real container paths (from descriptors opened
+   before the covering, as most of them live in the hidden data dir), read-only mounts
+   remounted ``ro``, tmpfs mounts made (``/dev/shm``), and runtime folders an unprivileged
+   uid could not reach (a Python under ``/root``) or that a hidden folder covers re-exposed —
+   kubesim's moral equivalent of the image's root filesystem;
+2. with ``pid_namespace`` as well (``CLONE_NEWPID``, and ``CLONE_NEWIPC``): the launcher forks a small init, pid 1
+   of the pod's own PID namespace, which mounts a fresh ``/proc`` (the pod sees only its own
+   processes), forks the command (pid 2), reaps every orphan and hands the command's exit or
+   signal back; the launcher waits and ends the same way, so the kubelet sees exactly what it
+   saw before. A signal with no handler is not delivered to a namespace's pid 1, which is why
+   the command is not pid 1 itself: a plain ``sleep`` still dies of SIGTERM. When pid 1 ends,
+   the kernel kills whatever is left in the namespace, as with a container;
+3. ``setgroups``/``setgid``/``setuid`` to the security context's ids;
+4. ``PR_SET_NO_NEW_PRIVS`` when ``allowPrivilegeEscalation: false``;
+5. ``PR_SET_PDEATHSIG(SIGKILL)`` (after the uid switch, which clears it; and in each forked
+   process, as a fork clears it too), so the container dies with kubesim even if kubesim is
+   killed without cleaning up;
+6. ``chdir`` to the working dir (created if missing, as runc does) and ``execvpe``.
 
-A failure in 1-5 is reported on stdout as one marker line and exit code 128, which the
+A failure in 1-6 is reported on stdout as one marker line and exit code 128, which the
 kubelet turns into a ``StartError`` terminated state like a real runtime.
 """
 
@@ -28,14 +39,15 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import signal
 import stat
 import sys
 
 START_ERROR_MARKER = b"\x00kubesim-start-error "
 START_ERROR_EXIT = 128
 
-_CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV = 1, 2, 4
+_CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
 
@@ -87,49 +99,154 @@ def _world_blocked_ancestor(path: str) -> str | None:
     return None
 
 
-def _expose(libc: ctypes.CDLL, paths: list[str]) -> None:
-    """Make runtime folders under a private ancestor reachable for any uid.
+def _covers(folder: str, path: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
 
-    The blocked ancestor is covered with a tmpfs (hiding, e.g., root's home from the pod, as
-    a container would) and each needed folder is bind-mounted back from an fd opened first.
-    """
-    plan: list[tuple[str, str, int]] = []
-    for p in paths:
-        blocked = _world_blocked_ancestor(p)
-        if blocked and os.path.isdir(p):
-            plan.append((blocked, p, os.open(p, os.O_PATH | os.O_DIRECTORY)))
-    covered: set[str] = set()
-    for blocked, _, _ in plan:
-        if blocked not in covered:
-            _mount(libc, "tmpfs", blocked, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
-            covered.add(blocked)
-    for _, p, fd in plan:
+
+def _cover(libc: ctypes.CDLL, hide: list[str], expose: list[str], unprivileged: bool) -> None:
+    """Cover the folders in ``hide`` (and, for an unprivileged uid, the private ancestors of
+    the runtime folders, e.g. /root at 0700) with an empty tmpfs, then bind the runtime
+    folders they held back from descriptors opened first."""
+    covered = {os.path.abspath(h) for h in hide if os.path.abspath(h) != "/" and os.path.isdir(h)}
+    if unprivileged:
+        covered |= {b for p in expose if (b := _world_blocked_ancestor(p)) and os.path.isdir(p)}
+    tops = sorted(covered, key=len)
+    tops = [c for i, c in enumerate(tops) if not any(_covers(t, c) for t in tops[:i])]
+    keep = [
+        (p, os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+        for p in expose
+        if os.path.isdir(p) and any(_covers(t, p) for t in tops)
+    ]
+    for top in tops:
+        _mount(libc, "tmpfs", top, "tmpfs", _MS_NOSUID | _MS_NODEV, "mode=0755")
+    for p, fd in keep:
         os.makedirs(p, exist_ok=True)
         _mount(libc, f"/proc/self/fd/{fd}", p, None, _MS_BIND | _MS_REC)
         os.close(fd)
 
 
 def _apply_mounts(libc: ctypes.CDLL, spec: dict) -> None:  # type: ignore[type-arg]
-    _check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     # Nothing mounted here may leak back to the host's namespace.
     _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
-    if spec.get("uid"):
-        _expose(libc, spec.get("expose") or [])
-    for m in spec.get("mounts") or []:
+    mounts = spec.get("mounts") or []
+    # Volume sources live mostly in the data dir about to be hidden: hold them by descriptor.
+    sources = {
+        i: os.open(m["source"], os.O_PATH | os.O_CLOEXEC)
+        for i, m in enumerate(mounts)
+        if m["kind"] != "tmpfs"
+    }
+    _cover(libc, spec.get("hide") or [], spec.get("expose") or [], bool(spec.get("uid")))
+    for i, m in enumerate(mounts):
         target = m["target"]
         if m["kind"] == "tmpfs":
             _make_mount_point(target, False)
             _mount(libc, "tmpfs", target, "tmpfs", _MS_NOSUID | _MS_NODEV, m.get("options"))
             continue
-        source = m["source"]
-        _make_mount_point(target, os.path.isfile(source))
-        _mount(libc, source, target, None, _MS_BIND | _MS_REC)
+        fd = sources[i]
+        _make_mount_point(target, not stat.S_ISDIR(os.fstat(fd).st_mode))
+        _mount(libc, f"/proc/self/fd/{fd}", target, None, _MS_BIND | _MS_REC)
+        os.close(fd)
         if m.get("read_only"):
             _mount(libc, None, target, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_REC)
 
 
+def _start_error(e: BaseException, argv: list[str] | None) -> None:
+    """Report ``e`` as the container's start error (one marker line, exit 128)."""
+    message = f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)
+    if isinstance(e, FileNotFoundError) and argv is not None:
+        message = (
+            f'exec: "{argv[0]}": executable file not found in $PATH'
+            if "/" not in argv[0]
+            else f"exec: {argv[0]}: no such file or directory"
+        )
+    os.write(1, START_ERROR_MARKER + message.encode(errors="replace") + b"\n")
+    os._exit(START_ERROR_EXIT)
+
+
+def _exec_command(libc: ctypes.CDLL, spec: dict) -> None:  # type: ignore[type-arg]
+    cwd = spec.get("cwd") or "/"
+    os.makedirs(cwd, exist_ok=True)
+    uid, gid = spec.get("uid"), spec.get("gid")
+    if uid is not None or gid is not None or spec.get("groups"):
+        os.setgroups([int(g) for g in spec.get("groups") or []])
+    if gid is not None:
+        os.setgid(int(gid))
+    if uid is not None:
+        os.setuid(int(uid))
+    if spec.get("no_new_privs"):
+        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    # A uid change clears the parent-death signal: arm it again.
+    _check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+    os.chdir(cwd)
+    argv = spec["argv"]
+    try:
+        os.execvpe(argv[0], argv, spec["env"])
+    except OSError as e:
+        _start_error(e, argv)
+
+
+def _init(libc: ctypes.CDLL, spec: dict, status_w: int) -> None:  # type: ignore[type-arg]
+    """pid 1 of the pod's PID namespace: its own /proc, the command as pid 2, every orphan
+    reaped; ends with the command's exit code, its killing signal written to ``status_w``."""
+    try:
+        _check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+        _mount(libc, "proc", "/proc", "proc", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC)
+        command = os.fork()
+    except Exception as e:  # noqa: BLE001 - everything becomes a StartError report
+        _start_error(e, None)
+    if command == 0:
+        os.close(status_w)
+        try:
+            _exec_command(libc, spec)
+        except Exception as e:  # noqa: BLE001 - everything becomes a StartError report
+            _start_error(e, None)
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(1)
+        if pid == command:
+            break
+    if os.WIFSIGNALED(status):
+        os.write(status_w, bytes([os.WTERMSIG(status)]))
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
+def _end_like(sig: int) -> None:
+    """Die of ``sig`` (the launcher mirrors its container), or exit 128+sig if it will not."""
+    signal.signal(sig, signal.SIG_DFL)
+    os.kill(os.getpid(), sig)
+    os._exit(128 + sig)
+
+
+def _launch_in_pid_namespace(libc: ctypes.CDLL, spec: dict) -> None:  # type: ignore[type-arg]
+    """Fork the pod's init and end the way its command ends. The launcher stays in kubesim's
+    PID namespace: it is the process the kubelet watches, signals and reaps."""
+    status_r, status_w = os.pipe()
+    init = os.fork()
+    if init == 0:
+        os.close(status_r)
+        _init(libc, spec, status_w)
+    os.close(status_w)
+    # The kubelet signals the whole process group: the command gets SIGTERM itself; the
+    # launcher must outlive it to report how it ended.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: None)
+    _, status = os.waitpid(init, 0)
+    killed_by = os.read(status_r, 1)
+    if killed_by:
+        _end_like(killed_by[0])
+    if os.WIFSIGNALED(status):
+        _end_like(os.WTERMSIG(status))
+    os._exit(os.waitstatus_to_exitcode(status))
+
+
 def _child_main() -> None:
     spec = json.loads(sys.stdin.buffer.read())
+    # A container's umask is runc's, whatever kubesim runs under (gpulab up: 077); the
+    # folders made below for re-exposed runtime paths must be traversable by any uid.
+    os.umask(0o022)
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
@@ -139,33 +256,16 @@ def _child_main() -> None:
         if os.getppid() == 1:  # kubesim died before the signal was armed
             os._exit(1)
         if spec.get("namespace"):
+            flags = _CLONE_NEWNS
+            if spec.get("pid_namespace"):
+                flags |= _CLONE_NEWPID | _CLONE_NEWIPC  # SysV IPC is per pod as well
+            _check(libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC)")
             _apply_mounts(libc, spec)
-        cwd = spec.get("cwd") or "/"
-        os.makedirs(cwd, exist_ok=True)
-        uid, gid = spec.get("uid"), spec.get("gid")
-        if uid is not None or gid is not None or spec.get("groups"):
-            os.setgroups([int(g) for g in spec.get("groups") or []])
-        if gid is not None:
-            os.setgid(int(gid))
-        if uid is not None:
-            os.setuid(int(uid))
-        if spec.get("no_new_privs"):
-            _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
-        # A uid change clears the parent-death signal: arm it again.
-        _check(libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
-        os.chdir(cwd)
-        argv = spec["argv"]
-        os.execvpe(argv[0], argv, spec["env"])
+            if spec.get("pid_namespace"):
+                _launch_in_pid_namespace(libc, spec)
+        _exec_command(libc, spec)
     except Exception as e:  # noqa: BLE001 - everything becomes a StartError report
-        message = f"{type(e).__name__}: {e}" if not isinstance(e, OSError) else str(e)
-        if isinstance(e, FileNotFoundError) and "argv" in locals():
-            message = (
-                f'exec: "{spec["argv"][0]}": executable file not found in $PATH'
-                if "/" not in spec["argv"][0]
-                else f"exec: {spec['argv'][0]}: no such file or directory"
-            )
-        os.write(1, START_ERROR_MARKER + message.encode(errors="replace") + b"\n")
-        os._exit(START_ERROR_EXIT)
+        _start_error(e, None)
 
 
 if __name__ == "__main__":
@@ -177,7 +277,6 @@ if __name__ == "__main__":
 import asyncio  # noqa: E402
 import contextlib  # noqa: E402
 import logging  # noqa: E402
-import signal  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -204,9 +303,11 @@ class LaunchSpec:
     gid: int | None = None
     groups: list[int] = field(default_factory=list)
     no_new_privs: bool = False
-    namespace: bool = False
+    namespace: bool = False  # a private mount namespace (root only)
+    pid_namespace: bool = False  # and a private PID namespace with its own /proc
     mounts: list[Mount] = field(default_factory=list)
-    expose: list[str] = field(default_factory=list)
+    expose: list[str] = field(default_factory=list)  # runtime folders the pod must reach
+    hide: list[str] = field(default_factory=list)  # host folders the pod must not see
 
 
 @dataclass

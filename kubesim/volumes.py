@@ -4,8 +4,11 @@ Backing on the host (``{data_dir}`` is kubesim's data folder):
 
 - ``persistentVolumeClaim`` -> ``{data_dir}/volumes/{namespace}/{claimName}``. The folder is
   made when the claim is created (or first used) and removed when the claim is deleted, so it
-  outlives pods like a real volume. New claim folders are mode 0777, like the
-  local-path provisioner's; ``fsGroup`` makes them group-owned and setgid.
+  outlives pods like a real volume. A new claim folder is root's, mode 0700; the first pod
+  that mounts it writable as a non-root ``runAsUser`` gets it (owner ``runAsUser``, group
+  ``runAsGroup``), and ``fsGroup`` makes it group-owned, group-writable and setgid (2770), as
+  a CSI driver honouring ``fsGroup`` does: never world-writable. A ``subPath`` folder kubesim
+  creates takes its volume root's owner, group and mode.
 - ``emptyDir`` -> ``{pod_dir}/volumes/{name}`` (0777, removed with the pod); with
   ``medium: Memory`` a tmpfs sized by ``sizeLimit`` when the pod runs in its own mount
   namespace.
@@ -27,6 +30,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -61,9 +65,7 @@ class Volumes:
         self._pending: dict[Path, asyncio.Future[None]] = {}
         self._unsubscribe = store.subscribe(self._on_event)
         for pvc in store.list(resource("persistentvolumeclaims"))[0]:
-            self.claim_dir(pvc["metadata"]["namespace"], pvc["metadata"]["name"]).mkdir(
-                parents=True, exist_ok=True
-            )
+            _make_claim_dir(self.claim_dir(pvc["metadata"]["namespace"], pvc["metadata"]["name"]))
 
     def close(self) -> None:
         self._unsubscribe()
@@ -97,6 +99,7 @@ class Volumes:
         ns = md["namespace"]
         sc = spec.get("securityContext") or {}
         fs_group = sc.get("fsGroup")
+        owner = _claim_owner(spec)
         volumes: dict[str, Volume] = {}
         for v in spec.get("volumes") or []:
             name = v["name"]
@@ -113,8 +116,10 @@ class Volumes:
                     raise MountError(f'persistentvolumeclaim "{claim["claimName"]}" is not bound')
                 await self.settled(ns, claim["claimName"])
                 path = self.claim_dir(ns, claim["claimName"])
-                await asyncio.to_thread(_make_claim_dir, path, fs_group)
-                volumes[name] = Volume(name, path, read_only=bool(claim.get("readOnly")))
+                read_only = bool(claim.get("readOnly"))
+                writer = None if read_only or _only_read(spec, name) else owner
+                await asyncio.to_thread(_make_claim_dir, path, writer)
+                volumes[name] = Volume(name, path, read_only=read_only)
             elif (empty := v.get("emptyDir")) is not None:
                 size = None
                 if (empty or {}).get("medium") == "Memory":
@@ -248,12 +253,66 @@ def safe_join(base: Path, sub: str) -> Path:
     return base / p
 
 
+@dataclass(frozen=True)
+class ClaimOwner:
+    """Who a pod writes a claim as: its ``runAsUser``/``runAsGroup`` and ``fsGroup``."""
+
+    uid: int | None
+    gid: int | None
+    fs_group: int | None
+
+
+def _claim_owner(spec: dict[str, Any]) -> ClaimOwner:
+    """The pod's ids (pod-level, else its first container's), as a CSI driver sees them."""
+    pod_sc = spec.get("securityContext") or {}
+    first = ((spec.get("containers") or [{}])[0].get("securityContext")) or {}
+
+    def pick(key: str) -> int | None:
+        value = pod_sc.get(key, first.get(key))
+        return None if value is None else int(value)
+
+    fs_group = pod_sc.get("fsGroup")
+    return ClaimOwner(
+        pick("runAsUser"), pick("runAsGroup"), None if fs_group is None else int(fs_group)
+    )
+
+
+def _only_read(spec: dict[str, Any], volume: str) -> bool:
+    """Every container mounts ``volume`` read-only: the pod must not take the folder over."""
+    containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+    mounts = [m for c in containers for m in c.get("volumeMounts") or [] if m["name"] == volume]
+    return all(m.get("readOnly") for m in mounts)
+
+
 # -- blocking helpers (run in threads) ------------------------------------------------
-def _make_claim_dir(path: Path, fs_group: int | None = None) -> None:
-    if not path.exists():
-        _make_dir(path, 0o777, None)
-    if fs_group is not None:
-        _own(path, fs_group)
+def _make_claim_dir(path: Path, owner: ClaimOwner | None = None) -> None:
+    """The claim's folder: made root's and 0700; given to ``owner`` while no one else has it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        pass  # kept as it is: an admin may have provisioned it (a shared dataset, 0755)
+    else:
+        os.chmod(path, 0o700)
+    if owner is None:
+        return
+    if owner.uid and os.stat(path).st_uid == 0:
+        with contextlib.suppress(PermissionError):
+            os.chown(path, owner.uid, -1 if owner.gid is None else owner.gid)
+    if owner.fs_group is not None:
+        _own(path, owner.fs_group)
+
+
+def make_sub_dir(root: Path, sub: Path) -> None:
+    """A subPath folder (and its missing parents) made as the volume root is: same owner,
+    group and mode, so the pod that owns the volume can write in it."""
+    st = os.stat(root)
+    missing = [p for p in [sub, *sub.parents] if p.is_relative_to(root) and not p.exists()]
+    for p in reversed(missing):
+        p.mkdir(exist_ok=True)
+        with contextlib.suppress(PermissionError):
+            os.chown(p, st.st_uid, st.st_gid)
+        os.chmod(p, stat.S_IMODE(st.st_mode))
 
 
 def _make_dir(path: Path, mode: int, fs_group: int | None) -> None:

@@ -3,12 +3,14 @@
 ``ceph_s3`` runs ``gpulab/microceph.sh start`` (or ``$GPULAB_MICROCEPH_SH``) with its
 own ``MC_DIR`` under pytest's tmp dir and free ports, with an HTTPS endpoint too, and yields
 the endpoints and the keys of its two users (alice, bob). It stops the cluster at the end.
+``another_microceph`` starts a second cluster beside it for one test.
 Tests are skipped, with the reason, only when the Ceph packages are not installed
 (``apt-get install -y --no-install-recommends ceph-mon ceph-osd radosgw ceph-common``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -48,8 +50,7 @@ def _read_env(path: Path) -> dict[str, str]:
     return out
 
 
-@pytest.fixture(scope="session")
-def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
+def _require_ceph() -> Path:
     missing = [b for b in ("ceph-mon", "ceph-osd", "radosgw", "ceph") if shutil.which(b) is None]
     if missing:
         pytest.skip(
@@ -61,7 +62,13 @@ def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
     script = find_microceph()  # gpulab/microceph.sh unless $GPULAB_MICROCEPH_SH
     if script is None:
         pytest.fail("microceph.sh not found (gpulab/microceph.sh, or set $GPULAB_MICROCEPH_SH)")
-    mc_dir = tmp_path_factory.mktemp("microceph") / "cluster"
+    return script
+
+
+@contextlib.contextmanager
+def running_microceph(mc_dir: Path) -> Iterator[CephS3]:
+    """``microceph.sh start`` in ``mc_dir`` on free ports (HTTPS too); stopped on exit."""
+    script = _require_ceph()
     env = {
         **os.environ,
         "MC_DIR": str(mc_dir),
@@ -99,3 +106,17 @@ def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
             timeout=120,
             check=False,
         )
+
+
+@pytest.fixture(scope="session")
+def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
+    _require_ceph()
+    with running_microceph(tmp_path_factory.mktemp("microceph") / "cluster") as ceph:
+        yield ceph
+
+
+@pytest.fixture
+def another_microceph(tmp_path: Path, ceph_s3: CephS3) -> Iterator[CephS3]:
+    """A second start of microceph.sh beside the session's (for what must differ per start)."""
+    with running_microceph(tmp_path / "cluster") as ceph:
+        yield ceph

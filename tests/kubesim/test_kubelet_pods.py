@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pytest
 from kubelet_testlib import (
     pid_alive,
+    processes_with,
     run_pod,
     wait_for,
     wait_gone,
@@ -115,9 +116,12 @@ def test_restart_policy_always_restarts_a_finished_container(
     assert core.read_namespaced_pod("always", namespace).status.phase == "Running"
 
 
-def _pid_from(path: Path) -> int:
-    wait_for(f"{path}", lambda: path.exists() and path.read_text().strip())
-    return int(path.read_text().strip())
+def _host_pid(marker: str) -> int:
+    """The host pid of the container's shell whose script names ``marker`` (``$$`` in the pod
+    is its pid inside the pod's own PID namespace)."""
+    found = wait_for(f"a process named {marker}", lambda: processes_with(marker))
+    assert len(found) == 1, found
+    return int(found[0])
 
 
 @pytest.mark.parametrize("grace", [5, 0])
@@ -125,10 +129,9 @@ def test_delete_ends_the_process(
     kubesim: Any, core: client.CoreV1Api, namespace: str, grace: int
 ) -> None:
     make_pvc(core, namespace, "state")
-    # "$$" is Kubernetes' escape for "$", so the shell sees "echo $$".
+    marker = f"victim-{uuid.uuid4().hex[:8]}"
     script = (
-        'echo $$$$ > /state/pid; trap "echo term > /state/term; exit 0" TERM; '
-        "while true; do sleep 0.2; done"
+        f': {marker}; trap "echo term > /state/term; exit 0" TERM; while true; do sleep 0.2; done'
     )
     core.create_namespaced_pod(
         namespace,
@@ -140,7 +143,7 @@ def test_delete_ends_the_process(
         ),
     )
     folder = kubesim.data_dir / "volumes" / namespace / "state"
-    pid = _pid_from(folder / "pid")
+    pid = _host_pid(marker)
     assert pid_alive(pid)
     core.delete_namespaced_pod("victim", namespace, grace_period_seconds=grace)
     wait_gone(core, namespace, "victim")
@@ -533,7 +536,8 @@ def test_sigterm_ignored_then_killed_after_grace(
     kubesim: Any, core: client.CoreV1Api, namespace: str
 ) -> None:
     make_pvc(core, namespace, "state")
-    script = 'trap "" TERM; echo $$$$ > /state/pid; while true; do sleep 0.2; done'
+    marker = f"stubborn-{uuid.uuid4().hex[:8]}"
+    script = f'trap "" TERM; : {marker}; while true; do sleep 0.2; done'
     core.create_namespaced_pod(
         namespace,
         run_pod(
@@ -543,7 +547,7 @@ def test_sigterm_ignored_then_killed_after_grace(
             volumeMounts=[{"name": "state", "mountPath": "/state"}],
         ),
     )
-    pid = _pid_from(kubesim.data_dir / "volumes" / namespace / "state" / "pid")
+    pid = _host_pid(marker)
     core.delete_namespaced_pod("stubborn", namespace, grace_period_seconds=1)
     wait_gone(core, namespace, "stubborn")
     assert not pid_alive(pid)  # the pod object goes only after its processes are dead
