@@ -453,9 +453,9 @@ def _snapshot_folder(source: Path, target: Path) -> None:
     _remove(partial)
     if source.is_dir():
         _copy_tree(source, partial)
-    else:  # a claim no pod has used yet: an empty volume
-        partial.mkdir(mode=0o777)
-        os.chmod(partial, 0o777)
+    else:  # a claim no pod has used yet: an empty volume, owner-only like a new claim's
+        partial.mkdir(mode=0o700)
+        os.chmod(partial, 0o700)
     _remove(target)
     os.rename(partial, target)
 
