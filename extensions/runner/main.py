@@ -586,11 +586,11 @@ class Runner:
                     )
                 except UploadError as exc:
                     status["error"] = str(exc)
+                    status["failed"].append(name)
                     _say(f"upload failed: {exc}", self.log)
                     if exc.unreachable:
                         unreachable = True
                         break
-                    status["failed"].append(name)
                     continue
                 status["uploaded"] += 1
                 status["bytes"] += sent
