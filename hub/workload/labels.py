@@ -52,6 +52,8 @@ SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
 IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
 CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
 CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"
+# Set with the cancel marks when no pod of the Job had started: no output, nothing to upload.
+NEVER_STARTED_ANNOTATION: Final = "gpulab.io/never-started"
 # Set by the gateway when it fails a Job itself (e.g. its upload Secret is missing).
 FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"

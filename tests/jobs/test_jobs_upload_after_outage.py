@@ -22,6 +22,7 @@ from gpulab.hub.workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     JOB_ID_LABEL,
+    NEVER_STARTED_ANNOTATION,
     UPLOAD_FOR_LABEL,
 )
 from gpulab.hub.workload.pod import HOME_VOLUME
@@ -168,3 +169,9 @@ def test_job_failed_by_the_gateway_awaits_no_upload():
 )
 def test_upload_job_outcome(conditions, outcome):
     assert upload_job_outcome(_job(conditions=conditions)) == outcome
+
+
+def test_job_cancelled_before_it_started_awaits_no_upload():
+    job = _cancelled(dt.timedelta(seconds=1))
+    job["metadata"]["annotations"][NEVER_STARTED_ANNOTATION] = "true"
+    assert awaiting_upload([(JOB_ID, job)], lambda _: [], {}) == []

@@ -33,6 +33,7 @@ from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
+    NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
     SUBMIT_KEY_LABEL,
     USER_LABEL,
@@ -820,6 +821,8 @@ class Gateway:
             suspended = bool((ref.job.get("spec") or {}).get("suspend"))
             if CANCELLED_ANNOTATION not in annotations or not suspended:
                 marks = {CANCELLED_ANNOTATION: _now(), CANCELLED_BY_ANNOTATION: ident.name}
+                if not any(_started(p) for p in ref.pods):
+                    marks[NEVER_STARTED_ANNOTATION] = "true"  # no upload Job will be needed
                 if CANCELLED_ANNOTATION in annotations:  # a retried cancel keeps the first
                     marks = {}
                 try:
@@ -960,6 +963,8 @@ class Gateway:
         """Why there is no log to show: the pod is gone and S3 holds no ``log.txt``."""
         ref = self._ref(job_id)
         if ref is not None:
+            if NEVER_STARTED_ANNOTATION in (_meta(ref.job).get("annotations") or {}):
+                return ApiError(404, f"job {job_id} has no log: it was cancelled before it started")
             await self._learn_upload(ref)
         if self._upload.get(job_id) in ("ok", "failed"):
             return ApiError(404, f"job {job_id} left no log (it never started)")

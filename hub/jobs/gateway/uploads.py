@@ -16,7 +16,7 @@ from typing import Any, Literal
 from gpulab.wire.runner import UPLOAD_STATES
 
 from ...workload.holdings import job_finished
-from ...workload.labels import FAILED_REASON_ANNOTATION
+from ...workload.labels import FAILED_REASON_ANNOTATION, NEVER_STARTED_ANNOTATION
 
 __all__ = ["UPLOAD_STATES", "awaiting_upload", "upload_job_outcome"]
 
@@ -31,14 +31,15 @@ def awaiting_upload(
     known: Mapping[str, str],
 ) -> list[str]:
     """Ids of the finished Jobs whose pods are all done (or gone) and whose upload is not
-    known to be over (``known``: job id -> ``ok | failed``). A Job the gateway failed itself
-    never ran a pod, so it has nothing to upload."""
+    known to be over (``known``: job id -> ``ok | failed``). A Job the gateway failed itself,
+    or cancelled before any pod started, never ran: it has nothing to upload."""
     out = []
     for job_id, job in jobs:
         meta = job.get("metadata") or {}
         if known.get(job_id) in ("ok", "failed") or meta.get("deletionTimestamp"):
             continue
-        if FAILED_REASON_ANNOTATION in (meta.get("annotations") or {}):
+        annotations = meta.get("annotations") or {}
+        if FAILED_REASON_ANNOTATION in annotations or NEVER_STARTED_ANNOTATION in annotations:
             continue
         if not job_finished(job) or any(_live(p) for p in pods_of(job_id)):
             continue
