@@ -71,8 +71,9 @@ def upload_secret_name(job_id: str) -> str:
 
 
 def upload_job_name(job_id: str) -> str:
-    """The upload Job of a job (and its Secret): at most 54 characters for a job id."""
-    return f"{job_id}-upload"
+    """The upload Job of a job and its own Secret (not the job's ``<id>-upload`` Secret):
+    at most 56 characters for a job id."""
+    return f"{job_id}-reupload"
 
 
 def job_labels(

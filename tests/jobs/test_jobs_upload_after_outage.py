@@ -175,3 +175,10 @@ def test_job_cancelled_before_it_started_awaits_no_upload():
     job = _cancelled(dt.timedelta(seconds=1))
     job["metadata"]["annotations"][NEVER_STARTED_ANNOTATION] = "true"
     assert awaiting_upload([(JOB_ID, job)], lambda _: [], {}) == []
+
+
+def test_upload_job_has_a_secret_of_its_own(upload_job):
+    """Not the job's own upload Secret: that one may have expired with the job's deadline."""
+    assert upload_job_name(JOB_ID) != upload_secret_name(JOB_ID)
+    [volume] = [v for v in upload_job["spec"]["template"]["spec"]["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == upload_job_name(JOB_ID)

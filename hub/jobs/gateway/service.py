@@ -346,6 +346,9 @@ class Gateway:
                 log.warning("upload job of %s failed; the outputs stay on the home", ref.id)
                 self._upload[ref.id] = "failed"
             return False
+        credential = await self.storage.upload_credential(
+            ref.owner, ref.id, credential_lifetime(UPLOAD_JOB_DEADLINE_SECONDS)
+        )
         body = render_upload_job(
             ref.job,
             secret_name=name,
@@ -358,9 +361,6 @@ class Gateway:
             if exc.status != 409:
                 log.warning("upload job of %s not created: %s", ref.id, exc)
             return False
-        credential = await self.storage.upload_credential(
-            ref.owner, ref.id, credential_lifetime(UPLOAD_JOB_DEADLINE_SECONDS)
-        )
         labels = _meta(ref.job).get("labels") or {}
         secret = render_upload_secret(
             owner=ref.owner,
