@@ -133,6 +133,9 @@ def test_outputs_of_a_job_finished_during_an_s3_outage_are_uploaded_when_s3_retu
             "the upload after S3 returned",
         )
         assert uploaded["upload"] == "ok", uploaded
+        # through the job's upload Job (the bytes never pass through the gateway)
+        [up] = gw.kubesim.jobs(f"gpulab.io/upload-for={job_id}")
+        assert up["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "--upload-only"
         outputs = c.get(f"/jobs/{job_id}/outputs").json()
         paths = {item["path"] for item in outputs["items"]}
         assert {"outputs/weights.txt", "log.txt", "result.json"} <= paths, outputs
