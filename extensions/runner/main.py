@@ -13,11 +13,15 @@
 5. Uploads what this run wrote to the output dir (recursively: the files that are new or
    changed since the job started, by a snapshot taken before it; symlinks that leave the dir and
    non-regular files are skipped), the executed notebook, the log and finally ``result.json``
-   through the presigned
-   POST policy in ``$GPULAB_UPLOAD_DIR/credential.json`` (default ``/var/run/gpulab/upload``),
-   with retries and exponential backoff (``$GPULAB_UPLOAD_ATTEMPTS``, default 5;
-   ``$GPULAB_UPLOAD_BACKOFF``, default 2 s). When S3 stays unreachable the outputs stay on the
-   home and ``~/.gpulab/jobs/<job-id>/result.json`` says ``"upload": "failed"``.
+   through the presigned POST policy in ``$GPULAB_UPLOAD_DIR/credential.json`` (default
+   ``/var/run/gpulab/upload``). The list of files is kept as ``~/.gpulab/jobs/<job-id>/
+   upload.json``. While S3 is unreachable it retries with exponential backoff
+   (``$GPULAB_UPLOAD_BACKOFF``, default 2 s, capped at 30 s) for at least
+   ``$GPULAB_UPLOAD_ATTEMPTS`` tries (default 5) and ``$GPULAB_UPLOAD_RETRY_SECONDS`` (default
+   60); then the outputs and the log stay on the home and ``~/.gpulab/jobs/<job-id>/
+   result.json`` says ``"upload": "pending"``: the gateway later runs
+   ``gpulab-job-runner --upload-only`` in an upload Job, which uploads the same files once S3
+   answers (result.json in S3 is the truth). S3 refusing a file: ``"failed"``.
 6. Exits with the child's exit code (killed by signal N: 128+N; runner errors: 125; program
    not found: 127; not executable: 126).
 """
@@ -46,10 +50,15 @@ from gpulab.wire.runner import (
     ENV_JOB_SPEC,
     ENV_OUTPUT_DIR,
     ENV_UPLOAD_DIR,
+    LOG_FILE,
+    PLAN_FILE,
+    RESULT_FILE,
     UPLOAD_MOUNT,
+    job_state_dir,
 )
 
 RUNNER_ERROR = 125
+UPLOAD_TEMPFAIL = 75  # EX_TEMPFAIL: the upload Job's pod fails and Kubernetes retries it
 DEFAULT_UPLOAD_DIR = UPLOAD_MOUNT  # where the gateway mounts the credential
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -87,10 +96,11 @@ class RunnerConfig:
     attempts: int = 5
     backoff: float = 2.0
     kill_after: float = 30.0
+    retry_seconds: float = 60.0
 
     @property
     def state_dir(self) -> Path:
-        return self.home / ".gpulab" / "jobs" / self.job_id
+        return self.home / job_state_dir(self.job_id)
 
     @property
     def output_rel(self) -> str:
@@ -136,10 +146,14 @@ class RunnerConfig:
             attempts=max(1, int(number("GPULAB_UPLOAD_ATTEMPTS", 5))),
             backoff=max(0.0, number("GPULAB_UPLOAD_BACKOFF", 2.0)),
             kill_after=max(0.0, number("GPULAB_KILL_AFTER", 30.0)),
+            retry_seconds=max(0.0, number("GPULAB_UPLOAD_RETRY_SECONDS", 60.0)),
         )
 
 
 # ----------------------------------------------------------------------------- upload
+
+
+MAX_BACKOFF = 30.0  # seconds between two upload attempts, at most
 
 
 class UploadError(Exception):
@@ -152,7 +166,12 @@ class Uploader:
     """Uploads files under the job's prefix with the presigned POST policy."""
 
     def __init__(
-        self, credential: dict[str, Any], attempts: int, backoff: float, log: BinaryIO | None
+        self,
+        credential: dict[str, Any],
+        attempts: int,
+        backoff: float,
+        log: BinaryIO | None,
+        retry_seconds: float = 0.0,
     ) -> None:
         import httpx
 
@@ -163,6 +182,10 @@ class Uploader:
         self.attempts = attempts
         self.backoff = backoff
         self.log = log
+        # S3 unreachable: keep retrying (backoff capped at MAX_BACKOFF) until this many
+        # seconds have passed since the first failure, and at least ``attempts`` times.
+        self.retry_seconds = retry_seconds
+        self._failing_since: float | None = None
         verify: ssl.SSLContext | bool = True
         if credential.get("ca_bundle"):
             verify = ssl.create_default_context(cadata=str(credential["ca_bundle"]))
@@ -182,7 +205,9 @@ class Uploader:
         if len(key.encode("utf-8")) > 1024:
             raise UploadError(f"{name}: the S3 key would be longer than 1024 bytes")
         last = ""
-        for attempt in range(1, self.attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 if path is not None:
                     with open(path, "rb") as fh:
@@ -208,6 +233,7 @@ class Uploader:
                         },
                     )
                 if response.status_code in (200, 201, 204):
+                    self._failing_since = None
                     return size
                 detail = _s3_error(response.text)
                 if response.status_code < 500:
@@ -215,13 +241,17 @@ class Uploader:
                 last = f"S3 answered {response.status_code} {detail}"
             except httpx.TransportError as exc:
                 last = f"{type(exc).__name__}: {exc}"
-            if attempt < self.attempts:
-                delay = self.backoff * 2 ** (attempt - 1)
-                _say(
-                    f"upload of {name} failed ({last}); retry {attempt}/{self.attempts - 1} in {delay:g}s",
-                    self.log,
-                )
-                time.sleep(delay)
+            now = time.monotonic()
+            if self._failing_since is None:
+                self._failing_since = now
+            waited = now - self._failing_since
+            if attempt >= self.attempts and waited >= self.retry_seconds:
+                break
+            delay = min(self.backoff * 2 ** (attempt - 1), MAX_BACKOFF)
+            if attempt >= self.attempts:  # only the time window is left
+                delay = min(delay, max(self.retry_seconds - waited, 0.0))
+            _say(f"upload of {name} failed ({last}); retry {attempt} in {delay:g}s", self.log)
+            time.sleep(delay)
         raise UploadError(f"{name}: {last}", unreachable=True)
 
 
@@ -437,34 +467,13 @@ class Runner:
                 files.append((rel.replace(os.sep, "/"), Path(real), _signature(st)))
         return files, skipped
 
-    def upload_all(
-        self,
-        outcome: Outcome,
-        executed: Path | None,
-        log_path: Path,
-        before: dict[str, FileSignature] | None = None,
-    ) -> dict[str, Any]:
-        """Upload this run's outputs: with ``before`` (a :meth:`snapshot`), only the files that
-        are new or changed since it was taken."""
+    def plan(
+        self, executed: Path | None, before: dict[str, FileSignature] | None = None
+    ) -> tuple[list[tuple[str, Path]], list[str]]:
+        """What this run uploads (S3 name, file), the log excepted, and what it skips: with
+        ``before`` (a :meth:`snapshot`), only the files new or changed since it was taken."""
         cfg = self.config
-        status: dict[str, Any] = {
-            "upload": "pending",
-            "uploaded": 0,
-            "bytes": 0,
-            "skipped": [],
-            "failed": [],
-        }
-        cred_path = cfg.upload_dir / CREDENTIAL_FILE
-        try:
-            credential = json.loads(cred_path.read_text())
-            uploader = Uploader(credential, cfg.attempts, cfg.backoff, self.log)
-        except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
-            status.update(
-                upload="failed", error=f"no usable upload credential at {cred_path}: {exc}"
-            )
-            return status
         files, skipped = self._output_files(executed)
-        status["skipped"] = skipped
         for item in skipped:
             _say(f"not uploaded: {item}", self.log)
         before = before or {}
@@ -475,21 +484,92 @@ class Runner:
                 "before the job started and not changed by it",
                 self.log,
             )
-        plan: list[tuple[str, Path | None]] = [(f"outputs/{rel}", path) for rel, path in ours]
+        plan: list[tuple[str, Path]] = [(f"outputs/{rel}", path) for rel, path in ours]
         if executed is not None and executed.is_file():
             plan.append(("notebook.ipynb", executed))
-        plan.append(("log.txt", None))
+        return plan, skipped
+
+    def save_plan(self, plan: list[tuple[str, Path]], skipped: list[str]) -> None:
+        """Keep the plan on the home: an upload-only run after an S3 outage uploads exactly
+        these files (the snapshot that chose them is gone with the pod)."""
+        home = os.path.realpath(self.config.home)
+        entries = [
+            {"name": name, "path": os.path.relpath(os.path.realpath(path), home)}
+            for name, path in plan
+        ]
+        (self.config.state_dir / PLAN_FILE).write_text(
+            json.dumps({"files": entries, "skipped": skipped}, indent=2)
+        )
+
+    def load_plan(self) -> tuple[list[tuple[str, Path]], list[str]]:
+        """The plan a finished run saved (files that left the home or were replaced by a
+        symlink since are skipped, never followed out of the home)."""
+        cfg = self.config
+        raw = json.loads((cfg.state_dir / PLAN_FILE).read_text())
+        home = os.path.realpath(cfg.home)
+        plan: list[tuple[str, Path]] = []
+        skipped = [str(x) for x in raw.get("skipped") or []]
+        for entry in raw.get("files") or []:
+            name, rel = str(entry["name"]), str(entry["path"])
+            real = os.path.realpath(os.path.join(home, rel))
+            if not _within(real, home) or not os.path.isfile(real):
+                skipped.append(f"{name} (no longer a file in the home)")
+                continue
+            plan.append((name, Path(real)))
+        return plan, skipped
+
+    def upload_all(
+        self,
+        outcome: Outcome,
+        executed: Path | None,
+        log_path: Path,
+        before: dict[str, FileSignature] | None = None,
+    ) -> dict[str, Any]:
+        """Upload this run's outputs, the log and result.json (see :meth:`plan`)."""
+        plan, skipped = self.plan(executed, before)
+        self.save_plan(plan, skipped)
+        return self.upload_plan(self._result(outcome, {}), plan, skipped, log_path)
+
+    def upload_plan(
+        self,
+        result: dict[str, Any],
+        plan: list[tuple[str, Path]],
+        skipped: list[str],
+        log_path: Path,
+        *,
+        log: bool = True,
+    ) -> dict[str, Any]:
+        """Upload ``plan``, then the log (with ``log``), then ``result`` (with the upload status) as
+        result.json. S3 unreachable past the retry window: ``upload`` stays ``pending`` (the
+        files wait on the home for a later upload-only run); S3 refusing a file: ``failed``."""
+        cfg = self.config
+        status: dict[str, Any] = {
+            "upload": "pending",
+            "uploaded": 0,
+            "bytes": 0,
+            "skipped": list(skipped),
+            "failed": [],
+        }
+        cred_path = cfg.upload_dir / CREDENTIAL_FILE
+        try:
+            credential = json.loads(cred_path.read_text())
+            uploader = Uploader(
+                credential, cfg.attempts, cfg.backoff, self.log, retry_seconds=cfg.retry_seconds
+            )
+        except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
+            status["error"] = f"no usable upload credential at {cred_path}: {exc}"
+            return status
+        steps: list[tuple[str, Path]] = [*plan, *([("log.txt", log_path)] if log else [])]
         unreachable = False
         try:
-            for name, path in plan:
+            for name, path in steps:
                 if name == "log.txt":
                     _say(
                         f"uploading the log ({status['uploaded']} files uploaded so far)", self.log
                     )
                     if self.log is not None:
                         self.log.flush()
-                    path = log_path
-                size = path.stat().st_size if path is not None else 0
+                size = path.stat().st_size if path.exists() else 0
                 if size > uploader.max_bytes:
                     status["skipped"].append(
                         f"{name} ({size} bytes, above the {uploader.max_bytes} limit)"
@@ -499,10 +579,14 @@ class Runner:
                     )
                     continue
                 try:
-                    sent = uploader.upload(name, path)
+                    sent = (
+                        uploader.upload(name, path)
+                        if path.exists()
+                        else uploader.upload(name, data=b"")
+                    )
                 except UploadError as exc:
-                    status["failed"].append(name)
                     status["error"] = str(exc)
+                    status["failed"].append(name)
                     _say(f"upload failed: {exc}", self.log)
                     if exc.unreachable:
                         unreachable = True
@@ -512,17 +596,53 @@ class Runner:
                 status["bytes"] += sent
                 if name != "log.txt":
                     _say(f"uploaded {name} ({sent} bytes)", self.log)
-            status["upload"] = "failed" if status["failed"] or "error" in status else "ok"
             if not unreachable:  # result.json last: its presence means the upload is over
-                result = self._result(outcome, status)
+                status["upload"] = "failed" if status["failed"] else "ok"
+                if status["upload"] == "ok":
+                    status.pop("error", None)
+                final = {**result, **status}
                 try:
-                    uploader.upload("result.json", data=json.dumps(result, indent=2).encode())
+                    uploader.upload("result.json", data=json.dumps(final, indent=2).encode())
                 except UploadError as exc:
-                    status.update(upload="failed", error=str(exc))
-                    status["failed"].append("result.json")
+                    status["error"] = str(exc)
+                    if exc.unreachable:
+                        status["upload"] = "pending"
+                    else:
+                        status["upload"] = "failed"
+                        status["failed"].append("result.json")
         finally:
             uploader.close()
         return status
+
+    def upload_only(self) -> int:
+        """The upload Job's run (``--upload-only``): upload what a finished run of this job
+        left on the home, from its saved plan. Writes nothing to the home (it may be mounted
+        read-only); the truth is result.json in S3. Exit 0 once uploaded, 75 (EX_TEMPFAIL)
+        while S3 is unreachable, 1 when S3 refused something."""
+        cfg = self.config
+        if not (cfg.state_dir / RESULT_FILE).exists():
+            # the job never started (cancelled while it waited): there is nothing to upload
+            # but the record that it is so, which ends the upload as truthfully "ok"
+            _say(f"job {cfg.job_id} left nothing on the home (it never started)")
+            result = {"job_id": cfg.job_id, "error": "the job never started"}
+            status = self.upload_plan(result, [], [], cfg.state_dir / LOG_FILE, log=False)
+            return 0 if status["upload"] == "ok" else UPLOAD_TEMPFAIL
+        try:
+            result = json.loads((cfg.state_dir / RESULT_FILE).read_text())
+            plan, skipped = self.load_plan()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _say(f"nothing to upload: the finished run left no usable plan ({exc})")
+            return 1
+        if not isinstance(result, dict):
+            _say("nothing to upload: the finished run's result.json is not an object")
+            return 1
+        _say(f"uploading the outputs of job {cfg.job_id} kept on the home ({len(plan)} files)")
+        status = self.upload_plan(result, plan, skipped, cfg.state_dir / LOG_FILE)
+        if status["upload"] == "ok":
+            _say(f"outputs uploaded: {status['uploaded']} files, {status['bytes']} bytes")
+            return 0
+        _say(f"upload {status['upload']}: {status.get('error', 'unknown error')}")
+        return UPLOAD_TEMPFAIL if status["upload"] == "pending" else 1
 
     def _result(self, outcome: Outcome, status: dict[str, Any]) -> dict[str, Any]:
         cfg = self.config
@@ -549,7 +669,7 @@ class Runner:
             _say(f"cannot create the job's directories in the home: {exc}")
             return RUNNER_ERROR
         before = self.snapshot()
-        log_path = cfg.state_dir / "log.txt"
+        log_path = cfg.state_dir / LOG_FILE
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed below
         _say(f"job {cfg.job_id} started at {_now().isoformat(timespec='seconds')}", self.log)
         try:
@@ -560,18 +680,24 @@ class Runner:
         how = f"signal {outcome.signal}" if outcome.signal else f"exit code {outcome.exit_code}"
         _say(f"job finished with {how}", self.log)
         # result.json on the home first, so that it exists whatever happens to the upload
-        result_path = cfg.state_dir / "result.json"
+        result_path = cfg.state_dir / RESULT_FILE
         result_path.write_text(json.dumps(self._result(outcome, {"upload": "pending"}), indent=2))
         status = self.upload_all(outcome, executed, log_path, before)
         result = self._result(outcome, status)
         result_path.write_text(json.dumps(result, indent=2))
+        state_rel = cfg.state_dir.relative_to(cfg.home)
         if status["upload"] == "ok":
             _say(f"outputs uploaded: {status['uploaded']} files, {status['bytes']} bytes")
+        elif status["upload"] == "pending":
+            _say(
+                f"UPLOAD PENDING: {status.get('error', 'S3 is unreachable')}. The outputs stay "
+                f"in ~/{cfg.output_rel} and the log in ~/{state_rel}/; gpulab uploads them "
+                "once S3 answers again"
+            )
         else:
             _say(
                 f"UPLOAD FAILED: {status.get('error', 'unknown error')}. The outputs stay in "
-                f"~/{cfg.output_rel} and the log and result in "
-                f"~/{cfg.state_dir.relative_to(cfg.home)}/"
+                f"~/{cfg.output_rel} and the log and result in ~/{state_rel}/"
             )
         self.log.close()
         return outcome.exit_code
@@ -586,13 +712,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-id", help="default: $GPULAB_JOB_ID")
     parser.add_argument("--home", help="default: $GPULAB_HOME or $HOME")
     parser.add_argument("--upload-dir", help=f"default: $GPULAB_UPLOAD_DIR or {DEFAULT_UPLOAD_DIR}")
+    parser.add_argument(
+        "--upload-only",
+        action="store_true",
+        help="do not run the job: upload what its finished run left on the home",
+    )
     args = parser.parse_args(argv)
     try:
         config = RunnerConfig.from_env(os.environ, args)
     except (RunnerError, OSError) as exc:
         print(f"[gpulab] gpulab-job-runner: {exc}", file=sys.stderr, flush=True)
         return RUNNER_ERROR
-    return Runner(config).run()
+    runner = Runner(config)
+    return runner.upload_only() if args.upload_only else runner.run()
 
 
 if __name__ == "__main__":

@@ -17,12 +17,22 @@ __all__ = [
     "ENV_JOB_SPEC",
     "ENV_OUTPUT_DIR",
     "ENV_UPLOAD_DIR",
+    "LOG_FILE",
+    "PLAN_FILE",
+    "RESULT_FILE",
     "RUNNER_COMMAND",
     "UPLOAD_MOUNT",
+    "UPLOAD_ONLY_COMMAND",
+    "UPLOAD_STATES",
+    "job_log_path",
+    "job_state_dir",
 ]
 
 # The container's command (exec form, no arguments): the console script of the same name.
 RUNNER_COMMAND = ["gpulab-job-runner"]
+# The command of the upload Job the gateway creates when a job's pod ended with its upload
+# still pending: upload what the finished run left on the home, nothing else.
+UPLOAD_ONLY_COMMAND = [*RUNNER_COMMAND, "--upload-only"]
 # Where the job's upload credential Secret is mounted, and the file in it.
 UPLOAD_MOUNT = "/var/run/gpulab/upload"
 CREDENTIAL_FILE = "credential.json"
@@ -38,3 +48,22 @@ ENV_GPU_TYPE = "GPULAB_GPU_TYPE"
 ENV_GATEWAY_URL = "GPULAB_GATEWAY_URL"
 # Set by the runner for the job's own process: where to write outputs.
 ENV_OUTPUT_DIR = "GPULAB_OUTPUT_DIR"
+
+# What the runner keeps on the home, under ~/.gpulab/jobs/<job-id>/ (relative to the home):
+# the log (archived to S3 as log.txt), result.json (its "upload" says pending | ok | failed)
+# and the upload plan (the output files this run wrote, for a later upload-only run).
+LOG_FILE = "log.txt"
+RESULT_FILE = "result.json"
+PLAN_FILE = "upload.json"
+# result.json's "upload": pending until everything reached S3 (or S3 refused a file).
+UPLOAD_STATES = ("pending", "ok", "failed")
+
+
+def job_state_dir(job_id: str) -> str:
+    """The job's state folder, relative to the owner's home."""
+    return f".gpulab/jobs/{job_id}"
+
+
+def job_log_path(job_id: str) -> str:
+    """The job's log on the home, relative to it: kept there until (and after) it is archived."""
+    return f"{job_state_dir(job_id)}/{LOG_FILE}"

@@ -19,18 +19,23 @@ import copy
 import json
 from typing import Any
 
-from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT
+from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT, UPLOAD_ONLY_COMMAND
 
 from ..policy import Entitlement, Policy, ProfilePolicy
 from ..workload.labels import (
+    GROUP_LABEL,
     IDEMPOTENCY_ANNOTATION,
     JOB_COMPONENT,
     JOB_ID_LABEL,
+    JOB_UPLOAD_COMPONENT,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
+    UPLOAD_FOR_LABEL,
+    USER_LABEL,
+    base_labels,
 )
-from ..workload.pod import pod_parts, workload_labels
+from ..workload.pod import HOME_VOLUME, pod_parts, workload_labels
 from .ids import submit_key
 from .spec import JobSpec
 from .validate import effective_gpu_type, effective_runtime, job_profile
@@ -43,7 +48,9 @@ __all__ = [
     "job_labels",
     "k8s_literal",
     "render_job",
+    "render_upload_job",
     "render_upload_secret",
+    "upload_job_name",
     "upload_secret_name",
     "with_owner",
 ]
@@ -61,6 +68,12 @@ def k8s_literal(value: str) -> str:
 def upload_secret_name(job_id: str) -> str:
     """The upload Secret's name for a job (``<job-id>-upload``)."""
     return f"{job_id}-upload"
+
+
+def upload_job_name(job_id: str) -> str:
+    """The upload Job of a job and its own Secret (not the job's ``<id>-upload`` Secret):
+    at most 56 characters for a job id."""
+    return f"{job_id}-reupload"
 
 
 def job_labels(
@@ -284,3 +297,89 @@ def with_owner(secret: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
         }
     ]
     return out
+
+
+UPLOAD_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+
+
+def render_upload_job(
+    job: dict[str, Any],
+    *,
+    secret_name: str,
+    retries: int,
+    deadline_seconds: int,
+) -> dict[str, Any]:
+    """The upload Job of a finished ``job`` (the raw Job as the API returned it) whose pod
+    ended with its upload pending: the same image and runner, in ``--upload-only`` mode, as the
+    owner (the same security contexts), mounting only the owner's home, read-only, and its own
+    upload ``secret_name``; no GPU, no dataset. Its pod exits 75 while S3 is unreachable and
+    Kubernetes retries it (``retries``, exponential backoff) within ``deadline_seconds``.
+    It carries ``UPLOAD_FOR_LABEL``, never ``JOB_ID_LABEL``: it is no job of the owner's."""
+    meta = job.get("metadata") or {}
+    job_id = str(meta["name"])
+    labels = meta.get("labels") or {}
+    owner = (meta.get("annotations") or {}).get(OWNER_ANNOTATION, "")
+    template = (job.get("spec") or {}).get("template") or {}
+    pod_spec = copy.deepcopy(template.get("spec") or {})
+    original = (pod_spec.get("containers") or [{}])[0]
+    home_mounts = [
+        {**m, "readOnly": True}
+        for m in original.get("volumeMounts") or []
+        if m.get("name") == HOME_VOLUME
+    ]
+    upload = {"name": "upload", "mountPath": UPLOAD_MOUNT, "readOnly": True}
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": original.get("image"),
+        "imagePullPolicy": original.get("imagePullPolicy", "IfNotPresent"),
+        "command": list(UPLOAD_ONLY_COMMAND),
+        "workingDir": original.get("workingDir"),
+        "env": list(original.get("env") or []),
+        "volumeMounts": [*home_mounts, upload],
+        "securityContext": original.get("securityContext"),
+        "resources": copy.deepcopy(UPLOAD_RESOURCES),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    secret = {"secretName": secret_name, "defaultMode": 0o440, "optional": False}
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") == HOME_VOLUME]
+    up_labels = {
+        **base_labels(JOB_UPLOAD_COMPONENT),
+        USER_LABEL: labels.get(USER_LABEL, ""),
+        GROUP_LABEL: labels.get(GROUP_LABEL, ""),
+        UPLOAD_FOR_LABEL: job_id,
+    }
+    new_pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": pod_spec.get("securityContext"),
+        "containers": [container],
+        "volumes": [*volumes, {"name": "upload", "secret": secret}],
+    }
+    if pod_spec.get("imagePullSecrets"):
+        new_pod_spec["imagePullSecrets"] = pod_spec["imagePullSecrets"]
+    ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": upload_job_name(job_id),
+            "namespace": meta.get("namespace"),
+            "labels": dict(up_labels),
+            "annotations": {OWNER_ANNOTATION: owner},
+        },
+        "spec": {
+            "backoffLimit": retries,
+            "completions": 1,
+            "parallelism": 1,
+            "activeDeadlineSeconds": deadline_seconds,
+            **({"ttlSecondsAfterFinished": ttl} if isinstance(ttl, int) else {}),
+            "template": {
+                "metadata": {"labels": dict(up_labels), "annotations": {OWNER_ANNOTATION: owner}},
+                "spec": new_pod_spec,
+            },
+        },
+    }

@@ -26,6 +26,7 @@ MANAGED_SELECTOR: Final = f"{MANAGED_BY_LABEL}={APP}"
 # Values of COMPONENT_LABEL.
 SERVER_COMPONENT: Final = "singleuser-server"
 JOB_COMPONENT: Final = "job"
+JOB_UPLOAD_COMPONENT: Final = "job-upload"  # the Job that uploads what an S3 outage left
 HOME_COMPONENT: Final = "home"
 HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
 DATASET_COMPONENT: Final = "dataset"
@@ -37,6 +38,9 @@ GROUP_LABEL: Final = "gpulab.io/group"  # the quota group the workload is charge
 GPUS_LABEL: Final = "gpulab.io/gpus"  # GPUs the workload holds, as a decimal string
 GPU_TYPE_LABEL: Final = "gpulab.io/gpu-type"
 JOB_ID_LABEL: Final = "gpulab.io/job-id"
+# On an upload Job and its pod: the job whose outputs it uploads (never JOB_ID_LABEL, so the
+# upload Job is not a job of its owner's and holds no job slot).
+UPLOAD_FOR_LABEL: Final = "gpulab.io/upload-for"
 SUBMIT_KEY_LABEL: Final = "gpulab.io/submit-key"  # hash of owner + Idempotency-Key
 HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it was taken of
 SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
@@ -49,6 +53,8 @@ SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
 IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
 CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
 CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"
+# Set with the cancel marks when no pod of the Job had started: no output, nothing to upload.
+NEVER_STARTED_ANNOTATION: Final = "gpulab.io/never-started"
 # Set by the gateway when it fails a Job itself (e.g. its upload Secret is missing).
 FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"

@@ -224,16 +224,52 @@ def test_s3_down_leaves_outputs_on_the_home(tmp_path, storage):
         GPULAB_HOME=str(home),
         GPULAB_UPLOAD_DIR=str(upload),
         GPULAB_UPLOAD_BACKOFF="0.01",
+        GPULAB_UPLOAD_RETRY_SECONDS="0",
     )
     done = subprocess.run([RUNNER], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0
-    assert "UPLOAD FAILED" in done.stdout
+    assert "UPLOAD PENDING" in done.stdout
     assert (home / "outputs/down/down-aaaaaa/m.txt").read_text() == "m"
     assert (
         json.loads((home / ".gpulab/jobs/down-aaaaaa/result.json").read_text())["upload"]
-        == "failed"
+        == "pending"
     )
     assert storage.list_outputs("alice", "down-aaaaaa") == []
+
+
+def test_upload_only_run_uploads_what_an_outage_left_on_the_home(tmp_path, storage):
+    """A run that could not reach S3 leaves its plan on the home; ``--upload-only`` with a
+    working credential uploads those outputs, the log and result.json (upload ok)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    script = (
+        "import os; open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], 'm.txt'), 'w').write('m')"
+    )
+    spec = {"name": "later", "command": [sys.executable, "-c", script]}
+    env = job_env(tmp_path, storage, spec, "later-aaaaaa")
+    cred_file = Path(env["GPULAB_UPLOAD_DIR"]) / "credential.json"
+    working = cred_file.read_text()
+    down = json.loads(working)
+    down["url"] = f"http://127.0.0.1:{port}/{storage.bucket}"
+    cred_file.write_text(json.dumps(down))
+    env.update(GPULAB_UPLOAD_BACKOFF="0.01", GPULAB_UPLOAD_RETRY_SECONDS="0")
+    first = subprocess.run([RUNNER], env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0 and "UPLOAD PENDING" in first.stdout
+    assert storage.result("alice", "later-aaaaaa") is None
+
+    cred_file.write_text(working)
+    again = subprocess.run(
+        [RUNNER, "--upload-only"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    paths = {f.path for f in storage.list_outputs("alice", "later-aaaaaa")}
+    assert {"outputs/m.txt", "log.txt", "result.json"} <= paths
+    result = storage.result("alice", "later-aaaaaa")
+    assert result is not None and result["upload"] == "ok" and result["exit_code"] == 0
+    assert "job finished with exit code 0" in storage.read_log("alice", "later-aaaaaa").decode()
 
 
 def test_same_name_jobs_running_together_upload_only_their_own_files(tmp_path, storage):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -195,3 +197,34 @@ def submit_proxy(gateway_url: str, *, lose_first_answer: bool = False) -> Iterat
         server.shutdown()
         server.server_close()
         upstream.close()
+
+
+def gateway_pid(port: int) -> int | None:
+    """The gateway process the hub started for this platform (found by its service URL)."""
+    want = f"JUPYTERHUB_SERVICE_URL=http://127.0.0.1:{port}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            if b"gpulab.hub.jobs.gateway" not in cmdline:
+                continue
+            if want in (entry / "environ").read_bytes().split(b"\0"):
+                return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def restart_gateway(gw: GatewayEnv) -> None:
+    """Kill the gateway; the hub starts it again. Returns once the new one answers."""
+    pid = gateway_pid(gw.port)
+    assert pid is not None, "gateway process not found"
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        new = gateway_pid(gw.port)
+        if new is not None and new != pid:
+            break
+        time.sleep(0.1)
+    wait_gateway(gw.base, gw.tokens["alice"])

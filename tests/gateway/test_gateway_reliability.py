@@ -5,13 +5,10 @@ Kubernetes API call."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
-from pathlib import Path
 
 import pytest
-from gateway_testlib import NAMESPACE, command_job, wait_gateway
+from gateway_testlib import NAMESPACE, command_job, restart_gateway
 from gpulab.hub.jobs.gateway.kube import USER_AGENT as GATEWAY_AGENT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
@@ -26,23 +23,6 @@ SLOW_JOB = (
 )
 
 
-def _gateway_pid(port: int) -> int | None:
-    """The gateway process the hub started for this platform (found by its service URL)."""
-    want = f"JUPYTERHUB_SERVICE_URL=http://127.0.0.1:{port}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            if b"gpulab.hub.jobs.gateway" not in cmdline:
-                continue
-            if want in (entry / "environ").read_bytes().split(b"\0"):
-                return int(entry.name)
-        except OSError:
-            continue
-    return None
-
-
 def test_gateway_restart_while_job_runs_loses_nothing(gw):
     with gw.client("alice") as c:
         r = c.post("/jobs", json=command_job("survivor", SLOW_JOB))
@@ -51,15 +31,7 @@ def test_gateway_restart_while_job_runs_loses_nothing(gw):
         gw.wait_state("alice", job_id, ("Running",))
         before = c.get("/jobs").json()["items"]
 
-    pid = _gateway_pid(gw.port)
-    assert pid is not None, "gateway process not found"
-    os.kill(pid, signal.SIGKILL)  # the hub notices and starts it again
-    for _ in range(300):
-        new = _gateway_pid(gw.port)
-        if new is not None and new != pid:
-            break
-        time.sleep(0.1)
-    wait_gateway(gw.base, gw.tokens["alice"])
+    restart_gateway(gw)  # killed; the hub notices and starts it again
 
     with gw.client("alice") as c:
         after = {j["id"]: j for j in c.get("/jobs").json()["items"]}

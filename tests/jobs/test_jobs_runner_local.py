@@ -39,6 +39,7 @@ def job_env(
         GPULAB_HOME=str(home),
         GPULAB_UPLOAD_DIR=str(upload),
         GPULAB_UPLOAD_BACKOFF="0.01",
+        GPULAB_UPLOAD_RETRY_SECONDS="0",
     )
     return env
 
@@ -71,14 +72,42 @@ def test_s3_down_leaves_outputs_on_the_home_and_says_so(tmp_path):
     done = run(env)
     assert done.returncode == 0, done.stderr
     assert "trained" in done.stdout
-    assert "UPLOAD FAILED" in done.stdout and "outputs/t/t-aaaaaa" in done.stdout
+    assert "UPLOAD PENDING" in done.stdout and "outputs/t/t-aaaaaa" in done.stdout
     assert (tmp_path / "home" / "outputs" / "t" / "t-aaaaaa" / "model.bin").read_text() == "w"
     result = result_of(tmp_path)
-    assert result["upload"] == "failed" and result["exit_code"] == 0
+    assert result["upload"] == "pending" and result["exit_code"] == 0
     assert result["failed"] == ["outputs/model.bin"]  # gave up after that: S3 unreachable
     assert done.stdout.count("retry") == 4  # 5 attempts
     log = (tmp_path / "home" / ".gpulab" / "jobs" / "t-aaaaaa" / "log.txt").read_text()
     assert "trained" in log
+
+
+def test_s3_down_keeps_the_upload_plan_on_the_home(tmp_path):
+    """The files a later upload-only run uploads: this run's outputs, by path in the home."""
+    script = "import os; open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], 'model.bin'), 'w').write('w')"
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", script]},
+        credential=down_credential(),
+    )
+    assert run(env).returncode == 0
+    plan = json.loads((tmp_path / "home" / ".gpulab/jobs/t-aaaaaa/upload.json").read_text())
+    assert plan["files"] == [{"name": "outputs/model.bin", "path": "outputs/t/t-aaaaaa/model.bin"}]
+
+
+def test_upload_only_while_s3_is_down_exits_tempfail(tmp_path):
+    script = "import os; open(os.path.join(os.environ['GPULAB_OUTPUT_DIR'], 'm'), 'w').write('m')"
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", script]},
+        credential=down_credential(),
+    )
+    assert run(env).returncode == 0
+    again = subprocess.run(
+        [*RUNNER, "--upload-only"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert again.returncode == 75, again.stdout + again.stderr
+    assert "upload pending" in again.stdout
 
 
 def test_exit_code_is_preserved_without_a_credential(tmp_path):
@@ -89,7 +118,7 @@ def test_exit_code_is_preserved_without_a_credential(tmp_path):
     done = run(env)
     assert done.returncode == 3
     result = result_of(tmp_path)
-    assert result["exit_code"] == 3 and result["upload"] == "failed"
+    assert result["exit_code"] == 3 and result["upload"] == "pending"
     assert "no usable upload credential" in result["error"]
 
 

@@ -190,6 +190,11 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "the log", "content": {"text/plain": {}}},
                         **_COMMON_ERRORS,
+                        "503": _error(
+                            "the pod is gone and the log is not archived yet (the message "
+                            "names where in the owner's home it is kept), or S3 is down; "
+                            "see Retry-After"
+                        ),
                     },
                 }
             },

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gpulab.wire.jobs import JOB_STATES
+from gpulab.wire.runner import job_log_path
 
 from ...catalogue import Catalogue
 from ...names import escape_username
@@ -30,6 +33,7 @@ from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
+    NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
     SUBMIT_KEY_LABEL,
     USER_LABEL,
@@ -38,7 +42,14 @@ from ...workload.pod import home_claim
 from ...workload.quota_ledger import QuotaLedger
 from ...workload.reservations import Reservation
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
-from ..manifest import render_job, render_upload_secret, upload_secret_name, with_owner
+from ..manifest import (
+    render_job,
+    render_upload_job,
+    render_upload_secret,
+    upload_job_name,
+    upload_secret_name,
+    with_owner,
+)
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
 from ..storage import AsyncJobStorage, credential_lifetime
 from ..validate import effective_runtime, job_request
@@ -56,7 +67,8 @@ from .state import (
     job_state,
     job_view,
 )
-from .tombstones import TombstoneStore
+from .tombstones import TombstoneStore, expired
+from .uploads import UPLOAD_STATES, awaiting_upload, upload_job_outcome
 from .usage import cache_usage
 
 __all__ = ["Gateway", "JobRef"]
@@ -66,6 +78,11 @@ log = logging.getLogger("gpulab.jobs.gateway")
 STATES = JOB_STATES
 MAX_LIMIT = 500
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
+# A finished job whose upload is pending: S3 is asked for its result.json at most this often.
+UPLOAD_RECHECK_SECONDS = 30.0
+# Its upload Job: pods retried this often (exit 75 while S3 is unreachable), within this time.
+UPLOAD_JOB_RETRIES = 6
+UPLOAD_JOB_DEADLINE_SECONDS = 86400
 
 
 @dataclass(frozen=True)
@@ -146,6 +163,7 @@ class Gateway:
         # slot in its quota group's ledger, counted until the Job is in this cache.
         self.ledger = QuotaLedger(kube, kube.namespace)
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
+        self._upload_checked: dict[str, float] = {}  # job id -> when S3 was last asked
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.tombstones = TombstoneStore(storage) if storage is not None else None
         self.ready = False  # set once the cache is synced and cancelled jobs are loaded
@@ -266,12 +284,111 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - S3 trouble must not break a status read
             log.warning("result.json of %s unreadable: %s", ref.id, type(exc).__name__)
             return
+        self._note_result(ref.id, result)
+
+    def _note_result(self, job_id: str, result: dict[str, Any] | None) -> None:
+        """Remember the upload state ``result.json`` (in S3) gives; absent: still pending."""
         if result is None:
             return
         upload = result.get("upload")
         if isinstance(upload, dict):
             upload = upload.get("status")
-        self._upload[ref.id] = upload if upload in ("ok", "failed", "pending") else "ok"
+        self._upload[job_id] = upload if upload in UPLOAD_STATES else "ok"
+
+    # ------------------------------------------------------------------ uploads after S3 outages
+    async def retry_uploads(self) -> list[str]:
+        """For each finished job whose upload is still pending (no result.json in S3), once S3
+        answers again, make sure its upload Job exists; ids of the upload Jobs created. Each
+        job is looked at most every ``UPLOAD_RECHECK_SECONDS``."""
+        if self.storage is None:
+            return []
+        now = time.monotonic()
+        candidates = awaiting_upload(
+            list(self.cache.jobs.items()), self.cache.job_pods, self._upload
+        )
+        self._upload_checked = {
+            k: v for k, v in self._upload_checked.items() if k in self.cache.jobs
+        }
+        created = []
+        for job_id in candidates:
+            if now - self._upload_checked.get(job_id, -UPLOAD_RECHECK_SECONDS) < (
+                UPLOAD_RECHECK_SECONDS
+            ):
+                continue
+            ref = self._ref(job_id)
+            if ref is None or ref.gone:
+                continue
+            self._upload_checked[job_id] = now
+            try:
+                result = await self.storage.result(ref.owner, job_id)
+            except Exception as exc:  # noqa: BLE001 - S3 still down: try again later
+                log.info("S3 unavailable (%s); pending uploads wait", type(exc).__name__)
+                return created
+            if result is not None:
+                self._note_result(job_id, result)
+                continue
+            if await self._ensure_upload_job(ref):
+                created.append(job_id)
+        return created
+
+    async def _ensure_upload_job(self, ref: JobRef) -> bool:
+        """Create the job's upload Job and its Secret unless it exists; True if created. An
+        upload Job that ran out of retries marks the upload ``failed``."""
+        assert self.storage is not None
+        name = upload_job_name(ref.id)
+        try:
+            existing = await self.kube.request("GET", self.kube.jobs_path(name))
+        except KubeError as exc:
+            if exc.status != 404:
+                log.warning("upload job of %s not checked: %s", ref.id, exc)
+                return False
+            existing = None
+        if existing is not None:
+            if upload_job_outcome(existing) == "failed":
+                log.warning("upload job of %s failed; the outputs stay on the home", ref.id)
+                self._upload[ref.id] = "failed"
+            return False
+        credential = await self.storage.upload_credential(
+            ref.owner, ref.id, credential_lifetime(UPLOAD_JOB_DEADLINE_SECONDS)
+        )
+        body = render_upload_job(
+            ref.job,
+            secret_name=name,
+            retries=UPLOAD_JOB_RETRIES,
+            deadline_seconds=UPLOAD_JOB_DEADLINE_SECONDS,
+        )
+        try:
+            created = await self.kube.request("POST", self.kube.jobs_path(), body=body)
+        except KubeError as exc:
+            if exc.status != 409:
+                log.warning("upload job of %s not created: %s", ref.id, exc)
+            return False
+        labels = _meta(ref.job).get("labels") or {}
+        secret = render_upload_secret(
+            owner=ref.owner,
+            job_id=ref.id,
+            namespace=self.kube.namespace,
+            name=name,
+            credential=credential,
+            group=labels.get(GROUP_LABEL, ""),
+        )
+        try:
+            await self.kube.request(
+                "POST", self.kube.secrets_path(), body=with_owner(secret, created)
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                # without its Secret the pod cannot start: delete, the next pass retries
+                log.warning("upload secret of %s not created (%s)", ref.id, exc)
+                with contextlib.suppress(KubeError):
+                    await self.kube.request(
+                        "DELETE",
+                        self.kube.jobs_path(name),
+                        query={"propagationPolicy": "Background"},
+                    )
+                return False
+        log.info("job %s: upload job created (its upload was pending)", ref.id)
+        return True
 
     def list(
         self,
@@ -632,6 +749,14 @@ class Gateway:
                 await self.reconcile_half_made(grace_seconds)
             except Exception:  # noqa: BLE001 - keep reconciling; the next pass retries
                 log.exception("reconciling half-made jobs failed")
+            try:
+                await self.expire_cancelled(dt.datetime.now(dt.UTC))
+            except Exception:  # noqa: BLE001 - the next pass retries
+                log.exception("deleting expired cancelled jobs failed")
+            try:
+                await self.retry_uploads()
+            except Exception:  # noqa: BLE001 - the next pass retries
+                log.exception("retrying pending uploads failed")
             await self.cache.wait_changed(max(grace_seconds / 2, 1.0))
 
     async def _fail_half_made(self, job_id: str) -> None:
@@ -686,15 +811,18 @@ class Gateway:
             if exc.status != 404:
                 raise from_kube(exc, "deleting the job") from None
 
-    async def _annotate(self, job_id: str, annotations: dict[str, str]) -> None:
-        """Merge ``annotations`` into the Job and cache the result (read your own writes)."""
+    async def _patch(self, job_id: str, body: dict[str, Any]) -> None:
+        """Merge-patch the Job and cache the result (read your own writes)."""
         patched = await self.kube.request(
             "PATCH",
             self.kube.jobs_path(job_id),
-            body={"metadata": {"annotations": annotations}},
+            body=body,
             content_type="application/merge-patch+json",
         )
         self.cache.put_job(patched)
+
+    async def _annotate(self, job_id: str, annotations: dict[str, str]) -> None:
+        await self._patch(job_id, {"metadata": {"annotations": annotations}})
 
     async def _remember(self, owner: str, job_id: str) -> None:
         """Keep the cancelled Job in S3: it is about to leave the cluster."""
@@ -707,27 +835,49 @@ class Gateway:
             log.warning("cancelled job %s not recorded in S3: %s", job_id, type(exc).__name__)
 
     async def cancel(self, ident: Identity, job_id: str) -> dict[str, Any]:
+        """Mark the Job cancelled and suspend it in one patch: Kubernetes deletes its pods
+        (the runner gets SIGTERM and uploads what it has), and the Job object stays as the
+        record of the cancel, so the owner's history never depends on S3. The gateway deletes
+        it once its ``ttlSecondsAfterFinished`` has passed (:func:`.tombstones.expired`)."""
         ref = self.visible(ident, job_id)
         state, _ = job_state(ref.job, ref.pods)
         if state in ("Succeeded", "Failed"):
             raise ApiError(409, f"job {job_id} already finished ({state}); nothing to cancel")
         if not ref.gone:
-            if CANCELLED_ANNOTATION not in (_meta(ref.job).get("annotations") or {}):
+            annotations = _meta(ref.job).get("annotations") or {}
+            suspended = bool((ref.job.get("spec") or {}).get("suspend"))
+            if CANCELLED_ANNOTATION not in annotations or not suspended:
                 marks = {CANCELLED_ANNOTATION: _now(), CANCELLED_BY_ANNOTATION: ident.name}
+                if not any(_started(p) for p in ref.pods):
+                    marks[NEVER_STARTED_ANNOTATION] = "true"  # no upload Job will be needed
+                if CANCELLED_ANNOTATION in annotations:  # a retried cancel keeps the first
+                    marks = {}
                 try:
-                    await self._annotate(job_id, marks)
+                    await self._patch(
+                        job_id, {"metadata": {"annotations": marks}, "spec": {"suspend": True}}
+                    )
                 except KubeError as exc:
                     if exc.status == 404:
                         raise ApiError(404, f"no job {job_id!r}") from None
                     raise from_kube(exc, "cancelling the job") from None
-                await self._remember(ref.owner, job_id)
-            await self._delete_job(job_id)
             group = (_meta(ref.job).get("labels") or {}).get(GROUP_LABEL)
             if group:
                 await self._release(group, job_id)
             log.info("job %s cancelled by %s", job_id, ident.name)
         ref = self._ref(job_id) or ref
         return self.view(ref)
+
+    async def expire_cancelled(self, now: dt.datetime) -> list[str]:
+        """Delete the cancelled Jobs kept past their ``ttlSecondsAfterFinished``; their ids."""
+        gone = []
+        for job_id in expired(list(self.cache.jobs.items()), now):
+            try:
+                await self._delete_job(job_id)
+            except ApiError as exc:
+                log.warning("cancelled job %s not deleted (retried later): %s", job_id, exc)
+                continue
+            gone.append(job_id)
+        return gone
 
     # ------------------------------------------------------------------ outputs
     def _storage(self) -> AsyncJobStorage:
@@ -779,7 +929,8 @@ class Gateway:
         closed: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[bytes]:
         """The job's log: streamed from its pod while the pod exists (following it when
-        ``follow``), then from the archived ``log.txt`` in S3."""
+        ``follow``), then from the archived ``log.txt`` in S3; neither: 503 saying where in
+        the home the log is kept until it is archived."""
         first = self.visible(ident, job_id)
         owner = first.owner
         streamed: set[str] = set()
@@ -829,12 +980,31 @@ class Gateway:
                 if streamed:
                     return
                 data = await self._archived_log(owner, job_id, wait=follow, closed=closed)
+                if data is None and not closed():
+                    raise await self._log_not_archived(owner, job_id)
                 if data:
                     yield _tail_lines(data, tail)
                 return
             if not follow:
                 return
             await self.cache.wait_changed(2.0)
+
+    async def _log_not_archived(self, owner: str, job_id: str) -> ApiError:
+        """Why there is no log to show: the pod is gone and S3 holds no ``log.txt``."""
+        ref = self._ref(job_id)
+        if ref is not None:
+            if NEVER_STARTED_ANNOTATION in (_meta(ref.job).get("annotations") or {}):
+                return ApiError(404, f"job {job_id} has no log: it was cancelled before it started")
+            await self._learn_upload(ref)
+        if self._upload.get(job_id) in ("ok", "failed"):
+            return ApiError(404, f"job {job_id} left no log (it never started)")
+        return ApiError(
+            503,
+            f"the log of job {job_id} is not archived yet: if the job ran, its log is kept in "
+            f"{owner}'s home at ~/{job_log_path(job_id)} and is archived with the outputs once "
+            "S3 answers",
+            retry_after=30,
+        )
 
     async def _archived_log(
         self, owner: str, job_id: str, *, wait: bool, closed: Callable[[], bool]

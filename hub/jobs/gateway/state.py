@@ -24,6 +24,7 @@ from ...workload.labels import (
     GPUS_LABEL,
     GROUP_LABEL,
     IDEMPOTENCY_ANNOTATION,
+    NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     USER_LABEL,
@@ -198,7 +199,8 @@ def job_view(
         gpus = 0
     pod = latest_pod(pods)
     if upload is None:
-        upload = "pending"
+        # a job cancelled before it started has nothing to upload: its upload is over
+        upload = "ok" if NEVER_STARTED_ANNOTATION in annotations else "pending"
     return {
         "id": meta.get("name"),
         "name": (spec or {}).get("name") or meta.get("name"),

@@ -1,6 +1,14 @@
-"""Durable memory of cancelled jobs, whose Job objects Kubernetes removed.
+"""How long a cancelled job stays in its owner's history, and the older S3 records of jobs
+that left the cluster.
 
-On cancel the gateway writes the Job (and its pods) as last seen to
+A cancelled Job is kept in the cluster, suspended and annotated (the record of the cancel
+needs nothing but the API server); :func:`expired` picks the ones whose
+``ttlSecondsAfterFinished`` (the entitlement's ``job_ttl_seconds``, set at submit) has passed
+since the cancel (pure), which the gateway then deletes.
+
+:class:`TombstoneStore` keeps what a Job the gateway *deletes* itself leaves behind (a
+half-made job it failed), and what earlier gateways wrote on cancel: the Job (and its pods)
+as last seen, in
 ``s3://<bucket>/_gateway/cancelled/<user>/<job-id>.json`` (a prefix no job credential can
 write: job credentials are confined to ``<user>/<job-id>/`` and escaped usernames never start
 with ``_``). At start it loads them back into the cache's tombstones, so a restarted gateway
@@ -13,15 +21,46 @@ import asyncio
 import datetime as dt
 import json
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ...names import escape_username
+from ...workload.labels import CANCELLED_ANNOTATION
 from ..storage import AsyncJobStorage
 
-__all__ = ["PREFIX", "TombstoneStore"]
+__all__ = ["PREFIX", "TombstoneStore", "expired"]
 
 PREFIX = "_gateway/cancelled/"
 log = logging.getLogger("gpulab.jobs.gateway.tombstones")
+
+
+def _when(text: object) -> dt.datetime | None:
+    try:
+        at = dt.datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
+
+
+def expired(
+    jobs: Iterable[tuple[str, Mapping[str, Any]]],
+    now: dt.datetime,
+    default_ttl_seconds: int = 7 * 86400,
+) -> list[str]:
+    """Ids of the cancelled Jobs whose time to live since the cancel has passed."""
+    out = []
+    for job_id, job in jobs:
+        meta = job.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        at = _when((meta.get("annotations") or {}).get(CANCELLED_ANNOTATION))
+        if at is None:
+            continue
+        ttl = (job.get("spec") or {}).get("ttlSecondsAfterFinished")
+        ttl = default_ttl_seconds if not isinstance(ttl, int) or isinstance(ttl, bool) else ttl
+        if (now - at).total_seconds() >= ttl:
+            out.append(job_id)
+    return out
 
 
 def _slim(obj: dict[str, Any]) -> dict[str, Any]:
