@@ -60,10 +60,11 @@ class ClientConfig:
     def discover(cls, hub_url: str | None = None, token: str | None = None) -> ClientConfig:
         env = os.environ
         gateway = env.get("GPULAB_GATEWAY_URL", "")
-        hub = hub_url or env.get("GPULAB_HUB_URL", "")
-        if hub:
-            gateway = hub.rstrip("/") + "/" + GATEWAY_PREFIX
         token = token or env.get("GPULAB_TOKEN") or env.get("JUPYTERHUB_API_TOKEN", "")
+        # An explicit --hub-url wins; else a known gateway; else the hub from the environment.
+        hub = hub_url or ("" if gateway else env.get("GPULAB_HUB_URL", ""))
+        if hub:
+            gateway = locate_gateway(hub, token)
         if not gateway:
             raise ConfigError(
                 "where is the hub? pass --hub-url https://hub.example.org "
@@ -75,6 +76,34 @@ class ClientConfig:
                 "--token or set GPULAB_TOKEN"
             )
         return cls(gateway_url=gateway.rstrip("/") + "/", token=token)
+
+
+def locate_gateway(hub_url: str, token: str, timeout: float = 10.0) -> str:
+    """The gateway's address, given the hub's. A hub with per-user subdomains serves each
+    service on its own origin, which the hub publishes in the service's ``info.public_url``
+    (``configure(c)`` sets it; a user's token may read it). Without that, or when the hub
+    cannot be asked, the gateway is under the hub's own ``/services/jobs-gateway/``, and a
+    wrong token is reported by the first real call."""
+    hub = hub_url.rstrip("/")
+    fallback = f"{hub}/{GATEWAY_PREFIX}"
+    if not token:
+        return fallback
+    name = GATEWAY_PREFIX.rstrip("/").rsplit("/", 1)[-1]
+    try:
+        response = httpx.get(
+            f"{hub}/hub/api/services/{name}",
+            headers={"Authorization": f"token {token}"},
+            timeout=timeout,
+        )
+        info = response.json().get("info") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return fallback
+    public = info.get("public_url") if isinstance(info, dict) else None
+    return (
+        public
+        if isinstance(public, str) and public.startswith(("http://", "https://"))
+        else fallback
+    )
 
 
 def new_idempotency_key() -> str:

@@ -30,6 +30,9 @@ import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.utils import subdomain_hook_idna
 
 from .framing import DENY_FRAMING
 from .proxy_errors import with_api_error_pages
@@ -195,6 +198,17 @@ def _deny_framing(c: Any) -> None:
     _tornado_headers(c).setdefault("X-Frame-Options", DENY_FRAMING["X-Frame-Options"])
 
 
+def service_public_url(subdomain_host: str, base_url: str = "/", name: str = GATEWAY.name) -> str:
+    """Where browsers and laptops reach service ``name`` when services have their own origins:
+    the host JupyterHub's default subdomain hook gives it, under the hub's ``base_url``."""
+    host = subdomain_host if "://" in subdomain_host else f"https://{subdomain_host}"
+    parsed = urlparse(host)
+    domain = subdomain_hook_idna(name, parsed.hostname or "", "service")
+    port = f":{parsed.port}" if parsed.port else ""
+    path = f"{base_url.strip('/')}/services/{name}/".lstrip("/")
+    return f"{parsed.scheme}://{domain}{port}/{path}"
+
+
 def _apply_subdomains(c: Any, subdomain_host: str) -> None:
     """Every user's server on its own origin (``https://<user>.<host>``) and every service on
     its own (``https://<service>--service.<host>``, JupyterHub's default ``idna`` subdomain
@@ -208,6 +222,11 @@ def _apply_subdomains(c: Any, subdomain_host: str) -> None:
     ``http://hub:8182``; the network policies let user pods in on those ports)."""
     c.JupyterHub.subdomain_host = subdomain_host
     base_url = str(c.JupyterHub.base_url) if "base_url" in c.JupyterHub else "/"
+    if "subdomain_hook" not in c.JupyterHub:  # a custom hook: its domains are not ours to guess
+        for entry in c.JupyterHub.services:
+            if entry.get("name") == GATEWAY.name:
+                info = entry.setdefault("info", {})
+                info.setdefault("public_url", service_public_url(subdomain_host, base_url))
     urls = {s.get("name"): s.get("url") for s in c.JupyterHub.services if s.get("url")}
     for trait, service in (("gateway_url", GATEWAY), ("culler_url", CULLER)):
         if trait in c.GPULabSpawner or not urls.get(service.name):

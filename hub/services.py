@@ -129,8 +129,12 @@ def access_scope(service: HubService) -> str:
 
 
 def user_scopes(services: Iterable[HubService] = SERVICES) -> list[str]:
-    """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services."""
-    return ["self", *(access_scope(s) for s in services)]
+    """The ``user`` role: JupyterHub's default (``self``) plus access to gpulab's services,
+    and reading the jobs gateway's hub entry, whose ``info.public_url`` tells a command line
+    on a laptop where the gateway is when services have their own origins."""
+    services = tuple(services)
+    readable = [f"read:services!service={s.name}" for s in services if s is GATEWAY]
+    return ["self", *(access_scope(s) for s in services), *readable]
 
 
 def custom_scopes() -> dict[str, dict[str, str]]:

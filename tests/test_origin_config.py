@@ -101,3 +101,24 @@ def test_gpulab_up_uses_subdomains_unless_told_otherwise() -> None:
 
     assert parser.parse_args([]).single_origin is False
     assert parser.parse_args(["--single-origin"]).single_origin is True
+
+
+def test_the_gateways_own_origin_is_published_for_command_lines() -> None:
+    c = chart_config()
+    configure(c, policy_path=POLICY, subdomain_host="https://gpulab.example.org")
+
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "jobs-gateway")
+    assert gateway["info"]["public_url"] == (
+        "https://jobs-gateway--service.gpulab.example.org/services/jobs-gateway/"
+    )
+    user_role = next(r for r in c.JupyterHub.load_roles if r["name"] == "user")
+    assert "read:services!service=jobs-gateway" in user_role["scopes"]
+
+
+def test_a_custom_subdomain_hook_publishes_no_guessed_origin() -> None:
+    c = chart_config()
+    c.JupyterHub.subdomain_hook = "legacy"
+    configure(c, policy_path=POLICY, subdomain_host="https://gpulab.example.org")
+
+    gateway = next(s for s in c.JupyterHub.services if s["name"] == "jobs-gateway")
+    assert "public_url" not in gateway.get("info", {})

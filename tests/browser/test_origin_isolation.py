@@ -318,3 +318,12 @@ def test_every_gpulab_answer_refuses_framing(isolated: Any, where: str) -> None:
     headers = frame_headers(isolated, url, token)
     assert "frame-ancestors 'none'" in headers.get("Content-Security-Policy", ""), dict(headers)
     assert headers.get("X-Frame-Options") == "DENY", dict(headers)
+
+
+def test_a_laptop_finds_the_gateways_own_origin_through_the_hub(origin_platform: Any) -> None:
+    from extensions.client import locate_gateway
+
+    token = origin_platform.user_token("alice", note="laptop")
+    # Asked at the hub's loopback address: this machine's resolver knows no *.localhost.
+    found = locate_gateway(origin_platform.bind_url, token)
+    assert found == origin_platform.service_url("jobs-gateway")
