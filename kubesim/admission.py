@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import jsonschema
-from gpulab.kubesim import quota, schema, validation
+from gpulab.kubesim import podsecurity, quota, schema, validation
 from gpulab.kubesim.errors import ApiError, bad_request, invalid
 from gpulab.kubesim.store import ResourceType, Store
 
@@ -150,8 +150,11 @@ def _semantic_causes(
 def admit_create(
     store: Store, rt: ResourceType, namespace: str | None, obj: dict[str, Any]
 ) -> None:
-    """Mutating-free admission plugins that run on create (ResourceQuota)."""
+    """Mutating-free admission plugins that run on create, in the apiserver's order:
+    PodSecurity (the namespace's enforced level), then ResourceQuota."""
     if namespace and rt.namespaced:
+        if rt.group == "" and rt.plural == "pods":
+            podsecurity.admit(store, namespace, obj)
         quota.admit(store, rt, namespace, obj)
 
 
