@@ -34,6 +34,7 @@ from test_spawner_e2e import (
     wait_ready,
 )
 
+from gpulab.kube_identities import CHART_HUB_ROLE_RULES
 from tests.ship.rbac import ApiCall, load_role_rules, rules_cover
 
 pytestmark = pytest.mark.e2e
@@ -356,15 +357,9 @@ def test_deleting_a_user_keeps_the_home_and_snapshots_it(spawner_platform, oidc_
 
 # ----------------------------------------------------------------------------- RBAC
 
-# The Zero to JupyterHub chart's hub Role (templates/hub/rbac.yaml), in the release namespace.
-CHART_HUB_ROLE = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-        "verbs": ["get", "watch", "list", "create", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-]
+# The Zero to JupyterHub chart's hub Role (templates/hub/rbac.yaml), in the release namespace:
+# the local platform binds the same rules to its hub identity.
+CHART_HUB_ROLE = CHART_HUB_ROLE_RULES
 
 
 def test_zz_the_hubs_calls_are_granted_by_the_chart_role_and_rbac_hub(spawner_platform):
