@@ -275,7 +275,8 @@ def admit(store: Store, namespace: str, pod: Pod) -> None:
     level, version = enforced
     found = violations(pod, level)
     if found:
-        name = (pod.get("metadata") or {}).get("name", "")
+        md = pod.get("metadata") or {}
+        name = md.get("name") or md.get("generateName", "")
         raise forbidden(
             "pods", name, f'violates PodSecurity "{level}:{version}": {", ".join(found)}'
         )
