@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from gpulab.hub.names import escape_username
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 from test_spawner_e2e import (
     CPU_IMG,
     NAMESPACE,
@@ -150,8 +151,11 @@ def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
                     "image": "busybox",
                     "command": ["sleep", "3600"],
                     "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                    # The namespace enforces Pod Security "restricted", as gpulab's does.
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
                 }
             ],
+            "securityContext": POD_SECURITY_CONTEXT,
         },
     }
 
