@@ -51,6 +51,9 @@ def test_gateway_calls_match_its_role(gw):
         gw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"
     )
     assert calls, "no gateway calls recorded"
+    # kubesim serves the gateway with its own token, bound only by rbac-gateway.yaml.
+    refused = [c for c in calls if c.code in (401, 403)]
+    assert not refused, f"kubesim refused the gateway: {refused}"
     rules = load_role_rules(ROLE_FILE, "gpulab-jobs-gateway")
     missing, extra = rules_cover(rules, calls, namespace="default")
     used = sorted({c.permission for c in calls}, key=str)
