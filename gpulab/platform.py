@@ -23,11 +23,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from gpulab import kube_identities
 from gpulab.hub import demo
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
+from gpulab.kube_identities import ADMIN, CULLER, GATEWAY, HUB, Identity
 from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
+from gpulab.local_kube import LocalKube, LocalKubeError
+
+if TYPE_CHECKING:
+    import httpx
 
 # The checkout this module runs from, if it does (an editable install). An installed wheel has
 # none: what the platform needs ships as package data (the demo, microceph.sh) or is looked up
@@ -141,8 +146,7 @@ class LocalPlatform:
         # The launcher's own kubeconfig (a cluster admin, for `kubectl` and the tests); the
         # hub and the services get their own in kube_dir (kube_identities).
         self.kubeconfig = self.state_dir / "kubeconfig"
-        self.kube_dir = self.state_dir / "kube"
-        self.kube_tokens: dict[str, str] = {}
+        self.kube = LocalKube(self.state_dir, self.kubeconfig)
         self.hub_url = f"http://{config.host}:{config.port}"
         self.admin_token = ""
         self.s3: S3Endpoint | None = None
@@ -236,112 +240,39 @@ class LocalPlatform:
         self._apply_access()
 
     def _write_token_file(self) -> Path:
-        """kubesim's token file, one token per identity, kept across restarts (so that the
-        kubeconfigs handed out stay valid). Owner-only, as every credential here: pods run as
-        another uid and cannot read them."""
-        self.kube_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self.kube_dir.chmod(0o700)
-        path = self.kube_dir / "tokens.csv"
-        known = kube_identities.read_tokens(path.read_text()) if path.exists() else {}
-        self.kube_tokens = kube_identities.complete_tokens(known)
-        _write_private(path, kube_identities.token_file_text(self.kube_tokens))
-        return path
-
-    def kubeconfig_of(self, identity: kube_identities.Identity) -> Path:
-        """The kubeconfig of one identity (:data:`gpulab.kube_identities.IDENTITIES`)."""
-        if identity == kube_identities.ADMIN:
-            return self.kubeconfig
-        return self.kube_dir / f"{identity.key}.kubeconfig"
+        self.kube = LocalKube(self.state_dir, self.kubeconfig)
+        return self.kube.write_token_file()
 
     def _write_kubeconfigs(self) -> None:
-        import yaml
-
-        admin = yaml.safe_load(self.kubeconfig.read_text())
-        for identity in kube_identities.IDENTITIES:
-            if identity != kube_identities.ADMIN:
-                config = kube_identities.kubeconfig_for(admin, self.kube_tokens[identity.key])
-                _write_private(
-                    self.kubeconfig_of(identity), yaml.safe_dump(config, sort_keys=False)
-                )
-
-    @property
-    def kube_ca(self) -> Path:
-        """kubesim's serving certificate (its own CA), to verify it over HTTPS."""
-        return self.state_dir / "kubesim" / "tls" / "apiserver.crt"
-
-    def kube_ssl_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.kube_ca))
-
-    def kube_headers(self, identity: kube_identities.Identity = kube_identities.ADMIN) -> dict:
-        """The Authorization header of ``identity`` (the launcher's admin by default)."""
-        return {"Authorization": f"Bearer {self.kube_tokens[identity.key]}"}
-
-    def kube_client(self, identity: kube_identities.Identity = kube_identities.ADMIN):
-        """An ``httpx.Client`` on kubesim as ``identity``, verifying its certificate."""
-        import httpx
-
-        return httpx.Client(
-            base_url=self.kubesim_url,
-            headers=self.kube_headers(identity),
-            verify=self.kube_ssl_context(),
-            timeout=30,
-        )
+        self.kube.url = self.kubesim_url
+        self.kube.write_kubeconfigs()
 
     def _apply_access(self) -> None:
-        """The user namespace's labels (Pod Security), the identities' ServiceAccounts and
-        the RBAC of helm-values/manifests, as kube_identities renders them."""
-        folder = kube_identities.manifests_dir()
-        if folder is None:
-            raise PlatformError(
-                "helm-values/manifests not found (neither in a checkout nor in "
-                f"{sys.prefix}/share/gpulab/manifests): the platform applies its RBAC from them"
-            )
-        texts = [(folder / name).read_text() for name in kube_identities.MANIFEST_FILES]
-        for obj in kube_identities.local_objects(texts):
-            self._kube_apply(obj)
-
-    def _kube_apply(self, obj: dict) -> None:
-        """Create ``obj``, or bring the stored one in line with it (a restart with a changed
-        manifest): a JSON merge patch replaces lists (rules, subjects) whole."""
-        from gpulab.kubesim.store import RESOURCES
-
-        group = obj["apiVersion"].rpartition("/")[0]
-        plural = next(
-            rt.plural for rt in RESOURCES.values() if (rt.group, rt.kind) == (group, obj["kind"])
-        )
-        prefix = f"/apis/{obj['apiVersion']}" if group else "/api/v1"
-        namespace = obj["metadata"].get("namespace")
-        where = f"/namespaces/{namespace}" if namespace else ""
-        collection = f"{prefix}{where}/{plural}"
         try:
-            self._kube("POST", collection, obj)
-        except urllib.error.HTTPError as exc:
-            if exc.code != 409:
-                raise
-            self._kube(
-                "PATCH",
-                f"{collection}/{obj['metadata']['name']}",
-                obj,
-                content_type="application/merge-patch+json",
-            )
+            self.kube.apply_access()
+        except LocalKubeError as exc:
+            raise PlatformError(str(exc)) from None
 
-    def _kube(
-        self,
-        method: str,
-        path: str,
-        body: dict | None = None,
-        content_type: str = "application/json",
-    ):
+    # What tests and tools need to call kubesim as one of the identities (LocalKube).
+    @property
+    def kube_dir(self) -> Path:
+        return self.kube.folder
+
+    def kubeconfig_of(self, identity: Identity) -> Path:
+        return self.kube.kubeconfig_of(identity)
+
+    def kube_ssl_context(self) -> ssl.SSLContext:
+        return self.kube.ssl_context()
+
+    def kube_headers(self, identity: Identity = ADMIN) -> dict[str, str]:
+        return self.kube.headers(identity)
+
+    def kube_client(self, identity: Identity = ADMIN) -> httpx.Client:
+        return self.kube.client(identity)
+
+    def _kube(self, method: str, path: str, body: dict | None = None):
         """One call to kubesim as the launcher (a cluster admin)."""
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.kubesim_url + path, data=data, method=method)
-        request.add_header("Content-Type", content_type)
-        for key, value in self.kube_headers().items():
-            request.add_header(key, value)
-        with urllib.request.urlopen(
-            request, timeout=30, context=self.kube_ssl_context()
-        ) as response:
-            return json.loads(response.read() or b"null")
+        return self.kube.request(method, path, body)
 
     def _create_datasets(self) -> None:
         """The policy's shared datasets, as an admin would provision them: a claim per dataset
@@ -402,8 +333,8 @@ class LocalPlatform:
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
         proxy = find_proxy()
         policy = str(self.config.policy_path)
-        gateway_kubeconfig = str(self.kubeconfig_of(kube_identities.GATEWAY))
-        culler_kubeconfig = str(self.kubeconfig_of(kube_identities.CULLER))
+        gateway_kubeconfig = str(self.kubeconfig_of(GATEWAY))
+        culler_kubeconfig = str(self.kubeconfig_of(CULLER))
         return f"""# Written by gpulab's local launcher; edit the policy, not this file.
 from gpulab.hub.config import configure
 from gpulab.hub.services import CULLER, GATEWAY, service_definition, service_roles
@@ -488,7 +419,7 @@ c.JupyterHub.load_roles.append(
         env = {
             **os.environ,
             **self.config.hub_env,
-            "KUBECONFIG": str(self.kubeconfig_of(kube_identities.HUB)),
+            "KUBECONFIG": str(self.kubeconfig_of(HUB)),
             "GPULAB_LAUNCHER_TOKEN": self.admin_token,
             "GPULAB_LAUNCH_ID": launch_id,
             "GPULAB_STATE_DIR": str(self.state_dir),
@@ -554,14 +485,6 @@ c.JupyterHub.load_roles.append(
         """A fresh API token for `name`, as a researcher gets from the hub's token page."""
         reply = self.api("POST", f"/hub/api/users/{name}/tokens", {"note": note})
         return reply["token"]
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write a credential owner-only, never readable by others even for a moment."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
 
 
 def _die_with_parent() -> None:
