@@ -8,14 +8,17 @@ token file, kubeconfigs and the RBAC of helm-values/manifests applied.
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 from gpulab import kube_identities as ki
 from gpulab.platform import LocalPlatform, PlatformConfig, free_port
@@ -150,8 +153,6 @@ def test_a_job_whose_pod_breaks_restricted_gets_no_pod(kube: LocalPlatform) -> N
 
 
 def _wait_for_events(client: httpx.Client, name: str, reason: str) -> list[dict[str, Any]]:
-    import time
-
     deadline = time.monotonic() + 30
     while True:
         items = client.get(
@@ -224,3 +225,53 @@ def test_the_manifests_are_the_source_of_the_local_rbac(kube: LocalPlatform) -> 
         "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/gpulab-jobs-gateway"
     )
     assert stored.json()["rules"] == role["rules"]
+
+
+# ------------------------------------------------------------------ a pod holds no credential
+PROBE = """
+import os, pathlib, sys
+for path in sys.argv[1:]:
+    try:
+        pathlib.Path(path).read_text()
+        print("READ", path)
+    except (PermissionError, FileNotFoundError, NotADirectoryError) as exc:
+        print("REFUSED", path, type(exc).__name__)
+print("KUBECONFIG" in os.environ, os.path.exists("/var/run/secrets/kubernetes.io"))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="pods run as uid 1000 only under a root launcher")
+def test_a_pod_reads_no_token_file_and_gets_no_credential(kube: LocalPlatform) -> None:
+    secrets = [str(kube.kube_dir / "tokens.csv"), str(kube.kubeconfig)]
+    secrets += [str(kube.kubeconfig_of(i)) for i in (ki.HUB, ki.GATEWAY, ki.CULLER)]
+    probe = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "probe"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": POD_SECURITY_CONTEXT,
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": "python",
+                    "command": ["python3", "-c", PROBE, *secrets],
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
+                }
+            ],
+        },
+    }
+    admin = kube.kube_client()
+    assert admin.post(PODS, json=probe).status_code == 201
+    deadline = time.monotonic() + 60
+    while (phase := admin.get(f"{PODS}/probe").json()["status"].get("phase")) not in (
+        "Succeeded",
+        "Failed",
+    ):
+        assert time.monotonic() < deadline, f"the probe pod is still {phase}"
+        time.sleep(0.2)
+    log = admin.get(f"{PODS}/probe/log").text
+    assert phase == "Succeeded", log
+    assert "READ" not in log.split(), log
+    assert log.count("REFUSED") == len(secrets), log
+    assert log.strip().splitlines()[-1] == "False False", log
