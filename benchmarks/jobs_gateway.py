@@ -24,9 +24,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from gpulab.platform import LocalPlatform
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
@@ -88,13 +91,18 @@ def bulk_job(user: str, i: int) -> dict[str, Any]:
 
 
 async def create_bulk(
-    kubesim_url: str, users: int, per_user: int, max_seconds: float
+    platform: LocalPlatform, users: int, per_user: int, max_seconds: float
 ) -> tuple[float, int]:
     """Create the Jobs, job j of every user before job j+1 of any; stop after max_seconds."""
     sem = asyncio.Semaphore(32)
     t0 = time.perf_counter()
     made = 0
-    async with httpx.AsyncClient(base_url=kubesim_url, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=platform.kubesim_url,
+        headers=platform.kube_headers(),
+        verify=platform.kube_ssl_context(),
+        timeout=60,
+    ) as http:
 
         async def one(user: str, i: int) -> None:
             nonlocal made
@@ -193,9 +201,7 @@ def main() -> int:
         if not args.only_submit:
             print(f"\n1. creating {total} suspended Jobs in kubesim ...", flush=True)
             took, made = asyncio.run(
-                create_bulk(
-                    platform.kubesim_url, args.bulk_users, args.bulk_jobs, args.max_create_seconds
-                )
+                create_bulk(platform, args.bulk_users, args.bulk_jobs, args.max_create_seconds)
             )
             print(f"   created {made} in {took:.1f} s ({made / took:.0f}/s)")
             per_user_made = made // args.bulk_users
@@ -258,10 +264,11 @@ def main() -> int:
         # Job pods are real processes in kubesim: cordon and taint the nodes so that the submitted jobs
         # stay Pending and the figures are the gateway's and the API server's, not 200 Python
         # processes starting on this machine.
-        nodes = httpx.get(platform.kubesim_url + "/api/v1/nodes").json()["items"]
+        kube = platform.kube_client()
+        nodes = kube.get("/api/v1/nodes").json()["items"]
         for node in nodes:
-            httpx.patch(
-                platform.kubesim_url + f"/api/v1/nodes/{node['metadata']['name']}",
+            kube.patch(
+                f"/api/v1/nodes/{node['metadata']['name']}",
                 json={
                     "spec": {
                         "unschedulable": True,

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,10 +23,16 @@ import urllib.request
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gpulab.hub import demo
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
+from gpulab.kube_identities import ADMIN, CULLER, GATEWAY, HUB, Identity
 from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
+from gpulab.local_kube import LocalKube, LocalKubeError
+
+if TYPE_CHECKING:
+    import httpx
 
 # The checkout this module runs from, if it does (an editable install). An installed wheel has
 # none: what the platform needs ships as package data (the demo, microceph.sh) or is looked up
@@ -145,7 +152,10 @@ class LocalPlatform:
         self.state_dir = config.state_dir.resolve()
         self.procs: list[_Proc] = []
         self.kubesim_url = ""
+        # The launcher's own kubeconfig (a cluster admin, for `kubectl` and the tests); the
+        # hub and the services get their own in kube_dir (kube_identities).
         self.kubeconfig = self.state_dir / "kubeconfig"
+        self.kube = LocalKube(self.state_dir, self.kubeconfig)
         # Where the proxy listens; with subdomains the hub's public URL is localhost's name,
         # as the users' hosts must be subdomains of it.
         self.bind_url = f"http://{config.host}:{config.port}"
@@ -227,6 +237,7 @@ class LocalPlatform:
         data_dir = self.state_dir / "kubesim"
         ready_file = self.state_dir / "kubesim.ready"
         ready_file.unlink(missing_ok=True)
+        token_file = self._write_token_file()
         proc = self._spawn(
             "kubesim",
             serve_command(
@@ -234,18 +245,49 @@ class LocalPlatform:
                 self.kubeconfig,
                 nodes=self.config.nodes,
                 audit_log=self.state_dir / "kubesim-audit.jsonl",
+                token_auth_file=token_file,
             ),
             dict(os.environ),
         )
         line = _wait_for_line(proc, READY_PREFIX, timeout=60)
         self.kubesim_url = ready_url(line[line.index(READY_PREFIX) :]) or ""
+        self._write_kubeconfigs()
+        self._apply_access()
+
+    def _write_token_file(self) -> Path:
+        self.kube = LocalKube(self.state_dir, self.kubeconfig)
+        return self.kube.write_token_file()
+
+    def _write_kubeconfigs(self) -> None:
+        self.kube.url = self.kubesim_url
+        self.kube.write_kubeconfigs()
+
+    def _apply_access(self) -> None:
+        try:
+            self.kube.apply_access()
+        except LocalKubeError as exc:
+            raise PlatformError(str(exc)) from None
+
+    # What tests and tools need to call kubesim as one of the identities (LocalKube).
+    @property
+    def kube_dir(self) -> Path:
+        return self.kube.folder
+
+    def kubeconfig_of(self, identity: Identity) -> Path:
+        return self.kube.kubeconfig_of(identity)
+
+    def kube_ssl_context(self) -> ssl.SSLContext:
+        return self.kube.ssl_context()
+
+    def kube_headers(self, identity: Identity = ADMIN) -> dict[str, str]:
+        return self.kube.headers(identity)
+
+    def kube_client(self, identity: Identity = ADMIN) -> httpx.Client:
+        return self.kube.client(identity)
 
     def _kube(self, method: str, path: str, body: dict | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.kubesim_url + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read() or b"null")
+        """One call to kubesim as the launcher (a cluster admin)."""
+        return self.kube.request(method, path, body)
 
     def _create_datasets(self) -> None:
         """The policy's shared datasets, as an admin would provision them: a claim per dataset
@@ -329,7 +371,6 @@ class LocalPlatform:
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
         proxy = find_proxy()
         policy = str(self.config.policy_path)
-        kubeconfig = str(self.kubeconfig)
         gateway_port = free_port()
         # Jobs reach the gateway directly with subdomains (the proxy routes by host name, and
         # a job's resolver may not know *.localhost).
@@ -338,6 +379,8 @@ class LocalPlatform:
             if self.subdomain_host
             else self.hub_url + "/services/jobs-gateway/"
         )
+        gateway_kubeconfig = str(self.kubeconfig_of(GATEWAY))
+        culler_kubeconfig = str(self.kubeconfig_of(CULLER))
         return f"""# Written by gpulab's local launcher; edit the policy, not this file.
 from gpulab.hub.config import configure
 from gpulab.hub.services import CULLER, GATEWAY, service_definition, service_roles
@@ -353,7 +396,7 @@ configure(
             port={gateway_port},
             policy_path={policy!r},
             namespace="default",
-            kubeconfig={kubeconfig!r},
+            kubeconfig={gateway_kubeconfig!r},
             public_url={gateway_for_jobs!r},
         ),
         service_definition(
@@ -361,7 +404,7 @@ configure(
             port={free_port()},
             policy_path={policy!r},
             namespace="default",
-            kubeconfig={kubeconfig!r},
+            kubeconfig={culler_kubeconfig!r},
             interval={self.config.cull_interval!r},
             db_url="sqlite:///{self.state_dir / "usage.sqlite"}",
         ),
@@ -424,7 +467,7 @@ c.JupyterHub.load_roles.append(
         env = {
             **os.environ,
             **self.config.hub_env,
-            "KUBECONFIG": str(self.kubeconfig),
+            "KUBECONFIG": str(self.kubeconfig_of(HUB)),
             "GPULAB_LAUNCHER_TOKEN": self.admin_token,
             "GPULAB_LAUNCH_ID": launch_id,
             "GPULAB_STATE_DIR": str(self.state_dir),

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import jsonschema
-from gpulab.kubesim import limitranges, quota, schema, validation
+from gpulab.kubesim import limitranges, podsecurity, quota, schema, validation
 from gpulab.kubesim.errors import ApiError, bad_request, invalid
 from gpulab.kubesim.store import ResourceType, Store
 
@@ -151,10 +151,12 @@ def admit_create(
     store: Store, rt: ResourceType, namespace: str | None, obj: dict[str, Any]
 ) -> None:
     """Admission plugins that run on create, in the apiserver's order: LimitRanger (fills a
-    pod's missing CPU and memory, refuses one outside its bounds), then ResourceQuota."""
+    pod's missing CPU and memory, refuses one outside its bounds), PodSecurity (the namespace's
+    enforced level), then ResourceQuota."""
     if namespace and rt.namespaced:
         if rt.kind == "Pod":
             limitranges.admit(store, namespace, obj)
+            podsecurity.admit(store, namespace, obj)
         quota.admit(store, rt, namespace, obj)
 
 

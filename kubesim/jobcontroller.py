@@ -20,6 +20,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from gpulab.kubesim import podsecurity
 from gpulab.kubesim.events import EventRecorder
 from gpulab.kubesim.selectors import parse_label_selector
 from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, now_rfc3339, resource
@@ -268,7 +269,8 @@ class JobController:
             ]
             room = max(0, parallelism - len(active))
             for i in missing[:room]:
-                active.append(self._create_pod(job, i))
+                if (pod := self._create_pod(job, i)) is not None:
+                    active.append(pod)
         else:
             want = parallelism
             if completions is not None:
@@ -276,14 +278,17 @@ class JobController:
             elif succeeded > 0:
                 want = 0  # work queue: no new pods once one succeeded
             for _ in range(max(0, want - len(active))):
-                active.append(self._create_pod(job, None))
+                if (pod := self._create_pod(job, None)) is not None:
+                    active.append(pod)
         status["active"] = len(active)
         status["ready"] = sum(1 for p in active if _pod_ready(p))
         status.setdefault("terminating", 0)
         status["terminating"] = sum(1 for p in pods if p["metadata"].get("deletionTimestamp"))
         self._write_status(job, status)
 
-    def _create_pod(self, job: dict[str, Any], index: int | None) -> dict[str, Any]:
+    def _create_pod(self, job: dict[str, Any], index: int | None) -> dict[str, Any] | None:
+        """The next pod of ``job``; ``None`` when admission refuses it (a FailedCreate event
+        says why, and the next sync tries again, as upstream's controller does)."""
         md, spec = job["metadata"], job["spec"]
         template = copy.deepcopy(spec.get("template") or {})
         tmd = template.get("metadata") or {}
@@ -331,6 +336,13 @@ class JobController:
             },
             "spec": pod_spec,
         }
+        try:
+            # The controller's pods pass the namespace's Pod Security level like any other.
+            podsecurity.admit(self._store, md["namespace"], pod)
+        except ApiError as exc:
+            self._recorder.record(job, "Warning", "FailedCreate", f"Error creating: {exc.message}",
+                                  component="job-controller")  # fmt: skip
+            return None
         created = self._store.create(resource("pods"), md["namespace"], pod)
         self._recorder.record(
             job,

@@ -61,9 +61,11 @@ DEFAULT_WATCH_TIMEOUT = 1800.0  # the apiserver's min-request-timeout
 _INFO = web.RequestKey("kubesim_request_info", RequestInfo)
 _AUDITED = web.RequestKey("kubesim_audited", bool)
 _USER = web.RequestKey("kubesim_user", UserInfo)
-# Served to anyone, token or not: kubesim's own admin endpoints and the health and version
-# probes (upstream's system:public-info-viewer also lets anonymous callers read these).
-_OPEN_PREFIXES = ("/kubesim/", "/healthz", "/readyz", "/livez", "/version")
+# Served to anyone, token or not: the health and version probes (upstream's
+# system:public-info-viewer also lets anonymous callers read these). kubesim's own admin
+# endpoints (/kubesim/...: fault injection, request counts) are non-resource URLs that only
+# system:masters holds when a token file is in use: a pod must not inject faults.
+_OPEN_PREFIXES = ("/healthz", "/readyz", "/livez", "/version")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -90,6 +90,15 @@ def test_wheel_ships_what_gpulab_up_reads(wheel):
         assert name in names, f"{name} is not in the wheel: add it to package-data"
 
 
+def test_wheel_ships_the_manifests_gpulab_up_applies_to_kubesim(wheel):
+    """gpulab.kube_identities reads them from {sys.prefix}/share/gpulab/manifests."""
+    from gpulab.kube_identities import MANIFEST_FILES
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in MANIFEST_FILES:
+        assert any(n.endswith(f".data/data/share/gpulab/manifests/{name}") for n in names), name
+
+
 def test_platform_finds_the_demo_in_an_installed_wheel(wheel, tmp_path):
     """Unpacked wheel first on sys.path (the editable install's finder comes after it): the
     demo files and microceph.sh must resolve inside it, through importlib.resources."""

@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from gpulab.platform import (
 STALE_URL = f"http://127.0.0.1:{free_port()}"  # closed: nothing answers there
 
 
-def kubesim_answers(url: str) -> bool:
-    with urllib.request.urlopen(url + "/version", timeout=10) as response:
-        return response.status == 200
+def kubesim_answers(platform: LocalPlatform) -> bool:
+    with platform.kube_client() as kube:
+        return kube.get("/version").status_code == 200
 
 
 def test_a_second_start_on_the_same_state_dir_reads_its_own_kubesim_port(tmp_path: Path):
@@ -39,7 +38,7 @@ def test_a_second_start_on_the_same_state_dir_reads_its_own_kubesim_port(tmp_pat
     first = LocalPlatform(config)
     try:
         first._start_kubesim()
-        assert kubesim_answers(first.kubesim_url)
+        assert kubesim_answers(first)
     finally:
         first.stop()  # as Ctrl-C does: kubesim.log keeps the first run's ready line
     log = tmp_path / "kubesim.log"
@@ -51,7 +50,7 @@ def test_a_second_start_on_the_same_state_dir_reads_its_own_kubesim_port(tmp_pat
         ready = [line for line in log.read_text().splitlines() if line.startswith(READY_PREFIX)]
         assert len(ready) == 3
         assert second.kubesim_url == ready[-1][len(READY_PREFIX) :].split()[0]
-        assert second.kubesim_url != STALE_URL and kubesim_answers(second.kubesim_url)
+        assert second.kubesim_url != STALE_URL and kubesim_answers(second)
     finally:
         second.stop()
 

@@ -79,7 +79,7 @@ class Race:
             headers={"Authorization": f"token {token}"},
             timeout=60,
         )
-        self.kubesim = httpx.Client(base_url=platform.kubesim_url, timeout=30)
+        self.kubesim = platform.kube_client()
 
     def close(self) -> None:
         for client in (self.hub, self.gateway, self.kubesim):

@@ -8,9 +8,7 @@ the hub, from the cluster and from the dashboard). Screenshots go to test-artifa
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -36,9 +34,8 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
 
 
 def pod_exists(platform: Any, name: str) -> bool:
-    url = f"{platform.kubesim_url}/api/v1/namespaces/default/pods"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        pods = json.loads(response.read())["items"]
+    with platform.kube_client() as kube:
+        pods = kube.get("/api/v1/namespaces/default/pods").raise_for_status().json()["items"]
     return any(p["metadata"]["name"] == name for p in pods)
 
 

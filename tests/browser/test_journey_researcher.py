@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,9 +124,8 @@ def vision_images(policy_path: Path) -> set[str]:
 
 
 def kube_pod(platform: Any, name: str) -> dict[str, Any] | None:
-    request = urllib.request.Request(f"{platform.kubesim_url}/api/v1/namespaces/default/pods")
-    with urllib.request.urlopen(request, timeout=30) as response:
-        pods = json.loads(response.read())["items"]
+    with platform.kube_client() as kube:
+        pods = kube.get("/api/v1/namespaces/default/pods").raise_for_status().json()["items"]
     return next((p for p in pods if p["metadata"]["name"] == name), None)
 
 

@@ -46,7 +46,8 @@ def test_an_idle_server_is_warned_then_culled_and_its_home_stays(platform):
         )
         claim = f"home-{escape_username(name)}"
         claim_path = f"/api/v1/namespaces/default/persistentvolumeclaims/{claim}"
-        assert httpx.get(platform.kubesim_url + claim_path).status_code == 200
+        kube = platform.kube_client()
+        assert kube.get(claim_path).status_code == 200
 
         def culler_status() -> dict:
             r = httpx.get(
@@ -67,12 +68,12 @@ def test_an_idle_server_is_warned_then_culled_and_its_home_stays(platform):
             lambda: "" not in platform.api("GET", f"/hub/api/users/{name}")["servers"],
             "the server culled",
         )
-        pods = httpx.get(
-            platform.kubesim_url + "/api/v1/namespaces/default/pods",
+        pods = kube.get(
+            "/api/v1/namespaces/default/pods",
             params={"labelSelector": f"hub.jupyter.org/username={name}"},
         ).json()["items"]
         assert all(p["metadata"].get("deletionTimestamp") for p in pods)
-        kept = httpx.get(platform.kubesim_url + claim_path)
+        kept = kube.get(claim_path)
         assert kept.status_code == 200, "culling deleted the home claim"
         assert kept.json()["status"]["phase"] == "Bound"
     finally:

@@ -47,4 +47,4 @@ def ext_platform(platform) -> Iterator[ExtPlatform]:
 
     if platform.s3 is None:
         pytest.skip("Ceph (ceph-mon, ceph-osd, radosgw) is not installed")
-    yield ExtPlatform(platform, Kubesim(platform.kubesim_url))
+    yield ExtPlatform(platform, Kubesim.of(platform))

@@ -28,7 +28,7 @@ def gw(platform) -> Iterator[GatewayEnv]:
     port = int(re.search(r"port=(\d+)", match.group(1)).group(1))
     # The dataset claim comes from the launcher (as an admin provisions it); each user's home
     # claim is made by the gateway at their first submit (or by the spawner).
-    sim = Kubesim(platform.kubesim_url)
+    sim = Kubesim.of(platform)
     tokens = {u: platform.user_token(u) for u in USERS}
     wait_gateway(platform.hub_url + API, tokens["alice"])
     yield GatewayEnv(platform, sim, tokens, port)

@@ -36,11 +36,13 @@ API = "/services/jobs-gateway/api/v1"
 
 @dataclass
 class Kubesim:
-    url: str
-    http: httpx.Client = field(init=False)
+    """kubesim as the launcher's admin (its token, verifying kubesim's CA)."""
 
-    def __post_init__(self) -> None:
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+    http: httpx.Client
+
+    @classmethod
+    def of(cls, platform: Any) -> Kubesim:
+        return cls(platform.kube_client())
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         r = self.http.get(path, params=params)

@@ -14,7 +14,14 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.ship.rbac import Permission, load_audit, load_role_rules, rules_cover  # noqa: E402
+from gpulab.kube_identities import GATEWAY  # noqa: E402
+from tests.ship.rbac import (  # noqa: E402
+    Permission,
+    load_audit,
+    load_role_rules,
+    not_allowed,
+    rules_cover,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
@@ -52,6 +59,11 @@ def test_gateway_calls_match_its_role(gw):
         gw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"
     )
     assert calls, "no gateway calls recorded"
+    # kubesim serves the gateway with its own token, bound only by rbac-gateway.yaml: every
+    # call it made is one its RBAC allows (some were refused on purpose, by a quota).
+    with gw.platform.kube_client(GATEWAY) as kube:
+        refused = not_allowed(kube, calls)
+    assert not refused, f"kubesim's RBAC does not allow the gateway's {refused}"
     rules = load_role_rules(ROLE_FILE, "gpulab-jobs-gateway")
     missing, extra = rules_cover(rules, calls, namespace="default")
     used = sorted({c.permission for c in calls}, key=str)

@@ -173,9 +173,9 @@ def test_a_request_without_a_valid_token_is_401_unauthorized(cluster: Cluster) -
         assert e.value.code == 401
         body = json.loads(e.value.read())
         assert body["kind"] == "Status" and body["reason"] == "Unauthorized"
-    # The probes and kubesim's own endpoints stay open; discovery needs a token.
+    # The probes stay open; discovery and kubesim's own endpoints need a token.
     assert cluster.http("GET", "/version")[0] == 200
-    assert cluster.http("GET", "/kubesim/faults")[0] == 200
+    assert cluster.http("GET", "/kubesim/faults")[0] == 401
     assert cluster.http("GET", "/apis")[0] == 401
     result = cluster.kubectl("bob", "get", "pods", "-n", "team-a", check=False)
     assert result.returncode != 0
@@ -539,3 +539,8 @@ def test_escalation_check_breaks_rules_down_as_upstream() -> None:
     assert not_held(held, [rule(apiGroups=["batch"], resources=["jobs"], verbs=["get"])]) != []
     missing = not_held(held, [rule(apiGroups=[""], resources=["pods"], verbs=["get", "delete"])])
     assert missing == [rule(apiGroups=[""], resources=["pods"], verbs=["delete"])]
+
+
+def test_kubesims_admin_endpoints_are_for_cluster_admins_only(cluster: Cluster) -> None:
+    assert cluster.http("POST", "/kubesim/faults", "alice", {"latency": 1})[0] == 403
+    assert cluster.http("GET", "/kubesim/faults", "admin")[0] == 200

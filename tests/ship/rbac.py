@@ -174,3 +174,36 @@ def rules_cover(
             elif perm not in used:
                 extra.add(perm)
     return sorted(missing), sorted(extra)
+
+
+def not_allowed(client: Any, calls: Iterable[ApiCall]) -> list[ApiCall]:
+    """The calls the identity behind ``client`` (an ``httpx.Client`` on the API server with
+    its token) may not make, as the server's RBAC answers a SelfSubjectAccessReview: one
+    review per distinct (permission, namespace). A refusal for another cause (a quota, an
+    injected fault) is not counted."""
+    seen: dict[tuple[Permission, str], bool] = {}
+    refused = []
+    for call in calls:
+        key = (call.permission, call.namespace)
+        if key not in seen:
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {
+                    "resourceAttributes": {
+                        "verb": call.verb,
+                        "group": call.api_group,
+                        "resource": call.resource,
+                        "subresource": call.subresource,
+                        "namespace": call.namespace,
+                    }
+                },
+            }
+            reply = client.post(
+                "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", json=review
+            )
+            reply.raise_for_status()
+            seen[key] = bool(reply.json()["status"]["allowed"])
+        if not seen[key]:
+            refused.append(call)
+    return refused

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from gpulab.hub.names import escape_username
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 pytestmark = pytest.mark.e2e
 
@@ -259,8 +260,11 @@ def test_a_user_over_quota_is_refused(platform, users, browser):
                     "image": "busybox",
                     "command": ["sleep", "600"],
                     "resources": {"limits": {"nvidia.com/gpu": "3"}},
+                    # The namespace enforces Pod Security "restricted", as gpulab's does.
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
                 }
             ],
+            "securityContext": POD_SECURITY_CONTEXT,
         },
     }
     kubectl(platform, "apply", "-f", "-", input=json.dumps(job_pod))

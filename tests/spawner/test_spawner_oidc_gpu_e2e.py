@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from gpulab.hub.names import escape_username
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 from test_spawner_e2e import (
     CPU_IMG,
     NAMESPACE,
@@ -34,6 +35,7 @@ from test_spawner_e2e import (
     wait_ready,
 )
 
+from gpulab.kube_identities import CHART_HUB_ROLE_RULES
 from tests.ship.rbac import ApiCall, load_role_rules, rules_cover
 
 pytestmark = pytest.mark.e2e
@@ -149,8 +151,11 @@ def gpu_pod(name: str, gpus: int) -> dict[str, Any]:
                     "image": "busybox",
                     "command": ["sleep", "3600"],
                     "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+                    # The namespace enforces Pod Security "restricted", as gpulab's does.
+                    "securityContext": CONTAINER_SECURITY_CONTEXT,
                 }
             ],
+            "securityContext": POD_SECURITY_CONTEXT,
         },
     }
 
@@ -356,15 +361,9 @@ def test_deleting_a_user_keeps_the_home_and_snapshots_it(spawner_platform, oidc_
 
 # ----------------------------------------------------------------------------- RBAC
 
-# The Zero to JupyterHub chart's hub Role (templates/hub/rbac.yaml), in the release namespace.
-CHART_HUB_ROLE = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods", "persistentvolumeclaims", "secrets", "services"],
-        "verbs": ["get", "watch", "list", "create", "delete"],
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["get", "watch", "list"]},
-]
+# The Zero to JupyterHub chart's hub Role (templates/hub/rbac.yaml), in the release namespace:
+# the local platform binds the same rules to its hub identity.
+CHART_HUB_ROLE = CHART_HUB_ROLE_RULES
 
 
 def test_zz_the_hubs_calls_are_granted_by_the_chart_role_and_rbac_hub(spawner_platform):
