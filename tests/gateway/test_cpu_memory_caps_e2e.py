@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 from gateway_testlib import NAMESPACE, command_job
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 from tests.kubesim.kubesim_testlib import pod
 
@@ -78,8 +79,11 @@ def _hog_pod(name: str) -> dict:
         "gpulab.io/group": "default",
         "gpulab.io/gpus": "0",
     }
-    body = pod(name, labels=labels)
-    body["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "16", "memory": "1Gi"}}
+    # gpulab's own security contexts: the namespace enforces Pod Security "restricted".
+    body = pod(name, labels=labels, securityContext=dict(POD_SECURITY_CONTEXT))
+    main = body["spec"]["containers"][0]
+    main["resources"] = {"requests": {"cpu": "16", "memory": "1Gi"}}
+    main["securityContext"] = dict(CONTAINER_SECURITY_CONTEXT)
     return body
 
 
