@@ -1,0 +1,148 @@
+"""A store with a journal keeps every committed object across a restart, even a kill.
+
+Most tests build :class:`Store` objects on one folder (a "restart" is a new Store on the same
+journal, without a clean stop, as after SIGKILL); one runs the real server and SIGKILLs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from gpulab.kubesim.launch import KubesimChild
+from gpulab.kubesim.persist import JOURNAL, Journal
+from gpulab.kubesim.reboot import REASON, end_pods_of_earlier_run
+from gpulab.kubesim.store import Store, resource
+
+PODS, CMS, JOBS = resource("pods"), resource("configmaps"), resource("jobs", "batch")
+
+
+def _store(folder: Path) -> Store:
+    return Store(journal=Journal(folder))
+
+
+def _running_pod(store: Store, name: str) -> None:
+    store.create(PODS, "default", {"metadata": {"name": name}, "spec": {"nodeName": "n1"}})
+
+    def running(p: dict[str, Any]) -> None:
+        p["status"] = {
+            "phase": "Running",
+            "containerStatuses": [
+                {"name": "main", "ready": True, "state": {"running": {"startedAt": "x"}}}
+            ],
+        }
+
+    store.mutate(PODS, "default", name, running)
+
+
+def test_objects_survive_a_restart_without_clean_stop(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    first.create(CMS, "default", {"metadata": {"name": "kept"}, "data": {"a": "1"}})
+    first.create(CMS, "default", {"metadata": {"name": "gone"}})
+    first.delete(CMS, "default", "gone")
+    second = _store(tmp_path)
+    assert (second.get(CMS, "default", "kept") or {})["data"] == {"a": "1"}
+    assert second.get(CMS, "default", "gone") is None
+
+
+def test_resource_version_continues_after_restart(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    made = first.create(CMS, "default", {"metadata": {"name": "a"}})
+    second = _store(tmp_path)
+    later = second.create(CMS, "default", {"metadata": {"name": "b"}})
+    assert int(later["metadata"]["resourceVersion"]) > int(made["metadata"]["resourceVersion"])
+    assert second.get(CMS, "default", "a") == made
+
+
+def test_watch_from_before_restart_gets_410(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    old_rv = first.create(CMS, "default", {"metadata": {"name": "a"}})["metadata"]
+    first.create(CMS, "default", {"metadata": {"name": "b"}})
+    watch = _store(tmp_path).watch(CMS, "default", resource_version=old_rv["resourceVersion"])
+    event = watch._queue[0]
+    assert event.type == "ERROR" and event.object["code"] == 410
+
+
+def test_torn_last_journal_line_is_ignored(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    first.create(CMS, "default", {"metadata": {"name": "whole"}})
+    with (tmp_path / JOURNAL).open("a") as journal:
+        journal.write('{"rv": 99, "r": "/configmaps", "t": "PU')
+    second = _store(tmp_path)
+    assert second.get(CMS, "default", "whole") is not None
+
+
+def test_owner_index_is_rebuilt_so_garbage_collection_works(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    owner = first.create(CMS, "default", {"metadata": {"name": "owner"}})
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "owner",
+        "uid": owner["metadata"]["uid"],
+    }
+    first.create(CMS, "default", {"metadata": {"name": "dependent", "ownerReferences": [ref]}})
+    second = _store(tmp_path)
+    second.delete(CMS, "default", "owner")
+    assert second.get(CMS, "default", "dependent") is None
+
+
+def test_running_pod_of_earlier_run_ends_failed(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    _running_pod(first, "server")
+    second = _store(tmp_path)
+    assert end_pods_of_earlier_run(second) == 1
+    status = (second.get(PODS, "default", "server") or {})["status"]
+    assert (status["phase"], status["reason"]) == ("Failed", REASON)
+    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+
+
+def test_finished_pod_of_earlier_run_is_left_alone(tmp_path: Path) -> None:
+    first = _store(tmp_path)
+    first.create(PODS, "default", {"metadata": {"name": "done"}, "spec": {"nodeName": "n1"}})
+    first.mutate(PODS, "default", "done", lambda p: p.update(status={"phase": "Succeeded"}))
+    before = first.get(PODS, "default", "done")
+    second = _store(tmp_path)
+    assert end_pods_of_earlier_run(second) == 0
+    assert second.get(PODS, "default", "done") == before
+
+
+def test_sigkilled_server_keeps_objects_and_logs(tmp_path: Path) -> None:
+    """The real server, killed with SIGKILL after a pod finished: objects and log are back."""
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
+
+    def kubectl(*args: str, stdin: str | None = None) -> str:
+        out = subprocess.run(
+            ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hello"},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "python", "command": ["echo", "hi there"]}],
+        },
+    }
+    try:
+        kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+        kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/hello", "--timeout=60s")
+    finally:
+        os.killpg(sim.process.pid, signal.SIGKILL)
+        sim.process.wait()
+    again = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    env["KUBECONFIG"] = str(again.kubeconfig)
+    try:
+        phase = kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}")
+        assert phase == "Succeeded"
+        assert kubectl("logs", "hello").strip() == "hi there"
+    finally:
+        again.stop()
