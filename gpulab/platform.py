@@ -24,6 +24,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from gpulab.hub import demo
+from gpulab.hub.die_with_parent import set_parent_death_signal
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
 from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
 
@@ -328,7 +329,9 @@ c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.JupyterHub.db_url = "sqlite:///{self.state_dir / "jupyterhub.sqlite"}"
 c.JupyterHub.cookie_secret_file = {str(self.state_dir / "jupyterhub_cookie_secret")!r}
 c.JupyterHub.pid_file = {str(self.state_dir / "jupyterhub.pid")!r}
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
+# The proxy dies with the hub, even a SIGKILLed one: no orphan keeps the public port.
+from gpulab.hub.die_with_parent import dying_with_this_process
+c.ConfigurableHTTPProxy.command = dying_with_this_process([{proxy!r}])
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.should_start = True
 
@@ -447,11 +450,7 @@ c.JupyterHub.load_roles.append(
 def _die_with_parent() -> None:
     """Runs in the child: if the launcher dies without stopping us (a killed test run, a
     SIGKILLed `gpulab up`), the kernel sends SIGTERM, and the hub and kubesim clean up."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
