@@ -38,6 +38,8 @@ LAUNCHER_SERVICE = "gpulab-launcher"
 # for the run: the readiness probe accepts no other answer, so the launcher's token never goes
 # to another program listening on the public port.
 LAUNCH_HEADER = "X-Gpulab-Launch"
+# Where the hub writes its proxy's pid (JupyterHub's default name, in the state dir).
+PROXY_PID_FILE = "jupyterhub-proxy.pid"
 
 
 class PlatformError(RuntimeError):
@@ -220,6 +222,8 @@ class LocalPlatform:
                 self.kubeconfig,
                 nodes=self.config.nodes,
                 audit_log=self.state_dir / "kubesim-audit.jsonl",
+                # Every API object on disk: the next start finds the jobs, claims and pods.
+                store_dir=data_dir / "store",
             ),
             dict(os.environ),
         )
@@ -332,6 +336,7 @@ c.JupyterHub.pid_file = {str(self.state_dir / "jupyterhub.pid")!r}
 # The proxy dies with the hub, even a SIGKILLed one: no orphan keeps the public port.
 from gpulab.hub.die_with_parent import dying_with_this_process
 c.ConfigurableHTTPProxy.command = dying_with_this_process([{proxy!r}])
+c.ConfigurableHTTPProxy.pid_file = {str(self.state_dir / PROXY_PID_FILE)!r}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.should_start = True
 
@@ -363,7 +368,21 @@ c.JupyterHub.load_roles.append(
         env = {"JUPYTER_CONFIG_PATH": str(checkout)}
         return f"c.KubeSpawner.environment.update({env!r})\n"
 
+    def _stop_leftovers(self) -> None:
+        """End a hub or proxy that an earlier run left (by their pid files in the state dir),
+        so that this run never runs second copies; remove pid files that name no such
+        process, so that JupyterHub never signals an unrelated process that reuses the pid."""
+        for pid_file, program in (
+            (self.state_dir / "jupyterhub.pid", "jupyterhub"),
+            (self.state_dir / PROXY_PID_FILE, "configurable-http-proxy"),
+        ):
+            pid = _pid_running(pid_file, program)
+            if pid is not None:
+                _end_pid(pid)
+            pid_file.unlink(missing_ok=True)
+
     def _start_hub(self) -> None:
+        self._stop_leftovers()
         hub_port = free_port()
         proxy_api_port = free_port()
         config_path = self.state_dir / "jupyterhub_config.py"
@@ -464,6 +483,26 @@ def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, signal.SIGKILL)
         popen.wait(5)
+
+
+def _pid_running(pid_file: Path, program: str) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and runs ``program``, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return None
+    return pid if program in cmdline else None
+
+
+def _end_pid(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM, wait up to ``grace`` seconds for the process to go, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
 
 
 def answers_as_launch(hub_url: str, launch_id: str) -> bool:
