@@ -111,17 +111,26 @@ def test_finished_pod_of_earlier_run_is_left_alone(tmp_path: Path) -> None:
     assert second.get(PODS, "default", "done") == before
 
 
+def _kubectl(sim: KubesimChild, *args: str, stdin: str | None = None) -> str:
+    env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
+    out = subprocess.run(
+        ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def _sigkill(sim: KubesimChild) -> None:
+    os.killpg(sim.process.pid, signal.SIGKILL)
+    sim.process.wait()
+
+
 def test_sigkilled_server_keeps_objects_and_logs(tmp_path: Path) -> None:
     """The real server, killed with SIGKILL after a pod finished: objects and log are back."""
     sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    env = {**os.environ, "KUBECONFIG": str(sim.kubeconfig)}
 
     def kubectl(*args: str, stdin: str | None = None) -> str:
-        out = subprocess.run(
-            ["kubectl", *args], env=env, input=stdin, capture_output=True, text=True, timeout=60
-        )
-        assert out.returncode == 0, out.stderr
-        return out.stdout
+        return _kubectl(sim, *args, stdin=stdin)
 
     pod = {
         "apiVersion": "v1",
@@ -136,13 +145,55 @@ def test_sigkilled_server_keeps_objects_and_logs(tmp_path: Path) -> None:
         kubectl("apply", "-f", "-", stdin=json.dumps(pod))
         kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/hello", "--timeout=60s")
     finally:
-        os.killpg(sim.process.pid, signal.SIGKILL)
-        sim.process.wait()
-    again = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    env["KUBECONFIG"] = str(again.kubeconfig)
+        _sigkill(sim)
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
     try:
         phase = kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}")
         assert phase == "Succeeded"
         assert kubectl("logs", "hello").strip() == "hi there"
     finally:
-        again.stop()
+        sim.stop()
+
+
+def test_job_replaces_its_pod_that_ran_when_kubesim_was_killed(tmp_path: Path) -> None:
+    """A node reboot: the running pod ends Failed (Terminated); the Job makes a new pod."""
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "train"},
+        "spec": {
+            "backoffLimit": 1,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {"name": "main", "image": "python", "command": ["sleep", "600"]}
+                    ],
+                }
+            },
+        },
+    }
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(job))
+        _kubectl(
+            sim,
+            "wait",
+            "--for=jsonpath={.status.phase}=Running",
+            "pod",
+            "-l",
+            "job-name=train",
+            "--timeout=60s",
+        )
+        [first] = _kubectl(sim, "get", "pods", "-o", "name").split()
+    finally:
+        _sigkill(sim)
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        reason = _kubectl(sim, "get", first, "-o", "jsonpath={.status.phase}/{.status.reason}")
+        assert reason == f"Failed/{REASON}"
+        _kubectl(sim, "wait", "--for=jsonpath={.status.failed}=1", "job/train", "--timeout=60s")
+        _kubectl(sim, "wait", "--for=jsonpath={.status.active}=1", "job/train", "--timeout=60s")
+        assert len(_kubectl(sim, "get", "pods", "-o", "name").split()) == 2
+    finally:
+        sim.stop()
