@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from gpulab.platform import LocalPlatform, PlatformConfig, ceph_available, free_port
+from gpulab.platform import (
+    PROXY_PID_FILE,
+    LocalPlatform,
+    PlatformConfig,
+    ceph_available,
+    free_port,
+)
 
 DEADLINE = 60.0  # seconds: a bound for slow machines, not a speed target
 JOB = "restart-train"
@@ -197,3 +205,34 @@ def test_sigkilled_hub_takes_its_proxy_and_services_with_it(restarted: Restarted
     os.kill(hub.popen.pid, signal.SIGKILL)
     hub.popen.wait()
     _wait(lambda: not any(_alive(pid) for pid in children), "the hub's children gone")
+
+
+@pytest.fixture
+def sleeper() -> Iterator[subprocess.Popen]:
+    """A live process that merely has "configurable-http-proxy" on its command line."""
+    code = "import time; time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "configurable-http-proxy"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_a_proxy_left_by_an_earlier_run_is_ended(tmp_path: Path, sleeper) -> None:
+    (tmp_path / PROXY_PID_FILE).write_text(str(sleeper.pid))
+    LocalPlatform(PlatformConfig(state_dir=tmp_path))._stop_leftovers()
+    assert sleeper.wait(timeout=DEADLINE) is not None
+    assert not (tmp_path / PROXY_PID_FILE).exists()
+
+
+def test_a_pid_file_naming_another_program_is_removed_and_the_program_spared(
+    tmp_path: Path,
+) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / PROXY_PID_FILE).write_text(str(other.pid))
+        LocalPlatform(PlatformConfig(state_dir=tmp_path))._stop_leftovers()
+        assert other.poll() is None
+        assert not (tmp_path / PROXY_PID_FILE).exists()
+    finally:
+        other.kill()
+        other.wait()
