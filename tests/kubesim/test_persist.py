@@ -197,3 +197,53 @@ def test_job_replaces_its_pod_that_ran_when_kubesim_was_killed(tmp_path: Path) -
         assert len(_kubectl(sim, "get", "pods", "-o", "name").split()) == 2
     finally:
         sim.stop()
+
+
+def test_restart_counts_no_earlier_failure_twice(tmp_path: Path) -> None:
+    """The Job's first pod failed before the kill, its second was running: after the restart
+    the Job has failed=2 (not 3, which would exceed backoffLimit 2) and a third pod."""
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "marker"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
+    first_fails = (
+        "if [ -e /data/failed-once ]; then sleep 600; else touch /data/failed-once; exit 1; fi"
+    )
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "flaky"},
+        "spec": {
+            "backoffLimit": 2,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "marker"}}],
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "python",
+                            "command": ["sh", "-c", first_fails],
+                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(claim))
+        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(job))
+        _kubectl(sim, "wait", "--for=jsonpath={.status.failed}=1", "job/flaky", "--timeout=60s")
+        _kubectl(sim, "wait", "--for=jsonpath={.status.ready}=1", "job/flaky", "--timeout=60s")
+    finally:
+        _sigkill(sim)
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        _kubectl(sim, "wait", "--for=jsonpath={.status.active}=1", "job/flaky", "--timeout=60s")
+        assert _kubectl(sim, "get", "job/flaky", "-o", "jsonpath={.status.failed}") == "2"
+    finally:
+        sim.stop()
