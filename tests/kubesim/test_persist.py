@@ -6,19 +6,22 @@ journal, without a clean stop, as after SIGKILL); one runs the real server and S
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gpulab.kubesim.launch import KubesimChild
 from gpulab.kubesim.persist import JOURNAL, Journal
 from gpulab.kubesim.reboot import REASON, end_pods_of_earlier_run
 from gpulab.kubesim.store import Store, resource
 
-PODS, CMS, JOBS = resource("pods"), resource("configmaps"), resource("jobs", "batch")
+PODS, CMS = resource("pods"), resource("configmaps")
+T = TypeVar("T")
 
 
 def _store(folder: Path) -> Store:
@@ -120,18 +123,52 @@ def _kubectl(sim: KubesimChild, *args: str, stdin: str | None = None) -> str:
     return out.stdout
 
 
-def _sigkill(sim: KubesimChild) -> None:
-    os.killpg(sim.process.pid, signal.SIGKILL)
-    sim.process.wait()
+def _apply(sim: KubesimChild, manifest: dict[str, Any]) -> None:
+    _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(manifest))
+
+
+def _wait(sim: KubesimChild, condition: str, *target: str) -> None:
+    _kubectl(sim, "wait", f"--for=jsonpath={condition}", *target, "--timeout=60s")
+
+
+@contextlib.contextmanager
+def _restarted_after_kill(
+    tmp_path: Path, setup: Callable[[KubesimChild], T]
+) -> Iterator[tuple[KubesimChild, T]]:
+    """Run ``setup`` on a kubesim that keeps its store, SIGKILL it (its whole process group),
+    start a new one on the same folder; yields the new server and what ``setup`` returned."""
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        result = setup(sim)
+    finally:
+        os.killpg(sim.process.pid, signal.SIGKILL)
+        sim.process.wait()
+    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
+    try:
+        yield sim, result
+    finally:
+        sim.stop()
+
+
+def _job(name: str, backoff_limit: int, command: list[str], **pod_spec: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "main", "image": "python", "command": command}
+    if "volumes" in pod_spec:
+        container["volumeMounts"] = [
+            {"name": v["name"], "mountPath": "/data"} for v in pod_spec["volumes"]
+        ]
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": backoff_limit,
+            "template": {"spec": {"restartPolicy": "Never", "containers": [container], **pod_spec}},
+        },
+    }
 
 
 def test_sigkilled_server_keeps_objects_and_logs(tmp_path: Path) -> None:
     """The real server, killed with SIGKILL after a pod finished: objects and log are back."""
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-
-    def kubectl(*args: str, stdin: str | None = None) -> str:
-        return _kubectl(sim, *args, stdin=stdin)
-
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -141,62 +178,31 @@ def test_sigkilled_server_keeps_objects_and_logs(tmp_path: Path) -> None:
             "containers": [{"name": "main", "image": "python", "command": ["echo", "hi there"]}],
         },
     }
-    try:
-        kubectl("apply", "-f", "-", stdin=json.dumps(pod))
-        kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/hello", "--timeout=60s")
-    finally:
-        _sigkill(sim)
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    try:
-        phase = kubectl("get", "pod", "hello", "-o", "jsonpath={.status.phase}")
-        assert phase == "Succeeded"
-        assert kubectl("logs", "hello").strip() == "hi there"
-    finally:
-        sim.stop()
+
+    def setup(sim: KubesimChild) -> None:
+        _apply(sim, pod)
+        _wait(sim, "{.status.phase}=Succeeded", "pod/hello")
+
+    with _restarted_after_kill(tmp_path, setup) as (sim, _):
+        assert _kubectl(sim, "get", "pod", "hello", "-o", "jsonpath={.status.phase}") == "Succeeded"
+        assert _kubectl(sim, "logs", "hello").strip() == "hi there"
 
 
 def test_job_replaces_its_pod_that_ran_when_kubesim_was_killed(tmp_path: Path) -> None:
     """A node reboot: the running pod ends Failed (Terminated); the Job makes a new pod."""
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "train"},
-        "spec": {
-            "backoffLimit": 1,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "containers": [
-                        {"name": "main", "image": "python", "command": ["sleep", "600"]}
-                    ],
-                }
-            },
-        },
-    }
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    try:
-        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(job))
-        _kubectl(
-            sim,
-            "wait",
-            "--for=jsonpath={.status.phase}=Running",
-            "pod",
-            "-l",
-            "job-name=train",
-            "--timeout=60s",
-        )
+
+    def setup(sim: KubesimChild) -> str:
+        _apply(sim, _job("train", 1, ["sleep", "600"]))
+        _wait(sim, "{.status.phase}=Running", "pod", "-l", "job-name=train")
         [first] = _kubectl(sim, "get", "pods", "-o", "name").split()
-    finally:
-        _sigkill(sim)
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    try:
+        return first
+
+    with _restarted_after_kill(tmp_path, setup) as (sim, first):
         reason = _kubectl(sim, "get", first, "-o", "jsonpath={.status.phase}/{.status.reason}")
         assert reason == f"Failed/{REASON}"
-        _kubectl(sim, "wait", "--for=jsonpath={.status.failed}=1", "job/train", "--timeout=60s")
-        _kubectl(sim, "wait", "--for=jsonpath={.status.active}=1", "job/train", "--timeout=60s")
+        _wait(sim, "{.status.failed}=1", "job/train")
+        _wait(sim, "{.status.active}=1", "job/train")
         assert len(_kubectl(sim, "get", "pods", "-o", "name").split()) == 2
-    finally:
-        sim.stop()
 
 
 def test_restart_counts_no_earlier_failure_twice(tmp_path: Path) -> None:
@@ -211,39 +217,14 @@ def test_restart_counts_no_earlier_failure_twice(tmp_path: Path) -> None:
     first_fails = (
         "if [ -e /data/failed-once ]; then sleep 600; else touch /data/failed-once; exit 1; fi"
     )
-    job = {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": {"name": "flaky"},
-        "spec": {
-            "backoffLimit": 2,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "marker"}}],
-                    "containers": [
-                        {
-                            "name": "main",
-                            "image": "python",
-                            "command": ["sh", "-c", first_fails],
-                            "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-                        }
-                    ],
-                }
-            },
-        },
-    }
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    try:
-        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(claim))
-        _kubectl(sim, "apply", "-f", "-", stdin=json.dumps(job))
-        _kubectl(sim, "wait", "--for=jsonpath={.status.failed}=1", "job/flaky", "--timeout=60s")
-        _kubectl(sim, "wait", "--for=jsonpath={.status.ready}=1", "job/flaky", "--timeout=60s")
-    finally:
-        _sigkill(sim)
-    sim = KubesimChild.start(tmp_path, nodes="1x0", keep_store=True)
-    try:
-        _kubectl(sim, "wait", "--for=jsonpath={.status.active}=1", "job/flaky", "--timeout=60s")
+    volume = {"name": "data", "persistentVolumeClaim": {"claimName": "marker"}}
+
+    def setup(sim: KubesimChild) -> None:
+        _apply(sim, claim)
+        _apply(sim, _job("flaky", 2, ["sh", "-c", first_fails], volumes=[volume]))
+        _wait(sim, "{.status.failed}=1", "job/flaky")
+        _wait(sim, "{.status.ready}=1", "job/flaky")
+
+    with _restarted_after_kill(tmp_path, setup) as (sim, _):
+        _wait(sim, "{.status.active}=1", "job/flaky")
         assert _kubectl(sim, "get", "job/flaky", "-o", "jsonpath={.status.failed}") == "2"
-    finally:
-        sim.stop()
