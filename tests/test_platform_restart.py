@@ -1,8 +1,8 @@
 """The local platform keeps its state across a restart and leaves no process behind.
 
 One platform pair for the module: the first run makes a job (its pod finishes and logs), a
-home claim and an S3 object (when Ceph is installed), then stops as Ctrl-C does; the second
-run starts on the same state dir. The last test SIGKILLs the second run's hub and watches its
+home claim, an S3 object (when Ceph is installed) and a running notebook server with a file in
+its home, then stops as Ctrl-C does; the second run starts on the same state dir. The last test SIGKILLs the second run's hub and watches its
 proxy and managed services go.
 """
 
@@ -19,7 +19,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from gpulab.hub.names import escape_username
 
 from gpulab.platform import (
     PROXY_PID_FILE,
@@ -33,6 +35,9 @@ DEADLINE = 60.0  # seconds: a bound for slow machines, not a speed target
 JOB = "restart-train"
 HOME = "claim-restart-home"
 BUCKET, KEY = "restart-outputs", "model.txt"
+POLICY = Path(__file__).resolve().parent / "e2e" / "policy.yaml"
+USER, NOTE = "returning", "thesis.txt"
+SERVER_OPTIONS = {"profile": "cpu", "image": "harbor.local/shared/scipy:2024.10"}
 
 
 def _children(pid: int) -> list[int]:
@@ -88,8 +93,35 @@ def _s3_client(platform: LocalPlatform):
     )
 
 
+def _server(platform: LocalPlatform) -> dict | None:
+    return platform.api("GET", f"/hub/api/users/{USER}")["servers"].get("")
+
+
+def _start_server(platform: LocalPlatform) -> None:
+    platform.api("POST", f"/hub/api/users/{USER}/server", SERVER_OPTIONS)
+    _wait(lambda: (s := _server(platform)) and s.get("ready"), "server ready", 2 * DEADLINE)
+
+
+def _note_url(platform: LocalPlatform) -> str:
+    return f"{platform.hub_url}/user/{USER}/api/contents/{NOTE}"
+
+
+def _write_note(platform: LocalPlatform) -> None:
+    """A user whose server runs and has written a file to the home."""
+    platform.api("POST", f"/hub/api/users/{USER}")
+    _start_server(platform)
+    token = platform.user_token(USER)
+    reply = httpx.put(
+        _note_url(platform),
+        json={"type": "file", "format": "text", "content": "chapter 1"},
+        headers={"Authorization": f"token {token}"},
+        timeout=30,
+    )
+    assert reply.status_code in (200, 201), reply.text
+
+
 def _make_state(platform: LocalPlatform) -> None:
-    """A finished job, a home claim and (with Ceph) an output object."""
+    """A finished job, a home claim, (with Ceph) an output object, a running server."""
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -119,6 +151,7 @@ def _make_state(platform: LocalPlatform) -> None:
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key=KEY, Body=b"weights")
     _wait(lambda: (_job(platform).get("status") or {}).get("succeeded"), f"job {JOB} succeeded")
+    _write_note(platform)
 
 
 def _job(platform: LocalPlatform) -> dict:
@@ -147,6 +180,7 @@ def restarted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restarted]:
     config = PlatformConfig(
         state_dir=tmp_path_factory.mktemp("state"),
         port=free_port(),
+        policy_path=POLICY,
         demo_users=False,
         s3=ceph_available(),
     )
@@ -193,6 +227,22 @@ def test_s3_object_is_found_again(restarted: Restarted) -> None:
         pytest.skip("Ceph is not installed: the platform runs without S3")
     body = _s3_client(restarted.platform).get_object(Bucket=BUCKET, Key=KEY)["Body"].read()
     assert body == b"weights"
+
+
+def test_server_running_at_the_stop_shows_as_stopped(restarted: Restarted) -> None:
+    _wait(lambda: _server(restarted.platform) is None, "the hub sees the server stopped")
+
+
+def test_returning_user_gets_a_server_with_the_home_kept(restarted: Restarted) -> None:
+    platform = restarted.platform
+    _wait(lambda: _server(platform) is None, "the hub sees the server stopped")
+    _start_server(platform)
+    token = platform.user_token(USER)
+    reply = httpx.get(_note_url(platform), headers={"Authorization": f"token {token}"}, timeout=30)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["content"] == "chapter 1"
+    claim = f"home-{escape_username(USER)}"
+    assert platform._kube("GET", f"/api/v1/namespaces/default/persistentvolumeclaims/{claim}")
 
 
 def test_sigkilled_hub_takes_its_proxy_and_services_with_it(restarted: Restarted) -> None:
