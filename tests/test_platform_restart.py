@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from gpulab.hub.die_with_parent import dying_with_this_process
 from gpulab.hub.names import escape_username
 
 from gpulab.platform import (
@@ -286,3 +287,20 @@ def test_a_pid_file_naming_another_program_is_removed_and_the_program_spared(
     finally:
         other.kill()
         other.wait()
+
+
+def test_the_wrapped_command_is_the_process_the_hub_started() -> None:
+    """The wrapper execs: the hub's pid (and pid file) is the command's own."""
+    argv = dying_with_this_process([sys.executable, "-c", "import os; print(os.getpid())"])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    out, _ = proc.communicate(timeout=DEADLINE)
+    assert int(out) == proc.pid
+
+
+def test_the_wrapper_runs_nothing_when_its_parent_is_already_gone(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    command = [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]
+    not_our_parent = str(os.getpid() + 1_000_000)
+    argv = [sys.executable, "-m", "gpulab.hub.die_with_parent", not_our_parent, *command]
+    assert subprocess.run(argv, timeout=DEADLINE, capture_output=True).returncode == 1
+    assert not marker.exists()
