@@ -284,6 +284,7 @@ class LocalPlatform:
         if result.returncode != 0:
             raise PlatformError(f"microceph failed to start: {result.stderr[-2000:]}")
         self._microceph_dir = mc_dir
+        self._guard_microceph(script, mc_dir)
         values = _read_env_file(mc_dir / "s3.env")
         self.s3 = S3Endpoint(
             endpoint=values.get("S3_ENDPOINT", f"http://127.0.0.1:{ports['RGW_PORT']}"),
@@ -291,6 +292,20 @@ class LocalPlatform:
             secret_key=values["S3_SECRET_KEY"],
             other_access_key=values.get("S3_ACCESS_KEY_2", ""),
             other_secret_key=values.get("S3_SECRET_KEY_2", ""),
+        )
+
+    def _guard_microceph(self, script: Path, mc_dir: Path) -> None:
+        """Ceph's daemons detach from us, so the kernel cannot end them with the launcher. A
+        guard process that does die with it (like every part) stops them when it gets
+        SIGTERM: a SIGKILLed `gpulab up` leaves no Ceph daemon behind either."""
+        guard = (
+            "trap 'kill $! 2>/dev/null; bash \"$MC_SCRIPT\" stop; exit 0' TERM; "
+            "while :; do sleep 3600 & wait $!; done"
+        )
+        self._spawn(
+            "microceph-guard",
+            ["bash", "-c", guard],
+            {**os.environ, "MC_DIR": str(mc_dir), "MC_SCRIPT": str(script)},
         )
 
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
