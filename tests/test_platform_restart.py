@@ -261,8 +261,10 @@ def test_sigkilled_hub_takes_its_proxy_and_services_with_it(restarted: Restarted
 @pytest.fixture
 def sleeper() -> Iterator[subprocess.Popen]:
     """A live process that merely has "configurable-http-proxy" on its command line."""
-    code = "import time; time.sleep(120)"
-    proc = subprocess.Popen([sys.executable, "-c", code, "configurable-http-proxy"])
+    code = "import time; print('ready', flush=True); time.sleep(120)"
+    argv = [sys.executable, "-c", code, "configurable-http-proxy"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "ready\n"  # running, not starting
     yield proc
     proc.kill()
     proc.wait()
