@@ -8,6 +8,9 @@ an event (both are answered from the same in-memory state in one synchronous ste
 
 Committed objects are never mutated in place: each change stores a fresh dict. That lets
 the history window and watchers share snapshots safely; callers get deep copies.
+
+With a :class:`~gpulab.kubesim.persist.Journal` the store starts from what an earlier run
+committed and appends every commit to it, so its objects outlive the process.
 """
 
 from __future__ import annotations
