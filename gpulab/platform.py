@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gpulab.hub import demo
+from gpulab.hub.die_with_parent import set_parent_death_signal
 from gpulab.hub.workload.labels import APP, COMPONENT_LABEL, DATASET_COMPONENT, NAME_LABEL
 from gpulab.kube_identities import ADMIN, CULLER, GATEWAY, HUB, Identity
 from gpulab.kubesim.launch import READY_PREFIX, ready_url, serve_command
@@ -44,6 +45,8 @@ LAUNCHER_SERVICE = "gpulab-launcher"
 # for the run: the readiness probe accepts no other answer, so the launcher's token never goes
 # to another program listening on the public port.
 LAUNCH_HEADER = "X-Gpulab-Launch"
+# Where the hub writes its proxy's pid (JupyterHub's default name, in the state dir).
+PROXY_PID_FILE = "jupyterhub-proxy.pid"
 
 
 class PlatformError(RuntimeError):
@@ -246,6 +249,8 @@ class LocalPlatform:
                 nodes=self.config.nodes,
                 audit_log=self.state_dir / "kubesim-audit.jsonl",
                 token_auth_file=token_file,
+                # Every API object on disk: the next start finds the jobs, claims and pods.
+                store_dir=data_dir / "store",
             ),
             dict(os.environ),
         )
@@ -342,6 +347,7 @@ class LocalPlatform:
         if result.returncode != 0:
             raise PlatformError(f"microceph failed to start: {result.stderr[-2000:]}")
         self._microceph_dir = mc_dir
+        self._guard_microceph(script, mc_dir)
         values = _read_env_file(mc_dir / "s3.env")
         self.s3 = S3Endpoint(
             endpoint=values.get("S3_ENDPOINT", f"http://127.0.0.1:{ports['RGW_PORT']}"),
@@ -367,6 +373,20 @@ class LocalPlatform:
     def service_url(self, name: str) -> str:
         """The URL of service ``name``, as a browser opens it."""
         return f"{self.origin(name, 'service')}/services/{name}/"
+
+    def _guard_microceph(self, script: Path, mc_dir: Path) -> None:
+        """Ceph's daemons detach from us, so the kernel cannot end them with the launcher. A
+        guard process that does die with it (like every part) stops them when it gets
+        SIGTERM: a SIGKILLed `gpulab up` leaves no Ceph daemon behind either."""
+        guard = (
+            "trap 'kill $! 2>/dev/null; bash \"$MC_SCRIPT\" stop; exit 0' TERM; "
+            "while :; do sleep 3600 & wait $!; done"
+        )
+        self._spawn(
+            "microceph-guard",
+            ["bash", "-c", guard],
+            {**os.environ, "MC_DIR": str(mc_dir), "MC_SCRIPT": str(script)},
+        )
 
     def _hub_config_text(self, hub_port: int, proxy_api_port: int) -> str:
         proxy = find_proxy()
@@ -418,7 +438,10 @@ c.JupyterHub.hub_bind_url = "http://127.0.0.1:{hub_port}"
 c.JupyterHub.db_url = "sqlite:///{self.state_dir / "jupyterhub.sqlite"}"
 c.JupyterHub.cookie_secret_file = {str(self.state_dir / "jupyterhub_cookie_secret")!r}
 c.JupyterHub.pid_file = {str(self.state_dir / "jupyterhub.pid")!r}
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
+# The proxy dies with the hub, even a SIGKILLed one: no orphan keeps the public port.
+from gpulab.hub.die_with_parent import dying_with_this_process
+c.ConfigurableHTTPProxy.command = dying_with_this_process([{proxy!r}])
+c.ConfigurableHTTPProxy.pid_file = {str(self.state_dir / PROXY_PID_FILE)!r}
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_api_port}"
 c.ConfigurableHTTPProxy.should_start = True
 
@@ -450,7 +473,21 @@ c.JupyterHub.load_roles.append(
         env = {"JUPYTER_CONFIG_PATH": str(checkout)}
         return f"c.KubeSpawner.environment.update({env!r})\n"
 
+    def _stop_leftovers(self) -> None:
+        """End a hub or proxy that an earlier run left (by their pid files in the state dir),
+        so that this run never runs second copies; remove pid files that name no such
+        process, so that JupyterHub never signals an unrelated process that reuses the pid."""
+        for pid_file, program in (
+            (self.state_dir / "jupyterhub.pid", "jupyterhub"),
+            (self.state_dir / PROXY_PID_FILE, "configurable-http-proxy"),
+        ):
+            pid = _pid_running(pid_file, program)
+            if pid is not None:
+                _end_pid(pid)
+            pid_file.unlink(missing_ok=True)
+
     def _start_hub(self) -> None:
+        self._stop_leftovers()
         hub_port = free_port()
         proxy_api_port = free_port()
         config_path = self.state_dir / "jupyterhub_config.py"
@@ -544,11 +581,7 @@ def _owner_only(path: str, flags: int) -> int:
 def _die_with_parent() -> None:
     """Runs in the child: if the launcher dies without stopping us (a killed test run, a
     SIGKILLed `gpulab up`), the kernel sends SIGTERM, and the hub and kubesim clean up."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_pdeathsig = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)
 
 
 def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
@@ -562,6 +595,36 @@ def _terminate(popen: subprocess.Popen, grace: float = 15.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(popen.pid, signal.SIGKILL)
         popen.wait(5)
+
+
+def _pid_running(pid_file: Path, program: str) -> int | None:
+    """The pid in ``pid_file`` if that process is alive and runs ``program``, else None."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (OSError, ValueError):
+        return None
+    return pid if program in cmdline else None
+
+
+def _end_pid(pid: int, grace: float = 15.0) -> None:
+    """SIGTERM, wait up to ``grace`` seconds for the process to go, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and _running(pid):
+            time.sleep(0.1)
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a zombie has exited; only its parent's wait is missing)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def answers_as_launch(hub_url: str, launch_id: str) -> bool:

@@ -27,6 +27,9 @@ from tornado.httpserver import HTTPServer
 from traitlets import Integer, Unicode, default
 from traitlets.config import Application, catch_config_error
 
+# Listen address that overrides the service URL's host (the chart sets 0.0.0.0).
+SERVICE_IP_ENV = "GPULAB_SERVICE_IP"
+
 __all__ = ["ServiceApp", "service_aliases", "until_stopped"]
 
 
@@ -112,10 +115,15 @@ class ServiceApp(Application):
         raise NotImplementedError
 
     def listen(self, app: web.Application, **settings: Any) -> HTTPServer:
-        """Serve ``app`` on the host and port of ``service_url`` (``port`` overrides)."""
+        """Serve ``app`` on the host and port of ``service_url`` (``port`` overrides).
+
+        ``$GPULAB_SERVICE_IP`` overrides the host: on Kubernetes the service URL names the hub
+        Service (``http://hub:8181``), an address the hub pod cannot bind, so the chart sets
+        0.0.0.0."""
         url = urlparse(self.service_url)
         port = self.port or url.port or urlparse(self.default_url).port
-        return app.listen(port, address=url.hostname or "127.0.0.1", **settings)
+        address = os.environ.get(SERVICE_IP_ENV) or url.hostname or "127.0.0.1"
+        return app.listen(port, address=address, **settings)
 
 
 async def until_stopped() -> None:

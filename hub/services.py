@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpulab.hub.die_with_parent import dying_with_this_process
+
 __all__ = [
     "ADMIN_ROLE",
     "ADMIN_SCOPE",
@@ -191,10 +193,15 @@ def service_definition(
     the environment: ``service.pass_env`` and ``pass_env`` are copied from the hub's
     environment when set, then ``environment`` is applied. The entry names
     :data:`ADMIN_SCOPE`, so the hub must define it (:func:`custom_scopes`; ``configure(c)``
-    does)."""
+    does).
+
+    Call it in the hub's config (the hub's own process): the command is wrapped so that the
+    service dies with the hub, even a SIGKILLed one (:mod:`gpulab.hub.die_with_parent`); the
+    next hub then never finds an old copy holding the service's port."""
     cmd = [sys.executable, "-m", service.module]
     cmd += [f"--{service.app_class}.{k}={v}" for k, v in options.items() if v is not None]
     cmd += list(extra_args)
+    cmd = dying_with_this_process(cmd)
     names = (*service.pass_env, *pass_env)
     env = {k: os.environ[k] for k in names if k in os.environ}
     env.update(environment or {})

@@ -29,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "token and RBAC objects decide what each user may do (default: no authentication)",
     )
     parser.add_argument(
+        "--store-dir",
+        help="keep every API object in this folder (snapshot + journal) so that a restart, "
+        "even after a kill, resumes the cluster (default: in memory only)",
+    )
+    parser.add_argument(
         "--history-window", type=int, default=0, help="watch history length (default 5000 events)"
     )
 

@@ -38,6 +38,9 @@ class KubesimConfig:
     # A kube-apiserver --token-auth-file: with it, requests need a bearer token and RBAC
     # decides; without it, every request is an unrestricted admin.
     token_auth_file: Path | None = None
+    # A folder that keeps every API object (snapshot + journal): a restart on the same folder
+    # resumes the cluster. None: objects live in memory only and end with the process.
+    store_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -46,6 +49,8 @@ class KubesimConfig:
         self.kubeconfig_path = Path(self.kubeconfig_path)
         if self.token_auth_file is not None:
             self.token_auth_file = Path(self.token_auth_file)
+        if self.store_dir is not None:
+            self.store_dir = Path(self.store_dir)
 
 
 def parse_nodes(spec: str) -> list[NodeConfig]:

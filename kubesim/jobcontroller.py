@@ -177,7 +177,9 @@ class JobController:
             if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
             and not p["metadata"].get("deletionTimestamp")
         ]
-        counted = self._counted.setdefault(uid, set())
+        if uid not in self._counted:  # first look at this job since the controller started
+            self._counted[uid] = _already_counted(pods, status)
+        counted = self._counted[uid]
         succeeded, failed = int(status.get("succeeded", 0)), int(status.get("failed", 0))
         indexed = spec.get("completionMode") == "Indexed"
         done_indexes = _parse_indexes(status.get("completedIndexes", ""))
@@ -436,3 +438,29 @@ def _set_cond(
 
 
 __all__ = ["INDEX_KEY", "TRACKING_FINALIZER", "JobController"]
+
+
+def _already_counted(pods: list[dict[str, Any]], status: dict[str, Any]) -> set[str]:
+    """The terminated pods a job's status already counts, for a controller that has just
+    started (kubesim restarted on a kept store) and so remembers none.
+
+    Pods are counted as they finish, so the counted ones are the earliest to have finished:
+    ``status.succeeded`` Succeeded pods and ``status.failed`` Failed pods, by finish time. A
+    pod that ended later (one the restart itself failed) is counted now, and none twice."""
+    counted: set[str] = set()
+    for phase, field in (("Succeeded", "succeeded"), ("Failed", "failed")):
+        done = sorted(
+            (p for p in pods if (p.get("status") or {}).get("phase") == phase), key=_finished_at
+        )
+        counted.update(p["metadata"]["uid"] for p in done[: int(status.get(field, 0))])
+    return counted
+
+
+def _finished_at(pod: dict[str, Any]) -> tuple[str, str, str]:
+    """When a terminated pod finished (its last container's finishedAt), as a sort key."""
+    md, status = pod["metadata"], pod.get("status") or {}
+    ends = [
+        (cs.get("state") or {}).get("terminated", {}).get("finishedAt") or ""
+        for cs in status.get("containerStatuses") or []
+    ]
+    return max(ends, default=""), md.get("creationTimestamp", ""), md["name"]

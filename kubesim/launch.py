@@ -34,6 +34,7 @@ def serve_command(
     audit_log: Path | None = None,
     port: int = 0,
     token_auth_file: Path | None = None,
+    store_dir: Path | None = None,
 ) -> list[str]:
     """The command line of a kubesim server (port 0: a free port, read from the ready line)."""
     cmd = [sys.executable, "-m", "gpulab.cli", "kubesim", "serve", "--port", str(port)]
@@ -44,6 +45,8 @@ def serve_command(
         cmd += ["--audit-log", str(audit_log)]
     if token_auth_file is not None:
         cmd += ["--token-auth-file", str(token_auth_file)]
+    if store_dir is not None:
+        cmd += ["--store-dir", str(store_dir)]
     return cmd
 
 
@@ -73,15 +76,22 @@ class KubesimChild:
         audit_log: Path | None = None,
         timeout: float = 60,
         token_auth_file: Path | None = None,
+        keep_store: bool = False,
     ) -> KubesimChild:
         """Start kubesim with its state under ``folder`` (data in ``folder/data``,
         appending to the log ``folder/kubesim.log``: a restart in the same folder keeps both) and
         wait for its ready line; ``timeout`` is a deadline for a slow machine, not a target.
-        ``token_auth_file``: serve with ``--token-auth-file`` (authentication and RBAC on)."""
+        ``token_auth_file``: serve with ``--token-auth-file`` (authentication and RBAC on).
+        ``keep_store``: keep the API objects in ``folder/store`` (a restart resumes them)."""
         data_dir, kubeconfig = folder / "data", folder / "kubeconfig"
         log_path = folder / "kubesim.log"
         cmd = serve_command(
-            data_dir, kubeconfig, nodes=nodes, audit_log=audit_log, token_auth_file=token_auth_file
+            data_dir,
+            kubeconfig,
+            nodes=nodes,
+            audit_log=audit_log,
+            token_auth_file=token_auth_file,
+            store_dir=folder / "store" if keep_store else None,
         )
         with log_path.open("a") as log:
             proc = subprocess.Popen(

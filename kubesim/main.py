@@ -26,7 +26,9 @@ from gpulab.kubesim.audit import Audit
 from gpulab.kubesim.authn import MASTERS, TokenAuthenticator
 from gpulab.kubesim.config import KubesimConfig, parse_nodes
 from gpulab.kubesim.controllers import Controllers, start_controllers
+from gpulab.kubesim.persist import Journal
 from gpulab.kubesim.quota import QuotaController
+from gpulab.kubesim.reboot import end_pods_of_earlier_run
 from gpulab.kubesim.server import ApiServer
 from gpulab.kubesim.store import Store
 from gpulab.kubesim.tls import ServingCert, serving_cert
@@ -56,7 +58,9 @@ class KubeSim:
     def __init__(self, config: KubesimConfig) -> None:
         self.config = config
         self.store = Store(
-            history_window=config.history_window, bookmark_interval=config.bookmark_interval
+            history_window=config.history_window,
+            bookmark_interval=config.bookmark_interval,
+            journal=Journal(config.store_dir) if config.store_dir is not None else None,
         )
         self.audit = Audit(config.audit_log)
         self.controllers: Controllers | None = None
@@ -82,6 +86,10 @@ class KubeSim:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         # Build the schema validators off the loop; the first requests may briefly wait.
         warm = asyncio.get_running_loop().run_in_executor(None, admission.warm_up)
+        # Before the kubelet starts: a restored pod that was running belongs to processes
+        # that are gone (the node "rebooted").
+        if ended := end_pods_of_earlier_run(self.store):
+            logging.getLogger(__name__).info("kubesim: %d pod(s) of an earlier run ended", ended)
         self._quota = QuotaController(self.store)
         self.controllers = await start_controllers(self.store, self.config)
         authenticator = None
@@ -141,6 +149,8 @@ class KubeSim:
         if self.api is not None and self.api.authorizer is not None:
             self.api.authorizer.close()
         self.audit.close()
+        # Last: every change the controllers made while stopping is in the snapshot.
+        self.store.compact()
 
     async def __aenter__(self) -> KubeSim:
         await self.start()
@@ -176,6 +186,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["history_window"] = args.history_window
     if getattr(args, "token_auth_file", None):
         kwargs["token_auth_file"] = Path(args.token_auth_file)
+    if getattr(args, "store_dir", None):
+        kwargs["store_dir"] = Path(args.store_dir)
     return KubesimConfig(**kwargs)
 
 

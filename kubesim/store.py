@@ -8,6 +8,9 @@ an event (both are answered from the same in-memory state in one synchronous ste
 
 Committed objects are never mutated in place: each change stores a fresh dict. That lets
 the history window and watchers share snapshots safely; callers get deep copies.
+
+With a :class:`~gpulab.kubesim.persist.Journal` the store starts from what an earlier run
+committed and appends every commit to it, so its objects outlive the process.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from gpulab.kubesim.errors import (
     invalid,
     not_found,
 )
+from gpulab.kubesim.persist import Journal, resource_key
 from gpulab.kubesim.selectors import (
     FieldSelector,
     LabelSelector,
@@ -304,7 +308,12 @@ class _Pending:
 class Store:
     """All objects of all served types, with a global resourceVersion."""
 
-    def __init__(self, history_window: int = 5000, bookmark_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        history_window: int = 5000,
+        bookmark_interval: float = 1.0,
+        journal: Journal | None = None,
+    ) -> None:
         self.resource_version = 1
         self.history_window = history_window
         self.bookmark_interval = bookmark_interval
@@ -319,9 +328,46 @@ class Store:
         self._pending = _Pending()
         # owner uid -> keys of dependents, for garbage collection.
         self._dependents: dict[str, set[tuple[ResourceType, str, str]]] = {}
+        self._journal: Journal | None = None
+        if journal is not None and self._restore(journal):
+            return
         # The namespaces every cluster starts with (tools such as helm expect kube-system).
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(resource("namespaces"), None, {"metadata": {"name": ns}})
+
+    # -- persistence -----------------------------------------------------------------
+    def _restore(self, journal: Journal) -> bool:
+        """Load what an earlier run committed, then record every change from here on.
+
+        Returns whether there was earlier state. The resourceVersion goes on from the last
+        one committed; the history window starts empty, so a watch from an older
+        resourceVersion gets 410 Gone and its client relists, as after an apiserver restart.
+        """
+        by_key = {resource_key(rt.group, rt.plural): rt for rt in RESOURCES.values()}
+        restored = journal.load()
+        for key, obj in restored.items():
+            rt = by_key.get(key)
+            if rt is None:
+                continue  # a type this kubesim no longer serves
+            ns, name = _key_of(obj)
+            self._bucket(rt, ns)[name] = obj
+            self._index_owners(rt, None, obj)
+        self.resource_version = max(self.resource_version, restored.resource_version)
+        self._history_floor = self.resource_version
+        self._journal = journal
+        self.compact()
+        return bool(restored.objects)
+
+    def compact(self) -> None:
+        """Fold the journal into a fresh snapshot (at start and at a clean stop)."""
+        if self._journal is None:
+            return
+        objects = (
+            (resource_key(rt.group, rt.plural), obj)
+            for rt in self._data
+            for obj in self._iter(rt, None)
+        )
+        self._journal.compact(self.resource_version, objects)
 
     # -- reads -----------------------------------------------------------------------
     def _bucket(self, rt: ResourceType, namespace: str | None) -> dict[str, dict[str, Any]]:
@@ -727,6 +773,8 @@ class Store:
             obj["metadata"]["resourceVersion"] = str(rv)
             self._bucket(rt, key[0])[key[1]] = obj
         self._index_owners(rt, old, obj if type_ != "DELETED" else None)
+        if self._journal is not None:
+            self._journal.record(rv, resource_key(rt.group, rt.plural), type_, obj)
         change = _Change(rv, rt, type_, obj, old)
         if len(self._history) == self._history.maxlen:
             self._history_floor = self._history[0].rv

@@ -117,6 +117,6 @@ def ceph_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CephS3]:
 
 @pytest.fixture
 def another_microceph(tmp_path: Path, ceph_s3: CephS3) -> Iterator[CephS3]:
-    """A second start of microceph.sh beside the session's (for what must differ per start)."""
+    """A second cluster of microceph.sh beside the session's (for what must differ per cluster)."""
     with running_microceph(tmp_path / "cluster") as ceph:
         yield ceph

@@ -15,7 +15,7 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_s3_keys_differ_between_starts(ceph_s3: Any, another_microceph: Any) -> None:
+def test_s3_keys_differ_between_clusters(ceph_s3: Any, another_microceph: Any) -> None:
     first = {ceph_s3.alice_key, ceph_s3.alice_secret, ceph_s3.bob_key, ceph_s3.bob_secret}
     second = {
         another_microceph.alice_key,
@@ -27,7 +27,7 @@ def test_s3_keys_differ_between_starts(ceph_s3: Any, another_microceph: Any) -> 
     assert first.isdisjoint(second)
 
 
-def test_cephx_keyring_differs_between_starts(ceph_s3: Any, another_microceph: Any) -> None:
+def test_cephx_keyring_differs_between_clusters(ceph_s3: Any, another_microceph: Any) -> None:
     assert (ceph_s3.mc_dir / "keyring").read_text() != (
         another_microceph.mc_dir / "keyring"
     ).read_text()
