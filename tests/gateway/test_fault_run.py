@@ -15,6 +15,7 @@ batches (faults off then, so that only submits meet them).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -23,6 +24,7 @@ import pytest
 from gateway_testlib import NAMESPACE, command_job, submit_proxy
 from gpulab.extensions.client import ClientConfig, GatewayClient
 from gpulab.hub.jobs.ids import submit_key
+from gpulab.hub.workload.labels import CANCELLED_ANNOTATION
 
 from gpulab import jobs
 
@@ -46,11 +48,14 @@ def _free_slots(conn: dict[str, str]) -> int:
 
 
 def _cluster_jobs(gw) -> dict[str, dict]:
-    """The run's Jobs in the cluster (not being deleted), by job id."""
+    """The run's Jobs in the cluster still to run (not being deleted, not cancelled: a
+    cancelled Job stays, suspended, as the record of the cancel), by job id."""
     return {
         j["metadata"]["name"]: j
         for j in gw.kubesim.jobs(f"gpulab.io/user={USER}")
-        if j["metadata"]["name"].startswith(PREFIX) and not j["metadata"].get("deletionTimestamp")
+        if j["metadata"]["name"].startswith(PREFIX)
+        and not j["metadata"].get("deletionTimestamp")
+        and CANCELLED_ANNOTATION not in (j["metadata"].get("annotations") or {})
     }
 
 
@@ -103,6 +108,11 @@ def test_every_submit_succeeds_once_under_api_errors_and_cut_watches(gw):
                     jobs.cancel(made[key], **conn)
         finally:
             gw.kubesim.faults()
+            # A failed run must not leave its jobs holding the user's job slots for the
+            # tests after it (cancelling twice is harmless).
+            for job_id in made.values():
+                with contextlib.suppress(Exception):
+                    jobs.cancel(job_id, **conn)
     assert len(set(made.values())) == SUBMITS
     first_tries: dict[str, int] = {}
     for submit in proxy.submits:
