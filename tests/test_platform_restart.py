@@ -23,6 +23,7 @@ import httpx
 import pytest
 from gpulab.hub.die_with_parent import dying_with_this_process
 from gpulab.hub.names import escape_username
+from gpulab.hub.workload.security import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 from gpulab.platform import (
     PROXY_PID_FILE,
@@ -132,8 +133,15 @@ def _make_state(platform: LocalPlatform) -> None:
             "template": {
                 "spec": {
                     "restartPolicy": "Never",
+                    # gpulab's own contexts: the namespace enforces Pod Security "restricted".
+                    "securityContext": dict(POD_SECURITY_CONTEXT),
                     "containers": [
-                        {"name": "main", "image": "python", "command": ["echo", "epoch 1 done"]}
+                        {
+                            "name": "main",
+                            "image": "python",
+                            "command": ["echo", "epoch 1 done"],
+                            "securityContext": dict(CONTAINER_SECURITY_CONTEXT),
+                        }
                     ],
                 }
             },

@@ -24,7 +24,7 @@ import pytest
 from gateway_testlib import NAMESPACE, command_job, submit_proxy
 from gpulab.extensions.client import ClientConfig, GatewayClient
 from gpulab.hub.jobs.ids import submit_key
-from gpulab.hub.workload.labels import CANCELLED_ANNOTATION
+from gpulab.hub.workload.labels import CANCELLED_ANNOTATION, UPLOAD_FOR_LABEL
 
 from gpulab import jobs
 
@@ -56,6 +56,8 @@ def _cluster_jobs(gw) -> dict[str, dict]:
         if j["metadata"]["name"].startswith(PREFIX)
         and not j["metadata"].get("deletionTimestamp")
         and CANCELLED_ANNOTATION not in (j["metadata"].get("annotations") or {})
+        # An upload Job (outputs of a cancelled job, re-uploaded) is not one of the user's jobs.
+        and UPLOAD_FOR_LABEL not in (j["metadata"].get("labels") or {})
     }
 
 

@@ -28,10 +28,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 ROLE_FILE = ROOT / "helm-values" / "manifests" / "rbac-gateway.yaml"
 # Nothing may be missing from the Role.
 NEEDED_BEYOND_ROLE: set[Permission] = set()
-# Granted, used only on a path this session may not take: GET of a Job after a 409 on create
-# (a job-id collision or a concurrent idempotent retry); creating a quota group's ledger
-# (the spawner may have made it first).
-RARE_PATHS = {Permission("batch", "jobs", "get"), Permission("", "configmaps", "create")}
+# Granted, used only on a path this session may not take: GET of a Job (after a 409 on
+# create, or checking an upload Job); creating a quota group's ledger (the spawner may have
+# made it first); deleting a Job (a half-made one whose repair the faults may cut short, or a
+# cancelled one whose TTL has passed: cancel itself suspends).
+RARE_PATHS = {
+    Permission("batch", "jobs", "get"),
+    Permission("", "configmaps", "create"),
+    Permission("batch", "jobs", "delete"),
+}
 # Nothing granted may go unused (but for RARE_PATHS).
 NOT_NEEDED_IN_ROLE: set[Permission] = set()
 

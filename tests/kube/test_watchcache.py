@@ -214,7 +214,9 @@ def test_no_list_and_watch_loop_outside_the_kube_package() -> None:
     for path in _python_files():
         if kube_dir in path.parents:
             continue
-        text = path.read_text()
+        # RBAC rules name "watch" among their verbs: data about rights, not a watch call.
+        lines = [line for line in path.read_text().splitlines() if '"verbs"' not in line]
+        text = "\n".join(lines)
         offenders += [f"{path.relative_to(ROOT)}: {m}" for m in WATCH_MARKS if m in text]
     assert offenders == []
 

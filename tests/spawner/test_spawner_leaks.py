@@ -94,7 +94,7 @@ class FakeHomes:
 class FakeLedger:
     """The quota ledger with no API server: the check against the view's usage, nothing kept."""
 
-    async def reserve(self, group, kind, name, *, user, gpus, counted, seen, check):
+    async def reserve(self, group, kind, name, *, user, gpus, counted, seen, check, demand=None):
         return check(counted())
 
     async def release(self, group, kind, name):
