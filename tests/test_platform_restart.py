@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -219,9 +218,9 @@ def test_finished_jobs_log_is_readable(restarted: Restarted) -> None:
     platform = restarted.platform
     pods = platform._kube("GET", f"/api/v1/namespaces/default/pods?labelSelector=job-name={JOB}")
     [pod] = pods["items"]
-    url = f"{platform.kubesim_url}/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        assert response.read().decode().strip() == "epoch 1 done"
+    with platform.kube_client() as kube:
+        log = kube.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}/log")
+    assert log.status_code == 200 and log.text.strip() == "epoch 1 done"
 
 
 def test_home_claim_is_found_again(restarted: Restarted) -> None:
