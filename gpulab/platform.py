@@ -317,7 +317,10 @@ class LocalPlatform:
             with contextlib.suppress(urllib.error.HTTPError):  # 409: kept from a last run
                 self._kube("POST", f"/api/v1/namespaces/{namespace}/persistentvolumeclaims", claim)
             folder = self.state_dir / "kubesim" / "volumes" / namespace / dataset.claim
-            folder.mkdir(parents=True, exist_ok=True)
+            # The folders above it are kubesim's (0700), whether it or we make them first.
+            for parent in reversed(folder.parents[:3]):
+                parent.mkdir(mode=0o700, exist_ok=True)
+            folder.mkdir(exist_ok=True)
             folder.chmod(0o755)  # every pod reads it (mounted read-only); only the admin writes
             readme = folder / "README.txt"
             if not readme.exists():
