@@ -275,6 +275,9 @@ def test_researcher_journey(platform, context, login, shot, servers, hub_server)
 
     # 10. Stop the server from the hub's home page.
     page.goto(f"{hub}/hub/home")
+    # home.js binds the button's click handler after the load event; JupyterHub sets this
+    # flag for tests once it has (a click before that did nothing once in CI).
+    page.wait_for_function("() => window._jupyterhub_page_loaded === true")
     page.get_by_role("button", name="Stop My Server").click()
     expect(page.get_by_role("button", name="Start My Server")).to_be_visible(timeout=SPAWN_TIMEOUT)
     wait_for(f"{USER}'s server gone from the hub", lambda: hub_server(USER) is None, 90)
