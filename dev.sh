@@ -48,7 +48,19 @@ case "${1:-}" in
   lint)
     .venv/bin/ruff check . && .venv/bin/ruff format --check . ;;
   bench)
-    for b in benchmarks/*.py; do echo "== $b"; .venv/bin/python "$b"; done ;;
+    # Every benchmark (report.py prints the table, counting_proxy.py is a tool one of them runs),
+    # each recording its figures into one report: a table on the terminal, JSON under test-artifacts/.
+    shift
+    setup_python; setup_node
+    mkdir -p test-artifacts
+    report=test-artifacts/bench.jsonl
+    : > "$report"
+    for b in benchmarks/*.py; do
+      case "$b" in benchmarks/report.py|benchmarks/counting_proxy.py) continue ;; esac
+      echo "== $b"
+      GPULAB_BENCH_REPORT="$PWD/$report" .venv/bin/python "$b"
+    done
+    .venv/bin/python benchmarks/report.py "$report" --json test-artifacts/bench.json ;;
   *)
     echo "usage: ./dev.sh up|test|setup|lint|bench" >&2; exit 2 ;;
 esac
