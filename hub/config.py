@@ -235,6 +235,20 @@ def _apply_subdomains(c: Any, subdomain_host: str) -> None:
         c.GPULabSpawner[trait] = f"{str(urls[service.name]).rstrip('/')}/{prefix}"
 
 
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _add_templates(c: Any) -> None:
+    """gpulab's versions of hub pages (``hub/templates/``), searched before JupyterHub's own.
+
+    Each file there extends the stock page of the same name (``{% extends "templates/..." %}``)
+    and overrides only the blocks it must, so upgrades of JupyterHub keep working.
+    """
+    paths = list(c.JupyterHub.template_paths) if "template_paths" in c.JupyterHub else []
+    if str(TEMPLATES) not in paths:
+        c.JupyterHub.template_paths = [str(TEMPLATES), *paths]
+
+
 def configure(
     c: Any,
     *,
@@ -317,6 +331,7 @@ def configure(
     c.JupyterHub.services = existing + [dict(s) for s in services if s.get("name") not in names]
 
     _deny_framing(c)
+    _add_templates(c)
     if subdomain_host is None and "subdomain_host" in c.JupyterHub:
         subdomain_host = str(c.JupyterHub.subdomain_host)
     if subdomain_host:
