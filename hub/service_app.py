@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 from tornado import web
 from tornado.httpserver import HTTPServer
-from traitlets import Integer, Unicode, default
+from traitlets import Bool, Integer, Unicode, default
 from traitlets.config import Application, catch_config_error
 
 # Listen address that overrides the service URL's host (the chart sets 0.0.0.0).
@@ -62,6 +62,11 @@ class ServiceApp(Application):
     hub_api_url = Unicode(help="hub API URL (default $JUPYTERHUB_API_URL)").tag(config=True)
     api_token = Unicode(
         help="the service's hub API token (default $JUPYTERHUB_API_TOKEN, which the hub sets)"
+    ).tag(config=True)
+    authenticate_prometheus = Bool(
+        True,
+        help="/metrics only for hub tokens with the read:metrics scope, as JupyterHub's own "
+        "c.JupyterHub.authenticate_prometheus (False: anyone who reaches the service)",
     ).tag(config=True)
 
     @default("policy_path")

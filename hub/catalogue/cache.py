@@ -10,6 +10,7 @@
   catalogue in service and is logged once per failure streak (with the registry's error);
   the recovery is logged too.
 - Nothing here raises to the caller of :meth:`images` / :meth:`snapshot`.
+- Loads, failures and, once started, age and size are Prometheus metrics (:mod:`.metrics`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from . import metrics
 from .model import Image
 
 __all__ = ["Catalogue", "CatalogueStats", "ImageSource"]
@@ -171,6 +173,7 @@ class Catalogue:
         self._last_duration = time.monotonic() - started
         self._images = tuple(images)
         self._refreshes += 1
+        metrics.REFRESHES.labels(metrics.source_kind(self.source)).inc()
         self._last_refresh = time.time()
         if self._consecutive:
             self.log.info(
@@ -191,6 +194,7 @@ class Catalogue:
             else (str(exc) or type(exc).__name__)
         )
         self._failures += 1
+        metrics.LOAD_ERRORS.labels(metrics.source_kind(self.source), metrics.error_class(exc)).inc()
         self._consecutive += 1
         self._last_error = message
         self._last_failure_mono = time.monotonic()
@@ -226,6 +230,7 @@ class Catalogue:
 
     async def start(self) -> None:
         """Start the background refresh (returns at once; idempotent)."""
+        metrics.track(self)
         if self._runner is None or self._runner.done():
             self._runner = asyncio.get_running_loop().create_task(
                 self._run(), name="gpulab-catalogue-refresh"

@@ -14,7 +14,9 @@ pods, nodes and jobs, the usage recorder's pods all use it):
 * callers hook in with ``on_reset(items)`` (after every list) and ``on_event(type, obj)``
   (``ADDED``, ``MODIFIED``, ``DELETED``); a hook may be a coroutine function and is awaited in
   event order. Indexes (the gateway's jobs by user, the spawner's GPUs per node) live in the
-  callers, fed by these hooks.
+  callers, fed by these hooks;
+* every list after the first counts in ``gpulab_watch_cache_relists_total`` (by process,
+  resource and reason: ``expired``, ``error``, ``resync``; :mod:`gpulab.hub.metrics`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..background import Background
+from ..metrics import WATCH_RELISTS, component, resource_of
 from .client import KubeClient, KubeError, Obj
 
 __all__ = ["WatchCache", "object_key"]
@@ -162,10 +165,16 @@ class WatchCache:
     async def _run(self) -> None:
         delay = BACKOFF_MIN
         need_list = not self.synced.is_set()
+        reason = "error"  # why the next list is made, once a first one is in
         while True:
             try:
                 if need_list or self._resync_due():
+                    relist = self.lists > 0
                     await self.sync()
+                    if relist:
+                        WATCH_RELISTS.labels(
+                            component(), resource_of(self.path), reason if need_list else "resync"
+                        ).inc()
                 need_list = False
                 await self._watch()
                 delay = BACKOFF_MIN
@@ -175,13 +184,14 @@ class WatchCache:
             except KubeError as exc:
                 if exc.status == 410:
                     log.info("%s watch: %s; listing again", self.name, exc.message)
-                    need_list = True
+                    need_list, reason = True, "expired"
                     continue
                 # a cut stream resumes from the last version; any other error lists again
                 need_list = need_list or exc.status != 0 or not self.resource_version
+                reason = "error"
                 log.warning("%s watch: %s; retrying in %.1fs", self.name, exc, delay)
             except Exception:  # noqa: BLE001 - the cache must outlive any bad event or hook
                 log.exception("%s watch failed; listing again in %.1fs", self.name, delay)
-                need_list = True
+                need_list, reason = True, "error"
             await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
             delay = min(self.backoff_max, delay * 2)

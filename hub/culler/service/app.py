@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from gpulab.hub.kube import KubeError
@@ -25,12 +26,15 @@ from traitlets import Bool, Float, Integer, Unicode, default
 
 from ...background import Background
 from ...framing import deny_framing
+from ...metrics import set_component
+from ...metrics_endpoint import metrics_route
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
 from .handlers import routes
 from .hub_client import HubClient
 from .job_cancel import JobCanceller
 from .kube import KubeAccess
+from .metrics import GpuCollector, culler_registry
 from .overview import build_overview
 from .store import StateStore
 
@@ -90,6 +94,7 @@ class CullerApp(ServiceApp):
         return logging.INFO
 
     async def serve(self) -> None:
+        set_component("culler")
         policy_file = PolicyFile(self.require_policy(), log)
         if not self.api_token:
             raise SystemExit("no hub API token: set JUPYTERHUB_API_TOKEN (the hub does)")
@@ -120,7 +125,15 @@ class CullerApp(ServiceApp):
             recorder.start()
         canceller = JobCanceller(self.hub_api_url, self.api_token)
         app = make_app(
-            culler, engine, kube, policy_file, self.service_prefix, canceller, accounting_problem
+            culler,
+            engine,
+            kube,
+            policy_file,
+            self.service_prefix,
+            canceller,
+            accounting_problem,
+            pods=None if recorder is None else (lambda: recorder.cache.objects.values()),
+            authenticate_metrics=self.authenticate_prometheus,
         )
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
@@ -162,8 +175,19 @@ def make_app(
     prefix: str,
     canceller: JobCanceller,
     accounting_problem: str | None = None,
+    *,
+    pods: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
+    authenticate_metrics: bool = True,
 ) -> web.Application:
+    """``pods``: the gpulab pods the usage recorder's watch cache holds (the GPU gauges of
+    ``/metrics``; None: no usage recording, no GPU gauges)."""
     hub_auth = HubOAuth(cache_max_age=30)
+    metrics = metrics_route(
+        prefix,
+        hub_auth,
+        culler_registry(GpuCollector(pods, lambda: culler.servers)),
+        authenticate=authenticate_metrics,
+    )
 
     def groups_of(user: str) -> list[str]:
         model = culler.hub._users.get(user)
@@ -180,7 +204,7 @@ def make_app(
         )
 
     app = web.Application(
-        routes(prefix),  # type: ignore[arg-type]
+        [metrics, *routes(prefix)],  # type: ignore[list-item]
         culler=culler,
         engine=engine,
         hub_auth=hub_auth,

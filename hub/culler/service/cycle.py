@@ -37,6 +37,7 @@ from gpulab.hub.culler.state import CullStatus, GpuIdleTracker, SavedState, Serv
 from gpulab.wire.activity import ActivityReport
 
 from .hub_client import HubClient
+from .metrics import CULL_ERRORS, CULLS, CYCLE_SECONDS, WARNINGS
 from .store import StateStore
 
 __all__ = ["Culler", "CycleResult", "ServerView", "utcnow"]
@@ -366,26 +367,31 @@ class Culler:
                         log.warning(line)
                     elif d.action == "warn":
                         result.warned += 1
+                        if d.first_warning:
+                            WARNINGS.labels(d.cause or "idle").inc()
                         log.info(line)
                     else:
                         result.kept += 1
                         if self.log_keeps:
                             log.info(line)
                     result.lines.append(line)
-        for user_name, name, _d in to_stop:
+        for user_name, name, d in to_stop:
             if self.dry_run:
                 continue
             try:
                 await self.hub.stop_server(user_name, name)
+                CULLS.labels(d.cause or "idle").inc()
                 await self._forget((user_name, name))
             except Exception as e:  # noqa: BLE001 - one failure must not stop the cycle
                 result.errors += 1
+                CULL_ERRORS.inc()
                 log.error("%s/%s: stopping failed: %s", user_name, name, e)
         # Stopped by its owner or the hub meanwhile (saved ones: while no culler ran).
         for key in set(self.servers) | set(self._saved):
             if key not in seen:
                 await self._forget(key)
         result.seconds = time.perf_counter() - t0
+        CYCLE_SECONDS.observe(result.seconds)
         result.hub_requests = self.hub.requests - req0
         self.last_cycle = result
         log.info(

@@ -21,6 +21,8 @@ from ...background import Background
 from ...catalogue import catalogue_from_policy
 from ...framing import deny_framing
 from ...kube import Retry
+from ...metrics import set_component
+from ...metrics_endpoint import metrics_route
 from ...policy import PolicyFile
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
@@ -28,6 +30,7 @@ from .auth import IdentityResolver
 from .cache import ClusterCache
 from .handlers import routes
 from .kube import USER_AGENT, Kube
+from .metrics import gateway_registry
 from .openapi import openapi
 from .service import Gateway
 
@@ -137,10 +140,17 @@ class GatewayApp(ServiceApp):
             self.api_token,
             max_age=self.identity_max_age,
         )
-        app = make_app(gateway, resolver, hub_auth, self.service_prefix)
+        app = make_app(
+            gateway,
+            resolver,
+            hub_auth,
+            self.service_prefix,
+            authenticate_metrics=self.authenticate_prometheus,
+        )
         return app, gateway, cache, (policy_file, catalogue, storage, kube)
 
     async def serve(self) -> None:
+        set_component("jobs-gateway")
         app, gateway, cache, (policy_file, catalogue, storage, kube) = await self.build()
         cache.start()
         await catalogue.start()
@@ -174,10 +184,18 @@ class GatewayApp(ServiceApp):
 
 
 def make_app(
-    gateway: Gateway, resolver: IdentityResolver, hub_auth: HubOAuth, prefix: str
+    gateway: Gateway,
+    resolver: IdentityResolver,
+    hub_auth: HubOAuth,
+    prefix: str,
+    *,
+    authenticate_metrics: bool = True,
 ) -> web.Application:
+    metrics = metrics_route(
+        prefix, hub_auth, gateway_registry(gateway.cache), authenticate=authenticate_metrics
+    )
     app = web.Application(
-        routes(prefix),  # type: ignore[arg-type]
+        [metrics, *routes(prefix)],  # type: ignore[list-item]
         gateway=gateway,
         resolver=resolver,
         hub_auth=hub_auth,

@@ -18,6 +18,7 @@ from tornado.iostream import StreamClosedError
 from ..spec import MAX_SPEC_BYTES, FieldError
 from .auth import HubUnavailable, Identity, IdentityResolver
 from .errors import ApiError
+from .metrics import observe_submit
 from .service import Gateway
 
 __all__ = ["routes"]
@@ -164,6 +165,11 @@ class JobsHandler(BaseHandler):
         if status == 201:
             self.set_header("Location", f"{self.settings['prefix']}api/v1/jobs/{job['id']}")
         self.write_json(job, status)
+
+    def on_finish(self) -> None:
+        # Every submit's answer, refusals in prepare() (401, 503) included.
+        if self.request.method == "POST":
+            observe_submit(self.get_status(), self.request.request_time())
 
 
 class JobHandler(BaseHandler):
