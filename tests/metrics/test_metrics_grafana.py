@@ -131,3 +131,9 @@ def test_the_plain_scrape_config_reads_all_three() -> None:
     paths = {job["metrics_path"] for job in config["scrape_configs"]}
     assert paths == {"/hub/metrics", "/services/jobs-gateway/metrics", "/services/culler/metrics"}
     assert all(job["authorization"]["credentials_file"] for job in config["scrape_configs"])
+
+
+def test_the_network_policy_is_a_valid_kubernetes_object() -> None:
+    from tests.ship.k8s_schema import validate_object
+
+    validate_object(yaml.safe_load((MONITORING / "networkpolicy-prometheus.yaml").read_text()))
