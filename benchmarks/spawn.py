@@ -181,6 +181,10 @@ async def renders(args: argparse.Namespace, url: str, tmp: Path) -> None:
     t0 = time.perf_counter()
     await state.ensure_started(5)
     images = await state.catalogue.images()
+    deadline = time.monotonic() + 120  # a loaded machine may need more than the 5 s first wait
+    while len(images) < repos * per_repo and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        images = await state.catalogue.images()
     cold = time.perf_counter() - t0
     print(
         f"\nCatalogue: {len(images)} images from the Harbor stand-in, first load {cold:.2f}s "
@@ -221,6 +225,13 @@ async def renders(args: argparse.Namespace, url: str, tmp: Path) -> None:
     after = admin(url, "GET", "/kubesim/requests")["counts"]
     calls = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     non_watch = sum(v for k, v in calls.items() if not k.startswith("watch"))
+    # KubeSpawner's reflectors list again each time they restart a watch (every few seconds,
+    # render or not): a list that came with a new watch of the same kind is such a relist.
+    relists = sum(
+        min(v, calls.get(k.replace("list ", "watch ", 1), 0))
+        for k, v in calls.items()
+        if k.startswith("list ")
+    )
     assert "GPUs right now" in html["with GPU view"], "the GPU view is not on the page"
     assert "GPUs right now" not in html["without GPU view"]
     print(f"Spawn page renders ({args.renders} each, alternating, warm cache):")
@@ -237,7 +248,8 @@ async def renders(args: argparse.Namespace, url: str, tmp: Path) -> None:
     print(f"  Harbor requests per render: {harbor_per_render:.2f}")
     print(
         f"  Kubernetes API requests during {2 * args.renders} renders (all clients of this "
-        f"process, watches excluded): {non_watch} {calls if non_watch else ''}"
+        f"process, watches excluded): {non_watch}, of which reflector relists: {relists} "
+        f"{ {k: v for k, v in calls.items() if v} if non_watch else '' }"
     )
     bench = f"spawn page ({len(images):,} images)"
     for label in variants:
@@ -247,8 +259,8 @@ async def renders(args: argparse.Namespace, url: str, tmp: Path) -> None:
     record(bench, "Harbor requests per render", harbor_per_render, "requests", goal=("<=", 0))
     record(
         bench,
-        "Kubernetes API requests per render",
-        non_watch / (2 * args.renders),
+        "Kubernetes API requests per render (reflector relists excluded)",
+        (non_watch - relists) / (2 * args.renders),
         "requests",
         goal=("<=", 0),
     )
