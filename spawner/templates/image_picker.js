@@ -153,7 +153,11 @@
         group.appendChild(option);
       });
       const total = model.rows.length;
-      if (!hits.length) status.textContent = `No image matches "${query}".`;
+      if (!words.length) {
+        status.textContent = total > shown.length
+          ? `${total} images; the first ${shown.length} are listed: type to search.`
+          : `${total} images.`;
+      } else if (!hits.length) status.textContent = `No image matches "${query}".`;
       else if (hits.length > shown.length) {
         status.textContent = `${hits.length} of ${total} images match; the first ${shown.length} ` +
           'are listed: type more to narrow.';
@@ -178,7 +182,7 @@
     }
 
     input.addEventListener('input', () => { checkProfile(); render(input.value); open(); if (shown.length) setActive(0); });
-    input.addEventListener('focus', checkProfile);
+    input.addEventListener('focus', () => { checkProfile(); input.select(); }); // typing replaces the name
     input.addEventListener('click', () => {
       if (listbox.hidden) { render(''); open(); }
     });
