@@ -241,7 +241,7 @@
   function plainSelects() {
     // Small catalogues: the selected image's framework, CUDA version and description.
     document.querySelectorAll('.gpulab-image-choice:not([data-image-picker]) select').forEach((select) => {
-      const details = select.parentElement.querySelector('.gpulab-image-details');
+      const details = select.closest('.gpulab-image-choice').querySelector('.gpulab-image-details');
       const update = () => {
         const option = select.selectedOptions[0];
         details.textContent = option ? option.dataset.details || '' : '';
