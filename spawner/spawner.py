@@ -65,6 +65,7 @@ from traitlets import Bool, Integer, Unicode, default
 from .checks import GpuUsage, parse_user_options, render, server_request
 from .cluster import ClusterView, cluster_view
 from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_profile
+from .form_template import render_profile_form
 from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
 from .picker import remember_recent
 
@@ -342,6 +343,19 @@ class GPULabSpawner(KubeSpawner):
         recent = (state or {}).get("gpulab_recent_images")
         if isinstance(recent, list):
             self._recent_images = tuple(r for r in recent if isinstance(r, str))
+
+    def _render_options_form(self, profile_list: list[dict[str, Any]]) -> str:
+        """KubeSpawner's form rendering with the compiled templates kept
+        (:mod:`gpulab.spawner.form_template`). Private override: KubeSpawner has no hook for
+        its template environment. ``user_options`` need no check here: the form only
+        preselects them, and what is posted is admitted."""
+        if self.profile_form_template:
+            return super()._render_options_form(profile_list)
+        return render_profile_form(
+            self.additional_profile_form_template_paths,
+            self._get_initialized_profile_list(profile_list),
+            self.user_options,
+        )
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """KubeSpawner's parsing, then admission, so a tampered form is refused on the spawn

@@ -210,3 +210,29 @@ def test_recent_images_are_newest_first_once_and_bounded():
     for ref in ["a", "b", "a", *(f"x{n}" for n in range(10))]:
         recent = remember_recent(recent, ref)
     assert len(recent) == RECENT_MAX and recent[0] == "x9" and len(set(recent)) == len(recent)
+
+
+def test_a_policy_static_image_may_be_recommended():
+    policy = demo_policy(
+        catalogue__static=[{"image": "harbor.local/shared/x:1", "recommended": True}]
+    )
+    assert image_from_static(policy.catalogue.static[0]).recommended
+
+
+def test_the_spawner_keeps_recent_images_in_its_state_across_a_stop(offline_kubeconfig):
+    import asyncio
+    from types import SimpleNamespace
+
+    from gpulab.spawner import GPULabSpawner
+
+    async def state_after_stop() -> tuple[dict[str, Any], list[str]]:
+        user = SimpleNamespace(name="ann", id=1, url="/user/ann/", groups=[], orm_user=None)
+        spawner = GPULabSpawner(_mock=True, user=user)
+        spawner.load_state({"gpulab_recent_images": ["a/b/c:1", "a/b/d:2"]})
+        spawner.clear_state()  # JupyterHub, after a stop
+        spawner.user_options = {"image": "a/b/e:3"}  # the last start's options
+        return spawner.get_state(), spawner._recent()
+
+    state, recent = asyncio.run(state_after_stop())
+    assert state["gpulab_recent_images"] == ["a/b/c:1", "a/b/d:2"]
+    assert recent == ["a/b/e:3", "a/b/c:1", "a/b/d:2"]
