@@ -4,7 +4,9 @@ Pure: :func:`build_profile_list` takes the user's :class:`Entitlement`, the cata
 (anything with the :class:`ImageLike` attributes) and, optionally, the cluster's GPU
 availability and the user's quota left. The result is KubeSpawner's ``profile_list`` format
 (one profile per allowed policy profile, ``profile_options`` with an ``image`` choice and, on
-GPU profiles, a ``gpus`` choice), rendered by KubeSpawner's own ``form.html``.
+GPU profiles, a ``gpus`` choice). The image choice is a plain select for small catalogues and a
+searchable picker fed by one catalogue document per page for large ones
+(:mod:`gpulab.spawner.picker`).
 
 Every display string is HTML-escaped here: KubeSpawner renders the form with autoescape off,
 and image names and descriptions come from the registry.
@@ -28,6 +30,8 @@ from typing import Any, Protocol
 from gpulab.hub.policy import Entitlement, ProfilePolicy, format_bytes, quantity_bytes
 from markupsafe import escape
 
+from .picker import PLAIN_SELECT_MAX, catalogue_json, image_option
+
 __all__ = [
     "TEMPLATES",
     "GpuTypeAvailability",
@@ -47,6 +51,11 @@ class ImageLike(Protocol):
     display_name: str
     description: str
     gpu: bool
+    project: str
+    tag: str
+    framework: str | None
+    cuda: str | None
+    recommended: bool
 
 
 @dataclass(frozen=True)
@@ -190,24 +199,25 @@ def build_profile_list(
     *,
     availability: Mapping[str, GpuTypeAvailability] | None = None,
     quota: QuotaLeft | None = None,
+    recent: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """KubeSpawner ``profile_list`` for one user (see the module docstring). Profiles with no
-    image to offer are left out."""
+    image to offer are left out. ``recent``: the user's last images, newest first (the image
+    choice lists them first: :mod:`gpulab.spawner.picker`)."""
     out: list[dict[str, Any]] = []
     default_seen = False
     allowed = _allowed_images(entitlement, images)
+    catalogue: str | None = None
     for profile in entitlement.profiles:
         offered = _for_profile(profile, allowed)
         if not offered:
             continue
-        image_choices: dict[str, Any] = {}
-        for i, img in enumerate(offered):
-            label = img.display_name or img.reference
-            if img.display_name and img.display_name != img.reference:
-                label = f"{img.display_name} — {img.reference}"
-            image_choices[img.reference] = {"display_name": _e(label), "default": i == 0}
+        if catalogue is None and len(offered) > PLAIN_SELECT_MAX:
+            catalogue = catalogue_json(allowed, recent)  # once per page, shared by profiles
         options: dict[str, Any] = {
-            "image": {"display_name": "Image", "choices": image_choices},
+            "image": image_option(
+                offered, gpu_only=profile.is_gpu, recent=recent, catalogue=catalogue
+            ),
         }
         description = profile.description
         res = _resources_line(profile)

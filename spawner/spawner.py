@@ -65,7 +65,9 @@ from traitlets import Bool, Integer, Unicode, default
 from .checks import GpuUsage, parse_user_options, render, server_request
 from .cluster import ClusterView, cluster_view
 from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_profile
+from .form_template import render_profile_form
 from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
+from .picker import remember_recent
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
@@ -226,6 +228,9 @@ class GPULabSpawner(KubeSpawner):
     _admitted: tuple[dict[str, Any], WorkloadRequest] | None = None
     # (quota group, pod name) this start reserved GPUs for in the quota ledger.
     _reservation: tuple[str, str] | None = None
+    # The user's last images, newest first: listed first by the spawn page's image choice.
+    # Kept in the spawner's state (the hub's database), across stops and hub restarts.
+    _recent_images: tuple[str, ...] = ()
 
     @default("profile_list")
     def _default_profile_list(self) -> Any:
@@ -316,7 +321,41 @@ class GPULabSpawner(KubeSpawner):
                 quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
-        return build_profile_list(ent, images, availability=availability, quota=quota)
+        return build_profile_list(
+            ent, images, availability=availability, quota=quota, recent=self._recent()
+        )
+
+    def _recent(self) -> list[str]:
+        """The user's recent images; the last start's image first (JupyterHub keeps its
+        options even where the state is older than this list)."""
+        last = (self.user_options or {}).get("image")
+        recent = list(self._recent_images)
+        return remember_recent(recent, last) if isinstance(last, str) and last else recent
+
+    def get_state(self) -> dict[str, Any]:
+        state = super().get_state()
+        if self._recent_images:
+            state["gpulab_recent_images"] = list(self._recent_images)
+        return state
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        super().load_state(state)
+        recent = (state or {}).get("gpulab_recent_images")
+        if isinstance(recent, list):
+            self._recent_images = tuple(r for r in recent if isinstance(r, str))
+
+    def _render_options_form(self, profile_list: list[dict[str, Any]]) -> str:
+        """KubeSpawner's form rendering with the compiled templates kept
+        (:mod:`gpulab.spawner.form_template`). Private override: KubeSpawner has no hook for
+        its template environment. ``user_options`` need no check here: the form only
+        preselects them, and what is posted is admitted."""
+        if self.profile_form_template:
+            return super()._render_options_form(profile_list)
+        return render_profile_form(
+            self.additional_profile_form_template_paths,
+            self._get_initialized_profile_list(profile_list),
+            self.user_options,
+        )
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """KubeSpawner's parsing, then admission, so a tampered form is refused on the spawn
@@ -395,6 +434,7 @@ class GPULabSpawner(KubeSpawner):
         profile, image = server.profile, server.image
         assert profile is not None and image is not None
         self.user_options = {"profile": profile.name, "image": image, "gpus": str(gpus)}
+        self._recent_images = tuple(remember_recent(self._recent_images, image))
         plan = build_pod_plan(
             policy=state.policy,
             entitlement=ent,

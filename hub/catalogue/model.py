@@ -19,6 +19,8 @@ CUDA version       ``io.gpulab.cuda``, ``com.nvidia.cuda.version``, ``cuda.versi
                    then the ``CUDA_VERSION`` environment variable (set by nvidia/cuda bases)
 GPU                ``io.gpulab.gpu`` (true/false); else true when a CUDA version is known
 hidden             ``io.gpulab.hidden`` = true, or a Harbor label named ``gpulab-hidden``
+recommended        ``io.gpulab.recommended`` = true, or a Harbor label named
+                   ``gpulab-recommended`` (listed first on the spawn page)
 =================  ==========================================================================
 
 Config labels win over manifest annotations (annotations fill what the labels leave unset).
@@ -41,7 +43,9 @@ __all__ = [
     "LABEL_FRAMEWORK",
     "LABEL_GPU",
     "LABEL_HIDDEN",
+    "LABEL_RECOMMENDED",
     "HARBOR_LABEL_HIDDEN",
+    "HARBOR_LABEL_RECOMMENDED",
     "hints_from_metadata",
     "image_from_static",
     "images_from_artifact",
@@ -59,7 +63,9 @@ LABEL_FRAMEWORK = "io.gpulab.framework"
 LABEL_CUDA = "io.gpulab.cuda"
 LABEL_GPU = "io.gpulab.gpu"
 LABEL_HIDDEN = "io.gpulab.hidden"
+LABEL_RECOMMENDED = "io.gpulab.recommended"
 HARBOR_LABEL_HIDDEN = "gpulab-hidden"  # a Harbor (UI) label, not an OCI label
+HARBOR_LABEL_RECOMMENDED = "gpulab-recommended"  # likewise
 
 OCI_TITLE = "org.opencontainers.image.title"
 OCI_DESCRIPTION = "org.opencontainers.image.description"
@@ -124,6 +130,7 @@ class Image:
     registry: str = ""
     push_time: str | None = None
     platform: str | None = None  # "linux/amd64" when known
+    recommended: bool = False  # listed first on the spawn page
 
 
 @dataclass(frozen=True)
@@ -136,6 +143,7 @@ class Hints:
     cuda: str | None = None
     gpu: bool | None = None
     hidden: bool = False
+    recommended: bool = False
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -235,8 +243,12 @@ def hints_from_metadata(
     if gpu is None and cuda is not None:
         gpu = True
 
+    harbor_labels = tuple(harbor_labels)
     hidden = parse_bool(_first((LABEL_HIDDEN,), lab, ann)) is True or any(
         name == HARBOR_LABEL_HIDDEN for name in harbor_labels
+    )
+    recommended = parse_bool(_first((LABEL_RECOMMENDED,), lab, ann)) is True or any(
+        name == HARBOR_LABEL_RECOMMENDED for name in harbor_labels
     )
     return Hints(
         display_name=_text(_first(_DISPLAY_KEYS, lab, ann)),
@@ -245,6 +257,7 @@ def hints_from_metadata(
         cuda=cuda,
         gpu=gpu,
         hidden=hidden,
+        recommended=recommended,
     )
 
 
@@ -357,6 +370,7 @@ def images_from_artifact(
                 registry=registry,
                 push_time=tag_obj.get("push_time") or artifact.get("push_time"),
                 platform=platform,
+                recommended=hints.recommended,
             )
         )
     return images
@@ -397,7 +411,15 @@ def image_from_static(entry: Mapping[str, Any] | Any) -> Image:
     if not isinstance(entry, Mapping):
         entry = {
             k: getattr(entry, k, None)
-            for k in ("image", "display_name", "description", "framework", "cuda", "gpu")
+            for k in (
+                "image",
+                "display_name",
+                "description",
+                "framework",
+                "cuda",
+                "gpu",
+                "recommended",
+            )
         }
     ref = entry.get("image") or entry.get("reference")
     if not isinstance(ref, str):
@@ -418,4 +440,5 @@ def image_from_static(entry: Mapping[str, Any] | Any) -> Image:
         gpu=gpu if gpu is not None else cuda is not None,
         description=_text(entry.get("description")) or "",
         registry=registry,
+        recommended=parse_bool(entry.get("recommended")) is True,
     )

@@ -447,6 +447,7 @@ class StaticImage(StrictModel):
     framework: str | None = None
     cuda: str | None = None
     gpu: bool = False
+    recommended: bool = False  # listed first on the spawn page
 
     @field_validator("image")
     @classmethod

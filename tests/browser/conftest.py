@@ -141,9 +141,13 @@ def origin_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from tests.conftest import E2E_POLICY
     from tests.extension.conftest import extension_hub_config
 
+    # A copy of the policy, so that a test may change it for a while (the hub reloads it):
+    # tests/browser/test_image_picker.py swaps in a 5,000-image catalogue and restores it.
+    policy_path = tmp_path_factory.mktemp("origin-policy") / "policy.yaml"
+    policy_path.write_bytes(E2E_POLICY.read_bytes())
     config = PlatformConfig(
         state_dir=tmp_path_factory.mktemp("origin-platform"),
-        policy_path=E2E_POLICY,
+        policy_path=policy_path,
         port=free_port(),
         nodes=os.environ.get("GPULAB_TEST_NODES", "2x4"),
         extra_hub_config=extension_hub_config(),

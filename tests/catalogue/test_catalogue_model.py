@@ -92,6 +92,23 @@ def test_hidden_by_label_or_harbor_label():
     assert not hints_from_metadata({}, harbor_labels=["prod"]).hidden
 
 
+def test_recommended_by_label_or_harbor_label():
+    assert hints_from_metadata({"io.gpulab.recommended": "true"}).recommended
+    assert hints_from_metadata({}, harbor_labels=["gpulab-recommended"]).recommended
+    assert not hints_from_metadata({}, harbor_labels=["prod"]).recommended
+
+
+def test_a_recommended_artifact_gives_recommended_images():
+    kw = {"registry": "harbor.local", "project": "vision", "repository": "pytorch"}
+    imgs = images_from_artifact(_artifact(["1", "2"], {"io.gpulab.recommended": "yes"}), **kw)
+    assert [i.recommended for i in imgs] == [True, True]
+
+
+def test_a_static_entry_may_be_recommended():
+    assert image_from_static({"image": "harbor.local/vision/x:1", "recommended": True}).recommended
+    assert not image_from_static({"image": "harbor.local/vision/x:1"}).recommended
+
+
 def test_long_and_multiline_text_is_bounded_and_flattened():
     h = hints_from_metadata({"org.opencontainers.image.description": "a\n b  " + "x" * 2000})
     assert h.description is not None

@@ -24,6 +24,9 @@ class FakeImage:
     gpu: bool = False
     framework: str | None = None
     cuda: str | None = None
+    project: str = ""
+    tag: str = ""
+    recommended: bool = False
 
 
 def demo_dict() -> dict[str, Any]:
