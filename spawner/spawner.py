@@ -54,6 +54,7 @@ from gpulab.hub.workload.admission import (
     quota_problems,
     request_problems,
 )
+from gpulab.hub.workload.holdings import describe_holders
 from gpulab.hub.workload.pod import home_claim
 from gpulab.hub.workload.quota_ledger import QuotaLedger
 from jupyterhub.utils import url_path_join
@@ -298,6 +299,7 @@ class GPULabSpawner(KubeSpawner):
             group=ent.quota_group,
             group_used=usage.group,
             group_limit=ent.quota_group_limit,
+            held_by=describe_holders(usage.holders, usage.counted_for),
         )
 
     # ------------------------------------------------------------------ the form
@@ -316,7 +318,13 @@ class GPULabSpawner(KubeSpawner):
                 quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
-        return build_profile_list(ent, images, availability=availability, quota=quota)
+        return build_profile_list(
+            ent,
+            images,
+            availability=availability,
+            quota=quota,
+            policy_profiles=state.policy.profiles,
+        )
 
     async def _gpulab_options_from_form(self, formdata: dict[str, list[str]]) -> dict[str, Any]:
         """KubeSpawner's parsing, then admission, so a tampered form is refused on the spawn

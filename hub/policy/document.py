@@ -16,6 +16,7 @@ from .model import (
     CatalogueConfig,
     GpuType,
     GroupPolicy,
+    PlatformConfig,
     ProfilePolicy,
     S3Config,
     StorageConfig,
@@ -45,6 +46,7 @@ def fill_names(section: Any) -> Any:
 class Policy(StrictModel):
     version: Literal[1] = 1
     default_group: str | None = None
+    platform: PlatformConfig = PlatformConfig()
     groups: dict[str, GroupPolicy] = {}
     profiles: dict[str, ProfilePolicy] = {}
     gpu_types: dict[str, GpuType] = {}
@@ -109,5 +111,8 @@ def entitlement_for(policy: Policy, user_groups: Iterable[str]) -> Entitlement |
             return None
         names = [policy.default_group]
     return merge_groups(
-        [policy.groups[n] for n in names], policy.profiles, policy.catalogue.registries()
+        [policy.groups[n] for n in names],
+        policy.profiles,
+        policy.catalogue.registries(),
+        contact=policy.platform.contact,
     )
