@@ -27,8 +27,9 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
   :func:`~gpulab.hub.workload.pod.home_claim` (the home labels), and a start cancels a pending
   deletion of it, or fails at once, naming the snapshot to restore, when the claim is being
   deleted.
-* ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
-  spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
+* ``progress`` says what the pod's events mean in researchers' words ("waiting for a free A100
+  GPU: 2 requests ahead"; the scheduler's text under "details"), and a spawn that waits for
+  GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ from .checks import GpuUsage, parse_user_options, render, server_request
 from .cluster import ClusterView, cluster_view
 from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_profile
 from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
+from .progress import SpawnContext, explain_event, progress_event
+from .quota import waiting_for_gpus
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
@@ -617,39 +620,42 @@ class GPULabSpawner(KubeSpawner):
                     503,
                 )
 
-    def _explain(self, event: dict[str, Any]) -> str | None:
-        reason = event.get("reason")
-        message = event.get("message") or ""
+    async def _spawn_context(self) -> SpawnContext:
+        """This start's GPUs and the spawns of their type waiting ahead of it (from the
+        cluster view's watch cache: no API call)."""
         gpu = self._plan.parts.gpu if self._plan else None
-        if reason == "FailedScheduling":
-            if gpu and gpu.resource and f"Insufficient {gpu.resource}" in message:
-                ent = self.entitlement()
-                wait = format_duration(ent.wait_for_gpus_seconds) if ent else "a while"
-                return (
-                    f"Waiting for GPUs: no node has {gpu.gpus} free {gpu.gpu_type} GPU"
-                    f"{'s' if gpu.gpus != 1 else ''} right now (scheduler: {message}). "
-                    f"gpulab waits up to {wait} for GPUs to free up; you can cancel this spawn."
-                )
-            return f"Cannot be scheduled yet: {message}"
-        if reason == "Scheduled":
-            return f"Scheduled: {message}"
-        if reason == "Pulling":
-            return f"Pulling the image: {message}"
-        if reason == "Pulled":
-            return f"Image ready: {message}"
-        if reason == "Started":
-            return "Server container started; waiting for JupyterLab to answer"
-        return None
+        if gpu is None or not gpu.gpus or gpu.gpu_type is None:
+            return SpawnContext()
+        ent = self.entitlement()
+        ahead = 0
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        created = ((pod or {}).get("metadata") or {}).get("creationTimestamp")
+        try:
+            view = await self._cluster()
+            pods = list(view.pods.objects.values()) if view.pods else []
+            ahead = waiting_for_gpus(pods, gpu.gpu_type, before=created)
+        except Exception:
+            self.log.exception("cannot count the spawns waiting for %s GPUs", gpu.gpu_type)
+        return SpawnContext(
+            gpus=gpu.gpus,
+            gpu_type=gpu.gpu_type,
+            gpu_resource=gpu.resource,
+            ahead=ahead,
+            wait=format_duration(ent.wait_for_gpus_seconds) if ent else "",
+        )
 
     async def progress(self) -> Any:
-        """KubeSpawner's event stream, with each event explained for people."""
-        yield {"progress": 2, "message": "Checking your request against the gpulab policy"}
+        """KubeSpawner's event stream in researchers' words (:mod:`gpulab.spawner.progress`),
+        the raw event text under "details"."""
+        yield {"progress": 2, "message": "checking your request against the gpulab policy"}
         async for event in super().progress():
             raw = event.get("raw_event")
             if raw:
-                explained = self._explain(raw)
-                if explained:
-                    event = {**event, "message": explained}
+                explained = explain_event(raw, await self._spawn_context())
+                if explained is None:
+                    continue
+                event = progress_event(event, explained)
             yield event
 
     # ------------------------------------------------------------------ homes are kept
