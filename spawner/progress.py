@@ -46,6 +46,19 @@ def _requests(n: int) -> str:
     return "no request ahead" if n == 0 else f"{n} request{'s' if n != 1 else ''} ahead"
 
 
+# Events whose meaning does not depend on their text.
+_PLAIN = {
+    "Scheduled": "a node was found for your server",
+    "Pulling": "pulling image (the first start of an image on a node takes longer)",
+    "Pulled": "image ready",
+    "FailedMount": "waiting for your home folder to be attached",
+    "FailedAttachVolume": "waiting for your home folder to be attached",
+    "Created": "starting the container",
+    "Started": "starting Jupyter",
+    "BackOff": "the server stopped right after starting; Kubernetes retries it",
+}
+
+
 def explain_event(event: Mapping[str, Any], ctx: SpawnContext) -> Explained | None:
     """One Kubernetes event of the server's pod in researchers' words; None for events that
     need no word (the stream shows nothing new for them)."""
@@ -62,22 +75,11 @@ def explain_event(event: Mapping[str, Any], ctx: SpawnContext) -> Explained | No
         if "Insufficient cpu" in raw or "Insufficient memory" in raw:
             return Explained("waiting for a node with enough free CPU and memory", raw)
         return Explained("waiting for a node that can run your server", raw)
-    if reason == "Scheduled":
-        return Explained("a node was found for your server", raw)
-    if reason == "Pulling":
-        return Explained("pulling image (the first start of an image on a node takes longer)", raw)
-    if reason == "Pulled":
-        return Explained("image ready", raw)
     if reason in ("Failed", "ErrImagePull", "ImagePullBackOff") and "pull" in raw.lower():
         return Explained("the image cannot be pulled; choose another image or tell an admin", raw)
-    if reason in ("FailedMount", "FailedAttachVolume"):
-        return Explained("waiting for your home folder to be attached", raw)
-    if reason == "Created":
-        return Explained("starting the container", raw)
-    if reason == "Started":
-        return Explained("starting Jupyter", raw)
-    if reason == "BackOff":
-        return Explained("the server stopped right after starting; Kubernetes retries it", raw)
+    plain = _PLAIN.get(reason)
+    if plain is not None:
+        return Explained(plain, raw)
     if not raw:
         return None
     return Explained("Kubernetes: " + (reason or "event"), raw)
