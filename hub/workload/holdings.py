@@ -238,26 +238,19 @@ def compute_holdings(
     return per_group
 
 
-def _job_names(jobs: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """job id -> the name its owner gave it (from the spec the gateway annotated)."""
-    names: dict[str, str] = {}
-    for job in jobs:
-        job_id = labels_of(job).get(JOB_ID_LABEL)
-        raw = ((job.get("metadata") or {}).get("annotations") or {}).get(SPEC_ANNOTATION)
-        if not job_id or not raw:
-            continue
-        try:
-            name = json.loads(raw).get("name")
-        except (TypeError, ValueError, AttributeError):
-            continue
-        if isinstance(name, str) and name:
-            names[job_id] = name
-    return names
+def _job_name(job: Mapping[str, Any]) -> str | None:
+    """The name its owner gave a Job (in the spec the gateway annotated), if it says one."""
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(SPEC_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        name = json.loads(raw).get("name")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
 
 
-def _holder(
-    labels: Mapping[str, str], obj: Mapping[str, Any], job_names: Mapping[str, str]
-) -> Holder:
+def _holder(labels: Mapping[str, str], obj: Mapping[str, Any], job_name: str | None) -> Holder:
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     user = labels.get(USER_LABEL, "")
     owner = (
@@ -269,7 +262,7 @@ def _holder(
     gpus, group = _count(labels.get(GPUS_LABEL)), labels.get(GROUP_LABEL, "")
     job_id = labels.get(JOB_ID_LABEL)
     if job_id:
-        return Holder("job", job_names.get(job_id, job_id), user, owner, gpus, group)
+        return Holder("job", job_name or job_id, user, owner, gpus, group)
     server = annotations.get(KUBESPAWNER_SERVERNAME_ANNOTATION) or ""
     return Holder("server", f"{owner}/{server}", user, owner, gpus, group)
 
@@ -282,15 +275,22 @@ def gpu_holders(
     group: str,
 ) -> tuple[Holder, ...]:
     """The servers and jobs holding GPUs that count against ``user`` or the quota group
-    ``group``: most GPUs first."""
+    ``group``: most GPUs first. Only those holders' names are read (a gateway holds thousands
+    of finished Jobs)."""
     pods, jobs = list(pods), list(jobs)
-    names = _job_names(jobs)
-    found = [
-        _holder(labels, obj, names)
-        for labels, _, obj in _holders(pods, jobs)
-        if _count(labels.get(GPUS_LABEL))
-        and (labels.get(USER_LABEL) == user or labels.get(GROUP_LABEL) == group)
-    ]
+    by_id: dict[str, Mapping[str, Any]] | None = None
+    found = []
+    for labels, _, obj in _holders(pods, jobs):
+        if not _count(labels.get(GPUS_LABEL)):
+            continue
+        if labels.get(USER_LABEL) != user and labels.get(GROUP_LABEL) != group:
+            continue
+        job_id, named = labels.get(JOB_ID_LABEL), obj
+        if job_id and "template" not in (obj.get("spec") or {}):  # a job's pod: ask its Job
+            if by_id is None:
+                by_id = {labels_of(j).get(JOB_ID_LABEL, ""): j for j in jobs}
+            named = by_id.get(job_id, obj)
+        found.append(_holder(labels, obj, _job_name(named) if job_id else None))
     return tuple(sorted(found, key=lambda h: (-h.gpus, h.kind, h.name)))
 
 

@@ -90,3 +90,11 @@ def test_a_starting_holder_says_so():
 
 def test_nothing_held_is_an_empty_phrase():
     assert describe_holders([], "alice") == ""
+
+
+def test_a_running_jobs_pod_is_named_by_its_jobs_name():
+    pod = obj("alice", "vision", 2, labels={JOB_ID_LABEL: "j-7"})
+    the_job = job("alice", 2, "long-train", "j-7")
+    the_job["spec"] = {"template": {"spec": {}}}
+    (holder,) = gpu_holders([pod], [the_job], user="alice", group="vision")
+    assert holder.name == "long-train"
