@@ -84,6 +84,11 @@ class Policy(StrictModel):
         )
         if errors:
             raise PolicyError(errors)
+        if not self.platform.contact and any(not g.contact for g in self.groups.values()):
+            warnings.append(
+                "platform.contact is not set: the spawn page tells researchers without GPUs to "
+                "ask 'your gpulab administrator'; name a person, a team or an address"
+            )
         self._warnings = tuple(warnings)
         return self
 
