@@ -70,16 +70,23 @@ def _waiting(pod: Mapping[str, Any]) -> bool:
 
 
 def waiting_for_gpus(
-    pods: Iterable[Mapping[str, Any]], gpu_type: str, *, before: str | None = None
+    pods: Iterable[Mapping[str, Any]],
+    gpu_type: str,
+    *,
+    before: str | None = None,
+    exclude: str | None = None,
 ) -> int:
     """gpulab pods of ``gpu_type`` (``gpulab.io/gpu-type``) waiting for GPUs: Pending and not
     yet bound to a node; with ``before`` (a creationTimestamp), only those created earlier:
-    the spawns ahead of that one."""
+    the spawns ahead of that one; the pod named ``exclude`` (that one) never counts."""
     count = 0
     for pod in pods:
         if (_labels(pod).get(GPU_TYPE_LABEL) != gpu_type) or not _waiting(pod):
             continue
-        created = (pod.get("metadata") or {}).get("creationTimestamp") or ""
+        meta = pod.get("metadata") or {}
+        if exclude is not None and meta.get("name") == exclude:
+            continue
+        created = meta.get("creationTimestamp") or ""
         if before is None or created < before:
             count += 1
     return count

@@ -634,7 +634,7 @@ class GPULabSpawner(KubeSpawner):
         try:
             view = await self._cluster()
             pods = list(view.pods.objects.values()) if view.pods else []
-            ahead = waiting_for_gpus(pods, gpu.gpu_type, before=created)
+            ahead = waiting_for_gpus(pods, gpu.gpu_type, before=created, exclude=self.pod_name)
         except Exception:
             self.log.exception("cannot count the spawns waiting for %s GPUs", gpu.gpu_type)
         return SpawnContext(
