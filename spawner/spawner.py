@@ -610,11 +610,14 @@ class GPULabSpawner(KubeSpawner):
             ent = self.entitlement()
             wait = ent.wait_for_gpus_seconds if ent else 0
             if time.monotonic() - since >= wait:
+                # The scheduler's own text is for admins (the log, and "details" on the
+                # progress page while waiting); the researcher gets what to do.
+                self.log.info("%s waited %ss for GPUs: %s", self._log_name, wait, problem)
                 raise SpawnRefused(
                     [
                         f"no node could take {gpu.gpus} {gpu.gpu_type} GPU"
                         f"{'s' if gpu.gpus != 1 else ''} within {format_duration(wait)} "
-                        f"(your groups' wait_for_gpus); the scheduler said: {problem}. "
+                        "(your groups' wait_for_gpus): the GPUs stayed in use. "
                         "Try fewer GPUs, or later"
                     ],
                     503,
