@@ -11,12 +11,21 @@ searchable picker fed by one catalogue document per page for large ones
 Every display string is HTML-escaped here: KubeSpawner renders the form with autoescape off,
 and image names and descriptions come from the registry.
 
-GPU sizes that cannot be scheduled now (no node has that many free GPUs of the type) or that
-exceed the quota left carry ``disabled: True`` and a ``reason``; GPU profiles carry
-``gpu_availability`` (free GPUs of their type) and ``gpu_quota`` (the quota left). gpulab's form
-template (``templates/form.html``, found through KubeSpawner's
-``additional_profile_form_template_paths``) renders those: a panel of free GPUs and quota left,
-and the sizes that cannot run as disabled options with their reason.
+Every choice that cannot start says why, and nothing that cannot start is preselected:
+
+* GPU sizes above the groups' ``per_server`` cap are listed, disabled, with that reason
+  (:func:`cap_reason`); sizes over the quota left, or larger than any node of the type, are
+  disabled with theirs; sizes that fit on a node but not on the free GPUs now stay startable
+  and say the spawn will wait, with the number of spawns waiting already
+  (:func:`gpu_choice_state`);
+* the default profile and size are the first that can start (:func:`_choose_default`); a
+  profile none of whose sizes can start carries a ``reason``;
+* the page's notices (:func:`page_notices`): a CPU-only user's groups and whom to ask (the
+  policy's contact), a used-up quota and what holds it.
+
+GPU profiles carry ``gpu_availability`` (free GPUs of their type) and ``gpu_quota`` (the quota
+left, and what holds it). gpulab's form template (``templates/form.html``, found through
+KubeSpawner's ``additional_profile_form_template_paths``) renders all of it.
 """
 
 from __future__ import annotations
@@ -38,8 +47,11 @@ __all__ = [
     "ImageLike",
     "QuotaLeft",
     "build_profile_list",
+    "cap_reason",
+    "gpu_choice_state",
     "images_for_profile",
     "offered_images_by_profile",
+    "page_notices",
 ]
 
 
@@ -67,6 +79,8 @@ class GpuTypeAvailability:
     free: int  # total minus what non-terminated pods request
     max_free_on_node: int  # the largest single-pod request that fits now
     nodes: int
+    max_on_node: int = 0  # the most GPUs of the type one node has (0: not known)
+    waiting: int = 0  # pods of the type waiting for GPUs (Pending, not scheduled)
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,7 @@ class QuotaLeft:
     group: str
     group_used: int
     group_limit: int
+    held_by: str = ""  # what holds the quota, one phrase (holdings.describe_holders)
 
     @property
     def left(self) -> int:
@@ -166,21 +181,50 @@ def _resources_line(profile: ProfilePolicy) -> str:
     return ", ".join(parts)
 
 
-def _gpu_reason(
+def _plural_gpus(n: int) -> str:
+    return f"{n} GPU" if n == 1 else f"{n} GPUs"
+
+
+def _groups_phrase(entitlement: Entitlement) -> str:
+    """``group vision`` / ``groups vision, nlp``: how the page names the user's groups."""
+    groups = entitlement.groups
+    return f"group {groups[0]}" if len(groups) == 1 else "groups " + ", ".join(groups)
+
+
+def _limit_owner(entitlement: Entitlement) -> str:
+    return "your group's" if len(entitlement.groups) == 1 else "your groups'"
+
+
+def cap_reason(entitlement: Entitlement) -> str:
+    """Why a GPU size of a profile cannot be chosen at all: above the per-server cap (the page
+    puts the size before it: "4 GPUs: above your group's limit of 2 per server")."""
+    return f"above {_limit_owner(entitlement)} limit of {entitlement.gpu_per_server} per server"
+
+
+def gpu_choice_state(
     n: int, gpu_type: str, avail: GpuTypeAvailability | None, quota: QuotaLeft | None
-) -> str | None:
+) -> tuple[str | None, str | None]:
+    """(why this size cannot start, None if it can; a note when it can but would wait).
+
+    Over the quota left, or larger than any node of the type: it cannot start. Free GPUs short
+    on every node now: the spawn waits for GPUs (up to the groups' ``wait_for_gpus``), so the
+    size stays startable and says how many spawns wait before it."""
     if quota is not None and n > quota.left:
         if quota.user_limit - quota.user_used < n:
-            return f"over your GPU quota ({max(quota.user_limit - quota.user_used, 0)} left)"
+            return f"over your GPU quota ({max(quota.user_limit - quota.user_used, 0)} left)", None
         return (
             f"over group {quota.group}'s GPU quota "
             f"({max(quota.group_limit - quota.group_used, 0)} left)"
-        )
-    if avail is not None and n > avail.max_free_on_node:
-        if avail.max_free_on_node == 0:
-            return f"no {gpu_type} GPU is free right now"
-        return f"at most {avail.max_free_on_node} {gpu_type} GPUs are free on one node right now"
-    return None
+        ), None
+    if avail is None:
+        return None, None
+    if avail.nodes == 0:
+        return f"no {gpu_type} node is in the cluster right now", None
+    if avail.max_on_node and n > avail.max_on_node:
+        return f"no {gpu_type} node has {n} GPUs", None
+    if n > avail.max_free_on_node:
+        return None, f"will wait for GPUs (about {avail.waiting} ahead)"
+    return None, None
 
 
 def _quota_row(quota: QuotaLeft) -> dict[str, Any]:
@@ -190,7 +234,63 @@ def _quota_row(quota: QuotaLeft) -> dict[str, Any]:
         "group": _e(quota.group),
         "group_left": max(quota.group_limit - quota.group_used, 0),
         "group_limit": quota.group_limit,
+        "held_by": _e(quota.held_by),
     }
+
+
+def _gpu_option(
+    profile: ProfilePolicy,
+    entitlement: Entitlement,
+    uncapped: ProfilePolicy | None,
+    avail: GpuTypeAvailability | None,
+    quota: QuotaLeft | None,
+) -> tuple[dict[str, Any], str | None]:
+    """The ``gpus`` option of a GPU profile, every size with its state, and the first size
+    that can start (None: none can)."""
+    assert profile.gpu_type is not None
+    gpu_type = profile.gpu_type
+    sizes = sorted(set(profile.gpus) | set(uncapped.gpus if uncapped else ()))
+    choices: dict[str, Any] = {}
+    first: str | None = None
+    for n in sizes:
+        label = f"{_plural_gpus(n)} ({gpu_type})"
+        if n not in profile.gpus:
+            reason: str | None = cap_reason(entitlement)
+            note = None
+        else:
+            reason, note = gpu_choice_state(n, gpu_type, avail, quota)
+        choice: dict[str, Any] = {"display_name": _e(label), "size": _e(_plural_gpus(n))}
+        if reason:
+            choice.update(display_name=_e(f"{label} — {reason}"), disabled=True, reason=_e(reason))
+        else:
+            if note:
+                choice.update(display_name=_e(f"{label} — {note}"), note=_e(note))
+            first = first or str(n)
+        choices[str(n)] = choice
+    if first is not None:
+        choices[first]["default"] = True
+    return {"display_name": "GPUs", "choices": choices}, first
+
+
+def page_notices(entitlement: Entitlement, quota: QuotaLeft | None) -> list[str]:
+    """What the spawn page says above the profiles, HTML-escaped: a CPU-only user's groups and
+    whom to ask; a user whose GPU quota is used up, what holds it."""
+    contact = entitlement.contact or "your gpulab administrator"
+    if not entitlement.may_use_gpus:
+        return [
+            _e(
+                f"Your {_groups_phrase(entitlement)} gives you CPU notebooks only: no GPUs. "
+                f"To use GPUs, ask {contact}."
+            )
+        ]
+    if quota is None or quota.left > 0:
+        return []
+    held = f" ({quota.held_by})" if quota.held_by else ""
+    if quota.user_limit - quota.user_used <= 0:
+        why = f"you already use all {quota.user_limit} GPUs of your quota{held}"
+    else:
+        why = f"group {quota.group} already uses all {quota.group_limit} GPUs of its quota{held}"
+    return [_e(f"No GPU server can start now: {why}. Stop a server or a job to free GPUs.")]
 
 
 def build_profile_list(
@@ -200,12 +300,18 @@ def build_profile_list(
     availability: Mapping[str, GpuTypeAvailability] | None = None,
     quota: QuotaLeft | None = None,
     recent: Sequence[str] = (),
+    policy_profiles: Mapping[str, ProfilePolicy] | None = None,
 ) -> list[dict[str, Any]]:
     """KubeSpawner ``profile_list`` for one user (see the module docstring). Profiles with no
     image to offer are left out. ``recent``: the user's last images, newest first (the image
-    choice lists them first: :mod:`gpulab.spawner.picker`)."""
+    choice lists them first: :mod:`gpulab.spawner.picker`). ``policy_profiles`` (the policy's,
+    before the groups' caps) lets the GPU sizes above the per-server cap show, disabled, with
+    that reason.
+
+    Only what can start is preselected: the default profile if it can, else the first that
+    can; a profile none of whose sizes can start carries ``reason``. The first entry carries
+    ``notices`` (:func:`page_notices`)."""
     out: list[dict[str, Any]] = []
-    default_seen = False
     allowed = _allowed_images(entitlement, images)
     catalogue: str | None = None
     for profile in entitlement.profiles:
@@ -221,32 +327,19 @@ def build_profile_list(
         }
         description = profile.description
         res = _resources_line(profile)
-        gpu_extras: dict[str, Any] = {}
+        extras: dict[str, Any] = {"startable": True}
         if profile.is_gpu:
             assert profile.gpu_type is not None
             avail = (availability or {}).get(profile.gpu_type)
-            gpu_choices: dict[str, Any] = {}
-            first_enabled: str | None = None
-            for n in profile.gpus:
-                reason = _gpu_reason(n, profile.gpu_type, avail, quota)
-                noun = "GPU" if n == 1 else "GPUs"
-                label = f"{n} {noun} ({profile.gpu_type})"
-                choice: dict[str, Any] = {"display_name": _e(label)}
-                if reason:
-                    choice["display_name"] = _e(f"{label} — unavailable: {reason}")
-                    choice["disabled"] = True
-                    choice["reason"] = _e(reason)
-                elif first_enabled is None:
-                    first_enabled = str(n)
-                gpu_choices[str(n)] = choice
-            default_key = first_enabled or str(profile.gpus[0])
-            gpu_choices[default_key]["default"] = True
-            options["gpus"] = {"display_name": "GPUs", "choices": gpu_choices}
+            uncapped = (policy_profiles or {}).get(profile.name)
+            options["gpus"], first = _gpu_option(profile, entitlement, uncapped, avail, quota)
+            if first is None:
+                extras.update(startable=False, reason="no GPU size of this profile can start now")
             if avail is not None:
                 res = f"{res}; {avail.free} of {avail.total} {profile.gpu_type} GPUs free"
-                gpu_extras["gpu_availability"] = {**asdict(avail), "gpu_type": _e(avail.gpu_type)}
+                extras["gpu_availability"] = {**asdict(avail), "gpu_type": _e(avail.gpu_type)}
             if quota is not None:
-                gpu_extras["gpu_quota"] = _quota_row(quota)
+                extras["gpu_quota"] = _quota_row(quota)
         entry: dict[str, Any] = {
             "slug": profile.name,
             "display_name": _e(profile.display_name),
@@ -254,12 +347,20 @@ def build_profile_list(
                 f"{description} ({res})" if res and description else description or res
             ),
             "profile_options": options,
-            **gpu_extras,
+            **extras,
         }
-        if profile.default and not default_seen:
-            entry["default"] = True
-            default_seen = True
         out.append(entry)
-    if out and not default_seen:
-        out[0]["default"] = True
+    _choose_default(out, [p.name for p in entitlement.profiles if p.default])
+    if out:
+        out[0]["notices"] = page_notices(entitlement, quota)
     return out
+
+
+def _choose_default(entries: list[dict[str, Any]], defaults: list[str]) -> None:
+    """Mark one entry ``default``: the policy's default profile if it can start, else the first
+    that can; none when nothing can (the page says so)."""
+    startable = [e for e in entries if e["startable"]]
+    chosen = next((e for e in startable if e["slug"] in defaults), None)
+    chosen = chosen or (startable[0] if startable else None)
+    if chosen is not None:
+        chosen["default"] = True

@@ -14,6 +14,7 @@ from typing import Any
 
 from gpulab.hub.policy import GpuType
 from gpulab.hub.workload.holdings import count_usage, is_live_pod
+from gpulab.hub.workload.labels import GPU_TYPE_LABEL
 
 from .form import GpuTypeAvailability
 
@@ -22,6 +23,7 @@ __all__ = [
     "gpu_availability",
     "is_live_pod",
     "pod_gpu_request",
+    "waiting_for_gpus",
 ]
 
 
@@ -62,14 +64,44 @@ def _node_ready(node: Mapping[str, Any]) -> bool:
     return False
 
 
+def _waiting(pod: Mapping[str, Any]) -> bool:
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    return not spec.get("nodeName") and (status.get("phase") or "Pending") == "Pending"
+
+
+def waiting_for_gpus(
+    pods: Iterable[Mapping[str, Any]],
+    gpu_type: str,
+    *,
+    before: str | None = None,
+    exclude: str | None = None,
+) -> int:
+    """gpulab pods of ``gpu_type`` (``gpulab.io/gpu-type``) waiting for GPUs: Pending and not
+    yet bound to a node; with ``before`` (a creationTimestamp), only those created earlier:
+    the spawns ahead of that one; the pod named ``exclude`` (that one) never counts."""
+    count = 0
+    for pod in pods:
+        if (_labels(pod).get(GPU_TYPE_LABEL) != gpu_type) or not _waiting(pod):
+            continue
+        meta = pod.get("metadata") or {}
+        if exclude is not None and meta.get("name") == exclude:
+            continue
+        created = meta.get("creationTimestamp") or ""
+        if before is None or created < before:
+            count += 1
+    return count
+
+
 def gpu_availability(
     nodes: Iterable[Mapping[str, Any]],
     pods: Iterable[Mapping[str, Any]],
     gpu_types: Mapping[str, GpuType],
 ) -> dict[str, GpuTypeAvailability]:
     """Free GPUs per GPU type: nodes whose labels match the type's node selector and that
-    advertise its resource; minus what live pods bound to them request."""
+    advertise its resource; minus what live pods bound to them request; and how many pods of
+    the type wait for GPUs."""
     node_list = [n for n in nodes if _node_ready(n)]
+    pods = list(pods)
     used: dict[tuple[str, str], int] = {}
     resources = {t.resource for t in gpu_types.values()}
     for pod in pods:
@@ -82,7 +114,7 @@ def gpu_availability(
                 used[(node_name, r)] = used.get((node_name, r), 0) + n
     out: dict[str, GpuTypeAvailability] = {}
     for name, gtype in gpu_types.items():
-        total = free = best = count = 0
+        total = free = best = largest = count = 0
         for node in node_list:
             labels = _labels(node)
             if any(labels.get(k) != v for k, v in gtype.node_selector.items()):
@@ -95,8 +127,15 @@ def gpu_availability(
             total += alloc
             free += node_free
             best = max(best, node_free)
+            largest = max(largest, alloc)
             count += 1
         out[name] = GpuTypeAvailability(
-            gpu_type=name, total=total, free=free, max_free_on_node=best, nodes=count
+            gpu_type=name,
+            total=total,
+            free=free,
+            max_free_on_node=best,
+            nodes=count,
+            max_on_node=largest,
+            waiting=waiting_for_gpus(pods, name),
         )
     return out

@@ -27,8 +27,9 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
   :func:`~gpulab.hub.workload.pod.home_claim` (the home labels), and a start cancels a pending
   deletion of it, or fails at once, naming the snapshot to restore, when the claim is being
   deleted.
-* ``progress`` explains scheduler events (waiting for GPUs, with the scheduler's reason), and a
-  spawn that waits for GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
+* ``progress`` says what the pod's events mean in researchers' words ("waiting for a free A100
+  GPU: 2 requests ahead"; the scheduler's text under "details"), and a spawn that waits for
+  GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from gpulab.hub.workload.admission import (
     quota_problems,
     request_problems,
 )
+from gpulab.hub.workload.holdings import describe_holders
 from gpulab.hub.workload.pod import home_claim
 from gpulab.hub.workload.quota_ledger import QuotaLedger
 from jupyterhub.utils import url_path_join
@@ -68,6 +70,8 @@ from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_pr
 from .form_template import render_profile_form
 from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
 from .picker import remember_recent
+from .progress import SpawnContext, explain_event, progress_event
+from .quota import waiting_for_gpus
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
@@ -303,6 +307,7 @@ class GPULabSpawner(KubeSpawner):
             group=ent.quota_group,
             group_used=usage.group,
             group_limit=ent.quota_group_limit,
+            held_by=describe_holders(usage.holders, usage.counted_for),
         )
 
     # ------------------------------------------------------------------ the form
@@ -322,7 +327,12 @@ class GPULabSpawner(KubeSpawner):
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
         return build_profile_list(
-            ent, images, availability=availability, quota=quota, recent=self._recent()
+            ent,
+            images,
+            availability=availability,
+            quota=quota,
+            recent=self._recent(),
+            policy_profiles=state.policy.profiles,
         )
 
     def _recent(self) -> list[str]:
@@ -639,49 +649,55 @@ class GPULabSpawner(KubeSpawner):
             ent = self.entitlement()
             wait = ent.wait_for_gpus_seconds if ent else 0
             if time.monotonic() - since >= wait:
+                # The scheduler's own text is for admins (the log, and "details" on the
+                # progress page while waiting); the researcher gets what to do.
+                self.log.info("%s waited %ss for GPUs: %s", self._log_name, wait, problem)
                 raise SpawnRefused(
                     [
                         f"no node could take {gpu.gpus} {gpu.gpu_type} GPU"
                         f"{'s' if gpu.gpus != 1 else ''} within {format_duration(wait)} "
-                        f"(your groups' wait_for_gpus); the scheduler said: {problem}. "
+                        "(your groups' wait_for_gpus): the GPUs stayed in use. "
                         "Try fewer GPUs, or later"
                     ],
                     503,
                 )
 
-    def _explain(self, event: dict[str, Any]) -> str | None:
-        reason = event.get("reason")
-        message = event.get("message") or ""
+    async def _spawn_context(self) -> SpawnContext:
+        """This start's GPUs and the spawns of their type waiting ahead of it (from the
+        cluster view's watch cache: no API call)."""
         gpu = self._plan.parts.gpu if self._plan else None
-        if reason == "FailedScheduling":
-            if gpu and gpu.resource and f"Insufficient {gpu.resource}" in message:
-                ent = self.entitlement()
-                wait = format_duration(ent.wait_for_gpus_seconds) if ent else "a while"
-                return (
-                    f"Waiting for GPUs: no node has {gpu.gpus} free {gpu.gpu_type} GPU"
-                    f"{'s' if gpu.gpus != 1 else ''} right now (scheduler: {message}). "
-                    f"gpulab waits up to {wait} for GPUs to free up; you can cancel this spawn."
-                )
-            return f"Cannot be scheduled yet: {message}"
-        if reason == "Scheduled":
-            return f"Scheduled: {message}"
-        if reason == "Pulling":
-            return f"Pulling the image: {message}"
-        if reason == "Pulled":
-            return f"Image ready: {message}"
-        if reason == "Started":
-            return "Server container started; waiting for JupyterLab to answer"
-        return None
+        if gpu is None or not gpu.gpus or gpu.gpu_type is None:
+            return SpawnContext()
+        ent = self.entitlement()
+        ahead = 0
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        created = ((pod or {}).get("metadata") or {}).get("creationTimestamp")
+        try:
+            view = await self._cluster()
+            pods = list(view.pods.objects.values()) if view.pods else []
+            ahead = waiting_for_gpus(pods, gpu.gpu_type, before=created, exclude=self.pod_name)
+        except Exception:
+            self.log.exception("cannot count the spawns waiting for %s GPUs", gpu.gpu_type)
+        return SpawnContext(
+            gpus=gpu.gpus,
+            gpu_type=gpu.gpu_type,
+            gpu_resource=gpu.resource,
+            ahead=ahead,
+            wait=format_duration(ent.wait_for_gpus_seconds) if ent else "",
+        )
 
     async def progress(self) -> Any:
-        """KubeSpawner's event stream, with each event explained for people."""
-        yield {"progress": 2, "message": "Checking your request against the gpulab policy"}
+        """KubeSpawner's event stream in researchers' words (:mod:`gpulab.spawner.progress`),
+        the raw event text under "details"."""
+        yield {"progress": 2, "message": "checking your request against the gpulab policy"}
         async for event in super().progress():
             raw = event.get("raw_event")
             if raw:
-                explained = self._explain(raw)
-                if explained:
-                    event = {**event, "message": explained}
+                explained = explain_event(raw, await self._spawn_context())
+                if explained is None:
+                    continue
+                event = progress_event(event, explained)
             yield event
 
     # ------------------------------------------------------------------ homes are kept

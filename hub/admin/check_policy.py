@@ -48,6 +48,7 @@ def _summary(policy: Policy) -> dict[str, Any]:
                 "per_job": g.gpu.per_job,
                 "quota_user": g.gpu.quota_user,
                 "quota_group": g.gpu.quota_group,
+                "contact": g.contact or policy.platform.contact,  # whom its members ask
                 # CPU and memory, after the defaults (None: not capped)
                 "job_max_cpu": _amount(caps.job_cpu_millis, format_cpu),
                 "job_max_memory": _amount(caps.job_memory_bytes, format_bytes),
@@ -57,6 +58,7 @@ def _summary(policy: Policy) -> dict[str, Any]:
         )
     return {
         "default_group": policy.default_group,
+        "contact": policy.platform.contact,
         "groups": groups,
         "profiles": [
             {"name": n, "gpu_type": p.gpu_type, "gpus": list(p.gpus), "default": p.default}
@@ -104,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.file}: valid policy (version {policy.version})")
     default = summary["default_group"]
     print(f"groups ({len(policy.groups)}), default: {default if default else 'none (no access)'}")
+    print(
+        f"contact: {summary['contact'] or 'none (researchers are told: your gpulab administrator)'}"
+    )
     for g in summary["groups"]:
         gpus = (
             f"GPUs {', '.join(g['gpu_types'])}: {g['per_server']}/server {g['per_job']}/job, "

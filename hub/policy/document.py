@@ -16,6 +16,7 @@ from .model import (
     CatalogueConfig,
     GpuType,
     GroupPolicy,
+    PlatformConfig,
     ProfilePolicy,
     S3Config,
     StorageConfig,
@@ -45,6 +46,7 @@ def fill_names(section: Any) -> Any:
 class Policy(StrictModel):
     version: Literal[1] = 1
     default_group: str | None = None
+    platform: PlatformConfig = PlatformConfig()
     groups: dict[str, GroupPolicy] = {}
     profiles: dict[str, ProfilePolicy] = {}
     gpu_types: dict[str, GpuType] = {}
@@ -82,6 +84,11 @@ class Policy(StrictModel):
         )
         if errors:
             raise PolicyError(errors)
+        if not self.platform.contact and any(not g.contact for g in self.groups.values()):
+            warnings.append(
+                "platform.contact is not set: the spawn page tells researchers without GPUs to "
+                "ask 'your gpulab administrator'; name a person, a team or an address"
+            )
         self._warnings = tuple(warnings)
         return self
 
@@ -109,5 +116,8 @@ def entitlement_for(policy: Policy, user_groups: Iterable[str]) -> Entitlement |
             return None
         names = [policy.default_group]
     return merge_groups(
-        [policy.groups[n] for n in names], policy.profiles, policy.catalogue.registries()
+        [policy.groups[n] for n in names],
+        policy.profiles,
+        policy.catalogue.registries(),
+        contact=policy.platform.contact,
     )

@@ -12,6 +12,8 @@ entitlement at all when ``default_group`` is null). The merge of those groups is
 * CPU and memory quotas: like the GPU quota, each group's own (:mod:`.caps`); the quota
   group's is charged.
 * images, profiles, GPU types, exempt users: the union.
+* ``contact`` (whom the user asks for access): the first of those groups' own, else the
+  platform's.
 * profiles: in policy order (the groups in policy order, each group's list in its order, each
   profile once); GPU choices capped at the merged ``gpu_per_server``; a GPU profile whose
   GPU type no group of the user allows, or with no choice left, is dropped.
@@ -60,6 +62,7 @@ class Entitlement:
     job_max_memory_bytes: int | None = None
     cpu_quota_group: dict[str, int | None] = field(default_factory=dict)
     memory_quota_group: dict[str, int | None] = field(default_factory=dict)
+    contact: str = ""  # whom to ask for access; "": nobody named
     _profile_index: dict[str, ProfilePolicy] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -156,9 +159,12 @@ def merge_groups(
     groups: Sequence[GroupPolicy],
     profiles: Mapping[str, ProfilePolicy],
     registries: frozenset[str],
+    *,
+    contact: str = "",
 ) -> Entitlement:
     """The entitlement of a user in ``groups`` (at least one, in policy order); ``profiles``
-    are the policy's, ``registries`` the catalogue's registry hosts."""
+    are the policy's, ``registries`` the catalogue's registry hosts, ``contact`` the
+    platform's."""
     names = [g.name for g in groups]
     caps = {g.name: group_caps(g, profiles) for g in groups}
     per_server = max(g.gpu.per_server for g in groups)
@@ -210,4 +216,5 @@ def merge_groups(
         job_max_memory_bytes=_generous_cap(c.job_memory_bytes for c in caps.values()),
         cpu_quota_group={n: c.group_cpu_millis for n, c in caps.items()},
         memory_quota_group={n: c.group_memory_bytes for n, c in caps.items()},
+        contact=next((g.contact for g in groups if g.contact), contact),
     )

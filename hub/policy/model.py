@@ -45,6 +45,7 @@ __all__ = [
     "KernelRules",
     "MemoryQuota",
     "MemoryRange",
+    "PlatformConfig",
     "ProfilePolicy",
     "S3Config",
     "StaticImage",
@@ -207,8 +208,29 @@ class KernelRules(StrictModel):
     action: Literal["shutdown", "restart", "warn"] = "shutdown"
 
 
+def _check_contact(value: str) -> str:
+    """A contact is shown to researchers in one sentence ("ask <contact>"): one short line."""
+    value = value.strip()
+    if len(value) > 200:
+        raise ValueError("at most 200 characters (a name, an e-mail address or a URL)")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+class PlatformConfig(StrictModel):
+    """Settings of the whole platform that pages show to researchers."""
+
+    # Whom researchers ask for access (GPUs, groups, more quota), e.g.
+    # "the ML platform team (ml-platform@example.org)"; a group's own contact wins.
+    contact: str = ""
+
+    _check_contact = field_validator("contact")(_check_contact)
+
+
 class GroupPolicy(StrictModel):
     name: str = ""  # filled in from the key under `groups:`
+    contact: str = ""  # whom this group's members ask; empty: platform.contact
     images: ImageRules = ImageRules()
     profiles: tuple[str, ...] = ()
     gpu: GpuLimits = GpuLimits()
@@ -219,6 +241,8 @@ class GroupPolicy(StrictModel):
     kernels: KernelRules = KernelRules()
     named_servers: int = Field(0, ge=0, le=100)
     wait_for_gpus_seconds: Duration = Field(600, alias="wait_for_gpus")
+
+    _check_contact = field_validator("contact")(_check_contact)
 
 
 # ----------------------------------------------------------------------------- profiles

@@ -28,7 +28,7 @@ from typing import Literal
 
 from ..field_errors import FieldError
 from ..policy import Entitlement, ProfilePolicy, format_bytes, format_cpu, format_duration
-from .holdings import Demand, GpuUsage, profile_demand
+from .holdings import Demand, GpuUsage, Holder, describe_holders, profile_demand
 
 __all__ = [
     "Demand",
@@ -129,26 +129,42 @@ def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError
     if gpus > left:
         problems.append(
             FieldError(
-                "gpus",
-                f"you already use {usage.user} of your {ent.gpu_quota_user} GPUs (servers and "
-                f"jobs); {gpus} more requested. Stop a server or a job, or ask for {left} or fewer",
-                f"at most {left} now",
-                "quota",
+                "gpus", _user_quota_words(ent, usage, gpus, left), f"at most {left} now", "quota"
             )
         )
     limit = ent.quota_group_limit
     group_left = max(0, limit - usage.group)
     if gpus > group_left:
+        held = _held_by(usage, lambda h: h.group == ent.quota_group)
         problems.append(
             FieldError(
                 "gpus",
                 f"group {show(ent.quota_group)} already uses {usage.group} of its {limit} GPUs "
-                f"(servers and jobs); {gpus} more requested",
+                f"{held}; {gpus} more requested. {_free_some(group_left)}",
                 f"at most {group_left} now",
                 "quota",
             )
         )
     return problems
+
+
+def _held_by(usage: GpuUsage, counts: Callable[[Holder], bool]) -> str:
+    """``(your server alice/ holds 1, …)``: what holds the GPUs, in the one sentence
+    :func:`~.holdings.describe_holders` builds; ``(servers and jobs)`` when nothing is named."""
+    named = describe_holders([h for h in usage.holders if counts(h)], usage.counted_for)
+    return f"({named})" if named else "(servers and jobs)"
+
+
+def _free_some(left: int) -> str:
+    return "Stop a server or a job" + (f", or ask for {left} or fewer" if left > 0 else " first")
+
+
+def _user_quota_words(ent: Entitlement, usage: GpuUsage, gpus: int, left: int) -> str:
+    held = _held_by(usage, lambda h: h.user == usage.counted_for)
+    return (
+        f"you already use {usage.user} of your {ent.gpu_quota_user} GPUs {held}; "
+        f"{gpus} more requested. {_free_some(left)}"
+    )
 
 
 def _compute_quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:

@@ -13,13 +13,19 @@ servers and jobs are charged the same way everywhere:
   are its pod template's); each job counts once;
 * a user's Job takes one of their job slots until it is finished (Complete, Failed or
   SuccessCriteriaMet) or cancelled: :func:`job_finished`.
+
+Beside the numbers, :class:`GpuUsage` keeps *who* holds the GPUs (:class:`Holder`: a server
+or a job, its owner and its GPUs), and :func:`describe_holders` is the one sentence that names
+them ("your server alice/ holds 1, your job long-train holds 3"): the spawn page and every
+quota refusal (spawner and gateway) use it, so a researcher learns what to stop.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..policy import ProfilePolicy, cpu_millicores, quantity_bytes
 from .labels import (
@@ -29,16 +35,24 @@ from .labels import (
     GPUS_LABEL,
     GROUP_LABEL,
     JOB_ID_LABEL,
+    KUBESPAWNER_SERVERNAME_ANNOTATION,
+    KUBESPAWNER_USERNAME_ANNOTATION,
     MANAGED_BY_LABEL,
+    OWNER_ANNOTATION,
+    SPEC_ANNOTATION,
     USER_LABEL,
+    USERNAME_ANNOTATION,
     labels_of,
 )
 
 __all__ = [
     "Demand",
     "GpuUsage",
+    "Holder",
     "compute_holdings",
     "count_usage",
+    "describe_holders",
+    "gpu_holders",
     "gpu_holdings",
     "is_live_pod",
     "job_finished",
@@ -48,18 +62,40 @@ __all__ = [
 
 _FINISHED_CONDITIONS = frozenset({"Complete", "Failed", "SuccessCriteriaMet"})
 
+HolderKind = Literal["server", "job"]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """One server or job holding GPUs: ``name`` is what its owner knows it by (``alice/``,
+    ``alice/big`` for a named server, the job's name); ``user`` the escaped ``gpulab.io/user``
+    value, ``owner`` the name as JupyterHub spells it, ``group`` the quota group charged;
+    ``starting``: reserved in the quota ledger, not in the cluster yet."""
+
+    kind: HolderKind
+    name: str
+    user: str
+    owner: str
+    gpus: int
+    group: str = ""
+    starting: bool = False
+
 
 @dataclass(frozen=True)
 class GpuUsage:
     """What one user and their quota group hold right now, not counting the workload being
     admitted: ``user`` and ``group`` GPUs (servers and jobs), ``jobs`` the user's unfinished
-    jobs, and the CPU (millicores) and memory (bytes) the group's servers and jobs request."""
+    jobs, and the CPU (millicores) and memory (bytes) the group's servers and jobs request.
+    ``holders``: the servers and jobs holding those GPUs (the user's and the group's);
+    ``counted_for``: the user (escaped ``gpulab.io/user`` value) they were counted for."""
 
     user: int = 0
     group: int = 0
     jobs: int = 0
     group_cpu_millis: int = 0
     group_memory_bytes: int = 0
+    holders: tuple[Holder, ...] = ()
+    counted_for: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,8 +182,9 @@ def _job_holds(job: Mapping[str, Any]) -> bool:
 
 def _holders(
     pods: Iterable[Mapping[str, Any]], jobs: Iterable[Mapping[str, Any]]
-) -> Iterator[tuple[Mapping[str, str], Mapping[str, Any]]]:
-    """(labels, pod spec) of every gpulab pod or Job that holds resources, each job once."""
+) -> Iterator[tuple[Mapping[str, str], Mapping[str, Any], Mapping[str, Any]]]:
+    """(labels, pod spec, object) of every gpulab pod or Job that holds resources, each job
+    once."""
     counted_jobs: set[str] = set()
     for pod in pods:
         labels = labels_of(pod)
@@ -158,7 +195,7 @@ def _holders(
             if job_id in counted_jobs:
                 continue  # a job counts once, whatever its pods
             counted_jobs.add(job_id)
-        yield labels, pod.get("spec") or {}
+        yield labels, pod.get("spec") or {}, pod
     for job in jobs:
         labels = labels_of(job)
         job_id = labels.get(JOB_ID_LABEL)
@@ -167,7 +204,7 @@ def _holders(
         if _job_holds(job):
             counted_jobs.add(job_id)
             template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
-            yield labels, template
+            yield labels, template, job
 
 
 def gpu_holdings(
@@ -176,7 +213,7 @@ def gpu_holdings(
     """(GPUs per ``gpulab.io/user`` value, GPUs per ``gpulab.io/group`` value)."""
     per_user: dict[str, int] = {}
     per_group: dict[str, int] = {}
-    for labels, _ in _holders(pods, jobs):
+    for labels, _, _ in _holders(pods, jobs):
         n = _count(labels.get(GPUS_LABEL))
         if n:
             user, group = labels.get(USER_LABEL, ""), labels.get(GROUP_LABEL, "")
@@ -191,7 +228,7 @@ def compute_holdings(
     """CPU and memory requested per ``gpulab.io/group`` value, by the same holders as
     :func:`gpu_holdings`."""
     per_group: dict[str, Demand] = {}
-    for labels, spec in _holders(pods, jobs):
+    for labels, spec, _ in _holders(pods, jobs):
         demand = pod_spec_demand(spec)
         group = labels.get(GROUP_LABEL, "")
         held = per_group.get(group, Demand())
@@ -199,6 +236,80 @@ def compute_holdings(
             held.cpu_millis + demand.cpu_millis, held.memory_bytes + demand.memory_bytes
         )
     return per_group
+
+
+def _job_name(job: Mapping[str, Any]) -> str | None:
+    """The name its owner gave a Job (in the spec the gateway annotated), if it says one."""
+    raw = ((job.get("metadata") or {}).get("annotations") or {}).get(SPEC_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        name = json.loads(raw).get("name")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+def _holder(labels: Mapping[str, str], obj: Mapping[str, Any], job_name: str | None) -> Holder:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    user = labels.get(USER_LABEL, "")
+    owner = (
+        annotations.get(OWNER_ANNOTATION)
+        or annotations.get(USERNAME_ANNOTATION)
+        or annotations.get(KUBESPAWNER_USERNAME_ANNOTATION)
+        or user
+    )
+    gpus, group = _count(labels.get(GPUS_LABEL)), labels.get(GROUP_LABEL, "")
+    job_id = labels.get(JOB_ID_LABEL)
+    if job_id:
+        return Holder("job", job_name or job_id, user, owner, gpus, group)
+    server = annotations.get(KUBESPAWNER_SERVERNAME_ANNOTATION) or ""
+    return Holder("server", f"{owner}/{server}", user, owner, gpus, group)
+
+
+def gpu_holders(
+    pods: Iterable[Mapping[str, Any]],
+    jobs: Iterable[Mapping[str, Any]] = (),
+    *,
+    user: str,
+    group: str,
+) -> tuple[Holder, ...]:
+    """The servers and jobs holding GPUs that count against ``user`` or the quota group
+    ``group``: most GPUs first. Only those holders' names are read (a gateway holds thousands
+    of finished Jobs)."""
+    pods, jobs = list(pods), list(jobs)
+    by_id: dict[str, Mapping[str, Any]] | None = None
+    found = []
+    for labels, _, obj in _holders(pods, jobs):
+        if not _count(labels.get(GPUS_LABEL)):
+            continue
+        if labels.get(USER_LABEL) != user and labels.get(GROUP_LABEL) != group:
+            continue
+        job_id, named = labels.get(JOB_ID_LABEL), obj
+        if job_id and "template" not in (obj.get("spec") or {}):  # a job's pod: ask its Job
+            if by_id is None:
+                by_id = {labels_of(j).get(JOB_ID_LABEL, ""): j for j in jobs}
+            named = by_id.get(job_id, obj)
+        found.append(_holder(labels, obj, _job_name(named) if job_id else None))
+    return tuple(sorted(found, key=lambda h: (-h.gpus, h.kind, h.name)))
+
+
+def describe_holders(holders: Iterable[Holder], user: str, *, most: int = 5) -> str:
+    """The servers and jobs holding GPUs, in one phrase a researcher can act on: ``your
+    server alice/ holds 1, your job long-train holds 3, bob's job sweep holds 2`` (the user's
+    own first; ``user`` is the escaped ``gpulab.io/user`` value). At most ``most`` are named;
+    the rest are summed. Empty when nothing holds GPUs."""
+    ordered = sorted(holders, key=lambda h: (h.user != user, -h.gpus, h.kind, h.name))
+    parts = []
+    for h in ordered[:most]:
+        whose = "your" if h.user == user else f"{h.owner}'s"
+        what = f"{h.kind} {h.name}" + (" (starting)" if h.starting else "")
+        parts.append(f"{whose} {what} holds {h.gpus}")
+    rest = ordered[most:]
+    if rest:
+        held = sum(h.gpus for h in rest)
+        parts.append(f"{len(rest)} more {'holds' if len(rest) == 1 else 'hold'} {held}")
+    return ", ".join(parts)
 
 
 def count_usage(
@@ -226,4 +337,6 @@ def count_usage(
         jobs=unfinished,
         group_cpu_millis=compute.cpu_millis,
         group_memory_bytes=compute.memory_bytes,
+        holders=gpu_holders(pods, jobs, user=user, group=group),
+        counted_for=user,
     )

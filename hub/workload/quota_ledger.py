@@ -119,7 +119,9 @@ class QuotaLedger:
             # The same object reserved again (a server started again) replaces its entry.
             others = [e for e in live_entries(ledger_entries(configmap), now) if e.key != mine.key]
             # No await between counting and checking: the cache and the ledger are one view.
-            problems = check(usage_with(counted(), others, user=user, now=now, seen=seen))
+            problems = check(
+                usage_with(counted(), others, user=user, now=now, seen=seen, group=group)
+            )
             if problems:
                 return problems
             if await self._write(group, [*others, mine], configmap):

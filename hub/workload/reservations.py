@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..names import escape_username
-from .holdings import GpuUsage
+from .holdings import GpuUsage, Holder
 from .labels import GROUP_LABEL, QUOTA_LEDGER_COMPONENT, base_labels
 
 __all__ = [
@@ -140,14 +140,19 @@ def usage_with(
     user: str,
     now: float,
     seen: Callable[[Reservation], bool],
+    group: str = "",
 ) -> GpuUsage:
-    """``usage`` (counted from a cache, for ``user`` and the ledger's group) plus the live
-    reservations whose object that cache does not hold yet (``seen`` is False)."""
+    """``usage`` (counted from a cache, for ``user`` and the ledger's group ``group``) plus the
+    live reservations whose object that cache does not hold yet (``seen`` is False)."""
     user_gpus, group_gpus, jobs = usage.user, usage.group, usage.jobs
     cpu, memory = usage.group_cpu_millis, usage.group_memory_bytes
+    holders = list(usage.holders)
     for e in live_entries(entries, now):
         if seen(e):
             continue
+        if e.gpus:
+            kind = "server" if e.kind == "pod" else "job"
+            holders.append(Holder(kind, e.name, e.user, e.user, e.gpus, group, starting=True))
         group_gpus += e.gpus
         cpu += e.cpu_millis
         memory += e.memory_bytes
@@ -161,4 +166,5 @@ def usage_with(
         jobs=jobs,
         group_cpu_millis=cpu,
         group_memory_bytes=memory,
+        holders=tuple(holders),
     )

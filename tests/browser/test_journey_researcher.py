@@ -169,10 +169,13 @@ def test_researcher_journey(platform, context, login, shot, servers, hub_server)
     assert offered == vision_images(platform.config.policy_path)
     assert all(i.startswith(("harbor.local/vision/", "harbor.local/shared/")) for i in offered)
     assert not any(i.startswith("harbor.local/nlp/") for i in offered)
-    gpu_sizes = page.locator("#profile-option-gpu--gpus option").evaluate_all(
+    gpu_sizes = page.locator("#profile-option-gpu--gpus option:not([disabled])").evaluate_all(
         "options => options.map((o) => o.value)"
     )
     assert gpu_sizes == ["1", "2"]  # the profile's [1, 2, 4] capped by vision's per_server 2
+    expect(page.locator("#profile-option-gpu--gpus-reasons")).to_contain_text(
+        "4 GPUs: above your group's limit of 2 per server"
+    )  # the capped size is shown, disabled, with the reason
     # Issue 7: free GPUs per type and the quota left, before the user chooses.
     expect(page.locator("#gpulab-availability")).to_contain_text("a100")
     expect(page.locator("#gpulab-availability")).to_contain_text("quota")

@@ -99,3 +99,18 @@ def test_check_policy_does_not_import_jupyterhub(demo_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_check_policy_shows_whom_researchers_are_told_to_ask(demo_path):
+    result = gpulab("admin", "check-policy", "--json", str(demo_path))
+    out = json.loads(result.stdout)
+    assert out["contact"] == "the gpulab admins (gpulab-admins@example.org)"
+    assert {g["contact"] for g in out["groups"]} == {out["contact"]}
+
+
+def test_check_policy_warns_when_nobody_is_named_to_ask(tmp_path, base):
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(base, sort_keys=False))
+    result = gpulab("admin", "check-policy", str(path))
+    assert result.returncode == 0
+    assert "warning: platform.contact is not set" in result.stdout

@@ -102,3 +102,15 @@ def test_profile_capped_returns_none_when_every_choice_exceeds(base):
 def test_default_profile_is_the_one_marked_default(base):
     ent = parse_policy(base).entitlement(["nlp", "vision"])
     assert ent.default_profile.name == "gpu"
+
+
+def test_the_contact_is_the_platforms_unless_a_group_names_its_own(base):
+    base["platform"] = {"contact": "the platform team"}
+    base["groups"]["nlp"]["contact"] = "nlp-leads@example.org"
+    policy = parse_policy(base)
+    assert policy.entitlement(["vision"]).contact == "the platform team"
+    assert policy.entitlement(["vision", "nlp"]).contact == "nlp-leads@example.org"
+
+
+def test_no_contact_anywhere_is_empty(base):
+    assert parse_policy(base).entitlement(["vision"]).contact == ""

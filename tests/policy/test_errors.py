@@ -210,7 +210,7 @@ def test_unknown_key_names_the_key_and_lists_allowed_keys(base):
 def test_unknown_top_level_key(base):
     base["group"] = {}
     assert problems(base) == [
-        "group: unknown key (allowed: catalogue, default_group, gpu_types, groups, profiles, "
+        "group: unknown key (allowed: catalogue, default_group, gpu_types, groups, platform, profiles, "
         "s3, storage, version)"
     ]
 

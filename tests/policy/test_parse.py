@@ -95,3 +95,16 @@ def test_toleration_renders_camel_case_for_the_pod(base):
 def test_home_claim_name_uses_the_template(base):
     base["storage"] = {"home": {"claim_name_template": "home-{username}"}}
     assert parse_policy(base).storage.home.claim_name("alice") == "home-alice"
+
+
+@pytest.mark.parametrize("contact", ["line one\nline two", "x" * 201])
+def test_a_contact_is_one_short_line(base, contact):
+    base["platform"] = {"contact": contact}
+    with pytest.raises(PolicyError, match="platform.contact"):
+        parse_policy(base)
+
+
+def test_a_groups_contact_is_checked_like_the_platforms(base):
+    base["groups"]["vision"]["contact"] = "tab\there"
+    with pytest.raises(PolicyError, match="groups.vision.contact"):
+        parse_policy(base)

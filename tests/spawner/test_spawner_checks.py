@@ -85,7 +85,8 @@ def test_user_quota_counts_servers_and_jobs_in_use():
 def test_group_quota_is_checked_too():
     problems = check(usage=GpuUsage(user=0, group=7), profile="gpu", image=VISION_IMG, gpus="2")
     assert problems == [
-        "GPU quota: group 'vision' already uses 7 of its 8 GPUs (servers and jobs); 2 more requested."
+        "GPU quota: group 'vision' already uses 7 of its 8 GPUs (servers and jobs); 2 more "
+        "requested. Stop a server or a job, or ask for 1 or fewer."
     ]
 
 

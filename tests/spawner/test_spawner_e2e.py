@@ -284,8 +284,9 @@ def test_a_user_over_quota_is_refused(platform, users, browser):
             stop_server(platform, name)
             time.sleep(0.5)
         assert r is not None and r.status_code == 403
-        assert "GPU quota: you already use 3 of your 4 GPUs (servers and jobs)" in error_message(
-            r.text
+        assert (
+            f"GPU quota: you already use 3 of your 4 GPUs (your job j-{name} holds 3)"
+            in error_message(r.text)
         )
         assert get_pod(platform, pod_name(name)) is None
     finally:

@@ -320,12 +320,13 @@ async def test_sizes_that_cannot_run_are_disabled_in_the_rendered_html(
     offline_kubeconfig, policy_path
 ):
     spawner = make(policy_path)
-    spawner.fake_view = FakeView(availability={"a100": GpuTypeAvailability("a100", 8, 1, 1, 2)})
+    avail = GpuTypeAvailability("a100", 8, 1, 1, 2, max_on_node=1)
+    spawner.fake_view = FakeView(availability={"a100": avail})
     html = await spawner.get_options_form()
     if callable(html):
         html = await html(spawner)
     gpus = html.split('id="profile-option-gpu--gpus"')[1].split("</select>")[0]
-    reason = "at most 1 a100 GPUs are free on one node right now"
+    reason = "no a100 node has 2 GPUs"
     assert f'<option value="2" disabled title="{reason}">' in gpus
     assert '<option value="1" selected>' in gpus
     assert "disabled" not in html.split('id="profile-option-cpu--image"')[1].split("</select>")[0]

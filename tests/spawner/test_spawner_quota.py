@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpulab.spawner.quota import count_usage, gpu_availability
+from gpulab.spawner.quota import count_usage, gpu_availability, waiting_for_gpus
 from spawner_testlib import demo_policy, node, pod
 
 
@@ -80,3 +80,28 @@ def test_pods_of_other_owners_take_gpus_too():
         [node("n1", 4)], [pod("x", gpus=2, node="n1", managed=False)], policy.gpu_types
     )["a100"]
     assert a.free == 2
+
+
+def waiting_pod(name: str, created: str) -> dict:
+    p = pod(name, phase="Pending")
+    p["metadata"]["labels"]["gpulab.io/gpu-type"] = "a100"
+    p["metadata"]["creationTimestamp"] = created
+    return p
+
+
+def test_availability_knows_the_largest_node_and_the_pods_waiting_for_gpus():
+    policy = demo_policy()
+    pods = [waiting_pod("w1", "2026-01-01T00:00:01Z"), pod("bound", node="n1")]
+    a = gpu_availability([node("n1", 4), node("n2", 2)], pods, policy.gpu_types)["a100"]
+    assert (a.max_on_node, a.waiting) == (4, 1)
+
+
+def test_the_spawns_ahead_are_those_waiting_since_earlier_but_never_itself():
+    pods = [
+        waiting_pod("early", "2026-01-01T00:00:01Z"),
+        waiting_pod("me", "2026-01-01T00:00:05Z"),
+        waiting_pod("late", "2026-01-01T00:00:09Z"),
+    ]
+    assert waiting_for_gpus(pods, "a100", before="2026-01-01T00:00:05Z", exclude="me") == 1
+    assert waiting_for_gpus(pods, "a100", exclude="me") == 2  # our pod's time not known yet
+    assert waiting_for_gpus(pods, "h100") == 0

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from gpulab.hub.policy import ProfilePolicy, parse_policy
 from gpulab.hub.workload.admission import GpuUsage, WorkloadRequest, admit
-from gpulab.hub.workload.holdings import count_usage
+from gpulab.hub.workload.holdings import Holder, count_usage
 
 from tests.jobs.jobs_testlib import IMAGE, POLICY_YAML
 
@@ -139,5 +139,41 @@ def test_usage_counts_the_users_unfinished_jobs():
     jobs[2]["metadata"]["annotations"] = {"gpulab.io/cancelled-at": "2026-01-01T00:00:00Z"}
     jobs[2]["spec"] = {"suspend": True}
     usage = count_usage([], jobs, user="alice", group="vision")
-    assert usage == GpuUsage(user=1, group=1, jobs=1)
-    assert count_usage([], jobs, user="bob", group="nlp") == GpuUsage()
+    assert (usage.user, usage.group, usage.jobs) == (1, 1, 1)
+    bob = count_usage([], jobs, user="bob", group="nlp")
+    assert (bob.user, bob.group, bob.jobs, bob.holders) == (0, 0, 0, ())
+
+
+HELD = GpuUsage(
+    user=4,
+    group=7,
+    holders=(
+        Holder("server", "alice/", "alice", "alice", 1, "vision"),
+        Holder("job", "long-train", "alice", "alice", 3, "vision"),
+        Holder("job", "sweep", "bob", "bob", 3, "vision"),
+    ),
+    counted_for="alice",
+)
+
+
+@pytest.mark.parametrize("kind", ["server", "job"])
+def test_a_user_quota_refusal_names_what_holds_the_quota(kind):
+    user_problem = admit(request(kind, gpus=1), HELD)[0]
+    assert user_problem.message == (
+        "you already use 4 of your 4 GPUs (your job long-train holds 3, your server alice/ "
+        "holds 1); 1 more requested. Stop a server or a job first"
+    )
+
+
+def test_a_group_quota_refusal_names_every_holder_in_the_group():
+    group_problem = admit(request("job", gpus=2), HELD)[1]
+    assert group_problem.message == (
+        "group vision already uses 7 of its 8 GPUs (your job long-train holds 3, your server "
+        "alice/ holds 1, bob's job sweep holds 3); 2 more requested. Stop a server or a job, "
+        "or ask for 1 or fewer"
+    )
+
+
+def test_no_quota_message_asks_for_zero_or_fewer():
+    problems = admit(request("server", gpus=1), GpuUsage(user=4, group=4))
+    assert problems and all("0 or fewer" not in p.message for p in problems)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gpulab.hub.workload.holdings import GpuUsage
+from gpulab.hub.workload.holdings import GpuUsage, Holder
 from gpulab.hub.workload.reservations import (
     Reservation,
     ledger_configmap,
@@ -28,7 +28,13 @@ def test_unseen_live_reservations_add_to_the_group_and_to_their_own_users_usage(
         now=NOW,
         seen=lambda e: e.name == "jupyter-eve",
     )
-    assert usage == GpuUsage(user=4, group=9, jobs=2)
+    assert (usage.user, usage.group, usage.jobs) == (4, 9, 2)
+
+
+def test_unseen_reservations_are_named_among_the_holders_as_starting():
+    entries = [Reservation("job", "bob-train", "bob", 2, NOW + 60)]
+    usage = usage_with(GpuUsage(), entries, user="bob", now=NOW, seen=lambda e: False, group="nlp")
+    assert usage.holders == (Holder("job", "bob-train", "bob", "bob", 2, "nlp", starting=True),)
 
 
 def test_a_ledger_round_trips_and_ignores_entries_it_cannot_read():
