@@ -19,6 +19,9 @@ STATIC_PATH = HERE / "static"
 _loader = template.Loader(str(TEMPLATE_PATH), autoescape="xhtml_escape")
 
 
+REFRESH_SECONDS = 15  # the page fetches itself this often and patches its sections
+
+
 def render_dashboard(data: dict[str, Any], *, prefix: str, xsrf: str) -> str:
     chart = stacked_bars(
         data.get("gpu_hours_by_group_day") or {},
@@ -32,6 +35,7 @@ def render_dashboard(data: dict[str, Any], *, prefix: str, xsrf: str) -> str:
             prefix=prefix.rstrip("/"),
             xsrf=xsrf,
             dur=format_duration,
+            refresh_seconds=REFRESH_SECONDS,
         )
         .decode()
     )

@@ -31,7 +31,7 @@ from .handlers import routes
 from .hub_client import HubClient
 from .job_cancel import JobCanceller
 from .kube import KubeAccess
-from .overview import build_overview
+from .overview import ClusterObjects, SlowFigures, build_overview
 from .store import StateStore
 
 __all__ = ["CullerApp", "main", "make_app"]
@@ -115,12 +115,22 @@ class CullerApp(ServiceApp):
             kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
         except KubeError as exc:
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
+        if kube is not None:
+            kube.watch_nodes()
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
         canceller = JobCanceller(self.hub_api_url, self.api_token)
+
+        def cluster() -> tuple[list[Any], list[Any]] | None:
+            nodes = kube.node_objects() if kube is not None else None
+            if nodes is None:
+                return None
+            pods = list(recorder.cache.objects.values()) if recorder is not None else []
+            return nodes, pods
+
         app = make_app(
-            culler, engine, kube, policy_file, self.service_prefix, canceller, accounting_problem
+            culler, engine, cluster, policy_file, self.service_prefix, canceller, accounting_problem
         )
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
@@ -157,7 +167,7 @@ def open_usage_db(url: str) -> tuple[Any, str | None]:
 def make_app(
     culler: Culler,
     engine: Any,
-    kube: KubeAccess | None,
+    cluster: ClusterObjects,
     policy_file: PolicyFile,
     prefix: str,
     canceller: JobCanceller,
@@ -169,12 +179,15 @@ def make_app(
         model = culler.hub._users.get(user)
         return list(((model or (0, None))[1] or {}).get("groups") or [])
 
+    slow = SlowFigures(engine)
+
     async def overview() -> dict[str, Any]:
         return await build_overview(
             culler,
             engine,
-            kube,
+            cluster,
             policy_file.policy,
+            slow=slow,
             accounting_problem=accounting_problem,
             policy_status=policy_file.status(),
         )
@@ -186,6 +199,7 @@ def make_app(
         hub_auth=hub_auth,
         prefix=prefix,
         overview=overview,
+        overview_changed=slow.invalidate,  # a stop or cancel shows on the next refresh
         groups_of=groups_of,
         job_canceller=canceller,
         cookie_secret=os.urandom(32),

@@ -1,11 +1,19 @@
-"""The admin overview (dashboard data): capacity, use by group and type, running pods,
-idle holders, GPU-hours per group per day, quota use, usage totals."""
+"""The admin overview (dashboard data): capacity, use by group and type, GPUs per node and
+their fragmentation, running pods, idle holders, GPU-hours per group per day, quota use, usage
+totals.
+
+Capacity and the per-node view come from the culler's watch caches (nodes; gpulab's pods), so
+building the overview costs no Kubernetes call. The 30-day figures (history and usage totals)
+change slowly and cost a scan of every interval of the month: they are kept for
+``SLOW_FIGURES_SECONDS`` and refreshed by the first request after that."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +24,41 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .cycle import Culler
-from .kube import KubeAccess
+from .node_gpus import node_gpus
 
-__all__ = ["build_overview"]
+__all__ = ["SLOW_FIGURES_SECONDS", "ClusterObjects", "SlowFigures", "build_overview"]
+
+SLOW_FIGURES_SECONDS = 60.0
+
+# () -> (nodes, gpulab pods) from the watch caches, or None when Kubernetes is not watched.
+ClusterObjects = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]] | None]
+
+
+class SlowFigures:
+    """The 30-day history and usage totals, read again at most every ``max_age`` seconds
+    (one read at a time: concurrent requests wait for the same one)."""
+
+    def __init__(self, engine: Engine, max_age: float = SLOW_FIGURES_SECONDS) -> None:
+        self.engine = engine
+        self.max_age = max_age
+        self._value: tuple[Any, list[Any]] | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._value = None
+
+    async def get(self, now: datetime) -> tuple[Any, list[Any]]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.max_age:
+                history = await asyncio.to_thread(gpu_hours_by_group_day, self.engine, 30, now)
+                usage = await asyncio.to_thread(
+                    summarize, self.engine, now - timedelta(days=30), now
+                )
+                self._value = (history, [u.to_json() for u in usage])
+                self._at = time.monotonic()
+            return self._value
+
 
 log = logging.getLogger("gpulab.culler")
 
@@ -43,33 +83,30 @@ def _type_names(policy: Any) -> dict[str, str]:
 async def build_overview(
     culler: Culler,
     engine: Engine,
-    kube: KubeAccess | None,
+    cluster: ClusterObjects,
     policy: Any,
     *,
+    slow: SlowFigures | None = None,
     accounting_problem: str | None = None,
     policy_status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The dashboard's data. ``accounting_problem``: why usage accounting is unavailable (None:
-    it works); ``policy_status``: the policy file's :meth:`~PolicyFile.status`."""
+    """The dashboard's data. ``cluster``: the watch caches' nodes and pods; ``slow``: the
+    30-day figures' keeper (None: read them now); ``accounting_problem``: why usage accounting
+    is unavailable (None: it works); ``policy_status``: the policy file's
+    :meth:`~PolicyFile.status`."""
     now = datetime.now(UTC)
+    slow = slow or SlowFigures(engine, max_age=0.0)
     try:
         running_rows = await asyncio.to_thread(_open_intervals, engine)
-        history = await asyncio.to_thread(gpu_hours_by_group_day, engine, 30, now)
-        usage = await asyncio.to_thread(summarize, engine, now - timedelta(days=30), now)
+        history, usage = await slow.get(now)
     except SQLAlchemyError as exc:  # the page still shows the culler's own state
         log.warning("overview: cannot read the usage database: %s", exc)
         accounting_problem = accounting_problem or f"cannot read the usage database: {exc}"
         running_rows, history, usage = [], [], []
 
-    capacity: dict[str, int] = {}
-    if kube is not None:
-        try:
-            names = _type_names(policy)
-            for product, n in (await kube.gpu_capacity()).items():
-                key = names.get(product, product)
-                capacity[key] = capacity.get(key, 0) + n
-        except Exception as e:  # noqa: BLE001 - the page still shows the rest
-            log.warning("overview: cannot read node capacity: %s", e)
+    objects = cluster()
+    nodes, spreads = node_gpus(*objects, _type_names(policy)) if objects else ([], [])
+    capacity = {s.gpu_type: s.capacity for s in spreads}
 
     in_use_type: dict[str, int] = defaultdict(int)
     in_use_group_type: dict[tuple[str, str], int] = defaultdict(int)
@@ -127,7 +164,10 @@ async def build_overview(
         "idle_jobs": culler.idle_jobs(groups_of),
         "gpu_hours_by_group_day": history,
         "quota": quota,
-        "usage": [u.to_json() for u in usage],
+        "usage": usage,
+        "nodes": [n.to_json() for n in nodes],
+        "gpu_types": [s.to_json() for s in spreads],
+        "nodes_watched": objects is not None,
         "last_cycle": culler.last_cycle.to_json() if culler.last_cycle else None,
         "usage_accounting": {
             "available": accounting_problem is None,
