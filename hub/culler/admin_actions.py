@@ -94,5 +94,6 @@ class AdminAction:
             "reason": self.reason,
             "by": self.by,
             "at": self.at.isoformat(),
+            "what": self.what(),
             "message": f"{self.by} {self.what()}: {self.reason}",
         }
