@@ -32,6 +32,7 @@ from .hub_client import HubClient
 from .job_cancel import JobCanceller
 from .kube import KubeAccess
 from .overview import ClusterObjects, SlowFigures, build_overview
+from .snapshot import OverviewSnapshot
 from .store import StateStore
 
 __all__ = ["CullerApp", "main", "make_app"]
@@ -181,7 +182,7 @@ def make_app(
 
     slow = SlowFigures(engine)
 
-    async def overview() -> dict[str, Any]:
+    async def build() -> dict[str, Any]:
         return await build_overview(
             culler,
             engine,
@@ -192,6 +193,11 @@ def make_app(
             policy_status=policy_file.status(),
         )
 
+    snapshot = OverviewSnapshot(build)
+
+    async def overview() -> dict[str, Any]:
+        return (await snapshot.get()).data
+
     app = web.Application(
         routes(prefix),  # type: ignore[arg-type]
         culler=culler,
@@ -199,7 +205,8 @@ def make_app(
         hub_auth=hub_auth,
         prefix=prefix,
         overview=overview,
-        overview_changed=slow.invalidate,  # a stop or cancel shows on the next refresh
+        snapshot=snapshot,
+        overview_changed=snapshot.invalidate,  # a stop or cancel shows on the next refresh
         groups_of=groups_of,
         job_canceller=canceller,
         cookie_secret=os.urandom(32),

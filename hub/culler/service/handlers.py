@@ -258,7 +258,10 @@ class OverviewHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
         await self.admin()
-        self.write_json(await self.settings["overview"]())
+        built = await self.settings["snapshot"].get()
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(built.json)
 
 
 class CycleHandler(BaseHandler):
@@ -359,20 +362,19 @@ class DashboardHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
         await self.admin()
-        from gpulab.hub.dashboard import render_dashboard
+        from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard
 
-        data = await self.settings["overview"]()
+        built = await self.settings["snapshot"].get()
+        prefix = self.settings["prefix"]
+        html = built.page(
+            "dashboard", lambda data: render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
+        )
+        token = self.xsrf_token
+        xsrf = token.decode() if isinstance(token, bytes) else str(token)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(
-            render_dashboard(
-                data,
-                prefix=self.settings["prefix"],
-                xsrf=self.xsrf_token.decode()
-                if isinstance(self.xsrf_token, bytes)
-                else str(self.xsrf_token),
-            )
-        )
+        # Rendered once per snapshot for every admin; each gets their own XSRF token.
+        self.finish(html.replace(XSRF_SLOT, web.escape.xhtml_escape(xsrf), 1))
 
 
 def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
