@@ -68,6 +68,11 @@ def test_scattered_free_gpus_are_called_out():
     assert types[0].notes == ["3 a100 GPUs free, but no node has 2 free (at most 1 on one node)"]
 
 
+def test_free_gpus_beyond_a_nodes_size_are_not_fragmentation():
+    _, types = node_gpus([node("n1", 4), node("n2", 4)], [pod("n1", 1)], {})
+    assert (types[0].free, types[0].notes) == (7, [])
+
+
 def test_free_gpus_on_one_node_are_not_fragmentation():
     _, types = node_gpus([node("n1", 4), node("n2", 4)], [pod("n1", 4)], {})
     assert types[0].notes == []

@@ -74,6 +74,7 @@ class TypeSpread:
     used: int = 0
     free: int = 0
     largest_free_on_a_node: int = 0
+    largest_node: int = 0
     nodes: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -81,10 +82,12 @@ class TypeSpread:
         return asdict(self)
 
 
-def fragmentation_note(gpu_type: str, free: int, largest: int) -> str | None:
-    """Words for free GPUs no single request can use whole: "3 a100 GPUs free, but no node
-    has 2 free (at most 1 on one node)"; None when the free GPUs sit on one node."""
-    if free <= 1 or largest >= free:
+def fragmentation_note(gpu_type: str, free: int, largest: int, node_size: int) -> str | None:
+    """Words for free GPUs that a request one node could hold cannot get: "3 a100 GPUs free,
+    but no node has 2 free (at most 1 on one node)". None when the free GPUs sit on one node,
+    or when the next size up would not fit on any node even empty (``node_size``: the largest
+    node's GPUs): that is the nodes' size, not fragmentation."""
+    if free <= 1 or largest >= free or largest + 1 > node_size:
         return None
     unit = "GPU" if free == 1 else "GPUs"
     return (
@@ -129,9 +132,10 @@ def node_gpus(
         s.used += n.used
         s.free += n.free
         s.largest_free_on_a_node = max(s.largest_free_on_a_node, n.free)
+        s.largest_node = max(s.largest_node, n.capacity)
         s.nodes += 1
     for s in spreads.values():
-        note = fragmentation_note(s.gpu_type, s.free, s.largest_free_on_a_node)
+        note = fragmentation_note(s.gpu_type, s.free, s.largest_free_on_a_node, s.largest_node)
         if note:
             s.notes.append(note)
     return out, [spreads[t] for t in sorted(spreads)]
