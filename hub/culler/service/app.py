@@ -27,7 +27,7 @@ from ...background import Background
 from ...framing import deny_framing
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
-from .handlers import routes
+from .handlers import DASHBOARD_PAGE, routes
 from .hub_client import HubClient
 from .job_cancel import JobCanceller
 from .kube import KubeAccess
@@ -193,7 +193,12 @@ def make_app(
             policy_status=policy_file.status(),
         )
 
-    snapshot = OverviewSnapshot(build)
+    from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard
+
+    def page(data: dict[str, Any]) -> str:
+        return render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
+
+    snapshot = OverviewSnapshot(build, pages={DASHBOARD_PAGE: page})
 
     async def overview() -> dict[str, Any]:
         return (await snapshot.get()).data

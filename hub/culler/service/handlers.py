@@ -41,6 +41,7 @@ __all__ = ["routes"]
 log = logging.getLogger("gpulab.culler")
 
 MAX_BODY = 256 * 1024
+DASHBOARD_PAGE = "dashboard"  # the snapshot's key of the rendered page
 SERVER_SCOPE = "access:servers!server="
 
 
@@ -366,8 +367,8 @@ class DashboardHandler(BaseHandler):
 
         built = await self.settings["snapshot"].get()
         prefix = self.settings["prefix"]
-        html = built.page(
-            "dashboard", lambda data: render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
+        html = built.page(  # rendered with the snapshot; here only for a bare test app
+            DASHBOARD_PAGE, lambda data: render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
         )
         token = self.xsrf_token
         xsrf = token.decode() if isinstance(token, bytes) else str(token)

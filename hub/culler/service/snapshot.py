@@ -25,17 +25,26 @@ log = logging.getLogger("gpulab.culler")
 DEFAULT_MAX_AGE = 5.0
 
 
+Render = Callable[[dict[str, Any]], str]
+
+
 @dataclass
 class Built:
     data: dict[str, Any]
     at: float  # time.monotonic() of the build
     json: bytes = b""
-    pages: dict[str, str] = field(default_factory=dict)  # rendered pages, by template key
+    pages: dict[str, str] = field(default_factory=dict)  # rendered pages, by key
 
-    def __post_init__(self) -> None:
-        self.json = json.dumps(self.data).encode()
+    @classmethod
+    def of(cls, data: dict[str, Any], at: float, pages: dict[str, Render]) -> Built:
+        """Encode the data and render ``pages`` (pure in the data: run in a worker thread, so
+        the event loop keeps answering meanwhile)."""
+        built = cls(data, at, json.dumps(data).encode())
+        for key, render in pages.items():
+            built.pages[key] = render(data)
+        return built
 
-    def page(self, key: str, render: Callable[[dict[str, Any]], str]) -> str:
+    def page(self, key: str, render: Render) -> str:
         """The page rendered once per snapshot (``render`` is pure in the data)."""
         if key not in self.pages:
             self.pages[key] = render(self.data)
@@ -44,10 +53,14 @@ class Built:
 
 class OverviewSnapshot:
     def __init__(
-        self, build: Callable[[], Awaitable[dict[str, Any]]], max_age: float = DEFAULT_MAX_AGE
+        self,
+        build: Callable[[], Awaitable[dict[str, Any]]],
+        max_age: float = DEFAULT_MAX_AGE,
+        pages: dict[str, Render] | None = None,
     ) -> None:
         self._build = build
         self.max_age = max_age
+        self._pages = pages or {}  # rendered with each build, off the event loop
         self._current: Built | None = None
         self._next: asyncio.Task[Built] | None = None
         self._stale = False
@@ -59,7 +72,8 @@ class OverviewSnapshot:
         return self._next
 
     async def _run(self) -> Built:
-        built = Built(await self._build(), time.monotonic())
+        data = await self._build()
+        built = await asyncio.to_thread(Built.of, data, time.monotonic(), self._pages)
         self._current = built
         return built
 
