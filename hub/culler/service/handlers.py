@@ -260,9 +260,13 @@ class OverviewHandler(BaseHandler):
     async def get(self) -> None:
         await self.admin()
         built = await self.settings["snapshot"].get()
+        body, encoding = built.json_for(self.request.headers.get("Accept-Encoding", ""))
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(built.json)
+        self.set_header("Vary", "Accept-Encoding")
+        if encoding:
+            self.set_header("Content-Encoding", encoding)
+        self.finish(body)
 
 
 class CycleHandler(BaseHandler):

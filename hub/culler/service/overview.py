@@ -70,6 +70,44 @@ def _open_intervals(engine: Engine) -> list[UsageInterval]:
         return list(rows)
 
 
+Counted = tuple[list[dict[str, Any]], dict[str, int], dict[tuple[str, str], int], dict[str, int]]
+
+
+def _running_of(rows: list[UsageInterval], now: datetime) -> Counted:
+    """The running servers and jobs (oldest first) and the GPUs they hold per type, per
+    group and type, and per group."""
+    in_use_type: dict[str, int] = defaultdict(int)
+    in_use_group_type: dict[tuple[str, str], int] = defaultdict(int)
+    in_use_group: dict[str, int] = defaultdict(int)
+    running = []
+    for r in sorted(rows, key=lambda r: r.started_at):
+        in_use_type[r.gpu_type] += r.gpus
+        in_use_group[r.group] += r.gpus
+        if r.gpus:
+            in_use_group_type[(r.group, r.gpu_type)] += r.gpus
+        running.append(
+            {
+                "kind": r.kind,
+                "user": r.user,
+                "group": r.group,
+                "name": r.job_id or r.pod_name,
+                # The pod's own server name (KubeSpawner's annotation): a user's named
+                # servers each get the right stop button.
+                "server": r.server_name if r.kind == "server" else "",
+                "job_id": r.job_id,
+                "gpus": r.gpus,
+                "gpu_type": r.gpu_type,
+                "started": r.started_at.isoformat(),
+                "age_seconds": int((now - r.started_at).total_seconds()),
+            }
+        )
+    return running, in_use_type, in_use_group_type, in_use_group
+
+
+def _running(engine: Engine, now: datetime) -> Counted:
+    return _running_of(_open_intervals(engine), now)
+
+
 def _type_names(policy: Any) -> dict[str, str]:
     """Node product label -> policy GPU type name."""
     out = {}
@@ -97,42 +135,22 @@ async def build_overview(
     now = datetime.now(UTC)
     slow = slow or SlowFigures(engine, max_age=0.0)
     try:
-        running_rows = await asyncio.to_thread(_open_intervals, engine)
+        # Read and shaped in a worker thread: at thousands of servers this is the bulk of
+        # the work, and the event loop keeps answering meanwhile.
+        counted = await asyncio.to_thread(_running, engine, now)
         history, usage = await slow.get(now)
     except SQLAlchemyError as exc:  # the page still shows the culler's own state
         log.warning("overview: cannot read the usage database: %s", exc)
         accounting_problem = accounting_problem or f"cannot read the usage database: {exc}"
-        running_rows, history, usage = [], [], []
+        counted, history, usage = _running_of([], now), {}, []
+    running, in_use_type, in_use_group_type, in_use_group = counted
 
     objects = cluster()
-    nodes, spreads = node_gpus(*objects, _type_names(policy)) if objects else ([], [])
+    nodes, spreads = (
+        await asyncio.to_thread(node_gpus, *objects, _type_names(policy)) if objects else ([], [])
+    )
     capacity = {s.gpu_type: s.capacity for s in spreads}
 
-    in_use_type: dict[str, int] = defaultdict(int)
-    in_use_group_type: dict[tuple[str, str], int] = defaultdict(int)
-    in_use_group: dict[str, int] = defaultdict(int)
-    running = []
-    for r in sorted(running_rows, key=lambda r: r.started_at):
-        in_use_type[r.gpu_type] += r.gpus
-        in_use_group[r.group] += r.gpus
-        if r.gpus:
-            in_use_group_type[(r.group, r.gpu_type)] += r.gpus
-        running.append(
-            {
-                "kind": r.kind,
-                "user": r.user,
-                "group": r.group,
-                "name": r.job_id or r.pod_name,
-                # The pod's own server name (KubeSpawner's annotation): a user's named
-                # servers each get the right stop button.
-                "server": r.server_name if r.kind == "server" else "",
-                "job_id": r.job_id,
-                "gpus": r.gpus,
-                "gpu_type": r.gpu_type,
-                "started": r.started_at.isoformat(),
-                "age_seconds": int((now - r.started_at).total_seconds()),
-            }
-        )
     types = sorted(set(capacity) | {t for t, n in in_use_type.items() if n})
     quota = []
     for name, group in (getattr(policy, "groups", None) or {}).items():

@@ -11,6 +11,7 @@ while the next one is built, and an admin's stop or cancel asks for a new one at
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import time
@@ -33,16 +34,24 @@ class Built:
     data: dict[str, Any]
     at: float  # time.monotonic() of the build
     json: bytes = b""
+    json_gzip: bytes = b""  # the same, compressed once for every client that accepts gzip
     pages: dict[str, str] = field(default_factory=dict)  # rendered pages, by key
 
     @classmethod
     def of(cls, data: dict[str, Any], at: float, pages: dict[str, Render]) -> Built:
         """Encode the data and render ``pages`` (pure in the data: run in a worker thread, so
         the event loop keeps answering meanwhile)."""
-        built = cls(data, at, json.dumps(data).encode())
+        encoded = json.dumps(data).encode()
+        built = cls(data, at, encoded, gzip.compress(encoded, compresslevel=5))
         for key, render in pages.items():
             built.pages[key] = render(data)
         return built
+
+    def json_for(self, accept_encoding: str) -> tuple[bytes, str | None]:
+        """The encoded data and its Content-Encoding: gzip when the client takes it."""
+        if "gzip" in accept_encoding.lower():
+            return self.json_gzip, "gzip"
+        return self.json, None
 
     def page(self, key: str, render: Render) -> str:
         """The page rendered once per snapshot (``render`` is pure in the data)."""
