@@ -108,6 +108,15 @@ def test_admin_journey(platform, browser, context, login, shot, servers, hub_ser
     expect(result).to_contain_text(f"Stopped {OTHER}'s default server", timeout=60_000)
     shot(page, "admin-stop-requested")
 
+    # The page refreshes itself: the scroll position stays and so does the answer beside
+    # the row (the row itself, greyed, once bob's server has left the table).
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    scrolled = page.evaluate("window.scrollY")
+    page.wait_for_function("Number(document.body.dataset.refreshed || 0) >= 1", timeout=60_000)
+    assert page.evaluate("window.scrollY") == scrolled
+    expect(result).to_contain_text(f"Stopped {OTHER}'s default server")
+    shot(page, "admin-after-refresh")
+
     # 4. bob's server is gone: from the hub, from the cluster, and from the dashboard.
     wait_for(f"{OTHER}'s server gone from the hub", lambda: hub_server(OTHER) is None, 90)
     wait_for(f"pod {pod_name} gone", lambda: not pod_exists(platform, pod_name), 90)
