@@ -15,7 +15,13 @@ import urllib.error
 from barehub import BareHub
 from gpulab.hub.services import ADMIN_SCOPE
 
-ADMIN_PAGES = ("api/v1/usage?since=30d", "api/v1/overview", "dashboard/")
+ADMIN_PAGES = (
+    "api/v1/usage?since=30d",
+    "api/v1/overview",
+    "api/v1/export/usage.csv",
+    "api/v1/export/running.csv",
+    "dashboard/",
+)
 
 
 def _wait_stopped(hub: BareHub, user: str) -> None:
