@@ -106,11 +106,17 @@
     if (paused()) return;
     let text;
     try {
-      const r = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
+      // The XSRF token too: JupyterHub treats a cookie-authenticated fetch that is not a page
+      // view as unauthenticated without it (and redirects it to the hub's login).
+      const r = await fetch(location.href, {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { "X-XSRFToken": xsrf },
+      });
       if (!r.ok) { state.textContent = "refresh failed (" + r.status + ")"; return; }
       text = await r.text();
     } catch (e) {
-      state.textContent = "refresh failed (offline?)";
+      state.textContent = "refresh failed (offline, or the login expired: reload the page)";
       return;
     }
     if (paused()) return; // a reason form opened while we fetched: leave the page alone
