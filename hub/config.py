@@ -249,6 +249,19 @@ def _add_templates(c: Any) -> None:
         c.JupyterHub.template_paths = [str(TEMPLATES), *paths]
 
 
+def _add_notices(c: Any) -> None:
+    """The home page's word on servers and jobs an admin stopped or cancelled, and why: a
+    ``template_vars`` callable JupyterHub calls with the page's user (``hub/templates/home.html``
+    shows it), reading the culler's database."""
+    from .culler.user_notices import UserNotices, culler_db_url  # noqa: PLC0415
+
+    variables = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+    variables.setdefault(
+        "gpulab_notices", UserNotices(culler_db_url(c.JupyterHub.services, CULLER.name))
+    )
+    c.JupyterHub.template_vars = variables
+
+
 def configure(
     c: Any,
     *,
@@ -332,6 +345,7 @@ def configure(
 
     _deny_framing(c)
     _add_templates(c)
+    _add_notices(c)
     if subdomain_host is None and "subdomain_host" in c.JupyterHub:
         subdomain_host = str(c.JupyterHub.subdomain_host)
     if subdomain_host:

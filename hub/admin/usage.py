@@ -3,8 +3,10 @@
   gpulab admin usage --since 30d            # a table
   gpulab admin usage --since 7d --by group --csv
 
-Reads the culler service's usage database: --db URL, else $GPULAB_USAGE_DB, else
-sqlite:///gpulab-usage.sqlite (the hub's directory).
+Reads the database the platform's culler writes: --db URL, else $GPULAB_USAGE_DB, else
+the local platform's <state dir>/usage.sqlite (`gpulab up`, --state-dir, default ./.gpulab),
+else gpulab-usage.sqlite in the current folder or in the hub's /srv/jupyterhub. A database
+that is not there is an error (exit 2), never an empty new one.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--csv", action="store_true", help="CSV on stdout instead of a table")
     parser.add_argument("--db", default=None, help="usage DB URL")
+    parser.add_argument(
+        "--state-dir",
+        default=".gpulab",
+        help="state dir of the local platform (`gpulab up`; default ./.gpulab)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
     from gpulab.hub.policy.quantities import parse_duration
-    from gpulab.hub.usage.models import default_db_url, make_engine
+    from gpulab.hub.usage.location import DatabaseNotFound, find_usage_db
+    from gpulab.hub.usage.models import make_engine
     from gpulab.hub.usage.queries import summarize
 
     now = datetime.now(UTC)
@@ -42,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
     by = [b.strip() for b in args.by.split(",") if b.strip()]
-    engine = make_engine(args.db or default_db_url())
+    try:
+        db = find_usage_db(args.db, env=os.environ, state_dir=Path(args.state_dir), cwd=Path.cwd())
+    except DatabaseNotFound as e:
+        print(f"gpulab admin usage: {e}", file=sys.stderr)
+        return 2
+    engine = make_engine(db.url, create=False)
     try:
         rows = summarize(engine, since, now, by)
     except ValueError as e:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from html import escape
 
-__all__ = ["PALETTE", "stacked_bars"]
+__all__ = ["PALETTE", "axis_ticks", "stacked_bars"]
 
 PALETTE = [
     "#4e79a7",
@@ -18,6 +19,22 @@ PALETTE = [
     "#9c755f",
     "#bab0ac",
 ]
+
+
+def axis_ticks(peak: float, most: int = 5) -> tuple[list[float], int]:
+    """Y-axis ticks from 0 to at least ``peak`` on a 1-2-5 step, at most ``most`` of them, and
+    how many decimals tell them apart: each label is printed once (0, 0.05, 0.1, not 0.0, 0.0,
+    0.1, 0.1)."""
+    if peak <= 0:
+        return [0.0, 1.0], 0
+    raw = peak / max(1, most - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw - 1e-12)
+    count = math.ceil(peak / step - 1e-9)
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if round(step, decimals) != step:  # 0.25-like steps never arise on 1-2-5; guard anyway
+        decimals += 1
+    return [round(i * step, decimals + 2) for i in range(count + 1)], decimals
 
 
 def stacked_bars(
@@ -34,7 +51,8 @@ def stacked_bars(
     left, bottom, top, right = 48, 40, 24, 140
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(series[g].get(d, 0.0) for g in groups) for d in days]
-    peak = max(totals, default=0.0) or 1.0
+    ticks, decimals = axis_ticks(max(totals, default=0.0))
+    peak = ticks[-1]
     bar_w = plot_w / max(1, len(days))
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
@@ -42,12 +60,12 @@ def stacked_bars(
         f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for i in range(5):  # grid + y labels
-        v = peak * i / 4
-        y = top + plot_h - plot_h * i / 4
+    for v in ticks:  # grid + y labels, each value once
+        y = top + plot_h - plot_h * v / peak
         parts.append(
             f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
-            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{v:.1f}</text>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">'
+            f"{v:.{decimals}f}</text>"
         )
     for i, day in enumerate(days):
         y = top + plot_h

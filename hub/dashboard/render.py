@@ -10,13 +10,18 @@ from tornado import template
 
 from .charts import stacked_bars
 
-__all__ = ["STATIC_PATH", "TEMPLATE_PATH", "render_dashboard"]
+__all__ = ["STATIC_PATH", "TEMPLATE_PATH", "XSRF_SLOT", "render_dashboard"]
 
 HERE = Path(__file__).resolve().parent
 TEMPLATE_PATH = HERE / "templates"
 STATIC_PATH = HERE / "static"
 
 _loader = template.Loader(str(TEMPLATE_PATH), autoescape="xhtml_escape")
+
+
+# Where the requester's XSRF token goes in a page rendered once for every admin.
+XSRF_SLOT = "gpulab-xsrf-slot-8c1f"
+REFRESH_SECONDS = 15  # the page fetches itself this often and patches its sections
 
 
 def render_dashboard(data: dict[str, Any], *, prefix: str, xsrf: str) -> str:
@@ -32,6 +37,7 @@ def render_dashboard(data: dict[str, Any], *, prefix: str, xsrf: str) -> str:
             prefix=prefix.rstrip("/"),
             xsrf=xsrf,
             dur=format_duration,
+            refresh_seconds=REFRESH_SECONDS,
         )
         .decode()
     )

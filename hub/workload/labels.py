@@ -53,6 +53,7 @@ SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
 IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
 CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
 CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"
+CANCEL_REASON_ANNOTATION: Final = "gpulab.io/cancel-reason"  # why an admin cancelled it
 # Set with the cancel marks when no pod of the Job had started: no output, nothing to upload.
 NEVER_STARTED_ANNOTATION: Final = "gpulab.io/never-started"
 # Set by the gateway when it fails a Job itself (e.g. its upload Secret is missing).

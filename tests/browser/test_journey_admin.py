@@ -2,8 +2,10 @@
 
 bob (group nlp) has a 1-GPU server, started through the hub API beforehand. The admin logs in,
 opens the GPU dashboard at /services/culler/dashboard/, sees the GPUs in use and bob's running
-server, stops it with the dashboard's own "stop server" button, and bob's server is gone (from
-the hub, from the cluster and from the dashboard). Screenshots go to test-artifacts/journey/.
+server and the GPUs per node, stops it with the dashboard's own "stop server" button and a
+reason typed in the row, reads the result beside the row, and bob's server is gone (from the
+hub, from the cluster and from the dashboard); bob then reads the reason on his hub home page.
+Screenshots go to test-artifacts/journey/.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ def pod_exists(platform: Any, name: str) -> bool:
     return any(p["metadata"]["name"] == name for p in pods)
 
 
-def test_admin_journey(platform, context, login, shot, servers, hub_server) -> None:
+REASON = "GPU nodes go down for maintenance at 18:00"
+
+
+def test_admin_journey(platform, browser, context, login, shot, servers, hub_server) -> None:
     servers.own(OTHER)  # no server before; stopped at teardown if the dashboard did not
 
     # Before: bob has a 1-GPU server (through the hub API, with the platform's admin token).
@@ -84,13 +89,35 @@ def test_admin_journey(platform, context, login, shot, servers, hub_server) -> N
     assert int(nlp.locator("td").last.inner_text()) >= 1, nlp.inner_text()
     shot(page, "admin-dashboard")
 
-    # 3. Stop bob's server from the dashboard (it asks for confirmation, says "done", then
-    # reloads itself: wait for that reload so that ours below do not collide with it).
-    page.once("dialog", lambda dialog: dialog.accept())
-    with page.expect_navigation(timeout=60_000):
-        stop.click()
-        expect(page.locator("#message")).to_contain_text(f"stop {OTHER}/: done", timeout=60_000)
-        shot(page, "admin-stop-requested")
+    # The GPUs per node: bob's GPU is used on an a100 node, from the culler's node watch.
+    a100_nodes = page.locator("#node-types tbody tr", has_text="a100")
+    assert int(a100_nodes.locator("td").nth(2).inner_text()) >= 1, a100_nodes.inner_text()
+    expect(page.locator("#node-table tbody tr").first).to_be_visible()
+    shot(page, "admin-dashboard-nodes")
+
+    # 3. Stop bob's server from the dashboard: the row asks for a reason (required), and the
+    # answer is written beside the row, in words.
+    stop.click()
+    reason = bob_row.locator("form.reason input[name=reason]")
+    expect(reason).to_be_focused()
+    bob_row.locator("form.reason button[type=submit]").click()  # empty: the browser refuses
+    expect(reason).to_be_visible()
+    reason.fill(REASON)
+    bob_row.locator("form.reason button[type=submit]").click()
+    result = page.locator(f'#running tr[data-key="server:{OTHER}/"] .result')
+    expect(result).to_contain_text(f"Stopped {OTHER}'s default server", timeout=60_000)
+    shot(page, "admin-stop-requested")
+
+    # The page refreshes itself: the scroll position stays and so does the answer beside
+    # the row (the row itself, greyed, once bob's server has left the table).
+    # (Not to the very bottom: a row a pixel shorter after the refresh would move that.)
+    page.evaluate("window.scrollTo(0, 200)")
+    scrolled = page.evaluate("window.scrollY")
+    assert scrolled == 200, "the dashboard is shorter than the window: nothing to keep"
+    page.wait_for_function("Number(document.body.dataset.refreshed || 0) >= 1", timeout=60_000)
+    assert page.evaluate("window.scrollY") == scrolled
+    expect(result).to_contain_text(f"Stopped {OTHER}'s default server")
+    shot(page, "admin-after-refresh")
 
     # 4. bob's server is gone: from the hub, from the cluster, and from the dashboard.
     wait_for(f"{OTHER}'s server gone from the hub", lambda: hub_server(OTHER) is None, 90)
@@ -102,3 +129,15 @@ def test_admin_journey(platform, context, login, shot, servers, hub_server) -> N
 
     wait_for(f"{OTHER}'s server off the dashboard", bob_unlisted, 60)
     shot(page, "admin-server-stopped")
+
+    # 5. bob is told why, on his hub home page (his own notices only).
+    bob_context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        bob = login(bob_context, OTHER)
+        bob.goto(platform.hub_url + "/hub/home")
+        notice = bob.locator("#gpulab-notices .gpulab-notice").first
+        expect(notice).to_contain_text("admin stopped your default server")
+        expect(notice.locator(".gpulab-notice-reason")).to_have_text(REASON)
+        shot(bob, "user-told-why")
+    finally:
+        bob_context.close()

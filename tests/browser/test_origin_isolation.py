@@ -119,10 +119,11 @@ ATTACK_HTML = r"""<!doctype html>
         || token((await attempt("dashboard", dash)).body, re);
       await attempt("usage", base + "api/v1/usage", {headers: {"X-XSRFToken": xsrf}});
       const cancel = base + "api/v1/admin/jobs/" + q.get("job") + "/cancel";
+      const reason = JSON.stringify({reason: "a well-formed reason"});  // only the origin may stop it
       await attempt("cancel (cors)", cancel, {method: "POST",
-        headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf}, body: "{}"});
+        headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf}, body: reason});
       await attempt("cancel (simple)", cancel + "?_xsrf=" + xsrf,
-        {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: "{}"});
+        {method: "POST", mode: "no-cors", headers: {"Content-Type": "text/plain"}, body: reason});
     }
   }
   window.attackResults = results;

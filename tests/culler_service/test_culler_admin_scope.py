@@ -15,7 +15,13 @@ import urllib.error
 from barehub import BareHub
 from gpulab.hub.services import ADMIN_SCOPE
 
-ADMIN_PAGES = ("api/v1/usage?since=30d", "api/v1/overview", "dashboard/")
+ADMIN_PAGES = (
+    "api/v1/usage?since=30d",
+    "api/v1/overview",
+    "api/v1/export/usage.csv",
+    "api/v1/export/running.csv",
+    "dashboard/",
+)
 
 
 def _wait_stopped(hub: BareHub, user: str) -> None:
@@ -58,7 +64,11 @@ def test_admin_server_token_cannot_stop_another_users_server(culler_hub: BareHub
             code, _ = hub.request("GET", hub.culler_url(page), token=own)
             assert code == 200, page
         code, body = hub.request("POST", stop, {"user": "dave", "server": ""}, token=own)
+        assert code == 400 and body["errors"][0]["field"] == "reason"
+        reason = {"user": "dave", "server": "", "reason": "maintenance of the GPU nodes"}
+        code, body = hub.request("POST", stop, reason, token=own)
         assert code == 202, body
+        assert body["message"] == "Stopped dave's default server"
         _wait_stopped(hub, "dave")
     finally:
         for user in ("admin", "dave"):

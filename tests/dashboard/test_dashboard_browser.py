@@ -6,6 +6,7 @@ non-admin gets 403. Screenshots go to test-artifacts/."""
 from __future__ import annotations
 
 import shutil
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +28,8 @@ ARGS = [
 # Seeded rows live in their own namespace: the service's recorder (namespace "default")
 # neither sees nor closes them.
 NS = "seeded-usage"
-PASSWORD = "gpulab"  # the local authenticator's default shared password
+PASSWORD = "gpulab"
+SNAPSHOT_DEADLINE = 120.0  # seconds: a minute for the 30-day figures, and slack  # the local authenticator's default shared password
 
 
 def seed(db_url: str) -> None:
@@ -125,6 +127,15 @@ def test_admin_sees_chart_and_tables(platform, browser, artifacts_dir: Path):
         resp = page.goto(f"{platform.hub_url}/services/culler/dashboard/")
         assert resp is not None and resp.status == 200
         page.wait_for_selector("#history svg.chart")
+        # The page shows a snapshot (rebuilt every few seconds, the 30-day figures every
+        # minute): reload until it holds the rows seeded above.
+        deadline = time.monotonic() + SNAPSHOT_DEADLINE
+        while page.locator('#running button.cancel[data-job="j-seed"]').count() == 0 or (
+            page.locator("#history svg.chart rect.bar").count() < 14
+        ):
+            assert time.monotonic() < deadline, "the seeded usage never reached the dashboard"
+            page.wait_for_timeout(1000)
+            page.reload()
         page.screenshot(path=str(artifacts_dir / "dashboard-admin.png"), full_page=True)
         # The chart: one bar per group per seeded day (a week, two groups).
         bars = page.locator("#history svg.chart rect.bar")

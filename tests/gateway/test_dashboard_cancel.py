@@ -28,13 +28,27 @@ def test_admin_cancel_from_the_dashboard_keeps_the_job_as_cancelled_by_the_admin
     r = httpx.post(
         f"{gw.platform.hub_url}{CULLER}/admin/jobs/{job_id}/cancel",
         headers={"Authorization": f"token {gw.tokens['admin']}"},
-        json={},
+        json={"reason": "the queue is needed for the deadline"},
         timeout=60,
     )
     assert r.status_code == 202, r.text
+    assert r.json()["message"] == f"Cancelled alice's job {job_id}"
     job = gw.wait_state("alice", job_id, ("Cancelled",))
-    assert (job["cancelled_by"], job["message"]) == ("admin", "cancelled by admin")
+    assert job["cancelled_by"] == "admin"
+    assert job["cancel_reason"] == "the queue is needed for the deadline"
+    assert job["message"] == "cancelled by admin: the queue is needed for the deadline"
     assert job["cancelled_at"] and job["finished"] == job["cancelled_at"]
+
+
+def test_a_cancel_from_the_dashboard_without_a_reason_is_refused(gw):
+    r = httpx.post(
+        f"{gw.platform.hub_url}{CULLER}/admin/jobs/j-none/cancel",
+        headers={"Authorization": f"token {gw.tokens['admin']}"},
+        json={},
+        timeout=60,
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["errors"][0]["field"] == "reason"
 
 
 def test_a_person_may_not_cancel_on_someone_elses_behalf(gw):

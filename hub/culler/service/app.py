@@ -30,12 +30,13 @@ from ...metrics import set_component
 from ...metrics_endpoint import metrics_route
 from ...service_app import ServiceApp, service_aliases, until_stopped
 from .cycle import Culler
-from .handlers import routes
+from .handlers import DASHBOARD_PAGE, routes
 from .hub_client import HubClient
 from .job_cancel import JobCanceller
 from .kube import KubeAccess
 from .metrics import GpuCollector, culler_registry
-from .overview import build_overview
+from .overview import ClusterObjects, SlowFigures, build_overview
+from .snapshot import OverviewSnapshot
 from .store import StateStore
 
 __all__ = ["CullerApp", "main", "make_app"]
@@ -120,14 +121,24 @@ class CullerApp(ServiceApp):
             kube = await KubeAccess.connect(self.kubeconfig or None, namespace)
         except KubeError as exc:
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
+        if kube is not None:
+            kube.watch_nodes()
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
         canceller = JobCanceller(self.hub_api_url, self.api_token)
+
+        def cluster() -> tuple[list[Any], list[Any]] | None:
+            nodes = kube.node_objects() if kube is not None else None
+            if nodes is None:
+                return None
+            pods = list(recorder.cache.objects.values()) if recorder is not None else []
+            return nodes, pods
+
         app = make_app(
             culler,
             engine,
-            kube,
+            cluster,
             policy_file,
             self.service_prefix,
             canceller,
@@ -170,7 +181,7 @@ def open_usage_db(url: str) -> tuple[Any, str | None]:
 def make_app(
     culler: Culler,
     engine: Any,
-    kube: KubeAccess | None,
+    cluster: ClusterObjects,
     policy_file: PolicyFile,
     prefix: str,
     canceller: JobCanceller,
@@ -193,15 +204,28 @@ def make_app(
         model = culler.hub._users.get(user)
         return list(((model or (0, None))[1] or {}).get("groups") or [])
 
-    async def overview() -> dict[str, Any]:
+    slow = SlowFigures(engine)
+
+    async def build() -> dict[str, Any]:
         return await build_overview(
             culler,
             engine,
-            kube,
+            cluster,
             policy_file.policy,
+            slow=slow,
             accounting_problem=accounting_problem,
             policy_status=policy_file.status(),
         )
+
+    from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard
+
+    def page(data: dict[str, Any]) -> str:
+        return render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
+
+    snapshot = OverviewSnapshot(build, pages={DASHBOARD_PAGE: page})
+
+    async def overview() -> dict[str, Any]:
+        return (await snapshot.get()).data
 
     app = web.Application(
         [metrics, *routes(prefix)],  # type: ignore[list-item]
@@ -210,6 +234,8 @@ def make_app(
         hub_auth=hub_auth,
         prefix=prefix,
         overview=overview,
+        snapshot=snapshot,
+        overview_changed=snapshot.invalidate,  # a stop or cancel shows on the next refresh
         groups_of=groups_of,
         job_canceller=canceller,
         cookie_secret=os.urandom(32),

@@ -9,7 +9,11 @@ whoever its owner. Names and groups in bodies are never trusted:
 * ``POST /activity`` accepts only a server's own token: its scopes name exactly one server,
   ``access:servers!server=<owner>/<name>``; a ``server_name`` in the body must match it.
 * ``/servers/me*`` act on the caller's own servers only.
-* ``/dashboard/`` and ``/api/v1/{usage,overview,cycle,admin/...}``: admin tokens only (403).
+* ``/api/v1/notices/me``: the caller's own servers and jobs that admins stopped or cancelled,
+  with the reason (the hub's home page reads the same rows).
+* ``/dashboard/`` and ``/api/v1/{usage,overview,cycle,export,admin/...}``: admin tokens only
+  (403). A stop or cancel needs a ``reason`` (400 naming the field), stored with the admin and
+  the time, and answers in words ("Stopped alice's default server").
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gpulab.hub.culler.admin_actions import AdminAction, check_reason
+from gpulab.hub.dashboard.export import running_csv, usage_csv
 from gpulab.hub.names import is_label_value
 from gpulab.hub.services import holds_admin_scope
 from jupyterhub.services.auth import HubOAuthenticated
@@ -35,6 +41,7 @@ __all__ = ["routes"]
 log = logging.getLogger("gpulab.culler")
 
 MAX_BODY = 256 * 1024
+DASHBOARD_PAGE = "dashboard"  # the snapshot's key of the rendered page
 SERVER_SCOPE = "access:servers!server="
 
 
@@ -122,6 +129,20 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(400, "body must be a JSON object")
         return body
 
+    def reason(self, body: dict[str, Any]) -> str:
+        """The admin's reason for a stop or cancel, or a 400 naming the field."""
+        reason, problems = check_reason(body.get("reason"))
+        if reason is None:
+            self.write_json(
+                {
+                    "error": f"reason {problems[0].message}",
+                    "errors": [p.as_dict() for p in problems],
+                },
+                400,
+            )
+            raise web.Finish()
+        return reason
+
     def server_arg(self) -> str:
         name = self.get_argument("server", "")
         if len(name) > 255:
@@ -200,6 +221,17 @@ class IdleJobsHandler(BaseHandler):
 # ---------------------------------------------------------------------------- admin
 
 
+class NoticesHandler(BaseHandler):
+    """The caller's own servers and jobs an admin stopped or cancelled (last 7 days)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        model = await self.caller()
+        since = datetime.now(UTC) - timedelta(days=7)
+        actions = await self.culler.store.actions_for(model["name"], since)
+        self.write_json({"items": [a.to_json() for a in actions]})
+
+
 class UsageHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -227,7 +259,14 @@ class OverviewHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
         await self.admin()
-        self.write_json(await self.settings["overview"]())
+        built = await self.settings["snapshot"].get()
+        body, encoding = built.json_for(self.request.headers.get("Accept-Encoding", ""))
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.set_header("Vary", "Accept-Encoding")
+        if encoding:
+            self.set_header("Content-Encoding", encoding)
+        self.finish(body)
 
 
 class CycleHandler(BaseHandler):
@@ -238,19 +277,38 @@ class CycleHandler(BaseHandler):
         self.write_json({**result.to_json(), "decisions": result.lines})
 
 
+def server_words(user: str, server: str) -> str:
+    """ "alice's default server" / "alice's server big"."""
+    return f"{user}'s server {server}" if server else f"{user}'s default server"
+
+
 class StopServerHandler(BaseHandler):
     @web.authenticated
     async def post(self) -> None:
         admin = await self.admin()
         body = self.body_json()
         user, name = str(body.get("user", "")), str(body.get("server", ""))
+        reason = self.reason(body)
         target = await self.culler.hub.user(user, fresh=True)
         if target is None or name not in (target.get("servers") or {}):
-            raise web.HTTPError(404, f"{user}/{name}: no such running server")
+            raise web.HTTPError(404, f"{server_words(user, name)} is not running")
         status = await self.culler.hub.stop_server(user, name)
         self.culler.book.forget(user, name)
-        log.warning("%s/%s: stopped by admin %s", user, name, admin["name"])
-        self.write_json({"user": user, "server": name, "hub_status": status}, 202)
+        action = AdminAction(user, "server-stop", name, reason, admin["name"], datetime.now(UTC))
+        stored = await self.culler.store.record_action(action)
+        log.warning("%s/%s: stopped by admin %s: %s", user, name, admin["name"], reason)
+        self.settings["overview_changed"]()
+        self.write_json(
+            {
+                "user": user,
+                "server": name,
+                "hub_status": status,
+                "reason": reason,
+                "recorded": stored,
+                "message": f"Stopped {server_words(user, name)}",
+            },
+            202,
+        )
 
 
 class CancelJobHandler(BaseHandler):
@@ -262,14 +320,45 @@ class CancelJobHandler(BaseHandler):
         admin = await self.admin()
         if not is_label_value(job_id) or not job_id:
             raise web.HTTPError(400, f"job id {job_id!r} is not a valid job id")
+        reason = self.reason(self.body_json())
         canceller: JobCanceller = self.settings["job_canceller"]
-        answer = await canceller.cancel(job_id, admin["name"])
+        answer = await canceller.cancel(job_id, admin["name"], reason)
         if answer.status != 202:
             status = answer.status if answer.status in (400, 404, 409) else 503
             self.write_json({"error": answer.body.get("error", "not cancelled")}, status)
             return
-        log.warning("job %s: cancelled by admin %s", job_id, admin["name"])
-        self.write_json({"job_id": job_id, "job": answer.body}, 202)
+        owner = str(answer.body.get("owner") or "")
+        action = AdminAction(owner, "job-cancel", job_id, reason, admin["name"], datetime.now(UTC))
+        stored = await self.culler.store.record_action(action) if owner else False
+        log.warning("job %s: cancelled by admin %s: %s", job_id, admin["name"], reason)
+        self.settings["overview_changed"]()
+        whose = f"{owner}'s job" if owner else "job"
+        self.write_json(
+            {
+                "job_id": job_id,
+                "job": answer.body,
+                "reason": reason,
+                "recorded": stored,
+                "message": f"Cancelled {whose} {job_id}",
+            },
+            202,
+        )
+
+
+class ExportHandler(BaseHandler):
+    """The dashboard's tables as CSV: ``usage.csv`` (last 30 days per user, group, kind) and
+    ``running.csv`` (running servers and jobs)."""
+
+    @web.authenticated
+    async def get(self, table: str) -> None:
+        await self.admin()
+        data = await self.settings["overview"]()
+        body = usage_csv(data["usage"]) if table == "usage" else running_csv(data["running"])
+        stamp = data["generated"][:10]
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="gpulab-{table}-{stamp}.csv"')
+        self.set_header("Cache-Control", "no-store")
+        self.finish(body)
 
 
 class DashboardHandler(BaseHandler):
@@ -278,20 +367,19 @@ class DashboardHandler(BaseHandler):
     @web.authenticated
     async def get(self) -> None:
         await self.admin()
-        from gpulab.hub.dashboard import render_dashboard
+        from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard
 
-        data = await self.settings["overview"]()
+        built = await self.settings["snapshot"].get()
+        prefix = self.settings["prefix"]
+        html = built.page(  # rendered with the snapshot; here only for a bare test app
+            DASHBOARD_PAGE, lambda data: render_dashboard(data, prefix=prefix, xsrf=XSRF_SLOT)
+        )
+        token = self.xsrf_token
+        xsrf = token.decode() if isinstance(token, bytes) else str(token)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-store")
-        self.finish(
-            render_dashboard(
-                data,
-                prefix=self.settings["prefix"],
-                xsrf=self.xsrf_token.decode()
-                if isinstance(self.xsrf_token, bytes)
-                else str(self.xsrf_token),
-            )
-        )
+        # Rendered once per snapshot for every admin; each gets their own XSRF token.
+        self.finish(html.replace(XSRF_SLOT, web.escape.xhtml_escape(xsrf), 1))
 
 
 def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, type]]:
@@ -305,7 +393,9 @@ def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, ty
         (f"{p}/api/v1/servers/me", StatusHandler),
         (f"{p}/api/v1/servers/me/keep", KeepHandler),
         (f"{p}/api/v1/jobs/idle", IdleJobsHandler),
+        (f"{p}/api/v1/notices/me", NoticesHandler),
         (f"{p}/api/v1/usage", UsageHandler),
+        (f"{p}/api/v1/export/(usage|running)\\.csv", ExportHandler),
         (f"{p}/api/v1/overview", OverviewHandler),
         (f"{p}/api/v1/cycle", CycleHandler),
         (f"{p}/api/v1/admin/servers/stop", StopServerHandler),

@@ -4,7 +4,8 @@ The gateway owns cancelling: it marks the Job cancelled (who and when), keeps it
 owner's history and then deletes it. The culler calls the gateway's ``DELETE
 /api/v1/jobs/<id>`` with its own service token, which holds gpulab's admin scope, and names
 the admin who pressed the button in ``on_behalf_of`` (the gateway accepts that only from a
-service holding the admin scope, and records it as the canceller). The gateway's address is
+service holding the admin scope, and records it as the canceller) and the admin's ``reason``,
+which the gateway keeps on the Job for its owner to read. The gateway's address is
 asked of the hub (``GET /hub/api/services/jobs-gateway``, scope
 ``read:services!service=jobs-gateway``), so nothing has to be configured.
 """
@@ -52,11 +53,12 @@ class JobCanceller:
             self._gateway = f"{base}{prefix.rstrip('/')}/api/v1"
         return self._gateway
 
-    async def cancel(self, job_id: str, admin: str) -> CancelAnswer:
+    async def cancel(self, job_id: str, admin: str, reason: str) -> CancelAnswer:
         try:
             api = await self._gateway_api()
             r = await self._http.delete(
-                f"{api}/jobs/{quote(job_id, safe='')}", params={"on_behalf_of": admin}
+                f"{api}/jobs/{quote(job_id, safe='')}",
+                params={"on_behalf_of": admin, "reason": reason},
             )
         except httpx.HTTPError as exc:
             self._gateway = None  # ask the hub again next time (the gateway may have moved)

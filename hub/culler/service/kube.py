@@ -1,5 +1,6 @@
-"""The culler's Kubernetes access: GPU capacity from Nodes (the dashboard cancels jobs through
-the jobs gateway: :mod:`.job_cancel`).
+"""The culler's Kubernetes access: a watch cache of the Nodes, for the dashboard's capacity and
+per-node view (no API call per render; the dashboard cancels jobs through the jobs gateway:
+:mod:`.job_cancel`).
 
 RBAC the service needs: get/list/watch pods and nodes (helm-values). Calls go through gpulab's one
 client (:class:`gpulab.hub.kube.KubeClient`) with the User-Agent ``gpulab-culler/<version>``.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...kube import KubeClient, resource_path
+from ...kube import KubeClient, WatchCache, resource_path
 
 __all__ = ["USER_AGENT", "KubeAccess"]
 
@@ -22,6 +23,7 @@ class KubeAccess:
     def __init__(self, kube: KubeClient, namespace: str | None) -> None:
         self.kube = kube
         self.namespace = namespace
+        self.nodes = WatchCache(kube, resource_path("v1", "nodes"), name="nodes")
 
     @classmethod
     async def connect(cls, kubeconfig: str | None, namespace: str | None) -> KubeAccess:
@@ -33,18 +35,14 @@ class KubeAccess:
         """The underlying ``kubernetes_asyncio`` ApiClient (the usage recorder shares it)."""
         return self.kube.api_client
 
-    async def close(self) -> None:
-        await self.kube.close()
+    def watch_nodes(self) -> None:
+        """Keep :attr:`nodes` current in the background (lists first; retries on errors)."""
+        self.nodes.start()
 
-    async def gpu_capacity(self) -> dict[str, int]:
-        """GPU type (``nvidia.com/gpu.product``) -> allocatable ``*/gpu`` summed over nodes."""
-        nodes, _ = await self.kube.list(resource_path("v1", "nodes"))
-        out: dict[str, int] = {}
-        for node in nodes:
-            labels = (node.get("metadata") or {}).get("labels") or {}
-            alloc = (node.get("status") or {}).get("allocatable") or {}
-            for name, value in alloc.items():
-                if name.endswith("/gpu") and str(value).isdigit() and int(value) > 0:
-                    gpu_type = labels.get("nvidia.com/gpu.product", "")
-                    out[gpu_type] = out.get(gpu_type, 0) + int(value)
-        return out
+    def node_objects(self) -> list[dict[str, Any]] | None:
+        """The nodes as last seen (None until the first list is in)."""
+        return list(self.nodes.objects.values()) if self.nodes.synced.is_set() else None
+
+    async def close(self) -> None:
+        await self.nodes.stop()
+        await self.kube.close()

@@ -1,11 +1,19 @@
-"""The admin overview (dashboard data): capacity, use by group and type, running pods,
-idle holders, GPU-hours per group per day, quota use, usage totals."""
+"""The admin overview (dashboard data): capacity, use by group and type, GPUs per node and
+their fragmentation, running pods, idle holders, GPU-hours per group per day, quota use, usage
+totals.
+
+Capacity and the per-node view come from the culler's watch caches (nodes; gpulab's pods), so
+building the overview costs no Kubernetes call. The 30-day figures (history and usage totals)
+change slowly and cost a scan of every interval of the month: they are kept for
+``SLOW_FIGURES_SECONDS`` and refreshed by the first request after that."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,9 +24,41 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from .cycle import Culler
-from .kube import KubeAccess
+from .node_gpus import node_gpus
 
-__all__ = ["build_overview"]
+__all__ = ["SLOW_FIGURES_SECONDS", "ClusterObjects", "SlowFigures", "build_overview"]
+
+SLOW_FIGURES_SECONDS = 60.0
+
+# () -> (nodes, gpulab pods) from the watch caches, or None when Kubernetes is not watched.
+ClusterObjects = Callable[[], tuple[list[dict[str, Any]], list[dict[str, Any]]] | None]
+
+
+class SlowFigures:
+    """The 30-day history and usage totals, read again at most every ``max_age`` seconds
+    (one read at a time: concurrent requests wait for the same one)."""
+
+    def __init__(self, engine: Engine, max_age: float = SLOW_FIGURES_SECONDS) -> None:
+        self.engine = engine
+        self.max_age = max_age
+        self._value: tuple[Any, list[Any]] | None = None
+        self._at = 0.0
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        self._value = None
+
+    async def get(self, now: datetime) -> tuple[Any, list[Any]]:
+        async with self._lock:
+            if self._value is None or time.monotonic() - self._at > self.max_age:
+                history = await asyncio.to_thread(gpu_hours_by_group_day, self.engine, 30, now)
+                usage = await asyncio.to_thread(
+                    summarize, self.engine, now - timedelta(days=30), now
+                )
+                self._value = (history, [u.to_json() for u in usage])
+                self._at = time.monotonic()
+            return self._value
+
 
 log = logging.getLogger("gpulab.culler")
 
@@ -30,52 +70,17 @@ def _open_intervals(engine: Engine) -> list[UsageInterval]:
         return list(rows)
 
 
-def _type_names(policy: Any) -> dict[str, str]:
-    """Node product label -> policy GPU type name."""
-    out = {}
-    for name, gt in (getattr(policy, "gpu_types", None) or {}).items():
-        product = (getattr(gt, "node_selector", None) or {}).get("nvidia.com/gpu.product")
-        if product:
-            out[product] = name
-    return out
+Counted = tuple[list[dict[str, Any]], dict[str, int], dict[tuple[str, str], int], dict[str, int]]
 
 
-async def build_overview(
-    culler: Culler,
-    engine: Engine,
-    kube: KubeAccess | None,
-    policy: Any,
-    *,
-    accounting_problem: str | None = None,
-    policy_status: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The dashboard's data. ``accounting_problem``: why usage accounting is unavailable (None:
-    it works); ``policy_status``: the policy file's :meth:`~PolicyFile.status`."""
-    now = datetime.now(UTC)
-    try:
-        running_rows = await asyncio.to_thread(_open_intervals, engine)
-        history = await asyncio.to_thread(gpu_hours_by_group_day, engine, 30, now)
-        usage = await asyncio.to_thread(summarize, engine, now - timedelta(days=30), now)
-    except SQLAlchemyError as exc:  # the page still shows the culler's own state
-        log.warning("overview: cannot read the usage database: %s", exc)
-        accounting_problem = accounting_problem or f"cannot read the usage database: {exc}"
-        running_rows, history, usage = [], [], []
-
-    capacity: dict[str, int] = {}
-    if kube is not None:
-        try:
-            names = _type_names(policy)
-            for product, n in (await kube.gpu_capacity()).items():
-                key = names.get(product, product)
-                capacity[key] = capacity.get(key, 0) + n
-        except Exception as e:  # noqa: BLE001 - the page still shows the rest
-            log.warning("overview: cannot read node capacity: %s", e)
-
+def _running_of(rows: list[UsageInterval], now: datetime) -> Counted:
+    """The running servers and jobs (oldest first) and the GPUs they hold per type, per
+    group and type, and per group."""
     in_use_type: dict[str, int] = defaultdict(int)
     in_use_group_type: dict[tuple[str, str], int] = defaultdict(int)
     in_use_group: dict[str, int] = defaultdict(int)
     running = []
-    for r in sorted(running_rows, key=lambda r: r.started_at):
+    for r in sorted(rows, key=lambda r: r.started_at):
         in_use_type[r.gpu_type] += r.gpus
         in_use_group[r.group] += r.gpus
         if r.gpus:
@@ -96,6 +101,56 @@ async def build_overview(
                 "age_seconds": int((now - r.started_at).total_seconds()),
             }
         )
+    return running, in_use_type, in_use_group_type, in_use_group
+
+
+def _running(engine: Engine, now: datetime) -> Counted:
+    return _running_of(_open_intervals(engine), now)
+
+
+def _type_names(policy: Any) -> dict[str, str]:
+    """Node product label -> policy GPU type name."""
+    out = {}
+    for name, gt in (getattr(policy, "gpu_types", None) or {}).items():
+        product = (getattr(gt, "node_selector", None) or {}).get("nvidia.com/gpu.product")
+        if product:
+            out[product] = name
+    return out
+
+
+async def build_overview(
+    culler: Culler,
+    engine: Engine,
+    cluster: ClusterObjects,
+    policy: Any,
+    *,
+    slow: SlowFigures | None = None,
+    accounting_problem: str | None = None,
+    policy_status: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The dashboard's data. ``cluster``: the watch caches' nodes and pods; ``slow``: the
+    30-day figures' keeper (None: read them now); ``accounting_problem``: why usage accounting
+    is unavailable (None: it works); ``policy_status``: the policy file's
+    :meth:`~PolicyFile.status`."""
+    now = datetime.now(UTC)
+    slow = slow or SlowFigures(engine, max_age=0.0)
+    try:
+        # Read and shaped in a worker thread: at thousands of servers this is the bulk of
+        # the work, and the event loop keeps answering meanwhile.
+        counted = await asyncio.to_thread(_running, engine, now)
+        history, usage = await slow.get(now)
+    except SQLAlchemyError as exc:  # the page still shows the culler's own state
+        log.warning("overview: cannot read the usage database: %s", exc)
+        accounting_problem = accounting_problem or f"cannot read the usage database: {exc}"
+        counted, history, usage = _running_of([], now), {}, []
+    running, in_use_type, in_use_group_type, in_use_group = counted
+
+    objects = cluster()
+    nodes, spreads = (
+        await asyncio.to_thread(node_gpus, *objects, _type_names(policy)) if objects else ([], [])
+    )
+    capacity = {s.gpu_type: s.capacity for s in spreads}
+
     types = sorted(set(capacity) | {t for t, n in in_use_type.items() if n})
     quota = []
     for name, group in (getattr(policy, "groups", None) or {}).items():
@@ -127,7 +182,10 @@ async def build_overview(
         "idle_jobs": culler.idle_jobs(groups_of),
         "gpu_hours_by_group_day": history,
         "quota": quota,
-        "usage": [u.to_json() for u in usage],
+        "usage": usage,
+        "nodes": [n.to_json() for n in nodes],
+        "gpu_types": [s.to_json() for s in spreads],
+        "nodes_watched": objects is not None,
         "last_cycle": culler.last_cycle.to_json() if culler.last_cycle else None,
         "usage_accounting": {
             "available": accounting_problem is None,

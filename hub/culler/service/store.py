@@ -1,6 +1,7 @@
 """Where the culler keeps what must outlive its restarts: one row per server (keeps used, the
 keep's end, a warning in force and its deadline, the server run they belong to), in a table of
-its own (``gpulab_culler_state``) in the usage database.
+its own (``gpulab_culler_state``) in the usage database; and the admins' stops and cancels with
+their reasons (``gpulab_admin_actions``, :mod:`gpulab.hub.culler.admin_actions`).
 
 Every call runs in a thread: the service's event loop never waits on the database. When the
 database is unavailable the culler goes on in memory; that is logged once, not per call.
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
+from gpulab.hub.culler.admin_actions import ActionsBase, AdminAction, AdminActionRow
 from gpulab.hub.culler.state import SavedState
 from gpulab.hub.usage.models import UTCDateTime
 from sqlalchemy import Engine, Float, Integer, String, delete, select
@@ -100,6 +102,7 @@ class StateStore:
             return
         try:
             await asyncio.to_thread(_Base.metadata.create_all, engine)
+            await asyncio.to_thread(ActionsBase.metadata.create_all, engine)
         except SQLAlchemyError as exc:
             self._engine = None
             self._unavailable(exc)
@@ -131,6 +134,38 @@ class StateStore:
             )
 
         await self._run(work, None)
+
+    async def record_action(self, action: AdminAction) -> bool:
+        """Store an admin's stop or cancel; False when the database refused it."""
+
+        def work(session: Session) -> bool:
+            session.add(
+                AdminActionRow(
+                    user=action.user,
+                    kind=action.kind,
+                    target=action.target,
+                    reason=action.reason,
+                    by=action.by,
+                    at=action.at,
+                )
+            )
+            return True
+
+        return await self._run(work, False)
+
+    async def actions_for(self, user: str, since: datetime, limit: int = 20) -> list[AdminAction]:
+        """``user``'s stops and cancels since ``since``, newest first."""
+
+        def work(session: Session) -> list[AdminAction]:
+            rows = session.scalars(
+                select(AdminActionRow)
+                .where(AdminActionRow.user == user, AdminActionRow.at >= since)
+                .order_by(AdminActionRow.at.desc(), AdminActionRow.id.desc())
+                .limit(limit)
+            ).all()
+            return [AdminAction.of(r) for r in rows]
+
+        return await self._run(work, [])
 
 
 def _saved(row: CullerStateRow) -> SavedState:

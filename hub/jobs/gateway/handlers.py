@@ -15,6 +15,7 @@ from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import web
 from tornado.iostream import StreamClosedError
 
+from ...culler.admin_actions import check_reason
 from ..spec import MAX_SPEC_BYTES, FieldError
 from .auth import HubUnavailable, Identity, IdentityResolver
 from .errors import ApiError
@@ -179,7 +180,19 @@ class JobHandler(BaseHandler):
         self.write_json(await self.gateway.get(self.ident, job_id))
 
     async def delete(self, job_id: str) -> None:
-        self.write_json(await self.gateway.cancel(self.acting(), job_id), 202)
+        self.write_json(
+            await self.gateway.cancel(self.acting(), job_id, reason=self.cancel_reason()), 202
+        )
+
+    def cancel_reason(self) -> str | None:
+        """Why the job is cancelled (optional; the dashboard always gives one), for its owner."""
+        value = self.get_argument("reason", None)
+        if value is None:
+            return None
+        reason, problems = check_reason(value)
+        if reason is None:
+            raise ApiError(400, f"reason {problems[0].message}", problems)
+        return reason
 
     def acting(self) -> Identity:
         """Who cancels: the caller, or for a service (the culler's dashboard) the admin it

@@ -59,6 +59,7 @@ from .errors import ApiError, from_kube
 from .kube import Kube, KubeError
 from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
 from .state import (
+    CANCEL_REASON_ANNOTATION,
     CANCELLED_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
     CONTAINER,
@@ -834,7 +835,9 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - cancel anyway; only the history suffers
             log.warning("cancelled job %s not recorded in S3: %s", job_id, type(exc).__name__)
 
-    async def cancel(self, ident: Identity, job_id: str) -> dict[str, Any]:
+    async def cancel(
+        self, ident: Identity, job_id: str, *, reason: str | None = None
+    ) -> dict[str, Any]:
         """Mark the Job cancelled and suspend it in one patch: Kubernetes deletes its pods
         (the runner gets SIGTERM and uploads what it has), and the Job object stays as the
         record of the cancel, so the owner's history never depends on S3. The gateway deletes
@@ -848,6 +851,8 @@ class Gateway:
             suspended = bool((ref.job.get("spec") or {}).get("suspend"))
             if CANCELLED_ANNOTATION not in annotations or not suspended:
                 marks = {CANCELLED_ANNOTATION: _now(), CANCELLED_BY_ANNOTATION: ident.name}
+                if reason:
+                    marks[CANCEL_REASON_ANNOTATION] = reason
                 if not any(_started(p) for p in ref.pods):
                     marks[NEVER_STARTED_ANNOTATION] = "true"  # no upload Job will be needed
                 if CANCELLED_ANNOTATION in annotations:  # a retried cancel keeps the first

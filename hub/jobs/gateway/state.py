@@ -17,6 +17,7 @@ from gpulab.wire.jobs import JobState as State
 
 from ...workload.holdings import job_finished as is_finished
 from ...workload.labels import (
+    CANCEL_REASON_ANNOTATION,
     CANCELLED_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
     FAILED_REASON_ANNOTATION,
@@ -115,7 +116,9 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
     pod = latest_pod(pods)
     if CANCELLED_ANNOTATION in annotations and "Complete" not in conditions:
         who = annotations.get(CANCELLED_BY_ANNOTATION)
-        return "Cancelled", f"cancelled by {who}" if who else "cancelled"
+        why = annotations.get(CANCEL_REASON_ANNOTATION)
+        said = f"cancelled by {who}" if who else "cancelled"
+        return "Cancelled", f"{said}: {why}" if why else said
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
         return "Succeeded", ""
     if FAILED_REASON_ANNOTATION in annotations:
@@ -222,4 +225,7 @@ def job_view(
         # who cancelled it (the owner, an admin, or the admin acting on the dashboard), and when
         "cancelled_by": annotations.get(CANCELLED_BY_ANNOTATION) if state == "Cancelled" else None,
         "cancelled_at": annotations.get(CANCELLED_ANNOTATION) if state == "Cancelled" else None,
+        "cancel_reason": annotations.get(CANCEL_REASON_ANNOTATION)
+        if state == "Cancelled"
+        else None,
     }
