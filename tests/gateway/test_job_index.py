@@ -148,7 +148,7 @@ def naive(entries: dict[str, Entry], filters: dict[str, str]) -> list[str]:
     return [e.id for e in sorted(entries.values(), key=lambda e: e.key, reverse=True) if keep(e)]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(ops=OPS, filters=FILTERS, limit=st.integers(1, 7))
 def test_every_page_walk_equals_sorting_and_filtering_everything(
     ops: list[Entry | str], filters: dict[str, str], limit: int
@@ -278,7 +278,7 @@ EVENTS = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(events=EVENTS)
 def test_any_sequence_of_events_leaves_the_index_as_a_fresh_build(events: list) -> None:
     c = cache()
