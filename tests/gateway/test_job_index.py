@@ -115,6 +115,14 @@ def test_a_filter_no_job_matches_is_an_empty_page() -> None:
     assert index.page(limit=5, group="vision", state="Nonsense") == ([], None)
 
 
+def test_counts_by_group_and_state_follow_changes() -> None:
+    index = JobIndex()
+    index.reset(entry(i, group="vision", state="Pending") for i in range(3))
+    index.put(entry(1, group="vision", state="Running"))
+    index.remove("job0002")
+    assert index.counts_by_group_and_state() == {("vision", "Pending"): 1, ("vision", "Running"): 1}
+
+
 # ---------------------------------------------------------------------- against a naive list
 FILTERS = st.fixed_dictionaries(
     {},

@@ -158,6 +158,15 @@ class JobIndex:
                 del self._lists[name]
 
     # ------------------------------------------------------------------ reading
+    def counts_by_group_and_state(self) -> dict[tuple[str, str], int]:
+        """How many listable jobs each (group, state) has, read off the index's lists (for
+        metrics: no walk over the jobs)."""
+        return {
+            (name[1], name[2]): len(keys)
+            for name, keys in self._lists.items()
+            if name[0] == "group+state"
+        }
+
     def _smallest(
         self, owner: str | None, group: str | None, state: str | None
     ) -> _SortedKeys | None:
