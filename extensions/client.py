@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 GATEWAY_PREFIX = "services/jobs-gateway/"
+PAGE_LIMIT = 500  # the most jobs the gateway answers in one page
 
 # Answers that mean "the gateway (or the proxy in front of it) could not serve this now": a
 # restarting gateway or a cut connection. Only calls that are safe to repeat are retried.
@@ -151,12 +152,19 @@ class GatewayClient:
             return self._json("POST", "/jobs", retry=True, content=spec.encode(), headers=headers)
         return self._json("POST", "/jobs", retry=True, json=spec, headers=headers)
 
-    def list(self, **filters: Any) -> Iterator[dict]:
-        """Every job visible to the caller, following the gateway's pagination."""
+    def list(self, limit: int | None = None, **filters: Any) -> Iterator[dict]:
+        """The jobs visible to the caller that match ``filters``, newest first: at most
+        ``limit`` of them (None: all), following the gateway's pages."""
         params = {k: v for k, v in filters.items() if v not in (None, "")}
-        while True:
+        left = limit
+        while left is None or left > 0:
+            if left is not None:
+                params["limit"] = min(left, PAGE_LIMIT)
             page = self._json("GET", "/jobs", params=params)
-            yield from page.get("items", [])
+            items = page.get("items", [])
+            yield from items if left is None else items[:left]
+            if left is not None:
+                left -= len(items)
             token = page.get("continue")
             if not token:
                 return

@@ -46,7 +46,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--user", help="admins: only this user's jobs")
     p.add_argument("--group", help="admins: only this group's jobs")
     p.add_argument("--state", choices=sorted(STATE_STYLES), help="only jobs in this state")
-    p.add_argument("--limit", type=int, default=50, help="page size (default: 50)")
+    p.add_argument(
+        "--limit",
+        type=_positive,
+        default=50,
+        help="show at most this many jobs, the newest (default: 50)",
+    )
+    p.add_argument(
+        "--since", help="only jobs created at or after this time (e.g. 2026-01-31T12:00:00Z)"
+    )
+    p.add_argument("--before", help="only jobs created before this time")
 
     p = sub.add_parser("status", help="show one job")
     p.add_argument("job")
@@ -110,10 +119,16 @@ def _dispatch(args, client, console) -> int:
             _stream(client.logs(job["id"], follow=True))
         return 0
     if command == "list":
-        filters = {"state": args.state, "limit": args.limit, "user": args.user, "group": args.group}
+        filters = {
+            "state": args.state,
+            "user": args.user,
+            "group": args.group,
+            "created_since": args.since,
+            "created_before": args.before,
+        }
         if args.all:
             filters["all"] = "1"
-        jobs = list(client.list(**filters))
+        jobs = list(client.list(limit=args.limit, **filters))
         if args.json:
             _print_json(jobs)
         else:
@@ -167,6 +182,16 @@ def _print_json(value) -> None:
 def _state(job: dict) -> str:
     state = job.get("state", "?")
     return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number of jobs, 1 or more")
+    return value
 
 
 def _jobs_table(jobs: list[dict], show_owner: bool):

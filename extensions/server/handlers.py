@@ -29,7 +29,7 @@ __all__ = ["API_PREFIX", "api_handlers"]
 API_PREFIX = "gpulab/api"
 MAX_SPEC_BYTES = 64 * 1024
 _JOB_ID = r"(?P<job_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
-_LIST_FILTERS = ("user", "group", "state", "limit", "continue")
+_LIST_FILTERS = ("user", "group", "state", "created_since", "created_before", "limit", "continue")
 
 
 class GPULabHandler(NoFraming, APIHandler):

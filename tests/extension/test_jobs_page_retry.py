@@ -1,8 +1,10 @@
-"""The jobs page in Chromium: one Idempotency-Key per click of Submit, reused on its retries.
+"""The jobs page in Chromium: one Idempotency-Key per click of Submit, reused on its retries;
+its list of jobs a page at a time.
 
 The extension runs in a real ``jupyter server`` with no gateway configured, so every submit
 is answered 503 by the server itself: the page retries a bounded number of times with the
-same key, then shows the error; the next click makes a new key.
+same key, then shows the error; the next click makes a new key. The list's answers are
+routed in the browser to a stand-in for the gateway's pages.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -71,3 +74,30 @@ def test_each_submit_click_has_one_key_kept_across_its_retries(page: Any) -> Non
     assert first[0] and len(set(first)) == 1, keys
     assert second[0] and len(set(second)) == 1 and second[0] != first[0], keys
     assert "not configured" in page.inner_text("#submit-result")
+
+
+def test_the_list_shows_older_jobs_a_page_at_a_time(page: Any) -> None:
+    jobs = [
+        {"id": f"job-{i:03d}", "name": f"train {i}", "state": "Succeeded", "gpus": 0}
+        for i in range(120, 0, -1)
+    ]
+
+    def pages(route: Any) -> None:
+        query = {k: v[-1] for k, v in parse_qs(urlparse(route.request.url).query).items()}
+        start = int(query.get("continue", "0"))
+        end = start + int(query["limit"])
+        body = {"items": jobs[start:end], "continue": str(end) if end < len(jobs) else None}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
+    rows = "#jobs-table tbody tr"
+    page.route("**/gpulab/api/jobs?*", pages)
+    try:
+        page.reload()
+        page.wait_for_function(f"document.querySelectorAll('{rows}').length === 50")
+        for shown in (100, 120):
+            page.click("#older-button")
+            page.wait_for_function(f"document.querySelectorAll('{rows}').length === {shown}")
+        assert page.is_hidden("#older-button")
+        assert page.locator(rows).first.get_attribute("data-id") == "job-120"
+    finally:
+        page.unroute("**/gpulab/api/jobs?*", pages)

@@ -81,7 +81,7 @@ def test_admin_server_token_is_not_admin_at_the_gateway(gw, alice_job):
                 c.delete(f"/jobs/{alice_job}"),
             ):
                 assert r.status_code == 404, (r.request.url, r.text)
-            assert c.get("/jobs", params={"user": "alice"}).status_code == 403
+            assert c.get("/jobs", params={"user": "alice"}).json()["items"] == []
             assert alice_job not in [j["id"] for j in c.get("/jobs").json()["items"]]
     # alice's job was not cancelled by the refused DELETE
     with gw.client("alice") as a:

@@ -7,6 +7,7 @@ import httpx
 import jsonschema
 import pytest
 from gpulab.hub.field_errors import FieldError
+from gpulab.hub.jobs.gateway.listing import JobListPage, JobListQuery
 from gpulab.hub.jobs.gateway.openapi import openapi
 from gpulab.hub.jobs.spec import JobSpec, SpecError, parse_job_spec
 
@@ -71,6 +72,21 @@ def test_states_and_problems_come_from_the_shared_types() -> None:
     assert schemas["Error"]["properties"]["problems"]["items"] == {
         "$ref": "#/components/schemas/FieldError"
     }
+
+
+def test_the_list_parameters_and_page_are_the_models() -> None:
+    doc = openapi(PREFIX)
+    params = {p["name"]: p for p in doc["paths"]["/jobs"]["get"]["parameters"]}
+    query = JobListQuery.model_json_schema(by_alias=True)["properties"]
+    assert set(params) == set(query)
+    assert params["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500} | {
+        "default": 50
+    }
+    page = doc["components"]["schemas"]["JobList"]
+    assert set(page["properties"]) == set(
+        JobListPage.model_json_schema(by_alias=True)["properties"]
+    )
+    assert page["properties"]["items"]["items"] == {"$ref": "#/components/schemas/Job"}
 
 
 @pytest.mark.e2e

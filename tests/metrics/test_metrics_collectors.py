@@ -3,7 +3,6 @@ idle, the catalogue's age) and the labels a submit's answer is counted under."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from gpulab.hub.catalogue.metrics import CatalogueCollector
 from gpulab.hub.culler.rules import Decision
 from gpulab.hub.culler.service.cycle import ServerView
 from gpulab.hub.culler.service.metrics import GpuCollector
+from gpulab.hub.jobs.gateway.job_index import JobIndex, entry_of
 from gpulab.hub.jobs.gateway.metrics import JobsCollector, submit_outcome
 from gpulab.hub.metrics import exported_names, resource_of
 from prometheus_client import REGISTRY, CollectorRegistry
@@ -44,46 +44,41 @@ def pod(phase: str) -> dict[str, Any]:
     return {"metadata": {"name": "p"}, "status": {"phase": phase}}
 
 
-@dataclass
-class FakeJobCache:
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pods: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    tombstones: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def job_pods(self, job_id: str) -> list[dict[str, Any]]:
-        return self.pods.get(job_id, [])
-
-
-def jobs_gauge(cache: FakeJobCache, state: str, group: str) -> float:
-    return samples(JobsCollector(cache))[("gpulab_jobs", (("group", group), ("state", state)))]
+def index_of(
+    jobs: dict[str, dict[str, Any]], pods: dict[str, list[dict[str, Any]]] | None = None
+) -> JobIndex:
+    index = JobIndex()
+    for job_id, body in jobs.items():
+        index.put(entry_of(job_id, body, (pods or {}).get(job_id, [])))
+    return index
 
 
-def test_jobs_are_counted_by_state_and_group_from_the_cache() -> None:
+def jobs_gauge(index: JobIndex, state: str, group: str) -> float:
+    collector = JobsCollector(index.counts_by_group_and_state)
+    return samples(collector)[("gpulab_jobs", (("group", group), ("state", state)))]
+
+
+def test_jobs_are_counted_by_state_and_group_from_the_index() -> None:
     done = {"conditions": [{"type": "Complete", "status": "True"}]}
-    cache = FakeJobCache(
-        jobs={
-            "a": job("a", "vision"),
-            "b": job("b", "vision"),
-            "c": job("c", "nlp", status=done),
-        },
+    index = index_of(
+        {"a": job("a", "vision"), "b": job("b", "vision"), "c": job("c", "nlp", status=done)},
         pods={"a": [pod("Running")], "b": [pod("Running")]},
     )
-    assert jobs_gauge(cache, "running", "vision") == 2
-    assert jobs_gauge(cache, "succeeded", "nlp") == 1
+    assert jobs_gauge(index, "running", "vision") == 2
+    assert jobs_gauge(index, "succeeded", "nlp") == 1
 
 
-def test_a_cancelled_job_kept_after_deletion_counts_as_cancelled() -> None:
+def test_a_cancelled_job_counts_as_cancelled() -> None:
     stone = job("gone", "vision", meta={"annotations": {"gpulab.io/cancelled-at": "x"}})
-    cache = FakeJobCache(tombstones={"gone": {"job": stone, "pods": []}})
-    assert jobs_gauge(cache, "cancelled", "vision") == 1
+    assert jobs_gauge(index_of({"gone": stone}), "cancelled", "vision") == 1
 
 
 def test_every_state_of_a_seen_group_is_reported_zero_included() -> None:
-    cache = FakeJobCache(jobs={"a": job("a", "vision")})
-    values = samples(JobsCollector(cache))
+    index = index_of({"a": job("a", "vision")})
+    values = samples(JobsCollector(index.counts_by_group_and_state))
     states = {dict(labels)["state"] for (_, labels) in values}
     assert states == {"pending", "running", "succeeded", "failed", "cancelled"}
-    assert jobs_gauge(cache, "failed", "vision") == 0
+    assert jobs_gauge(index, "failed", "vision") == 0
 
 
 def test_a_submits_answer_maps_to_its_outcome_and_reason() -> None:

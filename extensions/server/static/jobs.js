@@ -8,6 +8,9 @@
   let selected = null; // job id
   let logAbort = null;
   let jobs = [];
+  // How many of the newest jobs the list shows; "Show older jobs" adds a page.
+  const PAGE = 50;
+  let wanted = PAGE;
 
   function headers(extra) {
     return Object.assign({ "X-XSRFToken": cfg.xsrfToken }, extra || {});
@@ -82,10 +85,20 @@
 
   // ------------------------------------------------------------------ job list
   async function refreshJobs() {
-    const r = await call("GET", "jobs?limit=50");
-    if (!r.ok) { showError("Listing jobs: " + problemsText(r.data)); return; }
+    // The gateway answers a page at a time: follow `continue` until `wanted` jobs are in.
+    const found = [];
+    let token = null;
+    do {
+      const query = "jobs?limit=" + Math.min(500, wanted - found.length) +
+        (token ? "&continue=" + encodeURIComponent(token) : "");
+      const r = await call("GET", query);
+      if (!r.ok) { showError("Listing jobs: " + problemsText(r.data)); return; }
+      found.push(...(r.data.items || []));
+      token = r.data.continue;
+    } while (token && found.length < wanted);
     showError("");
-    jobs = r.data.items || [];
+    jobs = found;
+    $("older-button").hidden = !token;
     const body = $("jobs-table").querySelector("tbody");
     body.textContent = "";
     for (const j of jobs) {
@@ -316,6 +329,7 @@
     await refreshJobs(); select(r.data.id);
   });
   $("follow-box").addEventListener("change", () => selected && streamLog(selected));
+  $("older-button").addEventListener("click", () => { wanted += PAGE; refreshJobs(); });
   kindChanged();
   refreshJobs();
   refreshCull();

@@ -192,7 +192,7 @@ def make_app(
     authenticate_metrics: bool = True,
 ) -> web.Application:
     metrics = metrics_route(
-        prefix, hub_auth, gateway_registry(gateway.cache), authenticate=authenticate_metrics
+        prefix, hub_auth, gateway_registry(gateway.cache.index), authenticate=authenticate_metrics
     )
     app = web.Application(
         [metrics, *routes(prefix)],  # type: ignore[list-item]

@@ -6,9 +6,11 @@ backs off on errors). Reading costs no API call: list and get of the REST API ar
 here.
 
 Indexes kept up to date on every event: Jobs by user (``gpulab.io/user``), by submit key
-(``gpulab.io/submit-key``), Pods by job id (``gpulab.io/job-id``). Jobs deleted while marked
-cancelled are kept as *tombstones* (the Job JSON as it was last seen) so that a cancelled job
-still lists as Cancelled after Kubernetes removed it.
+(``gpulab.io/submit-key``), Pods by job id (``gpulab.io/job-id``), and the jobs list's
+:class:`~.job_index.JobIndex` (every listable job by creation time, owner, group and state; a
+pod event updates its job's state there). Jobs deleted while marked cancelled are kept as
+*tombstones* (the Job JSON as it was last seen) so that a cancelled job still lists as
+Cancelled after Kubernetes removed it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ...workload.labels import (
     SUBMIT_KEY_LABEL,
     USER_LABEL,
 )
+from .job_index import JobIndex, entry_of
 from .kube import Kube
 from .state import CANCELLED_ANNOTATION
 
@@ -61,6 +64,7 @@ class ClusterCache:
         self.jobs_by_key: dict[str, str] = {}
         self.pods_by_job: dict[str, set[str]] = {}
         self.tombstones: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self.index = JobIndex()  # what the jobs list reads: live Jobs and tombstones
         self.changed = asyncio.Condition()
         self._version = 0
         self.watches = tuple(
@@ -149,6 +153,7 @@ class ClusterCache:
         for job in items:
             if self._is_job(job):
                 self._index_job(_meta(job)["name"], job)
+        self._rebuild_list_index()
         self._notify()
 
     def _job_event(self, kind: str, job: dict[str, Any]) -> None:
@@ -161,8 +166,7 @@ class ClusterCache:
             if CANCELLED_ANNOTATION in annotations or FAILED_REASON_ANNOTATION in annotations:
                 pods = [self.pods[p] for p in self.pods_by_job.get(name, ())]
                 self.tombstones[name] = {"job": last, "pods": pods}
-                while len(self.tombstones) > MAX_TOMBSTONES:
-                    self.tombstones.popitem(last=False)
+                self._trim_tombstones()
             self._index_job(name, None)
         else:
             old = self.jobs.get(name)
@@ -170,7 +174,13 @@ class ClusterCache:
                 return  # an older version than the one we hold (our own write landed first)
             self._index_job(name, job)
             self.tombstones.pop(name, None)
+        self._list_entry(name)
         self._notify()
+
+    def _trim_tombstones(self) -> None:
+        while len(self.tombstones) > MAX_TOMBSTONES:
+            name, _ = self.tombstones.popitem(last=False)
+            self._list_entry(name)
 
     def add_tombstones(self, records: Iterable[dict[str, Any]]) -> None:
         """Cancelled jobs remembered elsewhere (S3): kept unless the Job still exists."""
@@ -181,6 +191,8 @@ class ClusterCache:
                     "job": record["job"],
                     "pods": list(record.get("pods") or []),
                 }
+                self._list_entry(name)
+        self._trim_tombstones()
         self._notify()
 
     def put_job(self, job: dict[str, Any]) -> None:
@@ -209,14 +221,45 @@ class ClusterCache:
         self.pods_by_job.clear()
         for pod in items:
             self._index_pod(_meta(pod)["name"], pod)
+        self._rebuild_list_index()
         self._notify()
 
     def _pod_event(self, kind: str, pod: dict[str, Any]) -> None:
         name = _meta(pod).get("name")
         if not name:
             return
+        old = self.pods.get(name)
         self._index_pod(name, None if kind == "DELETED" else pod)
+        # the pod moves its job's state (and a pod can only be relabelled, never re-owned)
+        for obj in (old, pod):
+            job_id = (_meta(obj).get("labels") or {}).get(JOB_ID_LABEL) if obj else None
+            if job_id and job_id in self.jobs:
+                self._list_entry(job_id)
         self._notify()
+
+    # ------------------------------------------------------------------ the list's index
+    def _list_entry(self, job_id: str) -> None:
+        """Bring ``job_id``'s entry in the list index up to date: the live Job's, else its
+        tombstone's, else none."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self.index.put(entry_of(job_id, job, self.job_pods(job_id)))
+            return
+        stone = self.tombstones.get(job_id)
+        if stone is not None:
+            self.index.put(entry_of(job_id, stone["job"], stone["pods"]))
+        else:
+            self.index.remove(job_id)
+
+    def _rebuild_list_index(self) -> None:
+        """After a relist: every entry again, in one sort."""
+        entries = [entry_of(k, job, self.job_pods(k)) for k, job in self.jobs.items()]
+        entries += [
+            entry_of(k, stone["job"], stone["pods"])
+            for k, stone in self.tombstones.items()
+            if k not in self.jobs
+        ]
+        self.index.reset(entries)
 
     # ------------------------------------------------------------------ reading
     def job(self, job_id: str) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from ...culler.admin_actions import check_reason
 from ..spec import MAX_SPEC_BYTES, FieldError
 from .auth import HubUnavailable, Identity, IdentityResolver
 from .errors import ApiError
+from .listing import parse_list_query
 from .metrics import observe_submit
 from .service import Gateway
 
@@ -136,18 +137,8 @@ class MeHandler(BaseHandler):
 
 class JobsHandler(BaseHandler):
     async def get(self) -> None:
-        limit = self.int_arg("limit", 50, 1, 500)
-        assert limit is not None
-        self.write_json(
-            self.gateway.list(
-                self.ident,
-                user=self.get_argument("user", None) or None,
-                group=self.get_argument("group", None) or None,
-                state=self.get_argument("state", None) or None,
-                limit=limit,
-                cont=self.get_argument("continue", None) or None,
-            )
-        )
+        args = {name: self.get_argument(name) for name in self.request.query_arguments}
+        self.write_json(self.gateway.list(self.ident, parse_list_query(args)))
 
     async def post(self) -> None:
         body = self.request.body

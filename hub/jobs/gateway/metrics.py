@@ -4,22 +4,21 @@
   {outcome}``: every ``POST /jobs``, counted when its answer is sent
   (:func:`submit_outcome` turns the status into the labels);
 * ``gpulab_jobs{state, group}``: the jobs the gateway's watch cache holds, counted at scrape
-  time by :class:`JobsCollector` (nothing is maintained by hand, so it cannot drift).
+  time by :class:`JobsCollector` off the job list's index (which the cache keeps, so the
+  gauge cannot drift from what the listing shows).
 """
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-from collections.abc import Iterator
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from gpulab.wire.jobs import JOB_STATES
 
-from ...workload.labels import GROUP_LABEL
-from .state import job_state
+from .job_index import JobIndex
 
 __all__ = [
     "METRICS",
@@ -77,27 +76,15 @@ def observe_submit(status: int, seconds: float) -> None:
     SUBMIT_SECONDS.labels(outcome).observe(seconds)
 
 
-class JobCache(Protocol):
-    """What :class:`JobsCollector` reads of :class:`~.cache.ClusterCache`."""
-
-    jobs: dict[str, dict[str, Any]]
-    tombstones: Any  # job id -> {"job": ..., "pods": [...]}
-
-    def job_pods(self, job_id: str) -> list[dict[str, Any]]: ...
-
-
-def _group(job: dict[str, Any]) -> str:
-    return str(((job.get("metadata") or {}).get("labels") or {}).get(GROUP_LABEL) or "")
-
-
 class JobsCollector:
-    """``gpulab_jobs{state, group}`` from the watch cache at scrape time: the Jobs it holds
-    plus the cancelled or failed jobs it keeps after Kubernetes deleted them (as the job
-    listing shows them). Every state is reported for every group seen, 0 included, so a
-    state that empties drops to 0 instead of vanishing."""
+    """``gpulab_jobs{state, group}`` at scrape time, read off the job list's index
+    (:class:`~.job_index.JobIndex`: the Jobs the watch cache holds plus the cancelled or failed
+    jobs kept after Kubernetes deleted them, as the job listing shows them), so a scrape costs
+    one count per list, not a walk over every job. Every state is reported for every group
+    seen, 0 included, so a state that empties drops to 0 instead of vanishing."""
 
-    def __init__(self, cache: JobCache) -> None:
-        self.cache = cache
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self.counts = counts  # (group, state) -> jobs
 
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("gpulab_jobs", self._help(), labels=["state", "group"])
@@ -107,29 +94,18 @@ class JobsCollector:
         return "Jobs by state (" + ", ".join(JOB_STATES) + ") and quota group"
 
     def collect(self) -> Iterator[Metric]:
-        counts: Tally[tuple[str, str]] = Tally()
-        groups: set[str] = set()
-        for job_id, job in list(self.cache.jobs.items()):
-            state, _ = job_state(job, self.cache.job_pods(job_id))
-            counts[(state, _group(job))] += 1
-            groups.add(_group(job))
-        for job_id, stone in list(self.cache.tombstones.items()):
-            if job_id in self.cache.jobs:
-                continue
-            state, _ = job_state(stone["job"], stone.get("pods") or ())
-            counts[(state, _group(stone["job"]))] += 1
-            groups.add(_group(stone["job"]))
+        counts = self.counts()
         family = GaugeMetricFamily("gpulab_jobs", self._help(), labels=["state", "group"])
-        for group in sorted(groups):
+        for group in sorted({group for group, _ in counts}):
             for state in JOB_STATES:
-                family.add_metric([state.lower(), group], counts[(state, group)])
+                family.add_metric([state.lower(), group], counts.get((group, state), 0))
         yield family
 
 
-def gateway_registry(cache: JobCache) -> CollectorRegistry:
-    """The gateway's own registry: the gauges computed from its cache."""
+def gateway_registry(index: JobIndex) -> CollectorRegistry:
+    """The gateway's own registry: the gauges computed from its job index."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(JobsCollector(cache))
+    registry.register(JobsCollector(index.counts_by_group_and_state))
     return registry
 
 

@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 description of the gateway's REST API (served at ``/openapi.json``).
 
-The request body and the error's problems are generated from the models the gateway validates
-with (:class:`~gpulab.hub.jobs.spec.JobSpec`, :class:`~gpulab.hub.field_errors.FieldError`), so
-the document cannot drift from what is accepted. Paths and the response bodies, which the
+The request body, the jobs list's parameters and page, and the error's problems are generated
+from the models the gateway validates with (:class:`~gpulab.hub.jobs.spec.JobSpec`,
+:class:`~.listing.JobListQuery`, :class:`~.listing.JobListPage`,
+:class:`~gpulab.hub.field_errors.FieldError`), so the document cannot drift from what is
+accepted. Paths and the response bodies, which the
 gateway builds as plain JSON without a model, are written here.
 """
 
@@ -16,6 +18,7 @@ from gpulab.wire.jobs import JOB_STATES
 
 from ...field_errors import FieldError
 from ..spec import ALLOWED, JobSpec
+from .listing import page_schema, query_parameters
 
 __all__ = ["openapi"]
 
@@ -103,37 +106,11 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
             },
             "/jobs": {
                 "get": {
-                    "summary": "List jobs (own; admins: all), newest first",
-                    "parameters": [
-                        {
-                            "name": "user",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "admins only",
-                        },
-                        {
-                            "name": "group",
-                            "in": "query",
-                            "schema": {"type": "string"},
-                            "description": "admins only",
-                        },
-                        {"name": "state", "in": "query", "schema": {"enum": _STATES}},
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": 500,
-                                "default": 50,
-                            },
-                        },
-                        {"name": "continue", "in": "query", "schema": {"type": "string"}},
-                    ],
+                    "summary": "List jobs (your own; admins: everyone's), newest first, a page at a time",
+                    "parameters": query_parameters(),
                     "responses": {
                         "200": _json("a page of jobs", "JobList"),
-                        "400": _error("bad filter or token"),
-                        "403": _error("user/group filters are for admins"),
+                        "400": _error("a bad parameter: its problem names it and what it accepts"),
                         "401": _error(""),
                     },
                 },
@@ -286,13 +263,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                         "cancelled_at": {"type": ["string", "null"], "format": "date-time"},
                     },
                 },
-                "JobList": {
-                    "type": "object",
-                    "properties": {
-                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Job"}},
-                        "continue": {"type": ["string", "null"]},
-                    },
-                },
+                "JobList": page_schema(_REF.format(model="Job")),
                 "Outputs": {
                     "type": "object",
                     "properties": {

@@ -11,18 +11,15 @@ between) is failed and deleted by the half-made reconciler (:mod:`.reconcile`).
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import datetime as dt
 import hashlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gpulab.wire.jobs import JOB_STATES
 from gpulab.wire.runner import job_log_path
 
 from ...catalogue import Catalogue
@@ -57,6 +54,7 @@ from .auth import Identity
 from .cache import ClusterCache
 from .errors import ApiError, from_kube
 from .kube import Kube, KubeError
+from .listing import JobListQuery, api_time, decode_cursor, encode_cursor
 from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
 from .state import (
     CANCEL_REASON_ANNOTATION,
@@ -76,8 +74,6 @@ __all__ = ["Gateway", "JobRef"]
 
 log = logging.getLogger("gpulab.jobs.gateway")
 
-STATES = JOB_STATES
-MAX_LIMIT = 500
 _B32 = "abcdefghijklmnopqrstuvwxyz234567"
 # A finished job whose upload is pending: S3 is asked for its result.json at most this often.
 UPLOAD_RECHECK_SECONDS = 30.0
@@ -109,29 +105,6 @@ def _deterministic_id(name: str, key: str) -> str:
     digest = hashlib.sha256(key.encode()).digest()
     bits = int.from_bytes(digest[:4], "big")
     return name + "-" + "".join(_B32[(bits >> (5 * i)) & 31] for i in range(6))
-
-
-def _encode_cursor(created: str, name: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([created, name]).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(token: str) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        created, name = json.loads(raw)
-        if not isinstance(created, str) or not isinstance(name, str):
-            raise ValueError
-        return created, name
-    except (ValueError, TypeError, UnicodeDecodeError):
-        raise ApiError(
-            400,
-            "continue: not a token from this API",
-            [
-                FieldError(
-                    "continue", "is not a continue token", "the `continue` of a previous page"
-                )
-            ],
-        ) from None
 
 
 def _tail_lines(data: bytes, tail: int | None) -> bytes:
@@ -391,75 +364,30 @@ class Gateway:
         log.info("job %s: upload job created (its upload was pending)", ref.id)
         return True
 
-    def list(
-        self,
-        ident: Identity,
-        *,
-        user: str | None = None,
-        group: str | None = None,
-        state: str | None = None,
-        limit: int = 50,
-        cont: str | None = None,
-    ) -> dict[str, Any]:
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ApiError(
-                400, "limit out of range", [FieldError("limit", f"{limit}", f"1 to {MAX_LIMIT}")]
-            )
-        if state is not None and state not in STATES:
-            raise ApiError(
-                400, "unknown state", [FieldError("state", f"{state[:40]!r}", ", ".join(STATES))]
-            )
+    def list(self, ident: Identity, query: JobListQuery) -> dict[str, Any]:
+        """One page of the jobs the caller may see, newest first, read from the cache's list
+        index (a page costs its own length, not the number of jobs). Anyone but an admin sees
+        their own jobs only, whatever the filters say: naming another user lists nothing."""
+        owner = query.user
         if not ident.admin:
-            if user not in (None, ident.name):
-                raise ApiError(
-                    403,
-                    "only admins may list other users' jobs",
-                    [FieldError("user", "is an admin-only filter", "your own name or nothing")],
-                )
-            if group is not None:
-                raise ApiError(
-                    403,
-                    "only admins may filter by group",
-                    [FieldError("group", "is an admin-only filter", "nothing")],
-                )
-            user = ident.name
-        candidates: list[str]
-        if user is not None:
-            label = escape_username(user)
-            candidates = list(self.cache.user_job_ids(label))
-            candidates += [
-                k
-                for k, s in self.cache.tombstones.items()
-                if (_meta(s["job"]).get("labels") or {}).get(USER_LABEL) == label
-            ]
-        else:
-            candidates = list(self.cache.jobs) + list(self.cache.tombstones)
-        refs: list[tuple[str, str, JobRef]] = []
-        for job_id in candidates:
-            ref = self._ref(job_id)
-            if ref is None:
-                continue
-            labels = _meta(ref.job).get("labels") or {}
-            if user is not None and ref.owner != user:
-                continue
-            if group is not None and labels.get(GROUP_LABEL) != group:
-                continue
-            refs.append((_meta(ref.job).get("creationTimestamp") or "", job_id, ref))
-        refs.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        if cont:
-            after = _decode_cursor(cont)
-            refs = [r for r in refs if (r[0], r[1]) < after]
-        items: list[dict[str, Any]] = []
-        next_token = None
-        for _created, _job_id, ref in refs:
-            if state is not None and job_state(ref.job, ref.pods)[0] != state:
-                continue
-            if len(items) == limit:
-                last = items[-1]
-                next_token = _encode_cursor(last["created"] or "", last["id"])
-                break
-            items.append(self.view(ref))
-        return {"items": items, "continue": next_token}
+            if owner not in (None, ident.name):
+                return {"items": [], "continue": None}
+            owner = ident.name
+        entries, last = self.cache.index.page(
+            limit=query.limit,
+            owner=owner,
+            group=query.group,
+            state=query.state,
+            created_since=api_time(query.created_since) if query.created_since else None,
+            created_before=api_time(query.created_before) if query.created_before else None,
+            after=decode_cursor(query.continue_) if query.continue_ else None,
+        )
+        items = []
+        for entry in entries:
+            ref = self._ref(entry.id)
+            if ref is not None:
+                items.append(self.view(ref))
+        return {"items": items, "continue": encode_cursor(last) if last else None}
 
     # ------------------------------------------------------------------ submit
     def _default_image(self, ident: Identity) -> str | None:
