@@ -245,19 +245,26 @@ async def bare_phase(platform: LocalPlatform, manifests: dict[str, list[dict[str
             await c.aclose()
 
 
-def wait_job_pods(platform: LocalPlatform, jobs: int, limit: float = 120.0) -> None:
-    """Until kubesim's job controller made a pod for each of ``jobs`` Jobs (it works after
-    each create returned): the next phase then starts on a quiet API server."""
+def remove_bare_jobs(platform: LocalPlatform, users: list[str], limit: float = 120.0) -> None:
+    """Delete the baseline's Jobs and their pods, and wait until they are gone: they have no
+    upload Secret, so the gateway would otherwise fail them as half-made during its phase
+    (writes that are not a submit's), and the gateway phase starts on a quiet API server."""
     kube = platform.kube_client()
+    selector = {"labelSelector": f"gpulab.io/user in ({','.join(users)})"}
+    for path in (f"/apis/batch/v1/namespaces/{NS}/jobs", f"/api/v1/namespaces/{NS}/pods"):
+        kube.request(
+            "DELETE", path, params={**selector, "propagationPolicy": "Background"}
+        ).raise_for_status()
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
-        pods = kube.get(
-            f"/api/v1/namespaces/{NS}/pods", params={"labelSelector": "gpulab.io/job-id"}
-        ).json()["items"]
-        if len(pods) >= jobs:
+        left = sum(
+            len(kube.get(path, params=selector).json()["items"])
+            for path in (f"/apis/batch/v1/namespaces/{NS}/jobs", f"/api/v1/namespaces/{NS}/pods")
+        )
+        if not left:
             return
         time.sleep(0.5)
-    print(f"   (kubesim made fewer than {jobs} job pods within {limit:.0f} s)")
+    print(f"   (the baseline's Jobs and pods were not all gone within {limit:.0f} s)")
 
 
 def gateway_requests(audit: Path, start: int) -> tuple[dict[str, int], int]:
@@ -283,12 +290,12 @@ def submit_benchmark(
 
     users = len(tokens)
     print(f"\n4. submit: {users} users at once, {submits} jobs each", flush=True)
-    manifests = bare_manifests([f"bare{u:03d}" for u in range(users)], submits)
-    bare = asyncio.run(bare_phase(platform, manifests))
+    bare_users = [f"bare{u:03d}" for u in range(users)]
+    bare = asyncio.run(bare_phase(platform, bare_manifests(bare_users, submits)))
     show("bare POST Job to kubesim (201), baseline", bare.latencies)
     if bare.errors:
         print("   bare create errors by status:", bare.errors)
-    wait_job_pods(platform, bare.ok)
+    remove_bare_jobs(platform, bare_users)
 
     audit = platform.state_dir / "kubesim-audit.jsonl"
     audit_start = len(audit.read_text().splitlines())
@@ -296,7 +303,6 @@ def submit_benchmark(
     show("POST /jobs through the gateway (201)", gw.latencies)
     if gw.errors:
         print("   submit errors by status:", gw.errors)
-    wait_job_pods(platform, bare.ok + gw.ok)
     counts, writes = gateway_requests(audit, audit_start)
     per_submit = writes / max(1, gw.ok)
     print(
