@@ -29,6 +29,7 @@ from ...catalogue import Catalogue
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import WorkloadRequest, quota_problems, request_problems
+from ...workload.holdings import GpuUsage
 from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
@@ -70,7 +71,7 @@ from .state import (
 )
 from .tombstones import TombstoneStore, expired
 from .uploads import UPLOAD_STATES, awaiting_upload, upload_job_outcome
-from .usage import cache_usage
+from .usage import cache_job_slots, cache_usage
 
 __all__ = ["Gateway", "JobRef"]
 
@@ -523,10 +524,16 @@ class Gateway:
         names = self.cache.jobs if entry.kind == "job" else self.cache.pods
         return entry.name in names
 
-    def _counted(self, user_label: str, group: str):
-        """What the user and the group hold: the cache, plus this gateway's submits in flight."""
+    def _counted(self, user_label: str, group: str, *, slots_only: bool = False) -> GpuUsage:
+        """What the user and the group hold: the cache, plus this gateway's submits in flight
+        (``slots_only``: the user's job slots alone, from the cache's by-user index)."""
+        counted = (
+            cache_job_slots(self.cache, user_label)
+            if slots_only
+            else cache_usage(self.cache, user_label, group)
+        )
         return usage_with(
-            cache_usage(self.cache, user_label, group),
+            counted,
             self.inflight.entries(group, self._in_cache),
             user=user_label,
             now=self.inflight.clock(),
@@ -543,7 +550,8 @@ class Gateway:
         mine = self.inflight.reservation(request, user_label, job_id)
         if not needs_ledger(request):
             # No await from counting to adding: two submits cannot both take the last slot.
-            problems = quota_problems(request, self._counted(user_label, group))
+            usage = self._counted(user_label, group, slots_only=True)
+            problems = quota_problems(request, usage)
             if not problems:
                 self.inflight.add(group, mine)
         else:
