@@ -50,7 +50,7 @@ from ..manifest import (
     upload_secret_name,
     with_owner,
 )
-from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
+from ..spec import FieldError, JobSpec, SpecError, parse_job_spec, parses_quickly
 from ..storage import AsyncJobStorage, credential_lifetime
 from ..validate import effective_runtime, job_request
 from .auth import Identity
@@ -507,7 +507,10 @@ class Gateway:
                 await self._ensure_secret(existing)
                 return 200, self.view(existing)
         try:
-            spec = parse_job_spec(raw, content_type)
+            if parses_quickly(raw, content_type):
+                spec = parse_job_spec(raw, content_type)
+            else:  # YAML or a large document: not on the event loop
+                spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
         except SpecError as exc:
             raise ApiError(422, "the job spec is not valid", exc.problems) from None
         if spec.image is None:
