@@ -13,7 +13,9 @@ spawner could be counting the same thing (:func:`needs_ledger`): the job holds G
 quota group has a CPU or memory quota. A CPU job in a group without those is checked here
 alone. Every reservation this gateway makes, through the ledger or not, is kept here too, so
 a check of either kind counts the other kind's submits in flight; a ledger entry also held
-here is counted once (:meth:`InFlight.holds`).
+here is counted once (:meth:`InFlight.holds`). A submit going through the ledger is held here
+from before it asks the ledger (and dropped if refused): a submit checked here alone while the
+ledger is being asked counts it.
 """
 
 from __future__ import annotations

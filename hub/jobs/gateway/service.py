@@ -527,9 +527,12 @@ class Gateway:
         names = self.cache.jobs if entry.kind == "job" else self.cache.pods
         return entry.name in names
 
-    def _counted(self, user_label: str, group: str, *, slots_only: bool = False) -> GpuUsage:
+    def _counted(
+        self, user_label: str, group: str, *, slots_only: bool = False, excluding: str = ""
+    ) -> GpuUsage:
         """What the user and the group hold: the cache, plus this gateway's submits in flight
-        (``slots_only``: the user's job slots alone, from the cache's by-user index)."""
+        but ``excluding`` (the key of the one being checked); ``slots_only``: the user's job
+        slots alone, from the cache's by-user index."""
         counted = (
             cache_job_slots(self.cache, user_label)
             if slots_only
@@ -537,7 +540,7 @@ class Gateway:
         )
         return usage_with(
             counted,
-            self.inflight.entries(group, self._in_cache),
+            [e for e in self.inflight.entries(group, self._in_cache) if e.key != excluding],
             user=user_label,
             now=self.inflight.clock(),
             seen=self._in_cache,
@@ -558,6 +561,9 @@ class Gateway:
             if not problems:
                 self.inflight.add(group, mine)
         else:
+            # Held here while the ledger is asked: a submit checked here alone meanwhile
+            # counts it (dropped again if the ledger refuses).
+            self.inflight.add(group, mine)
             try:
                 problems = await self.ledger.reserve(
                     group,
@@ -566,15 +572,18 @@ class Gateway:
                     user=user_label,
                     gpus=request.gpus,
                     demand=request.requested,
-                    counted=lambda: self._counted(user_label, group),
+                    counted=lambda: self._counted(user_label, group, excluding=mine.key),
                     # a ledger entry of this gateway is counted once: from self.inflight
                     seen=lambda e: self._in_cache(e) or self.inflight.holds(group, e.key),
                     check=lambda usage: quota_problems(request, usage),
                 )
-            except KubeError as exc:
-                raise from_kube(exc, "checking your quota") from None
-            if not problems:
-                self.inflight.add(group, mine)
+            except BaseException as exc:
+                self.inflight.drop(group, mine.key)
+                if isinstance(exc, KubeError):
+                    raise from_kube(exc, "checking your quota") from None
+                raise
+            if problems:
+                self.inflight.drop(group, mine.key)
         if problems:
             raise ApiError(
                 429,
