@@ -15,7 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from gateway_testlib import NAMESPACE, command_job, pvc
+from gateway_testlib import NAMESPACE, POLICY, command_job
+from gpulab.hub.policy import load_policy
+from gpulab.hub.workload.pod import home_claim, home_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ceph]
 
@@ -53,7 +55,8 @@ def submit(client: httpx.Client, name: str, **extra: Any) -> dict[str, Any]:
     return r.json()
 
 
-def claim_exists(gw, name: str) -> bool:
+def claim_exists(gw, user: str) -> bool:
+    name = home_of(load_policy(POLICY), user).name
     r = gw.kubesim.http.get(f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/{name}")
     return r.status_code == 200
 
@@ -68,12 +71,13 @@ def test_the_first_submits_of_a_user_without_a_home_create_it_once(gw):
         with ThreadPoolExecutor(3) as pool:
             list(pool.map(lambda i: submit(client, f"first{i}"), range(3)))
         assert writes()["create persistentvolumeclaims"] == 1
-    assert claim_exists(gw, "home-writes-first")
+    assert claim_exists(gw, "writes-first")
 
 
 def test_a_submit_whose_home_exists_does_not_ask_for_it(gw):
     gw.kubesim.create(
-        f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims", pvc("home-writes-has")
+        f"/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims",
+        home_claim(load_policy(POLICY), "writes-has", NAMESPACE),
     )
     with new_user(gw, "writes-has", "vision") as client:
         # Until the gateway's watch delivered the claim a submit may still ask (and take the
