@@ -85,6 +85,10 @@ UPLOAD_RECHECK_SECONDS = 30.0
 # Its upload Job: pods retried this often (exit 75 while S3 is unreachable), within this time.
 UPLOAD_JOB_RETRIES = 6
 UPLOAD_JOB_DEADLINE_SECONDS = 86400
+# The repairs (half-made, expired, pending uploads) walk every Job: after a watch event they
+# run at most this often, so a submit rush (several events per submit) costs one pass a
+# second, not one per event.
+RECONCILE_MIN_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -785,8 +789,9 @@ class Gateway:
         return failed
 
     async def reconcile_forever(self, grace_seconds: float) -> None:
-        """Reconcile now (the cache is synced), then on every watch event, and at least
-        every half grace period (a Job crosses the grace period without any event)."""
+        """Reconcile now (the cache is synced), then after watch events (at most once per
+        ``RECONCILE_MIN_INTERVAL_SECONDS``), and at least every half grace period (a Job
+        crosses the grace period without any event)."""
         while True:
             try:
                 await self.reconcile_half_made(grace_seconds)
@@ -801,6 +806,7 @@ class Gateway:
             except Exception:  # noqa: BLE001 - the next pass retries
                 log.exception("retrying pending uploads failed")
             await self.cache.wait_changed(max(grace_seconds / 2, 1.0))
+            await asyncio.sleep(RECONCILE_MIN_INTERVAL_SECONDS)  # the rest of a burst with it
 
     async def _fail_half_made(self, job_id: str) -> None:
         try:
