@@ -3,15 +3,22 @@
 Run: .venv/bin/python benchmarks/jobs_gateway.py [--users 50] [--submits 4]
                                                 [--bulk-users 1000] [--bulk-jobs 20]
 
-1. Submit latency: ``--users`` hub users (group vision) submit ``--submits`` CPU jobs each,
-   all users at once (one request in flight per user): p50/p99/max.
+1. Submit: ``--users`` hub users (group vision) submit ``--submits`` CPU jobs each, all users
+   at once (one request in flight per user): p50/p99/max and throughput, against a baseline
+   measured in the same run: bare ``POST Job`` requests with the manifests the gateway renders
+   for the same specs, at the same concurrency, against the same kubesim, from the same client
+   stack (httpx) minus the proxy and the gateway. The users' home claims exist, and each user
+   signed in first (``GET /me``: the hub checks a token once, the gateway keeps the answer 30 s),
+   whose latency is reported on its own. Also the Kubernetes API writes the gateway made per
+   submit, counted from kubesim's audit log.
 2. List latency with ``--bulk-users`` x ``--bulk-jobs`` Jobs in the cluster, created directly in
    kubesim (suspended, so no process runs), labelled and annotated as the gateway makes them:
    a user listing their own jobs, and an admin listing all (first page of 50 and of 500).
 3. Kubernetes API requests the gateway made per list/get (kubesim's audit log, the gateway's
    User-Agent, watches excluded): 0 is the design.
 
-Figures are printed, not asserted (they depend on the machine).
+Figures are printed, not asserted (they depend on the machine); the submit figures are also
+recorded with their goals (benchmarks/report.py).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -120,30 +129,223 @@ async def create_bulk(
     return time.perf_counter() - t0, made
 
 
-async def submit_phase(base: str, tokens: dict[str, str], submits: int) -> list[float]:
-    latencies: list[float] = []
-    errors: dict[int, int] = {}
+BENCH = "jobs_gateway"
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+GATEWAY_AGENT = "gpulab-jobs-gateway"
 
-    async def user_loop(name: str, token: str) -> None:
-        async with httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"token {token}"}, timeout=120
-        ) as c:
-            for i in range(submits):
-                spec = {
-                    "name": f"bench{i}",
-                    "image": "harbor.local/shared/scipy:2024.10",
-                    "command": ["true"],
-                }
-                t0 = time.perf_counter()
-                r = await c.post("/jobs", json=spec)
-                latencies.append(time.perf_counter() - t0)
-                if r.status_code != 201:
-                    errors[r.status_code] = errors.get(r.status_code, 0) + 1
 
-    await asyncio.gather(*(user_loop(n, t) for n, t in tokens.items()))
-    if errors:
-        print("submit errors by status:", errors)
-    return latencies
+def bench_spec(i: int) -> dict[str, Any]:
+    """The spec every submitter sends (its ``i``-th job)."""
+    return {"name": f"bench{i}", "image": "harbor.local/shared/scipy:2024.10", "command": ["true"]}
+
+
+@dataclass
+class Phase:
+    """One timed phase: every request's latency (s), the wall time (s), errors by status."""
+
+    latencies: list[float] = field(default_factory=list)
+    wall: float = 0.0
+    errors: dict[int, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies) - sum(self.errors.values())
+
+    @property
+    def throughput(self) -> float:
+        return self.ok / self.wall if self.wall else 0.0
+
+
+async def timed_phase(
+    clients: dict[str, httpx.AsyncClient],
+    send: Callable[[httpx.AsyncClient, str, int], Any],
+    per_client: int,
+    ok: int,
+) -> Phase:
+    """Every client sends ``per_client`` requests, one in flight each, all clients at once."""
+    phase = Phase()
+
+    async def loop(name: str, client: httpx.AsyncClient) -> None:
+        for i in range(per_client):
+            t0 = time.perf_counter()
+            r = await send(client, name, i)
+            phase.latencies.append(time.perf_counter() - t0)
+            if r.status_code != ok:
+                phase.errors[r.status_code] = phase.errors.get(r.status_code, 0) + 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(loop(n, c) for n, c in clients.items()))
+    phase.wall = time.perf_counter() - t0
+    return phase
+
+
+async def submit_phase(base: str, tokens: dict[str, str], submits: int) -> tuple[Phase, Phase]:
+    """The users sign in (``GET /me``, all at once: the gateway has the hub check each token,
+    then keeps the answer 30 s, as a researcher's client does before submitting), then submit
+    through the proxy and the gateway; both phases."""
+    clients = {
+        n: httpx.AsyncClient(base_url=base, headers={"Authorization": f"token {t}"}, timeout=120)
+        for n, t in tokens.items()
+    }
+    try:
+        sign_in = await timed_phase(clients, lambda c, _n, _i: c.get("/me"), 1, 200)
+        submit = await timed_phase(
+            clients, lambda c, _n, i: c.post("/jobs", json=bench_spec(i)), submits, 201
+        )
+        return sign_in, submit
+    finally:
+        for c in clients.values():
+            await c.aclose()
+
+
+def bare_manifests(users: list[str], submits: int) -> dict[str, list[dict[str, Any]]]:
+    """The Jobs the gateway renders for ``bench_spec(i)`` of each user (group vision)."""
+    from gpulab.hub.jobs.ids import new_job_id
+    from gpulab.hub.jobs.manifest import render_job, upload_secret_name
+    from gpulab.hub.jobs.spec import parse_job_spec
+    from gpulab.hub.policy import load_policy
+
+    policy = load_policy(POLICY)
+    ent = policy.entitlement(groups=["vision"])
+    assert ent is not None
+    out: dict[str, list[dict[str, Any]]] = {}
+    for user in users:
+        out[user] = []
+        for i in range(submits):
+            spec = parse_job_spec(bench_spec(i))
+            job_id = new_job_id(spec.name)
+            out[user].append(
+                render_job(
+                    spec,
+                    owner=user,
+                    job_id=job_id,
+                    entitlement=ent,
+                    policy=policy,
+                    image=str(spec.image),
+                    namespace=NS,
+                    upload_secret_name=upload_secret_name(job_id),
+                )
+            )
+    return out
+
+
+async def bare_phase(platform: LocalPlatform, manifests: dict[str, list[dict[str, Any]]]) -> Phase:
+    """The same Jobs POSTed straight to kubesim, one client per user, at the same concurrency."""
+    ssl = platform.kube_ssl_context()
+    clients = {
+        n: httpx.AsyncClient(
+            base_url=platform.kubesim_url, headers=platform.kube_headers(), verify=ssl, timeout=120
+        )
+        for n in manifests
+    }
+    path = f"/apis/batch/v1/namespaces/{NS}/jobs"
+    try:
+        return await timed_phase(
+            clients,
+            lambda c, n, i: c.post(path, json=manifests[n][i]),
+            len(next(iter(manifests.values()))),
+            201,
+        )
+    finally:
+        for c in clients.values():
+            await c.aclose()
+
+
+def remove_bare_jobs(platform: LocalPlatform, users: list[str], limit: float = 120.0) -> None:
+    """Delete the baseline's Jobs and their pods, and wait until they are gone: they have no
+    upload Secret, so the gateway would otherwise fail them as half-made during its phase
+    (writes that are not a submit's), and the gateway phase starts on a quiet API server."""
+    kube = platform.kube_client()
+    selector = {"labelSelector": f"gpulab.io/user in ({','.join(users)})"}
+    for path in (f"/apis/batch/v1/namespaces/{NS}/jobs", f"/api/v1/namespaces/{NS}/pods"):
+        kube.request(
+            "DELETE", path, params={**selector, "propagationPolicy": "Background"}
+        ).raise_for_status()
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        left = sum(
+            len(kube.get(path, params=selector).json()["items"])
+            for path in (f"/apis/batch/v1/namespaces/{NS}/jobs", f"/api/v1/namespaces/{NS}/pods")
+        )
+        if not left:
+            return
+        time.sleep(0.5)
+    print(f"   (the baseline's Jobs and pods were not all gone within {limit:.0f} s)")
+
+
+def gateway_requests(audit: Path, start: int) -> tuple[dict[str, int], int]:
+    """The gateway's API requests in the audit log after line ``start`` (watches excluded)
+    by verb and resource, and how many of them were writes."""
+    counts: dict[str, int] = {}
+    writes = 0
+    for line in audit.read_text().splitlines()[start:]:
+        rec = json.loads(line)
+        if GATEWAY_AGENT not in rec.get("userAgent", "") or rec.get("verb") == "watch":
+            continue
+        key = f"{rec['verb']} {rec['resource']}"
+        counts[key] = counts.get(key, 0) + 1
+        writes += rec["verb"] in WRITE_VERBS
+    return counts, writes
+
+
+def submit_benchmark(
+    platform: LocalPlatform, base: str, tokens: dict[str, str], submits: int
+) -> None:
+    """Part 1: the baseline (bare creates), then the same load through the gateway."""
+    from gpulab.hub.policy import load_policy
+    from gpulab.hub.workload.pod import home_claim
+    from report import record
+
+    users = len(tokens)
+    print(f"\n4. submit: {users} users at once, {submits} jobs each", flush=True)
+    bare_users = [f"bare{u:03d}" for u in range(users)]
+    bare = asyncio.run(bare_phase(platform, bare_manifests(bare_users, submits)))
+    show("bare POST Job to kubesim (201), baseline", bare.latencies)
+    if bare.errors:
+        print("   bare create errors by status:", bare.errors)
+    remove_bare_jobs(platform, bare_users)
+
+    # The users' home claims exist, as they do once a user started a server (the spawner
+    # makes it); a missing one costs its first submit one more write (tests count that).
+    kube = platform.kube_client()
+    for user in tokens:
+        kube.post(
+            f"/api/v1/namespaces/{NS}/persistentvolumeclaims",
+            json=home_claim(load_policy(POLICY), user, NS),
+        ).raise_for_status()
+    audit = platform.state_dir / "kubesim-audit.jsonl"
+    audit_start = len(audit.read_text().splitlines())
+    sign_in, gw = asyncio.run(submit_phase(base, tokens, submits))
+    show("GET /me, first call of each token (hub checks it)", sign_in.latencies)
+    show("POST /jobs through the gateway (201)", gw.latencies)
+    if gw.errors:
+        print("   submit errors by status:", gw.errors)
+    counts, writes = gateway_requests(audit, audit_start)
+    per_submit = writes / max(1, gw.ok)
+    print(
+        f"   throughput: gateway {gw.throughput:.1f} submits/s, bare {bare.throughput:.1f} "
+        f"creates/s; the gateway's API requests (watches excluded): {counts}"
+    )
+
+    bare_ms = [v * 1000 for v in bare.latencies]
+    gw_ms = [v * 1000 for v in gw.latencies]
+    bare_p99 = pct(bare_ms, 99)
+    record(BENCH, "bare POST Job p50", pct(bare_ms, 50), "ms")
+    record(BENCH, "bare POST Job p99", bare_p99, "ms")
+    record(BENCH, "submit p50", pct(gw_ms, 50), "ms")
+    record(
+        BENCH, "submit p99", pct(gw_ms, 99), "ms",
+        baseline=bare_p99, baseline_name="bare POST Job p99", ratio_goal=("<=", 1.5),
+    )  # fmt: skip
+    record(BENCH, "bare creates per second", bare.throughput, "1/s")
+    record(
+        BENCH, "submits per second", gw.throughput, "1/s",
+        baseline=bare.throughput, baseline_name="bare creates per second", ratio_goal=(">=", 0.8),
+    )  # fmt: skip
+    record(BENCH, "first call of a token p99 (the hub checks it)", pct(
+        [v * 1000 for v in sign_in.latencies], 99), "ms")  # fmt: skip
+    record(BENCH, "submit errors", float(sum(gw.errors.values())), "requests", goal=("==", 0))
+    record(BENCH, "API writes per submit", per_submit, "writes", goal=("<=", 2))
 
 
 async def timed_gets(base: str, token: str, path: str, n: int, params=None) -> list[float]:
@@ -262,7 +464,7 @@ def main() -> int:
                 f"  {non_watch if non_watch else ''}"
             )
         # Job pods are real processes in kubesim: cordon and taint the nodes so that the submitted jobs
-        # stay Pending and the figures are the gateway's and the API server's, not 200 Python
+        # stay Pending and the figures are the gateway's and the API server's, not 400 Python
         # processes starting on this machine.
         kube = platform.kube_client()
         nodes = kube.get("/api/v1/nodes").json()["items"]
@@ -277,9 +479,7 @@ def main() -> int:
                 },
                 headers={"Content-Type": "application/merge-patch+json"},
             ).raise_for_status()
-        print(f"\n4. submit: {args.users} users at once, {args.submits} jobs each", flush=True)
-        lat = asyncio.run(submit_phase(base, tokens, args.submits))
-        show("POST /jobs (201)", lat)
+        submit_benchmark(platform, base, tokens, args.submits)
 
     finally:
         platform.stop()

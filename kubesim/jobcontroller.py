@@ -97,7 +97,7 @@ class JobController:
         # uids of terminated pods already counted in a job's status, per job uid (the real
         # controller tracks this with a finalizer and status.uncountedTerminatedPods).
         self._counted: dict[str, set[str]] = {}
-        self._unsubscribe = store.subscribe(self._on_event)
+        self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for job in store.list(resource("jobs", "batch"))[0]:
             self._mark(job["metadata"]["namespace"], job["metadata"]["name"])
 

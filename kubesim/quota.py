@@ -173,7 +173,7 @@ class QuotaController:
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._unsubscribe = store.subscribe(self._on_change)
+        self._unsubscribe = store.subscribe(self._on_change, read_only=True)
         for quota in store.list(resource("resourcequotas"))[0]:
             self._refresh(quota["metadata"]["namespace"])
 

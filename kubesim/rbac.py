@@ -495,7 +495,7 @@ class StoreAuthorizer:
         self._store = store
         self._types: set[ResourceType] = {resource(k, GROUP) for k in KINDS}
         self._index: RbacIndex | None = None
-        self._unsubscribe: Callable[[], None] = store.subscribe(self._on_change)
+        self._unsubscribe: Callable[[], None] = store.subscribe(self._on_change, read_only=True)
 
     def _on_change(self, rt: ResourceType, _event: WatchEvent) -> None:
         if rt in self._types:

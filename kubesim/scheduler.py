@@ -118,7 +118,7 @@ class Scheduler:
         # Requests in use per node, recomputed only after a bound pod or a node changed: a
         # burst of pending pods costs one pass each, not one scan of all pods each.
         self._used: dict[str, dict[str, Fraction]] | None = None
-        self._unsubscribe = store.subscribe(self._on_event)
+        self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for pod in store.list(resource("pods"))[0]:
             self._consider(pod)
 

@@ -625,7 +625,8 @@ class ApiServer:
             obj["metadata"]["uid"] = "00000000-0000-0000-0000-000000000000"
             defaults.on_create(rt, obj)
             return object_response(obj, 201)
-        return object_response(self.store.create(rt, ns, obj), 201)
+        # The body was parsed for this request alone: the store may keep it as it is.
+        return object_response(self.store.create(rt, ns, obj, copy_objects=False), 201)
 
     async def _update(
         self, request: web.Request, rt: ResourceType, ns: str | None, info: RequestInfo

@@ -324,7 +324,8 @@ class Store:
         # Every event with rv > _history_floor is still in _history.
         self._history_floor = self.resource_version
         self._watches: set[Watch] = set()
-        self._subscribers: list[Callable[[ResourceType, WatchEvent], None]] = []
+        # (callback, read_only): see subscribe()
+        self._subscribers: list[tuple[Callable[[ResourceType, WatchEvent], None], bool]] = []
         self._pending = _Pending()
         # owner uid -> keys of dependents, for garbage collection.
         self._dependents: dict[str, set[tuple[ResourceType, str, str]]] = {}
@@ -428,9 +429,19 @@ class Store:
             )
 
     def create(
-        self, rt: ResourceType, namespace: str | None, obj: dict[str, Any]
+        self,
+        rt: ResourceType,
+        namespace: str | None,
+        obj: dict[str, Any],
+        *,
+        copy_objects: bool = True,
     ) -> dict[str, Any]:
-        obj = clone(obj)
+        """Commit a new object; a copy of it as stored. ``copy_objects=False``: the caller
+        hands ``obj`` over (nothing else holds it: a request body just parsed) and gets the
+        stored snapshot back for read-only use (the HTTP layer only serialises it), which
+        saves two deep copies per create."""
+        if copy_objects:
+            obj = clone(obj)
         md = obj.setdefault("metadata", {})
         if md is None:
             md = obj["metadata"] = {}
@@ -469,7 +480,7 @@ class Store:
             # The real service-account controller creates "default" in every namespace.
             sa = {"metadata": {"name": "default", "namespace": md["name"]}}
             self.create(resource("serviceaccounts"), md["name"], sa)
-        return clone(obj)
+        return clone(obj) if copy_objects else obj
 
     def _generate_name(self, rt: ResourceType, namespace: str | None, prefix: str) -> str:
         alphabet = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's: no vowels, no 0/1/3
@@ -813,18 +824,26 @@ class Store:
         try:
             while self._pending.callbacks:
                 item_rt, item = self._pending.callbacks.popleft()
-                for callback in list(self._subscribers):
-                    callback(item_rt, WatchEvent(item.type, clone(item.object)))
+                for callback, read_only in list(self._subscribers):
+                    callback(
+                        item_rt, item if read_only else WatchEvent(item.type, clone(item.object))
+                    )
         finally:
             self._pending.draining = False
 
-    def subscribe(self, callback: Callable[[ResourceType, WatchEvent], None]) -> Callable[[], None]:
-        """In-process hook called synchronously after every committed change."""
-        self._subscribers.append(callback)
+    def subscribe(
+        self, callback: Callable[[ResourceType, WatchEvent], None], *, read_only: bool = False
+    ) -> Callable[[], None]:
+        """In-process hook called synchronously after every committed change, with a copy of
+        the object. ``read_only``: the callback only reads the object during the call and keeps
+        no reference to it, so it gets the committed object itself (never mutated, as watchers
+        do): a copy per subscriber per change was the store's main cost under a write burst."""
+        entry = (callback, read_only)
+        self._subscribers.append(entry)
 
         def unsubscribe() -> None:
-            if callback in self._subscribers:
-                self._subscribers.remove(callback)
+            if entry in self._subscribers:
+                self._subscribers.remove(entry)
 
         return unsubscribe
 

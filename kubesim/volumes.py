@@ -63,7 +63,7 @@ class Volumes:
         # the same name never races the removal of the old folder; settled() awaits that.
         self._folder_ops = ThreadPoolExecutor(1, thread_name_prefix="kubesim-claims")
         self._pending: dict[Path, asyncio.Future[None]] = {}
-        self._unsubscribe = store.subscribe(self._on_event)
+        self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for pvc in store.list(resource("persistentvolumeclaims"))[0]:
             _make_claim_dir(self.claim_dir(pvc["metadata"]["namespace"], pvc["metadata"]["name"]))
 

@@ -373,12 +373,14 @@ def test_snapshot_plan_creates_valid_snapshots_and_prunes() -> None:
 GATEWAY_RBAC = MANIFESTS / "rbac-gateway.yaml"
 
 # What a gateway session looks like in a kubesim audit log: submit (secret + job, with an
-# idempotency lookup), status from the watch cache, logs, cancel, cleanup of a failed submit.
+# idempotency lookup; the home claims from a watch), status from the watch cache, logs, cancel, cleanup of a failed submit.
 SAMPLE_AUDIT = [
     ("list", "batch", "jobs", "", ""),
     ("watch", "batch", "jobs", "", ""),
     ("list", "", "pods", "", ""),
     ("watch", "", "pods", "", ""),
+    ("list", "", "persistentvolumeclaims", "", ""),
+    ("watch", "", "persistentvolumeclaims", "", ""),
     ("create", "", "persistentvolumeclaims", "", ""),
     ("create", "batch", "jobs", "", ""),
     ("create", "", "secrets", "", ""),

@@ -29,6 +29,7 @@ from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
 from .handlers import routes
+from .homes import HomeClaims
 from .kube import USER_AGENT, Kube
 from .metrics import gateway_registry
 from .openapi import openapi
@@ -132,6 +133,7 @@ class GatewayApp(ServiceApp):
             storage=storage,
             catalogue=catalogue,
             public_url=self.public_url or None,
+            homes=HomeClaims(kube, page_size=self.list_page_size),
         )
         hub_auth = HubOAuth.instance(api_url=self.hub_api_url, cache_max_age=30)
         resolver = IdentityResolver(
@@ -153,6 +155,7 @@ class GatewayApp(ServiceApp):
         set_component("jobs-gateway")
         app, gateway, cache, (policy_file, catalogue, storage, kube) = await self.build()
         cache.start()
+        gateway.homes.start()
         await catalogue.start()
         if storage is not None:
             try:
@@ -161,6 +164,9 @@ class GatewayApp(ServiceApp):
                 self.log.warning("could not ensure the S3 bucket: %s", type(exc).__name__)
         server = self.listen(app, max_body_size=MAX_BODY, xheaders=True)
         synced = await cache.wait_synced(None)
+        # Not required (a create of an existing claim is answered 409), but without it the
+        # first submits after a start would each ask.
+        await gateway.homes.wait_synced(30)
         await gateway.load_tombstones()
         gateway.ready = True
         self.log.info(
@@ -178,6 +184,7 @@ class GatewayApp(ServiceApp):
         server.stop()
         await background.stop()
         await cache.stop()
+        await gateway.homes.stop()
         with contextlib.suppress(Exception):
             await catalogue.stop()
         await kube.close()

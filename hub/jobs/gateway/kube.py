@@ -43,7 +43,7 @@ class Kube(KubeClient):
 
     async def _created_by(self, collection: str, sent: dict[str, Any]) -> dict[str, Any] | None:
         # A home claim that exists is all a submit needs (it takes 409 as done), and the
-        # gateway's Role may not read claims: no lookup.
+        # gateway's Role may list and watch claims but not get one: no lookup.
         if collection == self.pvcs_path():
             return None
         return await super()._created_by(collection, sent)

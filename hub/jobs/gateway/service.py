@@ -26,6 +26,7 @@ from ...catalogue import Catalogue
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import WorkloadRequest, quota_problems, request_problems
+from ...workload.holdings import GpuUsage
 from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
@@ -35,9 +36,8 @@ from ...workload.labels import (
     SUBMIT_KEY_LABEL,
     USER_LABEL,
 )
-from ...workload.pod import home_claim
 from ...workload.quota_ledger import QuotaLedger
-from ...workload.reservations import Reservation
+from ...workload.reservations import Reservation, usage_with
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import (
     render_job,
@@ -47,12 +47,14 @@ from ..manifest import (
     upload_secret_name,
     with_owner,
 )
-from ..spec import FieldError, JobSpec, SpecError, parse_job_spec
+from ..spec import FieldError, JobSpec, SpecError, parse_job_spec, parses_quickly
 from ..storage import AsyncJobStorage, credential_lifetime
 from ..validate import effective_runtime, job_request
 from .auth import Identity
 from .cache import ClusterCache
 from .errors import ApiError, from_kube
+from .homes import HomeClaims
+from .inflight import InFlight, needs_ledger
 from .kube import Kube, KubeError
 from .listing import JobListQuery, api_time, decode_cursor, encode_cursor
 from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
@@ -68,7 +70,7 @@ from .state import (
 )
 from .tombstones import TombstoneStore, expired
 from .uploads import UPLOAD_STATES, awaiting_upload, upload_job_outcome
-from .usage import cache_usage
+from .usage import cache_job_slots, cache_usage
 
 __all__ = ["Gateway", "JobRef"]
 
@@ -80,6 +82,10 @@ UPLOAD_RECHECK_SECONDS = 30.0
 # Its upload Job: pods retried this often (exit 75 while S3 is unreachable), within this time.
 UPLOAD_JOB_RETRIES = 6
 UPLOAD_JOB_DEADLINE_SECONDS = 86400
+# The repairs (half-made, expired, pending uploads) walk every Job: after a watch event they
+# run at most this often, so a submit rush (several events per submit) costs one pass a
+# second, not one per event.
+RECONCILE_MIN_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -126,9 +132,12 @@ class Gateway:
         storage: AsyncJobStorage | None,
         catalogue: Catalogue | None,
         public_url: str | None = None,
+        homes: HomeClaims | None = None,
     ) -> None:
         self.kube = kube
         self.cache = cache
+        # Which home claims exist (a watch): a submit creates its owner's only when missing.
+        self.homes = homes if homes is not None else HomeClaims(kube)
         self.policy_file = policy_file
         self.storage = storage
         self.catalogue = catalogue
@@ -136,6 +145,8 @@ class Gateway:
         # The quota arbiter shared with the spawner: a submit reserves its job's GPUs and job
         # slot in its quota group's ledger, counted until the Job is in this cache.
         self.ledger = QuotaLedger(kube, kube.namespace)
+        # Every reservation of a submit in flight; job slots are arbitrated here alone.
+        self.inflight = InFlight(ttl=self.ledger.ttl)
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
         self._upload_checked: dict[str, float] = {}  # job id -> when S3 was last asked
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
@@ -429,7 +440,10 @@ class Gateway:
                 await self._ensure_secret(existing)
                 return 200, self.view(existing)
         try:
-            spec = parse_job_spec(raw, content_type)
+            if parses_quickly(raw, content_type):
+                spec = parse_job_spec(raw, content_type)
+            else:  # YAML or a large document: not on the event loop
+                spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
         except SpecError as exc:
             raise ApiError(422, "the job spec is not valid", exc.problems) from None
         if spec.image is None:
@@ -446,26 +460,63 @@ class Gateway:
         names = self.cache.jobs if entry.kind == "job" else self.cache.pods
         return entry.name in names
 
+    def _counted(
+        self, user_label: str, group: str, *, slots_only: bool = False, excluding: str = ""
+    ) -> GpuUsage:
+        """What the user and the group hold: the cache, plus this gateway's submits in flight
+        but ``excluding`` (the key of the one being checked); ``slots_only``: the user's job
+        slots alone, from the cache's by-user index."""
+        counted = (
+            cache_job_slots(self.cache, user_label)
+            if slots_only
+            else cache_usage(self.cache, user_label, group)
+        )
+        return usage_with(
+            counted,
+            [e for e in self.inflight.entries(group, self._in_cache) if e.key != excluding],
+            user=user_label,
+            now=self.inflight.clock(),
+            seen=self._in_cache,
+        )
+
     async def _reserve(
         self, user_label: str, ent: Entitlement, job_id: str, request: WorkloadRequest
     ) -> None:
-        """Check the quota and reserve the job's GPUs and job slot across processes (429 when
-        the quota is in use)."""
+        """Check the quota and reserve the job's GPUs, CPU, memory and job slot (429 when the
+        quota is in use): across processes through the group's ledger when the spawner counts
+        any of it, else in this process alone (see :mod:`.inflight`)."""
         group = ent.quota_group
-        try:
-            problems = await self.ledger.reserve(
-                group,
-                "job",
-                job_id,
-                user=user_label,
-                gpus=request.gpus,
-                demand=request.requested,
-                counted=lambda: cache_usage(self.cache, user_label, group),
-                seen=self._in_cache,
-                check=lambda usage: quota_problems(request, usage),
-            )
-        except KubeError as exc:
-            raise from_kube(exc, "checking your quota") from None
+        mine = self.inflight.reservation(request, user_label, job_id)
+        if not needs_ledger(request):
+            # No await from counting to adding: two submits cannot both take the last slot.
+            usage = self._counted(user_label, group, slots_only=True)
+            problems = quota_problems(request, usage)
+            if not problems:
+                self.inflight.add(group, mine)
+        else:
+            # Held here while the ledger is asked: a submit checked here alone meanwhile
+            # counts it (dropped again if the ledger refuses).
+            self.inflight.add(group, mine)
+            try:
+                problems = await self.ledger.reserve(
+                    group,
+                    "job",
+                    job_id,
+                    user=user_label,
+                    gpus=request.gpus,
+                    demand=request.requested,
+                    counted=lambda: self._counted(user_label, group, excluding=mine.key),
+                    # a ledger entry of this gateway is counted once: from self.inflight
+                    seen=lambda e: self._in_cache(e) or self.inflight.holds(group, e.key),
+                    check=lambda usage: quota_problems(request, usage),
+                )
+            except BaseException as exc:
+                self.inflight.drop(group, mine.key)
+                if isinstance(exc, KubeError):
+                    raise from_kube(exc, "checking your quota") from None
+                raise
+            if problems:
+                self.inflight.drop(group, mine.key)
         if problems:
             raise ApiError(
                 429,
@@ -474,8 +525,12 @@ class Gateway:
                 retry_after=60,
             )
 
-    async def _release(self, group: str, job_id: str) -> None:
-        """Free a reservation whose Job was not made or is cancelled (else it expires)."""
+    async def _release(self, group: str, job_id: str, *, ledgered: bool = True) -> None:
+        """Free a reservation whose Job was not made or is cancelled (else it expires); in the
+        ledger too unless the reservation is known never to have been written there."""
+        self.inflight.drop(group, f"job.{job_id}")
+        if not ledgered:
+            return
         try:
             await self.ledger.release(group, "job", job_id)
         except KubeError as exc:
@@ -498,16 +553,6 @@ class Gateway:
         except Exception:  # noqa: BLE001 - the catalogue never raises; be sure anyway
             return None
         return {img.reference for img in images} or None
-
-    async def _ensure_home(self, user: str) -> None:
-        """A researcher may submit a job before ever starting a server: the job mounts the
-        same home claim, so make it as the spawner would (409: it exists; never replaced)."""
-        claim = home_claim(self.policy, user, self.kube.namespace)
-        try:
-            await self.kube.request("POST", self.kube.pvcs_path(), body=claim)
-        except KubeError as exc:
-            if exc.status != 409:
-                raise from_kube(exc, "creating your home volume") from None
 
     async def _create(
         self,
@@ -532,10 +577,12 @@ class Gateway:
             raise ApiError(422, "the job is not allowed by the policy", problems)
         assert spec.image is not None
         job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
-        # Check + reserve in one conditional write; the Job is created only after it.
+        # Check + reserve (one conditional write when the ledger is needed); the Job is
+        # created only after it.
+        ledgered = needs_ledger(request)
         await self._reserve(user_label, ent, job_id, request)
         try:
-            await self._ensure_home(ident.name)
+            await self.homes.ensure(policy, ident.name)
             runtime = effective_runtime(spec, ent)
             for attempt in range(4):
                 credential = await self.storage.upload_credential(
@@ -570,12 +617,12 @@ class Gateway:
                             assert ref is not None
                             await self._ensure_secret(ref)
                             return 200, self.view(ref)
-                    await self._release(ent.quota_group, job_id)
+                    await self._release(ent.quota_group, job_id, ledgered=ledgered)
                     job_id = new_job_id(spec.name)
                     await self._reserve(user_label, ent, job_id, request)
             self.cache.put_job(created)
         except BaseException:
-            await self._release(ent.quota_group, job_id)
+            await self._release(ent.quota_group, job_id, ledgered=ledgered)
             raise
         secret = render_upload_secret(
             owner=ident.name,
@@ -671,8 +718,9 @@ class Gateway:
         return failed
 
     async def reconcile_forever(self, grace_seconds: float) -> None:
-        """Reconcile now (the cache is synced), then on every watch event, and at least
-        every half grace period (a Job crosses the grace period without any event)."""
+        """Reconcile now (the cache is synced), then after watch events (at most once per
+        ``RECONCILE_MIN_INTERVAL_SECONDS``), and at least every half grace period (a Job
+        crosses the grace period without any event)."""
         while True:
             try:
                 await self.reconcile_half_made(grace_seconds)
@@ -687,6 +735,7 @@ class Gateway:
             except Exception:  # noqa: BLE001 - the next pass retries
                 log.exception("retrying pending uploads failed")
             await self.cache.wait_changed(max(grace_seconds / 2, 1.0))
+            await asyncio.sleep(RECONCILE_MIN_INTERVAL_SECONDS)  # the rest of a burst with it
 
     async def _fail_half_made(self, job_id: str) -> None:
         try:
