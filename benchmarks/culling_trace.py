@@ -404,7 +404,12 @@ def record_results(results: list[Result]) -> None:
         label = LABELS[r.name]
         record(BENCH, f"{label}: GPU-h allocated", r.alloc / 60, "GPU-h")
         record(BENCH, f"{label}: GPU-h idle", r.idle / 60, "GPU-h")
-        record(BENCH, f"{label}: idle", 100 * r.idle / r.alloc if r.alloc else 0, "%")
+        record(
+            BENCH,
+            f"{label}: share of allocated GPU-h idle",
+            100 * r.idle / r.alloc if r.alloc else 0,
+            "%",
+        )
         if r.name == "none":
             continue  # nothing culled: reclaimed, interrupted and culls are 0 by definition
         gpulab = r.name == "gpulab"
