@@ -70,10 +70,11 @@ case "${1:-}" in
     for b in "${benches[@]}"; do
       case "$b" in benchmarks/report.py|benchmarks/counting_proxy.py) continue ;; esac
       echo "== $b"
-      rc=0
+      rc=0; started=$SECONDS
       # SIGINT, not SIGTERM, on overrun: Python unwinds and stops the servers it started.
       GPULAB_BENCH_REPORT="$PWD/$report" timeout --foreground -s INT -k 30 "$limit" \
         .venv/bin/python "$b" || rc=$?
+      echo "== $b: exit code $rc after $((SECONDS - started)) s"
       [ "$rc" = 0 ] || failed+=(--failed "$(basename "$b" .py)=$rc")
     done
     exec .venv/bin/python benchmarks/report.py "$report" --json test-artifacts/bench.json "${failed[@]}" ;;
