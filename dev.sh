@@ -50,17 +50,34 @@ case "${1:-}" in
   bench)
     # Every benchmark (report.py prints the table, counting_proxy.py is a tool one of them runs),
     # each recording its figures into one report: a table on the terminal, JSON under test-artifacts/.
+    # Quick sizes unless GPULAB_BENCH_QUICK=0; each benchmark under a time limit
+    # (GPULAB_BENCH_TIMEOUT seconds); one that fails or overruns is a failed row, the others
+    # still run, and the command exits non-zero. Names given (e.g. `catalogue`) run only those.
     shift
     setup_python; setup_node
+    export GPULAB_BENCH_QUICK=${GPULAB_BENCH_QUICK:-1}
+    limit=${GPULAB_BENCH_TIMEOUT:-600}
     mkdir -p test-artifacts
     report=test-artifacts/bench.jsonl
     : > "$report"
-    for b in benchmarks/*.py; do
+    if [ $# -gt 0 ]; then
+      benches=(); for n in "$@"; do benches+=("benchmarks/$(basename "$n" .py).py"); done
+    else
+      benches=(benchmarks/*.py)
+    fi
+    failed=()
+    trap 'exit 130' INT  # Ctrl-C stops the run (after the benchmark running unwinds)
+    for b in "${benches[@]}"; do
       case "$b" in benchmarks/report.py|benchmarks/counting_proxy.py) continue ;; esac
       echo "== $b"
-      GPULAB_BENCH_REPORT="$PWD/$report" .venv/bin/python "$b"
+      rc=0; started=$SECONDS
+      # SIGINT, not SIGTERM, on overrun: Python unwinds and stops the servers it started.
+      GPULAB_BENCH_REPORT="$PWD/$report" timeout --foreground -s INT -k 30 "$limit" \
+        .venv/bin/python "$b" || rc=$?
+      echo "== $b: exit code $rc after $((SECONDS - started)) s"
+      [ "$rc" = 0 ] || failed+=(--failed "$(basename "$b" .py)=$rc")
     done
-    .venv/bin/python benchmarks/report.py "$report" --json test-artifacts/bench.json ;;
+    exec .venv/bin/python benchmarks/report.py "$report" --json test-artifacts/bench.json "${failed[@]}" ;;
   *)
     echo "usage: ./dev.sh up|test|setup|lint|bench" >&2; exit 2 ;;
 esac

@@ -24,6 +24,12 @@ The stock culler runs with its defaults (``concurrency=10``, the hub's default p
 again with ``api_page_size=200`` (gpulab's page size) so that the page count is comparable.
 Figures: median wall time of one cycle and hub API requests per cycle. The hub, the proxy and
 the clients share the machine's cores; absolute times depend on it, the ratio less so.
+
+Goals (docs/culling.md), gpulab against the stock culler at the same page size (200) in the
+same run: at most one request per page of 200 servers plus one per server stopped, and no
+more requests than the stock culler; a cycle in about the same time (at most 1.2x, for noise);
+exactly the chosen servers culled. The stock culler at its default page size is reported for
+context. Quick sizes (``GPULAB_BENCH_QUICK=1``): 200 servers, 3 runs, 20 culled.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
@@ -48,8 +55,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "culler_service"))
 
 from barehub import BareHub  # noqa: E402
+from report import record, sized  # noqa: E402
 
 from gpulab.platform import free_port  # noqa: E402
+
+BENCH = "culler_cycle"
+PAGE_SIZE = 200  # gpulab's HubClient page size; the stock culler is run at it too
+TIME_RATIO_GOAL = 1.2  # "a steady cycle takes the same time" (docs/culling.md), with noise
 
 POLICY = """
 version: 1
@@ -153,7 +165,7 @@ async def gpulab_cycle(api_url: str, token: str, policy_path: Path) -> tuple[flo
     from gpulab.hub.policy import load_policy
 
     policy = load_policy(policy_path)
-    client = HubClient(api_url, token, page_size=200)
+    client = HubClient(api_url, token, page_size=PAGE_SIZE)
     # No start-up grace: a fresh culler per measured cycle must judge (and cull) at once.
     culler = Culler(client, lambda: policy, log_keeps=False, report_interval=0)
     try:
@@ -183,11 +195,63 @@ async def stock_cycle(api_url: str, token: str, cull: set[str], page_size: int) 
     return time.perf_counter() - t0
 
 
+def record_scenario(
+    scenario: str,
+    results: dict[str, tuple[list[float], list[int], list[int]]],
+    servers: int,
+    to_cull: int,
+) -> None:
+    """One scenario's medians: gpulab's with goals and the stock culler at the same page size as
+    its baseline; the stock culler's own rows for context."""
+    labels = {
+        "gpulab": "gpulab",
+        "stock": "stock culler (default page size)",
+        "stock200": f"stock culler (page {PAGE_SIZE})",
+    }
+    medians = {
+        who: tuple(statistics.median(values) for values in results[f"{scenario}:{who}"])
+        for who in labels
+    }
+    same_page = f"stock culler, page {PAGE_SIZE}"
+    for who, label in labels.items():
+        seconds, requests, culled = medians[who]
+        head = f"{scenario}, {servers} servers: {label}"
+        if who != "gpulab":
+            record(BENCH, f"{head} cycle", seconds, "s")
+            record(BENCH, f"{head} requests", requests, "")
+            record(BENCH, f"{head} culled", culled, "")
+            continue
+        base_seconds, base_requests, _ = medians["stock200"]
+        record(
+            BENCH,
+            f"{head} cycle",
+            seconds,
+            "s",
+            baseline=base_seconds,
+            baseline_name=same_page,
+            ratio_goal=("<=", TIME_RATIO_GOAL),
+        )
+        record(
+            BENCH,
+            f"{head} requests",
+            requests,
+            "",
+            # O(pages) + one request per server stopped
+            goal=("<=", math.ceil(servers / PAGE_SIZE) + to_cull),
+            baseline=base_requests,
+            baseline_name=same_page,
+            ratio_goal=("<=", 1.0),
+        )
+        record(BENCH, f"{head} culled", culled, "", goal=("==", to_cull))
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--servers", type=int, default=2000)
-    p.add_argument("--runs", type=int, default=5)
-    p.add_argument("--cull", type=int, default=100, help="servers culled in the 'cull' scenario")
+    p.add_argument("--servers", type=int, default=sized(2000, 200))
+    p.add_argument("--runs", type=int, default=sized(5, 3))
+    p.add_argument(
+        "--cull", type=int, default=sized(100, 20), help="servers culled in the 'cull' scenario"
+    )
     p.add_argument("--keep-dir", action="store_true", help="keep the hub's state dir")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -230,7 +294,7 @@ def main() -> int:
 
         results: dict[str, tuple[list[float], list[int], list[int]]] = {}
 
-        def record(label: str, seconds: float, culled: int) -> None:
+        def note_run(label: str, seconds: float, culled: int) -> None:
             counts = proxy.counts()
             times, reqs, culls = results.setdefault(label, ([], [], []))
             times.append(seconds)
@@ -258,11 +322,14 @@ def main() -> int:
                         before = args.servers
                         secs = asyncio.run(
                             stock_cycle(
-                                api_url, hub.admin_token, cull_set, 200 if who == "stock200" else 0
+                                api_url,
+                                hub.admin_token,
+                                cull_set,
+                                PAGE_SIZE if who == "stock200" else 0,
                             )
                         )
                         culled = before - ready_count(hub) if cull_set else 0
-                    record(label, secs, culled)
+                    note_run(label, secs, culled)
                     print(
                         f"  {label:16s} {secs:7.3f} s  {results[label][1][-1]:5d} requests"
                         f"  culled {culled}",
@@ -295,6 +362,9 @@ def main() -> int:
                     f"{scenario:8s}  {names_of[who]:34s} {t:8.3f} {r:9.0f} "
                     f"{statistics.median(culls):7.0f} {t / base_t:14.2f}x {r / base_r:13.2f}x"
                 )
+            record_scenario(
+                scenario, results, args.servers, len(cull_names) if scenario == "cull" else 0
+            )
     finally:
         if proxy is not None:
             proxy.stop()

@@ -4,8 +4,9 @@ snapshot written at start and at a clean stop.
 Run: .venv/bin/python benchmarks/kubesim_journal.py [--pods 3000]
 
 Each pod is created and then given a status (two commits), in-process on a bare Store (no
-HTTP), so the figure is the store's own cost per commit. Figures are printed, not asserted:
-they depend on the machine and its disk.
+HTTP), so the figure is the store's own cost per commit. Figures are printed and recorded
+(the journal's cost against the memory-only store of the same run), not asserted: they depend
+on the machine and its disk, and the docs state none as a goal.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 from gpulab.kubesim.persist import Journal
 from gpulab.kubesim.store import Store, resource
+from report import record
 
+BENCH = "kubesim_journal"
 PODS = resource("pods")
 
 
@@ -45,19 +48,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pods", type=int, default=3000)
     args = parser.parse_args()
-    print(f"memory only : {microseconds_per_commit(Store(), args.pods):7.1f} us per commit")
+    in_memory = microseconds_per_commit(Store(), args.pods)
+    print(f"memory only : {in_memory:7.1f} us per commit")
+    record(BENCH, "commit, memory only", in_memory, "µs")
     with tempfile.TemporaryDirectory() as folder:
         store = Store(journal=Journal(Path(folder)))
         per_commit = microseconds_per_commit(store, args.pods)
         print(f"with journal: {per_commit:7.1f} us per commit")
+        record(
+            BENCH,
+            "commit, with journal",
+            per_commit,
+            "µs",
+            baseline=in_memory,
+            baseline_name="memory only",
+        )
         journal = Path(folder) / "journal.jsonl"
-        print(f"journal     : {journal.stat().st_size / 1e6:7.1f} MB for {2 * args.pods} commits")
+        size = journal.stat().st_size / 1e6
+        print(f"journal     : {size:7.1f} MB for {2 * args.pods} commits")
+        record(BENCH, f"journal size for {2 * args.pods} commits", size, "MB")
         started = time.perf_counter()
         store.compact()
-        print(f"snapshot    : {(time.perf_counter() - started) * 1e3:7.0f} ms ({args.pods} pods)")
+        snapshot = (time.perf_counter() - started) * 1e3
+        print(f"snapshot    : {snapshot:7.0f} ms ({args.pods} pods)")
+        record(BENCH, f"snapshot of {args.pods} pods", snapshot, "ms")
         started = time.perf_counter()
         Store(journal=Journal(Path(folder)))
-        print(f"restore     : {(time.perf_counter() - started) * 1e3:7.0f} ms (load + snapshot)")
+        restore = (time.perf_counter() - started) * 1e3
+        print(f"restore     : {restore:7.0f} ms (load + snapshot)")
+        record(BENCH, f"restore of {args.pods} pods (load + snapshot)", restore, "ms")
 
 
 if __name__ == "__main__":

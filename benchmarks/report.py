@@ -7,7 +7,13 @@ to it as one JSON line; run alone, a benchmark records nothing and only prints a
     python benchmarks/report.py FILE [--json OUT]
 
 prints the table of every figure in FILE (its goal, whether it met it, and its ratio to the
-baseline measured in the same run) and writes it as one JSON document to OUT.
+baseline measured in the same run) and writes it as one JSON document to OUT. ``--failed
+NAME=CODE`` (once per benchmark that exited non-zero) adds a failed row for it, and the command
+then exits 1.
+
+``GPULAB_BENCH_QUICK=1`` (``./dev.sh bench`` sets it unless told otherwise) asks every benchmark
+for its quick sizes (:func:`sized`): the whole report in minutes, not hours. Run alone, a
+benchmark uses its full sizes.
 
 A goal is a bound on the figure itself (``goal=("<=", 20)``: at most 20 in the figure's unit)
 or on its ratio to the baseline (``ratio_goal=("<=", 1.5)``: at most 1.5 x the baseline).
@@ -22,11 +28,17 @@ import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 REPORT_ENV = "GPULAB_BENCH_REPORT"
+QUICK_ENV = "GPULAB_BENCH_QUICK"
+# The failed row of a benchmark that exited non-zero: its exit code against a goal of 0.
+FAILED_FIGURE = "exit code"
+# `timeout` exits 124 when the benchmark overran its time limit (dev.sh runs each under one).
+TIMED_OUT = 124
 
 Op = Literal["<=", ">=", "=="]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,34 @@ def record(
     return figure
 
 
+def quick() -> bool:
+    """Whether the benchmarks run at their quick sizes (``GPULAB_BENCH_QUICK`` set, not 0)."""
+    return os.environ.get(QUICK_ENV, "").strip() not in ("", "0")
+
+
+def sized(full: T, quick_size: T) -> T:
+    """A benchmark's default size: ``quick_size`` in a quick run, ``full`` otherwise."""
+    return quick_size if quick() else full
+
+
+def failure(benchmark: str, exit_code: int) -> Figure:
+    """The row of a benchmark that did not finish: its exit code, which should have been 0."""
+    name = f"{FAILED_FIGURE} (timed out)" if exit_code == TIMED_OUT else FAILED_FIGURE
+    return Figure(benchmark, name, float(exit_code), "", goal=("==", 0))
+
+
+def is_failure(figure: Figure) -> bool:
+    return figure.name.startswith(FAILED_FIGURE) and figure.met is False
+
+
+def parse_failed(text: str) -> Figure:
+    """``NAME=CODE`` from the command line as a failed row."""
+    name, sep, code = text.rpartition("=")
+    if not sep or not name or not code.lstrip("-").isdigit():
+        raise argparse.ArgumentTypeError(f"--failed: expected NAME=EXIT_CODE, got {text!r}")
+    return failure(name, int(code))
+
+
 def load(path: Path) -> list[Figure]:
     figures = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -105,10 +145,14 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _with_unit(value: float, unit: str) -> str:
+    return f"{_number(value)} {unit}".rstrip()
+
+
 def _goal_text(figure: Figure) -> str:
     parts = []
     if figure.goal is not None:
-        parts.append(f"{figure.goal[0]} {_number(figure.goal[1])} {figure.unit}")
+        parts.append(f"{figure.goal[0]} {_with_unit(figure.goal[1], figure.unit)}")
     if figure.ratio_goal is not None:
         parts.append(f"{figure.ratio_goal[0]} {_number(figure.ratio_goal[1])}x baseline")
     return ", ".join(parts)
@@ -121,7 +165,7 @@ def table(figures: list[Figure]) -> str:
     for f in figures:
         met = {True: "yes", False: "NO", None: ""}[f.met]
         baseline = (
-            f"{_number(f.baseline)} {f.unit} ({f.baseline_name or 'baseline'})"
+            f"{_with_unit(f.baseline, f.unit)} ({f.baseline_name or 'baseline'})"
             if f.baseline is not None
             else ""
         )
@@ -130,7 +174,7 @@ def table(figures: list[Figure]) -> str:
             (
                 f.benchmark,
                 f.name,
-                f"{_number(f.value)} {f.unit}",
+                _with_unit(f.value, f.unit),
                 _goal_text(f),
                 met,
                 baseline,
@@ -143,11 +187,21 @@ def table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def grouped(figures: list[Figure]) -> list[Figure]:
+    """Figures grouped by benchmark, benchmarks in the order they first appear (run order), so
+    a failed row added at the end stands with what its benchmark recorded before it failed."""
+    order: dict[str, int] = {}
+    for f in figures:
+        order.setdefault(f.benchmark, len(order))
+    return sorted(figures, key=lambda f: order[f.benchmark])
+
+
 def as_json(figures: list[Figure]) -> dict[str, object]:
     return {
         "figures": [{**asdict(f), "ratio": f.ratio, "met": f.met} for f in figures],
         "goals": sum(1 for f in figures if f.met is not None),
         "goals_missed": sum(1 for f in figures if f.met is False),
+        "failed": [f.benchmark for f in figures if is_failure(f)],
     }
 
 
@@ -155,16 +209,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Print the benchmark report table.")
     parser.add_argument("report", type=Path, help="the JSON-lines file the benchmarks wrote")
     parser.add_argument("--json", type=Path, help="also write the report as one JSON document")
+    parser.add_argument(
+        "--failed",
+        type=parse_failed,
+        action="append",
+        default=[],
+        metavar="NAME=CODE",
+        help="a benchmark that exited non-zero (a failed row; the command then exits 1)",
+    )
     args = parser.parse_args(argv)
-    figures = load(args.report)
+    figures = grouped(load(args.report) + args.failed)
     print(table(figures))
     summary = as_json(figures)
-    print(f"\n{summary['goals']} goals, {summary['goals_missed']} missed")
+    failed = [f.benchmark for f in figures if is_failure(f)]
+    print(f"\n{summary['goals']} goals, {summary['goals_missed']} missed", end="")
+    print(f"; failed: {', '.join(failed)}" if failed else "")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         print(f"written to {args.json}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -98,7 +98,11 @@ class KubesimChild:
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
             )
         assert proc.stdout is not None
-        url = _wait_ready(proc, proc.stdout, timeout)
+        try:
+            url = _wait_ready(proc, proc.stdout, timeout)
+        except BaseException:  # interrupted while waiting (Ctrl-C, a time limit): leave no orphan
+            _stop(proc)
+            raise
         if url is None:
             _stop(proc)
             raise RuntimeError(f"kubesim did not start; see {log_path}")
