@@ -28,6 +28,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import log_in, server_model, stop_server, through_proxy
 from tests.gateway.gateway_testlib import command_job
@@ -257,7 +258,8 @@ def test_bobs_page_opened_by_an_admin_cannot_read_the_dashboard_or_cancel_a_job(
     page = log_in(context, isolated.hub_url, ADMIN, next_path="/hub/home")
     response = page.goto(dashboard)  # the admin's session with the culler
     assert response is not None and response.status == 200
-    assert page.locator(f'button.cancel[data-job="{victim_job}"]').count() == 1
+    # The dashboard serves a snapshot rebuilt every few seconds, and refreshes itself.
+    expect(page.locator(f'button.cancel[data-job="{victim_job}"]')).to_have_count(1, timeout=60_000)
 
     results = run_attack(
         page,
