@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.xdist_groups import assign_groups
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 E2E_POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the test ids
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests sharing a server-starting fixture run on one xdist worker (tests/xdist_groups.py)."""
+    assign_groups(items)
 
 
 @pytest.fixture(scope="session")
