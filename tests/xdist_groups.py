@@ -5,17 +5,26 @@ A fixture wider than a test (session, package, module, class) is set up once per
 needs it. For the ones that start servers (a platform: kubesim + Ceph + JupyterHub + proxy,
 ~1 min; a bare hub; a Ceph cluster; a module's own kubesim), running their tests on two workers
 would start them twice and cost more than it saves. So every test that uses such a fixture goes
-into one xdist group with every other test sharing any such fixture with it (the connected
-component over shared fixtures), and each server still starts once. Tests that use none spread
-freely over the workers.
+into one group with every other test sharing any such fixture with it (the connected component
+over shared fixtures), and each server still starts once. Tests that use none spread freely.
 
 Only fixtures defined under ``tests/`` count (pytest's and plugins' own, such as the asyncio
 session loop, are per worker by nature), minus :data:`PER_WORKER`: data-only fixtures cheap to
 build on each worker.
+
+How the groups reach xdist: xdist's own ``xdist_group`` mark works by appending ``@group`` to
+each test id on the worker, which pytest >= 9.2 no longer lets a plugin do (the id is
+read-only), so the mark is silently ignored. Instead each worker writes the groups it computed
+at collection to a file the controller named (``workerinput``), and the controller's scheduler
+(tests/xdist_scheduling.py) reads it when it splits the collection into units of work: all
+workers collect the same tests before scheduling starts.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +34,8 @@ import pytest
 PER_WORKER = frozenset({"artifacts_dir", "policy", "vision", "default_ent", "multi"})
 
 WIDER_THAN_TEST = ("session", "package", "module", "class")  # widest first
+
+GROUPS_FILE = "gpulab_xdist_groups_file"  # the workerinput key
 
 
 @dataclass(frozen=True, order=True)
@@ -39,8 +50,7 @@ class SharedFixture:
     lives_in: str
 
     def group_name(self) -> str:
-        # xdist reads the group from the test id after its last "@": keep both out of it.
-        return f"{self.name}:{self.lives_in or self.defined_in}".replace("@", "_").replace("]", "_")
+        return f"{self.name}:{self.lives_in or self.defined_in}"
 
 
 def shared_fixtures(item: pytest.Item) -> list[SharedFixture]:
@@ -57,12 +67,15 @@ def shared_fixtures(item: pytest.Item) -> list[SharedFixture]:
         scope = fixture.scope
         if scope not in WIDER_THAN_TEST or not fixture.baseid:
             continue  # per test, or pytest's / a plugin's own
+        module = getattr(item, "module", None)
         lives_in = ""
         if scope == "module":
-            lives_in = item.module.__name__ if item.module else fixture.baseid
+            lives_in = module.__name__ if module else fixture.baseid
         elif scope == "class":
-            lives_in = item.cls.__qualname__ if item.cls else fixture.baseid
-            lives_in = f"{item.module.__name__}.{lives_in}" if item.module else lives_in
+            cls = getattr(item, "cls", None)
+            lives_in = (
+                f"{module.__name__ if module else fixture.baseid}.{cls.__qualname__ if cls else ''}"
+            )
         found.append(SharedFixture(WIDER_THAN_TEST.index(scope), name, fixture.baseid, lives_in))
     return found
 
@@ -88,19 +101,25 @@ class _Components:
                 self.parent[max(a, b)] = min(a, b)
 
 
-def assign_groups(items: Iterable[pytest.Item]) -> dict[str, list[pytest.Item]]:
-    """Mark each test that uses a shared fixture with the xdist group of its component;
-    returns the groups (name -> tests)."""
-    used = [(item, shared_fixtures(item)) for item in items]
+def groups_of(uses: Iterable[tuple[str, Sequence[SharedFixture]]]) -> dict[str, str]:
+    """Test id -> group name, for the tests that use a shared fixture (``uses``: each test id
+    with the shared fixtures it uses); tests sharing a fixture, directly or through others,
+    get the same group."""
+    uses = [(test, fixtures) for test, fixtures in uses if fixtures]
     components = _Components()
-    for _, fixtures in used:
-        if fixtures:
-            components.join(fixtures)
-    groups: dict[str, list[pytest.Item]] = {}
-    for item, fixtures in used:
-        if not fixtures:
-            continue
-        name = components.find(fixtures[0]).group_name()
-        item.add_marker(pytest.mark.xdist_group(name))
-        groups.setdefault(name, []).append(item)
-    return groups
+    for _, fixtures in uses:
+        components.join(fixtures)
+    return {test: components.find(fixtures[0]).group_name() for test, fixtures in uses}
+
+
+def record_groups(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
+    """On an xdist worker: write the collected tests' groups where the controller reads them."""
+    path = getattr(config, "workerinput", {}).get(GROUPS_FILE)
+    if not path:
+        return
+    groups = groups_of((item.nodeid, shared_fixtures(item)) for item in items)
+    # Every worker writes the same groups: write aside and rename, so a reader sees one whole.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(groups, f)
+    os.replace(tmp, path)
