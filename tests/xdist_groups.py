@@ -8,7 +8,7 @@ would start them twice and cost more than it saves. So every test that uses such
 into one group with every other test sharing any such fixture with it (the connected component
 over shared fixtures), and each server still starts once. Tests that use none spread freely.
 
-Only fixtures defined under ``tests/`` count (pytest's and plugins' own, such as the asyncio
+Only the suite's own fixtures count (pytest's and plugins' own, such as the asyncio
 session loop, are per worker by nature), minus :data:`PER_WORKER`: data-only fixtures cheap to
 build on each worker.
 
@@ -22,11 +22,14 @@ workers collect the same tests before scheduling starts.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,11 +56,22 @@ class SharedFixture:
         return f"{self.name}:{self.lives_in or self.defined_in}"
 
 
+def _defined_in_suite(func: Any, rootpath: Path) -> bool:
+    """A fixture of the test suite's own files (a conftest, a test module), not of pytest or an
+    installed plugin."""
+    try:
+        source = Path(inspect.getfile(inspect.unwrap(func))).resolve()
+    except (TypeError, OSError):
+        return False
+    return source.is_relative_to(rootpath) and "site-packages" not in source.parts
+
+
 def shared_fixtures(item: pytest.Item) -> list[SharedFixture]:
     """The server-starting fixtures wider than a test that ``item`` uses (directly or not)."""
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return []
+    rootpath = item.config.rootpath
     found = []
     for name in item.fixturenames:
         defs = info.name2fixturedefs.get(name)
@@ -65,7 +79,7 @@ def shared_fixtures(item: pytest.Item) -> list[SharedFixture]:
             continue
         fixture = defs[-1]  # the one this test gets (the closest override)
         scope = fixture.scope
-        if scope not in WIDER_THAN_TEST or not fixture.baseid:
+        if scope not in WIDER_THAN_TEST or not _defined_in_suite(fixture.func, rootpath):
             continue  # per test, or pytest's / a plugin's own
         module = getattr(item, "module", None)
         lives_in = ""
