@@ -44,6 +44,12 @@ case "${1:-}" in
     shift
     setup_system; setup_python; setup_node
     # Exit code 5 (no tests collected) is a failure like any other non-zero code.
+    # The whole suite (no arguments) runs on $GPULAB_TEST_WORKERS xdist workers (default 2, CI's
+    # cores); tests sharing a server-starting fixture stay on one worker (tests/xdist_groups.py).
+    # With arguments, pytest gets exactly those (add `-n 2 --dist loadgroup` yourself).
+    if [ $# -eq 0 ]; then
+      set -- -n "${GPULAB_TEST_WORKERS:-2}" --dist loadgroup
+    fi
     exec .venv/bin/python -m pytest "$@" ;;
   lint)
     .venv/bin/ruff check . && .venv/bin/ruff format --check . ;;

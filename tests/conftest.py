@@ -11,9 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from tests.xdist_groups import record_groups
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 E2E_POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``-n N --dist loadgroup``, tests sharing a server-starting fixture run on one xdist
+    worker (tests/xdist_groups.py)."""
+    on_controller = not hasattr(config, "workerinput")
+    if on_controller and config.pluginmanager.hasplugin("xdist"):
+        from tests.xdist_scheduling import XdistGroupsPlugin
+
+        config.pluginmanager.register(XdistGroupsPlugin(), "gpulab-xdist-groups")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    record_groups(config, items)  # on an xdist worker, for the controller's scheduler
 
 
 @pytest.fixture(scope="session")

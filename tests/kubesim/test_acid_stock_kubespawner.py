@@ -155,8 +155,11 @@ def hub(kubesim: Any, namespace: str, tmp_path: Path) -> Iterator[Hub]:
         log.close()
 
 
-def singleuser_pid(user: str) -> int | None:
-    """The pid of the user's jupyterhub-singleuser process (found through its environment)."""
+def singleuser_pid(user: str, pod_ip: str) -> int | None:
+    """The pid of the user's jupyterhub-singleuser process in the pod at ``pod_ip`` (found
+    through its environment: another hub on this machine, as a parallel test worker runs, may
+    have a server for the same user)."""
+    service_url = f"JUPYTERHUB_SERVICE_URL=http://{pod_ip}:".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -167,7 +170,10 @@ def singleuser_pid(user: str) -> int | None:
             environ = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if f"JUPYTERHUB_USER={user}".encode() in environ and pid_alive(int(entry)):
+        ours = f"JUPYTERHUB_USER={user}".encode() in environ and any(
+            e.startswith(service_url) for e in environ
+        )
+        if ours and pid_alive(int(entry)):
             return int(entry)
     return None
 
@@ -223,7 +229,7 @@ def test_stock_kubespawner_two_users(kubesim: Any, k8s: Any, hub: Hub, namespace
         )
         assert resp.status_code == 200, resp.text
         assert "started" in resp.json()
-        pid = singleuser_pid(user)
+        pid = singleuser_pid(user, ips[user])
         assert pid is not None
         assert proc_uid(pid) == 1000  # the security context really applied
         pids[user] = pid
