@@ -34,12 +34,13 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from gpulab.hub.policy import Entitlement, ProfilePolicy, format_bytes, quantity_bytes
 from markupsafe import escape
 
 from .picker import PLAIN_SELECT_MAX, catalogue_json, image_option
+from .picker import CatalogueImage as ImageLike
 
 __all__ = [
     "TEMPLATES",
@@ -56,18 +57,6 @@ __all__ = [
 
 
 TEMPLATES = str(Path(__file__).resolve().parent / "templates")
-
-
-class ImageLike(Protocol):
-    reference: str
-    display_name: str
-    description: str
-    gpu: bool
-    project: str
-    tag: str
-    framework: str | None
-    cuda: str | None
-    recommended: bool
 
 
 @dataclass(frozen=True)
