@@ -59,6 +59,15 @@ def test_gateway_calls_match_its_role(gw):
         gw.wait_state("alice", job_id, ("Running",))
         c.get(f"/jobs/{job_id}/logs")
         c.delete(f"/jobs/{job_id}")
+        # A GPU job goes through the group's quota ledger (created or updated on submit,
+        # updated again when the cancel releases its reservation); CPU jobs never do.
+        gpu_job = c.post(
+            "/jobs",
+            json=command_job("rbac-gpu", "pass", gpus=1),
+            headers={"Idempotency-Key": "rbac-check-gpu"},
+        )
+        assert gpu_job.status_code == 201, gpu_job.text
+        c.delete(f"/jobs/{gpu_job.json()['id']}")
 
     calls = load_audit(
         gw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"

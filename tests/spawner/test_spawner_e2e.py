@@ -191,7 +191,11 @@ def test_a_user_sees_only_their_groups_profiles_and_images(platform, users, brow
     assert 'id="profile-item-gpu"' in page and 'id="profile-item-cpu"' in page
     assert VISION_IMG in page and NLP_IMG not in page
     assert '<option value="2" >2 GPUs (a100)</option>' in page
-    assert 'value="4"' not in page.split('id="profile-option-gpu--gpus"')[1].split("</select>")[0]
+    # Above the group's per-server cap (2): shown, but disabled with the reason.
+    gpus = page.split('id="profile-option-gpu--gpus"')[1].split("</select>")[0]
+    assert re.search(
+        r'<option value="4" disabled[^>]*>[^<]*above your group&#39;s limit of 2', gpus
+    )
 
     nobody = users(None)
     page = browser(nobody).spawn_page()

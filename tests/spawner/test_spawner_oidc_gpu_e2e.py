@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import urllib.error
 import uuid
@@ -104,7 +105,11 @@ def test_oidc_claim_groups_decide_groups_and_profiles(spawner_platform, oidc_pro
     assert NLP_IMG in page and VISION_IMG not in page
     assert 'id="profile-item-gpu"' in page and 'id="profile-item-cpu"' in page
     gpus = select(page, "gpu", "gpus")
-    assert 'value="1"' in gpus and 'value="2"' not in gpus  # nlp: per_server 1
+    # nlp: per_server 1; larger sizes are shown disabled, with the reason
+    assert '<option value="1" selected>' in gpus
+    assert re.search(
+        r'<option value="2" disabled[^>]*>[^<]*above your group&#39;s limit of 1', gpus
+    )
     assert platform.api("GET", "/hub/api/users/nina")["groups"] == ["nlp"]
     assert "nina" in platform.api("GET", "/hub/api/groups/nlp")["users"]
 
