@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -53,10 +54,38 @@ class PlatformError(RuntimeError):
     """A part of the platform did not come up; the message says which and where its log is."""
 
 
+PORT_RANGE_ENV = "GPULAB_PORT_RANGE"
+_handed_out: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, for a child process to bind soon after.
+
+    Between this check and the child's bind, another launcher on the machine could pick the
+    same port: with ``$GPULAB_PORT_RANGE`` (``LOW-HIGH``) set differently per launcher (the
+    test suite's parallel workers), ports come only from that range, so launchers never
+    compete. A port is handed out once per process, so two children of one launcher never
+    get the same one either."""
+    span = os.environ.get(PORT_RANGE_ENV, "")
+    if span:
+        low, _, high = span.partition("-")
+        candidates = list(range(int(low), int(high) + 1))
+        random.shuffle(candidates)
+    else:
+        candidates = [0] * 64  # let the kernel choose
+    for candidate in candidates:
+        if candidate in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((host, candidate))
+            except OSError:
+                continue
+            port = int(s.getsockname()[1])
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise PlatformError(f"no free port on {host} (range {span or 'ephemeral'})")
 
 
 def ensure_port_free(host: str, port: int) -> None:

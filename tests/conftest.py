@@ -14,6 +14,15 @@ import pytest
 from tests.xdist_groups import record_groups
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Parallel workers (pytest-xdist) each take ports from their own range for the servers they
+# start, so that one worker never picks a port the other has just checked and is about to
+# bind (gpulab.platform.free_port). Below the kernel's ephemeral range (32768 and up), which
+# anything binding port 0 gets.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw") and _WORKER[2:].isdigit():
+    _low = 16000 + 4000 * (int(_WORKER[2:]) % 4)
+    os.environ["GPULAB_PORT_RANGE"] = f"{_low}-{_low + 3999}"
 ARTIFACTS = ROOT / "test-artifacts"
 E2E_POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
 

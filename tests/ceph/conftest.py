@@ -13,13 +13,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from gpulab.platform import free_port
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,6 @@ class CephS3:
     bob_secret: str
     ceph_conf: str
     mc_dir: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -72,10 +67,10 @@ def running_microceph(mc_dir: Path) -> Iterator[CephS3]:
     env = {
         **os.environ,
         "MC_DIR": str(mc_dir),
-        "RGW_PORT": str(_free_port()),
-        "RGW_TLS_PORT": str(_free_port()),
-        "MON_V2_PORT": str(_free_port()),
-        "MON_V1_PORT": str(_free_port()),
+        "RGW_PORT": str(free_port()),
+        "RGW_TLS_PORT": str(free_port()),
+        "MON_V2_PORT": str(free_port()),
+        "MON_V1_PORT": str(free_port()),
     }
     started = subprocess.run(
         ["bash", script, "start"], env=env, capture_output=True, text=True, timeout=300

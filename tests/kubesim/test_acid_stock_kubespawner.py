@@ -14,7 +14,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from typing import Any
 import pytest
 import requests
 from kubelet_testlib import pid_alive, wait_for
+
+from gpulab.platform import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 CHP = REPO / "node_modules" / ".bin" / "configurable-http-proxy"
@@ -36,12 +37,6 @@ pytestmark = [
         os.geteuid() != 0, reason="jupyter server refuses root; needs uid switching"
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 HUB_CONFIG = """

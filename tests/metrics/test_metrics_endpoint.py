@@ -5,7 +5,6 @@ test_metrics_platform.py)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +14,8 @@ from gpulab.hub.metrics_endpoint import metrics_route
 from jupyterhub.services.auth import HubAuth
 from prometheus_client import CollectorRegistry, Gauge
 from tornado import web
+
+from gpulab.platform import free_port
 
 MODELS = {
     "scraper": {"kind": "service", "name": "prometheus", "scopes": ["read:metrics"]},
@@ -27,12 +28,6 @@ class StandInHub(HubAuth):
 
     async def _check_hub_authorization(self, url, api_token, cache_key=None, use_cache=True):
         return MODELS.get(api_token)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def serve(authenticate: bool) -> tuple[Any, str]:
