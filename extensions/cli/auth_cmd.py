@@ -76,7 +76,9 @@ def run_login(args: argparse.Namespace) -> int:
         with HubClient(hub + "/hub/api", token) as client:
             user = client.whoami()
     except GatewayError as exc:
-        emit_error(options, exc.message, status=exc.status or None)
+        refused = exc.status in (401, 403)
+        message = f"the hub refused this token ({exc.message})" if refused else exc.message
+        emit_error(options, message, status=exc.status or None)
         return EXIT_FAILED
     name = str(user.get("name") or "")
     path = store.save(Login(hub_url=hub, token=token, user=name))
