@@ -4,7 +4,8 @@
   win, so a script says exactly what it means.
 - **Inside a gpulab server** (``JUPYTERHUB_API_TOKEN`` and ``GPULAB_GATEWAY_URL`` or
   ``JUPYTERHUB_API_URL`` in the environment) the CLI keeps using the server's own route and
-  token, as the panel does.
+  token, as the panel does. ``GPULAB_GATEWAY_URL`` with ``GPULAB_TOKEN`` names the gateway
+  outright (no question to the hub).
 - **On a laptop**, the login ``gpulab login`` stored (:mod:`.config`).
 
 Commands get clients from a :class:`Transport` and never build URLs of their own, so changing
@@ -59,13 +60,15 @@ def resolve_route(
     server_token = env.get("JUPYTERHUB_API_TOKEN", "")
     server_hub_api = env.get("JUPYTERHUB_API_URL", "")
     server_gateway = env.get("GPULAB_GATEWAY_URL", "")
-    if not hub_text and server_token and (server_gateway or server_hub_api):
+    # Inside a server; or a script that names the gateway itself (GPULAB_GATEWAY_URL with
+    # GPULAB_TOKEN), which skips asking the hub where it is.
+    if not hub_text and (token or server_token) and (server_gateway or server_hub_api):
         return Route(
             token=token or server_token,
             hub_url="",
             hub_api_url=server_hub_api.rstrip("/"),
             gateway_url=server_gateway,
-            inside_server=True,
+            inside_server=bool(server_token),
         )
     login = (store or LoginStore()).load()
     if not hub_text and login:

@@ -53,6 +53,16 @@ def test_inside_a_server_its_own_route_and_token_are_used(store):
     assert route.hub_api_url == "http://hub:8081/hub/api"
 
 
+def test_a_named_gateway_and_token_need_no_hub(store):
+    env = {"GPULAB_GATEWAY_URL": "http://gw:8090/", "GPULAB_TOKEN": "env"}
+    route = resolve_route(GlobalOptions(), env, store)
+    assert (route.gateway_url, route.token, route.inside_server) == (
+        "http://gw:8090/",
+        "env",
+        False,
+    )
+
+
 def test_without_a_hub_the_error_says_to_log_in(store):
     with pytest.raises(ConfigError, match="gpulab login"):
         resolve_route(GlobalOptions(), {}, store)
