@@ -52,6 +52,12 @@ class Laptop:
             timeout=timeout,
         )
 
+    def run_command(self, name: str, command: str, *flags: str) -> subprocess.CompletedProcess:
+        """An inline submit of a command in the CPU image."""
+        return self.gpulab(
+            "jobs", "submit", "--image", CPU_IMG, "--name", name, "--command", command, *flags
+        )
+
 
 def _notebook() -> dict:
     def code(source: str, tags: list[str] | None = None) -> dict:
@@ -155,9 +161,7 @@ def test_inline_submit_with_follow_streams_the_log_and_exits_0(notebook_job):
 
 
 def test_submit_prints_the_job_id_and_a_next_step_hint_on_stderr(laptop, login):
-    submitted = laptop.gpulab(
-        "jobs", "submit", "--image", CPU_IMG, "--command", "true", "--name", "hinted"
-    )
+    submitted = laptop.run_command("hinted", "true")
     assert submitted.returncode == 0, submitted.stderr
     job_id = submitted.stdout.strip()
     assert job_id.startswith("hinted-")
@@ -165,34 +169,13 @@ def test_submit_prints_the_job_id_and_a_next_step_hint_on_stderr(laptop, login):
 
 
 def test_a_failing_job_gives_a_non_zero_exit(laptop, login):
-    failed = laptop.gpulab(
-        "jobs",
-        "submit",
-        "--image",
-        CPU_IMG,
-        "--name",
-        "fails",
-        "--command",
-        "python -c 'import sys; sys.exit(3)'",
-        "--follow",
-    )
+    failed = laptop.run_command("fails", "python -c 'import sys; sys.exit(3)'", "--follow")
     assert failed.returncode == 1
     assert "Failed" in failed.stderr
 
 
 def test_logs_follow_of_a_failed_job_exits_non_zero(laptop, login):
-    failed = laptop.gpulab(
-        "jobs",
-        "submit",
-        "--image",
-        CPU_IMG,
-        "--name",
-        "fails-again",
-        "--command",
-        "false",
-        "-o",
-        "json",
-    )
+    failed = laptop.run_command("fails-again", "false", "-o", "json")
     job_id = json.loads(failed.stdout)["id"]
     followed = laptop.gpulab("jobs", "logs", "-f", job_id)
     assert followed.returncode == 1, followed.stderr
@@ -214,9 +197,7 @@ def test_limit_limits_the_list(laptop, notebook_job):
 
 
 def test_a_refusal_is_json_on_stderr_under_o_json(laptop, login):
-    refused = laptop.gpulab(
-        "jobs", "submit", "--image", CPU_IMG, "--command", "true", "--gpus", "16", "-o", "json"
-    )
+    refused = laptop.run_command("greedy", "true", "--gpus", "16", "-o", "json")
     assert refused.returncode == 1
     assert refused.stdout == ""
     error = json.loads(refused.stderr)

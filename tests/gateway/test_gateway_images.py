@@ -45,15 +45,8 @@ def test_only_the_groups_projects_are_listed_recommended_first():
     ]
 
 
-def test_an_image_answers_what_a_picker_shows():
+def test_an_image_says_whether_it_is_recommended_and_for_gpus():
     default = load_policy(POLICY).entitlement(groups=[])
     (first, *_) = allowed_images(CATALOGUE, default)
-    assert set(first) == {
-        "image",
-        "display_name",
-        "description",
-        "framework",
-        "cuda",
-        "gpu",
-        "recommended",
-    }
+    assert first["image"] == "harbor.local/shared/base:1"
+    assert first["recommended"] is True and first["gpu"] is False
