@@ -95,8 +95,14 @@ def _start(
         for k, v in (("profile", args.profile), ("image", args.image), ("gpus", args.gpus))
         if v
     }
-    status = hub.start(user, args.name, user_options)
     label = _label(args.name)
+    running = hub.servers(user).get(args.name)
+    if running and running.get("ready"):
+        # Starting what already runs succeeds, as `kubectl apply` would: scripts can repeat it.
+        view = _view(args.name, running, transport)
+        emit(options, view, f"{label} is already running: {view['url']}")
+        return 0
+    status = 202 if running else hub.start(user, args.name, user_options)
     if status != 201 and not args.wait:
         view = _view(args.name, hub.servers(user).get(args.name) or {}, transport)
         emit(options, view, f"{label} is starting")
