@@ -9,8 +9,6 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import yaml
-
 from gpulab.wire.jobs import JOB_STATES, TERMINAL_STATES
 
 from .globals import GlobalOptions
@@ -259,7 +257,15 @@ def _spec_from_args(args: argparse.Namespace) -> dict[str, Any] | str:
                 return text
     base = None
     if text is not None:
-        base = yaml.safe_load(text)
+        # The gateway's own reader (strict YAML: no duplicate keys, no aliases), so a file
+        # merged with flags is read as the gateway would read it alone.
+        from gpulab.hub.jobs.spec import SpecError as DocumentError
+        from gpulab.hub.jobs.spec import load_document
+
+        try:
+            base = load_document(text)
+        except DocumentError as exc:
+            raise SpecError(f"{args.spec}: {exc}") from None
         if not isinstance(base, dict):
             raise SpecError(f"{args.spec}: a job spec is a mapping (name:, image:, ...)")
     return inline_spec(

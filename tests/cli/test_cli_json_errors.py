@@ -68,3 +68,25 @@ def test_submit_without_anything_to_run_is_a_usage_error(capsys):
     )
     assert code == 2
     assert "--notebook" in json.loads(capsys.readouterr().err)["error"]
+
+
+def test_a_spec_file_merged_with_flags_is_read_strictly(tmp_path, capsys):
+    spec = tmp_path / "job.yaml"
+    spec.write_text("name: a\nname: b\ncommand: [true]\n")
+    code = main(
+        [
+            "jobs",
+            "submit",
+            str(spec),
+            "--gpus",
+            "1",
+            "-o",
+            "json",
+            "--hub-url",
+            "http://127.0.0.1:9",
+            "--token",
+            "t",
+        ]
+    )
+    assert code == 2
+    assert "job.yaml" in json.loads(capsys.readouterr().err)["error"]
