@@ -38,7 +38,7 @@ lowest priority, most recently admitted, then the set is minimised in reverse.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 FR = tuple[str, str]  # (flavor, resource)
@@ -187,7 +187,9 @@ def _queue_name(name: str) -> str:
 class Engine:
     """Queues, cohorts, flavors and workloads, and the admission cycle over them."""
 
-    def __init__(self) -> None:
+    def __init__(self, amount_text: Callable[[int], str] = str) -> None:
+        # How messages show an amount (the controller: as a Kubernetes quantity).
+        self.amount_text = amount_text
         self.flavors: dict[str, dict[str, str]] = {}
         self.cohorts: dict[str, CohortSpec] = {}
         self.queues: dict[str, QueueSpec] = {}
@@ -458,7 +460,7 @@ class Engine:
                     fits = False
                     why = (
                         f"insufficient unused quota for {r} in flavor {fq.flavor}, "
-                        f"{amount - avail} more needed"
+                        f"{self.amount_text(amount - avail)} more needed"
                     )
                 if node.total.get(fr, 0) + amount > node.subtree.get(fr, 0):
                     borrows = True
@@ -466,7 +468,8 @@ class Engine:
                     could = False
                     why = (
                         f"insufficient quota for {r} in flavor {fq.flavor}, "
-                        f"request > maximum capacity ({amount} > {self._potential(nodes, node, fr)})"
+                        f"request > maximum capacity ({self.amount_text(amount)} > "
+                        f"{self.amount_text(self._potential(nodes, node, fr))})"
                     )
             if fits and not borrows:
                 return fq.flavor, "fit", ""
