@@ -585,7 +585,7 @@ class KueueController:
         ns = wl["metadata"]["namespace"]
         job_ref, pod_ref = _owner(wl, "Job"), _owner(wl, "Pod")
         self._recorder.record(wl, "Normal", "Preempted" if preempted_reason else "Evicted", message, component=COMPONENT)  # fmt: skip
-        self._recorder.record(wl, "Normal", f"EvictedDue{reason}", message, component=COMPONENT)
+        self._recorder.record(wl, "Normal", f"EvictedDueTo{reason}", message, component=COMPONENT)
         if job_ref is not None and (job := self._store.get(self._jobs_rt, ns, job_ref["name"])):
             self._set_suspend(job, True, wl)
             self._recorder.record(job, "Normal", "Stopped", message, component="kueue-job-controller")  # fmt: skip
