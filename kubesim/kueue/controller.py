@@ -164,6 +164,7 @@ def _job_finished(job: dict[str, Any]) -> str | None:
 class KueueController:
     def __init__(self, store: Store, recorder: EventRecorder) -> None:
         self._store = store
+        self.store = store  # read by the visibility API
         self._recorder = recorder
         self.engine = core.Engine(amount_text=quantity)
         self._rt = {kind: resource(plural, GROUP) for kind, plural in PLURALS.items()}
@@ -217,14 +218,15 @@ class KueueController:
             if self._config_dirty:
                 self._config_dirty = False
                 self._load_config()
+            # Oldest first, so that workloads join their queues in the order their owners came.
             jobs, self._jobs = self._jobs, set()
-            for ns, name in sorted(jobs):
+            for ns, name in self._by_age(self._jobs_rt, jobs):
                 self._sync_job(ns, name)
             pods, self._pods = self._pods, set()
-            for ns, name in sorted(pods):
+            for ns, name in self._by_age(self._pods_rt, pods):
                 self._sync_pod(ns, name)
             wls, self._workloads = self._workloads, set()
-            for ns, name in sorted(wls):
+            for ns, name in self._by_age(self._rt["Workload"], wls):
                 self._sync_workload(ns, name)
             for _ in range(20):  # admissions free nothing; preemptions settle in a few rounds
                 decisions = self.engine.admit_cycle(time.time())
@@ -242,6 +244,19 @@ class KueueController:
             self._write_queue_status()
         except ApiError as e:  # an object went away mid-pass: the next event retries
             log.warning("kueue pass: %s", e)
+
+    def _by_age(self, rt: ResourceType, keys: set[_Key]) -> list[_Key]:
+        """Objects by creation time, then by the resourceVersion of their creation (the
+        store's commit order: creation times have whole seconds only)."""
+
+        def age(key: _Key) -> tuple[str, int, _Key]:
+            obj = self._store.get(rt, key[0] or None, key[1])
+            if obj is None:
+                return ("", 0, key)
+            md = obj["metadata"]
+            return (md.get("creationTimestamp", ""), _created_rv(md), key)
+
+        return sorted(keys, key=age)
 
     # -- configuration --------------------------------------------------------------
     def _load_config(self) -> None:
@@ -714,6 +729,15 @@ class KueueController:
             set_condition(status, "Active", "True", "Ready", ready, now)
 
         self._store.mutate(rt, ns, name, write)
+
+
+def _created_rv(md: dict[str, Any]) -> int:
+    """An object's resourceVersion: for an object first seen in this pass (not yet changed by
+    its controllers), its place in the store's commit order."""
+    try:
+        return int(md.get("resourceVersion", 0))
+    except ValueError:
+        return 0
 
 
 def _key(obj: dict[str, Any]) -> _Key:
