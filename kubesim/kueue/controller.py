@@ -178,6 +178,8 @@ class KueueController:
         self._priorities: dict[str, int] = {}
         self._flavor_tolerations: dict[str, list[dict[str, Any]]] = {}
         self._pass_scheduled = False
+        self._gone: set[tuple[str, str]] = set()  # (namespace, uid) of deleted owners
+        self._generations: dict[tuple[str, str, str], int] = {}
         self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for job in store.list(self._jobs_rt, copy_objects=False)[0]:
             self._jobs.add(_key(job))
@@ -196,13 +198,18 @@ class KueueController:
         if rt.group == GROUP:
             if rt.kind == "Workload":
                 self._workloads.add(_key(obj))
-            else:
+            elif self._spec_changed(rt, event):
                 self._config_dirty = True
+            else:
+                return  # a status write (ours): nothing to reconcile
         elif rt.kind in ("Job", "Pod"):
             labels = obj["metadata"].get("labels") or {}
             if names.QUEUE_LABEL not in labels:
                 return
-            (self._jobs if rt.kind == "Job" else self._pods).add(_key(obj))
+            if event.type == "DELETED":
+                self._gone.add((obj["metadata"]["namespace"], obj["metadata"]["uid"]))
+            else:
+                (self._jobs if rt.kind == "Job" else self._pods).add(_key(obj))
         elif rt.kind == "PriorityClass":
             self._config_dirty = True
         else:
@@ -210,6 +217,21 @@ class KueueController:
         if not self._pass_scheduled:
             self._pass_scheduled = True
             asyncio.get_running_loop().call_soon(self._run_pass)
+
+    def _spec_changed(self, rt: ResourceType, event: WatchEvent) -> bool:
+        """Whether a configuration object changed what it asks for (not just its status)."""
+        md = event.object["metadata"]
+        key = (rt.kind, md.get("namespace") or "", md["name"])
+        if event.type == "DELETED":
+            self._generations.pop(key, None)
+            return True
+        if rt.kind == "WorkloadPriorityClass":  # no spec: its value is top-level
+            return True
+        generation = int(md.get("generation") or 1)
+        if self._generations.get(key) == generation:
+            return False
+        self._generations[key] = generation
+        return True
 
     # -- the pass -------------------------------------------------------------------
     def _run_pass(self) -> None:
@@ -225,6 +247,9 @@ class KueueController:
             pods, self._pods = self._pods, set()
             for ns, name in self._by_age(self._pods_rt, pods):
                 self._sync_pod(ns, name)
+            gone, self._gone = self._gone, set()
+            for ns, uid in gone:
+                self._owner_deleted(ns, uid)
             wls, self._workloads = self._workloads, set()
             for ns, name in self._by_age(self._rt["Workload"], wls):
                 self._sync_workload(ns, name)
@@ -405,6 +430,17 @@ class KueueController:
             self._create_workload(pod, "Pod", "v1", 1, template)
         elif wl is not None and gated and _is_true(wl, names.ADMITTED):
             self._start(wl)
+
+    def _owner_deleted(self, ns: str, uid: str) -> None:
+        """An owner went away (a Job deleted with the Orphan default, too): its Workload goes
+        with it, as Kueue's job reconciler deletes the Workload of a Job that is gone."""
+        wl = self._workload_of(ns, uid)
+        if wl is None:
+            return
+        try:
+            self._store.delete(self._rt["Workload"], ns, wl["metadata"]["name"])
+        except ApiError:
+            pass
 
     def _sync_workload(self, ns: str, name: str) -> None:
         key = f"{ns}/{name}"

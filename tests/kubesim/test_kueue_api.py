@@ -339,3 +339,13 @@ def test_the_visibility_api_lists_pending_workloads_with_their_positions(
     cq_path = f"/apis/visibility.kueue.x-k8s.io/v1beta2/clusterqueues/{cq}/pendingworkloads"
     data = get_json(k8s, cq_path)
     assert [i["positionInClusterQueue"] for i in data["items"]] == [0, 1]
+
+
+def test_deleting_an_admitted_job_frees_its_quota(kueue: Kueue) -> None:
+    kueue.queue("lq", gpus=1)
+    kueue.job("first", "lq", gpus=1)
+    wait_for("first admitted", lambda: kueue.condition("first", "Admitted"))
+    kueue.job("second", "lq", gpus=1)
+    kueue.batch.delete_namespaced_job("first", kueue.ns)  # the Jobs' default: Orphan
+    wait_for("second admitted", lambda: kueue.condition("second", "Admitted"))
+    assert kueue.workload_of("first") is None
