@@ -20,6 +20,12 @@ Entry points::
     engine.release(key, now, requeue=True)  # an evicted workload stopped: back in its queue
     engine.remove(key)                      # finished or deleted: its quota is free
 
+    Change the engine only through its methods (they tell the next cycle what to look at; a
+    cycle after no change returns at once). Call ``admit_cycle`` until it returns nothing.
+    Reading: ``pending(queue)`` (queue order), ``admitted(queue)``, ``usage(queue)``,
+    ``borrowing(queue)``, ``nominal(queue)``, ``share(queue)``; ``Workload.message`` says why a
+    workload waits, ``requeue_count`` how often it was evicted and requeued.
+
 What it follows (the Kueue v0.19 concept pages): nominal quota per flavor and resource;
 cohorts, flat (``cohort`` of a queue) or hierarchical (cohorts with a parent and quota of
 their own), with ``borrowingLimit`` and ``lendingLimit`` computed as Kueue's resource tree
@@ -203,31 +209,38 @@ class Engine:
         # workloads wait for a change in their cohort).
         self._admitted: dict[str, Workload] = {}
         self._inadmissible: set[str] = set()
+        self._changed = True  # since the last cycle: nothing changed, nothing to decide
         self._no_victims: set[str] = set()  # of those, the ones preemption could not help yet
 
     # -- configuration --------------------------------------------------------------
     def set_flavor(self, name: str, node_labels: dict[str, str] | None = None) -> None:
+        self._changed = True
         self.flavors[name] = dict(node_labels or {})
 
     def remove_flavor(self, name: str) -> None:
+        self._changed = True
         self.flavors.pop(name, None)
 
     def set_cohort(self, spec: CohortSpec) -> None:
+        self._changed = True
         self.cohorts[spec.name] = spec
         self._nodes = None
         self._inadmissible.clear()
 
     def remove_cohort(self, name: str) -> None:
+        self._changed = True
         self.cohorts.pop(name, None)
         self._nodes = None
         self._inadmissible.clear()
 
     def set_queue(self, spec: QueueSpec) -> None:
+        self._changed = True
         self.queues[spec.name] = spec
         self._nodes = None
         self._inadmissible.clear()
 
     def remove_queue(self, name: str) -> None:
+        self._changed = True
         self.queues.pop(name, None)
         self._nodes = None
         self._inadmissible.clear()
@@ -235,6 +248,7 @@ class Engine:
     # -- workloads ------------------------------------------------------------------
     def add_workload(self, wl: Workload) -> None:
         """A new workload (pending), or one already admitted (``wl.admission`` set)."""
+        self._changed = True
         self.remove(wl.key)
         self._seq += 1
         wl.seq = self._seq
@@ -246,6 +260,7 @@ class Engine:
 
     def remove(self, key: str) -> Workload | None:
         """A finished or deleted workload: its quota is free."""
+        self._changed = True
         wl = self.workloads.pop(key, None)
         self._inadmissible.discard(key)
         if wl is not None and self._admitted.pop(key, None) is not None:
@@ -257,6 +272,7 @@ class Engine:
 
     def evict(self, key: str) -> None:
         """Mark an admitted workload as being evicted (it keeps its quota until released)."""
+        self._changed = True
         wl = self.workloads.get(key)
         if wl is not None and wl.admission is not None:
             wl.evicting = True
@@ -264,6 +280,7 @@ class Engine:
     def release(self, key: str, now: float, requeue: bool = True) -> None:
         """An evicted workload stopped: free its quota; with ``requeue`` it waits again,
         ordered by the time of its eviction (Kueue's default requeuing timestamp)."""
+        self._changed = True
         wl = self.workloads.get(key)
         if wl is None:
             return
@@ -665,6 +682,9 @@ class Engine:
         are marked ``evicting`` and keep their quota until :meth:`release`; their preemptor
         waits (``waiting_for``) and is tried again in a later cycle.
         """
+        if not self._changed:
+            return []
+        self._changed = False
         nodes = self._tree()
         decisions: list[Decision] = []
         tried: set[str] = set(self._inadmissible)
@@ -675,7 +695,11 @@ class Engine:
         hopeless: dict[str, list[tuple[int, dict[FR, int]]]] = {}
         by_queue: dict[str, list[Workload]] = {}
         for w in self.workloads.values():
-            if w.admission is None and w.queue in self.queues:
+            if w.admission is not None:
+                continue
+            if w.queue in self.queues:
+                if w.key in tried and self.queues[w.queue].strategy != "StrictFIFO":
+                    continue  # still inadmissible: not a head this cycle
                 by_queue.setdefault(w.queue, []).append(w)
             elif w.admission is None:
                 w.message = f"ClusterQueue {w.queue} doesn't exist"
@@ -748,6 +772,8 @@ class Engine:
                     self._inadmissible.add(wl.key)
                 if self.queues[wl.queue].strategy == "StrictFIFO":
                     blocked.add(wl.queue)
+        if decisions:  # what was decided may open the way for more (a new victim, say)
+            self._changed = True
         return decisions
 
 
