@@ -143,6 +143,7 @@ _KINDS = {
     "clusterqueues": "ClusterQueue",
     "localqueues": "LocalQueue",
     "workloadpriorityclasses": "WorkloadPriorityClass",
+    "cohorts": "Cohort",
 }
 
 
@@ -349,3 +350,49 @@ def test_deleting_an_admitted_job_frees_its_quota(kueue: Kueue) -> None:
     kueue.batch.delete_namespaced_job("first", kueue.ns)  # the Jobs' default: Orphan
     wait_for("second admitted", lambda: kueue.condition("second", "Admitted"))
     assert kueue.workload_of("first") is None
+
+
+def test_a_user_queue_runs_within_its_group_cohort_quota(kueue: Kueue) -> None:
+    root, group = f"gpulab-{kueue.ns}", f"gpulab-vision-{kueue.ns}"
+    kueue.create("cohorts", {"metadata": {"name": root}})
+    kueue.create(
+        "cohorts",
+        {
+            "metadata": {"name": group},
+            "spec": {
+                "parentName": root,
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["nvidia.com/gpu"],
+                        "flavors": [
+                            {
+                                "name": kueue.flavor,
+                                "resources": [
+                                    {
+                                        "name": "nvidia.com/gpu",
+                                        "nominalQuota": 1,
+                                        "borrowingLimit": 0,
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    kueue.queue("alice", gpus=0, cohort="gpulab-vision", borrow=2)
+    kueue.job("a1", "alice", gpus=1)
+    kueue.job("a2", "alice", gpus=1)
+    wait_for("a1 admitted", lambda: kueue.condition("a1", "Admitted"))
+    wl = wait_for("a2 waits", lambda: (w := kueue.workload_of("a2")) and w.get("status") and w)
+    assert not kueue.condition("a2", "Admitted")
+    assert "1 more needed" in wl["status"]["conditions"][0]["message"]
+
+
+def test_a_job_for_a_missing_local_queue_waits_saying_so(kueue: Kueue) -> None:
+    kueue.job("lost", "nowhere", gpus=1)
+    wl = wait_for(
+        "lost pending", lambda: (w := kueue.workload_of("lost")) and w.get("status") and w
+    )
+    assert wl["status"]["conditions"][0]["message"] == "LocalQueue nowhere doesn't exist"
