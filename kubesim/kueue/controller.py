@@ -532,6 +532,11 @@ class KueueController:
                           f"Quota reserved in ClusterQueue {cq}", now)  # fmt: skip
             set_condition(status, names.ADMITTED, "True", "Admitted",
                           "The workload is admitted", now)  # fmt: skip
+            # An earlier eviction is history now, as Kueue keeps it.
+            for c in status.get("conditions") or []:
+                if c["type"] in (names.EVICTED, names.PREEMPTED) and c["status"] == "True":
+                    c.update(status="False", reason="QuotaReserved", lastTransitionTime=now,
+                             message=f"Previously: {c.get('message', '')}")  # fmt: skip
 
         updated = self._store.mutate(self._rt["Workload"], *_key(obj), write)
         waited = int(time.time() - wl.order_time)

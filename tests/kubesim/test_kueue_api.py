@@ -213,7 +213,7 @@ def test_a_borrowing_job_is_preempted_requeued_and_readmitted(kueue: Kueue) -> N
     kueue.queue("borrower", gpus=0, cohort="co", borrow=2)
     kueue.job("borrowed", "borrower", gpus=2)
     wait_for("borrowed running", lambda: kueue.running_pods("borrowed"))
-    kueue.job("owner", "lender", gpus=2, seconds=2)
+    kueue.job("owner", "lender", gpus=2, seconds=4)
     preempted = wait_for("preempted", lambda: kueue.condition("borrowed", "Preempted"))
     assert preempted["reason"] == "InCohortReclamation"
     assert kueue.condition("borrowed", "Evicted")["reason"] == "Preempted"
@@ -222,6 +222,10 @@ def test_a_borrowing_job_is_preempted_requeued_and_readmitted(kueue: Kueue) -> N
     assert kueue.batch.read_namespaced_job("borrowed", kueue.ns).spec.suspend is True
     wait_for("owner admitted", lambda: kueue.condition("owner", "Admitted"))
     wait_for("borrowed readmitted", lambda: kueue.running_pods("borrowed"))
+    evicted = next(
+        c for c in kueue.workload_of("borrowed")["status"]["conditions"] if c["type"] == "Evicted"
+    )
+    assert evicted["status"] == "False" and evicted["message"].startswith("Previously: ")
     reasons = {
         e.reason
         for e in kueue.core.list_namespaced_event(kueue.ns).items
