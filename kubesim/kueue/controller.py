@@ -735,6 +735,7 @@ class KueueController:
             }
             self._write_status(self._rt["ClusterQueue"], None, q, status, "Can admit new workloads")
         counts: dict[_Key, list[int]] = {}
+        used: dict[_Key, dict[core.FR, int]] = {}
         for wl in eng.workloads.values():
             obj_ns, _, obj_name = wl.key.partition("/")
             stored = self._store.get(self._rt["Workload"], obj_ns, obj_name)
@@ -743,12 +744,22 @@ class KueueController:
             lq = (obj_ns, str((stored.get("spec") or {}).get("queueName", "")))
             c = counts.setdefault(lq, [0, 0])
             c[0 if wl.admission is None else 1] += 1
+            if wl.admission is not None:
+                lq_used = used.setdefault(lq, {})
+                for fr, amount in wl.admission.usage.items():
+                    lq_used[fr] = lq_used.get(fr, 0) + amount
         for lq_key in self._local_queues:
             pending, admitted = counts.get(lq_key, [0, 0])
+            by_flavor: dict[str, list[dict[str, str]]] = {}
+            for (flavor, r), amount in sorted(used.get(lq_key, {}).items()):
+                by_flavor.setdefault(flavor, []).append({"name": r, "total": quantity(amount)})
+            usage = [{"name": f, "resources": rs} for f, rs in by_flavor.items()]
             status = {
                 "pendingWorkloads": pending,
                 "reservingWorkloads": admitted,
                 "admittedWorkloads": admitted,
+                "flavorsReservation": usage,
+                "flavorsUsage": usage,
             }
             self._write_status(
                 self._rt["LocalQueue"],
