@@ -105,7 +105,8 @@ def set_condition(
     )
 
 
-def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+def resource_groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+    """The engine's resource groups of a ClusterQueue's or Cohort's ``spec``."""
     out = []
     for g in spec.get("resourceGroups") or []:
         flavors = []
@@ -123,7 +124,8 @@ def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
     return out
 
 
-def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+def queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+    """The engine's view of a ClusterQueue object."""
     spec = cq.get("spec") or {}
     pre = spec.get("preemption") or {}
     bwc = pre.get("borrowWithinCohort") or {}
@@ -134,7 +136,7 @@ def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
     return core.QueueSpec(
         name=cq["metadata"]["name"],
         cohort=spec.get("cohortName") or None,
-        resource_groups=_groups(spec),
+        resource_groups=resource_groups(spec),
         preemption=core.Preemption(
             within_cluster_queue=pre.get("withinClusterQueue", core.NEVER),
             reclaim_within_cohort=pre.get("reclaimWithinCohort", core.NEVER),
@@ -163,11 +165,11 @@ def _job_finished(job: dict[str, Any]) -> str | None:
 
 
 class KueueController:
-    def __init__(self, store: Store, recorder: EventRecorder) -> None:
+    def __init__(self, store: Store, recorder: EventRecorder, fair_sharing: bool = True) -> None:
         self._store = store
         self.store = store  # read by the visibility API
         self._recorder = recorder
-        self.engine = core.Engine(amount_text=quantity)
+        self.engine = core.Engine(amount_text=quantity, fair_sharing=fair_sharing)
         self._rt = {kind: resource(plural, GROUP) for kind, plural in PLURALS.items()}
         self._jobs_rt = resource("jobs", "batch")
         self._pods_rt = resource("pods")
@@ -300,13 +302,15 @@ class KueueController:
         for c in cohorts:
             spec = c.get("spec") or {}
             eng.set_cohort(
-                core.CohortSpec(c["metadata"]["name"], spec.get("parentName"), _groups(spec))
+                core.CohortSpec(
+                    c["metadata"]["name"], spec.get("parentName"), resource_groups(spec)
+                )
             )
         cqs = self._store.list(self._rt["ClusterQueue"])[0]
         for name in set(eng.queues) - {q["metadata"]["name"] for q in cqs}:
             eng.remove_queue(name)
         for q in cqs:
-            eng.set_queue(_queue_spec(q))
+            eng.set_queue(queue_spec(q))
         self._local_queues = {
             _key(lq): str((lq.get("spec") or {}).get("clusterQueue", ""))
             for lq in self._store.list(self._rt["LocalQueue"])[0]
@@ -802,4 +806,7 @@ def _key(obj: dict[str, Any]) -> _Key:
     return (md.get("namespace") or "", md["name"])
 
 
-__all__ = ["KueueController", "milli", "quantity", "set_condition"]
+# The names the scheduling benchmark imported first.
+_groups, _queue_spec = resource_groups, queue_spec
+
+__all__ = ["KueueController", "milli", "quantity", "queue_spec", "resource_groups", "set_condition"]
