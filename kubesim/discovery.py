@@ -16,6 +16,7 @@ import hashlib
 import json
 from typing import Any
 
+from gpulab.kubesim.kueue import visibility
 from gpulab.kubesim.reviews import REVIEWS
 from gpulab.kubesim.store import RESOURCES, ResourceType
 
@@ -32,24 +33,28 @@ VERSION = {
 }
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
+_SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "pendingworkloads": ["get"]}
 
 
-def _served() -> list[ResourceType]:
-    """Stored kinds, then the create-only review kinds (answered, never stored)."""
-    return [*RESOURCES.values(), *REVIEWS.values()]
+def _served(hidden: frozenset[str] = frozenset()) -> list[ResourceType]:
+    """Stored kinds, then the create-only review kinds (answered, never stored); without the
+    API groups in ``hidden`` (optional ones switched off)."""
+    every = (*RESOURCES.values(), *REVIEWS.values(), *visibility.TYPES)
+    return [rt for rt in every if rt.group not in hidden]
 
 
 def _verbs(rt: ResourceType) -> list[str]:
     if (rt.group, rt.plural) in REVIEWS:
         return ["create"]
+    if rt in visibility.TYPES:
+        return ["get"]
     return _VERBS if rt.kind != "Node" else [v for v in _VERBS if v != "deletecollection"]
 
 
-def group_versions() -> dict[str, list[ResourceType]]:
+def group_versions(hidden: frozenset[str] = frozenset()) -> dict[str, list[ResourceType]]:
     """``api/v1`` or ``apis/<group>/<version>`` -> the types served there."""
     out: dict[str, list[ResourceType]] = {}
-    for rt in _served():
+    for rt in _served(hidden):
         prefix = "api/v1" if not rt.group else f"apis/{rt.group}/{rt.version}"
         out.setdefault(prefix, []).append(rt)
     return out
@@ -68,20 +73,20 @@ def _group(group: str, version: str) -> dict[str, Any]:
     return {"name": group, "versions": [gv], "preferredVersion": gv}
 
 
-def api_group_list() -> dict[str, Any]:
-    groups = sorted({(rt.group, rt.version) for rt in _served() if rt.group})
+def api_group_list(hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    groups = sorted({(rt.group, rt.version) for rt in _served(hidden) if rt.group})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, v) for g, v in groups]}
 
 
-def api_group(group: str) -> dict[str, Any] | None:
-    for rt in _served():
+def api_group(group: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    for rt in _served(hidden):
         if rt.group == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(group, rt.version)}
     return None
 
 
-def resource_list(prefix: str) -> dict[str, Any] | None:
-    types = group_versions().get(prefix)
+def resource_list(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    types = group_versions(hidden).get(prefix)
     if types is None:
         return None
     resources: list[dict[str, Any]] = []
@@ -105,7 +110,7 @@ def resource_list(prefix: str) -> dict[str, Any] | None:
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
-                    "kind": rt.kind if sub == "status" else "Pod",
+                    "kind": {"status": rt.kind, "log": "Pod"}.get(sub, "PendingWorkloadsSummary"),
                     "verbs": _SUB_VERBS[sub],
                 }
             )
@@ -118,25 +123,25 @@ def resource_list(prefix: str) -> dict[str, Any] | None:
     }
 
 
-def _hash(prefix: str) -> str:
+def _hash(prefix: str, hidden: frozenset[str]) -> str:
     return (
-        hashlib.sha512(json.dumps(openapi_v3_doc(prefix), sort_keys=True).encode())
+        hashlib.sha512(json.dumps(openapi_v3_doc(prefix, hidden), sort_keys=True).encode())
         .hexdigest()[:32]
         .upper()
     )
 
 
-def openapi_v3_root() -> dict[str, Any]:
+def openapi_v3_root(hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "paths": {
-            prefix: {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={_hash(prefix)}"}
-            for prefix in group_versions()
+            prefix: {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={_hash(prefix, hidden)}"}
+            for prefix in group_versions(hidden)
         }
     }
 
 
-def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
-    types = group_versions().get(prefix)
+def openapi_v3_doc(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    types = group_versions(hidden).get(prefix)
     if types is None:
         return None
     paths: dict[str, Any] = {}
@@ -150,6 +155,8 @@ def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
             f"namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else rt.plural
         )
         # kubectl looks for fieldValidation on the PATCH operation of the kind's GVK.
+        if rt in visibility.TYPES:
+            continue
         ops = [(base, "post")]
         if (rt.group, rt.plural) not in REVIEWS:
             ops.append((base + "/{name}", "patch"))

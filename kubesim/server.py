@@ -40,6 +40,8 @@ from gpulab.kubesim.errors import (
     unsupported_media_type,
 )
 from gpulab.kubesim.faults import Faults, parse_faults
+from gpulab.kubesim.kueue import crds, visibility, webhook
+from gpulab.kubesim.kueue.controller import KueueController
 from gpulab.kubesim.logs import LogDir, serve_log
 from gpulab.kubesim.rbac import GROUP as RBAC_GROUP
 from gpulab.kubesim.rbac import (
@@ -100,8 +102,13 @@ class ApiServer:
         faults: Faults | None = None,
         seed: int | None = None,
         authenticator: TokenAuthenticator | None = None,
+        hidden_groups: frozenset[str] = frozenset(),
+        kueue: KueueController | None = None,
     ) -> None:
         self.store = store
+        # Optional API groups switched off (Kueue's without --kueue): not served, not listed.
+        self.hidden = hidden_groups
+        self.kueue = kueue
         self.authenticator = authenticator
         self.authorizer = StoreAuthorizer(store) if authenticator is not None else None
         self.log_dir = log_dir
@@ -275,18 +282,22 @@ class ApiServer:
         if path == "/api":
             return object_response(discovery.api_versions())
         if path == "/apis":
-            return object_response(discovery.api_group_list())
+            return object_response(discovery.api_group_list(self.hidden))
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) == 2 or parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list("/".join(parts))
+            doc = discovery.resource_list("/".join(parts), self.hidden)
             if doc is not None:
                 return object_response(doc)
-        if parts[0] == "apis" and len(parts) == 2 and (group := discovery.api_group(parts[1])):
+        if (
+            parts[0] == "apis"
+            and len(parts) == 2
+            and (group := discovery.api_group(parts[1], self.hidden))
+        ):
             return object_response(group)
         if path == "/openapi/v3":
-            return object_response(discovery.openapi_v3_root())
+            return object_response(discovery.openapi_v3_root(self.hidden))
         if path.startswith("/openapi/v3/"):
-            doc = discovery.openapi_v3_doc(path.removeprefix("/openapi/v3/"))
+            doc = discovery.openapi_v3_doc(path.removeprefix("/openapi/v3/"), self.hidden)
             if doc is not None:
                 return object_response(doc)
         if path == "/openapi/v2" and "protobuf" not in request.headers.get("Accept", ""):
@@ -316,7 +327,7 @@ class ApiServer:
 
     def _type(self, info: RequestInfo) -> ResourceType:
         rt = RESOURCES.get((info.group, info.resource))
-        if rt is None or rt.version != info.version:
+        if rt is None or rt.version != info.version or rt.group in self.hidden:
             raise _not_found_path()
         if info.subresource and info.subresource not in rt.subresources:
             raise _not_found_path()
@@ -327,6 +338,8 @@ class ApiServer:
     async def _resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         if (review := reviews.REVIEWS.get((info.group, info.resource))) is not None:
             return await self._review(request, info, review)
+        if info.group == crds.VISIBILITY_GROUP and self.kueue is not None:
+            return self._pending_workloads(request, info)
         rt = self._type(info)
         ns = info.namespace if rt.namespaced else None
         verb = info.verb
@@ -373,6 +386,24 @@ class ApiServer:
             rt, body, request[_USER], info.namespace, self._decide, self._rules_for
         )
         return object_response(answer, 201)
+
+    def _pending_workloads(self, request: web.Request, info: RequestInfo) -> web.Response:
+        assert self.kueue is not None
+        if info.version != visibility.VERSION or info.subresource != visibility.SUBRESOURCE:
+            raise _not_found_path()
+        if info.verb != "get":
+            raise method_not_allowed()
+        if info.resource == "localqueues" and info.namespace:
+            doc = visibility.pending_workloads(
+                self.kueue, namespace=info.namespace, local_queue=info.name, query=request.query
+            )
+        elif info.resource == "clusterqueues" and not info.namespace:
+            doc = visibility.pending_workloads(
+                self.kueue, cluster_queue=info.name, query=request.query
+            )
+        else:
+            raise _not_found_path()
+        return object_response(doc)
 
     # -- bodies ------------------------------------------------------------------------
     async def _body(self, request: web.Request, allowed: tuple[str, ...]) -> Any:
@@ -609,6 +640,8 @@ class ApiServer:
         body = await self._body(request, ("application/json", "application/yaml"))
         obj = admission.check_kind(rt, body)
         self._namespace_of(rt, ns, obj)
+        if crds.GROUP not in self.hidden:
+            webhook.default_on_create(rt, ns, obj)
         dry_run = self._dry_run(request)
         admission.validate(rt, obj, strict=self._strict(request))
         admission.admit_create(self.store, rt, ns, obj)
