@@ -29,7 +29,6 @@ __all__ = ["API_PREFIX", "api_handlers"]
 API_PREFIX = "gpulab/api"
 MAX_SPEC_BYTES = 64 * 1024
 _JOB_ID = r"(?P<job_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
-_LIST_FILTERS = ("user", "group", "state", "created_since", "created_before", "limit", "continue")
 
 
 class GPULabHandler(NoFraming, APIHandler):
@@ -102,7 +101,8 @@ class MeHandler(GPULabHandler):
 class JobsHandler(GPULabHandler):
     @web.authenticated
     async def get(self) -> None:
-        params = {k: self.get_argument(k) for k in _LIST_FILTERS if self.get_argument(k, "")}
+        # Every parameter goes on: the gateway checks them, so each client gets its answers.
+        params = {k: self.get_argument(k) for k in self.request.query_arguments}
         await self.forward("GET", "api/v1/jobs", params=params)
 
     @web.authenticated
