@@ -96,9 +96,9 @@ class ClientConfig:
         return cls(gateway_url=gateway.rstrip("/") + "/", token=token)
 
 
-def server_api_url(env: Mapping[str, str]) -> str:
-    """The server extension's jobs API of the server this process runs in (its kernels and
-    terminals inherit ``JUPYTERHUB_SERVICE_URL``, the address the server listens on), or "".
+def server_url(env: Mapping[str, str]) -> str:
+    """The base URL of the server this process runs in (its kernels and terminals inherit
+    ``JUPYTERHUB_SERVICE_URL``, the address the server listens on; it ends with "/"), or "".
     A server listening on every address is reached on loopback."""
     raw = env.get("JUPYTERHUB_SERVICE_URL", "")
     if not raw.startswith(("http://", "https://")):
@@ -110,8 +110,13 @@ def server_api_url(env: Mapping[str, str]) -> str:
     netloc = f"[{host}]" if ":" in host else host
     if parts.port:
         netloc += f":{parts.port}"
-    path = parts.path.rstrip("/") + "/" + SERVER_API
-    return urlunsplit((parts.scheme, netloc, path, "", ""))
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/", "", ""))
+
+
+def server_api_url(env: Mapping[str, str]) -> str:
+    """The server extension's jobs API of the server this process runs in, or ""."""
+    base = server_url(env)
+    return base + SERVER_API if base else ""
 
 
 def locate_gateway(hub_url: str, token: str, timeout: float = 10.0) -> str:
