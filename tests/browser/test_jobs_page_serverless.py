@@ -8,8 +8,6 @@ admin's navigation bar links to the GPU dashboard. Screenshots go to test-artifa
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import through_proxy
+from tests.extension.jupyter_testlib import until
 from tests.gateway.gateway_testlib import command_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
@@ -25,15 +24,6 @@ USER = "carol"  # hub/demo/users.yaml: no group, the policy's default group
 OTHER = "bob"
 ADMIN = "admin"
 JOB_DEADLINE = 180.0  # seconds for a small CPU job to finish on a 2-core machine
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
-    """Poll a state until it holds (not a timed assertion: the bound only ends a stuck test)."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not the case after {timeout:.0f}s")
-        time.sleep(1.0)
 
 
 def gateway(platform: Any, name: str) -> httpx.Client:
@@ -56,7 +46,7 @@ def finished_job(platform: Any, owner: str, name: str, script: str) -> dict[str,
             latest.update(gw.get(f"/jobs/{job_id}").raise_for_status().json())
             return latest["state"] in ("Succeeded", "Failed", "Cancelled")
 
-        wait_for(f"{owner}'s job {job_id} finished", done, JOB_DEADLINE)
+        until(done, f"{owner}'s job {job_id} finished", JOB_DEADLINE, every=1.0)
     assert latest["state"] == "Succeeded", latest
     return latest
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import urllib.error
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,21 +26,13 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
+from tests.extension.jupyter_testlib import until
+
 pytestmark = [pytest.mark.e2e]
 
 CPU_IMAGE = "harbor.local/shared/scipy:2024.10"
 PANEL_CODE = "from gpulab import jobs\npanel = jobs.panel(auto_refresh=1)\npanel"
 DEADLINE = 180.0  # seconds: a bound on waiting, never an expected duration
-
-
-def wait_for(predicate: Callable[[], Any], what: str, limit: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"never saw: {what}")
 
 
 async def run_in_new_kernel(server_url: str, token: str, code: str) -> None:
@@ -115,10 +105,12 @@ async def test_a_server_running_only_the_panel_is_warned_then_culled(platform) -
         return r.json().get("state", "") if r.status_code == 200 else ""
 
     try:
-        await asyncio.to_thread(wait_for, lambda: (server() or {}).get("ready"), "server ready")
+        await asyncio.to_thread(
+            until, lambda: (server() or {}).get("ready"), "server ready", DEADLINE
+        )
         await run_in_new_kernel(f"{platform.hub_url}/user/{name}/", token, PANEL_CODE)
 
-        await asyncio.to_thread(wait_for, lambda: culler_state() == "warned", "a warning")
+        await asyncio.to_thread(until, lambda: culler_state() == "warned", "a warning", DEADLINE)
         after_warning: list[str] = []
 
         def culled() -> bool:
@@ -127,7 +119,7 @@ async def test_a_server_running_only_the_panel_is_warned_then_culled(platform) -
             after_warning.append(culler_state())
             return False
 
-        await asyncio.to_thread(wait_for, culled, "the server culled")
+        await asyncio.to_thread(until, culled, "the server culled", DEADLINE)
         # A withdrawn warning reads "idle" or "active" until the next one.
         assert set(after_warning) <= {"warned", ""}, after_warning
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from gpulab.extensions.client import ClientConfig, GatewayError, server_api_url
 
-from tests.extension.jupyter_testlib import JupyterServer
+from tests.extension.jupyter_testlib import JupyterServer, bare_server
 
 MISTYPED = "work/trian.ipynb"  # the server has work/train.ipynb
 
@@ -28,13 +28,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("one-route") / "home"
     (root / "work").mkdir(parents=True)
     (root / "work" / "train.ipynb").write_text(json.dumps({"cells": [], "nbformat": 4}))
-    env = {"HOME": str(root), "GPULAB_GATEWAY_URL": "", "GPULAB_CULLER_URL": ""}
-    env["JUPYTERHUB_API_TOKEN"] = ""
-    s = JupyterServer(root, env).start()
-    try:
+    with bare_server(root) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

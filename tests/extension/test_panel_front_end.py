@@ -14,7 +14,7 @@ from gpulab.extensions.panel import JobsPanel
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from tests.extension.jupyter_testlib import JupyterServer, until
+from tests.extension.jupyter_testlib import JupyterServer, bare_server, until
 
 
 class _NoCuller:
@@ -83,13 +83,8 @@ def test_refreshes_while_a_front_end_shows_the_panel(tmp_path: Path) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("front-end") / "home"
     root.mkdir()
-    env = {"HOME": str(root), "GPULAB_GATEWAY_URL": "", "GPULAB_CULLER_URL": ""}
-    env["JUPYTERHUB_API_TOKEN"] = ""
-    s = JupyterServer(root, env).start()
-    try:
+    with bare_server(root) as s:
         yield s
-    finally:
-        s.stop()
 
 
 async def test_the_server_tells_whether_a_front_end_is_connected(server: JupyterServer) -> None:
