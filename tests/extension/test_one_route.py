@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from gpulab.extensions.client import ClientConfig, GatewayError, server_api_url
+from gpulab.hub.field_errors import FieldError
 
 from tests.extension.jupyter_testlib import JupyterServer, bare_server
 
@@ -46,6 +47,9 @@ def inside(server: JupyterServer, monkeypatch: pytest.MonkeyPatch) -> JupyterSer
 def assert_no_such_notebook(problems: list[dict]) -> None:
     assert [p["field"] for p in problems] == ["notebook"], problems
     assert f"{MISTYPED!r}: no such file" in problems[0]["message"]
+    # the gateway's shape, so a client reads one shape whoever refused the spec
+    assert set(problems[0]) == set(FieldError("notebook", "").as_dict())
+    assert problems[0]["code"] == "invalid"
 
 
 def test_a_server_listening_everywhere_is_reached_on_loopback() -> None:
