@@ -183,6 +183,10 @@ class GatewayClient:
     def me(self) -> dict:
         return self._json("GET", "/me")
 
+    def images(self) -> dict:
+        """The catalogue's images the caller's groups may use (``{"items": [...]}``)."""
+        return self._json("GET", "/images")
+
     def submit(self, spec: dict | str, idempotency_key: str | None = None) -> dict:
         """Submit a job. Without ``idempotency_key`` a fresh one is made for this call; every
         retry of the call sends the same key, so the gateway answers with the first job."""

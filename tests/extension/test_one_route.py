@@ -39,6 +39,7 @@ def inside(server: JupyterServer, monkeypatch: pytest.MonkeyPatch) -> JupyterSer
     monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", server.url + "/")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", server.token)
     monkeypatch.setenv("HOME", str(server.root))
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:9/hub/api")  # set in every server
     for name in ("GPULAB_GATEWAY_URL", "GPULAB_HUB_URL", "GPULAB_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return server
@@ -108,3 +109,12 @@ def test_the_panel_refuses_a_mistyped_notebook(inside: JupyterServer) -> None:
     panel.submit()
     assert "no such file" in panel.submit_result.value
     assert "notebook" in panel.submit_result.value
+
+
+def test_the_cli_route_inside_a_server_is_the_server_extension(inside: JupyterServer) -> None:
+    from gpulab.extensions.cli.globals import GlobalOptions
+    from gpulab.extensions.cli.transport import resolve_route
+
+    assert resolve_route(GlobalOptions()).jobs_api_url == inside.url + "/gpulab/api"
+    with_token = resolve_route(GlobalOptions(token="a-user-token", hub_url="http://hub.example"))
+    assert with_token.jobs_api_url == ""  # told where to go: the gateway, as on a laptop

@@ -72,7 +72,7 @@ def test_cli_prints_the_log_after_the_job_ended(gw, finished_job):
 
 
 def test_cli_downloads_the_outputs_with_a_progress_bar(gw, finished_job, tmp_path):
-    got = gpulab(gw, "outputs", "get", finished_job["id"], "-o", str(tmp_path))
+    got = gpulab(gw, "outputs", "get", finished_job["id"], "-D", str(tmp_path))
     assert got.returncode == 0, got.stderr
     models = list(Path(tmp_path).rglob("model.txt"))
     assert [m.read_text() for m in models] == ["weights"]

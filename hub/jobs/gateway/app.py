@@ -30,6 +30,7 @@ from .auth import IdentityResolver
 from .cache import ClusterCache
 from .handlers import routes
 from .homes import HomeClaims
+from .images import image_routes
 from .kube import USER_AGENT, Kube
 from .metrics import gateway_registry
 from .openapi import openapi
@@ -202,7 +203,7 @@ def make_app(
         prefix, hub_auth, gateway_registry(gateway.cache.index), authenticate=authenticate_metrics
     )
     app = web.Application(
-        [metrics, *routes(prefix)],  # type: ignore[list-item]
+        [metrics, *image_routes(prefix), *routes(prefix)],  # type: ignore[list-item]
         gateway=gateway,
         resolver=resolver,
         hub_auth=hub_auth,

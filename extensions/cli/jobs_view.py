@@ -1,0 +1,68 @@
+"""How a job is shown: the list's columns and the detail view, one function each.
+
+Add a column here (and only here) to show it in ``gpulab jobs list`` and ``status``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .output import Column, render_table
+
+__all__ = ["job_details", "jobs_table"]
+
+
+def _time(value: Any) -> str:
+    return str(value or "")[:19].replace("T", " ")
+
+
+def jobs_table(jobs: list[dict[str, Any]], *, wide: bool, show_owner: bool, width: int) -> str:
+    """``gpulab jobs list``: the job id is whole at any width; ``-o wide`` adds columns."""
+    columns = [Column("JOB", whole=True)]
+    if show_owner or wide:
+        columns.append(Column("OWNER"))
+    columns += [Column("STATE"), Column("GPUS", right=True), Column("CREATED")]
+    if wide:
+        columns += [Column("IMAGE"), Column("STARTED"), Column("FINISHED"), Column("MESSAGE")]
+    rows = []
+    for job in jobs:
+        row = [str(job.get("id", ""))]
+        if show_owner or wide:
+            row.append(str(job.get("owner", "")))
+        row += [str(job.get("state", "?")), str(job.get("gpus", 0)), _time(job.get("created"))]
+        if wide:
+            row += [
+                str(job.get("image") or ""),
+                _time(job.get("started")),
+                _time(job.get("finished")),
+                str(job.get("message") or ""),
+            ]
+        rows.append(row)
+    return render_table(columns, rows, width)
+
+
+DETAIL_FIELDS = (
+    "id",
+    "name",
+    "owner",
+    "group",
+    "state",
+    "image",
+    "gpus",
+    "created",
+    "started",
+    "finished",
+    "exit_code",
+    "message",
+    "upload",
+)
+
+
+def job_details(job: dict[str, Any]) -> str:
+    """``gpulab jobs status``: one field a line."""
+    fields = [(k, job.get(k)) for k in DETAIL_FIELDS if job.get(k) not in (None, "")]
+    if job.get("parameters"):
+        params = ", ".join(f"{k}={v}" for k, v in sorted(job["parameters"].items()))
+        fields.append(("parameters", params))
+    width = max((len(k) for k, _ in fields), default=0)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
