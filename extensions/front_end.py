@@ -1,8 +1,10 @@
 """Whether a front end shows this kernel's output: the panel refreshes only while one does.
 
 A browser tab with the notebook open holds a websocket to the kernel; jupyter_server counts
-them (``connections`` in ``GET /api/kernels/<id>``). The kernel asks its own server, with the
-server's token, which kernel it is being read from its connection file. With no tab open
+them. The kernel asks its own server's extension (``gpulab/api/kernels/<id>/front-ends``, a
+question that, unlike ``api/kernels/<id>``, is not counted as the server's browser activity,
+which the culler names in its reasons), with the server's token; which kernel it is comes
+from its connection file. With no tab open
 nothing would see a refresh, so the panel makes none (and sends nothing a culler could mistake
 for work; widget traffic does not count anyway: :mod:`gpulab.extensions.kernel_activity`).
 """
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from .client import server_url
+from .client import server_api_url
 
 __all__ = ["front_end_attached", "this_kernel_id"]
 
@@ -39,13 +41,13 @@ def front_end_attached(
 ) -> bool | None:
     """Whether any front end is connected to kernel ``kernel_id`` of this server; None when
     that cannot be told (not in a server, or it did not answer): the caller decides."""
-    base = server_url(env)
+    base = server_api_url(env)
     token = env.get("JUPYTERHUB_API_TOKEN", "")
     if not base or not kernel_id:
         return None
     try:
         response = httpx.get(
-            f"{base}api/kernels/{kernel_id}",
+            f"{base}/kernels/{kernel_id}/front-ends",
             headers={"Authorization": f"token {token}"} if token else {},
             timeout=timeout,
         )

@@ -306,6 +306,19 @@ class KeepHandler(GPULabHandler):
         self.relay(response.status_code, response.content, response.headers.get("Content-Type", ""))
 
 
+class FrontEndsHandler(GPULabHandler):
+    """``GET kernels/{id}/front-ends``: ``{connections}``, the front ends (browser tabs) connected
+    to a kernel now. The panel asks before each refresh; unlike ``api/kernels/{id}`` the
+    question is not counted as the server's (browser) activity."""
+
+    @web.authenticated
+    def get(self, kernel_id: str) -> None:
+        km = self.kernel_manager
+        if kernel_id not in km:
+            raise web.HTTPError(404, f"no kernel {kernel_id}")
+        self.reply(200, {"connections": int(km.kernel_model(kernel_id).get("connections", 0))})
+
+
 def api_handlers(base_url: str) -> list[tuple[str, type]]:
     p = base_url.rstrip("/") + "/" + API_PREFIX
     jobs = f"{p}/jobs/{_JOB_ID}"
@@ -320,4 +333,5 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
         (f"{jobs}/outputs/(?P<path>.+)", OutputHandler),
         (f"{p}/cull-status", CullStatusHandler),
         (f"{p}/keep", KeepHandler),
+        (f"{p}/kernels/(?P<kernel_id>[0-9a-f-]{{8,64}})/front-ends", FrontEndsHandler),
     ]

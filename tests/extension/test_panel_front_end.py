@@ -108,3 +108,4 @@ async def test_the_server_tells_whether_a_front_end_is_connected(server: Jupyter
         with server.client() as c:
             c.delete(f"/api/kernels/{kernel_id}")
     assert front_end_attached({}, kernel_id) is None  # not in a server: cannot tell
+    assert front_end_attached(env, "00000000-dead-beef") is None  # no such kernel (404)
