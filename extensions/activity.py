@@ -2,8 +2,10 @@
 
 Reads (on the event loop, cheap attribute reads):
 
-* kernels from jupyter_server's ``MappingKernelManager``: each kernel's ``execution_state``
-  and ``last_activity`` (set by ``start_watching_activity`` from IOPub traffic), and
+* kernels from jupyter_server's ``MappingKernelManager``: each kernel's ``execution_state``;
+  when it last did work for its user from :class:`KernelActivityWatch` (gpulab's own reading
+  of its IOPub traffic, in which widget messages do not count: the jobs panel's refresh never
+  keeps a server alive), else jupyter_server's ``last_activity`` and
   ``kernel_manager.last_kernel_activity``; the kernel's pid from its provisioner
   (``provisioner.process.pid`` / ``provisioner.pid`` for local kernels);
 * terminals from ``jupyter_server_terminals``' ``TerminalManager.terminals`` (name →
@@ -36,6 +38,7 @@ from typing import Any
 from gpulab.wire.activity import ActivityReport, GpuSample, KernelActivity
 
 from .gpu_probe import GpuProbe, NullProbe
+from .kernel_activity import KernelActivityWatch
 
 __all__ = [
     "ActivityReport",
@@ -138,7 +141,9 @@ class ActivitySampler:
     """Samples a jupyter_server's kernels, terminals and GPUs.
 
     ``kernel_manager``: the server's ``MappingKernelManager``; ``terminal_manager``: its
-    ``TerminalManager`` (``serverapp.web_app.settings["terminal_manager"]``) or None.
+    ``TerminalManager`` (``serverapp.web_app.settings["terminal_manager"]``) or None;
+    ``activity``: the watch that says when kernels last worked (None: jupyter_server's
+    ``last_activity``, which widget traffic moves too).
     """
 
     def __init__(
@@ -148,7 +153,9 @@ class ActivitySampler:
         probe: GpuProbe | None = None,
         *,
         proc_root: str | os.PathLike[str] = "/proc",
+        activity: KernelActivityWatch | None = None,
     ) -> None:
+        self.activity = activity
         self.kernel_manager = kernel_manager
         self.terminal_manager = terminal_manager
         self.probe: GpuProbe = probe if probe is not None else NullProbe()
@@ -162,15 +169,21 @@ class ActivitySampler:
                 k = km.get_kernel(kid)
             except KeyError:
                 continue
+            last = _aware(getattr(k, "last_activity", None))
+            if self.activity is not None:
+                self.activity.watch(kid, k, last)
+                last = self.activity.last(kid) or last
             out.append(
                 _KernelSnapshot(
                     id=kid,
                     name=str(getattr(k, "kernel_name", "")),
                     execution_state=str(getattr(k, "execution_state", "unknown")),
-                    last_activity=_aware(getattr(k, "last_activity", None)),
+                    last_activity=last,
                     pid=kernel_pid(km, kid),
                 )
             )
+        if self.activity is not None:
+            self.activity.keep_only({k.id for k in out})
         return out
 
     def _terminals(self) -> tuple[int, datetime | None]:
@@ -203,7 +216,10 @@ class ActivitySampler:
         n_terms, last_term = self._terminals()
         gpus, per_kernel = await asyncio.to_thread(self._gpu_and_procs, kernels)
         stamps = [k.last_activity for k in kernels if k.last_activity is not None]
-        km_last = _aware(getattr(self.kernel_manager, "last_kernel_activity", None))
+        if self.activity is not None:
+            km_last = self.activity.latest  # kernels shut down since included
+        else:
+            km_last = _aware(getattr(self.kernel_manager, "last_kernel_activity", None))
         if km_last is not None:
             stamps.append(km_last)
         return ActivityReport(

@@ -1,11 +1,15 @@
 """A small synchronous client for the jobs gateway's REST API (docs/gateway.md).
 
-Used by the `gpulab jobs` command line and the notebook panel. It finds the gateway and a token
+Used by the `gpulab jobs` command line and the notebook panel. It finds the jobs API and a token
 the way researchers work:
 
-- inside a user's pod: ``GPULAB_GATEWAY_URL`` and the server's ``JUPYTERHUB_API_TOKEN``;
+- inside a user's server (its kernels and terminals): the server extension's ``gpulab/api/`` on
+  that server (``JUPYTERHUB_SERVICE_URL``) with the server's ``JUPYTERHUB_API_TOKEN``, the route
+  the jobs page takes too, so every client gets the server's checks (a notebook path that is
+  not a file in the server's folder is refused up front, with the same error everywhere);
 - on a laptop: the hub URL (``--hub-url`` or ``GPULAB_HUB_URL``) and an API token from the hub's
-  token page (``--token`` or ``GPULAB_TOKEN``).
+  token page (``--token`` or ``GPULAB_TOKEN``): the gateway's ``api/v1/`` (the same paths and
+  answers, without a server's file checks).
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 GATEWAY_PREFIX = "services/jobs-gateway/"
+SERVER_API = "gpulab/api"  # the server extension's jobs API, under the server's base URL
 PAGE_LIMIT = 500  # the most jobs the gateway answers in one page
 
 # Answers that mean "the gateway (or the proxy in front of it) could not serve this now": a
@@ -56,10 +62,21 @@ class ConfigError(Exception):
 class ClientConfig:
     gateway_url: str
     token: str
+    # The jobs API itself: the gateway's api/v1 (empty: under gateway_url), or inside a server
+    # the server extension's gpulab/api, which answers the same paths with the same bodies.
+    api_url: str = ""
+
+    @property
+    def jobs_api(self) -> str:
+        return self.api_url or self.gateway_url + "api/v1"
 
     @classmethod
     def discover(cls, hub_url: str | None = None, token: str | None = None) -> ClientConfig:
         env = os.environ
+        server = server_api_url(env)
+        if server and not hub_url and not token and env.get("JUPYTERHUB_API_TOKEN"):
+            # Inside a server: through its extension, as the jobs page goes.
+            return cls(gateway_url=server + "/", token=env["JUPYTERHUB_API_TOKEN"], api_url=server)
         gateway = env.get("GPULAB_GATEWAY_URL", "")
         token = token or env.get("GPULAB_TOKEN") or env.get("JUPYTERHUB_API_TOKEN", "")
         # An explicit --hub-url wins; else a known gateway; else the hub from the environment.
@@ -77,6 +94,29 @@ class ClientConfig:
                 "--token or set GPULAB_TOKEN"
             )
         return cls(gateway_url=gateway.rstrip("/") + "/", token=token)
+
+
+def server_url(env: Mapping[str, str]) -> str:
+    """The base URL of the server this process runs in (its kernels and terminals inherit
+    ``JUPYTERHUB_SERVICE_URL``, the address the server listens on; it ends with "/"), or "".
+    A server listening on every address is reached on loopback."""
+    raw = env.get("JUPYTERHUB_SERVICE_URL", "")
+    if not raw.startswith(("http://", "https://")):
+        return ""
+    parts = urlsplit(raw)
+    host = parts.hostname or ""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/", "", ""))
+
+
+def server_api_url(env: Mapping[str, str]) -> str:
+    """The server extension's jobs API of the server this process runs in, or ""."""
+    base = server_url(env)
+    return base + SERVER_API if base else ""
 
 
 def locate_gateway(hub_url: str, token: str, timeout: float = 10.0) -> str:
@@ -125,7 +165,7 @@ class GatewayClient:
         self.config = config
         self._retry_delays = tuple(retry_delays)
         self._http = httpx.Client(
-            base_url=config.gateway_url + "api/v1",
+            base_url=config.jobs_api,
             headers={"Authorization": f"token {config.token}"},
             timeout=timeout,
         )
@@ -230,7 +270,7 @@ class GatewayClient:
                 # Refused, reset or timed out: the request may or may not have arrived.
                 if last or not isinstance(exc, httpx.TransportError):
                     raise GatewayError(
-                        0, f"cannot reach the jobs gateway at {self.config.gateway_url}: {exc}"
+                        0, f"cannot reach the jobs API at {self.config.jobs_api}: {exc}"
                     ) from None
                 time.sleep(delays[attempt])
                 continue

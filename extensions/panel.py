@@ -23,6 +23,7 @@ import httpx
 from gpulab.wire.jobs import CANCELLABLE_STATES, JobState
 
 from .client import ClientConfig, ConfigError, GatewayClient, GatewayError
+from .front_end import front_end_attached, this_kernel_id
 
 __all__ = [
     "JobsPanel",
@@ -239,6 +240,7 @@ class JobsPanel:
         env: Mapping[str, str] | None = None,
         user_ns: Mapping[str, Any] | None = None,
         auto_refresh: float = 5.0,
+        front_end: Callable[[], bool | None] | None = None,
     ) -> None:
         import ipywidgets as w
 
@@ -247,6 +249,9 @@ class JobsPanel:
         self._client_factory = client_factory or (lambda: GatewayClient(ClientConfig.discover()))
         self.culler = culler or CullerClient(self.env)
         self.auto_refresh = auto_refresh
+        # Whether a front end shows the panel now (None: cannot tell); see start_auto_refresh.
+        kernel_id = this_kernel_id()
+        self.front_end = front_end or (lambda: front_end_attached(self.env, kernel_id))
         self.jobs: list[dict[str, Any]] = []
         self._stop = threading.Event()
         self._log_thread: threading.Thread | None = None
@@ -468,8 +473,14 @@ class JobsPanel:
         self._log_thread.start()
 
     def start_auto_refresh(self) -> None:
+        """Refresh every ``auto_refresh`` seconds while a front end shows the panel: with no
+        browser tab on the notebook, nobody would see it, so the panel neither calls the
+        gateway nor updates its widgets until one is back."""
+
         def loop() -> None:
             while not self._stop.wait(self.auto_refresh):
+                if self.front_end() is False:
+                    continue
                 try:
                     self.refresh()
                 except Exception as exc:  # noqa: BLE001 - shown, retried at the next tick

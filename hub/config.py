@@ -262,6 +262,27 @@ def _add_notices(c: Any) -> None:
     c.JupyterHub.template_vars = variables
 
 
+def service_page_url(subdomain_host: str | None, base_url: str, name: str, page: str) -> str:
+    """Where a browser on the hub's pages finds ``page`` of service ``name``: on the service's
+    own origin with per-service subdomains, else under the hub's ``/services/<name>/``."""
+    if subdomain_host:
+        return service_public_url(subdomain_host, base_url, name) + page
+    return f"/{base_url.strip('/')}/services/{name}/".replace("//", "/") + page
+
+
+def _add_nav_links(c: Any, subdomain_host: str | None) -> None:
+    """The hub's navigation bar links to the jobs gateway's page (every user: their jobs with
+    no server running) and the GPU dashboard (``hub/templates/page.html`` shows it only to
+    holders of gpulab's admin scope): ``gpulab_links`` for the templates."""
+    base_url = str(c.JupyterHub.base_url) if "base_url" in c.JupyterHub else "/"
+    variables = dict(c.JupyterHub.template_vars) if "template_vars" in c.JupyterHub else {}
+    variables["gpulab_links"] = {
+        "jobs": service_page_url(subdomain_host, base_url, GATEWAY.name, "jobs/"),
+        "dashboard": service_page_url(subdomain_host, base_url, CULLER.name, "dashboard/"),
+    }
+    c.JupyterHub.template_vars = variables
+
+
 def configure(
     c: Any,
     *,
@@ -350,6 +371,7 @@ def configure(
         subdomain_host = str(c.JupyterHub.subdomain_host)
     if subdomain_host:
         _apply_subdomains(c, subdomain_host)
+    _add_nav_links(c, subdomain_host)
 
     settings = dict(oidc) if oidc is not None else oidc_settings()
     if settings is not None:

@@ -3,8 +3,9 @@
 - **Flags and environment** (``--hub-url``/``--token``, ``GPULAB_HUB_URL``/``GPULAB_TOKEN``)
   win, so a script says exactly what it means.
 - **Inside a gpulab server** (``JUPYTERHUB_API_TOKEN`` and ``GPULAB_GATEWAY_URL`` or
-  ``JUPYTERHUB_API_URL`` in the environment) the CLI keeps using the server's own route and
-  token, as the panel does. ``GPULAB_GATEWAY_URL`` with ``GPULAB_TOKEN`` names the gateway
+  ``JUPYTERHUB_API_URL`` in the environment) the CLI uses the server's own token, and its jobs
+  calls go through the server extension's ``gpulab/api/`` (``JUPYTERHUB_SERVICE_URL``), as the
+  panel's and the jobs page's do, so they get the server's checks of the spec's paths. ``GPULAB_GATEWAY_URL`` with ``GPULAB_TOKEN`` names the gateway
   outright (no question to the hub).
 - **On a laptop**, the login ``gpulab login`` stored (:mod:`.config`).
 
@@ -19,7 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from gpulab.extensions.client import ClientConfig, ConfigError, GatewayClient, locate_gateway
+from gpulab.extensions.client import (
+    ClientConfig,
+    ConfigError,
+    GatewayClient,
+    locate_gateway,
+    server_api_url,
+)
 
 from .config import LoginStore
 from .globals import GlobalOptions
@@ -47,6 +54,9 @@ class Route:
     hub_api_url: str  # .../hub/api
     gateway_url: str  # "" when it is to be asked of the hub (locate_gateway)
     inside_server: bool = False
+    # Inside a server with its own token: the server extension's jobs API (same paths and
+    # answers as the gateway's api/v1, plus the server's path checks); "" for the gateway.
+    jobs_api_url: str = ""
 
 
 def resolve_route(
@@ -69,6 +79,7 @@ def resolve_route(
             hub_api_url=server_hub_api.rstrip("/"),
             gateway_url=server_gateway,
             inside_server=bool(server_token),
+            jobs_api_url=server_api_url(env) if server_token and not token else "",
         )
     login = (store or LoginStore()).load()
     if not hub_text and login:
@@ -94,6 +105,9 @@ class Transport:
 
     @cached_property
     def gateway(self) -> GatewayClient:
+        if self.route.jobs_api_url:
+            api = self.route.jobs_api_url
+            return GatewayClient(ClientConfig(api + "/", self.route.token, api_url=api))
         gateway = self.route.gateway_url or locate_gateway(self.route.hub_url, self.route.token)
         return GatewayClient(ClientConfig(gateway.rstrip("/") + "/", self.route.token))
 

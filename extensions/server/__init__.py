@@ -41,6 +41,7 @@ def _home_for(root_dir: str) -> str:
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from gpulab.extensions.activity import ActivitySampler
     from gpulab.extensions.gpu_probe import probe_from_env
+    from gpulab.extensions.kernel_activity import KernelActivityWatch
 
     from .config import GPULabExtension
     from .handlers import api_handlers
@@ -56,7 +57,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     culler = Upstream("culler", config.resolved_culler_url, token, config.request_timeout)
     web_app = serverapp.web_app
     km = serverapp.kernel_manager
-    sampler = ActivitySampler(km, None, probe_from_env())
+    sampler = ActivitySampler(km, None, probe_from_env(), activity=KernelActivityWatch())
     reaping = KernelReaping(km)
     reporter = ActivityReporter(
         sampler, culler, config.report_interval, config.server_name, reaping

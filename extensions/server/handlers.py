@@ -29,7 +29,6 @@ __all__ = ["API_PREFIX", "api_handlers"]
 API_PREFIX = "gpulab/api"
 MAX_SPEC_BYTES = 64 * 1024
 _JOB_ID = r"(?P<job_id>[A-Za-z0-9][A-Za-z0-9._-]{0,127})"
-_LIST_FILTERS = ("user", "group", "state", "created_since", "created_before", "limit", "continue")
 
 
 class GPULabHandler(NoFraming, APIHandler):
@@ -102,7 +101,8 @@ class MeHandler(GPULabHandler):
 class JobsHandler(GPULabHandler):
     @web.authenticated
     async def get(self) -> None:
-        params = {k: self.get_argument(k) for k in _LIST_FILTERS if self.get_argument(k, "")}
+        # Every parameter goes on: the gateway checks them, so each client gets its answers.
+        params = {k: self.get_argument(k) for k in self.request.query_arguments}
         await self.forward("GET", "api/v1/jobs", params=params)
 
     @web.authenticated
@@ -306,6 +306,19 @@ class KeepHandler(GPULabHandler):
         self.relay(response.status_code, response.content, response.headers.get("Content-Type", ""))
 
 
+class FrontEndsHandler(GPULabHandler):
+    """``GET kernels/{id}/front-ends``: ``{connections}``, the front ends (browser tabs) connected
+    to a kernel now. The panel asks before each refresh; unlike ``api/kernels/{id}`` the
+    question is not counted as the server's (browser) activity."""
+
+    @web.authenticated
+    def get(self, kernel_id: str) -> None:
+        km = self.kernel_manager
+        if kernel_id not in km:
+            raise web.HTTPError(404, f"no kernel {kernel_id}")
+        self.reply(200, {"connections": int(km.kernel_model(kernel_id).get("connections", 0))})
+
+
 def api_handlers(base_url: str) -> list[tuple[str, type]]:
     p = base_url.rstrip("/") + "/" + API_PREFIX
     jobs = f"{p}/jobs/{_JOB_ID}"
@@ -320,4 +333,5 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
         (f"{jobs}/outputs/(?P<path>.+)", OutputHandler),
         (f"{p}/cull-status", CullStatusHandler),
         (f"{p}/keep", KeepHandler),
+        (f"{p}/kernels/(?P<kernel_id>[0-9a-f-]{{8,64}})/front-ends", FrontEndsHandler),
     ]

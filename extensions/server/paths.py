@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gpulab.hub.jobs.spec import FieldError
+
 __all__ = ["PathProblem", "confine_spec_paths"]
 
 # spec field -> (must be a file?, what is allowed)
@@ -28,7 +30,9 @@ class PathProblem(Exception):
     allowed: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message, "allowed": self.allowed}
+        """The gateway's problem shape (``FieldError``): clients read one shape whoever
+        refused the spec."""
+        return FieldError(self.field, self.message, self.allowed).as_dict()
 
 
 def _confine(field: str, value: Any, root: Path, home: Path) -> str:

@@ -81,6 +81,19 @@ class JupyterServer:
         self.proc = None
 
 
+@contextlib.contextmanager
+def bare_server(root: Path):
+    """A server with gpulab's extension in ``root`` (its HOME too) and no jobs gateway or
+    culler configured: a refusal seen through it came from the extension itself."""
+    env = {"HOME": str(root), "GPULAB_GATEWAY_URL": "", "GPULAB_CULLER_URL": ""}
+    env["JUPYTERHUB_API_TOKEN"] = ""
+    server = JupyterServer(root, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def until(predicate, what: str, limit: float = 60.0, every: float = 0.3):
     """Poll ``predicate`` until it returns something truthy (a bound on waiting, not a timed
     assertion); the failure names what never happened."""

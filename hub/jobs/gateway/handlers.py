@@ -21,6 +21,7 @@ from .auth import HubUnavailable, Identity, IdentityResolver
 from .errors import ApiError
 from .listing import parse_list_query
 from .metrics import observe_submit
+from .page import page_routes
 from .service import Gateway
 
 __all__ = ["routes"]
@@ -295,5 +296,6 @@ def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, ty
         (api + job + "/logs", LogsHandler),
         (api + job + "/outputs", OutputsHandler),
         (api + job + "/outputs/(?P<path>.+)", OutputHandler),
+        *page_routes(prefix),
         (prefix + ".*", NotFoundHandler),
     ]

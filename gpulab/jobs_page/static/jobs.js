@@ -1,4 +1,5 @@
-// gpulab jobs page: vanilla JS, talks to this server's gpulab/api/ (never to the gateway).
+// gpulab jobs page: vanilla JS. Served by a user's server it talks to that server's gpulab/api/
+// (never to the gateway); served by the jobs gateway, to the gateway's api/v1/ (same answers).
 (function () {
   "use strict";
   const cfg = JSON.parse(document.getElementById("gpulab-config").textContent);
@@ -318,9 +319,14 @@
   }
 
   // ------------------------------------------------------------------ wiring
-  $("submit-form").addEventListener("submit", submit);
-  $("f-kind").addEventListener("change", kindChanged);
-  $("keep-button").addEventListener("click", keep);
+  // Served by the user's server, the page also submits and shows the cull warning; served by
+  // the jobs gateway (no server needed), it has neither.
+  if (cfg.server) {
+    $("submit-form").addEventListener("submit", submit);
+    $("f-kind").addEventListener("change", kindChanged);
+    $("keep-button").addEventListener("click", keep);
+    kindChanged();
+  }
   $("cancel-button").addEventListener("click", () => selected && cancel(selected));
   $("resubmit-button").addEventListener("click", async () => {
     if (!selected) return;
@@ -330,9 +336,10 @@
   });
   $("follow-box").addEventListener("change", () => selected && streamLog(selected));
   $("older-button").addEventListener("click", () => { wanted += PAGE; refreshJobs(); });
-  kindChanged();
   refreshJobs();
-  refreshCull();
   setInterval(refreshJobs, 3000);
-  setInterval(refreshCull, 15000);
+  if (cfg.server) {
+    refreshCull();
+    setInterval(refreshCull, 15000);
+  }
 })();
