@@ -142,7 +142,10 @@ def start_in_hub(policy_file: PolicyFile, namespace: str) -> KueueKeeper | None:
     except RuntimeError:
         return None
     if _keeper is None:
-        _keeper = KueueKeeper(policy_file, namespace)
+        # JupyterHub's own logger: the lines land in the hub's log with its format.
+        from traitlets.log import get_logger  # noqa: PLC0415
+
+        _keeper = KueueKeeper(policy_file, namespace, log=get_logger())
         keeper = _keeper
         loop.create_task(_start_logged(keeper))
     return _keeper
