@@ -168,7 +168,7 @@ class Preemption:
 
     @property
     def gpu_hours(self) -> float:
-        return round(self.gpu_seconds / 3600.0, 2)
+        return round(self.gpu_seconds / 3600.0, 3)
 
 
 def _int(value: Any) -> int:
