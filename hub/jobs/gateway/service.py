@@ -212,6 +212,9 @@ class Gateway:
             "jobs_unfinished": usage.jobs,
             "jobs_limit": ent.max_concurrent_jobs,
         }
+        if self.queues is not None:  # with Kueue: what bounds a submit is the waiting jobs
+            out["quota"]["jobs_queued"] = self._waiting(user_label)
+            out["quota"]["jobs_queued_limit"] = ent.max_queued_jobs
         out["policy"] = {
             "per_job": ent.gpu_per_job,
             "max_runtime": ent.max_job_runtime_seconds,
@@ -589,15 +592,18 @@ class Gateway:
                 retry_after=60,
             )
 
+    def _waiting(self, user_label: str) -> int:
+        """The user's jobs waiting in their queues, as the cache holds them."""
+        jobs = (self.cache.job(name) for name in self.cache.user_job_ids(user_label))
+        return sum(1 for job in jobs if job is not None and is_queued(job))
+
     def _hold_queue_place(self, user_label: str, ent: Entitlement, mine: Reservation) -> None:
         """With Kueue the quota is Kueue's: what a submit is refused for here is only what
         queueing cannot help, the user's jobs already waiting (``jobs.max_queued``). Counted
         from the cache plus this gateway's submits in flight, with no ``await`` from counting
         to holding the place (two submits cannot both take the last one)."""
         group = ent.quota_group
-        jobs = (self.cache.job(name) for name in self.cache.user_job_ids(user_label))
-        waiting = sum(1 for job in jobs if job is not None and is_queued(job))
-        waiting += sum(
+        waiting = self._waiting(user_label) + sum(
             1 for e in self.inflight.entries(group, self._in_cache) if e.user == user_label
         )
         limit = ent.max_queued_jobs
