@@ -71,19 +71,23 @@ def test_spec_preemptible_defaults_to_false_and_refuses_non_booleans():
     assert [p.field for p in err.value.problems] == ["preemptible"]
 
 
-def test_queued_job_is_made_suspended_with_kueue_labels(policy, vision):
+def _render(policy, ent, queue: JobQueue | None = None) -> dict:
     spec = parse_job_spec({"name": "t", "image": IMAGE, "command": ["true"], "gpus": 1})
-    job = render_job(
+    return render_job(
         spec,
         owner="alice",
         job_id="t-abcdef",
-        entitlement=vision,
+        entitlement=ent,
         policy=policy,
         image=IMAGE,
         namespace="gpulab",
         upload_secret_name=upload_secret_name("t-abcdef"),
-        queue=JobQueue("alice-preemptible", PRIORITY_PREEMPTIBLE),
+        queue=queue,
     )
+
+
+def test_queued_job_is_made_suspended_with_kueue_labels(policy, vision):
+    job = _render(policy, vision, JobQueue("alice-preemptible", PRIORITY_PREEMPTIBLE))
     assert job["spec"]["suspend"] is True
     labels = job["metadata"]["labels"]
     assert labels[KUEUE_QUEUE_LABEL] == "alice-preemptible"
@@ -92,17 +96,7 @@ def test_queued_job_is_made_suspended_with_kueue_labels(policy, vision):
 
 
 def test_job_without_queue_is_not_suspended(policy, vision):
-    spec = parse_job_spec({"name": "t", "image": IMAGE, "command": ["true"]})
-    job = render_job(
-        spec,
-        owner="alice",
-        job_id="t-abcdef",
-        entitlement=vision,
-        policy=policy,
-        image=IMAGE,
-        namespace="gpulab",
-        upload_secret_name=upload_secret_name("t-abcdef"),
-    )
+    job = _render(policy, vision)
     assert "suspend" not in job["spec"]
     assert KUEUE_QUEUE_LABEL not in job["metadata"]["labels"]
 

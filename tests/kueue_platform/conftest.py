@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.conftest import browser  # noqa: F401 - Chromium for the browser test
 from tests.gateway.gateway_testlib import NAMESPACE, GatewayEnv, gateway_env
 
 KUEUE_POLICY = Path(__file__).resolve().parent / "policy.yaml"
@@ -64,20 +65,3 @@ def kgw(kueue_platform: Any) -> Iterator[GatewayEnv]:
     env = gateway_env(kueue_platform)
     yield env
     env.kubesim.faults()
-
-
-@pytest.fixture(scope="session")
-def kueue_browser() -> Iterator[Any]:
-    """Chromium for the Kueue platform's browser tests (as tests/browser's ``browser``)."""
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (`./dev.sh test` does)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
