@@ -6,7 +6,7 @@ the namespace, its ClusterRole for the users' ClusterQueues)."""
 from __future__ import annotations
 
 from gpulab.kube_identities import GATEWAY
-from tests.gateway.gateway_testlib import ROOT
+from tests.gateway.gateway_testlib import ROOT, command_job
 from tests.ship.rbac import load_audit, load_role_rules, not_allowed, rules_cover
 
 ROLE_FILE = ROOT / "helm-values" / "manifests" / "rbac-gateway.yaml"
@@ -14,8 +14,9 @@ ROLE_FILE = ROOT / "helm-values" / "manifests" / "rbac-gateway.yaml"
 
 def test_gateway_kueue_calls_are_granted_by_its_role_and_cluster_role(kgw):
     with kgw.client("alice") as c:  # at least one queued submit (the user's queues made)
-        job = c.post("/jobs", json={"name": "rbac", "command": ["true"], "gpus": 1}).json()
-        c.delete(f"/jobs/{job['id']}")
+        r = c.post("/jobs", json=command_job("rbac", "pass", gpus=1))
+        assert r.status_code == 201, r.text
+        c.delete(f"/jobs/{r.json()['id']}")
     calls = load_audit(
         kgw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"
     )
