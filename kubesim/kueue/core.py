@@ -132,6 +132,7 @@ class Workload:
     queued_at: float | None = None  # queue order time; None: created
     message: str = ""  # why it is not admitted (Kueue's Pending message)
     waiting_for: frozenset[str] = frozenset()  # victims this workload preempted
+    seq: int = 0  # arrival order, for equal priority and time (set by the engine)
 
     @property
     def order_time(self) -> float:
@@ -195,6 +196,7 @@ class Engine:
         self.queues: dict[str, QueueSpec] = {}
         self.workloads: dict[str, Workload] = {}
         self._nodes: dict[str, _Node] | None = None
+        self._seq = 0
 
     # -- configuration --------------------------------------------------------------
     def set_flavor(self, name: str, node_labels: dict[str, str] | None = None) -> None:
@@ -223,6 +225,8 @@ class Engine:
     def add_workload(self, wl: Workload) -> None:
         """A new workload (pending), or one already admitted (``wl.admission`` set)."""
         self.remove(wl.key)
+        self._seq += 1
+        wl.seq = self._seq
         self.workloads[wl.key] = wl
         if wl.admission is not None and self._nodes is not None:
             self._charge(wl.admission, +1)
@@ -257,7 +261,7 @@ class Engine:
     def pending(self, queue: str) -> list[Workload]:
         """A ClusterQueue's waiting workloads in queue order."""
         out = [w for w in self.workloads.values() if w.queue == queue and w.admission is None]
-        out.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+        out.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
         return out
 
     def admitted(self, queue: str) -> list[Workload]:
@@ -623,7 +627,7 @@ class Engine:
             elif w.admission is None:
                 w.message = f"ClusterQueue {w.queue} doesn't exist"
         for lst in by_queue.values():
-            lst.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+            lst.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
         while True:
             heads: list[tuple[tuple[float, ...], Workload, str, Admission | None, str]] = []
             for q, lst in by_queue.items():
@@ -640,11 +644,11 @@ class Engine:
                     if spec.fair_weight is not None
                     else 0.0
                 )
-                key = (float(level), drs, float(-head.priority), head.order_time)
+                key = (float(level), drs, float(-head.priority), head.order_time, float(head.seq))
                 heads.append((key, head, mode, adm, why))
             if not heads:
                 break
-            heads.sort(key=lambda h: (h[0], h[1].key))
+            heads.sort(key=lambda h: h[0])
             for _, wl, _, _, _ in heads:
                 tried.add(wl.key)
                 mode, adm, why = self._assign(nodes, wl)  # earlier heads changed usage

@@ -7,6 +7,7 @@ queues (cluster objects named after its namespace), so tests do not share quota.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -129,6 +130,12 @@ class Kueue:
                 self.objects.delete_cluster_custom_object(GROUP, VERSION, plural, name)
             except ApiException:
                 pass
+
+
+def get_json(api: client.ApiClient, path: str) -> Any:
+    """GET a path the generated client has no method for (Kueue's visibility API)."""
+    resp = api.call_api("GET", api.configuration.host + path, {"Accept": "application/json"})
+    return json.loads(resp.read())
 
 
 _KINDS = {
@@ -308,3 +315,37 @@ async def test_without_the_kueue_option_the_api_group_is_not_served(kubesim_inpr
             assert GROUP not in {g["name"] for g in (await r.json())["groups"]}
         async with http.get(f"/apis/{GROUP}/{VERSION}/clusterqueues") as r:
             assert r.status == 404
+
+
+def test_the_visibility_api_lists_pending_workloads_with_their_positions(
+    k8s: Any, kueue: Kueue
+) -> None:
+    cq = kueue.queue("lq", gpus=1)
+    kueue.job("running", "lq", gpus=1)
+    wait_for("running admitted", lambda: kueue.condition("running", "Admitted"))
+    kueue.job("next", "lq", gpus=1)
+    kueue.job("after", "lq", gpus=1)
+    path = f"/apis/visibility.kueue.x-k8s.io/v1beta2/namespaces/{kueue.ns}/localqueues/lq/pendingworkloads"
+
+    def pending() -> list[dict[str, Any]]:
+        data = get_json(k8s, path)
+        return data["items"] if len(data["items"]) == 2 else []
+
+    items = wait_for("two pending", pending)
+    owners = [i["metadata"]["ownerReferences"][0]["name"] for i in items]
+    assert owners == ["next", "after"]
+    assert [i["positionInLocalQueue"] for i in items] == [0, 1]
+    assert all(i["localQueueName"] == "lq" for i in items)
+    cq_path = f"/apis/visibility.kueue.x-k8s.io/v1beta2/clusterqueues/{cq}/pendingworkloads"
+    data = get_json(k8s, cq_path)
+    assert [i["positionInClusterQueue"] for i in data["items"]] == [0, 1]
+
+
+def test_deleting_an_admitted_job_frees_its_quota(kueue: Kueue) -> None:
+    kueue.queue("lq", gpus=1)
+    kueue.job("first", "lq", gpus=1)
+    wait_for("first admitted", lambda: kueue.condition("first", "Admitted"))
+    kueue.job("second", "lq", gpus=1)
+    kueue.batch.delete_namespaced_job("first", kueue.ns)  # the Jobs' default: Orphan
+    wait_for("second admitted", lambda: kueue.condition("second", "Admitted"))
+    assert kueue.workload_of("first") is None
