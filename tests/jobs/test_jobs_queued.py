@@ -11,6 +11,7 @@ import pytest
 from gpulab.hub.jobs.gateway.queue import (
     Preemption,
     QueueBook,
+    busy_gpus,
     lost_gpu_seconds,
     preemption,
     queue_info,
@@ -187,3 +188,21 @@ def test_lost_gpu_seconds_is_the_running_pods_time_times_gpus():
 def test_view_of_a_plain_job_has_no_queue():
     view = job_view(_job("a-aaaaaa", suspend=False), [])
     assert (view["queue"], view["preemptions"], view["gpu_hours_lost"]) == (None, 0, 0.0)
+
+
+def test_busy_gpus_leave_out_servers_waiting_for_admission():
+    def server(name: str, gated: bool) -> dict:
+        return {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "app.kubernetes.io/managed-by": "gpulab",
+                    GROUP_LABEL: "vision",
+                    GPUS_LABEL: "1",
+                },
+            },
+            "spec": {"schedulingGates": [{"name": KUEUE_ADMISSION_GATE}] if gated else []},
+            "status": {"phase": "Pending" if gated else "Running"},
+        }
+
+    assert busy_gpus([server("a", False), server("b", True)], []) == {"vision": 1}

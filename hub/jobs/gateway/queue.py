@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...kueue.names import PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_PREEMPTIBLE
-from ...workload.holdings import job_finished
+from ...workload.holdings import gpu_holdings, job_finished
 from ...workload.labels import (
     CANCELLED_ANNOTATION,
     GPU_TYPE_LABEL,
@@ -47,6 +47,7 @@ __all__ = [
     "QueueInfo",
     "UserQueues",
     "Preemption",
+    "busy_gpus",
     "is_kueue_job",
     "is_queued",
     "lost_gpu_seconds",
@@ -105,6 +106,14 @@ def _gpus(obj: Mapping[str, Any]) -> int:
 def _is_waiting_server(pod: Mapping[str, Any]) -> bool:
     gates = (pod.get("spec") or {}).get("schedulingGates") or []
     return any(g.get("name") == KUEUE_ADMISSION_GATE for g in gates if isinstance(g, Mapping))
+
+
+def busy_gpus(
+    pods: Iterable[Mapping[str, Any]], jobs: Iterable[Mapping[str, Any]]
+) -> dict[str, int]:
+    """GPUs each quota group holds now: what servers and jobs Kueue admitted (a server still
+    gated waits, as a queued job does, and holds nothing yet)."""
+    return gpu_holdings([p for p in pods if not _is_waiting_server(p)], jobs)[1]
 
 
 _Key = tuple[int, str, str]  # (priority rank, creationTimestamp, name): admission order

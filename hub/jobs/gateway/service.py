@@ -32,7 +32,7 @@ from ...kueue.names import (
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import WorkloadRequest, quota_problems, request_problems
-from ...workload.holdings import GpuUsage, gpu_holdings
+from ...workload.holdings import GpuUsage
 from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
@@ -66,7 +66,15 @@ from .homes import HomeClaims
 from .inflight import InFlight, needs_ledger
 from .kube import Kube, KubeError
 from .listing import JobListQuery, api_time, decode_cursor, encode_cursor
-from .queue import QueueBook, UserQueues, is_kueue_job, is_queued, preemption, queue_info
+from .queue import (
+    QueueBook,
+    UserQueues,
+    busy_gpus,
+    is_kueue_job,
+    is_queued,
+    preemption,
+    queue_info,
+)
 from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
 from .state import (
     CANCEL_REASON_ANNOTATION,
@@ -285,7 +293,7 @@ class Gateway:
         if self._book is None or self._book[0] != version:
             pods, jobs = list(self.cache.pods.values()), list(self.cache.jobs.values())
             book = QueueBook.build(jobs, pods)
-            self._book = (version, book, gpu_holdings(pods, jobs)[1])
+            self._book = (version, book, busy_gpus(pods, jobs))
         return self._book[1], self._book[2]
 
     def _add_queue(
