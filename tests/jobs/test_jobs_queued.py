@@ -206,3 +206,10 @@ def test_busy_gpus_leave_out_servers_waiting_for_admission():
         }
 
     assert busy_gpus([server("a", False), server("b", True)], []) == {"vision": 1}
+
+
+def test_busy_gpus_count_running_jobs_not_suspended_or_finished_ones():
+    finished = _job("done-aaaaaa", suspend=False)
+    finished["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    jobs = [_job("run-aaaaaa", suspend=False), _job("wait-aaaaaa"), finished]
+    assert busy_gpus([], jobs) == {"vision": 2}

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ...kueue.names import PRIORITY_BATCH, PRIORITY_INTERACTIVE, PRIORITY_PREEMPTIBLE
-from ...workload.holdings import gpu_holdings, job_finished
+from ...workload.holdings import is_live_pod, job_finished
 from ...workload.labels import (
     CANCELLED_ANNOTATION,
     GPU_TYPE_LABEL,
@@ -111,9 +111,28 @@ def _is_waiting_server(pod: Mapping[str, Any]) -> bool:
 def busy_gpus(
     pods: Iterable[Mapping[str, Any]], jobs: Iterable[Mapping[str, Any]]
 ) -> dict[str, int]:
-    """GPUs each quota group holds now: what servers and jobs Kueue admitted (a server still
-    gated waits, as a queued job does, and holds nothing yet)."""
-    return gpu_holdings([p for p in pods if not _is_waiting_server(p)], jobs)[1]
+    """GPUs each quota group's admitted work holds now, as Kueue counts its quota: running
+    (un-suspended, unfinished) Jobs, and servers past their admission gate. A pod still
+    terminating after its job was cancelled or preempted is not counted (its quota is free
+    again), nor a server still gated (it waits, as a queued job does)."""
+    busy: dict[str, int] = {}
+    for job in jobs:
+        if (job.get("spec") or {}).get("suspend") or job_finished(job):
+            continue
+        group = _labels(job).get(GROUP_LABEL, "")
+        busy[group] = busy.get(group, 0) + _gpus(job)
+    for pod in pods:
+        labels = _labels(pod)
+        if (
+            labels.get(JOB_ID_LABEL)
+            or _is_waiting_server(pod)
+            or _meta(pod).get("deletionTimestamp")
+            or not is_live_pod(pod)
+        ):
+            continue
+        group = labels.get(GROUP_LABEL, "")
+        busy[group] = busy.get(group, 0) + _gpus(pod)
+    return busy
 
 
 _Key = tuple[int, str, str]  # (priority rank, creationTimestamp, name): admission order
