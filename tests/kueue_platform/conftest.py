@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import browser  # noqa: F401 - Chromium for the browser test
 from tests.gateway.gateway_testlib import NAMESPACE, GatewayEnv, gateway_env
 
 KUEUE_POLICY = Path(__file__).resolve().parent / "policy.yaml"
@@ -65,3 +64,22 @@ def kgw(kueue_platform: Any) -> Iterator[GatewayEnv]:
     env = gateway_env(kueue_platform)
     yield env
     env.kubesim.faults()
+
+
+@pytest.fixture(scope="session")
+def kueue_browser() -> Iterator[Any]:
+    """Chromium for the browser test of this folder: its own fixture, not tests/browser's
+    ``browser``, so that sharing it does not put these tests in one xdist group with every
+    browser test (tests/xdist_groups.py groups tests by the fixtures they share)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (`./dev.sh test` does)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

@@ -31,10 +31,10 @@ def _stop_server(platform: Any, name: str) -> None:
     platform.api("DELETE", f"/hub/api/users/{name}/server")
 
 
-def test_jobs_page_shows_a_queued_jobs_place_and_reason(kueue_platform, kgw, browser):
+def test_jobs_page_shows_a_queued_jobs_place_and_reason(kueue_platform, kgw, kueue_browser):
     made: list[str] = []
     _start_cpu_server(kueue_platform, "alice")
-    context = browser.new_context(viewport=VIEWPORT)
+    context = kueue_browser.new_context(viewport=VIEWPORT)
     try:
         with kgw.client("alice") as c:
             for name in ("fill", "waits"):
