@@ -54,6 +54,17 @@ async def test_a_second_sync_writes_nothing(kube: KubeClient, kueue_sim: KubeSim
     assert not report.changed and len(_writes(kueue_sim)) == before
 
 
+async def test_a_sync_with_nothing_to_do_reads_only_the_lists(
+    kube: KubeClient, kueue_sim: KubeSim
+) -> None:
+    await sync_policy(kube, policy(), NS)
+    await ensure_user_queues(kube, policy(), "alice", "vision", namespace=NS)
+    before = len(kueue_sim.audit.recent)
+    await sync_policy(kube, policy(), NS)
+    verbs = [r.verb for r in list(kueue_sim.audit.recent)[before:]]
+    assert verbs == ["list"] * 5
+
+
 async def test_a_policy_change_rewrites_the_objects_it_changes(kube: KubeClient) -> None:
     await sync_policy(kube, policy(), NS)
     report = await sync_policy(kube, policy(groups__nlp__gpu__quota_group=6), NS)
