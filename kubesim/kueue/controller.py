@@ -46,6 +46,7 @@ from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, now_
 
 log = logging.getLogger(__name__)
 COMPONENT = "kueue-admission"
+_MISSING_LQ = "/missing-localqueue/"  # '/' is in no object name
 _Key = tuple[str, str]
 
 _PREEMPT_TEXT = {
@@ -104,7 +105,8 @@ def set_condition(
     )
 
 
-def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+def resource_groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+    """The engine's resource groups of a ClusterQueue's or Cohort's ``spec``."""
     out = []
     for g in spec.get("resourceGroups") or []:
         flavors = []
@@ -122,7 +124,8 @@ def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
     return out
 
 
-def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+def queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+    """The engine's view of a ClusterQueue object."""
     spec = cq.get("spec") or {}
     pre = spec.get("preemption") or {}
     bwc = pre.get("borrowWithinCohort") or {}
@@ -133,7 +136,7 @@ def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
     return core.QueueSpec(
         name=cq["metadata"]["name"],
         cohort=spec.get("cohortName") or None,
-        resource_groups=_groups(spec),
+        resource_groups=resource_groups(spec),
         preemption=core.Preemption(
             within_cluster_queue=pre.get("withinClusterQueue", core.NEVER),
             reclaim_within_cohort=pre.get("reclaimWithinCohort", core.NEVER),
@@ -162,11 +165,11 @@ def _job_finished(job: dict[str, Any]) -> str | None:
 
 
 class KueueController:
-    def __init__(self, store: Store, recorder: EventRecorder) -> None:
+    def __init__(self, store: Store, recorder: EventRecorder, fair_sharing: bool = True) -> None:
         self._store = store
         self.store = store  # read by the visibility API
         self._recorder = recorder
-        self.engine = core.Engine(amount_text=quantity)
+        self.engine = core.Engine(amount_text=quantity, fair_sharing=fair_sharing)
         self._rt = {kind: resource(plural, GROUP) for kind, plural in PLURALS.items()}
         self._jobs_rt = resource("jobs", "batch")
         self._pods_rt = resource("pods")
@@ -299,13 +302,15 @@ class KueueController:
         for c in cohorts:
             spec = c.get("spec") or {}
             eng.set_cohort(
-                core.CohortSpec(c["metadata"]["name"], spec.get("parentName"), _groups(spec))
+                core.CohortSpec(
+                    c["metadata"]["name"], spec.get("parentName"), resource_groups(spec)
+                )
             )
         cqs = self._store.list(self._rt["ClusterQueue"])[0]
         for name in set(eng.queues) - {q["metadata"]["name"] for q in cqs}:
             eng.remove_queue(name)
         for q in cqs:
-            eng.set_queue(_queue_spec(q))
+            eng.set_queue(queue_spec(q))
         self._local_queues = {
             _key(lq): str((lq.get("spec") or {}).get("clusterQueue", ""))
             for lq in self._store.list(self._rt["LocalQueue"])[0]
@@ -319,7 +324,9 @@ class KueueController:
             self._workloads.add(_key(wl))
 
     def _cluster_queue(self, ns: str, local_queue: str) -> str:
-        return self._local_queues.get((ns, local_queue)) or f"(LocalQueue {local_queue})"
+        """The ClusterQueue behind a LocalQueue; for a missing LocalQueue a name no
+        ClusterQueue can have, so that its workloads wait (and say why)."""
+        return self._local_queues.get((ns, local_queue)) or _MISSING_LQ + local_queue
 
     # -- owners ---------------------------------------------------------------------
     def _workload_of(self, ns: str, uid: str) -> dict[str, Any] | None:
@@ -529,6 +536,11 @@ class KueueController:
                           f"Quota reserved in ClusterQueue {cq}", now)  # fmt: skip
             set_condition(status, names.ADMITTED, "True", "Admitted",
                           "The workload is admitted", now)  # fmt: skip
+            # An earlier eviction is history now, as Kueue keeps it.
+            for c in status.get("conditions") or []:
+                if c["type"] in (names.EVICTED, names.PREEMPTED) and c["status"] == "True":
+                    c.update(status="False", reason="QuotaReserved", lastTransitionTime=now,
+                             message=f"Previously: {c.get('message', '')}")  # fmt: skip
 
         updated = self._store.mutate(self._rt["Workload"], *_key(obj), write)
         waited = int(time.time() - wl.order_time)
@@ -687,9 +699,11 @@ class KueueController:
             if obj is None:
                 continue
             c = _cond(obj, names.QUOTA_RESERVED)
-            if c is not None and c.get("status") == "False" and c.get("message") == wl.message:
-                continue
             message = wl.message
+            if wl.queue.startswith(_MISSING_LQ):
+                message = f"LocalQueue {wl.queue.removeprefix(_MISSING_LQ)} doesn't exist"
+            if c is not None and c.get("status") == "False" and c.get("message") == message:
+                continue
 
             def write(o: dict[str, Any], message: str = message) -> None:
                 set_condition(o.setdefault("status", {}), names.QUOTA_RESERVED, "False",
@@ -725,6 +739,7 @@ class KueueController:
             }
             self._write_status(self._rt["ClusterQueue"], None, q, status, "Can admit new workloads")
         counts: dict[_Key, list[int]] = {}
+        used: dict[_Key, dict[core.FR, int]] = {}
         for wl in eng.workloads.values():
             obj_ns, _, obj_name = wl.key.partition("/")
             stored = self._store.get(self._rt["Workload"], obj_ns, obj_name)
@@ -733,12 +748,22 @@ class KueueController:
             lq = (obj_ns, str((stored.get("spec") or {}).get("queueName", "")))
             c = counts.setdefault(lq, [0, 0])
             c[0 if wl.admission is None else 1] += 1
+            if wl.admission is not None:
+                lq_used = used.setdefault(lq, {})
+                for fr, amount in wl.admission.usage.items():
+                    lq_used[fr] = lq_used.get(fr, 0) + amount
         for lq_key in self._local_queues:
             pending, admitted = counts.get(lq_key, [0, 0])
+            by_flavor: dict[str, list[dict[str, str]]] = {}
+            for (flavor, r), amount in sorted(used.get(lq_key, {}).items()):
+                by_flavor.setdefault(flavor, []).append({"name": r, "total": quantity(amount)})
+            usage = [{"name": f, "resources": rs} for f, rs in by_flavor.items()]
             status = {
                 "pendingWorkloads": pending,
                 "reservingWorkloads": admitted,
                 "admittedWorkloads": admitted,
+                "flavorsReservation": usage,
+                "flavorsUsage": usage,
             }
             self._write_status(
                 self._rt["LocalQueue"],
@@ -781,4 +806,7 @@ def _key(obj: dict[str, Any]) -> _Key:
     return (md.get("namespace") or "", md["name"])
 
 
-__all__ = ["KueueController", "milli", "quantity", "set_condition"]
+# The names the scheduling benchmark imported first.
+_groups, _queue_spec = resource_groups, queue_spec
+
+__all__ = ["KueueController", "milli", "quantity", "queue_spec", "resource_groups", "set_condition"]
