@@ -9,11 +9,26 @@ from typing import Any
 
 from .output import Column, render_table
 
-__all__ = ["job_details", "jobs_table"]
+__all__ = ["job_details", "jobs_table", "queue_text"]
 
 
 def _time(value: Any) -> str:
     return str(value or "")[:19].replace("T", " ")
+
+
+def queue_text(job: dict[str, Any]) -> str:
+    """Where a Queued job stands (``#3 in alice``) and what preemption cost it; "" for a job
+    Kueue does not queue."""
+    parts = []
+    queue = job.get("queue")
+    if isinstance(queue, dict):
+        parts.append(f"#{queue.get('position')} in {queue.get('name')}")
+    if job.get("preemptions"):
+        parts.append(
+            f"preempted, requeued ({job['preemptions']}×), "
+            f"{job.get('gpu_hours_lost', 0)} GPU-h lost"
+        )
+    return "; ".join(parts)
 
 
 def jobs_table(jobs: list[dict[str, Any]], *, wide: bool, show_owner: bool, width: int) -> str:
@@ -21,7 +36,7 @@ def jobs_table(jobs: list[dict[str, Any]], *, wide: bool, show_owner: bool, widt
     columns = [Column("JOB", whole=True)]
     if show_owner or wide:
         columns.append(Column("OWNER"))
-    columns += [Column("STATE"), Column("GPUS", right=True), Column("CREATED")]
+    columns += [Column("STATE"), Column("QUEUE"), Column("GPUS", right=True), Column("CREATED")]
     if wide:
         columns += [Column("IMAGE"), Column("STARTED"), Column("FINISHED"), Column("MESSAGE")]
     rows = []
@@ -29,7 +44,12 @@ def jobs_table(jobs: list[dict[str, Any]], *, wide: bool, show_owner: bool, widt
         row = [str(job.get("id", ""))]
         if show_owner or wide:
             row.append(str(job.get("owner", "")))
-        row += [str(job.get("state", "?")), str(job.get("gpus", 0)), _time(job.get("created"))]
+        row += [
+            str(job.get("state", "?")),
+            queue_text(job),
+            str(job.get("gpus", 0)),
+            _time(job.get("created")),
+        ]
         if wide:
             row += [
                 str(job.get("image") or ""),
@@ -54,13 +74,15 @@ DETAIL_FIELDS = (
     "finished",
     "exit_code",
     "message",
+    "queue",
     "upload",
 )
 
 
 def job_details(job: dict[str, Any]) -> str:
     """``gpulab jobs status``: one field a line."""
-    fields = [(k, job.get(k)) for k in DETAIL_FIELDS if job.get(k) not in (None, "")]
+    shown = {**job, "queue": queue_text(job)}
+    fields = [(k, shown.get(k)) for k in DETAIL_FIELDS if shown.get(k) not in (None, "")]
     if job.get("parameters"):
         params = ", ".join(f"{k}={v}" for k, v in sorted(job["parameters"].items()))
         fields.append(("parameters", params))

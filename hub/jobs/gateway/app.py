@@ -32,6 +32,7 @@ from .handlers import routes
 from .homes import HomeClaims
 from .images import image_routes
 from .kube import USER_AGENT, Kube
+from .kueue import kueue_queues
 from .metrics import gateway_registry
 from .openapi import openapi
 from .service import Gateway
@@ -117,7 +118,8 @@ class GatewayApp(ServiceApp):
             namespace=self.namespace,
             retry=Retry(attempts=max(1, self.kube_retry_attempts), budget=self.kube_retry_budget),
         )
-        cache = ClusterCache(kube, page_size=self.list_page_size)
+        queues = await kueue_queues(kube, policy_file)
+        cache = ClusterCache(kube, page_size=self.list_page_size, kueue=queues is not None)
         storage = None
         try:
             sync = JobStorage.from_policy(
@@ -135,6 +137,7 @@ class GatewayApp(ServiceApp):
             catalogue=catalogue,
             public_url=self.public_url or None,
             homes=HomeClaims(kube, page_size=self.list_page_size),
+            queues=queues,
         )
         hub_auth = HubOAuth.instance(api_url=self.hub_api_url, cache_max_age=30)
         resolver = IdentityResolver(
