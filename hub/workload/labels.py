@@ -31,6 +31,9 @@ HOME_COMPONENT: Final = "home"
 HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
 DATASET_COMPONENT: Final = "dataset"
 QUOTA_LEDGER_COMPONENT: Final = "quota-ledger"  # a quota group's reservations (ConfigMap)
+# The Kueue objects gpulab renders from the policy (hub/kueue/): flavors, cohorts, queues,
+# priority classes. Sync deletes objects with this component that the policy no longer makes.
+KUEUE_COMPONENT: Final = "kueue"
 
 # -- gpulab's labels (selectable) -----------------------------------------------------------
 USER_LABEL: Final = "gpulab.io/user"  # the escaped username (gpulab.hub.names.user_label)
@@ -45,6 +48,11 @@ SUBMIT_KEY_LABEL: Final = "gpulab.io/submit-key"  # hash of owner + Idempotency-
 HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it was taken of
 SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
 DELETE_AFTER_LABEL: Final = "gpulab.io/delete-after"  # on a home: epoch seconds of the sweep
+
+# -- Kueue's own keys (kueue.x-k8s.io; upstream Kueue v0.19 reads and writes these) ---------
+KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"  # a Job's or Pod's LocalQueue
+KUEUE_PRIORITY_LABEL: Final = "kueue.x-k8s.io/priority-class"  # its WorkloadPriorityClass
+KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until admitted
 
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
@@ -61,6 +69,9 @@ FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"
+# On a rendered Kueue object: a digest of what gpulab rendered, so a sync rewrites an object
+# only when the policy changed it (the API server fills in defaults, so specs differ anyway).
+RENDERED_DIGEST_ANNOTATION: Final = "gpulab.io/rendered-digest"
 
 
 def base_labels(component: str) -> dict[str, str]:
