@@ -48,10 +48,13 @@ import heapq
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gpulab.hub.jobs.manifest import TERMINATION_GRACE_SECONDS
+from gpulab.hub.kueue import names as kueue_names
+from gpulab.hub.kueue.render import render_policy, render_user
 from gpulab.hub.policy import Policy
 from gpulab.hub.policy.parse import parse_policy
 from gpulab.hub.workload.admission import WorkloadRequest, admit
@@ -64,6 +67,9 @@ from gpulab.hub.workload.labels import (
     MANAGED_BY_LABEL,
     USER_LABEL,
 )
+from gpulab.kubesim.kueue import core
+from gpulab.kubesim.kueue.controller import _groups as resource_groups
+from gpulab.kubesim.kueue.controller import _queue_spec as queue_spec
 from report import record, sized
 from scheduling_trace import GROUPS, Trace, Work, make_trace
 
@@ -75,8 +81,10 @@ GPU_TYPE = "a100"
 QUOTA_USER = 8
 # (c): each group lends all its idle GPUs and may borrow up to half the cluster for preemptible
 # work; ordinary work never exceeds the group's own quota.
-LEND_FRACTION = 1.0
 BORROW_MAX = 32
+# How long an evicted job holds its GPUs: the runner's grace period after SIGTERM (the most).
+GRACE_MINUTES = TERMINATION_GRACE_SECONDS / 60
+NAMESPACE = "gpulab-users"
 
 ALLOCATION_GOAL = 85.0  # % of capacity while demand exceeds it
 IN_QUOTA_WAIT_GOAL = 5.0  # minutes, p95
@@ -86,11 +94,16 @@ LOST_GOAL = 2.0  # % of GPU-hours served
 # ----------------------------------------------------------------------------- the policy
 
 
-def benchmark_policy_document(*, quota_scale: float = 1.0) -> dict[str, Any]:
+def benchmark_policy_document(
+    *, borrowing: bool = True, quota_scale: float = 1.0
+) -> dict[str, Any]:
     """The benchmark's gpulab policy: one group per trace group, quotas that add up to the
-    cluster. ``quota_scale`` inflates every quota (a deliberately broken policy, for tests)."""
+    cluster; with ``borrowing``, every group lends all its idle GPUs (``gpu.lend_idle``) and
+    may borrow up to ``BORROW_MAX`` for its preemptible jobs (``gpu.borrow_max``).
+    ``quota_scale`` inflates every quota (a deliberately broken policy, for tests)."""
     groups: dict[str, Any] = {}
     for g in GROUPS:
+        quota = round(g.quota * quota_scale)
         groups[g.name] = {
             "images": {"projects": ["shared"]},
             "profiles": ["gpu"],
@@ -99,7 +112,9 @@ def benchmark_policy_document(*, quota_scale: float = 1.0) -> dict[str, Any]:
                 "per_server": 2,
                 "per_job": 8,
                 "quota_user": round(QUOTA_USER * quota_scale),
-                "quota_group": round(g.quota * quota_scale),
+                "quota_group": quota,
+                "lend_idle": quota if borrowing else 0,
+                "borrow_max": BORROW_MAX if borrowing else 0,
             },
             "jobs": {"max_runtime": "24h", "max_concurrent": 30},
         }
@@ -120,8 +135,9 @@ def benchmark_policy_document(*, quota_scale: float = 1.0) -> dict[str, Any]:
     }
 
 
-def benchmark_policy(*, quota_scale: float = 1.0) -> Policy:
-    return parse_policy(benchmark_policy_document(quota_scale=quota_scale), "benchmark policy")
+def benchmark_policy(*, borrowing: bool = True, quota_scale: float = 1.0) -> Policy:
+    document = benchmark_policy_document(borrowing=borrowing, quota_scale=quota_scale)
+    return parse_policy(document, "benchmark policy")
 
 
 @dataclass(frozen=True)
@@ -140,12 +156,17 @@ class Limits:
         return any(self.borrow.values())
 
 
-def limits_of(policy: Policy, trace: Trace, *, borrowing: bool) -> Limits:
-    quota_group = {name: g.gpu.quota_group for name, g in policy.groups.items()}
-    quota_user = {u: policy.groups[g].gpu.quota_user for u, g in trace.users.items()}
-    lend = {g: round(LEND_FRACTION * q) if borrowing else 0 for g, q in quota_group.items()}
-    borrow = {g: BORROW_MAX if borrowing else 0 for g in quota_group}
-    return Limits(trace.capacity, quota_user, quota_group, lend, borrow, dict(trace.users))
+def limits_of(policy: Policy, trace: Trace) -> Limits:
+    """The rules of ``policy`` (its groups' GPU quotas, lending and borrowing limits)."""
+    groups = policy.groups
+    return Limits(
+        capacity=trace.capacity,
+        quota_user={u: groups[g].gpu.quota_user for u, g in trace.users.items()},
+        quota_group={name: g.gpu.quota_group for name, g in groups.items()},
+        lend={name: min(g.gpu.lend_idle, g.gpu.quota_group) for name, g in groups.items()},
+        borrow={name: g.gpu.borrow_max for name, g in groups.items()},
+        group_of=dict(trace.users),
+    )
 
 
 def violations(running: Iterable[Work], limits: Limits) -> list[str]:
@@ -196,8 +217,10 @@ def violations(running: Iterable[Work], limits: Limits) -> list[str]:
 @dataclass
 class Decisions:
     admitted: list[Work] = field(default_factory=list)
-    evicted: list[Work] = field(default_factory=list)
+    evicted: list[Work] = field(default_factory=list)  # preempted: stop now, still hold GPUs
+    released: list[Work] = field(default_factory=list)  # evicted ones whose pods are gone
     refused: list[Work] = field(default_factory=list)  # (a): 429, asked again later
+    wake: list[float] = field(default_factory=list)  # when the policy wants to decide again
 
 
 class Arbiter(Protocol):
@@ -245,9 +268,8 @@ def _job(work: Work) -> dict[str, Any]:
 class HardQuota:
     """(a) Today's admission: gpulab's own check, 429 over quota, the researcher retries."""
 
-    name = "(a) hard quotas, 429 + retry"
-
-    def __init__(self, policy: Policy, trace: Trace) -> None:
+    def __init__(self, policy: Policy, trace: Trace, name: str) -> None:
+        self.name = name
         self._entitlements = {
             user: policy.entitlement([group]) for user, group in trace.users.items()
         }
@@ -317,6 +339,90 @@ class HardQuota:
         return decisions
 
 
+def load_objects(engine: core.Engine, objects: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Configure kubesim's Kueue core with rendered Kueue objects, read as its controller
+    reads them from the API; returns the LocalQueues (name -> ClusterQueue) and the
+    WorkloadPriorityClasses (name -> value)."""
+    local_queues: dict[str, str] = {}
+    priorities: dict[str, int] = {}
+    for obj in objects:
+        kind, name, spec = obj["kind"], obj["metadata"]["name"], obj.get("spec") or {}
+        if kind == "ResourceFlavor":
+            engine.set_flavor(name, spec.get("nodeLabels") or {})
+        elif kind == "Cohort":
+            engine.set_cohort(core.CohortSpec(name, spec.get("parentName"), resource_groups(spec)))
+        elif kind == "ClusterQueue":
+            engine.set_queue(queue_spec(dict(obj)))
+        elif kind == "LocalQueue":
+            local_queues[name] = spec["clusterQueue"]
+        elif kind == "WorkloadPriorityClass":
+            priorities[name] = int(obj["value"])
+    return {"local_queues": local_queues, "priorities": priorities}
+
+
+class KueueQueues:
+    """(b) and (c): every server and job waits in its Kueue queue; kubesim's Kueue core admits
+    and preempts, configured with what :mod:`gpulab.hub.kueue.render` renders from the
+    policy (the policy's objects and every user's queues, as the hub makes them on a user's
+    first spawn or submit). A job marked preemptible goes to the user's preemptible
+    LocalQueue when the policy lets the group borrow; otherwise to the user's own queue."""
+
+    def __init__(self, policy: Policy, trace: Trace, name: str) -> None:
+        self.name = name
+        self.engine = core.Engine()
+        objects = render_policy(policy, NAMESPACE)
+        for user, group in trace.users.items():
+            objects += render_user(policy, user, group, NAMESPACE)
+        loaded = load_objects(self.engine, objects)
+        self._local_queues: dict[str, str] = loaded["local_queues"]
+        self._priorities: dict[str, int] = loaded["priorities"]
+        self._borrows = {name: g.gpu.borrow_max > 0 for name, g in policy.groups.items()}
+        self._works: dict[str, Work] = {}
+        self._stopping: list[tuple[float, int, Work]] = []  # (pods gone at, id, evicted work)
+
+    def _queue(self, work: Work) -> tuple[str, str]:
+        """(ClusterQueue, WorkloadPriorityClass) of ``work``, through its LocalQueue."""
+        queues = kueue_names.user_queue_names(work.user, work.group)
+        if work.kind == "server":
+            return self._local_queues[queues.local_queue], kueue_names.PRIORITY_INTERACTIVE
+        if work.preemptible and self._borrows[work.group]:
+            local, priority = queues.preemptible_local_queue, kueue_names.PRIORITY_PREEMPTIBLE
+        else:
+            local, priority = queues.local_queue, kueue_names.PRIORITY_BATCH
+        return self._local_queues[local], priority
+
+    def ask(self, work: Work, now: float) -> None:
+        queue, priority = self._queue(work)
+        key = f"{NAMESPACE}/{work.kind}-{work.id}"
+        self._works[key] = work
+        # Kueue counts in the resource's units; the controller uses milli-units (1 GPU = 1000).
+        pod_set = core.PodSet("main", 1, {"nvidia.com/gpu": work.gpus * 1000})
+        self.engine.add_workload(
+            core.Workload(key, queue, [pod_set], priority=self._priorities[priority], created=now)
+        )
+
+    def finished(self, work: Work, now: float) -> None:
+        self.engine.remove(f"{NAMESPACE}/{work.kind}-{work.id}")
+
+    def cycle(self, now: float) -> Decisions:
+        decisions = Decisions()
+        while self._stopping and self._stopping[0][0] <= now:
+            _, _, work = heapq.heappop(self._stopping)
+            self.engine.release(f"{NAMESPACE}/{work.kind}-{work.id}", now, requeue=True)
+            decisions.released.append(work)
+        for decision in self.engine.admit_cycle(now):
+            work = self._works[decision.key]
+            if isinstance(decision, core.Admit):
+                decisions.admitted.append(work)
+            else:
+                # Kueue suspends the Job: its pods get SIGTERM and hold the GPUs until they
+                # are gone (at most the grace period), then the workload is requeued.
+                decisions.evicted.append(work)
+                heapq.heappush(self._stopping, (now + GRACE_MINUTES, work.id, work))
+                decisions.wake.append(now + GRACE_MINUTES)
+        return decisions
+
+
 # ----------------------------------------------------------------------------- the replay
 
 
@@ -333,6 +439,7 @@ class Progress:
     lost: float = 0.0  # GPU-minutes lost to preemption
     served: float = 0.0  # GPU-minutes of kept work
     ended: bool = False
+    stopping_since: float | None = None  # evicted, its pods not gone yet (GPUs still held)
     token: int = 0  # bumps on eviction: a stale end event is ignored
 
 
@@ -368,7 +475,8 @@ class Replay:
         self.trace, self.arbiter, self.limits, self.checkpoint = trace, arbiter, limits, checkpoint
         self.progress = {w.id: Progress(w) for w in trace.works}
         self.running: dict[int, Work] = {}
-        self.events: list[tuple[float, int, str, int, int]] = []  # (at, seq, kind, id, token)
+        # (at, seq, kind, work id (-1: none), token)
+        self.events: list[tuple[float, int, str, int, int]] = []
         self.seq = 0
         # GPUs asked and not finished, per group (running or not; for in-quota and demand).
         self.asked_user: dict[str, int] = defaultdict(int)
@@ -422,6 +530,8 @@ class Replay:
         self._push(now + resume + (work.duration - p.done), "end", work.id, p.token)
 
     def _evict(self, work: Work, now: float) -> None:
+        """Preempted: the job stops making progress now (SIGTERM) and keeps what its last
+        checkpoint saved; its GPUs stay held until its pods are gone (:meth:`_release`)."""
         p = self.progress[work.id]
         assert p.started is not None
         ran = max(0.0, now - p.started)
@@ -429,8 +539,14 @@ class Replay:
         p.done += kept
         p.served += work.gpus * kept
         p.lost += work.gpus * (ran - kept)
-        p.started, p.token = None, p.token + 1
+        p.started, p.token, p.stopping_since = None, p.token + 1, now
         p.evictions += 1
+
+    def _release(self, work: Work, now: float) -> None:
+        p = self.progress[work.id]
+        assert p.stopping_since is not None
+        p.lost += work.gpus * (now - p.stopping_since)  # held while stopping, nothing gained
+        p.stopping_since = None
         del self.running[work.id]
         self.allocated -= work.gpus
 
@@ -448,16 +564,22 @@ class Replay:
             last = now
             while self.events and self.events[0][0] == now:
                 _, _, kind, work_id, token = heapq.heappop(self.events)
+                if kind == "wake":
+                    continue
                 work = self.trace.works[work_id]
                 if kind == "arrive":
                     self._arrive(work, now)
                 elif kind == "retry":
                     self.arbiter.ask(work, now)
                 elif token == self.progress[work_id].token and work_id in self.running:
-                    self._end(work, now)
+                    self._end(work, now)  # a stale end (the run was preempted) is dropped
             decisions = self.arbiter.cycle(now)
+            for work in decisions.released:
+                self._release(work, now)
             for work in decisions.evicted:
                 self._evict(work, now)
+            for at in decisions.wake:
+                self._push(at, "wake", -1)
             for work in decisions.admitted:
                 self._start(work, now)
             for work in decisions.refused:
@@ -516,12 +638,17 @@ def replay(trace: Trace, arbiter: Arbiter, limits: Limits, *, checkpoint: float 
 # ----------------------------------------------------------------------------- main
 
 
-ArbiterFactory = Callable[[Policy, Trace], Arbiter]
+POLICIES: Mapping[str, tuple[str, bool]] = {
+    "a": ("(a) hard quotas, 429 + retry", False),
+    "b": ("(b) Kueue queues, no borrowing", False),
+    "c": ("(c) Kueue queues, borrowing + preemption", True),
+}
 
 
-def arbiters() -> Mapping[str, tuple[ArbiterFactory, bool]]:
-    """Policy key -> (how to make its arbiter from the policy and trace, borrowing on)."""
-    return {"a": (HardQuota, False)}
+def arbiter_for(key: str, policy: Policy, trace: Trace) -> Arbiter:
+    """The arbiter of policy ``key`` (a, b or c) deciding by ``policy``."""
+    name = POLICIES[key][0]
+    return HardQuota(policy, trace, name) if key == "a" else KueueQueues(policy, trace, name)
 
 
 def _print(result: Result) -> None:
@@ -568,20 +695,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policies", default="a,b,c")
     args = parser.parse_args(argv)
     trace = make_trace(args.users, args.days, args.seed)
-    policy = benchmark_policy()
     print(
         f"{args.users} researchers, {args.days} days, {trace.capacity} GPUs, "
         f"{len(trace.works)} servers and jobs, seed {args.seed}; "
         f"checkpoints every {args.checkpoint:g} min"
     )
-    known = arbiters()
     for key in args.policies.split(","):
-        if key not in known:
-            print(f"\n({key}) not available in this build")
-            continue
-        factory, borrowing = known[key]
-        limits = limits_of(policy, trace, borrowing=borrowing)
-        result = replay(trace, factory(policy, trace), limits, checkpoint=args.checkpoint)
+        policy = benchmark_policy(borrowing=POLICIES[key][1])
+        arbiter = arbiter_for(key, policy, trace)
+        result = replay(trace, arbiter, limits_of(policy, trace), checkpoint=args.checkpoint)
         _print(result)
         _record(key, result, goals=key == "c")
     return 0
