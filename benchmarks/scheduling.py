@@ -576,12 +576,13 @@ class Replay:
             decisions = self.arbiter.cycle(now)
             for work in decisions.released:
                 self._release(work, now)
+            # Admissions first: a workload admitted early in a cycle may be preempted later in it.
+            for work in decisions.admitted:
+                self._start(work, now)
             for work in decisions.evicted:
                 self._evict(work, now)
             for at in decisions.wake:
                 self._push(at, "wake", -1)
-            for work in decisions.admitted:
-                self._start(work, now)
             for work in decisions.refused:
                 self._push(now + RETRY_MINUTES, "retry", work.id)
             broken = violations(self.running.values(), self.limits)
