@@ -71,7 +71,7 @@ from gpulab.kubesim.kueue import core
 from gpulab.kubesim.kueue.controller import _groups as resource_groups
 from gpulab.kubesim.kueue.controller import _queue_spec as queue_spec
 from report import record, sized
-from scheduling_trace import GROUPS, Trace, Work, make_trace
+from scheduling_trace import CAPACITY, GROUPS, Trace, Work, make_trace
 
 BENCH = "scheduling"
 RETRY_MINUTES = 15.0  # (a): how soon a refused researcher or script asks again
@@ -79,9 +79,8 @@ RESUME_MINUTES = 2.0  # loading a checkpoint after a preempted job is readmitted
 IMAGE = "harbor.local/shared/pytorch:2.4-cuda12.4"
 GPU_TYPE = "a100"
 QUOTA_USER = 8
-# (c): each group lends all its idle GPUs and may borrow up to half the cluster for preemptible
-# work; ordinary work never exceeds the group's own quota.
-BORROW_MAX = 32
+# (c): each group lends all its idle GPUs and may borrow, for its preemptible jobs, every GPU
+# the others lend (the cluster less its own quota); ordinary work never exceeds its group's quota.
 # How long an evicted job holds its GPUs: the runner's grace period after SIGTERM (the most).
 GRACE_MINUTES = TERMINATION_GRACE_SECONDS / 60
 NAMESPACE = "gpulab-users"
@@ -99,7 +98,7 @@ def benchmark_policy_document(
 ) -> dict[str, Any]:
     """The benchmark's gpulab policy: one group per trace group, quotas that add up to the
     cluster; with ``borrowing``, every group lends all its idle GPUs (``gpu.lend_idle``) and
-    may borrow up to ``BORROW_MAX`` for its preemptible jobs (``gpu.borrow_max``).
+    may borrow all the others' for its preemptible jobs (``gpu.borrow_max``).
     ``quota_scale`` inflates every quota (a deliberately broken policy, for tests)."""
     groups: dict[str, Any] = {}
     for g in GROUPS:
@@ -114,7 +113,7 @@ def benchmark_policy_document(
                 "quota_user": round(QUOTA_USER * quota_scale),
                 "quota_group": quota,
                 "lend_idle": quota if borrowing else 0,
-                "borrow_max": BORROW_MAX if borrowing else 0,
+                "borrow_max": CAPACITY - g.quota if borrowing else 0,
             },
             "jobs": {"max_runtime": "24h", "max_concurrent": 30},
         }
@@ -410,17 +409,21 @@ class KueueQueues:
             _, _, work = heapq.heappop(self._stopping)
             self.engine.release(f"{NAMESPACE}/{work.kind}-{work.id}", now, requeue=True)
             decisions.released.append(work)
-        for decision in self.engine.admit_cycle(now):
-            work = self._works[decision.key]
-            if isinstance(decision, core.Admit):
-                decisions.admitted.append(work)
-            else:
-                # Kueue suspends the Job: its pods get SIGTERM and hold the GPUs until they
-                # are gone (at most the grace period), then the workload is requeued.
-                decisions.evicted.append(work)
-                heapq.heappush(self._stopping, (now + GRACE_MINUTES, work.id, work))
-                decisions.wake.append(now + GRACE_MINUTES)
+        while cycle := self.engine.admit_cycle(now):  # until it has nothing more to say
+            for decision in cycle:
+                self._apply(decision, now, decisions)
         return decisions
+
+    def _apply(self, decision: core.Decision, now: float, decisions: Decisions) -> None:
+        work = self._works[decision.key]
+        if isinstance(decision, core.Admit):
+            decisions.admitted.append(work)
+            return
+        # Kueue suspends the Job: its pods get SIGTERM and hold the GPUs until they are gone
+        # (at most the grace period), then the workload is requeued.
+        decisions.evicted.append(work)
+        heapq.heappush(self._stopping, (now + GRACE_MINUTES, work.id, work))
+        decisions.wake.append(now + GRACE_MINUTES)
 
 
 # ----------------------------------------------------------------------------- the replay
@@ -690,7 +693,7 @@ def _record(key: str, result: Result, goals: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--days", type=int, default=sized(30, 14))
+    parser.add_argument("--days", type=int, default=sized(30, 12))
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--checkpoint", type=float, default=15.0, help="minutes between saves")
     parser.add_argument("--policies", default="a,b,c")

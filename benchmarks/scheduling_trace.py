@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from report import record, sized
+from report import record
 
 BENCH = "scheduling_trace"
 DAY = 1440  # minutes
@@ -189,7 +189,7 @@ def demand_profile(trace: Trace) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=100)
-    parser.add_argument("--days", type=int, default=sized(30, 30))
+    parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args(argv)
     trace = make_trace(args.users, args.days, args.seed)
