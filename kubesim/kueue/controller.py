@@ -46,6 +46,7 @@ from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, now_
 
 log = logging.getLogger(__name__)
 COMPONENT = "kueue-admission"
+_MISSING_LQ = "/missing-localqueue/"  # '/' is in no object name
 _Key = tuple[str, str]
 
 _PREEMPT_TEXT = {
@@ -319,7 +320,9 @@ class KueueController:
             self._workloads.add(_key(wl))
 
     def _cluster_queue(self, ns: str, local_queue: str) -> str:
-        return self._local_queues.get((ns, local_queue)) or f"(LocalQueue {local_queue})"
+        """The ClusterQueue behind a LocalQueue; for a missing LocalQueue a name no
+        ClusterQueue can have, so that its workloads wait (and say why)."""
+        return self._local_queues.get((ns, local_queue)) or _MISSING_LQ + local_queue
 
     # -- owners ---------------------------------------------------------------------
     def _workload_of(self, ns: str, uid: str) -> dict[str, Any] | None:
@@ -529,6 +532,11 @@ class KueueController:
                           f"Quota reserved in ClusterQueue {cq}", now)  # fmt: skip
             set_condition(status, names.ADMITTED, "True", "Admitted",
                           "The workload is admitted", now)  # fmt: skip
+            # An earlier eviction is history now, as Kueue keeps it.
+            for c in status.get("conditions") or []:
+                if c["type"] in (names.EVICTED, names.PREEMPTED) and c["status"] == "True":
+                    c.update(status="False", reason="QuotaReserved", lastTransitionTime=now,
+                             message=f"Previously: {c.get('message', '')}")  # fmt: skip
 
         updated = self._store.mutate(self._rt["Workload"], *_key(obj), write)
         waited = int(time.time() - wl.order_time)
@@ -687,9 +695,11 @@ class KueueController:
             if obj is None:
                 continue
             c = _cond(obj, names.QUOTA_RESERVED)
-            if c is not None and c.get("status") == "False" and c.get("message") == wl.message:
-                continue
             message = wl.message
+            if wl.queue.startswith(_MISSING_LQ):
+                message = f"LocalQueue {wl.queue.removeprefix(_MISSING_LQ)} doesn't exist"
+            if c is not None and c.get("status") == "False" and c.get("message") == message:
+                continue
 
             def write(o: dict[str, Any], message: str = message) -> None:
                 set_condition(o.setdefault("status", {}), names.QUOTA_RESERVED, "False",

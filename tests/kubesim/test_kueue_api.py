@@ -7,12 +7,17 @@ queues (cluster objects named after its namespace), so tests do not share quota.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
+from gpulab.kubesim.config import KubesimConfig
+from gpulab.kubesim.main import KubeSim
 from kubelet_testlib import wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -143,6 +148,7 @@ _KINDS = {
     "clusterqueues": "ClusterQueue",
     "localqueues": "LocalQueue",
     "workloadpriorityclasses": "WorkloadPriorityClass",
+    "cohorts": "Cohort",
 }
 
 
@@ -212,7 +218,7 @@ def test_a_borrowing_job_is_preempted_requeued_and_readmitted(kueue: Kueue) -> N
     kueue.queue("borrower", gpus=0, cohort="co", borrow=2)
     kueue.job("borrowed", "borrower", gpus=2)
     wait_for("borrowed running", lambda: kueue.running_pods("borrowed"))
-    kueue.job("owner", "lender", gpus=2, seconds=2)
+    kueue.job("owner", "lender", gpus=2, seconds=4)
     preempted = wait_for("preempted", lambda: kueue.condition("borrowed", "Preempted"))
     assert preempted["reason"] == "InCohortReclamation"
     assert kueue.condition("borrowed", "Evicted")["reason"] == "Preempted"
@@ -221,6 +227,10 @@ def test_a_borrowing_job_is_preempted_requeued_and_readmitted(kueue: Kueue) -> N
     assert kueue.batch.read_namespaced_job("borrowed", kueue.ns).spec.suspend is True
     wait_for("owner admitted", lambda: kueue.condition("owner", "Admitted"))
     wait_for("borrowed readmitted", lambda: kueue.running_pods("borrowed"))
+    evicted = next(
+        c for c in kueue.workload_of("borrowed")["status"]["conditions"] if c["type"] == "Evicted"
+    )
+    assert evicted["status"] == "False" and evicted["message"].startswith("Previously: ")
     reasons = {
         e.reason
         for e in kueue.core.list_namespaced_event(kueue.ns).items
@@ -308,8 +318,6 @@ def test_a_pod_gets_the_value_of_its_priority_class(k8s: Any, namespace: str) ->
 
 
 async def test_without_the_kueue_option_the_api_group_is_not_served(kubesim_inproc: Any) -> None:
-    import aiohttp
-
     async with aiohttp.ClientSession(kubesim_inproc.url) as http:
         async with http.get("/apis") as r:
             assert GROUP not in {g["name"] for g in (await r.json())["groups"]}
@@ -349,3 +357,118 @@ def test_deleting_an_admitted_job_frees_its_quota(kueue: Kueue) -> None:
     kueue.batch.delete_namespaced_job("first", kueue.ns)  # the Jobs' default: Orphan
     wait_for("second admitted", lambda: kueue.condition("second", "Admitted"))
     assert kueue.workload_of("first") is None
+
+
+def test_a_user_queue_runs_within_its_group_cohort_quota(kueue: Kueue) -> None:
+    root, group = f"gpulab-{kueue.ns}", f"gpulab-vision-{kueue.ns}"
+    kueue.create("cohorts", {"metadata": {"name": root}})
+    kueue.create(
+        "cohorts",
+        {
+            "metadata": {"name": group},
+            "spec": {
+                "parentName": root,
+                "resourceGroups": [
+                    {
+                        "coveredResources": ["nvidia.com/gpu"],
+                        "flavors": [
+                            {
+                                "name": kueue.flavor,
+                                "resources": [
+                                    {
+                                        "name": "nvidia.com/gpu",
+                                        "nominalQuota": 1,
+                                        "borrowingLimit": 0,
+                                    }
+                                ],
+                            }
+                        ],
+                    }
+                ],
+            },
+        },
+    )
+    kueue.queue("alice", gpus=0, cohort="gpulab-vision", borrow=2)
+    kueue.job("a1", "alice", gpus=1)
+    kueue.job("a2", "alice", gpus=1)
+    wait_for("a1 admitted", lambda: kueue.condition("a1", "Admitted"))
+    wl = wait_for("a2 waits", lambda: (w := kueue.workload_of("a2")) and w.get("status") and w)
+    assert not kueue.condition("a2", "Admitted")
+    assert "1 more needed" in wl["status"]["conditions"][0]["message"]
+
+
+def test_a_job_for_a_missing_local_queue_waits_saying_so(kueue: Kueue) -> None:
+    kueue.job("lost", "nowhere", gpus=1)
+    wl = wait_for(
+        "lost pending", lambda: (w := kueue.workload_of("lost")) and w.get("status") and w
+    )
+    assert wl["status"]["conditions"][0]["message"] == "LocalQueue nowhere doesn't exist"
+
+
+def test_a_workload_priority_class_sets_the_workload_priority(kueue: Kueue) -> None:
+    name = f"high-{kueue.ns}"
+    kueue.create("workloadpriorityclasses", {"metadata": {"name": name}, "value": 1000})
+    kueue.queue("lq", gpus=1)
+    kueue.job("urgent", "lq", gpus=1, **{PRIORITY_LABEL: name})
+    wl = wait_for("urgent workload", lambda: kueue.workload_of("urgent"))
+    assert wl["spec"]["priority"] == 1000
+    assert wl["spec"]["priorityClassRef"] == {
+        "group": GROUP,
+        "kind": "WorkloadPriorityClass",
+        "name": name,
+    }
+
+
+async def test_admitted_workloads_keep_their_quota_across_a_restart(tmp_path: Any) -> None:
+    config = KubesimConfig(data_dir=tmp_path / "data", store_dir=tmp_path / "store", kueue=True)
+    base = f"/apis/{GROUP}/{VERSION}"
+
+    async def workload_condition(http: aiohttp.ClientSession, job: str, type_: str) -> Any:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with http.get(f"{base}/namespaces/default/workloads") as r:
+                for wl in (await r.json())["items"]:
+                    if wl["metadata"]["ownerReferences"][0]["name"] != job:
+                        continue
+                    for c in (wl.get("status") or {}).get("conditions") or []:
+                        if c["type"] == type_:
+                            return c
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no {type_} condition on the workload of {job}")
+
+    def job(name: str) -> dict[str, Any]:
+        container = {"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}  # fmt: skip
+        return {
+            "metadata": {"name": name, "labels": {QUEUE_LABEL: "lq"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+        }
+
+    async with KubeSim(config) as sim, aiohttp.ClientSession(sim.url) as http:
+        await http.post(f"{base}/resourceflavors", json={"metadata": {"name": "gpu"}})
+        quota = {"name": "nvidia.com/gpu", "nominalQuota": 1}
+        await http.post(
+            f"{base}/clusterqueues",
+            json={
+                "metadata": {"name": "cq"},
+                "spec": {
+                    "resourceGroups": [
+                        {
+                            "coveredResources": ["nvidia.com/gpu"],
+                            "flavors": [{"name": "gpu", "resources": [quota]}],
+                        }
+                    ]
+                },
+            },  # fmt: skip
+        )
+        await http.post(
+            f"{base}/namespaces/default/localqueues",
+            json={"metadata": {"name": "lq"}, "spec": {"clusterQueue": "cq"}},
+        )
+        await http.post("/apis/batch/v1/namespaces/default/jobs", json=job("before"))
+        assert (await workload_condition(http, "before", "Admitted"))["status"] == "True"
+    async with KubeSim(config) as sim, aiohttp.ClientSession(sim.url) as http:
+        await http.post("/apis/batch/v1/namespaces/default/jobs", json=job("after"))
+        reserved = await workload_condition(http, "after", "QuotaReserved")
+        assert reserved["status"] == "False"
+        assert (await workload_condition(http, "before", "Admitted"))["status"] == "True"
