@@ -68,6 +68,9 @@ from gpulab.hub.workload.labels import (
     USER_LABEL,
 )
 from gpulab.kubesim.kueue import core
+
+# The rendered objects are read exactly as kubesim's Kueue controller reads them from the API
+# (its readers are private to it; they are the one translation from objects to the core).
 from gpulab.kubesim.kueue.controller import _groups as resource_groups
 from gpulab.kubesim.kueue.controller import _queue_spec as queue_spec
 from report import record, sized
@@ -79,8 +82,6 @@ RESUME_MINUTES = 2.0  # loading a checkpoint after a preempted job is readmitted
 IMAGE = "harbor.local/shared/pytorch:2.4-cuda12.4"
 GPU_TYPE = "a100"
 QUOTA_USER = 8
-# (c): each group lends all its idle GPUs and may borrow, for its preemptible jobs, every GPU
-# the others lend (the cluster less its own quota); ordinary work never exceeds its group's quota.
 # How long an evicted job holds its GPUs: the runner's grace period after SIGTERM (the most).
 GRACE_MINUTES = TERMINATION_GRACE_SECONDS / 60
 NAMESPACE = "gpulab-users"
@@ -148,7 +149,6 @@ class Limits:
     quota_group: dict[str, int]
     lend: dict[str, int]  # group -> GPUs it may lend (0: borrowing off)
     borrow: dict[str, int]  # group -> GPUs its preemptible work may borrow
-    group_of: dict[str, str]
 
     @property
     def borrowing(self) -> bool:
@@ -164,7 +164,6 @@ def limits_of(policy: Policy, trace: Trace) -> Limits:
         quota_group={name: g.gpu.quota_group for name, g in groups.items()},
         lend={name: min(g.gpu.lend_idle, g.gpu.quota_group) for name, g in groups.items()},
         borrow={name: g.gpu.borrow_max for name, g in groups.items()},
-        group_of=dict(trace.users),
     )
 
 
