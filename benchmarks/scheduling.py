@@ -13,14 +13,16 @@ Policies:
     15 minutes until it is admitted. A group's idle GPUs never serve another group.
 (b) queueing without borrowing: every server and job waits in its queue, admitted by kubesim's
     Kueue core, fed the Kueue objects :mod:`gpulab.hub.kueue.render` renders from the same
-    policy with lending switched off (each group's quota is its own).
+    policy with lending switched off (each group's quota is its own). A server not admitted
+    within its group's ``wait_for_gpus`` fails to spawn; its owner starts it again 15 minutes
+    later.
 (c) queueing with borrowing and preemption: the same, with the benchmark policy's lending and
     borrowing limits: jobs marked ``preemptible`` run on other groups' idle GPUs and are
     preempted when the lender needs them back.
 
 The clock is simulated: the replay jumps from event to event (an arrival, a retry, a job's end)
 and asks the policy what to admit (and, for (c), whom to evict) at each one, so a month replays
-in seconds. Quota is judged on GPUs (the trace's only scarce resource); placing pods on nodes is
+in a minute or two. Quota is judged on GPUs (the trace's only scarce resource); placing pods on nodes is
 kubesim's scheduler's job and not modelled here.
 
 **Preemption and checkpoints.** Every job follows the checkpoint convention and saves its state
@@ -375,8 +377,15 @@ class KueueQueues:
         self._local_queues: dict[str, str] = loaded["local_queues"]
         self._priorities: dict[str, int] = loaded["priorities"]
         self._borrows = {name: g.gpu.borrow_max > 0 for name, g in policy.groups.items()}
+        self._wait_for_gpus = {
+            name: g.wait_for_gpus_seconds / 60 for name, g in policy.groups.items()
+        }
         self._works: dict[str, Work] = {}
         self._stopping: list[tuple[float, int, Work]] = []  # (pods gone at, id, evicted work)
+        # A spawn waits at most wait_for_gpus for its server to be admitted, then fails (the
+        # researcher starts it again later, as a refused one under (a)).
+        self._spawn_deadlines: list[tuple[float, int, Work]] = []
+        self._new_deadlines: list[float] = []
 
     def _queue(self, work: Work) -> tuple[str, str]:
         """(ClusterQueue, WorkloadPriorityClass) of ``work``, through its LocalQueue."""
@@ -391,23 +400,39 @@ class KueueQueues:
 
     def ask(self, work: Work, now: float) -> None:
         queue, priority = self._queue(work)
-        key = f"{NAMESPACE}/{work.kind}-{work.id}"
+        key = self._key(work)
         self._works[key] = work
         # Kueue counts in the resource's units; the controller uses milli-units (1 GPU = 1000).
         pod_set = core.PodSet("main", 1, {"nvidia.com/gpu": work.gpus * 1000})
         self.engine.add_workload(
             core.Workload(key, queue, [pod_set], priority=self._priorities[priority], created=now)
         )
+        if work.kind == "server":
+            deadline = now + self._wait_for_gpus[work.group]
+            heapq.heappush(self._spawn_deadlines, (deadline, work.id, work))
+            self._new_deadlines.append(deadline)
 
     def finished(self, work: Work, now: float) -> None:
-        self.engine.remove(f"{NAMESPACE}/{work.kind}-{work.id}")
+        self.engine.remove(self._key(work))
+
+    @staticmethod
+    def _key(work: Work) -> str:
+        return f"{NAMESPACE}/{work.kind}-{work.id}"
 
     def cycle(self, now: float) -> Decisions:
         decisions = Decisions()
         while self._stopping and self._stopping[0][0] <= now:
             _, _, work = heapq.heappop(self._stopping)
-            self.engine.release(f"{NAMESPACE}/{work.kind}-{work.id}", now, requeue=True)
+            self.engine.release(self._key(work), now, requeue=True)
             decisions.released.append(work)
+        while self._spawn_deadlines and self._spawn_deadlines[0][0] <= now:
+            _, _, work = heapq.heappop(self._spawn_deadlines)
+            waiting = self.engine.workloads.get(self._key(work))
+            if waiting is not None and waiting.admission is None:
+                self.engine.remove(self._key(work))  # the spawn failed: its pod is deleted
+                decisions.refused.append(work)
+        decisions.wake += self._new_deadlines
+        self._new_deadlines = []
         while cycle := self.engine.admit_cycle(now):  # until it has nothing more to say
             for decision in cycle:
                 self._apply(decision, now, decisions)
@@ -438,6 +463,7 @@ class Progress:
     first_start: float | None = None
     in_quota: bool = False
     evictions: int = 0
+    refusals: int = 0  # 429s (a), spawns failed after wait_for_gpus (b, c)
     lost: float = 0.0  # GPU-minutes lost to preemption
     served: float = 0.0  # GPU-minutes of kept work
     ended: bool = False
@@ -453,6 +479,7 @@ class Result:
     served: float  # GPU-hours
     lost: float  # GPU-hours
     preemptions: int
+    refusals: int
     violations: int
     waits: dict[str, tuple[float, float]]  # group -> (p50, p95) minutes
     in_quota_p95: float
@@ -586,6 +613,7 @@ class Replay:
             for at in decisions.wake:
                 self._push(at, "wake", -1)
             for work in decisions.refused:
+                self.progress[work.id].refusals += 1
                 self._push(now + RETRY_MINUTES, "retry", work.id)
             broken = violations(self.running.values(), self.limits)
             if broken:
@@ -625,6 +653,7 @@ class Replay:
             served=sum(p.served for p in self.progress.values()) / 60,
             lost=sum(p.lost for p in self.progress.values()) / 60,
             preemptions=sum(p.evictions for p in self.progress.values()),
+            refusals=sum(p.refusals for p in self.progress.values()),
             violations=self.violations,
             waits={g.name: (_p(waits[g.name], 50), _p(waits[g.name], 95)) for g in GROUPS},
             in_quota_p95=_p(in_quota, 95),
@@ -662,6 +691,7 @@ def _print(result: Result) -> None:
     )
     print(f"  busy GPU-hours served: {result.served:,.0f}")
     print(f"  preemptions: {result.preemptions}, GPU-hours lost to them: {result.lost:,.1f}")
+    print(f"  refused (429) or spawn gave up (wait_for_gpus), asked again: {result.refusals}")
     print(f"  quota violations: {result.violations} {result.first_violation}".rstrip())
     print(f"  p95 wait of in-quota work: {result.in_quota_p95:.1f} min")
     print(f"  not started by the end of the trace: {result.unstarted}")
@@ -678,6 +708,7 @@ def _record(key: str, result: Result, goals: bool) -> None:
            goal=goal(">=", ALLOCATION_GOAL))  # fmt: skip
     record(BENCH, f"{prefix} busy GPU-hours served", result.served, "GPU-h")
     record(BENCH, f"{prefix} preemptions", result.preemptions, "")
+    record(BENCH, f"{prefix} refused or gave up, asked again", result.refusals, "")
     lost_pct = 100 * result.lost / result.served if result.served else 0.0
     record(BENCH, f"{prefix} GPU-hours lost to preemption", result.lost, "GPU-h")
     record(BENCH, f"{prefix} GPU-hours lost / served", lost_pct, "%", goal=goal("<=", LOST_GOAL))

@@ -28,7 +28,7 @@ def bench() -> ModuleType:
 def _trace(bench: ModuleType, works: list[tuple], days: int = 1):
     """A hand-made trace: (user, kind, gpus, submit, duration, preemptible) per work."""
     trace_mod = sys.modules["scheduling_trace"]
-    users = {"vision-00": "vision", "nlp-00": "nlp", "bio-00": "bio"}
+    users = {"vision-00": "vision", "nlp-00": "nlp", "bio-00": "bio", "bio-01": "bio"}
     items = tuple(
         trace_mod.Work(i, user, users[user], kind, gpus, submit, duration, preemptible)
         for i, (user, kind, gpus, submit, duration, preemptible) in enumerate(works)
@@ -85,3 +85,19 @@ def test_lender_reclaims_and_the_borrower_resumes_from_its_checkpoint(bench: Mod
     # Everything finished within the day; each minute of work is served exactly once.
     assert result.unstarted == 0
     assert result.served == pytest.approx((8 * 8 * 600 + 8 * 30) / 60)
+
+
+def test_a_server_that_waits_past_wait_for_gpus_is_started_again_later(bench: ModuleType) -> None:
+    # bio's quota (8) is held by a job until minute 30; a colleague's server asks at minute 1,
+    # its spawn fails after wait_for_gpus (10 min), the researcher starts it again 15 minutes
+    # later (26), and it starts when the job ends (30).
+    works = [("bio-00", "job", 8, 0.0, 30.0, False), ("bio-01", "server", 1, 1.0, 60.0, False)]
+    trace = _trace(bench, works)
+    policy = bench.benchmark_policy(borrowing=False)
+    replay = bench.Replay(
+        trace, bench.arbiter_for("b", policy, trace), bench.limits_of(policy, trace), 15.0
+    )
+    result = replay.run()
+    assert result.violations == 0, result.first_violation
+    assert replay.progress[1].first_start == pytest.approx(30.0)
+    assert replay.progress[1].refusals == 1
