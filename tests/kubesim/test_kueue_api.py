@@ -195,6 +195,11 @@ def test_a_queued_job_is_admitted_and_runs_on_its_flavor_nodes(kueue: Kueue) -> 
         "nvidia.com/gpu": kueue.flavor
     }
     assert kueue.condition("j1", "QuotaReserved") and kueue.condition("j1", "Admitted")
+    lq = kueue.objects.get_namespaced_custom_object(GROUP, VERSION, kueue.ns, "localqueues", "lq")
+    assert lq["status"]["admittedWorkloads"] == 1
+    assert lq["status"]["flavorsUsage"] == [
+        {"name": kueue.flavor, "resources": [{"name": "nvidia.com/gpu", "total": "1"}]}
+    ]
 
 
 def test_a_job_over_quota_stays_suspended_until_quota_frees(kueue: Kueue) -> None:
