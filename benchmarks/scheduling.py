@@ -71,10 +71,8 @@ from gpulab.hub.workload.labels import (
 )
 from gpulab.kubesim.kueue import core
 
-# The rendered objects are read exactly as kubesim's Kueue controller reads them from the API
-# (its readers are private to it; they are the one translation from objects to the core).
-from gpulab.kubesim.kueue.controller import _groups as resource_groups
-from gpulab.kubesim.kueue.controller import _queue_spec as queue_spec
+# The rendered objects are read exactly as kubesim's Kueue controller reads them from the API.
+from gpulab.kubesim.kueue.controller import queue_spec, resource_groups
 from report import record, sized
 from scheduling_trace import CAPACITY, GROUPS, Trace, Work, make_trace
 
@@ -369,7 +367,8 @@ class KueueQueues:
 
     def __init__(self, policy: Policy, trace: Trace, name: str) -> None:
         self.name = name
-        self.engine = core.Engine()
+        # Fair sharing on: the Kueue Configuration gpulab asks for (docs/scheduling.md).
+        self.engine = core.Engine(fair_sharing=True)
         objects = render_policy(policy, NAMESPACE)
         for user, group in trace.users.items():
             objects += render_user(policy, user, group, NAMESPACE)
