@@ -365,10 +365,12 @@ class KueueQueues:
     first spawn or submit). A job marked preemptible goes to the user's preemptible
     LocalQueue when the policy lets the group borrow; otherwise to the user's own queue."""
 
-    def __init__(self, policy: Policy, trace: Trace, name: str) -> None:
+    def __init__(
+        self, policy: Policy, trace: Trace, name: str, *, fair_sharing: bool = True
+    ) -> None:
         self.name = name
-        # Fair sharing on: the Kueue Configuration gpulab asks for (docs/scheduling.md).
-        self.engine = core.Engine(fair_sharing=True)
+        # Fair sharing on by default: the Kueue Configuration gpulab asks for (scheduling.md).
+        self.engine = core.Engine(fair_sharing=fair_sharing)
         objects = render_policy(policy, NAMESPACE)
         for user, group in trace.users.items():
             objects += render_user(policy, user, group, NAMESPACE)
@@ -676,10 +678,14 @@ POLICIES: Mapping[str, tuple[str, bool]] = {
 }
 
 
-def arbiter_for(key: str, policy: Policy, trace: Trace) -> Arbiter:
+def arbiter_for(key: str, policy: Policy, trace: Trace, *, fair_sharing: bool = True) -> Arbiter:
     """The arbiter of policy ``key`` (a, b or c) deciding by ``policy``."""
     name = POLICIES[key][0]
-    return HardQuota(policy, trace, name) if key == "a" else KueueQueues(policy, trace, name)
+    if key == "a":
+        return HardQuota(policy, trace, name)
+    if not fair_sharing:
+        name += ", fair sharing off"
+    return KueueQueues(policy, trace, name, fair_sharing=fair_sharing)
 
 
 def _print(result: Result) -> None:
@@ -726,6 +732,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--checkpoint", type=float, default=15.0, help="minutes between saves")
     parser.add_argument("--policies", default="a,b,c")
+    parser.add_argument(
+        "--no-fair-sharing",
+        dest="fair_sharing",
+        action="store_false",
+        help="Kueue's fair sharing off (gpulab's configuration has it on)",
+    )
     args = parser.parse_args(argv)
     trace = make_trace(args.users, args.days, args.seed)
     print(
@@ -735,10 +747,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     for key in args.policies.split(","):
         policy = benchmark_policy(borrowing=POLICIES[key][1])
-        arbiter = arbiter_for(key, policy, trace)
+        arbiter = arbiter_for(key, policy, trace, fair_sharing=args.fair_sharing)
         result = replay(trace, arbiter, limits_of(policy, trace), checkpoint=args.checkpoint)
         _print(result)
-        _record(key, result, goals=key == "c")
+        label = key if args.fair_sharing or key == "a" else f"{key}, fair sharing off"
+        _record(label, result, goals=key == "c")
     return 0
 
 
