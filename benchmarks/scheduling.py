@@ -79,6 +79,7 @@ from scheduling_trace import CAPACITY, GROUPS, Trace, Work, make_trace
 BENCH = "scheduling"
 RETRY_MINUTES = 15.0  # (a): how soon a refused researcher or script asks again
 RESUME_MINUTES = 2.0  # loading a checkpoint after a preempted job is readmitted
+CHURN_MINUTES = 5.0  # a preemption this soon after admission: admitted only to be preempted
 IMAGE = "harbor.local/shared/pytorch:2.4-cuda12.4"
 GPU_TYPE = "a100"
 QUOTA_USER = 8
@@ -465,6 +466,8 @@ class Progress:
     in_quota: bool = False
     evictions: int = 0
     refusals: int = 0  # 429s (a), spawns failed after wait_for_gpus (b, c)
+    admitted_at: float | None = None  # the current run's admission
+    churned: int = 0  # preemptions within CHURN_MINUTES of its admission
     lost: float = 0.0  # GPU-minutes lost to preemption
     served: float = 0.0  # GPU-minutes of kept work
     ended: bool = False
@@ -480,6 +483,7 @@ class Result:
     served: float  # GPU-hours
     lost: float  # GPU-hours
     preemptions: int
+    churned: int  # preemptions of work admitted less than CHURN_MINUTES before
     refusals: int
     violations: int
     waits: dict[str, tuple[float, float]]  # group -> (p50, p95) minutes
@@ -553,6 +557,7 @@ class Replay:
         resume = RESUME_MINUTES if p.evictions else 0.0
         if p.first_start is None:
             p.first_start = now
+        p.admitted_at = now
         p.started = now + resume  # progress begins once the checkpoint is loaded
         p.lost += work.gpus * resume
         self.running[work.id] = work
@@ -571,6 +576,8 @@ class Replay:
         p.lost += work.gpus * (ran - kept)
         p.started, p.token, p.stopping_since = None, p.token + 1, now
         p.evictions += 1
+        if p.admitted_at is not None and now - p.admitted_at < CHURN_MINUTES:
+            p.churned += 1
 
     def _release(self, work: Work, now: float) -> None:
         p = self.progress[work.id]
@@ -654,6 +661,7 @@ class Replay:
             served=sum(p.served for p in self.progress.values()) / 60,
             lost=sum(p.lost for p in self.progress.values()) / 60,
             preemptions=sum(p.evictions for p in self.progress.values()),
+            churned=sum(p.churned for p in self.progress.values()),
             refusals=sum(p.refusals for p in self.progress.values()),
             violations=self.violations,
             waits={g.name: (_p(waits[g.name], 50), _p(waits[g.name], 95)) for g in GROUPS},
@@ -696,6 +704,7 @@ def _print(result: Result) -> None:
     )
     print(f"  busy GPU-hours served: {result.served:,.0f}")
     print(f"  preemptions: {result.preemptions}, GPU-hours lost to them: {result.lost:,.1f}")
+    print(f"  preemptions of work admitted < {CHURN_MINUTES:g} min before: {result.churned}")
     print(f"  refused (429) or spawn gave up (wait_for_gpus), asked again: {result.refusals}")
     print(f"  quota violations: {result.violations} {result.first_violation}".rstrip())
     print(f"  p95 wait of in-quota work: {result.in_quota_p95:.1f} min")
@@ -713,6 +722,8 @@ def _record(key: str, result: Result, goals: bool) -> None:
            goal=goal(">=", ALLOCATION_GOAL))  # fmt: skip
     record(BENCH, f"{prefix} busy GPU-hours served", result.served, "GPU-h")
     record(BENCH, f"{prefix} preemptions", result.preemptions, "")
+    record(BENCH, f"{prefix} preemptions < {CHURN_MINUTES:g} min after admission",
+           result.churned, "")  # fmt: skip
     record(BENCH, f"{prefix} refused or gave up, asked again", result.refusals, "")
     lost_pct = 100 * result.lost / result.served if result.served else 0.0
     record(BENCH, f"{prefix} GPU-hours lost to preemption", result.lost, "GPU-h")
