@@ -27,18 +27,20 @@ kubesim's scheduler's job and not modelled here.
 
 **Preemption and checkpoints.** Every job follows the checkpoint convention and saves its state
 every ``--checkpoint`` minutes of progress (15 by default); an evicted job loses the work since its
-last checkpoint, and resuming costs ``RESUME_MINUTES`` (loading the checkpoint) before it makes
-progress again. Both count as GPU-hours lost to preemption.
+last checkpoint, holds its GPUs for the runner's grace period (``GRACE_MINUTES``, 2) while its
+pods stop, and resuming costs ``RESUME_MINUTES`` (loading the checkpoint) before it makes
+progress again. All three count as GPU-hours lost to preemption.
 
 Figures, per policy: GPU allocation as % of capacity while demand (GPUs of all work asked for
 and not finished) exceeds capacity; busy GPU-hours served (GPU time of work that counted:
 excluding time lost to preemption); p50/p95 queue wait (submission to first start) per group;
 p95 wait of in-quota work (non-preemptible work that fits its user's and group's quota next to
-everything of its group already waiting or running); preemptions and GPU-hours lost to them;
-quota violations, checked at every step from the admitted set alone, against the benchmark
+everything of its group already waiting or running); preemptions (and those within 5 minutes
+of the victim's admission: churn) and GPU-hours lost to them; requests refused (429) or spawns
+given up and asked again; quota violations, checked at every step from the admitted set alone, against the benchmark
 policy (never against what the policy under test was fed).
 
-Goals (issue: schedule and share GPUs, docs/scheduling.md): (c) allocation >= 85 % while demand
+Goals (sharing GPUs instead of rationing them, docs/scheduling.md; figures: docs/benchmarks.md): (c) allocation >= 85 % while demand
 exceeds capacity, p95 wait of in-quota work <= 5 min, 0 quota violations, GPU-hours lost to
 preemption <= 2 % of GPU-hours served.
 """
