@@ -934,6 +934,10 @@ class Gateway:
     async def _annotate(self, job_id: str, annotations: dict[str, str]) -> None:
         await self._patch(job_id, {"metadata": {"annotations": annotations}})
 
+    async def annotate(self, job_id: str, annotations: dict[str, str]) -> None:
+        """Merge annotations into the Job (the notifier's record of what it sent)."""
+        await self._annotate(job_id, annotations)
+
     async def _remember(self, owner: str, job_id: str) -> None:
         """Keep the cancelled Job in S3: it is about to leave the cluster."""
         ref = self._ref(job_id)
