@@ -34,3 +34,11 @@ def test_a_users_settings_are_their_own(gw: GatewayEnv) -> None:
         assert a.put("/notify", json={"webhook_url": "https://hooks.example.org/a"}).is_success
         theirs = b.get("/notify").json()
     assert theirs["webhook_url"] is None
+
+
+def test_rotating_the_secret_answers_a_new_one(gw: GatewayEnv) -> None:
+    with gw.client("bob") as c:
+        first = c.put("/notify", json={"webhook_url": "https://hooks.example.org/bob"})
+        rotated = c.post("/notify/secret")
+    assert rotated.status_code == 200
+    assert rotated.json()["webhook_secret"] != first.json()["webhook_secret"]

@@ -9,7 +9,8 @@ out at most once per transition even across a gateway restart (a restart during 
 leaves it ``sending``: not sent again); the record is also what the owner's delivery status
 is read from (``GET /api/v1/notify``).
 
-Events older than ``max_age`` when first seen (a gateway started for the first time on a
+An owner who set nothing up costs a read of their settings per scan that finds their jobs
+owing something, and no write. Events older than ``max_age`` when first seen (a gateway started for the first time on a
 cluster full of finished jobs, or down for days) are recorded as ``skipped``, not sent.
 """
 
@@ -157,6 +158,10 @@ class Notifier:
         else:
             status = "sending"
         self._claimed.add((job_id, due.key))
+        if status == "off":
+            # Nothing to send: remembered in memory only, so jobs of owners who set nothing up
+            # cost no write (after a restart, their settings are read once more).
+            return False
         if not await self._record(job_id, due.key, {"status": status, "at": _now()}):
             self._claimed.discard((job_id, due.key))
             self._seen.pop(job_id, None)
