@@ -10,6 +10,8 @@ from gpulab.hub.jobs.gateway.notify_settings import (
     check_webhook_url,
     parse_settings,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
 def test_an_https_url_on_a_public_host_is_accepted() -> None:
@@ -80,3 +82,21 @@ def test_each_bad_setting_is_named() -> None:
 def test_an_address_with_a_header_break_is_refused() -> None:
     _, problems = parse_settings({"email": "a@example.org\r\nBcc: x@example.org"}, NotifySettings())
     assert [p.field for p in problems] == ["email"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["email", "webhook_url", "events", "x"]), _json))
+def test_any_json_body_is_settings_or_named_problems(body: dict) -> None:
+    result, problems = parse_settings(body, NotifySettings())
+    assert all(p.field for p in problems)
+    if not problems:
+        assert set(result.events) <= {"succeeded", "failed", "preempted", "cancelled"}
