@@ -17,7 +17,7 @@ from .transport import Transport
 
 __all__ = ["add_arguments", "notify_text", "run", "settings_changes"]
 
-EVENTS = ("succeeded", "failed", "preempted", "cancelled")
+EVENTS = ("succeeded", "failed", "preempted", "gpu_idle", "cancelled")
 EXAMPLES = [
     ("see what you are told, and the last deliveries", "gpulab notify"),
     (

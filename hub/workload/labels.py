@@ -74,6 +74,12 @@ PREEMPTIONS_ANNOTATION: Final = "gpulab.io/preemptions"  # and how often it saw 
 # On a job's Job: the notifications the gateway has sent for it (JSON: event -> delivery
 # status), written before delivery so that a restarted gateway never sends one twice.
 NOTIFIED_ANNOTATION: Final = "gpulab.io/notified"
+# On a GPU job's pod: the SHA-256 (hex) of the job's report token, which its runner sends with
+# its GPU utilisation reports to the culler (the token itself is in the job's upload Secret).
+REPORT_TOKEN_HASH_ANNOTATION: Final = "gpulab.io/report-token-sha256"
+# On a job's Job: the culler found its GPUs idle past the policy's time (JSON: since, reason,
+# action): the gateway's notifier tells the owner once per idle episode.
+GPU_IDLE_ANNOTATION: Final = "gpulab.io/gpu-idle"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"

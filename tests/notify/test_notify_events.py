@@ -8,6 +8,7 @@ import hmac
 import json
 
 from gpulab.hub.jobs.gateway.notify_events import due_notifications, payload, sign
+from gpulab.hub.workload.labels import GPU_IDLE_ANNOTATION
 from notify_jobs import job
 
 
@@ -41,3 +42,15 @@ def test_the_signature_verifies_as_the_docs_show() -> None:
     # docs/jobs.md, "Verifying a webhook"
     expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(header, expected)
+
+
+def test_each_idle_gpu_episode_is_owed_once() -> None:
+    idle = json.dumps(
+        {"since": "2099-01-01T00:00:00Z", "reason": "GPU idle (< 10 %) for 1h", "action": "kill"}
+    )
+    owes = job("j1")
+    owes["metadata"]["annotations"][GPU_IDLE_ANNOTATION] = idle
+    (due,) = due_notifications(owes, [])
+    body = payload(owes, [], due.event, None)
+    assert (due.key, due.event) == ("gpu_idle:2099-01-01T00:00:00Z", "gpu_idle")
+    assert "being stopped" in body["message"]

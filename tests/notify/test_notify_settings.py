@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from gpulab.hub.jobs.gateway.notify_settings import (
+    EVENTS,
     NotifySettings,
     address_allowed,
     check_webhook_url,
@@ -99,4 +100,4 @@ def test_any_json_body_is_settings_or_named_problems(body: dict) -> None:
     result, problems = parse_settings(body, NotifySettings())
     assert all(p.field for p in problems)
     if not problems:
-        assert set(result.events) <= {"succeeded", "failed", "preempted", "cancelled"}
+        assert set(result.events) <= set(EVENTS)

@@ -28,6 +28,7 @@ from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
+from .gpu_idle import gpu_idle_routes
 from .handlers import routes
 from .homes import HomeClaims
 from .images import image_routes
@@ -62,6 +63,10 @@ class GatewayApp(ServiceApp):
     public_url = Unicode(
         help="absolute URL of the gateway that job pods may call (default "
         "$GPULAB_GATEWAY_PUBLIC_URL; empty = jobs are not told)"
+    ).tag(config=True)
+    culler_url = Unicode(
+        help="the culler's URL that GPU jobs report their GPUs' utilisation to (default "
+        "$GPULAB_CULLER_PUBLIC_URL; empty: jobs do not report, and idle GPUs of jobs go unseen)"
     ).tag(config=True)
     s3_public_endpoint = Unicode(
         help="S3 URL for presigned URLs when users reach S3 elsewhere than the gateway "
@@ -174,6 +179,10 @@ class GatewayApp(ServiceApp):
             max_age=self.notify_max_age,
         )
 
+    @default("culler_url")
+    def _culler_url_default(self) -> str:
+        return os.environ.get("GPULAB_CULLER_PUBLIC_URL", "")
+
     @default("s3_public_endpoint")
     def _s3_public_default(self) -> str:
         return os.environ.get("GPULAB_S3_PUBLIC_ENDPOINT", "")
@@ -208,6 +217,7 @@ class GatewayApp(ServiceApp):
             public_url=self.public_url or None,
             homes=HomeClaims(kube, page_size=self.list_page_size),
             queues=queues,
+            culler_url=self.culler_url or None,
         )
         notifier = None
         if self.notify_enabled:
@@ -291,7 +301,13 @@ def make_app(
         prefix, hub_auth, gateway_registry(gateway.cache.index), authenticate=authenticate_metrics
     )
     app = web.Application(
-        [metrics, *image_routes(prefix), *notify_routes(prefix), *routes(prefix)],  # type: ignore[list-item]
+        [
+            metrics,
+            *image_routes(prefix),
+            *notify_routes(prefix),
+            *gpu_idle_routes(prefix),
+            *routes(prefix),
+        ],  # type: ignore[list-item]
         gateway=gateway,
         notifier=notifier,
         resolver=resolver,

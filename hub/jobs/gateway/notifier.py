@@ -68,10 +68,20 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_SAYS = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "preempted": "was preempted",
+    "gpu_idle": "holds idle GPUs",
+    "cancelled": "was cancelled",
+}
+
+
 def _email_text(body: dict[str, Any]) -> tuple[str, str]:
-    subject = f"[gpulab] job {body['name']} {body['event']}"
+    says = _SAYS.get(str(body["event"]), str(body["event"]))
+    subject = f"[gpulab] job {body['name']} {says}"
     lines = [
-        f"Your job {body['name']} ({body['job_id']}) {body['event']}.",
+        f"Your job {body['name']} ({body['job_id']}) {says}.",
         "",
         f"State: {body['state']}",
         f"Exit code: {body['exit_code'] if body['exit_code'] is not None else '-'}",
@@ -138,7 +148,7 @@ class Notifier:
         return started
 
     def _too_old(self, job: dict[str, Any], due: Due) -> bool:
-        if due.event == "preempted":
+        if due.event in ("preempted", "gpu_idle"):
             return False
         pods = self.cache.job_pods(str((job.get("metadata") or {}).get("name")))
         finished = _parse_time(job_view(job, pods).get("finished"))

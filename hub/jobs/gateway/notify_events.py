@@ -1,8 +1,9 @@
 """Which notifications a job is owed, what they say, and their signature (pure, no I/O).
 
 A job owes its owner one notification per transition: ``succeeded``, ``failed``,
-``cancelled`` (once each, by its state), and ``preempted`` once per eviction Kueue made
-(``preempted:<n>``, from the count the gateway records on the Job). What was sent is kept on
+``cancelled`` (once each, by its state), ``preempted`` once per eviction Kueue made
+(``preempted:<n>``, from the count the gateway records on the Job), and ``gpu_idle`` once per
+idle episode the culler reported (``gpu_idle:<since>``). What was sent is kept on
 the Job itself (``gpulab.io/notified``: event key -> delivery status), so a restarted gateway,
 which rebuilds everything from its watch cache, owes exactly what the annotations say.
 
@@ -19,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ...workload.labels import NOTIFIED_ANNOTATION, PREEMPTIONS_ANNOTATION
+from ...workload.labels import GPU_IDLE_ANNOTATION, NOTIFIED_ANNOTATION, PREEMPTIONS_ANNOTATION
 from .notify_settings import Event
 from .state import job_view
 
@@ -58,6 +59,17 @@ def notified(job: Mapping[str, Any]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+def _gpu_idle(annotations: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The culler's finding that the job's GPUs are idle (since, reason, action), or None."""
+    try:
+        value = json.loads(annotations.get(GPU_IDLE_ANNOTATION) or "null")
+    except (TypeError, ValueError):
+        return None
+    if isinstance(value, dict) and isinstance(value.get("since"), str):
+        return value
+    return None
+
+
 def due_notifications(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> list[Due]:
     """The notifications the job owes now and has not been recorded as sent."""
     sent = notified(job)
@@ -72,6 +84,9 @@ def due_notifications(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]])
         key = f"preempted:{n}"
         if key not in sent:
             out.append(Due(key, "preempted"))
+    idle = _gpu_idle(annotations)
+    if idle is not None and f"gpu_idle:{idle['since']}" not in sent:
+        out.append(Due(f"gpu_idle:{idle['since']}", "gpu_idle"))
     event = _BY_STATE.get(str(view["state"]))
     if event is not None and event not in sent:
         out.append(Due(event, event))
@@ -105,11 +120,19 @@ def payload(
         "owner": view["owner"],
         "state": view["state"],
         "exit_code": view["exit_code"],
-        "message": view["message"],
+        "message": _message(job, view, event),
         "finished": view["finished"],
         "links": links,
         "test": test,
     }
+
+
+def _message(job: Mapping[str, Any], view: Mapping[str, Any], event: Event) -> str:
+    if event == "gpu_idle":
+        idle = _gpu_idle((job.get("metadata") or {}).get("annotations") or {}) or {}
+        stop = " It is being stopped (the policy says so)." if idle.get("action") == "kill" else ""
+        return f"{idle.get('reason') or 'its GPUs are idle'}.{stop}"
+    return str(view["message"] or "")
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -1,7 +1,7 @@
 """A user's notification settings and their checks (pure, no I/O).
 
 What a user may set: an e-mail address, a webhook URL, and which job events notify them
-(``succeeded``, ``failed``, ``preempted``, ``cancelled``). Every mistake is a
+(``succeeded``, ``failed``, ``preempted``, ``gpu_idle``, ``cancelled``). Every mistake is a
 :class:`~gpulab.hub.field_errors.FieldError` naming the field.
 
 Webhook URLs are fetched by the gateway, inside the cluster, so they are checked against
@@ -33,9 +33,9 @@ __all__ = [
     "parse_settings",
 ]
 
-Event = Literal["succeeded", "failed", "preempted", "cancelled"]
+Event = Literal["succeeded", "failed", "preempted", "gpu_idle", "cancelled"]
 EVENTS: tuple[Event, ...] = get_args(Event)
-DEFAULT_EVENTS: tuple[Event, ...] = ("succeeded", "failed", "preempted")
+DEFAULT_EVENTS: tuple[Event, ...] = ("succeeded", "failed", "preempted", "gpu_idle")
 MAX_URL = 2000
 MAX_EMAIL = 254
 # A pragmatic address check: one @, no spaces or angle brackets (no header injection).
