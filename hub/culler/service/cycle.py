@@ -168,6 +168,7 @@ class Culler:
         # reported to this culler yet: its silence is not idleness.
         self.grace_started = now()
         self.grace_until = self.grace_started + timedelta(seconds=report_interval)
+        self.report_interval = report_interval
         self.book = ServerBook()
         self._saved: dict[Key, SavedState] = {}
         self.reports: dict[Key, ActivityReport] = {}
