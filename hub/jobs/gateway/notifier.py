@@ -109,6 +109,8 @@ class Notifier:
         self._seen: dict[str, tuple[Any, ...]] = {}  # job id -> objects' versions scanned
         self._claimed: set[tuple[str, str]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # One record write at a time: each rewrites the Job's whole record from the cache.
+        self._record_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ scanning
     def _signature(self, job_id: str, job: dict[str, Any]) -> tuple[Any, ...]:
@@ -145,6 +147,10 @@ class Notifier:
             for due in owed:
                 if await self._claim(job_id, job, owner, due, settings[owner]):
                     started.append((job_id, due.key))
+        gone = set(self._seen) - set(self.cache.jobs)  # deleted Jobs: forget them
+        for job_id in gone:
+            del self._seen[job_id]
+        self._claimed = {c for c in self._claimed if c[0] not in gone}
         return started
 
     def _too_old(self, job: dict[str, Any], due: Due) -> bool:
@@ -187,17 +193,19 @@ class Notifier:
         return True
 
     async def _record(self, job_id: str, key: str, value: dict[str, Any]) -> bool:
-        job = self.cache.job(job_id)
-        if job is None:
-            return False
-        record = notified(job)
-        record[key] = value
-        try:
-            await self.annotate(job_id, {NOTIFIED_ANNOTATION: json.dumps(record, sort_keys=True)})
-        except Exception as exc:  # noqa: BLE001 - the next scan tries again
-            log.warning("notification %s of job %s not recorded: %s", key, job_id, exc)
-            return False
-        return True
+        async with self._record_lock:
+            job = self.cache.job(job_id)
+            if job is None:
+                return False
+            record = notified(job)
+            record[key] = value
+            text = json.dumps(record, sort_keys=True)
+            try:
+                await self.annotate(job_id, {NOTIFIED_ANNOTATION: text})
+            except Exception as exc:  # noqa: BLE001 - the next scan tries again
+                log.warning("notification %s of job %s not recorded: %s", key, job_id, exc)
+                return False
+            return True
 
     # ------------------------------------------------------------------ delivering
     def channels(
