@@ -187,6 +187,22 @@ class GatewayClient:
         """The catalogue's images the caller's groups may use (``{"items": [...]}``)."""
         return self._json("GET", "/images")
 
+    def notify_settings(self) -> dict:
+        """Your notification settings and recent deliveries."""
+        return self._json("GET", "/notify")
+
+    def set_notify(self, changes: dict) -> dict:
+        """Change notification settings (a key left out is kept, None removes it)."""
+        return self._json("PUT", "/notify", json=changes)
+
+    def rotate_notify_secret(self) -> dict:
+        """A new webhook signing secret (answered once)."""
+        return self._json("POST", "/notify/secret")
+
+    def test_notify(self) -> dict:
+        """Send a test notification on each configured channel."""
+        return self._json("POST", "/notify/test")
+
     def submit(self, spec: dict | str, idempotency_key: str | None = None) -> dict:
         """Submit a job. Without ``idempotency_key`` a fresh one is made for this call; every
         retry of the call sends the same key, so the gateway answers with the first job."""

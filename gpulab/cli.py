@@ -40,6 +40,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     ),
     "server": Subcommand(f"{CLI}.server_cmd", "list, start, stop your JupyterLab servers"),
     "jobs": Subcommand(f"{CLI}.jobs_cmd", "submit, watch and collect batch jobs"),
+    "notify": Subcommand(f"{CLI}.notify_cmd", "be told when your jobs end (e-mail, webhook)"),
     "images": Subcommand(
         f"{CLI}.info_cmd",
         "images you may use for servers and jobs",
@@ -57,7 +58,9 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "admin": Subcommand("gpulab.hub.admin.cli", "admin commands: check-policy, ..."),
 }
 # The commands that talk to a hub as a researcher, and so take the global flags.
-CLIENT_COMMANDS = frozenset({"login", "logout", "server", "jobs", "images", "quota", "completion"})
+CLIENT_COMMANDS = frozenset(
+    {"login", "logout", "server", "jobs", "notify", "images", "quota", "completion"}
+)
 
 EPILOG = """\
 global flags (anywhere on the line):

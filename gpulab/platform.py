@@ -428,6 +428,7 @@ class LocalPlatform:
         proxy = find_proxy()
         policy = str(self.config.policy_path)
         gateway_port = free_port()
+        culler_port = free_port()
         # Jobs reach the gateway directly with subdomains (the proxy routes by host name, and
         # a job's resolver may not know *.localhost).
         gateway_for_jobs = (
@@ -454,10 +455,12 @@ configure(
             namespace="default",
             kubeconfig={gateway_kubeconfig!r},
             public_url={gateway_for_jobs!r},
+            # GPU jobs report their GPUs' use to the culler directly (their pods are local).
+            culler_url="http://127.0.0.1:{culler_port}/services/culler/",
         ),
         service_definition(
             CULLER,
-            port={free_port()},
+            port={culler_port},
             policy_path={policy!r},
             namespace="default",
             kubeconfig={culler_kubeconfig!r},

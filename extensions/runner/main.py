@@ -61,6 +61,8 @@ from gpulab.wire.runner import (
     job_state_dir,
 )
 
+from .gpu_report import GpuReporter
+
 RUNNER_ERROR = 125
 UPLOAD_TEMPFAIL = 75  # EX_TEMPFAIL: the upload Job's pod fails and Kubernetes retries it
 DEFAULT_UPLOAD_DIR = UPLOAD_MOUNT  # where the gateway mounts the credential
@@ -682,11 +684,17 @@ class Runner:
         log_path = cfg.state_dir / LOG_FILE
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed below
         _say(f"job {cfg.job_id} started at {_now().isoformat(timespec='seconds')}", self.log)
+        reporter = GpuReporter.from_env(os.environ, cfg.job_id, cfg.upload_dir, cfg.spec.gpus)
+        if reporter is not None:
+            reporter.start()
         try:
             outcome, executed = self.execute()
         except RunnerError as exc:
             outcome, executed = Outcome(exit_code=RUNNER_ERROR, error=str(exc)), None
             _say(str(exc), self.log)
+        finally:
+            if reporter is not None:
+                reporter.stop()
         how = f"signal {outcome.signal}" if outcome.signal else f"exit code {outcome.exit_code}"
         _say(f"job finished with {how}", self.log)
         # result.json on the home first, so that it exists whatever happens to the upload

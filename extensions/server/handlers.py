@@ -98,6 +98,33 @@ class MeHandler(GPULabHandler):
         await self.forward("GET", "api/v1/me")
 
 
+class NotifyHandler(GPULabHandler):
+    """The owner's notification settings, relayed to the gateway (``action``: "", ``secret``
+    or ``test``)."""
+
+    @web.authenticated
+    async def get(self, action: str = "") -> None:
+        if action:
+            raise web.HTTPError(405, "GET only for the settings")
+        await self.forward("GET", "api/v1/notify")
+
+    @web.authenticated
+    async def put(self, action: str = "") -> None:
+        if action:
+            raise web.HTTPError(405, "PUT only for the settings")
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError:
+            raise web.HTTPError(400, "the body is not JSON") from None
+        await self.forward("PUT", "api/v1/notify", body=body)
+
+    @web.authenticated
+    async def post(self, action: str = "") -> None:
+        if action not in ("secret", "test"):
+            raise web.HTTPError(405, "POST only to secret or test")
+        await self.forward("POST", f"api/v1/notify/{action}")
+
+
 class JobsHandler(GPULabHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -324,6 +351,7 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
     jobs = f"{p}/jobs/{_JOB_ID}"
     return [
         (f"{p}/me", MeHandler),
+        (f"{p}/notify/?(?P<action>secret|test)?", NotifyHandler),
         (f"{p}/jobs", JobsHandler),
         (f"{jobs}", JobHandler),
         (f"{jobs}/cancel", CancelHandler),

@@ -9,6 +9,10 @@ from __future__ import annotations
 __all__ = [
     "CREDENTIAL_FILE",
     "ENV_CHECKPOINT_DIR",
+    "ENV_CULLER_URL",
+    "ENV_REPORT_INTERVAL",
+    "REPORT_TOKEN_FILE",
+    "REPORT_TOKEN_HEADER",
     "ENV_GATEWAY_URL",
     "ENV_GPU_TYPE",
     "ENV_GPUS",
@@ -48,6 +52,12 @@ ENV_IMAGE = "GPULAB_IMAGE"
 ENV_GPUS = "GPULAB_GPUS"
 ENV_GPU_TYPE = "GPULAB_GPU_TYPE"
 ENV_GATEWAY_URL = "GPULAB_GATEWAY_URL"
+# GPU jobs: where the runner reports its GPUs' utilisation (the culler's URL, ending in "/"),
+# how often (seconds), and the file of the upload mount holding the job's report token.
+ENV_CULLER_URL = "GPULAB_CULLER_URL"
+ENV_REPORT_INTERVAL = "GPULAB_REPORT_INTERVAL"
+REPORT_TOKEN_FILE = "report-token"
+REPORT_TOKEN_HEADER = "X-Gpulab-Job-Token"
 # Set by the runner for the job's own process: where to write outputs.
 ENV_OUTPUT_DIR = "GPULAB_OUTPUT_DIR"
 # Set by the runner for the job's own process: a folder on the home that belongs to this job

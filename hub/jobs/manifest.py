@@ -16,11 +16,20 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
-from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT, UPLOAD_ONLY_COMMAND
+from gpulab.wire.runner import (
+    CREDENTIAL_FILE,
+    ENV_CULLER_URL,
+    REPORT_TOKEN_FILE,
+    RUNNER_COMMAND,
+    UPLOAD_MOUNT,
+    UPLOAD_ONLY_COMMAND,
+)
 
 from ..policy import Entitlement, Policy, ProfilePolicy
 from ..workload.labels import (
@@ -32,6 +41,7 @@ from ..workload.labels import (
     KUEUE_PRIORITY_LABEL,
     KUEUE_QUEUE_LABEL,
     OWNER_ANNOTATION,
+    REPORT_TOKEN_HASH_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
     UPLOAD_FOR_LABEL,
@@ -46,6 +56,7 @@ from .validate import effective_gpu_type, effective_runtime, job_profile
 __all__ = [
     "CONTAINER_NAME",
     "JobQueue",
+    "JobReport",
     "CREDENTIAL_FILE",
     "RUNNER_COMMAND",
     "UPLOAD_MOUNT",
@@ -153,8 +164,12 @@ def render_job(
     gateway_url: str | None = None,
     idempotency_key: str | None = None,
     queue: JobQueue | None = None,
+    report: JobReport | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
+
+    With ``report`` (a GPU job, and the gateway knows the culler), the runner reports its GPUs'
+    utilisation to the culler, proving who it is with the token whose hash the pod carries.
 
     With ``queue`` (Kueue runs), the Job is made suspended with Kueue's queue-name and
     priority-class labels: Kueue admits it when the quota allows and un-suspends it.
@@ -207,6 +222,10 @@ def render_job(
         ours["GPULAB_GPU_TYPE"] = gpu_type
     if gateway_url:
         ours["GPULAB_GATEWAY_URL"] = gateway_url
+    pod_annotations = {OWNER_ANNOTATION: owner}
+    if report is not None:
+        ours[ENV_CULLER_URL] = report.culler_url
+        pod_annotations[REPORT_TOKEN_HASH_ANNOTATION] = report.token_sha256
     if "HOME" not in spec.env:
         ours["HOME"] = home_path
     if "PYTHONUNBUFFERED" in spec.env:
@@ -264,11 +283,28 @@ def render_job(
             "activeDeadlineSeconds": effective_runtime(spec, ent),
             "ttlSecondsAfterFinished": ent.job_ttl_seconds,
             "template": {
-                "metadata": {"labels": dict(labels), "annotations": {OWNER_ANNOTATION: owner}},
+                "metadata": {"labels": dict(labels), "annotations": pod_annotations},
                 "spec": pod_spec,
             },
         },
     }
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """How a GPU job's runner reports its GPUs: to ``culler_url`` with a token whose SHA-256
+    the pod carries (the token goes in the upload Secret: :func:`render_upload_secret`)."""
+
+    culler_url: str
+    token: str = field(repr=False)
+
+    @classmethod
+    def new(cls, culler_url: str) -> JobReport:
+        return cls(culler_url, secrets.token_urlsafe(32))
+
+    @property
+    def token_sha256(self) -> str:
+        return hashlib.sha256(self.token.encode()).hexdigest()
 
 
 def render_upload_secret(
@@ -280,6 +316,7 @@ def render_upload_secret(
     credential: dict[str, Any],
     group: str,
     gpus: int = 0,
+    report_token: str | None = None,
 ) -> dict[str, Any]:
     """The Secret holding the job's upload credential (``credential.json``, as returned by
     ``JobStorage.upload_credential``); mounted read-only in the job's pod. It holds presigned
@@ -296,7 +333,14 @@ def render_upload_secret(
             "labels": labels,
             "annotations": {OWNER_ANNOTATION: owner},
         },
-        "data": {CREDENTIAL_FILE: base64.b64encode(payload).decode("ascii")},
+        "data": {
+            CREDENTIAL_FILE: base64.b64encode(payload).decode("ascii"),
+            **(
+                {REPORT_TOKEN_FILE: base64.b64encode(report_token.encode()).decode("ascii")}
+                if report_token
+                else {}
+            ),
+        },
     }
 
 

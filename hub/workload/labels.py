@@ -31,6 +31,7 @@ HOME_COMPONENT: Final = "home"
 HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
 DATASET_COMPONENT: Final = "dataset"
 QUOTA_LEDGER_COMPONENT: Final = "quota-ledger"  # a quota group's reservations (ConfigMap)
+NOTIFY_SETTINGS_COMPONENT: Final = "notify-settings"  # a user's notification settings (Secret)
 # The Kueue objects gpulab renders from the policy (hub/kueue/): flavors, cohorts, queues,
 # priority classes. Sync deletes objects with this component that the policy no longer makes.
 KUEUE_COMPONENT: Final = "kueue"
@@ -70,6 +71,15 @@ FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 # run Kueue evicted, from the pod's run time: the pod itself is gone after the eviction).
 PREEMPTED_GPU_SECONDS_ANNOTATION: Final = "gpulab.io/preempted-gpu-seconds"
 PREEMPTIONS_ANNOTATION: Final = "gpulab.io/preemptions"  # and how often it saw that happen
+# On a job's Job: the notifications the gateway has sent for it (JSON: event -> delivery
+# status), written before delivery so that a restarted gateway never sends one twice.
+NOTIFIED_ANNOTATION: Final = "gpulab.io/notified"
+# On a GPU job's pod: the SHA-256 (hex) of the job's report token, which its runner sends with
+# its GPU utilisation reports to the culler (the token itself is in the job's upload Secret).
+REPORT_TOKEN_HASH_ANNOTATION: Final = "gpulab.io/report-token-sha256"
+# On a job's Job: the culler found its GPUs idle past the policy's time (JSON: since, reason,
+# action): the gateway's notifier tells the owner once per idle episode.
+GPU_IDLE_ANNOTATION: Final = "gpulab.io/gpu-idle"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"

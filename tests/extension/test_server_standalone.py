@@ -167,3 +167,14 @@ def test_an_idle_gpu_holding_kernel_is_warned_then_shut_down(server: JupyterServ
         assert rules == {"gpu_idle_after_seconds": 1, "action": "shutdown",
                          "warn_before_seconds": 2}  # fmt: skip
         c.delete(f"/api/kernels/{other}")
+
+
+def test_notification_settings_are_relayed_to_the_gateway(server: JupyterServer) -> None:
+    with server.client() as c:
+        for method, path in (("GET", "notify"), ("PUT", "notify"), ("POST", "notify/test"),
+                             ("POST", "notify/secret")):  # fmt: skip
+            r = c.request(method, f"/gpulab/api/{path}", json={})
+            assert r.status_code == 503, (method, path)
+            assert "jobs gateway is not configured" in r.json()["error"]
+        assert c.put("/gpulab/api/notify", content=b"{not json").status_code == 400
+        assert c.post("/gpulab/api/notify").status_code == 405

@@ -335,6 +335,64 @@
     refreshCull();
   }
 
+  // ------------------------------------------------------------------ notifications
+  function notifyResult(text, ok) {
+    const el = $("notify-result");
+    el.textContent = text;
+    el.className = "result " + (ok ? "ok" : "bad");
+  }
+
+  function showNotify(d) {
+    $("n-email").value = d.email || "";
+    $("n-email").disabled = d.email_available === false;
+    $("n-email").title = d.email_available === false ? "this hub sends no e-mail" : "";
+    $("n-webhook").value = d.webhook_url || "";
+    for (const box of $("n-events").querySelectorAll("input")) box.checked = (d.events || []).includes(box.value);
+    const secret = $("notify-secret");
+    // The secret is answered once (on the first save with a webhook, or a rotation): show it now.
+    secret.hidden = !d.webhook_secret;
+    secret.textContent = d.webhook_secret ? "Webhook secret (shown once; keep it to verify X-Gpulab-Signature):\n" + d.webhook_secret : "";
+    const list = $("notify-deliveries");
+    list.replaceChildren();
+    for (const x of d.deliveries || []) {
+      const li = document.createElement("li");
+      const chans = (x.channels || []).map((c) => c.channel + " " + c.status + (c.attempts > 1 ? " after " + c.attempts + " tries" : "") + (c.error ? " (" + c.error + ")" : "")).join(", ");
+      li.textContent = x.at + " · " + x.job_id + " " + x.event + ": " + x.status + (chans ? " — " + chans : "");
+      list.appendChild(li);
+    }
+    if (!list.children.length) list.innerHTML = "<li>none yet</li>";
+  }
+
+  async function loadNotify() {
+    const r = await call("GET", "notify");
+    if (!r.ok) { $("notify-panel").hidden = r.status === 404 || r.status === 503; return; }
+    showNotify(r.data);
+  }
+
+  async function saveNotify(ev) {
+    ev.preventDefault();
+    const events = Array.from($("n-events").querySelectorAll("input:checked"), (b) => b.value);
+    const body = { webhook_url: $("n-webhook").value.trim() || null, events };
+    if (!$("n-email").disabled) body.email = $("n-email").value.trim() || null;
+    const r = await call("PUT", "notify", body);
+    if (!r.ok) { notifyResult(problemsText(r.data), false); return; }
+    showNotify(r.data); notifyResult("Saved.", true);
+  }
+
+  async function testNotify() {
+    const r = await call("POST", "notify/test");
+    if (!r.ok) { notifyResult(problemsText(r.data), false); return; }
+    const ds = r.data.deliveries || [];
+    notifyResult(ds.map((d) => d.channel + ": " + d.status + (d.error ? " (" + d.error + ")" : "")).join(", ") || "no channel", ds.every((d) => d.status === "delivered"));
+  }
+
+  async function rotateNotify() {
+    if (!confirm("Make a new webhook secret? The old one stops verifying at once.")) return;
+    const r = await call("POST", "notify/secret");
+    if (!r.ok) { notifyResult(problemsText(r.data), false); return; }
+    showNotify(r.data); notifyResult("New secret made.", true);
+  }
+
   // ------------------------------------------------------------------ wiring
   // Served by the user's server, the page also submits and shows the cull warning; served by
   // the jobs gateway (no server needed), it has neither.
@@ -353,6 +411,10 @@
   });
   $("follow-box").addEventListener("change", () => selected && streamLog(selected));
   $("older-button").addEventListener("click", () => { wanted += PAGE; refreshJobs(); });
+  $("notify-form").addEventListener("submit", saveNotify);
+  $("notify-test").addEventListener("click", testNotify);
+  $("notify-rotate").addEventListener("click", rotateNotify);
+  loadNotify();
   refreshJobs();
   setInterval(refreshJobs, 3000);
   if (cfg.server) {

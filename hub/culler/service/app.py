@@ -127,6 +127,7 @@ class CullerApp(ServiceApp):
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
         canceller = JobCanceller(self.hub_api_url, self.api_token)
+        culler.job_actions = canceller  # report and stop jobs holding idle GPUs
 
         def cluster() -> tuple[list[Any], list[Any]] | None:
             nodes = kube.node_objects() if kube is not None else None
@@ -238,6 +239,7 @@ def make_app(
         overview_changed=snapshot.invalidate,  # a stop or cancel shows on the next refresh
         groups_of=groups_of,
         job_canceller=canceller,
+        pods=pods,
         cookie_secret=os.urandom(32),
     )
     return deny_framing(app)  # the admin dashboard is never framed (click-jacking)

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from gpulab.hub.culler.rules import (
     CullRules,
@@ -118,14 +118,30 @@ class CycleResult:
 
 @dataclass
 class _JobState:
-    """One job's GPU-idle record. Nothing feeds job GPU samples to the culler yet, so
-    ``Culler.jobs`` stays empty and ``/jobs/idle`` answers ``[]`` until that is built."""
+    """One running GPU job's idle record, fed by its runner's reports
+    (``POST /api/v1/jobs/<id>/activity``)."""
 
     owner: str
     gpus: int
     started: datetime
     book: GpuIdleTracker
     last: JobGpuIdle | None = None
+    groups: list[str] | None = None  # the owner's groups when the last report came
+    last_report: datetime | None = None
+    acted_since: datetime | None = None  # the idle episode already reported (or stopped)
+
+
+class JobActions(Protocol):
+    """What the culler asks of the jobs gateway for a job holding idle GPUs
+    (:class:`~.job_cancel.JobCanceller`)."""
+
+    async def report_idle(self, job_id: str, since: str, reason: str, action: str) -> bool: ...
+
+    async def cancel(self, job_id: str, admin: str, reason: str) -> Any: ...
+
+
+# Who a stop for idle GPUs is recorded as (the job's "cancelled by").
+CULLER_ACTOR = "gpulab-culler"
 
 
 class Culler:
@@ -152,11 +168,14 @@ class Culler:
         # reported to this culler yet: its silence is not idleness.
         self.grace_started = now()
         self.grace_until = self.grace_started + timedelta(seconds=report_interval)
+        self.report_interval = report_interval
         self.book = ServerBook()
         self._saved: dict[Key, SavedState] = {}
         self.reports: dict[Key, ActivityReport] = {}
         self.servers: dict[Key, ServerView] = {}
         self.jobs: dict[str, _JobState] = {}
+        # The jobs gateway, to report and stop jobs holding idle GPUs (None: only listed).
+        self.job_actions: JobActions | None = None
         self.last_cycle: CycleResult | None = None
         self._lock = asyncio.Lock()
 
@@ -271,7 +290,7 @@ class Culler:
         now = self.now()
         out = []
         for job_id, js in self.jobs.items():
-            ent = self.entitlement(groups_of(js.owner))
+            ent = self.entitlement(js.groups if js.groups is not None else groups_of(js.owner))
             rules = JobIdleRules() if ent is None else JobIdleRules.from_entitlement(ent)
             js.book.retarget(rules.gpu_threshold)
             verdict = decide_job(
@@ -302,6 +321,65 @@ class Culler:
                     }
                 )
         return out
+
+    def record_job_report(
+        self,
+        job_id: str,
+        *,
+        owner: str,
+        groups: list[str],
+        gpus: int,
+        started: datetime,
+        report: ActivityReport,
+    ) -> None:
+        """A GPU job's runner reported (its pod already matched: the handler's business)."""
+        ent = self.entitlement(groups)
+        rules = JobIdleRules() if ent is None else JobIdleRules.from_entitlement(ent)
+        js = self.jobs.get(job_id)
+        if js is None or js.started != started:  # a new run (a retry, after a preemption)
+            js = self.jobs[job_id] = _JobState(
+                owner, gpus, started, GpuIdleTracker(rules.gpu_threshold)
+            )
+        js.groups, js.last_report = groups, report.sampled_at
+        js.book.retarget(rules.gpu_threshold)
+        pct = report.gpu_max_utilization_pct
+        if pct is not None:
+            js.book.update(report.sampled_at, pct)
+
+    async def act_on_idle_jobs(self) -> list[tuple[str, str]]:
+        """Report each idle episode of a job once to the gateway (which tells the owner) and,
+        when the policy says so, stop the job; ``(job id, action)`` done. A job silent for
+        five report intervals (at least 10 min) has ended and is forgotten."""
+        now = self.now()
+        silent = timedelta(seconds=max(600.0, 5 * self.report_interval))
+        for job_id, js in list(self.jobs.items()):
+            if js.last_report is not None and now - js.last_report > silent:
+                del self.jobs[job_id]
+        done: list[tuple[str, str]] = []
+        actions = self.job_actions
+        for item in self.idle_jobs(lambda _user: []):
+            js = self.jobs[item["job_id"]]
+            since = js.last.idle_since if js.last is not None else None
+            if since is None or js.acted_since == since:
+                continue
+            line = f"job {item['job_id']} of {js.owner}: {item['action']}: {item['reason']}"
+            if self.dry_run or actions is None:
+                log.info("%s (not acted on: %s)", line, "dry run" if self.dry_run else "no gateway")
+                continue
+            reason = f"its GPUs were idle: {item['reason']}"
+            if not await actions.report_idle(item["job_id"], since.isoformat(), reason,
+                                             item["action"]):  # fmt: skip
+                log.warning("%s: the gateway did not take the report (retried)", line)
+                continue
+            if item["action"] == "kill":
+                answer = await actions.cancel(item["job_id"], CULLER_ACTOR, reason[:500])
+                if getattr(answer, "status", 500) >= 400 and getattr(answer, "status", 0) != 409:
+                    log.warning("%s: stopping it failed (retried)", line)
+                    continue
+            js.acted_since = since
+            log.warning(line)
+            done.append((item["job_id"], str(item["action"])))
+        return done
 
     # ------------------------------------------------------------------ the cycle
     def _activity(self, user: str, name: str, started: datetime, server: dict) -> ServerActivity:
@@ -390,6 +468,11 @@ class Culler:
         for key in set(self.servers) | set(self._saved):
             if key not in seen:
                 await self._forget(key)
+        try:
+            await self.act_on_idle_jobs()
+        except Exception as e:  # noqa: BLE001 - jobs must not stop the servers' cycle
+            result.errors += 1
+            log.error("acting on jobs holding idle GPUs failed: %s", e)
         result.seconds = time.perf_counter() - t0
         CYCLE_SECONDS.observe(result.seconds)
         result.hub_requests = self.hub.requests - req0

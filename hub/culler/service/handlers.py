@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gpulab.hub.culler.admin_actions import AdminAction, check_reason
+from gpulab.hub.culler.job_reports import reporting_job
 from gpulab.hub.dashboard.export import running_csv, usage_csv
 from gpulab.hub.names import is_label_value
 from gpulab.hub.services import holds_admin_scope
@@ -32,6 +33,7 @@ from jupyterhub.services.auth import HubOAuthenticated
 from tornado import web
 
 from gpulab.wire.activity import ActivityReport, ReportError
+from gpulab.wire.runner import REPORT_TOKEN_HEADER
 
 from .cycle import Culler
 from .job_cancel import JobCanceller
@@ -184,6 +186,37 @@ class ActivityHandler(BaseHandler):
         groups = list((model or {}).get("groups") or [])
         self.culler.record_report(owner, token_server, report, groups)
         self.write_json(self.culler.status(owner, token_server, groups))
+
+
+class JobActivityHandler(BaseHandler):
+    """A GPU job's report (its runner's GPU samples). The caller is the job's pod, which holds
+    no hub token: it proves itself with the job's report token (``X-Gpulab-Job-Token``),
+    checked against the hash its running pod carries (:mod:`gpulab.hub.culler.job_reports`).
+    Any mismatch is the same 403, so nothing tells a prober which jobs exist."""
+
+    async def post(self, job_id: str) -> None:
+        pods = self.settings.get("pods")
+        if pods is None:
+            raise web.HTTPError(503, "the culler does not watch pods: job reports are off")
+        token = self.request.headers.get(REPORT_TOKEN_HEADER, "")
+        job = reporting_job(pods(), job_id, token)
+        if job is None:
+            raise web.HTTPError(403, "not a running GPU job's report token for this job")
+        try:
+            report = ActivityReport.from_json(self.body_json()).received(self.culler.now())
+        except ReportError as e:
+            self.write_json({"error": str(e), "field": e.field}, 400)
+            return
+        model = await self.culler.hub.user(job.owner)
+        self.culler.record_job_report(
+            job_id,
+            owner=job.owner,
+            groups=list((model or {}).get("groups") or []),
+            gpus=job.gpus,
+            started=job.started,
+            report=report,
+        )
+        self.write_json({"job_id": job_id, "recorded": True})
 
 
 class StatusHandler(BaseHandler):
@@ -390,6 +423,7 @@ def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, ty
     return [
         (f"{p}/oauth_callback", HubOAuthCallbackHandler),
         (f"{p}/api/v1/activity", ActivityHandler),
+        (f"{p}/api/v1/jobs/(?P<job_id>[^/]+)/activity", JobActivityHandler),
         (f"{p}/api/v1/servers/me", StatusHandler),
         (f"{p}/api/v1/servers/me/keep", KeepHandler),
         (f"{p}/api/v1/jobs/idle", IdleJobsHandler),

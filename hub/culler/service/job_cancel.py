@@ -53,6 +53,20 @@ class JobCanceller:
             self._gateway = f"{base}{prefix.rstrip('/')}/api/v1"
         return self._gateway
 
+    async def report_idle(self, job_id: str, since: str, reason: str, action: str) -> bool:
+        """Tell the gateway a job's GPUs are idle (it records it; its notifier tells the
+        owner); whether it took the report (a job already gone counts as taken)."""
+        try:
+            api = await self._gateway_api()
+            r = await self._http.post(
+                f"{api}/jobs/{quote(job_id, safe='')}/gpu-idle",
+                json={"since": since, "reason": reason[:500], "action": action},
+            )
+        except httpx.HTTPError:
+            self._gateway = None
+            return False
+        return r.status_code < 400 or r.status_code == 404
+
     async def cancel(self, job_id: str, admin: str, reason: str) -> CancelAnswer:
         try:
             api = await self._gateway_api()

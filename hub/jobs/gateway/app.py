@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from jupyterhub.services.auth import HubOAuth
 from tornado import web
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, List, Unicode, default
 
 from ...background import Background
 from ...catalogue import catalogue_from_policy
@@ -28,12 +28,17 @@ from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
+from .gpu_idle import gpu_idle_routes
 from .handlers import routes
 from .homes import HomeClaims
 from .images import image_routes
 from .kube import USER_AGENT, Kube
 from .kueue import kueue_queues
 from .metrics import gateway_registry
+from .notifier import Notifier, NotifyConfig
+from .notify_delivery import Backoff, SmtpConfig
+from .notify_handlers import notify_routes
+from .notify_store import NotifyStore
 from .openapi import openapi
 from .service import Gateway
 
@@ -59,6 +64,10 @@ class GatewayApp(ServiceApp):
         help="absolute URL of the gateway that job pods may call (default "
         "$GPULAB_GATEWAY_PUBLIC_URL; empty = jobs are not told)"
     ).tag(config=True)
+    culler_url = Unicode(
+        help="the culler's URL that GPU jobs report their GPUs' utilisation to (default "
+        "$GPULAB_CULLER_PUBLIC_URL; empty: jobs do not report, and idle GPUs of jobs go unseen)"
+    ).tag(config=True)
     s3_public_endpoint = Unicode(
         help="S3 URL for presigned URLs when users reach S3 elsewhere than the gateway "
         "(default $GPULAB_S3_PUBLIC_ENDPOINT)"
@@ -79,6 +88,38 @@ class GatewayApp(ServiceApp):
         60.0,
         help="seconds after which a Job still without its upload Secret is failed and deleted "
         "(longer than a submit takes to create both)",
+    ).tag(config=True)
+
+    # Notifications (docs/admin.md, "E-mail and webhook notifications"). The SMTP password
+    # is read from $GPULAB_SMTP_PASSWORD only (a Secret in production), never from config.
+    notify_enabled = Bool(True, help="notify job owners when their jobs end or are preempted").tag(
+        config=True
+    )
+    smtp_host = Unicode(
+        help="SMTP server for e-mail notifications (default $GPULAB_SMTP_HOST; "
+        "empty = no e-mail, webhooks only)"
+    ).tag(config=True)
+    smtp_port = Integer(587, help="SMTP port").tag(config=True)
+    smtp_security = Unicode(
+        "starttls", help="starttls (port 587), ssl (465) or none (a trusted relay)"
+    ).tag(config=True)
+    smtp_sender = Unicode("gpulab@localhost", help="From: address of notifications").tag(
+        config=True
+    )
+    smtp_username = Unicode(
+        help="SMTP login (default $GPULAB_SMTP_USERNAME; empty = no login)"
+    ).tag(config=True)
+    notify_webhook_allow_hosts = List(
+        Unicode(),
+        help="webhook hosts allowed over http and on internal addresses (a local receiver; "
+        "default: $GPULAB_NOTIFY_ALLOW_HOSTS, comma-separated; production: none)",
+    ).tag(config=True)
+    notify_attempts = Integer(5, help="tries of one delivery before it is failed").tag(config=True)
+    notify_first_retry = Float(
+        2.0, help="seconds before the first retry; each next pause is 4 times longer (<= 10 min)"
+    ).tag(config=True)
+    notify_max_age = Float(
+        86400.0, help="an end older than this when first seen is recorded, not notified"
     ).tag(config=True)
 
     aliases: ClassVar[dict[Any, Any]] = service_aliases(
@@ -103,6 +144,44 @@ class GatewayApp(ServiceApp):
     @default("public_url")
     def _public_url_default(self) -> str:
         return os.environ.get("GPULAB_GATEWAY_PUBLIC_URL", "")
+
+    @default("smtp_host")
+    def _smtp_host_default(self) -> str:
+        return os.environ.get("GPULAB_SMTP_HOST", "")
+
+    @default("smtp_username")
+    def _smtp_username_default(self) -> str:
+        return os.environ.get("GPULAB_SMTP_USERNAME", "")
+
+    @default("notify_webhook_allow_hosts")
+    def _allow_hosts_default(self) -> list[str]:
+        raw = os.environ.get("GPULAB_NOTIFY_ALLOW_HOSTS", "")
+        return [h.strip() for h in raw.split(",") if h.strip()]
+
+    def notify_config(self) -> NotifyConfig:
+        smtp = None
+        if self.smtp_host:
+            if self.smtp_security not in ("starttls", "ssl", "none"):
+                raise ValueError(f"smtp_security {self.smtp_security!r}: starttls, ssl or none")
+            smtp = SmtpConfig(
+                host=self.smtp_host,
+                port=self.smtp_port,
+                sender=self.smtp_sender,
+                security=self.smtp_security,  # type: ignore[arg-type]
+                username=self.smtp_username,
+                password=os.environ.get("GPULAB_SMTP_PASSWORD", ""),
+            )
+        return NotifyConfig(
+            smtp=smtp,
+            base_url=self.public_url or None,
+            allow_hosts=tuple(self.notify_webhook_allow_hosts),
+            backoff=Backoff(attempts=max(1, self.notify_attempts), first=self.notify_first_retry),
+            max_age=self.notify_max_age,
+        )
+
+    @default("culler_url")
+    def _culler_url_default(self) -> str:
+        return os.environ.get("GPULAB_CULLER_PUBLIC_URL", "")
 
     @default("s3_public_endpoint")
     def _s3_public_default(self) -> str:
@@ -138,7 +217,16 @@ class GatewayApp(ServiceApp):
             public_url=self.public_url or None,
             homes=HomeClaims(kube, page_size=self.list_page_size),
             queues=queues,
+            culler_url=self.culler_url or None,
         )
+        notifier = None
+        if self.notify_enabled:
+            notifier = Notifier(
+                cache=cache,
+                store=NotifyStore(kube),
+                annotate=gateway.annotate,
+                config=self.notify_config(),
+            )
         hub_auth = HubOAuth.instance(api_url=self.hub_api_url, cache_max_age=30)
         resolver = IdentityResolver(
             hub_auth,
@@ -152,6 +240,7 @@ class GatewayApp(ServiceApp):
             hub_auth,
             self.service_prefix,
             authenticate_metrics=self.authenticate_prometheus,
+            notifier=notifier,
         )
         return app, gateway, cache, (policy_file, catalogue, storage, kube)
 
@@ -184,9 +273,14 @@ class GatewayApp(ServiceApp):
         background = Background()
         background.start("policy-watch", policy_file.watch(self.policy_interval))
         background.start("half-made-jobs", gateway.reconcile_forever(self.half_made_grace))
+        notifier = app.settings.get("notifier")
+        if notifier is not None:
+            background.start("notify", notifier.run_forever())
         await until_stopped()
         server.stop()
         await background.stop()
+        if notifier is not None:
+            await notifier.stop()
         await cache.stop()
         await gateway.homes.stop()
         with contextlib.suppress(Exception):
@@ -201,13 +295,21 @@ def make_app(
     prefix: str,
     *,
     authenticate_metrics: bool = True,
+    notifier: Notifier | None = None,
 ) -> web.Application:
     metrics = metrics_route(
         prefix, hub_auth, gateway_registry(gateway.cache.index), authenticate=authenticate_metrics
     )
     app = web.Application(
-        [metrics, *image_routes(prefix), *routes(prefix)],  # type: ignore[list-item]
+        [
+            metrics,
+            *image_routes(prefix),
+            *notify_routes(prefix),
+            *gpu_idle_routes(prefix),
+            *routes(prefix),
+        ],  # type: ignore[list-item]
         gateway=gateway,
+        notifier=notifier,
         resolver=resolver,
         hub_auth=hub_auth,
         prefix=prefix,

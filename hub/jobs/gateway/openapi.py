@@ -19,6 +19,7 @@ from gpulab.wire.jobs import JOB_STATES
 from ...field_errors import FieldError
 from ..spec import ALLOWED, JobSpec
 from .listing import page_schema, query_parameters
+from .notify_settings import EVENTS
 
 __all__ = ["openapi"]
 
@@ -68,6 +69,66 @@ def _problem_schema() -> dict[str, Any]:
     return TypeAdapter(FieldError).json_schema(ref_template=_REF)
 
 
+_NOTIFY_SETTINGS = {
+    "type": "object",
+    "description": "Your notification settings (docs/jobs.md, 'Told when it ends'); "
+    "webhook_secret only in the answer that made it",
+    "properties": {
+        "email": {"type": ["string", "null"]},
+        "webhook_url": {"type": ["string", "null"], "description": "https, on a public host"},
+        "events": {"type": "array", "items": {"enum": list(EVENTS)}},
+        "email_available": {"type": "boolean"},
+        "webhook_secret_set": {"type": "boolean"},
+        "webhook_secret": {"type": "string"},
+        "deliveries": {"type": "array", "items": {"type": "object"}},
+    },
+}
+
+
+def _notify_paths() -> dict[str, Any]:
+    ok = {
+        "200": {
+            "description": "your settings",
+            "content": {"application/json": {"schema": _NOTIFY_SETTINGS}},
+        }
+    }
+    errors = {"401": _error(""), "503": _error("notifications are off, or the cluster is down")}
+    return {
+        "/notify": {
+            "get": {
+                "summary": "Your notification settings and recent deliveries",
+                "responses": {**ok, **errors},
+            },
+            "put": {
+                "summary": "Change your notification settings (a key left out is kept, null "
+                "removes it)",
+                "requestBody": {"content": {"application/json": {"schema": _NOTIFY_SETTINGS}}},
+                "responses": {
+                    **ok,
+                    "422": _error("a setting is wrong: the problem names it"),
+                    **errors,
+                },
+            },
+        },
+        "/notify/secret": {
+            "post": {
+                "summary": "A new webhook signing secret, answered once",
+                "responses": {**ok, **errors},
+            }
+        },
+        "/notify/test": {
+            "post": {
+                "summary": "Send a test notification on each channel, once",
+                "responses": {
+                    "200": {"description": "each channel's delivery"},
+                    "409": _error("nothing set up to test"),
+                    **errors,
+                },
+            }
+        },
+    }
+
+
 def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
     base = server_prefix.rstrip("/") + "/api/v1"
     job_ops = {
@@ -98,6 +159,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
         "servers": [{"url": base}],
         "security": [{"hubToken": []}],
         "paths": {
+            **_notify_paths(),
             "/me": {
                 "get": {
                     "summary": "Who am I, my quota and limits",

@@ -49,6 +49,7 @@ from ...workload.reservations import Reservation, usage_with
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import (
     JobQueue,
+    JobReport,
     render_job,
     render_upload_job,
     render_upload_secret,
@@ -152,8 +153,11 @@ class Gateway:
         public_url: str | None = None,
         homes: HomeClaims | None = None,
         queues: UserQueues | None = None,
+        culler_url: str | None = None,
     ) -> None:
         self.kube = kube
+        # Where GPU jobs' runners report their GPUs' utilisation (None: they do not).
+        self.culler_url = culler_url
         # Kueue runs: jobs are queued through it (``queues`` makes a user's LocalQueues);
         # None: gpulab's own admission (quota check, ledger, 429).
         self.queues = queues
@@ -687,6 +691,7 @@ class Gateway:
         # Check + reserve (one conditional write when the ledger is needed; with Kueue, a
         # place in the queue); the Job is created only after it.
         ledgered = needs_ledger(request) and self.queues is None
+        report = JobReport.new(self.culler_url) if self.culler_url and spec.gpus > 0 else None
         await self._reserve(user_label, ent, job_id, request)
         try:
             queue = await self._queue_for(ident, ent, spec)
@@ -708,6 +713,7 @@ class Gateway:
                     gateway_url=self.public_url,
                     idempotency_key=idempotency_key,
                     queue=queue,
+                    report=report,
                 )
                 try:
                     created = await self.kube.request("POST", self.kube.jobs_path(), body=manifest)
@@ -741,6 +747,7 @@ class Gateway:
             credential=credential,
             group=ent.quota_group,
             gpus=spec.gpus,
+            report_token=report.token if report is not None else None,
         )
         try:
             await self.kube.request(
@@ -933,6 +940,10 @@ class Gateway:
 
     async def _annotate(self, job_id: str, annotations: dict[str, str]) -> None:
         await self._patch(job_id, {"metadata": {"annotations": annotations}})
+
+    async def annotate(self, job_id: str, annotations: dict[str, str]) -> None:
+        """Merge annotations into the Job (the notifier's record of what it sent)."""
+        await self._annotate(job_id, annotations)
 
     async def _remember(self, owner: str, job_id: str) -> None:
         """Keep the cancelled Job in S3: it is about to leave the cluster."""
