@@ -215,7 +215,13 @@ def service_definition(
         # user holds it; the hub drops it for everyone else.
         "oauth_client_allowed_scopes": [ADMIN_SCOPE],
         "environment": env,
+        # How long the hub waits for the service at start before giving up (JupyterHub's
+        # default, 30 s, is less than importing JupyterHub takes on a loaded two-core machine).
+        "timeout": SERVICE_START_TIMEOUT,
     }
+
+
+SERVICE_START_TIMEOUT = 120
 
 
 def service_roles(*services: HubService) -> list[dict[str, Any]]:
