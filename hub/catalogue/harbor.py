@@ -9,6 +9,13 @@ rest are fetched concurrently; without that header the ``Link: <...>; rel="next"
 followed. Every request goes through one ``asyncio.Semaphore`` (``concurrency``), has its own
 timeout, and the whole fetch has an overall deadline.
 
+Before listing, a source configured with credentials asks Harbor who it is
+(``GET /users/current``): Harbor treats wrong credentials as anonymous on some setups, and an
+anonymous catalogue with ``projects: []`` would silently list only public images. A 401 there
+is a :class:`CatalogueError` (``UNAUTHORIZED``) saying so, which the cache reports as a
+misconfiguration while it keeps the last good list; 200 (a user) and 412 (a robot account: Harbor has no "current user" for robots,
+but it did recognise one) are fine.
+
 Errors become :class:`CatalogueError` with Harbor's error code and message
 (``{"errors": [{"code": ..., "message": ...}]}``); credentials never appear in messages.
 """
@@ -222,6 +229,24 @@ class HarborSource:
 
     # ------------------------------------------------------------------ the flow
 
+    async def _check_identity(self, client: httpx.AsyncClient, sem: asyncio.Semaphore) -> None:
+        """Raise ``UNAUTHORIZED`` when Harbor does not recognise the configured credentials."""
+        if self._auth is None:
+            return  # anonymous by configuration: public images are what the admin asked for
+        try:
+            await self._get(client, sem, f"{API}/users/current")
+        except CatalogueError as exc:
+            if exc.status == 401:
+                raise CatalogueError(
+                    f"{exc.message}: Harbor does not recognise the configured credentials "
+                    "(some Harbor setups treat wrong credentials as anonymous, which lists "
+                    "public images only); check catalogue.harbor's username/password variables",
+                    code=exc.code or "UNAUTHORIZED",
+                    status=401,
+                ) from None
+            if exc.status not in (403, 412):  # 412: a robot account, recognised
+                raise
+
     async def _projects(self, client: httpx.AsyncClient, sem: asyncio.Semaphore) -> list[str]:
         if self.projects:
             return list(self.projects)
@@ -303,6 +328,7 @@ class HarborSource:
                     follow_redirects=False,
                 ) as client,
             ):
+                await self._check_identity(client, sem)
                 projects = await self._projects(client, sem)
                 per_project = await _all(self._project(client, sem, p) for p in projects)
         except TimeoutError as exc:
