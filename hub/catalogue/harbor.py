@@ -307,27 +307,36 @@ class HarborSource:
         per_repo = await _all(self._repository(client, sem, project, n) for n in names)
         return [img for imgs in per_repo for img in imgs]
 
+    async def identity_problem(self) -> str | None:
+        """Why Harbor does not recognise the configured credentials (``/users/current``
+        answered 401), or None: recognised, anonymous by configuration, or Harbor not
+        answering (that is the catalogue's load error, not a configuration problem)."""
+        try:
+            async with self._client() as client:
+                await self._check_identity(client, asyncio.Semaphore(1))
+        except CatalogueError as exc:
+            return exc.message if exc.status == 401 else None
+        return None
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            auth=self._auth,
+            timeout=httpx.Timeout(self.timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+            verify=self.verify_tls,
+            transport=self._transport,
+            headers={"Accept": "application/json", "User-Agent": "gpulab-catalogue"},
+            follow_redirects=False,
+        )
+
     async def fetch(self) -> list[Image]:
         """The whole catalogue, sorted by reference. Raises :class:`CatalogueError`."""
         sem = asyncio.Semaphore(self.concurrency)
-        timeout = httpx.Timeout(self.timeout_seconds)
-        limits = httpx.Limits(
-            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-        )
         try:
-            async with (
-                asyncio.timeout(self.overall_timeout_seconds),
-                httpx.AsyncClient(
-                    base_url=self.url,
-                    auth=self._auth,
-                    timeout=timeout,
-                    limits=limits,
-                    verify=self.verify_tls,
-                    transport=self._transport,
-                    headers={"Accept": "application/json", "User-Agent": "gpulab-catalogue"},
-                    follow_redirects=False,
-                ) as client,
-            ):
+            async with asyncio.timeout(self.overall_timeout_seconds), self._client() as client:
                 await self._check_identity(client, sem)
                 projects = await self._projects(client, sem)
                 per_project = await _all(self._project(client, sem, p) for p in projects)
