@@ -44,7 +44,7 @@ def explain(img: Any, source: str) -> tuple[list[str], bool]:
     else:
         lines.append(
             f"  jobs:      not ready: missing the job runner ({LABEL_RUNNER} unset); "
-            "only jobs with plain: true run on it"
+            "the jobs gateway refuses it as a job image"
         )
     if state.missing:
         lines.append(

@@ -1,7 +1,7 @@
-"""Whether a job's image can run it: a job needs ``gpulab-job-runner`` in its image unless it
-asks for the plain-command mode (``plain: true``, docs/jobs.md). Pure: the gateway passes the
-catalogue's images; an image the catalogue does not list is not judged here (the policy's
-image rules decide whether it may be used at all)."""
+"""Whether a job's image can run it: a job needs ``gpulab-job-runner`` in its image (label
+``org.gpulab.runner``, docs/catalogue.md). Pure: the gateway passes the catalogue's images; an
+image the catalogue does not list is not judged here (the policy's image rules decide whether
+it may be used at all)."""
 
 from __future__ import annotations
 
@@ -14,16 +14,15 @@ from .spec import JobSpec
 __all__ = ["job_image_problem"]
 
 _ALLOWED = (
-    "an image with gpulab-job-runner (label org.gpulab.runner: build it FROM the framework "
-    "image with images/framework/Dockerfile), or plain: true to run the command as is "
-    "(no notebook, no checkpoint or progress features; log and outputs still kept)"
+    "an image of the catalogue with gpulab-job-runner (label org.gpulab.runner); for a "
+    "framework image, build one FROM it with images/framework/Dockerfile"
 )
 
 
 def job_image_problem(images: Iterable[Image], spec: JobSpec) -> FieldError | None:
     """The :class:`FieldError` naming ``image`` when the catalogue lists ``spec.image`` as
-    lacking the runner and the spec does not ask for the plain mode; else None."""
-    if spec.image is None or getattr(spec, "plain", False):
+    lacking the runner; else None."""
+    if spec.image is None:
         return None
     for img in images:
         if img.reference == spec.image:

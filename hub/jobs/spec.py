@@ -100,8 +100,6 @@ ALLOWED: dict[str, str] = {
     "preemptible": "true or false (default false): true lets the job run on other groups' "
     "idle GPUs when your group's are in use, and be preempted (and requeued) when they "
     "want them back",
-    "plain": "true or false (default false): true runs command as the container's own "
-    "process, for an image without gpulab-job-runner (command jobs only)",
     "": "a mapping (YAML or JSON) with the fields of docs/jobs.md",
 }
 
@@ -440,9 +438,6 @@ class JobSpec(BaseModel):
     shm_size: MemoryQuantity | None = None
     # May borrow idle GPUs of other groups, and be preempted for them (only where Kueue runs).
     preemptible: StrictBool = False
-    # Runs ``command`` directly, without gpulab-job-runner (an image that lacks it): the pod
-    # log and the outputs directory are still kept, by the gateway after the end.
-    plain: StrictBool = False
 
     # ------------------------------------------------------------ fields
     @field_validator("name")
@@ -562,8 +557,6 @@ class JobSpec(BaseModel):
             raise _cross("args", "args are for command jobs; use parameters with a notebook")
         if self.gpu_type is not None and self.gpus == 0:
             raise _cross("gpu_type", "gpu_type is set but gpus is 0")
-        if self.plain and self.notebook is not None:
-            raise _cross("plain", "plain runs a command; a notebook job needs the job runner")
         return self
 
     # ------------------------------------------------------------ helpers
