@@ -104,7 +104,8 @@ class HarborStandin:
     """The stand-in server (module docstring). ``url`` once started."""
 
     def __init__(self, users: Mapping[str, str] | None = None) -> None:
-        self.users: dict[str, str] = dict(users or {ROBOT: PASSWORD})
+        self._initial_users = dict(users or {ROBOT: PASSWORD})
+        self.users: dict[str, str] = dict(self._initial_users)
         self.projects: dict[str, dict[str, Repository]] = {}
         self.latency = 0.0
         self._fail_status: int | None = None
@@ -306,6 +307,7 @@ class HarborStandin:
         self.send_total_count = True
         self.public = set()
         self.anonymous_on_wrong_credentials = False
+        self.users = dict(self._initial_users)  # a test may have rotated a secret
         self.set_hang(False)
 
     # ------------------------------------------------------------------ HTTP
