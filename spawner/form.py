@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from gpulab.hub.catalogue.model import readiness
 from gpulab.hub.policy import Entitlement, ProfilePolicy, format_bytes, quantity_bytes
 from markupsafe import escape
 
@@ -143,9 +144,13 @@ def images_for_profile(
 def offered_images_by_profile(
     entitlement: Entitlement, images: Sequence[ImageLike]
 ) -> dict[str, list[str]]:
-    """profile name -> offered image references (the first is the default)."""
+    """profile name -> image references a server may start with (the first is the default):
+    the offered images that are ready for notebooks (a not-ready one is shown, disabled)."""
     allowed = _allowed_images(entitlement, images)
-    return {p.name: [i.reference for i in _for_profile(p, allowed)] for p in entitlement.profiles}
+    return {
+        p.name: [i.reference for i in _for_profile(p, allowed) if readiness(i).notebooks]
+        for p in entitlement.profiles
+    }
 
 
 def _resources_line(profile: ProfilePolicy) -> str:
@@ -312,7 +317,9 @@ def build_profile_list(
         if not offered:
             continue
         if catalogue is None and len(offered) > PLAIN_SELECT_MAX:
-            catalogue = catalogue_json(allowed, recent)  # once per page, shared by profiles
+            # once per page, shared by profiles; only images a server can start with
+            startable = [img for img in allowed if readiness(img).notebooks]
+            catalogue = catalogue_json(startable, recent)
         options: dict[str, Any] = {
             "image": image_option(
                 offered, gpu_only=profile.is_gpu, recent=recent, catalogue=catalogue
@@ -321,6 +328,8 @@ def build_profile_list(
         description = profile.description
         res = _resources_line(profile)
         extras: dict[str, Any] = {"startable": True}
+        if not any(readiness(img).notebooks for img in offered):
+            extras.update(startable=False, reason="no image offered here is ready for servers")
         if profile.is_gpu:
             assert profile.gpu_type is not None
             avail = (availability or {}).get(profile.gpu_type)

@@ -40,6 +40,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from gpulab.hub.catalogue.model import readiness
 from markupsafe import escape
 
 __all__ = [
@@ -132,15 +133,23 @@ def image_option(
     ``gpu_only`` (the profile offers GPU images only) and ``catalogue`` (the page's one
     :func:`catalogue_json` document, the same string object on every profile)."""
     if len(offered) <= PLAIN_SELECT_MAX:
-        choices = {
-            img.reference: {
-                "display_name": _e(image_label(img)),
-                "default": i == 0,
+        # ready images first (the first is the default); a not-ready one stays visible,
+        # disabled, with what it lacks, so a researcher looking for it learns why
+        ordered = sorted(offered, key=lambda img: not readiness(img).notebooks)
+        choices = {}
+        for i, img in enumerate(ordered):
+            reason = readiness(img).notebook_reason
+            choice = {
+                "display_name": _e(image_label(img) + (f" ({reason})" if reason else "")),
+                "default": i == 0 and reason is None,
                 "details": _e(_details(img)),
             }
-            for i, img in enumerate(offered)
-        }
+            if reason:
+                choice.update(disabled=True, reason=_e(reason))
+            choices[img.reference] = choice
         return {"display_name": "Image", "choices": choices}
+    # the searchable picker offers only what can start (its count says how many are left out)
+    offered = [img for img in offered if readiness(img).notebooks] or list(offered)
     fallback, selected = _fallback(offered, recent)
     choices = {
         img.reference: {

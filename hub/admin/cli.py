@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "usage": ("gpulab.hub.admin.usage", "GPU/CPU usage per user, group and kind"),
     "home": ("gpulab.hub.admin.home", "snapshot, reset, restore or list a user's home"),
     "kueue": ("gpulab.hub.admin.kueue", "print the Kueue objects gpulab makes from a policy"),
+    "image": ("gpulab.hub.admin.image", "explain what a catalogue image lacks to run"),
 }
 
 

@@ -55,6 +55,9 @@ class CatalogueStats:
     last_duration_seconds: float | None
     last_error: str | None  # of the current failure streak; None once a load succeeds
     cold_answers: int  # images() calls answered [] because nothing was loaded yet
+    # a configuration problem an admin must fix (Harbor does not recognise the credentials);
+    # shown on the dashboard; None once a load succeeds
+    misconfiguration: str | None = None
 
 
 class Catalogue:
@@ -92,6 +95,7 @@ class Catalogue:
         self._last_duration: float | None = None
         self._last_error: str | None = None
         self._cold_answers = 0
+        self._misconfiguration: str | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -184,6 +188,7 @@ class Catalogue:
             )
         self._consecutive = 0
         self._last_error = None
+        self._misconfiguration = None
         self._last_failure_mono = None
         return True
 
@@ -197,6 +202,8 @@ class Catalogue:
         metrics.LOAD_ERRORS.labels(metrics.source_kind(self.source), metrics.error_class(exc)).inc()
         self._consecutive += 1
         self._last_error = message
+        if getattr(exc, "status", None) == 401:  # wrong credentials: only an admin can fix it
+            self._misconfiguration = message
         self._last_failure_mono = time.monotonic()
         if self._consecutive == 1:
             if self._images is not None:
@@ -262,6 +269,7 @@ class Catalogue:
             last_duration_seconds=self._last_duration,
             last_error=self._last_error,
             cold_answers=self._cold_answers,
+            misconfiguration=self._misconfiguration,
         )
 
     def __repr__(self) -> str:

@@ -9,6 +9,13 @@ rest are fetched concurrently; without that header the ``Link: <...>; rel="next"
 followed. Every request goes through one ``asyncio.Semaphore`` (``concurrency``), has its own
 timeout, and the whole fetch has an overall deadline.
 
+Before listing, a source configured with credentials asks Harbor who it is
+(``GET /users/current``): Harbor treats wrong credentials as anonymous on some setups, and an
+anonymous catalogue with ``projects: []`` would silently list only public images. A 401 there
+is a :class:`CatalogueError` (``UNAUTHORIZED``) saying so, which the cache reports as a
+misconfiguration while it keeps the last good list; 200 (a user) and 412 (a robot account: Harbor has no "current user" for robots,
+but it did recognise one) are fine.
+
 Errors become :class:`CatalogueError` with Harbor's error code and message
 (``{"errors": [{"code": ..., "message": ...}]}``); credentials never appear in messages.
 """
@@ -222,6 +229,24 @@ class HarborSource:
 
     # ------------------------------------------------------------------ the flow
 
+    async def _check_identity(self, client: httpx.AsyncClient, sem: asyncio.Semaphore) -> None:
+        """Raise ``UNAUTHORIZED`` when Harbor does not recognise the configured credentials."""
+        if self._auth is None:
+            return  # anonymous by configuration: public images are what the admin asked for
+        try:
+            await self._get(client, sem, f"{API}/users/current")
+        except CatalogueError as exc:
+            if exc.status == 401:
+                raise CatalogueError(
+                    f"{exc.message}: Harbor does not recognise the configured credentials "
+                    "(some Harbor setups treat wrong credentials as anonymous, which lists "
+                    "public images only); check catalogue.harbor's username/password variables",
+                    code=exc.code or "UNAUTHORIZED",
+                    status=401,
+                ) from None
+            if exc.status not in (403, 412):  # 412: a robot account, recognised
+                raise
+
     async def _projects(self, client: httpx.AsyncClient, sem: asyncio.Semaphore) -> list[str]:
         if self.projects:
             return list(self.projects)
@@ -282,27 +307,37 @@ class HarborSource:
         per_repo = await _all(self._repository(client, sem, project, n) for n in names)
         return [img for imgs in per_repo for img in imgs]
 
+    async def identity_problem(self) -> str | None:
+        """Why Harbor does not recognise the configured credentials (``/users/current``
+        answered 401), or None: recognised, anonymous by configuration, or Harbor not
+        answering (that is the catalogue's load error, not a configuration problem)."""
+        try:
+            async with self._client() as client:
+                await self._check_identity(client, asyncio.Semaphore(1))
+        except CatalogueError as exc:
+            return exc.message if exc.status == 401 else None
+        return None
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url,
+            auth=self._auth,
+            timeout=httpx.Timeout(self.timeout_seconds),
+            limits=httpx.Limits(
+                max_connections=self.concurrency, max_keepalive_connections=self.concurrency
+            ),
+            verify=self.verify_tls,
+            transport=self._transport,
+            headers={"Accept": "application/json", "User-Agent": "gpulab-catalogue"},
+            follow_redirects=False,
+        )
+
     async def fetch(self) -> list[Image]:
         """The whole catalogue, sorted by reference. Raises :class:`CatalogueError`."""
         sem = asyncio.Semaphore(self.concurrency)
-        timeout = httpx.Timeout(self.timeout_seconds)
-        limits = httpx.Limits(
-            max_connections=self.concurrency, max_keepalive_connections=self.concurrency
-        )
         try:
-            async with (
-                asyncio.timeout(self.overall_timeout_seconds),
-                httpx.AsyncClient(
-                    base_url=self.url,
-                    auth=self._auth,
-                    timeout=timeout,
-                    limits=limits,
-                    verify=self.verify_tls,
-                    transport=self._transport,
-                    headers={"Accept": "application/json", "User-Agent": "gpulab-catalogue"},
-                    follow_redirects=False,
-                ) as client,
-            ):
+            async with asyncio.timeout(self.overall_timeout_seconds), self._client() as client:
+                await self._check_identity(client, sem)
                 projects = await self._projects(client, sem)
                 per_project = await _all(self._project(client, sem, p) for p in projects)
         except TimeoutError as exc:

@@ -21,7 +21,14 @@ GPU                ``io.gpulab.gpu`` (true/false); else true when a CUDA version
 hidden             ``io.gpulab.hidden`` = true, or a Harbor label named ``gpulab-hidden``
 recommended        ``io.gpulab.recommended`` = true, or a Harbor label named
                    ``gpulab-recommended`` (listed first on the spawn page)
+notebook server    ``org.gpulab.notebook`` = the gpulab version whose Jupyter server and lab
+                   extension the image carries (set by ``images/`` Dockerfiles)
+job runner         ``org.gpulab.runner`` = the gpulab version of its ``gpulab-job-runner``
 =================  ==========================================================================
+
+Readiness (:func:`readiness`): an image without ``org.gpulab.notebook`` is not offered for
+servers ("not ready: missing the Jupyter server"), one without ``org.gpulab.runner`` runs jobs
+only in plain-command mode. Static entries are ready unless the admin says otherwise.
 
 Config labels win over manifest annotations (annotations fill what the labels leave unset).
 """
@@ -51,7 +58,13 @@ __all__ = [
     "images_from_artifact",
     "is_index",
     "normalise_cuda",
+    "LABEL_NOTEBOOK",
+    "LABEL_RUNNER",
+    "MISSING_NOTEBOOK",
+    "MISSING_RUNNER",
+    "Readiness",
     "parse_bool",
+    "readiness",
     "pick_platform_child",
     "split_reference",
 ]
@@ -64,6 +77,9 @@ LABEL_CUDA = "io.gpulab.cuda"
 LABEL_GPU = "io.gpulab.gpu"
 LABEL_HIDDEN = "io.gpulab.hidden"
 LABEL_RECOMMENDED = "io.gpulab.recommended"
+# Readiness: the value is the gpulab version the image was built against (any non-empty text).
+LABEL_NOTEBOOK = "org.gpulab.notebook"
+LABEL_RUNNER = "org.gpulab.runner"
 HARBOR_LABEL_HIDDEN = "gpulab-hidden"  # a Harbor (UI) label, not an OCI label
 HARBOR_LABEL_RECOMMENDED = "gpulab-recommended"  # likewise
 
@@ -131,6 +147,44 @@ class Image:
     push_time: str | None = None
     platform: str | None = None  # "linux/amd64" when known
     recommended: bool = False  # listed first on the spawn page
+    # readiness: the gpulab version of its Jupyter server / job runner; None = lacks it
+    notebook: str | None = "static"
+    runner: str | None = "static"
+
+
+MISSING_NOTEBOOK = "missing the Jupyter server"
+MISSING_RUNNER = "missing the job runner"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """What an image can run (pure view of :class:`Image`)."""
+
+    notebooks: bool
+    jobs: bool
+
+    @property
+    def missing(self) -> list[str]:
+        """What it lacks, in words researchers read (``[]``: ready for both)."""
+        return [
+            m
+            for ok, m in ((self.notebooks, MISSING_NOTEBOOK), (self.jobs, MISSING_RUNNER))
+            if not ok
+        ]
+
+    @property
+    def notebook_reason(self) -> str | None:
+        """``"not ready: missing the Jupyter server"`` for an image servers cannot start."""
+        return None if self.notebooks else f"not ready: {MISSING_NOTEBOOK}"
+
+
+def readiness(img: Any) -> Readiness:
+    """An image's readiness from its ``notebook``/``runner`` fields (objects without them,
+    such as older stand-ins, count as ready)."""
+    return Readiness(
+        notebooks=getattr(img, "notebook", "static") is not None,
+        jobs=getattr(img, "runner", "static") is not None,
+    )
 
 
 @dataclass(frozen=True)
@@ -144,6 +198,8 @@ class Hints:
     gpu: bool | None = None
     hidden: bool = False
     recommended: bool = False
+    notebook: str | None = None
+    runner: str | None = None
 
 
 # ----------------------------------------------------------------------------- small helpers
@@ -251,6 +307,8 @@ def hints_from_metadata(
         name == HARBOR_LABEL_RECOMMENDED for name in harbor_labels
     )
     return Hints(
+        notebook=_text(_first((LABEL_NOTEBOOK,), lab, ann)),
+        runner=_text(_first((LABEL_RUNNER,), lab, ann)),
         display_name=_text(_first(_DISPLAY_KEYS, lab, ann)),
         description=_text(_first(_DESCRIPTION_KEYS, lab, ann)),
         framework=framework,
@@ -371,6 +429,8 @@ def images_from_artifact(
                 push_time=tag_obj.get("push_time") or artifact.get("push_time"),
                 platform=platform,
                 recommended=hints.recommended,
+                notebook=hints.notebook,
+                runner=hints.runner,
             )
         )
     return images
@@ -419,6 +479,8 @@ def image_from_static(entry: Mapping[str, Any] | Any) -> Image:
                 "cuda",
                 "gpu",
                 "recommended",
+                "notebook",
+                "runner",
             )
         }
     ref = entry.get("image") or entry.get("reference")
@@ -441,4 +503,16 @@ def image_from_static(entry: Mapping[str, Any] | Any) -> Image:
         description=_text(entry.get("description")) or "",
         registry=registry,
         recommended=parse_bool(entry.get("recommended")) is True,
+        notebook=_static_ready(entry.get("notebook")),
+        runner=_static_ready(entry.get("runner")),
     )
+
+
+def _static_ready(value: Any) -> str | None:
+    """A static entry's ``notebook``/``runner``: unset or true = ready (the admin lists images
+    they know run), false = lacks it, other text = the version it carries."""
+    if value is None or parse_bool(value) is True:
+        return "static"
+    if parse_bool(value) is False:
+        return None
+    return _text(value)

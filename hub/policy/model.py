@@ -512,6 +512,9 @@ class StaticImage(StrictModel):
     cuda: str | None = None
     gpu: bool = False
     recommended: bool = False  # listed first on the spawn page
+    # readiness as the admin states it (docs/catalogue.md): false = the image lacks it
+    notebook: bool = True  # has gpulab's Jupyter server
+    runner: bool = True  # has gpulab-job-runner
 
     @field_validator("image")
     @classmethod

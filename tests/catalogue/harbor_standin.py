@@ -8,6 +8,8 @@ Endpoints (under ``/api/v2.0``):
 
 - ``GET /ping`` -> ``Pong`` (text/plain; no auth, like Harbor)
 - ``GET /systeminfo`` -> a minimal SystemInfo (no auth)
+- ``GET /users/current`` -> the user (200); 412 ``PRECONDITION`` for a robot account (Harbor
+  has no "current user" for robots); 401 for anonymous
 - ``GET /projects`` (page, page_size)
 - ``GET /projects/{project_name}/repositories`` (page, page_size)
 - ``GET /projects/{project_name}/repositories/{repository_name}/artifacts``
@@ -31,6 +33,15 @@ Faithful where the client depends on it:
 - Basic auth is required on everything but ping/systeminfo: 401 with
   ``{"errors": [{"code": "UNAUTHORIZED", "message": "unauthorized"}]}``. Unknown project:
   404 ``NOT_FOUND``.
+
+Anonymous access: projects in ``public`` are readable without credentials (as in Harbor,
+anonymous requests see public projects only). With ``anonymous_on_wrong_credentials`` set,
+wrong credentials are treated as anonymous instead of 401, as some Harbor setups (an auth
+proxy, OIDC mode with basic auth off) do.
+
+:meth:`add_image` takes ``labels`` (the image config's ``Labels``, where gpulab's
+``org.gpulab.notebook`` / ``org.gpulab.runner`` live) and :meth:`add_framework_image` adds an
+NGC-style image that has none of gpulab's labels.
 
 Knobs for tests: :meth:`add_image` / :meth:`add_index` / :meth:`add_untagged` /
 :meth:`add_chart`, ``users`` (username -> password), ``latency`` (seconds before answering),
@@ -93,7 +104,8 @@ class HarborStandin:
     """The stand-in server (module docstring). ``url`` once started."""
 
     def __init__(self, users: Mapping[str, str] | None = None) -> None:
-        self.users: dict[str, str] = dict(users or {ROBOT: PASSWORD})
+        self._initial_users = dict(users or {ROBOT: PASSWORD})
+        self.users: dict[str, str] = dict(self._initial_users)
         self.projects: dict[str, dict[str, Repository]] = {}
         self.latency = 0.0
         self._fail_status: int | None = None
@@ -105,6 +117,8 @@ class HarborStandin:
         self._hang: asyncio.Event | None = None
         self.hang = False
         self.send_total_count = True  # False: only Link headers (clients must follow them)
+        self.public: set[str] = set()  # projects anonymous requests may read
+        self.anonymous_on_wrong_credentials = False
         self.in_flight = 0
         self.max_in_flight = 0
         self.url = ""
@@ -166,6 +180,16 @@ class HarborStandin:
         with self._lock:
             r.artifacts.append(art)
         return art.digest
+
+    def add_framework_image(self, project: str, repo: str, tags: Sequence[str]) -> str:
+        """An NGC-style framework image: Python and PyTorch, CUDA labels, no gpulab labels."""
+        return self.add_image(
+            project,
+            repo,
+            tags,
+            labels={"com.nvidia.pytorch.version": "2.4.0", "com.nvidia.cuda.version": "12.4.1"},
+            env=["PATH=/usr/local/bin:/usr/bin:/bin", "CUDA_VERSION=12.4.1"],
+        )
 
     def add_untagged(self, project: str, repo: str, **kw: Any) -> str:
         return self.add_image(project, repo, [], salt=("untagged", next(self._ids)), **kw)
@@ -281,6 +305,9 @@ class HarborStandin:
             self._fail_status, self._fail_left, self._fail_paths = None, None, None
         self.latency = 0.0
         self.send_total_count = True
+        self.public = set()
+        self.anonymous_on_wrong_credentials = False
+        self.users = dict(self._initial_users)  # a test may have rotated a secret
         self.set_hang(False)
 
     # ------------------------------------------------------------------ HTTP
@@ -293,15 +320,19 @@ class HarborStandin:
             headers={"X-Request-Id": "standin"},
         )
 
-    def _authorised(self, request: web.Request) -> bool:
+    def _principal(self, request: web.Request) -> str | None:
+        """The user the request authenticates as; None for anonymous."""
         header = request.headers.get("Authorization", "")
         if not header.startswith("Basic "):
-            return False
+            return None
         try:
             user, _, password = base64.b64decode(header[6:]).decode().partition(":")
         except ValueError:
-            return False
-        return user in self.users and self.users[user] == password
+            return None
+        return user if user in self.users and self.users[user] == password else None
+
+    def _wrong_credentials(self, request: web.Request) -> bool:
+        return "Authorization" in request.headers and self._principal(request) is None
 
     @staticmethod
     def _paging(request: web.Request) -> tuple[int, int] | web.Response:
@@ -426,11 +457,28 @@ class HarborStandin:
         if failing and status is not None:
             code = {500: "INTERNAL_SERVER_ERROR", 502: "BAD_GATEWAY", 503: "SERVICE_UNAVAILABLE"}
             return self._error(status, code.get(status, "UNKNOWN"), "injected failure")
-        if not self._authorised(request):
-            return self._error(401, "UNAUTHORIZED", "unauthorized")
-        return self._route(request, segments)
+        user = self._principal(request)
+        if user is None and self._wrong_credentials(request):
+            if not self.anonymous_on_wrong_credentials:
+                return self._error(401, "UNAUTHORIZED", "unauthorized")
+        if segments == ["users", "current"]:
+            if user is None:
+                return self._error(401, "UNAUTHORIZED", "unauthorized")
+            if user.startswith("robot$"):
+                return self._error(
+                    412, "PRECONDITION", "get current user not available for security context"
+                )
+            return web.json_response({"user_id": 3, "username": user})
+        if user is None:
+            if not self.public:
+                return self._error(401, "UNAUTHORIZED", "unauthorized")
+            if len(segments) >= 2 and segments[0] == "projects" and segments[1] not in self.public:
+                return self._error(403, "FORBIDDEN", "forbidden")
+        return self._route(request, segments, anonymous=user is None)
 
-    def _route(self, request: web.Request, seg: list[str]) -> web.Response:
+    def _route(
+        self, request: web.Request, seg: list[str], *, anonymous: bool = False
+    ) -> web.Response:
         q = request.query
         with_tag = q.get("with_tag", "true") != "false"
         with_label = q.get("with_label", "false") == "true"
@@ -440,8 +488,13 @@ class HarborStandin:
                 return paging
             with self._lock:
                 items = [
-                    {"project_id": n + 1, "name": name, "metadata": {"public": "false"}}
+                    {
+                        "project_id": n + 1,
+                        "name": name,
+                        "metadata": {"public": str(name in self.public).lower()},
+                    }
                     for n, name in enumerate(sorted(self.projects))
+                    if not anonymous or name in self.public
                 ]
             return self._paged(request, items, *paging)
         if len(seg) < 3 or seg[0] != "projects" or seg[2] != "repositories":

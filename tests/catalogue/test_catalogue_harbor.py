@@ -24,8 +24,8 @@ async def test_paging_across_more_than_100_artifacts(harbor):
     images = await src.fetch()
     assert sorted(i.tag for i in images) == sorted(f"v{i}" for i in range(250))
     assert all(i.cuda == "12.4" and i.gpu for i in images)
-    # 1 repository list + ceil(250 / 100) artifact pages, and nothing else
-    assert src.requests == harbor.count == 1 + math.ceil(250 / 100)
+    # who-am-i + 1 repository list + ceil(250 / 100) artifact pages, and nothing else
+    assert src.requests == harbor.count == 2 + math.ceil(250 / 100)
     pages = sorted(p for p in harbor.requests if "/artifacts?" in p)
     assert all("page_size=100" in p for p in pages)
     assert {p.split("page=")[-1].split("&")[0] for p in pages} == {"1", "2", "3"}
@@ -38,7 +38,7 @@ async def test_paging_by_link_header_when_there_is_no_total_count(harbor):
     src = source(harbor)
     images = await src.fetch()
     assert len(images) == 230
-    assert src.requests == 1 + 3
+    assert src.requests == 1 + 1 + 3  # who-am-i, repositories, three artifact pages
 
 
 async def test_many_repositories_are_paged_too(harbor):
@@ -47,7 +47,9 @@ async def test_many_repositories_are_paged_too(harbor):
     src = source(harbor)
     images = await src.fetch()
     assert len(images) == 105
-    assert src.requests == 2 + 105  # two repository pages, one artifact page per repository
+    assert (
+        src.requests == 1 + 2 + 105
+    )  # who-am-i, two repository pages, one artifact page per repository
 
 
 async def test_nested_repository_names(harbor):
@@ -100,7 +102,7 @@ async def test_multi_arch_index_reads_the_linux_amd64_child(harbor):
         "JAX 0.4.30",
     )
     assert img.digest and img.digest.startswith("sha256:")
-    assert src.requests == 3  # repositories, artifacts, the amd64 child by digest
+    assert src.requests == 4  # who-am-i, repositories, artifacts, the amd64 child
     assert harbor.requests[-1].split("/artifacts/")[1].startswith("sha256:")
 
 
@@ -131,7 +133,8 @@ async def test_no_projects_configured_reads_every_visible_project(harbor):
     harbor.add_image("shared", "base", ["1"])
     images = await source(harbor, projects=()).fetch()
     assert {i.project for i in images} == {"vision", "shared"}
-    assert harbor.requests[0].startswith("/api/v2.0/projects?")
+    assert harbor.requests[0] == "/api/v2.0/users/current"
+    assert harbor.requests[1].startswith("/api/v2.0/projects?")
 
 
 async def test_registry_defaults_to_the_harbor_host(harbor):

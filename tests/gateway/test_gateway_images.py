@@ -50,3 +50,24 @@ def test_an_image_says_whether_it_is_recommended_and_for_gpus():
     (first, *_) = allowed_images(CATALOGUE, default)
     assert first["image"] == "harbor.local/shared/base:1"
     assert first["recommended"] is True and first["gpu"] is False
+
+
+def test_an_image_says_what_it_can_run():
+    framework = Image(
+        reference="harbor.local/shared/ngc:24.05",
+        project="shared",
+        repository="ngc",
+        tag="24.05",
+        digest=None,
+        display_name="ngc",
+        framework="pytorch",
+        cuda="12.4",
+        gpu=True,
+        description="",
+        notebook=None,
+        runner="0.1.0",
+    )
+    default = load_policy(POLICY).entitlement(groups=[])
+    listed = {i["image"]: i["ready"] for i in allowed_images([*CATALOGUE, framework], default)}
+    assert listed["harbor.local/shared/ngc:24.05"] == {"notebooks": False, "jobs": True}
+    assert listed["harbor.local/shared/base:1"] == {"notebooks": True, "jobs": True}

@@ -23,7 +23,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parents[2]
 IMAGES = ROOT / "images"
 NOTEBOOK_IMAGES = ("pytorch", "tensorflow")
-ALL_IMAGES = ("hub", *NOTEBOOK_IMAGES)
+FRAMEWORK_TEMPLATE = "framework"  # FROM <any framework image>, adds gpulab
+ALL_IMAGES = ("hub", *NOTEBOOK_IMAGES, FRAMEWORK_TEMPLATE)
 OCI_LABELS = (
     "org.opencontainers.image.title",
     "org.opencontainers.image.description",
@@ -305,14 +306,32 @@ def test_catalogue_labels(image: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "image, extra", [("hub", "hub"), ("pytorch", "notebook"), ("tensorflow", "notebook")]
+    "image, extra",
+    [
+        ("hub", "hub"),
+        ("pytorch", "notebook"),
+        ("tensorflow", "notebook"),
+        ("framework", "notebook"),
+    ],
 )
 def test_installs_gpulab_with_its_extra(image: str, extra: str) -> None:
     run = runs(_stages(image)[-1])
     assert re.search(rf"pip install [^\n]*gpulab\[{extra}\]", run), f"{image}: no gpulab[{extra}]"
 
 
-@pytest.mark.parametrize("image", NOTEBOOK_IMAGES)
+@pytest.mark.parametrize("image", (*NOTEBOOK_IMAGES, FRAMEWORK_TEMPLATE))
+def test_readiness_labels_make_the_image_ready_for_notebooks_and_jobs(image: str) -> None:
+    """The images that carry gpulab's server and runner say so, as the catalogue reads it."""
+    from gpulab.hub.catalogue.model import hints_from_metadata
+
+    found = labels(_stages(image)[-1])
+    version = _pyproject()["project"]["version"]
+    assert found.get("org.gpulab.notebook") == found.get("org.gpulab.runner") == version
+    hints = hints_from_metadata(found, repository=f"shared/{image}")
+    assert (hints.notebook, hints.runner) == (version, version)
+
+
+@pytest.mark.parametrize("image", (*NOTEBOOK_IMAGES, FRAMEWORK_TEMPLATE))
 def test_extension_enabled_and_scripts_present(image: str) -> None:
     run = runs(_stages(image)[-1])
     assert EXTENSION_ENABLE in run

@@ -206,6 +206,9 @@ def make_app(
         return list(((model or (0, None))[1] or {}).get("groups") or [])
 
     slow = SlowFigures(engine)
+    from gpulab.hub.catalogue.identity import IdentityCheck
+
+    harbor_identity = IdentityCheck(lambda: policy_file.policy)
 
     async def build() -> dict[str, Any]:
         return await build_overview(
@@ -216,6 +219,7 @@ def make_app(
             slow=slow,
             accounting_problem=accounting_problem,
             policy_status=policy_file.status(),
+            catalogue_status=await harbor_identity.status(),
         )
 
     from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard

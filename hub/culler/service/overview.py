@@ -127,11 +127,13 @@ async def build_overview(
     slow: SlowFigures | None = None,
     accounting_problem: str | None = None,
     policy_status: dict[str, Any] | None = None,
+    catalogue_status: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The dashboard's data. ``cluster``: the watch caches' nodes and pods; ``slow``: the
     30-day figures' keeper (None: read them now); ``accounting_problem``: why usage accounting
     is unavailable (None: it works); ``policy_status``: the policy file's
-    :meth:`~PolicyFile.status`."""
+    :meth:`~PolicyFile.status`; ``catalogue_status``: whether Harbor recognises the
+    catalogue's credentials (:class:`gpulab.hub.catalogue.identity.IdentityCheck`)."""
     now = datetime.now(UTC)
     slow = slow or SlowFigures(engine, max_age=0.0)
     try:
@@ -194,4 +196,5 @@ async def build_overview(
             else f"usage accounting unavailable: {accounting_problem}",
         },
         "policy": policy_status,
+        "catalogue": catalogue_status,
     }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ...catalogue.model import Image
+from ...catalogue.model import Image, readiness
 from ...policy import Entitlement
 from .handlers import BaseHandler
 
@@ -30,6 +30,8 @@ def allowed_images(images: Iterable[Image], ent: Entitlement) -> list[dict[str, 
             "cuda": img.cuda,
             "gpu": img.gpu,
             "recommended": img.recommended,
+            # what it can run (docs/catalogue.md): false = it lacks the Jupyter server / runner
+            "ready": {"notebooks": readiness(img).notebooks, "jobs": readiness(img).jobs},
         }
         for img in chosen
     ]

@@ -22,7 +22,7 @@ from typing import Any
 
 from gpulab.wire.runner import job_log_path
 
-from ...catalogue import Catalogue
+from ...catalogue import Catalogue, Image
 from ...kueue.names import (
     PRIORITY_BATCH,
     PRIORITY_PREEMPTIBLE,
@@ -47,6 +47,7 @@ from ...workload.labels import (
 from ...workload.quota_ledger import QuotaLedger
 from ...workload.reservations import Reservation, usage_with
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
+from ..image_readiness import job_image_problem
 from ..manifest import (
     JobQueue,
     JobReport,
@@ -656,14 +657,13 @@ class Gateway:
             return None
         return ref
 
-    async def _catalogue_images(self) -> set[str] | None:
+    async def _catalogue_list(self) -> list[Image]:
         if self.catalogue is None:
-            return None
+            return []
         try:
-            images = await self.catalogue.images()
+            return await self.catalogue.images()
         except Exception:  # noqa: BLE001 - the catalogue never raises; be sure anyway
-            return None
-        return {img.reference for img in images} or None
+            return []
 
     async def _create(
         self,
@@ -678,7 +678,10 @@ class Gateway:
             raise ApiError(
                 503, "job outputs storage (S3) is not configured; ask an admin", retry_after=60
             )
-        images = await self._catalogue_images()
+        listed = await self._catalogue_list()
+        images = {img.reference for img in listed} or None
+        if problem := job_image_problem(listed, spec):
+            raise ApiError(422, "the job's image cannot run it", [problem])
         user_label = escape_username(ident.name)
         if skey is not None and (existing := self._existing(ident, skey)) is not None:
             return 200, self.view(existing)
