@@ -77,7 +77,7 @@ def test_every_state_of_a_seen_group_is_reported_zero_included() -> None:
     index = index_of({"a": job("a", "vision")})
     values = samples(JobsCollector(index.counts_by_group_and_state))
     states = {dict(labels)["state"] for (_, labels) in values}
-    assert states == {"pending", "running", "succeeded", "failed", "cancelled"}
+    assert states == {"queued", "pending", "running", "succeeded", "failed", "cancelled"}
     assert jobs_gauge(index, "failed", "vision") == 0
 
 
