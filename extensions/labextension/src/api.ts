@@ -75,6 +75,12 @@ export interface LabStatus {
   };
 }
 
+export interface Downloaded {
+  home_folder: string; // relative to the home
+  lab_folder: string | null; // relative to Lab's root; null when out of its reach
+  files: string[]; // output paths, relative to the folder
+}
+
 export interface OutputItem {
   path: string;
   size?: number;
@@ -162,8 +168,7 @@ export const api = {
   outputs: (id: string) =>
     requestJSON<{ items: OutputItem[] }>(`jobs/${encodeURIComponent(id)}/outputs`),
   download: (id: string) =>
-    requestJSON<{ home_folder: string; lab_folder: string | null; files: string[] }>(
-      `lab/jobs/${encodeURIComponent(id)}/download`,
+    requestJSON<Downloaded>(`lab/jobs/${encodeURIComponent(id)}/download`,
       { method: 'POST' }
     ),
   keep: () => requestJSON<CullStatus>('keep', { method: 'POST' }),

@@ -154,11 +154,18 @@ const plugin: JupyterFrontEndPlugin<void> = {
         openLog: showJob,
         openOutputs: async (id: string) => {
           showJob(id);
-          const folder = await sidebar.download(id);
-          if (folder !== null) {
-            await openPath(`${folder}/notebook.ipynb`).catch(() =>
-              app.commands.execute('filebrowser:go-to-path', { path: folder })
-            );
+          const where = await sidebar.download(id);
+          if (!where || where.lab_folder === null) {
+            return;
+          }
+          // The executed notebook (notebook jobs); else the folder in the file browser.
+          const executed =
+            where.files.find(f => f === 'notebook.ipynb') ||
+            where.files.find(f => f.endsWith('.ipynb'));
+          if (executed) {
+            await openPath(`${where.lab_folder}/${executed}`);
+          } else {
+            await app.commands.execute('filebrowser:go-to-path', { path: where.lab_folder });
           }
         }
       },

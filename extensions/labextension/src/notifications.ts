@@ -82,7 +82,7 @@ export class ServerNotifier {
   constructor(
     private notifier: JobNotifier,
     private trans: TranslationBundle,
-    readonly interval = 5000
+    readonly interval = 3000
   ) {}
 
   start(): void {

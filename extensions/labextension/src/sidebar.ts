@@ -4,7 +4,15 @@ import { showErrorMessage } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Panel, Widget } from '@lumino/widgets';
 
-import { Job, OutputItem, TERMINAL_STATES, api, formatDuration, jobDuration } from './api';
+import {
+  Downloaded,
+  Job,
+  OutputItem,
+  TERMINAL_STATES,
+  api,
+  formatDuration,
+  jobDuration
+} from './api';
 import { LogView } from './logView';
 import { JobWatcher } from './watcher';
 
@@ -322,13 +330,15 @@ export class JobsSidebar extends Panel {
   private async showOutputs(job: Job, host: HTMLElement): Promise<void> {
     const t = this.trans;
     this.outputsFor = job.id;
+    if (!TERMINAL_STATES.has(job.state)) {
+      host.textContent = t.__('Outputs appear when the job has finished.');
+      return;
+    }
     let items: OutputItem[];
     try {
       items = (await api.outputs(job.id)).items;
     } catch (error) {
-      host.textContent = TERMINAL_STATES.has(job.state)
-        ? t.__('No outputs: %1', String((error as Error).message))
-        : t.__('Outputs appear when the job has finished.');
+      host.textContent = t.__('No outputs: %1', String((error as Error).message));
       return;
     }
     if (this.outputsFor !== job.id) {
@@ -365,12 +375,12 @@ export class JobsSidebar extends Panel {
     host.replaceChildren(tree);
   }
 
-  /** Downloads the job's outputs into ~/outputs/<id>/ and returns where Lab sees them. */
-  async download(id: string): Promise<string | null> {
+  /** Downloads the job's outputs into ~/outputs/<id>/; null when that failed (said). */
+  async download(id: string): Promise<Downloaded | null> {
     try {
       const where = await api.download(id);
       this.notice.textContent = this.trans.__('Outputs downloaded into ~/%1/', where.home_folder);
-      return where.lab_folder;
+      return where;
     } catch (error) {
       void showErrorMessage(this.trans.__('Download failed'), String((error as Error).message));
       return null;
@@ -378,9 +388,9 @@ export class JobsSidebar extends Panel {
   }
 
   async openOutput(id: string, path: string): Promise<void> {
-    const folder = await this.download(id);
-    if (folder !== null) {
-      await this.actions.open(`${folder}/${path}`);
+    const where = await this.download(id);
+    if (where?.lab_folder !== null && where?.lab_folder !== undefined) {
+      await this.actions.open(`${where.lab_folder}/${path}`);
     }
   }
 

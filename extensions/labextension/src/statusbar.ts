@@ -11,12 +11,16 @@ export function statusText(status: LabStatus | null, trans: TranslationBundle, n
   }
   const parts: string[] = [];
   const s = status.server;
-  const type = s.gpu_type ? ` ${s.gpu_type}` : '';
   if (s.gpus > 0) {
+    const type = s.gpu_type ? ` ${s.gpu_type}` : '';
     const util = s.utilisation_pct.length
-      ? ` ${Math.round(Math.max(...s.utilisation_pct))}%`
+      ? trans.__(', %1% busy', Math.round(Math.max(...s.utilisation_pct)))
       : '';
-    parts.push(trans.__('GPU %1×%2%3', s.gpus, type, util));
+    parts.push(
+      s.gpus === 1
+        ? trans.__('1 GPU%1%2', type, util)
+        : trans.__('%1 GPUs%2%3', s.gpus, type, util)
+    );
   } else {
     parts.push(trans.__('no GPU'));
   }

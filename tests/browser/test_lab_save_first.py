@@ -1,0 +1,62 @@
+"""The "Run as job" button never runs a stale file: with unsaved edits in the notebook, it offers
+to save first, and after "Save and run" the dialog (and so the job) has what the researcher
+sees. A plain ``jupyter server`` with JupyterLab and gpulab's extensions, no platform."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.lab_steps import notebook
+from tests.extension.jupyter_testlib import JupyterServer
+
+pytestmark = [pytest.mark.browser]
+
+NOTEBOOK = "train.ipynb"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    root = tmp_path_factory.mktemp("lab-save-first") / "home"
+    root.mkdir()
+    (root / NOTEBOOK).write_text(json.dumps(notebook([("epochs = 1\n", ["parameters"])])))
+    env = {"HOME": str(root), "GPULAB_GPUS": "0", "GPULAB_IMAGE": "harbor.local/shared/x:1"}
+    for key in ("GPULAB_GATEWAY_URL", "GPULAB_CULLER_URL", "JUPYTERHUB_API_TOKEN"):
+        env[key] = ""
+    server = JupyterServer(root, env).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_unsaved_edits_are_saved_before_the_job_is_built(browser, lab, shot) -> None:
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        page.set_default_timeout(60_000)
+        page.goto(f"{lab.url}/lab/tree/{NOTEBOOK}?token={lab.token}")
+        editor = page.locator(".jp-NotebookPanel .jp-Cell .cm-content").first
+        expect(editor).to_contain_text("epochs = 1", timeout=60_000)
+        editor.click()
+        page.keyboard.press("End")
+        page.keyboard.press("Backspace")
+        page.keyboard.type("5")
+        expect(editor).to_contain_text("epochs = 5")
+
+        page.get_by_role("button", name="Run as job").click()
+        expect(page.get_by_text("has unsaved changes")).to_be_visible()
+        shot(page, "lab-save-first")
+        page.get_by_role("button", name="Save and run").click()
+
+        value = page.get_by_role("textbox", name="Value of epochs")
+        expect(value).to_have_value("5")  # read from the file just saved
+        saved = json.loads(Path(lab.root, NOTEBOOK).read_text())
+        assert "".join(saved["cells"][0]["source"]).strip() == "epochs = 5"
+        page.get_by_role("button", name="Cancel").click()
+        expect(page.locator(".gpulab-RunForm")).to_have_count(0)
+    finally:
+        page.close()
