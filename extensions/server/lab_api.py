@@ -6,7 +6,7 @@ Under ``{base_url}gpulab/api/lab/``:
   manager, so the server's own path rules apply), for the "Run as job" dialog;
 * ``GET status``: this server's GPUs (count, type, utilisation from the last activity sample),
   its image, the caller's quota (the gateway's ``/me``), the culler's last answer and the
-  kernels holding GPU memory while idle: the dialog's defaults, the status bar item and the
+  idle-GPU-kernel reaper's warnings (a kernel holding GPU memory while idle): the dialog's defaults, the status bar item and the
   notifications read this one answer;
 * ``POST jobs/{id}/download``: a job's outputs into ``~/outputs/<id>/`` (as the panel does).
 
@@ -57,15 +57,6 @@ class ParametersHandler(GPULabHandler):
         self.reply(200, {"path": path, "parameters": found})
 
 
-def _idle_gpu_kernels(report: dict[str, Any] | None) -> list[dict[str, Any]]:
-    kernels = (report or {}).get("kernels") or []
-    return [
-        {"id": k.get("id"), "name": k.get("name"), "gpu_memory_bytes": k.get("gpu_memory_bytes")}
-        for k in kernels
-        if k.get("execution_state") == "idle" and (k.get("gpu_memory_bytes") or 0) > 0
-    ]
-
-
 class LabStatusHandler(GPULabHandler):
     @web.authenticated
     async def get(self) -> None:
@@ -104,9 +95,10 @@ class LabStatusHandler(GPULabHandler):
                     "status": state.reporter.last_status,
                     "report_interval": state.reporter.interval,
                 },
+                # The idle-GPU-kernel reaper's warnings and actions, newest last.
                 "kernels": {
-                    "idle_holding_gpu": _idle_gpu_kernels(report),
                     "warned": state.reaping.pending_warnings(),
+                    "events": list(state.reaping.events),
                 },
             },
         )

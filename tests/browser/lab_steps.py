@@ -124,3 +124,30 @@ class ConsoleErrors:
     def _watch(self, page: Any) -> None:
         page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
+
+
+def open_run_dialog(page: Any, timeout: float = 60_000) -> Any:
+    """Press **Run as job** on the notebook's toolbar, answer "Save and run" if Lab holds
+    unsaved edits, and return the dialog's form."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("button", name="Run as job").click()
+    expect(page.locator(".jp-Dialog")).to_be_visible()
+    save = page.get_by_role("button", name="Save and run")
+    if save.is_visible():
+        save.click()
+    form = page.locator(".gpulab-RunForm")
+    expect(form).to_be_visible(timeout=timeout)
+    return form
+
+
+def submit_and_find_row(page: Any, form: Any, name: str, timeout: float = 60_000) -> Any:
+    """Name the job, submit it, and return its row in the GPU jobs sidebar (the sidebar opens
+    on the job by itself)."""
+    from playwright.sync_api import expect
+
+    form.get_by_label("Name", exact=True).fill(name)
+    page.get_by_role("button", name="Submit job").click()
+    row = page.locator("#gpulab-jobs-sidebar tr.gpulab-JobsTable-row", has_text=name).first
+    expect(row).to_be_visible(timeout=timeout)
+    return row

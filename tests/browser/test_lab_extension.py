@@ -27,8 +27,10 @@ from tests.browser.lab_steps import (
     ConsoleErrors,
     get_json,
     notebook,
+    open_run_dialog,
     put_notebook,
     start_cpu_server,
+    submit_and_find_row,
     wait_for,
 )
 
@@ -76,27 +78,17 @@ def test_run_as_job_from_the_toolbar_to_the_executed_notebook(
     shot(page, "lab-notebook")
 
     # 1. Run as job, on the notebook's toolbar; saved first if the notebook has unsaved edits.
-    page.get_by_role("button", name="Run as job").click()
-    save = page.get_by_role("button", name="Save and run")
-    dialog = page.locator(".jp-Dialog")
-    expect(dialog).to_be_visible()
-    if save.is_visible():
-        save.click()
-    form = page.locator(".gpulab-RunForm")
-    expect(form).to_be_visible(timeout=LAB_TIMEOUT)
+    form = open_run_dialog(page)
     value = form.get_by_role("textbox", name="Value of steps")
     expect(value).to_have_value("3")  # detected in the parameters cell
     expect(form.get_by_label("Image")).to_have_value(re.compile(r"scipy"))  # this server's
     assert page.evaluate(UNLABELLED_OR_UNREACHABLE, form.element_handle()) == []
     shot(page, "lab-run-dialog")
-    form.get_by_label("Name").fill(JOB_NAME)
     value.fill(str(STEPS))
-    page.get_by_role("button", name="Submit job").click()
+    row = submit_and_find_row(page, form, JOB_NAME)
 
     # 2. The sidebar opens on the job; its log streams lines while it runs.
     sidebar = page.locator("#gpulab-jobs-sidebar")
-    row = sidebar.locator("tr.gpulab-JobsTable-row", has_text=JOB_NAME).first
-    expect(row).to_be_visible(timeout=LAB_TIMEOUT)
     job_id = row.get_attribute("data-id")
     assert job_id
     log = sidebar.locator(".gpulab-LogView-text")
@@ -118,7 +110,7 @@ def test_run_as_job_from_the_toolbar_to_the_executed_notebook(
     shot(page, "lab-job-succeeded")
 
     # 4. "Open outputs": downloaded into ~/outputs/<id>/, the executed notebook opens in Lab.
-    page.get_by_role("button", name="Open outputs").first.click()
+    page.get_by_role("button", name="Open outputs", exact=True).click()
     executed = page.locator(".jp-NotebookPanel:visible")
     expect(page.locator(".lm-TabBar-tab.lm-mod-current", has_text="notebook.ipynb")).to_be_visible(
         timeout=LAB_TIMEOUT

@@ -70,8 +70,8 @@ export interface LabStatus {
   me_error: string;
   cull: { culler: boolean; status: CullStatus | null; report_interval: number };
   kernels: {
-    idle_holding_gpu: { id: string; name: string; gpu_memory_bytes: number }[];
     warned: { kernel_id: string; at: string }[];
+    events: KernelEvent[];
   };
 }
 
@@ -79,6 +79,14 @@ export interface Downloaded {
   home_folder: string; // relative to the home
   lab_folder: string | null; // relative to Lab's root; null when out of its reach
   files: string[]; // output paths, relative to the folder
+}
+
+/** What the idle-GPU-kernel reaper did: warned a kernel, then shut it down or restarted it. */
+export interface KernelEvent {
+  kernel_id: string;
+  action: 'warn' | 'shutdown' | 'restart' | string;
+  reason: string;
+  at: string;
 }
 
 export interface OutputItem {

@@ -74,8 +74,9 @@ export class ServerNotifier {
   private cullId: string | null = null;
   private cullAt = 0;
   private ticker = 0;
-  private kernelIds = new Set<string>();
+  private kernelEvents: Set<string> | null = null;
   private timer = 0;
+  private hiddenTicks = 0;
   latest: LabStatus | null = null;
   listeners: ((status: LabStatus | null) => void)[] = [];
 
@@ -88,7 +89,18 @@ export class ServerNotifier {
   start(): void {
     if (!this.timer) {
       void this.poll();
-      this.timer = window.setInterval(() => void this.poll(), this.interval);
+      // Hidden tabs poll too, less often: an idle-cull warning must reach a researcher who
+      // comes back to the tab before the server is stopped.
+      this.timer = window.setInterval(() => {
+        if (!document.hidden || ++this.hiddenTicks % 4 === 0) {
+          void this.poll();
+        }
+      }, this.interval);
+      document.addEventListener('visibilitychange', () => {
+        if (!document.hidden) {
+          void this.poll();
+        }
+      });
     }
   }
 
@@ -109,10 +121,13 @@ export class ServerNotifier {
 
   private message(): string {
     const left = Math.max(0, (this.cullAt - Date.now()) / 1000);
-    return this.trans.__(
-      'This server is idle and will be stopped in %1 to free its GPUs.',
-      formatDuration(left)
-    );
+    const gpus = this.latest?.server.gpus ?? 0;
+    return gpus > 0
+      ? this.trans.__(
+          'This server is idle and will be stopped in %1 to free its GPUs.',
+          formatDuration(left)
+        )
+      : this.trans.__('This server is idle and will be stopped in %1.', formatDuration(left));
   }
 
   private cull(status: LabStatus): void {
@@ -170,24 +185,27 @@ export class ServerNotifier {
   }
 
   private kernels(status: LabStatus): void {
-    if (!this.notifier.prefs.idleGpuKernel) {
-      return;
-    }
-    const now = new Set<string>();
-    for (const k of status.kernels.idle_holding_gpu) {
-      now.add(k.id);
-      if (!this.kernelIds.has(k.id)) {
-        const gib = (k.gpu_memory_bytes / 2 ** 30).toFixed(1);
-        Notification.warning(
-          this.trans.__(
-            'An idle kernel (%1) holds %2 GiB of GPU memory: other work cannot use it. Shut the kernel down when you are done.',
-            k.name,
-            gib
-          ),
-          { autoClose: 15000 }
-        );
+    const first = this.kernelEvents === null;
+    const seen = this.kernelEvents ?? new Set<string>();
+    const pending = new Set(status.kernels.warned.map(w => w.kernel_id));
+    for (const event of status.kernels.events) {
+      const key = `${event.kernel_id} ${event.action} ${event.at}`;
+      if (seen.has(key)) {
+        continue;
+      }
+      seen.add(key);
+      // On opening Lab: only warnings still pending, not the history.
+      const show = first ? event.action === 'warn' && pending.has(event.kernel_id) : true;
+      if (!show || !this.notifier.prefs.idleGpuKernel) {
+        continue;
+      }
+      const message = this.trans.__('Idle kernel holding GPU memory: %1', event.reason);
+      if (event.action === 'warn') {
+        Notification.warning(message, { autoClose: false });
+      } else {
+        Notification.info(message, { autoClose: 10000 });
       }
     }
-    this.kernelIds = now;
+    this.kernelEvents = seen;
   }
 }

@@ -19,7 +19,7 @@ export class JobWatcher {
   private _transitions = new Signal<this, Transition>(this);
   private _error = '';
 
-  constructor(readonly interval = 4000) {}
+  constructor(readonly interval = 5000) {}
 
   get jobs(): Job[] {
     return this._jobs;
@@ -40,7 +40,18 @@ export class JobWatcher {
   start(): void {
     if (!this._timer) {
       void this.poll();
-      this._timer = window.setInterval(() => void this.poll(), this.interval);
+      // A hidden tab does not poll (many open tabs would load the gateway for nothing); it
+      // catches up as soon as it is shown again.
+      this._timer = window.setInterval(() => {
+        if (!document.hidden) {
+          void this.poll();
+        }
+      }, this.interval);
+      document.addEventListener('visibilitychange', () => {
+        if (!document.hidden) {
+          void this.poll();
+        }
+      });
     }
   }
 
