@@ -1,7 +1,8 @@
 """gpulab's JupyterLab extension in headless Chromium, on the platform ``gpulab up`` runs.
 
 * Run as job: alice opens a notebook with a ``parameters`` cell, presses **Run as job** on the
-  notebook toolbar; the dialog shows the detected parameter, she changes it and submits; the
+  notebook toolbar; the dialog shows the detected parameter, she changes it; a refused spec
+  (too many GPUs) shows the reason beside the field; she submits; the
   GPU jobs sidebar shows the job, its log streams lines while it runs, the job turns
   Succeeded, a notification says so and its "Open outputs" opens the executed notebook in Lab.
   No console errors; every control of the dialog and the sidebar labelled and reachable by
@@ -85,6 +86,18 @@ def test_run_as_job_from_the_toolbar_to_the_executed_notebook(
     assert page.evaluate(UNLABELLED_OR_UNREACHABLE, form.element_handle()) == []
     shot(page, "lab-run-dialog")
     value.fill(str(STEPS))
+
+    # A refused spec: the dialog stays, the reason beside the field, the values kept.
+    gpus = form.get_by_label("GPUs", exact=True)
+    gpus.fill("9")  # vision's limit is 4 per job
+    errors.expect(422)
+    page.get_by_role("button", name="Submit job").click()
+    expect(gpus).to_have_attribute("aria-invalid", "true")
+    beside = form.locator(".gpulab-RunForm-row", has=gpus).locator(".gpulab-RunForm-error")
+    expect(beside).to_contain_text("4")
+    expect(value).to_have_value(str(STEPS))
+    shot(page, "lab-run-dialog-field-error")
+    gpus.fill("0")
     row = submit_and_find_row(page, form, JOB_NAME)
 
     # 2. The sidebar opens on the job; its log streams lines while it runs.
