@@ -28,7 +28,8 @@ setup_node() {
 # (an editable install gets no data files) sees it through a link, as `labextension develop`.
 LABEXT=extensions/labextension
 labextension_sources_sum() {
-  (cd "$LABEXT" && cat package.json package-lock.json tsconfig.json src/*.ts style/* schema/*.json) \
+  # LC_ALL=C: globs sort bytewise, as tests/labextension/test_labextension_packaging.py does.
+  (cd "$LABEXT" && LC_ALL=C; cat package.json package-lock.json tsconfig.json src/*.ts style/* schema/*.json) \
     | sha256sum | cut -d' ' -f1
 }
 setup_labextension() {

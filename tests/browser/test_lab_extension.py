@@ -93,8 +93,9 @@ def test_run_as_job_from_the_toolbar_to_the_executed_notebook(
     errors.expect(422)
     page.get_by_role("button", name="Submit job").click()
     expect(gpus).to_have_attribute("aria-invalid", "true")
-    beside = form.locator(".gpulab-RunForm-row", has=gpus).locator(".gpulab-RunForm-error")
-    expect(beside).to_contain_text("4")
+    beside = page.locator(f"#{gpus.get_attribute('id')}-error")  # the field's own error slot
+    expect(beside).to_contain_text("limit of 4 GPUs per job")
+    assert gpus.get_attribute("id") + "-error" in (gpus.get_attribute("aria-describedby") or "")
     expect(value).to_have_value(str(STEPS))
     shot(page, "lab-run-dialog-field-error")
     gpus.fill("0")

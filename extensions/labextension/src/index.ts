@@ -199,11 +199,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       label: trans.__('Run as Job…'),
       caption: trans.__('Run the current notebook as a GPU batch job'),
       icon: args => (args.toolbar ? runJobIcon : undefined),
+      isEnabled: args => !!(args.path || notebooks.currentWidget),
       execute: args => {
         const path = (args.path as string) || notebooks.currentWidget?.context.path || '';
         return run(path);
       }
     });
+    notebooks.currentChanged.connect(() => app.commands.notifyCommandChanged(CommandIDs.runAsJob));
     app.commands.addCommand(CommandIDs.runFileAsJob, {
       label: trans.__('Run as Job…'),
       caption: trans.__('Run the selected notebook or script as a GPU batch job'),

@@ -87,7 +87,11 @@ export function buildSpec(
       spec.parameters = parameters;
     }
   } else {
-    spec.command = ['python', req.path, ...lines(form.args)];
+    // Run from the script's folder: the server turns working_dir (relative to its root
+    // folder, as Lab names files) into a path relative to the home, as the job wants it.
+    const at = req.path.lastIndexOf('/');
+    spec.working_dir = at > 0 ? req.path.slice(0, at) : '.';
+    spec.command = ['python', req.path.slice(at + 1), ...lines(form.args)];
   }
   const optional: [keyof FormState, string][] = [
     ['max_runtime', 'max_runtime'],

@@ -204,6 +204,9 @@ export class JobsSidebar extends Panel {
     const pages = Math.max(1, Math.ceil(jobs.length / PAGE));
     this.page = Math.min(this.page, pages - 1);
     const shown = jobs.slice(this.page * PAGE, (this.page + 1) * PAGE);
+    // Rows are rebuilt on every refresh: a keyboard user's focus stays on the same job.
+    const focused = (document.activeElement as HTMLElement | null)?.closest?.('tr[data-id]');
+    const focusedId = focused && this.listBody.contains(focused) ? (focused as HTMLElement).dataset.id : null;
     this.listBody.replaceChildren();
     for (const job of shown) {
       const row = el('tr', {
@@ -230,6 +233,9 @@ export class JobsSidebar extends Panel {
         }
       });
       this.listBody.append(row);
+    }
+    if (focusedId) {
+      (this.listBody.querySelector(`tr[data-id="${CSS.escape(focusedId)}"]`) as HTMLElement | null)?.focus();
     }
     if (!shown.length) {
       const row = el('tr');
