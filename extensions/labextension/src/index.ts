@@ -8,6 +8,7 @@ import {
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, ToolbarButton, showDialog, Dialog } from '@jupyterlab/apputils';
+import { IDocumentManager } from '@jupyterlab/docmanager';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
 import { IDefaultFileBrowser } from '@jupyterlab/filebrowser';
 import { INotebookModel, INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
@@ -113,6 +114,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   autoStart: true,
   requires: [INotebookTracker],
   optional: [
+    IDocumentManager,
     ICommandPalette,
     IDefaultFileBrowser,
     ILayoutRestorer,
@@ -124,6 +126,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
   activate: (
     app: JupyterFrontEnd,
     notebooks: INotebookTracker,
+    docManager: IDocumentManager | null,
     palette: ICommandPalette | null,
     browser: IDefaultFileBrowser | null,
     restorer: ILayoutRestorer | null,
@@ -178,13 +181,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!kind) {
         return;
       }
-      const widget = app.shell.currentWidget;
-      const context =
-        notebooks.currentWidget?.context.path === path
+      // The file may be open in any tab (the file browser's menu names files, not tabs).
+      const open = docManager?.findWidget(path);
+      const context = open
+        ? docManager?.contextForWidget(open)
+        : notebooks.currentWidget?.context.path === path
           ? notebooks.currentWidget.context
-          : (widget as any)?.context?.path === path
-            ? (widget as any).context
-            : undefined;
+          : undefined;
       if (!(await saveFirst(context, trans))) {
         return;
       }
