@@ -22,6 +22,36 @@ setup_node() {
   [ -x node_modules/.bin/configurable-http-proxy ] || npm install --no-audit --no-fund --silent
 }
 
+# gpulab's JupyterLab extension (extensions/labextension): its prebuilt output is committed
+# (prebuilt/, shipped as the Python package's data files, so images need no Node), and rebuilt
+# here only when its sources differ from those it was built from (prebuilt.sha256). The venv
+# (an editable install gets no data files) sees it through a link, as `labextension develop`.
+LABEXT=extensions/labextension
+labextension_sources_sum() {
+  # LC_ALL=C: globs sort bytewise, as tests/labextension/test_labextension_packaging.py does.
+  (cd "$LABEXT" && LC_ALL=C; cat package.json package-lock.json tsconfig.json src/*.ts style/* schema/*.json) \
+    | sha256sum | cut -d' ' -f1
+}
+setup_labextension() {
+  local sum; sum=$(labextension_sources_sum)
+  if [ "$(cat "$LABEXT/prebuilt.sha256" 2>/dev/null)" != "$sum" ] || [ ! -f "$LABEXT/prebuilt/package.json" ]; then
+    echo "building the JupyterLab extension ($LABEXT)"
+    [ -x "$LABEXT/node_modules/.bin/build-labextension" ] \
+      || (cd "$LABEXT" && npm ci --no-audit --no-fund --silent)
+    local core
+    core=$(.venv/bin/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')
+    (cd "$LABEXT" && rm -rf lib tsconfig.tsbuildinfo prebuilt/static \
+      && node_modules/.bin/tsc && node_modules/.bin/build-labextension --core-path "$core" . >/dev/null)
+    # install.json: `jupyter labextension list` names the Python package that ships it.
+    printf '{"packageManager": "python", "packageName": "gpulab", "uninstallInstructions": "pip uninstall gpulab"}\n' \
+      > "$LABEXT/prebuilt/install.json"
+    echo "$sum" > "$LABEXT/prebuilt.sha256"
+  fi
+  local dest=.venv/share/jupyter/labextensions/@gpulab/labextension
+  mkdir -p "$(dirname "$dest")"
+  [ "$(readlink "$dest" 2>/dev/null)" = "$PWD/$LABEXT/prebuilt" ] || ln -sfn "$PWD/$LABEXT/prebuilt" "$dest"
+}
+
 # Chromium for browser tests, Ceph (mon, OSD, RGW) for the real S3 gateway.
 SYSTEM_PACKAGES=(chromium ceph-mon ceph-osd radosgw ceph-common)
 setup_system() {
@@ -35,14 +65,14 @@ setup_system() {
 }
 
 case "${1:-}" in
-  setup) setup_system; setup_python; setup_node ;;
+  setup) setup_system; setup_python; setup_node; setup_labextension ;;
   up)
     shift
-    setup_python; setup_node
+    setup_python; setup_node; setup_labextension
     exec .venv/bin/gpulab up "$@" ;;
   test)
     shift
-    setup_system; setup_python; setup_node
+    setup_system; setup_python; setup_node; setup_labextension
     # Exit code 5 (no tests collected) is a failure like any other non-zero code.
     # The whole suite (no arguments) runs on $GPULAB_TEST_WORKERS xdist workers (default 2, CI's
     # cores); tests sharing a server-starting fixture stay on one worker (tests/xdist_groups.py).

@@ -4,6 +4,7 @@ Adds to the user's server:
 
 * ``gpulab/api/...``: the jobs API (forwarded to the jobs gateway with the server's token),
   the cull status and "keep my server" (forwarded to the culler);
+* ``gpulab/api/lab/...``: what the JupyterLab extension needs besides (``lab_api.py``);
 * ``gpulab/jobs``: the jobs web page;
 * a background reporter that samples kernel, terminal and GPU activity every
   ``GPULabExtension.report_interval`` seconds and posts it to the culler, then runs the
@@ -45,6 +46,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
 
     from .config import GPULabExtension
     from .handlers import api_handlers
+    from .lab_api import lab_handlers
     from .page import page_handlers
     from .reaping import KernelReaping
     from .reporter import ActivityReporter
@@ -79,7 +81,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     )
     web_app.settings[SETTINGS_KEY] = state
     base_url = web_app.settings.get("base_url", "/")
-    web_app.add_handlers(".*$", [*api_handlers(base_url), *page_handlers(base_url)])
+    web_app.add_handlers(
+        ".*$", [*api_handlers(base_url), *lab_handlers(base_url), *page_handlers(base_url)]
+    )
 
     def start() -> None:
         # Other extensions (jupyter_server_terminals) are loaded by now.

@@ -2,9 +2,9 @@
 
 alice (group vision) logs in; the spawn page offers only vision's profiles and images; she
 starts a 1-GPU server and watches the progress page until JupyterLab opens; she writes a
-notebook with a ``parameters`` cell, opens it, runs ``from gpulab import jobs; jobs.panel()``
-and submits the notebook as a job with ``epochs=2`` from the panel; the job turns Succeeded in
-the panel's table by itself; the panel shows its log and downloads its outputs into her home;
+notebook with a ``parameters`` cell, opens it, presses **Run as job** on the notebook's toolbar
+and submits the notebook as a job with ``epochs=2`` from the dialog; the job turns Succeeded in
+the GPU jobs sidebar by itself; the sidebar shows its log and downloads its outputs into her home;
 the jobs page downloads the same output through the browser; she stops her server from the hub
 home page. A screenshot of each step goes to test-artifacts/journey/.
 
@@ -24,6 +24,8 @@ import pytest
 from gpulab.hub.policy import load_policy
 from playwright.sync_api import expect
 
+from tests.browser.lab_steps import open_run_dialog, submit_and_find_row
+
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.ceph]
 
 USER = "alice"  # hub/demo/users.yaml: group vision
@@ -32,7 +34,6 @@ NOTEBOOK = "journey.ipynb"
 JOB_NAME = "journey-train"
 EPOCHS = 2
 RESULT = f"trained for {EPOCHS} epochs\n"
-PANEL_CODE = "from gpulab import jobs; jobs.panel()"
 SPAWN_TIMEOUT = 120_000  # ms: a server takes ~10-40 s to start on a 2-core machine
 JOB_TIMEOUT = 150_000  # ms: papermill starts a kernel in the job's pod
 
@@ -212,50 +213,38 @@ def test_researcher_journey(platform, context, login, shot, servers, hub_server)
     expect(page.get_by_text(re.compile(r"Python 3.*\| Idle"))).to_be_visible(timeout=60_000)
     shot(page, "researcher-notebook")
 
-    # 5. In a new cell: the jobs panel.
-    cells.last.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Escape")
-    page.keyboard.press("b")  # command mode: insert a cell below
-    expect(cells).to_have_count(3)
-    cells.nth(2).locator(".jp-InputArea-editor").click()
-    page.keyboard.type(PANEL_CODE)
-    page.keyboard.press("Shift+Enter")
-    panel = cells.nth(2).locator(".jp-OutputArea")
-    expect(panel.get_by_role("button", name="Submit")).to_be_visible(timeout=60_000)
-    # The form starts from this notebook and this server's GPUs and image.
-    expect(panel.get_by_role("textbox", name="Path")).to_have_value(NOTEBOOK)
-    expect(panel.get_by_role("spinbutton", name="GPUs")).to_have_value("1")
-    shot(page, "researcher-panel")
+    # 5. Run as job, on the notebook's toolbar (saving first if Lab holds unsaved edits): the
+    # dialog starts from this notebook's parameters cell and this server's GPUs.
+    form = open_run_dialog(page)
+    epochs = form.get_by_role("textbox", name="Value of epochs")
+    expect(epochs).to_have_value("1")
+    expect(form.get_by_label("GPUs", exact=True)).to_have_value("1")
+    shot(page, "researcher-run-dialog")
 
     # 6. Submit this notebook as a job with epochs=2.
-    panel.get_by_placeholder("train-resnet").fill(JOB_NAME)
-    panel.get_by_role("button", name="+ parameter").click()
-    panel.get_by_placeholder("name", exact=True).fill("epochs")
-    panel.get_by_placeholder("value (JSON or text)").fill(str(EPOCHS))
-    panel.get_by_role("button", name="Submit").click()
-    submitted = panel.get_by_text(f"Submitted {JOB_NAME}")
-    expect(submitted).to_be_visible(timeout=60_000)
-    match = re.search(r"\(([a-z0-9.-]+)\)", submitted.inner_text())
-    assert match, submitted.inner_text()
-    job_id = match.group(1)
-    row = panel.locator("tr", has_text=job_id)
-    expect(row).to_contain_text(re.compile("Pending|Running"))
+    epochs.fill(str(EPOCHS))
+    row = submit_and_find_row(page, form, JOB_NAME)
+    sidebar = page.locator("#gpulab-jobs-sidebar")
+    expect(row).to_contain_text(re.compile("Pending|Running|Succeeded"), timeout=60_000)
+    job_id = row.get_attribute("data-id")
+    assert job_id
     shot(page, "researcher-job-submitted")
 
-    # 7. The state changes to Succeeded in the table by itself (the panel's auto-refresh).
+    # 7. The state changes to Succeeded in the GPU jobs sidebar by itself.
     expect(row).to_contain_text("Succeeded", timeout=JOB_TIMEOUT)
     shot(page, "researcher-job-succeeded")
 
-    # 8. Its log, in the panel.
-    panel.get_by_role("button", name="Follow log").click()
-    log = panel.get_by_placeholder("log")
-    expect(log).to_have_value(re.compile(re.escape(RESULT.strip())), timeout=60_000)
-    expect(log).to_have_value(re.compile(r"exit code 0"))
+    # 8. Its log, in the sidebar.
+    log = sidebar.locator(".gpulab-LogView-text")
+    expect(log).to_contain_text(RESULT.strip(), timeout=60_000)
+    expect(log).to_contain_text("exit code 0")
     shot(page, "researcher-job-log")
 
-    # 9. The outputs: the panel downloads them into ~/outputs/<job id>/ ...
-    panel.get_by_role("button", name="Download outputs").click()
-    expect(panel.get_by_text(f"to ~/outputs/{job_id}/")).to_be_visible(timeout=60_000)
+    # 9. The outputs: the sidebar downloads them into ~/outputs/<job id>/ ...
+    sidebar.get_by_role("button", name=re.compile("^Download the outputs of")).click()
+    expect(sidebar.get_by_text(f"Outputs downloaded into ~/outputs/{job_id}/")).to_be_visible(
+        timeout=60_000
+    )
     shot(page, "researcher-outputs-downloaded")
     status, text = page.evaluate(
         GET_TEXT,

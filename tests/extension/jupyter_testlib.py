@@ -119,3 +119,27 @@ def kernel_pid(kernel_id: str) -> int | None:
         if f"kernel-{kernel_id}.json" in cmdline:
             return int(entry.name)
     return None
+
+
+def idle_kernel_holding_gpu(server: JupyterServer, client: httpx.Client, gib: int = 2) -> str:
+    """Start a kernel, talk to it once (as a notebook's websocket would: it goes idle), and
+    make the server's fake GPU probe (``server.gpus_file``) say it holds ``gib`` GiB; its id."""
+    import json
+
+    from jupyter_client import BlockingKernelClient
+
+    kid = client.post("/api/kernels", json={"name": "python3"}).json()["id"]
+    pid = until(lambda: kernel_pid(kid), "the kernel's process")
+    kc = BlockingKernelClient()
+    kc.load_connection_file(str(server.root.parent / "runtime" / f"kernel-{kid}.json"))
+    kc.start_channels(hb=False)
+    msg_id = kc.kernel_info()
+    until(lambda: kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") == msg_id,
+          "the kernel's kernel_info reply")  # fmt: skip
+    kc.stop_channels()
+    used = gib * 1024**3
+    server.gpus_file.write_text(json.dumps({"gpus": [{  # type: ignore[attr-defined]
+        "index": 0, "utilization_pct": 0, "memory_used_bytes": used,
+        "processes": [{"pid": pid, "used_memory_bytes": used}],
+    }]}))  # fmt: skip
+    return kid

@@ -10,9 +10,7 @@ import os
 import httpx
 import pytest
 
-from tests.extension.jupyter_testlib import JupyterServer, kernel_pid, until
-
-GiB = 1024**3
+from tests.extension.jupyter_testlib import JupyterServer, idle_kernel_holding_gpu, until
 
 
 @pytest.fixture(scope="module")
@@ -134,22 +132,7 @@ def test_bad_bodies_are_4xx_not_500(server: JupyterServer) -> None:
 def test_an_idle_gpu_holding_kernel_is_warned_then_shut_down(server: JupyterServer) -> None:
     with server.client() as c:
         other = c.post("/api/kernels", json={"name": "python3"}).json()["id"]
-        kid = c.post("/api/kernels", json={"name": "python3"}).json()["id"]
-        pid = until(lambda: kernel_pid(kid), "the kernel's process")
-        # a client talks to the kernel once (as the notebook's websocket would): it goes idle
-        from jupyter_client import BlockingKernelClient
-
-        kc = BlockingKernelClient()
-        kc.load_connection_file(str(server.root.parent / "runtime" / f"kernel-{kid}.json"))
-        kc.start_channels(hb=False)
-        msg_id = kc.kernel_info()
-        until(lambda: kc.get_shell_msg(timeout=30)["parent_header"].get("msg_id") == msg_id,
-              "the kernel's kernel_info reply")  # fmt: skip
-        kc.stop_channels()
-        server.gpus_file.write_text(json.dumps({"gpus": [{  # type: ignore[attr-defined]
-            "index": 0, "utilization_pct": 0, "memory_used_bytes": 2 * GiB,
-            "processes": [{"pid": pid, "used_memory_bytes": 2 * GiB}],
-        }]}))  # fmt: skip
+        kid = idle_kernel_holding_gpu(server, c)
 
         def events(action: str) -> list[dict]:
             kernels = c.get("/gpulab/api/cull-status").json()["kernels"]
