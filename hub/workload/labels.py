@@ -46,6 +46,16 @@ HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it 
 SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
 DELETE_AFTER_LABEL: Final = "gpulab.io/delete-after"  # on a home: epoch seconds of the sweep
 
+# -- Kueue's labels and gate (upstream names; gpulab writes the first two, reads the gate) ------
+#: The LocalQueue a Job or a Pod joins (its namespace's queue: gpulab's one per user).
+KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"
+#: The WorkloadPriorityClass of a Job or a Pod (servers: ``gpulab-interactive``).
+KUEUE_PRIORITY_CLASS_LABEL: Final = "kueue.x-k8s.io/priority-class"
+#: The scheduling gate Kueue puts on a queued Pod at creation and lifts when it admits it.
+KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"
+#: Kueue's WorkloadPriorityClass of notebook servers: the highest, never preempted.
+INTERACTIVE_PRIORITY_CLASS: Final = "gpulab-interactive"
+
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
 OWNER_ANNOTATION: Final = "gpulab.io/owner"  # a job's owner, unescaped
@@ -66,6 +76,11 @@ IMAGE_ANNOTATION: Final = "gpulab.io/image"
 def base_labels(component: str) -> dict[str, str]:
     """The recommended labels every object gpulab makes carries."""
     return {NAME_LABEL: APP, COMPONENT_LABEL: component, MANAGED_BY_LABEL: APP}
+
+
+def queue_labels(local_queue: str, priority_class: str) -> dict[str, str]:
+    """The labels by which a Pod or a Job joins Kueue: its LocalQueue and its priority class."""
+    return {KUEUE_QUEUE_LABEL: local_queue, KUEUE_PRIORITY_CLASS_LABEL: priority_class}
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:
