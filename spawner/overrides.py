@@ -18,16 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
-from gpulab.hub.workload.labels import (
-    IMAGE_ANNOTATION,
-    INTERACTIVE_PRIORITY_CLASS,
-    PROFILE_ANNOTATION,
-    SERVER_COMPONENT,
-    queue_labels,
-)
-from gpulab.hub.workload.pod import PodParts, pod_parts
+from gpulab.hub.workload.labels import IMAGE_ANNOTATION, PROFILE_ANNOTATION, SERVER_COMPONENT
+from gpulab.hub.workload.pod import PodParts, pod_parts, queue_labels
+
 from kubernetes_asyncio.client import V1LocalObjectReference, V1Toleration, V1Volume, V1VolumeMount
 from kubespawner.utils import get_k8s_model
+
+# TODO(merge wc-kueue-policy): from gpulab.hub.kueue.names import PRIORITY_INTERACTIVE
+PRIORITY_INTERACTIVE = "gpulab-interactive"
 
 __all__ = [
     "PodPlan",
@@ -137,7 +135,7 @@ def build_pod_plan(
         gpu_type=profile.gpu_type,
     )
     if local_queue:
-        queued = {**parts.labels, **queue_labels(local_queue, INTERACTIVE_PRIORITY_CLASS)}
+        queued = {**parts.labels, **queue_labels(local_queue, PRIORITY_INTERACTIVE)}
         parts = dataclasses.replace(parts, labels=queued)
     # Admin-configured extras, minus any GPU resource (only the plan decides GPUs).
     gpu_names = parts.all_gpu_resources

@@ -46,6 +46,11 @@ HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it 
 SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
 DELETE_AFTER_LABEL: Final = "gpulab.io/delete-after"  # on a home: epoch seconds of the sweep
 
+# -- Kueue's own keys (kueue.x-k8s.io; upstream Kueue v0.19 reads and writes these) ---------
+KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"  # a Job's or Pod's LocalQueue
+KUEUE_PRIORITY_LABEL: Final = "kueue.x-k8s.io/priority-class"  # its WorkloadPriorityClass
+KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until admitted
+
 # -- Kueue's labels and gate (upstream names; gpulab writes the first two, reads the gate) ------
 #: The LocalQueue a Job or a Pod joins (its namespace's queue: gpulab's one per user).
 KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"

@@ -17,12 +17,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .labels import KUEUE_ADMISSION_GATE
+
 __all__ = [
     "GroupOf",
     "GroupQueues",
     "QueueStanding",
     "WorkloadState",
     "group_queues",
+    "kueue_gated",
     "owner_key",
     "pending_reason",
     "queue_standing",
@@ -44,6 +47,12 @@ def _conditions(wl: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
 
 def _true(wl: Mapping[str, Any], kind: str) -> bool:
     return (_conditions(wl).get(kind) or {}).get("status") == "True"
+
+
+def kueue_gated(pod: Mapping[str, Any]) -> bool:
+    """The Pod waits for Kueue's admission (its scheduling gate is still on)."""
+    gates = (pod.get("spec") or {}).get("schedulingGates") or []
+    return any(isinstance(g, Mapping) and g.get("name") == KUEUE_ADMISSION_GATE for g in gates)
 
 
 def workload_state(wl: Mapping[str, Any]) -> WorkloadState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gpulab.hub.workload.queueing import (
     group_queues,
+    kueue_gated,
     queue_standing,
     was_preempted,
     workload_gpus,
@@ -145,3 +146,9 @@ def test_group_queues_count_pending_admitted_borrowed_and_preempted_per_group():
             "preempted": 1,
         },
     ]
+
+
+def test_a_pod_is_gated_while_kueues_admission_gate_is_on():
+    assert kueue_gated({"spec": {"schedulingGates": [{"name": "kueue.x-k8s.io/admission"}]}})
+    assert not kueue_gated({"spec": {"schedulingGates": [{"name": "example.com/other"}]}})
+    assert not kueue_gated({"spec": {}})
