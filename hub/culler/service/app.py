@@ -36,6 +36,7 @@ from .job_cancel import JobCanceller
 from .kube import KubeAccess
 from .metrics import GpuCollector, culler_registry
 from .overview import ClusterObjects, SlowFigures, build_overview
+from .queues import QueueObjects
 from .snapshot import OverviewSnapshot
 from .store import StateStore
 
@@ -123,6 +124,8 @@ class CullerApp(ServiceApp):
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
         if kube is not None:
             kube.watch_nodes()
+            kueue = await kube.watch_queues()
+            log.info("%s", kueue.message)
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
@@ -145,6 +148,7 @@ class CullerApp(ServiceApp):
             accounting_problem,
             pods=None if recorder is None else (lambda: recorder.cache.objects.values()),
             authenticate_metrics=self.authenticate_prometheus,
+            queues=None if kube is None else kube.queue_objects,
         )
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
@@ -189,9 +193,11 @@ def make_app(
     *,
     pods: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
     authenticate_metrics: bool = True,
+    queues: QueueObjects | None = None,
 ) -> web.Application:
     """``pods``: the gpulab pods the usage recorder's watch cache holds (the GPU gauges of
-    ``/metrics``; None: no usage recording, no GPU gauges)."""
+    ``/metrics``; None: no usage recording, no GPU gauges); ``queues``: whether Kueue is
+    installed and its Workloads and LocalQueues (None: no cluster access)."""
     hub_auth = HubOAuth(cache_max_age=30)
     metrics = metrics_route(
         prefix,
@@ -215,6 +221,7 @@ def make_app(
             slow=slow,
             accounting_problem=accounting_problem,
             policy_status=policy_file.status(),
+            queues=queues,
         )
 
     from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard
