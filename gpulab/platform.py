@@ -164,6 +164,9 @@ class PlatformConfig:
     # different *sites* to a browser (SameSite cookies stay home); under "gpulab.localhost"
     # they are one site, as alice.hub.example.org and bob.hub.example.org are in production.
     domain: str = "localhost"
+    # kubesim runs its Kueue (serves kueue.x-k8s.io): servers and jobs are queued and admitted
+    # by it, as by Kueue on a production cluster. Off: gpulab admits with its own quotas.
+    kueue: bool = False
 
 
 @dataclass
@@ -280,6 +283,7 @@ class LocalPlatform:
                 token_auth_file=token_file,
                 # Every API object on disk: the next start finds the jobs, claims and pods.
                 store_dir=data_dir / "store",
+                kueue=self.config.kueue,
             ),
             dict(os.environ),
         )
