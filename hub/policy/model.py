@@ -142,6 +142,12 @@ class GpuLimits(StrictModel):
     per_job: int = Field(0, ge=0, le=64)
     quota_user: int = Field(0, ge=0)
     quota_group: int = Field(0, ge=0)
+    # Sharing between groups (with Kueue; docs/scheduling.md): how many of this group's
+    # quota GPUs other groups' preemptible jobs may use while they are idle (reclaimed when
+    # the group needs them), and how many GPUs this group's preemptible jobs may borrow from
+    # other groups' idle ones. 0: nothing lent, nothing borrowed.
+    lend_idle: int = Field(0, ge=0)
+    borrow_max: int = Field(0, ge=0)
 
 
 def _positive_cpu(value: float | None) -> float | None:
@@ -344,6 +350,35 @@ class Toleration(StrictModel):
         return self.model_dump(by_alias=True, exclude_none=True)
 
 
+_QUALIFIED_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+
+def extended_resource_problem(value: str) -> str | None:
+    """Why ``value`` is not a Kubernetes extended resource name, or None: a DNS-subdomain
+    prefix outside ``kubernetes.io``, ``/``, and a name of at most 63 letters, digits, ``-``,
+    ``_`` and ``.`` that starts and ends with a letter or digit (``nvidia.com/gpu``,
+    ``nvidia.com/mig-1g.10gb``, ``nvidia.com/gpu.shared``)."""
+    example = "such as nvidia.com/gpu, nvidia.com/mig-1g.10gb or nvidia.com/gpu.shared"
+    domain, sep, name = value.partition("/")
+    if not sep:
+        return (
+            f"{value!r} has no domain prefix; an extended resource name is domain/name, {example}"
+        )
+    if not is_dns_subdomain(domain):
+        return (
+            f"{domain!r} is not a DNS subdomain (lowercase letters, digits, '-' and '.'), "
+            f"so {value!r} is not an extended resource name {example}"
+        )
+    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+        return f"{value!r}: the kubernetes.io domain is Kubernetes' own, not an extended resource"
+    if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
+        return (
+            f"{name!r} is not a resource name (at most 63 letters, digits, '-', '_' or '.', "
+            f"starting and ending with a letter or digit), {example}"
+        )
+    return None
+
+
 class GpuType(StrictModel):
     name: str = ""  # filled in from the key under `gpu_types:`
     resource: str = "nvidia.com/gpu"
@@ -351,12 +386,16 @@ class GpuType(StrictModel):
     tolerations: tuple[Toleration, ...] = ()
     max_per_node: int = Field(8, ge=1, le=64)
 
+    # A GPU type that is a slice of a GPU (MIG, time-sliced): how the spawn page names one,
+    # e.g. "1/7 A100, 10 GB". Empty: a whole GPU (the type's name is shown).
+    label: str = Field("", max_length=80)
+
     @field_validator("resource")
     @classmethod
     def _resource(cls, value: str) -> str:
-        domain, sep, name = value.partition("/")
-        if not sep or not is_dns_subdomain(domain) or not is_dns_label(name.lower()):
-            raise ValueError("not an extended resource name such as nvidia.com/gpu")
+        problem = extended_resource_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def k8s_tolerations(self) -> list[dict[str, Any]]:

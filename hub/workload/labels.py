@@ -31,6 +31,9 @@ HOME_COMPONENT: Final = "home"
 HOME_SNAPSHOT_COMPONENT: Final = "home-snapshot"
 DATASET_COMPONENT: Final = "dataset"
 QUOTA_LEDGER_COMPONENT: Final = "quota-ledger"  # a quota group's reservations (ConfigMap)
+# The Kueue objects gpulab renders from the policy (hub/kueue/): flavors, cohorts, queues,
+# priority classes. Sync deletes objects with this component that the policy no longer makes.
+KUEUE_COMPONENT: Final = "kueue"
 
 # -- gpulab's labels (selectable) -----------------------------------------------------------
 USER_LABEL: Final = "gpulab.io/user"  # the escaped username (gpulab.hub.names.user_label)
@@ -51,16 +54,6 @@ KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"  # a Job's or Pod's Local
 KUEUE_PRIORITY_LABEL: Final = "kueue.x-k8s.io/priority-class"  # its WorkloadPriorityClass
 KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until admitted
 
-# -- Kueue's labels and gate (upstream names; gpulab writes the first two, reads the gate) ------
-#: The LocalQueue a Job or a Pod joins (its namespace's queue: gpulab's one per user).
-KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"
-#: The WorkloadPriorityClass of a Job or a Pod (servers: ``gpulab-interactive``).
-KUEUE_PRIORITY_CLASS_LABEL: Final = "kueue.x-k8s.io/priority-class"
-#: The scheduling gate Kueue puts on a queued Pod at creation and lifts when it admits it.
-KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"
-#: Kueue's WorkloadPriorityClass of notebook servers: the highest, never preempted.
-INTERACTIVE_PRIORITY_CLASS: Final = "gpulab-interactive"
-
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
 OWNER_ANNOTATION: Final = "gpulab.io/owner"  # a job's owner, unescaped
@@ -76,16 +69,14 @@ FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"
+# On a rendered Kueue object: a digest of what gpulab rendered, so a sync rewrites an object
+# only when the policy changed it (the API server fills in defaults, so specs differ anyway).
+RENDERED_DIGEST_ANNOTATION: Final = "gpulab.io/rendered-digest"
 
 
 def base_labels(component: str) -> dict[str, str]:
     """The recommended labels every object gpulab makes carries."""
     return {NAME_LABEL: APP, COMPONENT_LABEL: component, MANAGED_BY_LABEL: APP}
-
-
-def queue_labels(local_queue: str, priority_class: str) -> dict[str, str]:
-    """The labels by which a Pod or a Job joins Kueue: its LocalQueue and its priority class."""
-    return {KUEUE_QUEUE_LABEL: local_queue, KUEUE_PRIORITY_CLASS_LABEL: priority_class}
 
 
 def labels_of(obj: Mapping[str, Any]) -> Mapping[str, str]:

@@ -203,7 +203,7 @@ def test_unknown_key_names_the_key_and_lists_allowed_keys(base):
     base["groups"]["vision"]["gpu"]["per_sever"] = 3
     assert problems(base) == [
         "groups.vision.gpu.per_sever: unknown key "
-        "(allowed: per_job, per_server, quota_group, quota_user, types)"
+        "(allowed: borrow_max, lend_idle, per_job, per_server, quota_group, quota_user, types)"
     ]
 
 
