@@ -11,8 +11,9 @@ import re
 from typing import Any
 
 import jsonschema
-from gpulab.kubesim import limitranges, podsecurity, quota, schema, validation
+from gpulab.kubesim import limitranges, podsecurity, priority, quota, schema, validation
 from gpulab.kubesim.errors import ApiError, bad_request, invalid
+from gpulab.kubesim.kueue import crds
 from gpulab.kubesim.store import ResourceType, Store
 
 # Kinds whose schema is not in kubernetes-validate's strict set are validated non-strictly.
@@ -97,10 +98,14 @@ def validate(
 ) -> None:
     """Raise 422 Invalid naming every bad field (schema and semantic checks)."""
     causes: list[dict[str, str]] = []
-    try:
-        v = schema.validator(rt.kind, rt.api_version, strict)
-    except FileNotFoundError:
-        v = None
+    v: jsonschema.Validator | None
+    if rt.group == crds.GROUP:
+        v = crds.validator(rt.kind, strict)
+    else:
+        try:
+            v = schema.validator(rt.kind, rt.api_version, strict)
+        except FileNotFoundError:
+            v = None
     if v is not None:
         for err in v.iter_errors(obj):
             causes += _schema_causes(err)
@@ -152,11 +157,12 @@ def admit_create(
 ) -> None:
     """Admission plugins that run on create, in the apiserver's order: LimitRanger (fills a
     pod's missing CPU and memory, refuses one outside its bounds), PodSecurity (the namespace's
-    enforced level), then ResourceQuota."""
+    enforced level), Priority (``priorityClassName`` to ``spec.priority``), then ResourceQuota."""
     if namespace and rt.namespaced:
         if rt.kind == "Pod":
             limitranges.admit(store, namespace, obj)
             podsecurity.admit(store, namespace, obj)
+            priority.admit(store, obj)
         quota.admit(store, rt, namespace, obj)
 
 
@@ -165,6 +171,9 @@ def warm_up() -> None:
     from gpulab.kubesim.store import RESOURCES  # noqa: PLC0415
 
     for rt in RESOURCES.values():
+        if rt.group == crds.GROUP:
+            crds.validator(rt.kind, True)
+            continue
         try:
             schema.validator(rt.kind, rt.api_version, True)
         except FileNotFoundError:

@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "even after a kill, resumes the cluster (default: in memory only)",
     )
     parser.add_argument(
+        "--kueue",
+        action="store_true",
+        help="serve Kueue's API (kueue.x-k8s.io/v1beta2) and run kubesim's Kueue: Jobs and "
+        "Pods with the kueue.x-k8s.io/queue-name label wait for admission (default: off)",
+    )
+    parser.add_argument(
         "--history-window", type=int, default=0, help="watch history length (default 5000 events)"
     )
 

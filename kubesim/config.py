@@ -41,6 +41,8 @@ class KubesimConfig:
     # A folder that keeps every API object (snapshot + journal): a restart on the same folder
     # resumes the cluster. None: objects live in memory only and end with the process.
     store_dir: Path | None = None
+    # Serve Kueue's API (kueue.x-k8s.io) and run kubesim's Kueue (gpulab.kubesim.kueue).
+    kueue: bool = False
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

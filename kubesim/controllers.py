@@ -18,6 +18,8 @@ from gpulab.kubesim.events import EventRecorder
 from gpulab.kubesim.ipam import IpPool
 from gpulab.kubesim.jobcontroller import JobController
 from gpulab.kubesim.kubelet import Kubelet
+from gpulab.kubesim.kueue.controller import COMPONENT as KUEUE_COMPONENT
+from gpulab.kubesim.kueue.controller import KueueController
 from gpulab.kubesim.nodes import register_nodes
 from gpulab.kubesim.runtime import reap_leftovers
 from gpulab.kubesim.scheduler import Scheduler
@@ -70,12 +72,17 @@ class Controllers:
         self.snapshots = SnapshotController(
             store, config.data_dir, self.volumes, EventRecorder(store, "snapshot-controller")
         )
+        self.kueue = (
+            KueueController(store, EventRecorder(store, KUEUE_COMPONENT)) if config.kueue else None
+        )
 
     def log_dir(self, namespace: str, name: str, uid: str) -> Path:
         return self.kubelet.log_dir(namespace, name, uid)
 
     async def stop(self) -> None:
         await self.snapshots.stop()
+        if self.kueue is not None:
+            self.kueue.close()
         self.jobs.close()
         self.scheduler.close()
         self.volumes.close()

@@ -35,9 +35,10 @@ _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "updat
 _SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
 
 
-def _served() -> list[ResourceType]:
-    """Stored kinds, then the create-only review kinds (answered, never stored)."""
-    return [*RESOURCES.values(), *REVIEWS.values()]
+def _served(hidden: frozenset[str] = frozenset()) -> list[ResourceType]:
+    """Stored kinds, then the create-only review kinds (answered, never stored); without the
+    API groups in ``hidden`` (optional ones switched off)."""
+    return [rt for rt in (*RESOURCES.values(), *REVIEWS.values()) if rt.group not in hidden]
 
 
 def _verbs(rt: ResourceType) -> list[str]:
@@ -46,10 +47,10 @@ def _verbs(rt: ResourceType) -> list[str]:
     return _VERBS if rt.kind != "Node" else [v for v in _VERBS if v != "deletecollection"]
 
 
-def group_versions() -> dict[str, list[ResourceType]]:
+def group_versions(hidden: frozenset[str] = frozenset()) -> dict[str, list[ResourceType]]:
     """``api/v1`` or ``apis/<group>/<version>`` -> the types served there."""
     out: dict[str, list[ResourceType]] = {}
-    for rt in _served():
+    for rt in _served(hidden):
         prefix = "api/v1" if not rt.group else f"apis/{rt.group}/{rt.version}"
         out.setdefault(prefix, []).append(rt)
     return out
@@ -68,20 +69,20 @@ def _group(group: str, version: str) -> dict[str, Any]:
     return {"name": group, "versions": [gv], "preferredVersion": gv}
 
 
-def api_group_list() -> dict[str, Any]:
-    groups = sorted({(rt.group, rt.version) for rt in _served() if rt.group})
+def api_group_list(hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    groups = sorted({(rt.group, rt.version) for rt in _served(hidden) if rt.group})
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [_group(g, v) for g, v in groups]}
 
 
-def api_group(group: str) -> dict[str, Any] | None:
-    for rt in _served():
+def api_group(group: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    for rt in _served(hidden):
         if rt.group == group:
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(group, rt.version)}
     return None
 
 
-def resource_list(prefix: str) -> dict[str, Any] | None:
-    types = group_versions().get(prefix)
+def resource_list(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    types = group_versions(hidden).get(prefix)
     if types is None:
         return None
     resources: list[dict[str, Any]] = []
@@ -118,25 +119,25 @@ def resource_list(prefix: str) -> dict[str, Any] | None:
     }
 
 
-def _hash(prefix: str) -> str:
+def _hash(prefix: str, hidden: frozenset[str]) -> str:
     return (
-        hashlib.sha512(json.dumps(openapi_v3_doc(prefix), sort_keys=True).encode())
+        hashlib.sha512(json.dumps(openapi_v3_doc(prefix, hidden), sort_keys=True).encode())
         .hexdigest()[:32]
         .upper()
     )
 
 
-def openapi_v3_root() -> dict[str, Any]:
+def openapi_v3_root(hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
     return {
         "paths": {
-            prefix: {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={_hash(prefix)}"}
-            for prefix in group_versions()
+            prefix: {"serverRelativeURL": f"/openapi/v3/{prefix}?hash={_hash(prefix, hidden)}"}
+            for prefix in group_versions(hidden)
         }
     }
 
 
-def openapi_v3_doc(prefix: str) -> dict[str, Any] | None:
-    types = group_versions().get(prefix)
+def openapi_v3_doc(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    types = group_versions(hidden).get(prefix)
     if types is None:
         return None
     paths: dict[str, Any] = {}

@@ -35,6 +35,7 @@ def serve_command(
     port: int = 0,
     token_auth_file: Path | None = None,
     store_dir: Path | None = None,
+    kueue: bool = False,
 ) -> list[str]:
     """The command line of a kubesim server (port 0: a free port, read from the ready line)."""
     cmd = [sys.executable, "-m", "gpulab.cli", "kubesim", "serve", "--port", str(port)]
@@ -47,6 +48,8 @@ def serve_command(
         cmd += ["--token-auth-file", str(token_auth_file)]
     if store_dir is not None:
         cmd += ["--store-dir", str(store_dir)]
+    if kueue:
+        cmd.append("--kueue")
     return cmd
 
 
@@ -77,12 +80,14 @@ class KubesimChild:
         timeout: float = 60,
         token_auth_file: Path | None = None,
         keep_store: bool = False,
+        kueue: bool = False,
     ) -> KubesimChild:
         """Start kubesim with its state under ``folder`` (data in ``folder/data``,
         appending to the log ``folder/kubesim.log``: a restart in the same folder keeps both) and
         wait for its ready line; ``timeout`` is a deadline for a slow machine, not a target.
         ``token_auth_file``: serve with ``--token-auth-file`` (authentication and RBAC on).
-        ``keep_store``: keep the API objects in ``folder/store`` (a restart resumes them)."""
+        ``keep_store``: keep the API objects in ``folder/store`` (a restart resumes them).
+        ``kueue``: serve with ``--kueue`` (Kueue's API and kubesim's Kueue)."""
         data_dir, kubeconfig = folder / "data", folder / "kubeconfig"
         log_path = folder / "kubesim.log"
         cmd = serve_command(
@@ -92,6 +97,7 @@ class KubesimChild:
             audit_log=audit_log,
             token_auth_file=token_auth_file,
             store_dir=folder / "store" if keep_store else None,
+            kueue=kueue,
         )
         with log_path.open("a") as log:
             proc = subprocess.Popen(

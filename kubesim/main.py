@@ -26,6 +26,7 @@ from gpulab.kubesim.audit import Audit
 from gpulab.kubesim.authn import MASTERS, TokenAuthenticator
 from gpulab.kubesim.config import KubesimConfig, parse_nodes
 from gpulab.kubesim.controllers import Controllers, start_controllers
+from gpulab.kubesim.kueue.crds import KUEUE_GROUPS
 from gpulab.kubesim.persist import Journal
 from gpulab.kubesim.quota import QuotaController
 from gpulab.kubesim.reboot import end_pods_of_earlier_run
@@ -101,6 +102,7 @@ class KubeSim:
             log_dir=self.controllers.log_dir,
             audit=self.audit,
             authenticator=authenticator,
+            hidden_groups=frozenset() if self.config.kueue else KUEUE_GROUPS,
         )
         self._runner = web.AppRunner(
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
@@ -188,6 +190,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["token_auth_file"] = Path(args.token_auth_file)
     if getattr(args, "store_dir", None):
         kwargs["store_dir"] = Path(args.store_dir)
+    if getattr(args, "kueue", False):
+        kwargs["kueue"] = True
     return KubesimConfig(**kwargs)
 
 

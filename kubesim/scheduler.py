@@ -6,7 +6,9 @@ affinity, then resources (requests against allocatable minus the requests of eve
 non-terminal pod bound there; requests default to limits at admission). A pod that fits
 nowhere gets ``PodScheduled=False`` / ``Unschedulable`` and a ``FailedScheduling`` event
 with the real message; it is tried again only when capacity may have changed (a bound pod
-finished or went away, a node changed), never in a polling loop.
+finished or went away, a node changed), never in a polling loop. A pod with
+``spec.schedulingGates`` is not tried: it stays Pending with ``PodScheduled=False`` /
+``SchedulingGated`` until its gates are removed.
 """
 
 from __future__ import annotations
@@ -196,6 +198,9 @@ class Scheduler:
         for pod in queue:
             if (pod.get("spec") or {}).get("nodeName") or pod["metadata"].get("deletionTimestamp"):
                 continue
+            if (pod.get("spec") or {}).get("schedulingGates"):
+                self._mark_gated(pod)  # not a scheduling attempt: it waits for its gates
+                continue
             try:
                 self._schedule_one(pod, nodes, used)
             except ApiError as e:  # deleted meanwhile
@@ -278,26 +283,30 @@ class Scheduler:
                 why.append("Too many pods" if rname == "pods" else f"Insufficient {rname}")
         return why
 
+    def _mark_gated(self, pod: dict[str, Any]) -> None:
+        """``PodScheduled=False`` with reason ``SchedulingGated``, once (no event, as upstream)."""
+        for c in (pod.get("status") or {}).get("conditions") or []:
+            if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+                return
+        self._not_scheduled(
+            pod, "SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates"
+        )
+
     def _mark_unschedulable(self, pod: dict[str, Any], message: str) -> None:
-        md = pod["metadata"]
-        now = now_rfc3339()
-
-        def mark(p: dict[str, Any]) -> None:
-            _set_condition(
-                p,
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": message,
-                },
-                now,
-            )
-
-        updated = self._store.mutate(resource("pods"), md["namespace"], md["name"], mark)
+        updated = self._not_scheduled(pod, "Unschedulable", message)
         self._recorder.record(
             updated, "Warning", "FailedScheduling", message, component=SCHEDULER_NAME
         )
+
+    def _not_scheduled(self, pod: dict[str, Any], reason: str, message: str) -> dict[str, Any]:
+        md = pod["metadata"]
+        now = now_rfc3339()
+        cond = {"type": "PodScheduled", "status": "False", "reason": reason, "message": message}
+
+        def mark(p: dict[str, Any]) -> None:
+            _set_condition(p, cond, now)
+
+        return self._store.mutate(resource("pods"), md["namespace"], md["name"], mark)
 
 
 def fit_error(num_nodes: int, reasons: Counter[str], resource_failures: int) -> str:

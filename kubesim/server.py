@@ -40,6 +40,7 @@ from gpulab.kubesim.errors import (
     unsupported_media_type,
 )
 from gpulab.kubesim.faults import Faults, parse_faults
+from gpulab.kubesim.kueue import crds, webhook
 from gpulab.kubesim.logs import LogDir, serve_log
 from gpulab.kubesim.rbac import GROUP as RBAC_GROUP
 from gpulab.kubesim.rbac import (
@@ -100,8 +101,11 @@ class ApiServer:
         faults: Faults | None = None,
         seed: int | None = None,
         authenticator: TokenAuthenticator | None = None,
+        hidden_groups: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
+        # Optional API groups switched off (Kueue's without --kueue): not served, not listed.
+        self.hidden = hidden_groups
         self.authenticator = authenticator
         self.authorizer = StoreAuthorizer(store) if authenticator is not None else None
         self.log_dir = log_dir
@@ -275,18 +279,22 @@ class ApiServer:
         if path == "/api":
             return object_response(discovery.api_versions())
         if path == "/apis":
-            return object_response(discovery.api_group_list())
+            return object_response(discovery.api_group_list(self.hidden))
         parts = path.strip("/").split("/")
         if parts[0] == "api" and len(parts) == 2 or parts[0] == "apis" and len(parts) == 3:
-            doc = discovery.resource_list("/".join(parts))
+            doc = discovery.resource_list("/".join(parts), self.hidden)
             if doc is not None:
                 return object_response(doc)
-        if parts[0] == "apis" and len(parts) == 2 and (group := discovery.api_group(parts[1])):
+        if (
+            parts[0] == "apis"
+            and len(parts) == 2
+            and (group := discovery.api_group(parts[1], self.hidden))
+        ):
             return object_response(group)
         if path == "/openapi/v3":
-            return object_response(discovery.openapi_v3_root())
+            return object_response(discovery.openapi_v3_root(self.hidden))
         if path.startswith("/openapi/v3/"):
-            doc = discovery.openapi_v3_doc(path.removeprefix("/openapi/v3/"))
+            doc = discovery.openapi_v3_doc(path.removeprefix("/openapi/v3/"), self.hidden)
             if doc is not None:
                 return object_response(doc)
         if path == "/openapi/v2" and "protobuf" not in request.headers.get("Accept", ""):
@@ -316,7 +324,7 @@ class ApiServer:
 
     def _type(self, info: RequestInfo) -> ResourceType:
         rt = RESOURCES.get((info.group, info.resource))
-        if rt is None or rt.version != info.version:
+        if rt is None or rt.version != info.version or rt.group in self.hidden:
             raise _not_found_path()
         if info.subresource and info.subresource not in rt.subresources:
             raise _not_found_path()
@@ -609,6 +617,8 @@ class ApiServer:
         body = await self._body(request, ("application/json", "application/yaml"))
         obj = admission.check_kind(rt, body)
         self._namespace_of(rt, ns, obj)
+        if crds.GROUP not in self.hidden:
+            webhook.default_on_create(rt, ns, obj)
         dry_run = self._dry_run(request)
         admission.validate(rt, obj, strict=self._strict(request))
         admission.admit_create(self.store, rt, ns, obj)

@@ -43,6 +43,7 @@ from gpulab.kubesim.selectors import (
 )
 
 __all__ = [
+    "KUEUE_GROUP",
     "RESOURCES",
     "ApiError",
     "ResourceType",
@@ -92,6 +93,7 @@ def _rt(
 
 
 _ALL = ("all",)
+KUEUE_GROUP = "kueue.x-k8s.io"
 RESOURCES: dict[tuple[str, str], ResourceType] = {
     (rt.group, rt.plural): rt
     for rt in (
@@ -127,6 +129,19 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
             False,
             (),
             ("vsclass", "vsclasses"),
+        ),
+        _rt("scheduling.k8s.io", "PriorityClass", "priorityclasses", False, (), ("pc",)),
+        # Kueue (served only when kubesim runs with --kueue; see gpulab.kubesim.kueue).
+        *(
+            _rt(KUEUE_GROUP, kind, plural, namespaced, sub, short, version="v1beta2")
+            for kind, plural, namespaced, sub, short in (
+                ("ResourceFlavor", "resourceflavors", False, (), ("flavor", "flavors", "rf")),
+                ("ClusterQueue", "clusterqueues", False, ["status"], ("cq",)),
+                ("Cohort", "cohorts", False, ["status"], ("co",)),
+                ("LocalQueue", "localqueues", True, ["status"], ("queue", "queues", "lq")),
+                ("WorkloadPriorityClass", "workloadpriorityclasses", False, (), ("wpc",)),
+                ("Workload", "workloads", True, ["status"], ("kwl",)),
+            )
         ),
     )
 }

@@ -1,0 +1,701 @@
+"""kubesim's Kueue scheduling core: quotas, the cohort tree, admission and preemption.
+
+Pure and synchronous (no store, no asyncio, no clock): the controller
+(:mod:`gpulab.kubesim.kueue.controller`) feeds it from the API objects, and the scheduling
+benchmark replays a trace through it with its own clock. Amounts are integers in whatever
+unit the caller chose per resource (the controller uses milli-units of the Kubernetes
+quantity, so ``nvidia.com/gpu: 1`` is 1000).
+
+Entry points::
+
+    engine = Engine()
+    engine.set_flavor("gpu-a100", {"nvidia.com/gpu.product": "A100"})
+    engine.set_cohort(CohortSpec("gpulab"))
+    engine.set_cohort(CohortSpec("gpulab-vision", parent="gpulab", resource_groups=[...]))
+    engine.set_queue(QueueSpec("gpulab-vision-alice", cohort="gpulab-vision", resource_groups=[...]))
+    engine.add_workload(Workload("ns/job-1", queue="gpulab-vision-alice", priority=100,
+                                 created=now, pod_sets=[PodSet("main", 1, {"nvidia.com/gpu": 1000})]))
+    for decision in engine.admit_cycle(now):   # Admit(...) or Preempt(...)
+        ...
+    engine.release(key, now, requeue=True)  # an evicted workload stopped: back in its queue
+    engine.remove(key)                      # finished or deleted: its quota is free
+
+What it follows (the Kueue v0.19 concept pages): nominal quota per flavor and resource;
+cohorts, flat (``cohort`` of a queue) or hierarchical (cohorts with a parent and quota of
+their own), with ``borrowingLimit`` and ``lendingLimit`` computed as Kueue's resource tree
+does (a node's guaranteed quota is what it does not lend; only usage above it reaches the
+parent); flavor assignment in order per resource group (``whenCanBorrow: MayStopSearch``,
+``whenCanPreempt: TryNextFlavor``; a flavor whose nodeLabels contradict the pod's
+nodeSelector is skipped); ``BestEffortFIFO`` and ``StrictFIFO`` (priority, then queue time:
+creation, or the last eviction after a requeue); heads of all queues ordered by how far they
+borrow, then by dominant resource share for queues with fair sharing, then priority, then
+time; classic preemption (``withinClusterQueue``, ``reclaimWithinCohort``,
+``borrowWithinCohort`` with ``maxPriorityThreshold``), where a workload in another queue is a
+candidate when, below the lowest common cohort, its branch uses more than its quota (and the
+preemptor's branch stays within its own for reclaim); candidates ordered other-queue first,
+lowest priority, most recently admitted, then the set is minimised in reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+FR = tuple[str, str]  # (flavor, resource)
+
+NEVER = "Never"
+ANY = "Any"
+LOWER_PRIORITY = "LowerPriority"
+LOWER_OR_NEWER_EQUAL = "LowerOrNewerEqualPriority"
+
+# Preempted condition reasons (Kueue's).
+IN_CLUSTER_QUEUE = "InClusterQueue"
+IN_COHORT_RECLAMATION = "InCohortReclamation"
+IN_COHORT_RECLAIM_WHILE_BORROWING = "InCohortReclaimWhileBorrowing"
+
+
+@dataclass
+class Quota:
+    nominal: int = 0
+    borrowing_limit: int | None = None
+    lending_limit: int | None = None
+
+
+@dataclass
+class FlavorQuotas:
+    flavor: str
+    resources: dict[str, Quota]
+
+
+@dataclass
+class ResourceGroup:
+    covered: tuple[str, ...]
+    flavors: list[FlavorQuotas]
+
+
+@dataclass
+class Preemption:
+    within_cluster_queue: str = NEVER
+    reclaim_within_cohort: str = NEVER
+    borrow_within_cohort: str = NEVER
+    borrow_max_priority: int | None = None
+
+
+@dataclass
+class QueueSpec:
+    """A ClusterQueue."""
+
+    name: str
+    cohort: str | None = None
+    resource_groups: list[ResourceGroup] = field(default_factory=list)
+    preemption: Preemption = field(default_factory=Preemption)
+    strategy: str = "BestEffortFIFO"
+    # None: the queue takes no part in fair sharing; else its weight.
+    fair_weight: float | None = None
+    stopped: bool = False
+    when_can_borrow: str = "MayStopSearch"
+
+
+@dataclass
+class CohortSpec:
+    name: str
+    parent: str | None = None
+    resource_groups: list[ResourceGroup] = field(default_factory=list)
+
+
+@dataclass
+class PodSet:
+    name: str
+    count: int
+    requests: dict[str, int]  # per pod
+    node_selector: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Admission:
+    queue: str
+    flavors: dict[str, dict[str, str]]  # pod set -> resource -> flavor
+    usage: dict[FR, int]
+
+
+@dataclass
+class Workload:
+    key: str
+    queue: str  # the ClusterQueue
+    pod_sets: list[PodSet]
+    priority: int = 0
+    created: float = 0.0
+    admission: Admission | None = None
+    admitted_at: float | None = None
+    evicting: bool = False  # preempted, still holding its quota until released
+    requeue_count: int = 0
+    queued_at: float | None = None  # queue order time; None: created
+    message: str = ""  # why it is not admitted (Kueue's Pending message)
+    waiting_for: frozenset[str] = frozenset()  # victims this workload preempted
+
+    @property
+    def order_time(self) -> float:
+        return self.created if self.queued_at is None else self.queued_at
+
+
+@dataclass(frozen=True)
+class Admit:
+    key: str
+    admission: Admission
+
+
+@dataclass(frozen=True)
+class Preempt:
+    key: str  # the victim
+    by: str  # the preemptor
+    reason: str  # InClusterQueue | InCohortReclamation | InCohortReclaimWhileBorrowing
+
+
+Decision = Admit | Preempt
+
+
+@dataclass
+class _Node:
+    name: str
+    parent: str | None
+    quotas: dict[FR, Quota]
+    is_queue: bool
+    children: list[str] = field(default_factory=list)
+    subtree: dict[FR, int] = field(default_factory=dict)
+    usage: dict[FR, int] = field(default_factory=dict)  # usage as seen by this node's tree
+    total: dict[FR, int] = field(default_factory=dict)  # all usage below (plain sum)
+
+    def guaranteed(self, fr: FR) -> int:
+        q = self.quotas.get(fr)
+        if q is None or q.lending_limit is None:
+            return 0
+        return max(0, self.subtree.get(fr, 0) - q.lending_limit)
+
+
+def _quotas(groups: Iterable[ResourceGroup]) -> dict[FR, Quota]:
+    return {(f.flavor, r): q for g in groups for f in g.flavors for r, q in f.resources.items()}
+
+
+def _cohort_name(name: str) -> str:
+    return "cohort:" + name
+
+
+def _queue_name(name: str) -> str:
+    return "queue:" + name
+
+
+class Engine:
+    """Queues, cohorts, flavors and workloads, and the admission cycle over them."""
+
+    def __init__(self, amount_text: Callable[[int], str] = str) -> None:
+        # How messages show an amount (the controller: as a Kubernetes quantity).
+        self.amount_text = amount_text
+        self.flavors: dict[str, dict[str, str]] = {}
+        self.cohorts: dict[str, CohortSpec] = {}
+        self.queues: dict[str, QueueSpec] = {}
+        self.workloads: dict[str, Workload] = {}
+        self._nodes: dict[str, _Node] | None = None
+
+    # -- configuration --------------------------------------------------------------
+    def set_flavor(self, name: str, node_labels: dict[str, str] | None = None) -> None:
+        self.flavors[name] = dict(node_labels or {})
+
+    def remove_flavor(self, name: str) -> None:
+        self.flavors.pop(name, None)
+
+    def set_cohort(self, spec: CohortSpec) -> None:
+        self.cohorts[spec.name] = spec
+        self._nodes = None
+
+    def remove_cohort(self, name: str) -> None:
+        self.cohorts.pop(name, None)
+        self._nodes = None
+
+    def set_queue(self, spec: QueueSpec) -> None:
+        self.queues[spec.name] = spec
+        self._nodes = None
+
+    def remove_queue(self, name: str) -> None:
+        self.queues.pop(name, None)
+        self._nodes = None
+
+    # -- workloads ------------------------------------------------------------------
+    def add_workload(self, wl: Workload) -> None:
+        """A new workload (pending), or one already admitted (``wl.admission`` set)."""
+        self.remove(wl.key)
+        self.workloads[wl.key] = wl
+        if wl.admission is not None and self._nodes is not None:
+            self._charge(wl.admission, +1)
+
+    def remove(self, key: str) -> Workload | None:
+        """A finished or deleted workload: its quota is free."""
+        wl = self.workloads.pop(key, None)
+        if wl is not None and wl.admission is not None and self._nodes is not None:
+            self._charge(wl.admission, -1)
+        return wl
+
+    def evict(self, key: str) -> None:
+        """Mark an admitted workload as being evicted (it keeps its quota until released)."""
+        wl = self.workloads.get(key)
+        if wl is not None and wl.admission is not None:
+            wl.evicting = True
+
+    def release(self, key: str, now: float, requeue: bool = True) -> None:
+        """An evicted workload stopped: free its quota; with ``requeue`` it waits again,
+        ordered by the time of its eviction (Kueue's default requeuing timestamp)."""
+        wl = self.workloads.get(key)
+        if wl is None:
+            return
+        if wl.admission is not None and self._nodes is not None:
+            self._charge(wl.admission, -1)
+        wl.admission, wl.admitted_at, wl.evicting = None, None, False
+        if requeue:
+            wl.requeue_count += 1
+            wl.queued_at = now
+
+    # -- reading --------------------------------------------------------------------
+    def pending(self, queue: str) -> list[Workload]:
+        """A ClusterQueue's waiting workloads in queue order."""
+        out = [w for w in self.workloads.values() if w.queue == queue and w.admission is None]
+        out.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+        return out
+
+    def admitted(self, queue: str) -> list[Workload]:
+        return [w for w in self.workloads.values() if w.admission and w.admission.queue == queue]
+
+    def usage(self, queue: str) -> dict[FR, int]:
+        """What a ClusterQueue's admitted workloads use, per flavor and resource."""
+        return dict(self._tree()[_queue_name(queue)].total) if queue in self.queues else {}
+
+    def borrowing(self, queue: str) -> dict[FR, int]:
+        """How much of its usage a ClusterQueue borrows (above its nominal quota)."""
+        node = self._tree().get(_queue_name(queue))
+        if node is None:
+            return {}
+        return {
+            fr: used - node.subtree.get(fr, 0)
+            for fr, used in node.total.items()
+            if used > node.subtree.get(fr, 0)
+        }
+
+    def nominal(self, queue: str) -> dict[FR, int]:
+        node = self._tree().get(_queue_name(queue))
+        return dict(node.subtree) if node else {}
+
+    # -- the tree -------------------------------------------------------------------
+    def _tree(self) -> dict[str, _Node]:
+        if self._nodes is None:
+            self._nodes = self._build()
+        return self._nodes
+
+    def _build(self) -> dict[str, _Node]:
+        nodes: dict[str, _Node] = {}
+
+        def cohort(name: str, seen: tuple[str, ...] = ()) -> str:
+            key = _cohort_name(name)
+            if key in nodes:
+                return key
+            spec = self.cohorts.get(name)
+            parent = spec.parent if spec else None
+            if parent and parent not in seen and parent != name:
+                parent_key: str | None = cohort(parent, (*seen, name))
+            else:
+                parent_key = None  # a cycle is cut where it closes
+            nodes[key] = _Node(
+                key, parent_key, _quotas(spec.resource_groups) if spec else {}, False
+            )
+            if parent_key:
+                nodes[parent_key].children.append(key)
+            return key
+
+        for name in self.cohorts:
+            cohort(name)
+        for q in self.queues.values():
+            parent = cohort(q.cohort) if q.cohort else None
+            key = _queue_name(q.name)
+            nodes[key] = _Node(key, parent, _quotas(q.resource_groups), True)
+            if parent:
+                nodes[parent].children.append(key)
+        for node in nodes.values():
+            if node.parent is None:
+                self._fill(nodes, node)
+        for wl in self.workloads.values():
+            if wl.admission is not None:
+                self._charge(wl.admission, +1, nodes)
+        return nodes
+
+    def _fill(self, nodes: dict[str, _Node], node: _Node) -> None:
+        node.subtree = {fr: q.nominal for fr, q in node.quotas.items()}
+        node.usage, node.total = {}, {}
+        for child_key in node.children:
+            child = nodes[child_key]
+            self._fill(nodes, child)
+            for fr, quota in child.subtree.items():
+                node.subtree[fr] = node.subtree.get(fr, 0) + quota - child.guaranteed(fr)
+
+    def _charge(
+        self, admission: Admission, sign: int, nodes: dict[str, _Node] | None = None
+    ) -> None:
+        nodes = nodes if nodes is not None else self._tree()
+        node = nodes.get(_queue_name(admission.queue))
+        if node is None:
+            return
+        for fr, amount in admission.usage.items():
+            self._add(nodes, node, fr, sign * amount)
+
+    @staticmethod
+    def _add(nodes: dict[str, _Node], node: _Node, fr: FR, delta: int) -> None:
+        """Change a queue's usage; each parent sees only what exceeds the child's guarantee."""
+        cur: _Node | None = node
+        seen = delta
+        while cur is not None:
+            cur.total[fr] = cur.total.get(fr, 0) + delta
+            if seen:
+                old = cur.usage.get(fr, 0)
+                cur.usage[fr] = old + seen
+                g = cur.guaranteed(fr)
+                seen = max(0, old + seen - g) - max(0, old - g)
+            cur = nodes[cur.parent] if cur.parent else None
+
+    def _available(self, nodes: dict[str, _Node], node: _Node, fr: FR) -> int:
+        if node.parent is None:
+            return node.subtree.get(fr, 0) - node.usage.get(fr, 0)
+        g = node.guaranteed(fr)
+        local = max(0, g - node.usage.get(fr, 0))
+        from_parent = self._available(nodes, nodes[node.parent], fr)
+        q = node.quotas.get(fr)
+        if q is not None and q.borrowing_limit is not None:
+            stored = node.subtree.get(fr, 0) - g
+            used_in_parent = max(0, node.usage.get(fr, 0) - g)
+            from_parent = min(stored - used_in_parent + q.borrowing_limit, from_parent)
+        return local + max(0, from_parent)
+
+    def _potential(self, nodes: dict[str, _Node], node: _Node, fr: FR) -> int:
+        """The most a queue could get of ``fr`` with nothing else admitted."""
+        if node.parent is None:
+            return node.subtree.get(fr, 0)
+        g = node.guaranteed(fr)
+        from_parent = self._potential(nodes, nodes[node.parent], fr)
+        q = node.quotas.get(fr)
+        if q is not None and q.borrowing_limit is not None:
+            from_parent = min(node.subtree.get(fr, 0) - g + q.borrowing_limit, from_parent)
+        return g + max(0, from_parent)
+
+    def _path(self, nodes: dict[str, _Node], key: str) -> list[_Node]:
+        out = []
+        cur: _Node | None = nodes[key]
+        while cur is not None:
+            out.append(cur)
+            cur = nodes[cur.parent] if cur.parent else None
+        return out
+
+    # -- flavor assignment ----------------------------------------------------------
+    def _need(self, wl: Workload) -> dict[str, int]:
+        need: dict[str, int] = {}
+        for ps in wl.pod_sets:
+            for r, v in ps.requests.items():
+                need[r] = need.get(r, 0) + v * ps.count
+        return need
+
+    def _assign(self, nodes: dict[str, _Node], wl: Workload) -> tuple[str, Admission | None, str]:
+        """("fit" | "preempt" | "nofit", the assignment, why it does not fit)."""
+        spec = self.queues[wl.queue]
+        node = nodes[_queue_name(wl.queue)]
+        flavors: dict[str, dict[str, str]] = {}
+        usage: dict[FR, int] = {}
+        mode, reason = "fit", ""
+        for ps in wl.pod_sets:
+            want = {r: v * ps.count for r, v in ps.requests.items() if v > 0}
+            chosen: dict[str, str] = {}
+            for r in want:
+                if r in chosen:
+                    continue
+                group = next((g for g in spec.resource_groups if r in g.covered), None)
+                if group is None:
+                    return "nofit", None, f"resource {r} unavailable in ClusterQueue"
+                rs = [x for x in group.covered if x in want]
+                picked, picked_mode, why = self._pick(nodes, node, spec, group, ps, rs, want, usage)
+                if picked is None:
+                    return "nofit", None, f"couldn't assign flavors to pod set {ps.name}: {why}"
+                for x in rs:
+                    chosen[x] = picked
+                    usage[(picked, x)] = usage.get((picked, x), 0) + want[x]
+                if picked_mode == "preempt":
+                    mode, reason = "preempt", f"pod set {ps.name}: {why}"
+            flavors[ps.name] = chosen
+        return mode, Admission(wl.queue, flavors, usage), reason
+
+    def _pick(
+        self,
+        nodes: dict[str, _Node],
+        node: _Node,
+        spec: QueueSpec,
+        group: ResourceGroup,
+        ps: PodSet,
+        rs: list[str],
+        want: dict[str, int],
+        usage: dict[FR, int],
+    ) -> tuple[str | None, str, str]:
+        borrow_fit: str | None = None
+        preempt: str | None = None
+        why = ""
+        for fq in group.flavors:
+            labels = self.flavors.get(fq.flavor)
+            if labels is None:
+                why = f"flavor {fq.flavor} not found"
+                continue
+            if any(ps.node_selector.get(k, v) != v for k, v in labels.items()):
+                why = f"flavor {fq.flavor} doesn't match node affinity"
+                continue
+            fits, borrows, could = True, False, True
+            for r in rs:
+                fr = (fq.flavor, r)
+                amount = want[r] + usage.get(fr, 0)
+                if fr not in node.quotas:
+                    fits = could = False
+                    why = f"resource {r} unavailable in flavor {fq.flavor}"
+                    break
+                avail = self._available(nodes, node, fr)
+                if amount > avail:
+                    fits = False
+                    why = (
+                        f"insufficient unused quota for {r} in flavor {fq.flavor}, "
+                        f"{self.amount_text(amount - avail)} more needed"
+                    )
+                if node.total.get(fr, 0) + amount > node.subtree.get(fr, 0):
+                    borrows = True
+                if amount > self._potential(nodes, node, fr):
+                    could = False
+                    why = (
+                        f"insufficient quota for {r} in flavor {fq.flavor}, "
+                        f"request > maximum capacity ({self.amount_text(amount)} > "
+                        f"{self.amount_text(self._potential(nodes, node, fr))})"
+                    )
+            if fits and not borrows:
+                return fq.flavor, "fit", ""
+            if fits and borrow_fit is None:
+                borrow_fit = fq.flavor
+                if spec.when_can_borrow != "TryNextFlavor":
+                    return fq.flavor, "fit", ""
+            if not fits and could and preempt is None:
+                preempt = fq.flavor
+        if borrow_fit is not None:
+            return borrow_fit, "fit", ""
+        if preempt is not None:
+            return preempt, "preempt", why
+        return None, "nofit", why
+
+    def _fits(self, nodes: dict[str, _Node], queue: str, usage: dict[FR, int]) -> bool:
+        node = nodes[_queue_name(queue)]
+        return all(self._available(nodes, node, fr) >= v for fr, v in usage.items())
+
+    def _borrow_level(self, nodes: dict[str, _Node], queue: str, usage: dict[FR, int]) -> int:
+        """How many levels of the tree the workload would use more than their quota at."""
+        level = 0
+        for node in self._path(nodes, _queue_name(queue)):
+            if any(node.total.get(fr, 0) + v > node.subtree.get(fr, 0) for fr, v in usage.items()):
+                level += 1
+        return level
+
+    def share(self, queue: str, extra: dict[FR, int] | None = None) -> float:
+        """A queue's dominant resource share: its largest borrowing as a fraction of what its
+        whole cohort tree can lend, divided by its fair-sharing weight."""
+        nodes = self._tree()
+        node = nodes.get(_queue_name(queue))
+        spec = self.queues.get(queue)
+        if node is None or spec is None:
+            return 0.0
+        root = self._path(nodes, node.name)[-1]
+        extra = extra or {}
+        best = 0.0
+        for fr in set(node.total) | set(extra):
+            borrowed = node.total.get(fr, 0) + extra.get(fr, 0) - node.subtree.get(fr, 0)
+            lendable = root.subtree.get(fr, 0)
+            if borrowed > 0 and lendable > 0:
+                best = max(best, borrowed / lendable)
+        weight = spec.fair_weight if spec.fair_weight is not None else 1.0
+        if weight <= 0:
+            return float("inf") if best > 0 else 0.0
+        return best / weight
+
+    # -- preemption -----------------------------------------------------------------
+    def _candidates(
+        self, nodes: dict[str, _Node], wl: Workload, need: dict[FR, int]
+    ) -> list[tuple[Workload, str]]:
+        spec = self.queues[wl.queue]
+        pol = spec.preemption
+        my_path = self._path(nodes, _queue_name(wl.queue))
+        my_names = [n.name for n in my_path]
+        out: list[tuple[Workload, str]] = []
+        for other in self.workloads.values():
+            adm = other.admission
+            if adm is None or other.evicting or other.key == wl.key:
+                continue
+            if not any(fr in adm.usage for fr in need):
+                continue
+            if adm.queue == wl.queue:
+                p = pol.within_cluster_queue
+                if p == LOWER_PRIORITY and other.priority < wl.priority:
+                    out.append((other, IN_CLUSTER_QUEUE))
+                elif p == LOWER_OR_NEWER_EQUAL and (
+                    other.priority < wl.priority
+                    or other.priority == wl.priority
+                    and other.order_time > wl.order_time
+                ):
+                    out.append((other, IN_CLUSTER_QUEUE))
+                continue
+            if _queue_name(adm.queue) not in nodes:
+                continue
+            their_path = self._path(nodes, _queue_name(adm.queue))
+            lca = next((n for n in their_path if n.name in my_names), None)
+            if lca is None:
+                continue  # not in the same cohort tree
+            mine = my_path[my_names.index(lca.name) - 1]
+            theirs = their_path[[n.name for n in their_path].index(lca.name) - 1]
+            if not any(theirs.total.get(fr, 0) > theirs.subtree.get(fr, 0) for fr in need):
+                continue  # their branch is not borrowing: nothing to reclaim
+            within = all(
+                mine.total.get(fr, 0) + v <= mine.subtree.get(fr, 0) for fr, v in need.items()
+            )
+            if within:
+                p = pol.reclaim_within_cohort
+                if p == ANY or p == LOWER_PRIORITY and other.priority < wl.priority:
+                    out.append((other, IN_COHORT_RECLAMATION))
+                    continue
+            if pol.borrow_within_cohort == LOWER_PRIORITY and pol.reclaim_within_cohort != NEVER:
+                limit = pol.borrow_max_priority
+                if other.priority < wl.priority and (limit is None or other.priority <= limit):
+                    out.append((other, IN_COHORT_RECLAIM_WHILE_BORROWING))
+        out.sort(
+            key=lambda c: (
+                c[0].admission.queue == wl.queue if c[0].admission else True,
+                c[0].priority,
+                -(c[0].admitted_at or 0.0),
+            )
+        )
+        return out
+
+    def _targets(
+        self, nodes: dict[str, _Node], wl: Workload, adm: Admission
+    ) -> list[tuple[Workload, str]]:
+        candidates = self._candidates(nodes, wl, adm.usage)
+        chosen: list[tuple[Workload, str]] = []
+        for cand in candidates:
+            assert cand[0].admission is not None
+            self._charge(cand[0].admission, -1, nodes)
+            chosen.append(cand)
+            if self._fits(nodes, wl.queue, adm.usage):
+                break
+        else:
+            for c, _ in chosen:
+                assert c.admission is not None
+                self._charge(c.admission, +1, nodes)
+            return []
+        # Minimise: give back, newest choice first, every target the preemptor does not need.
+        for cand in reversed(chosen[:-1]):
+            assert cand[0].admission is not None
+            self._charge(cand[0].admission, +1, nodes)
+            if self._fits(nodes, wl.queue, adm.usage):
+                chosen.remove(cand)
+            else:
+                self._charge(cand[0].admission, -1, nodes)
+        for c, _ in chosen:
+            assert c.admission is not None
+            self._charge(c.admission, +1, nodes)
+        return chosen
+
+    # -- the cycle ------------------------------------------------------------------
+    def admit_cycle(self, now: float) -> list[Decision]:
+        """Admit what fits, in Kueue's order; issue preemptions for what could fit.
+
+        Admitted workloads get ``admission``/``admitted_at`` here. Victims of a preemption
+        are marked ``evicting`` and keep their quota until :meth:`release`; their preemptor
+        waits (``waiting_for``) and is tried again in a later cycle.
+        """
+        nodes = self._tree()
+        decisions: list[Decision] = []
+        tried: set[str] = set()
+        blocked: set[str] = set()
+        by_queue: dict[str, list[Workload]] = {}
+        for w in self.workloads.values():
+            if w.admission is None and w.queue in self.queues:
+                by_queue.setdefault(w.queue, []).append(w)
+            elif w.admission is None:
+                w.message = f"ClusterQueue {w.queue} doesn't exist"
+        for lst in by_queue.values():
+            lst.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+        while True:
+            heads: list[tuple[tuple[float, ...], Workload, str, Admission | None, str]] = []
+            for q, lst in by_queue.items():
+                spec = self.queues[q]
+                if spec.stopped or q in blocked:
+                    continue
+                head = next((w for w in lst if w.key not in tried), None)
+                if head is None:
+                    continue
+                mode, adm, why = self._assign(nodes, head)
+                level = self._borrow_level(nodes, q, adm.usage) if adm else 99
+                drs = (
+                    self.share(q, adm.usage if adm else None)
+                    if spec.fair_weight is not None
+                    else 0.0
+                )
+                key = (float(level), drs, float(-head.priority), head.order_time)
+                heads.append((key, head, mode, adm, why))
+            if not heads:
+                break
+            heads.sort(key=lambda h: (h[0], h[1].key))
+            for _, wl, _, _, _ in heads:
+                tried.add(wl.key)
+                mode, adm, why = self._assign(nodes, wl)  # earlier heads changed usage
+                if mode == "fit" and adm is not None and self._fits(nodes, wl.queue, adm.usage):
+                    wl.admission, wl.admitted_at, wl.message = adm, now, ""
+                    wl.waiting_for = frozenset()
+                    self._charge(adm, +1, nodes)
+                    by_queue[wl.queue].remove(wl)
+                    decisions.append(Admit(wl.key, adm))
+                    continue
+                if mode == "preempt" and adm is not None:
+                    if any(
+                        (v := self.workloads.get(k)) is not None and v.evicting
+                        for k in wl.waiting_for
+                    ):
+                        wl.message = "waiting for preempted workloads to release their quota"
+                    elif targets := self._targets(nodes, wl, adm):
+                        for victim, reason in targets:
+                            victim.evicting = True
+                            decisions.append(Preempt(victim.key, wl.key, reason))
+                        wl.waiting_for = frozenset(v.key for v, _ in targets)
+                        wl.message = f"preempting {len(targets)} workload(s) to make room"
+                    else:
+                        wl.message = f"couldn't assign flavors to {why}"
+                else:
+                    wl.message = why
+                if self.queues[wl.queue].strategy == "StrictFIFO":
+                    blocked.add(wl.queue)
+        return decisions
+
+
+__all__ = [
+    "ANY",
+    "FR",
+    "IN_CLUSTER_QUEUE",
+    "IN_COHORT_RECLAIM_WHILE_BORROWING",
+    "IN_COHORT_RECLAMATION",
+    "LOWER_OR_NEWER_EQUAL",
+    "LOWER_PRIORITY",
+    "NEVER",
+    "Admission",
+    "Admit",
+    "CohortSpec",
+    "Decision",
+    "Engine",
+    "FlavorQuotas",
+    "PodSet",
+    "Preempt",
+    "Preemption",
+    "Quota",
+    "QueueSpec",
+    "ResourceGroup",
+    "Workload",
+]
