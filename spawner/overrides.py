@@ -17,14 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpulab.hub.kueue.names import PRIORITY_INTERACTIVE
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
 from gpulab.hub.workload.labels import IMAGE_ANNOTATION, PROFILE_ANNOTATION, SERVER_COMPONENT
 from gpulab.hub.workload.pod import PodParts, pod_parts, queue_labels
 from kubernetes_asyncio.client import V1LocalObjectReference, V1Toleration, V1Volume, V1VolumeMount
 from kubespawner.utils import get_k8s_model
-
-# TODO(merge wc-kueue-policy): from gpulab.hub.kueue.names import PRIORITY_INTERACTIVE
-PRIORITY_INTERACTIVE = "gpulab-interactive"
 
 __all__ = [
     "PodPlan",

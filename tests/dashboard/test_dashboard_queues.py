@@ -66,7 +66,15 @@ def test_without_kueue_the_overview_says_so_and_counts_nothing():
 def page(queues: dict) -> str:
     empty = ("capacity", "in_use_by_group", "quota", "running", "idle_holders", "idle_jobs",
              "usage", "nodes", "gpu_types")  # fmt: skip
-    data = {**dict.fromkeys(empty, []), "gpu_hours_by_group_day": {}, "nodes_watched": True}
+    data = {
+        **dict.fromkeys(empty, []),
+        "generated": "2026-12-03T10:00:00+00:00",
+        "gpu_hours_by_group_day": {},
+        "nodes_watched": True,
+        "last_cycle": None,
+        "policy": None,
+        "usage_accounting": {"available": True, "problem": None},
+    }
     return render_dashboard({**data, "queues": queues}, prefix="/", xsrf="t")
 
 

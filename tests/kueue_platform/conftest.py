@@ -9,7 +9,8 @@ starts once (~1 min). Tests make their own users, so they do not depend on one a
 from __future__ import annotations
 
 import pytest
-from kueue_testlib import POLICY
+from gpulab.hub.policy import load_policy
+from kueue_testlib import POLICY, Cluster
 
 
 @pytest.fixture(scope="session")
@@ -26,5 +27,10 @@ def kueue_platform(tmp_path_factory):
     )
     platform = LocalPlatform(config)
     platform.start()
+    cluster = Cluster(platform)
+    try:
+        cluster.apply_policy(load_policy(POLICY))
+    finally:
+        cluster.close()
     yield platform
     platform.stop()

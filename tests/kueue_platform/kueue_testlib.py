@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 from gpulab.hub.kueue.names import PRIORITY_BATCH, user_local_queue
-from gpulab.hub.kueue.render import render_user
+from gpulab.hub.kueue.render import render_policy, render_user
 from gpulab.hub.kueue.sync import object_path
 from gpulab.hub.names import escape_username
 from gpulab.hub.workload.labels import (
@@ -99,12 +99,21 @@ class Cluster:
             if w["spec"].get("queueName") in queues and workload_state(w) == "admitted"
         )
 
-    def ensure_queues(self, policy: Any, user: str, group: str) -> None:
-        """``user``'s ClusterQueue and LocalQueues, made as the hub and the gateway make them
-        on a user's first start or submit (already there: kept)."""
-        for obj in render_user(policy, user, group, NAMESPACE):
+    def apply(self, objects: list[dict[str, Any]]) -> None:
+        """Create rendered Kueue objects (one already there is kept)."""
+        for obj in objects:
             r = self.kube.post(object_path(obj, collection=True), json=obj)
             assert r.status_code in (201, 409), r.text
+
+    def apply_policy(self, policy: Any) -> None:
+        """The policy's Kueue objects (flavors, cohorts, borrowing queues, priority classes),
+        as ``gpulab admin kueue render POLICY | kubectl apply -f -`` makes them."""
+        self.apply(render_policy(policy, NAMESPACE))
+
+    def ensure_queues(self, policy: Any, user: str, group: str) -> None:
+        """``user``'s ClusterQueue and LocalQueues, made as the hub and the gateway make them
+        on a user's first start or submit."""
+        self.apply(render_user(policy, user, group, NAMESPACE))
 
     # ------------------------------------------------------------------ Jobs
     def submit_queued_job(self, user: str, group: str, gpus: int) -> str:
