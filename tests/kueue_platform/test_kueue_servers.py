@@ -1,0 +1,89 @@
+"""Servers through Kueue, end to end on the Kueue-on platform: the pod joins the user's queue as
+interactive work and starts once admitted; a server that must wait says where it stands on the
+progress page and gives up after the group's wait_for_gpus, leaving no pod and no Workload;
+the dashboard shows the group's queues."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from gpulab.hub.kueue.names import PRIORITY_INTERACTIVE, user_local_queue
+from gpulab.hub.policy import load_policy
+from gpulab.hub.workload.labels import KUEUE_PRIORITY_LABEL, KUEUE_QUEUE_LABEL
+from gpulab.hub.workload.queueing import kueue_gated, workload_state
+from kueue_testlib import POLICY, Cluster, Hub, new_user, poll, server_pod
+
+pytestmark = [pytest.mark.e2e]
+
+
+@pytest.fixture
+def cluster(kueue_platform) -> Iterator[Cluster]:
+    cluster = Cluster(kueue_platform)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def hub(kueue_platform) -> Iterator[Hub]:
+    hub = Hub(kueue_platform, new_user(kueue_platform, "nlp", "srv"))
+    yield hub
+    try:
+        hub.stop()
+    finally:
+        hub.close()
+
+
+def progress_messages(platform: Any, user: str, limit: float = 150) -> list[str]:
+    """The progress page's messages (its event stream) until the spawn ends (ready or failed)."""
+    seen: list[str] = []
+    url = f"{platform.hub_url}/hub/api/users/{user}/server/progress"
+    headers = {"Authorization": f"token {platform.admin_token}"}
+    with httpx.stream("GET", url, headers=headers, timeout=limit) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                seen.append(json.loads(line[5:]).get("message", ""))
+    return seen
+
+
+def test_a_server_joins_its_users_queue_as_interactive_work_and_starts_once_admitted(hub, cluster):
+    assert hub.start() in (201, 202)
+    pod = poll(lambda: server_pod(cluster, hub.user), "the server's pod")
+    labels = pod["metadata"]["labels"]
+    assert labels[KUEUE_QUEUE_LABEL] == user_local_queue(hub.user)
+    assert labels[KUEUE_PRIORITY_LABEL] == PRIORITY_INTERACTIVE
+    poll(lambda: (m := hub.server()) and m["ready"], "the server ready")
+    workload = cluster.workload_of("Pod", pod["metadata"]["name"])
+    assert workload is not None and workload_state(workload) == "admitted"
+    assert not kueue_gated(cluster.pod(pod["metadata"]["name"]) or {})
+
+
+def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
+    kueue_platform, hub, cluster
+):
+    cluster.ensure_queues(load_policy(POLICY), hub.user, "nlp")
+    holder = cluster.submit_queued_job(hub.user, "nlp", 2)  # the user's whole quota
+    try:
+        poll(
+            lambda: (w := cluster.workload_of("Job", holder)) and workload_state(w) == "admitted",
+            "the job holding the quota admitted",
+        )
+        assert hub.start() in (201, 202)
+        pod = poll(lambda: server_pod(cluster, hub.user), "the server's pod")
+        assert kueue_gated(pod)
+        name = pod["metadata"]["name"]
+        # The stream ends when the start does: nlp's wait_for_gpus is 30 s.
+        messages = progress_messages(kueue_platform, hub.user)
+        queued = [m for m in messages if m.startswith("queued for")]
+        assert queued, messages
+        assert queued[0].startswith("queued for a free A100 GPU in nlp: nothing ahead")
+        assert "2 of 4 GPUs of nlp in use" in queued[0] and "30 seconds" in queued[0]
+        assert "waited 30 seconds in the queue of nlp without being admitted" in messages[-1]
+        poll(lambda: hub.server() is None, "the start given up")
+        poll(lambda: cluster.pod(name) is None, "the queued pod removed")
+        poll(lambda: cluster.workload_of("Pod", name) is None, "its Workload removed")
+    finally:
+        cluster.delete_job(holder)
