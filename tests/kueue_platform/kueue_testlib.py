@@ -30,7 +30,7 @@ T = TypeVar("T")
 
 POLICY = Path(__file__).resolve().parent / "policy.yaml"
 
-NAMESPACE = "gpulab"
+NAMESPACE = "default"  # the platform's users' namespace (tests/gateway/gateway_testlib.py)
 KUEUE = "/apis/kueue.x-k8s.io/v1beta2"
 GPU = "nvidia.com/gpu"
 IMAGE = "harbor.local/nlp/pytorch:2.4-cuda12.4"

@@ -64,12 +64,21 @@ def test_a_server_joins_its_users_queue_as_interactive_work_and_starts_once_admi
 def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
     kueue_platform, hub, cluster
 ):
-    cluster.ensure_queues(load_policy(POLICY), hub.user, "nlp")
-    holder = cluster.submit_queued_job(hub.user, "nlp", 2)  # the user's whole quota
+    policy = load_policy(POLICY)
+    # Two other users of nlp hold the group's 4 GPUs: a server cannot preempt their jobs
+    # (other ClusterQueues; a server only outranks its own user's batch jobs).
+    others = [new_user(kueue_platform, "nlp", "hold") for _ in range(2)]
+    holders = []
+    for other in others:
+        cluster.ensure_queues(policy, other, "nlp")
+        holders.append(cluster.submit_queued_job(other, "nlp", 2))
     try:
         poll(
-            lambda: (w := cluster.workload_of("Job", holder)) and workload_state(w) == "admitted",
-            "the job holding the quota admitted",
+            lambda: all(
+                (w := cluster.workload_of("Job", job)) and workload_state(w) == "admitted"
+                for job in holders
+            ),
+            "the jobs holding nlp's quota admitted",
         )
         assert hub.start() in (201, 202)
         pod = poll(lambda: server_pod(cluster, hub.user), "the server's pod")
@@ -80,10 +89,11 @@ def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
         queued = [m for m in messages if m.startswith("queued for")]
         assert queued, messages
         assert queued[0].startswith("queued for a free A100 GPU in nlp: nothing ahead")
-        assert "2 of 4 GPUs of nlp in use" in queued[0] and "30 seconds" in queued[0]
-        assert "waited 30 seconds in the queue of nlp without being admitted" in messages[-1]
+        assert "4 of 4 GPUs of nlp in use" in queued[0] and "up to 30s in the queue" in queued[0]
+        assert "waited 30s in the queue of nlp without being admitted" in messages[-1]
         poll(lambda: hub.server() is None, "the start given up")
         poll(lambda: cluster.pod(name) is None, "the queued pod removed")
         poll(lambda: cluster.workload_of("Pod", name) is None, "its Workload removed")
     finally:
-        cluster.delete_job(holder)
+        for job in holders:
+            cluster.delete_job(job)
