@@ -80,6 +80,20 @@ class Sampler(threading.Thread):
         self.samples += 1
 
 
+def describe(cluster: Cluster, user: str, jobs: list[str]) -> str:
+    """What is left: the server's pod and the jobs' Workloads, with their conditions."""
+    pod = server_pod(cluster, user)
+    out = [f"server pod: {pod['metadata']['name'] if pod else None}"]
+    for job in jobs:
+        wl = cluster.workload_of("Job", job) or {}
+        conds = [
+            (c["type"], c["status"], c.get("reason"))
+            for c in (wl.get("status") or {}).get("conditions") or []
+        ]
+        out.append(f"{job}: {workload_state(wl) if wl else None} {conds}")
+    return "; ".join(out)
+
+
 def at_once(*calls: Callable[[], T]) -> list[T]:
     """Run ``calls`` in threads released together by a barrier."""
     barrier = threading.Barrier(len(calls))
@@ -155,17 +169,21 @@ def test_a_server_and_a_job_racing_for_the_last_gpu_never_exceed_the_quotas(
             wins[poll(settled, f"round {i}: the GPU given to one of the two")] += 1
             hub.stop()
             cluster.delete_job(job)
-            poll(
-                lambda job=job: (
-                    server_pod(cluster, u) is None
-                    and cluster.workload_of("Job", job) is None
-                    and all(
-                        (w := cluster.workload_of("Job", hold)) and workload_state(w) == "admitted"
-                        for hold in holds
-                    )
-                ),
-                f"round {i}: the server and the job gone, the holding jobs running again",
-            )
+            try:
+                poll(
+                    lambda job=job: (
+                        server_pod(cluster, u) is None
+                        and cluster.workload_of("Job", job) is None
+                        and all(
+                            (w := cluster.workload_of("Job", hold))
+                            and workload_state(w) == "admitted"
+                            for hold in holds
+                        )
+                    ),
+                    f"round {i}: the server and the job gone, the holding jobs running again",
+                )
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; {describe(cluster, u, [job, *holds])}") from None
         print(f"{ROUNDS} rounds: {wins}; {sampler.samples} samples")  # noqa: T201
     finally:
         sampler.stopped.set()
