@@ -16,6 +16,7 @@ import hashlib
 import json
 from typing import Any
 
+from gpulab.kubesim.kueue import visibility
 from gpulab.kubesim.reviews import REVIEWS
 from gpulab.kubesim.store import RESOURCES, ResourceType
 
@@ -32,18 +33,21 @@ VERSION = {
 }
 
 _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-_SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
+_SUB_VERBS = {"status": ["get", "patch", "update"], "log": ["get"], "pendingworkloads": ["get"]}
 
 
 def _served(hidden: frozenset[str] = frozenset()) -> list[ResourceType]:
     """Stored kinds, then the create-only review kinds (answered, never stored); without the
     API groups in ``hidden`` (optional ones switched off)."""
-    return [rt for rt in (*RESOURCES.values(), *REVIEWS.values()) if rt.group not in hidden]
+    every = (*RESOURCES.values(), *REVIEWS.values(), *visibility.TYPES)
+    return [rt for rt in every if rt.group not in hidden]
 
 
 def _verbs(rt: ResourceType) -> list[str]:
     if (rt.group, rt.plural) in REVIEWS:
         return ["create"]
+    if rt in visibility.TYPES:
+        return ["get"]
     return _VERBS if rt.kind != "Node" else [v for v in _VERBS if v != "deletecollection"]
 
 
@@ -106,7 +110,7 @@ def resource_list(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[str
                     "name": f"{rt.plural}/{sub}",
                     "singularName": "",
                     "namespaced": rt.namespaced,
-                    "kind": rt.kind if sub == "status" else "Pod",
+                    "kind": {"status": rt.kind, "log": "Pod"}.get(sub, "PendingWorkloadsSummary"),
                     "verbs": _SUB_VERBS[sub],
                 }
             )
@@ -151,6 +155,8 @@ def openapi_v3_doc(prefix: str, hidden: frozenset[str] = frozenset()) -> dict[st
             f"namespaces/{{namespace}}/{rt.plural}" if rt.namespaced else rt.plural
         )
         # kubectl looks for fieldValidation on the PATCH operation of the kind's GVK.
+        if rt in visibility.TYPES:
+            continue
         ops = [(base, "post")]
         if (rt.group, rt.plural) not in REVIEWS:
             ops.append((base + "/{name}", "patch"))

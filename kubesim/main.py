@@ -103,6 +103,7 @@ class KubeSim:
             audit=self.audit,
             authenticator=authenticator,
             hidden_groups=frozenset() if self.config.kueue else KUEUE_GROUPS,
+            kueue=self.controllers.kueue,
         )
         self._runner = web.AppRunner(
             self.api.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0

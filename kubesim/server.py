@@ -40,7 +40,8 @@ from gpulab.kubesim.errors import (
     unsupported_media_type,
 )
 from gpulab.kubesim.faults import Faults, parse_faults
-from gpulab.kubesim.kueue import crds, webhook
+from gpulab.kubesim.kueue import crds, visibility, webhook
+from gpulab.kubesim.kueue.controller import KueueController
 from gpulab.kubesim.logs import LogDir, serve_log
 from gpulab.kubesim.rbac import GROUP as RBAC_GROUP
 from gpulab.kubesim.rbac import (
@@ -102,10 +103,12 @@ class ApiServer:
         seed: int | None = None,
         authenticator: TokenAuthenticator | None = None,
         hidden_groups: frozenset[str] = frozenset(),
+        kueue: KueueController | None = None,
     ) -> None:
         self.store = store
         # Optional API groups switched off (Kueue's without --kueue): not served, not listed.
         self.hidden = hidden_groups
+        self.kueue = kueue
         self.authenticator = authenticator
         self.authorizer = StoreAuthorizer(store) if authenticator is not None else None
         self.log_dir = log_dir
@@ -335,6 +338,8 @@ class ApiServer:
     async def _resource(self, request: web.Request, info: RequestInfo) -> web.StreamResponse:
         if (review := reviews.REVIEWS.get((info.group, info.resource))) is not None:
             return await self._review(request, info, review)
+        if info.group == crds.VISIBILITY_GROUP and self.kueue is not None:
+            return self._pending_workloads(request, info)
         rt = self._type(info)
         ns = info.namespace if rt.namespaced else None
         verb = info.verb
@@ -381,6 +386,24 @@ class ApiServer:
             rt, body, request[_USER], info.namespace, self._decide, self._rules_for
         )
         return object_response(answer, 201)
+
+    def _pending_workloads(self, request: web.Request, info: RequestInfo) -> web.Response:
+        assert self.kueue is not None
+        if info.version != visibility.VERSION or info.subresource != visibility.SUBRESOURCE:
+            raise _not_found_path()
+        if info.verb != "get":
+            raise method_not_allowed()
+        if info.resource == "localqueues" and info.namespace:
+            doc = visibility.pending_workloads(
+                self.kueue, namespace=info.namespace, local_queue=info.name, query=request.query
+            )
+        elif info.resource == "clusterqueues" and not info.namespace:
+            doc = visibility.pending_workloads(
+                self.kueue, cluster_queue=info.name, query=request.query
+            )
+        else:
+            raise _not_found_path()
+        return object_response(doc)
 
     # -- bodies ------------------------------------------------------------------------
     async def _body(self, request: web.Request, allowed: tuple[str, ...]) -> Any:

@@ -46,6 +46,7 @@ from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, now_
 
 log = logging.getLogger(__name__)
 COMPONENT = "kueue-admission"
+_MISSING_LQ = "/missing-localqueue/"  # '/' is in no object name
 _Key = tuple[str, str]
 
 _PREEMPT_TEXT = {
@@ -164,6 +165,7 @@ def _job_finished(job: dict[str, Any]) -> str | None:
 class KueueController:
     def __init__(self, store: Store, recorder: EventRecorder) -> None:
         self._store = store
+        self.store = store  # read by the visibility API
         self._recorder = recorder
         self.engine = core.Engine(amount_text=quantity)
         self._rt = {kind: resource(plural, GROUP) for kind, plural in PLURALS.items()}
@@ -177,6 +179,8 @@ class KueueController:
         self._priorities: dict[str, int] = {}
         self._flavor_tolerations: dict[str, list[dict[str, Any]]] = {}
         self._pass_scheduled = False
+        self._gone: set[tuple[str, str]] = set()  # (namespace, uid) of deleted owners
+        self._generations: dict[tuple[str, str, str], int] = {}
         self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for job in store.list(self._jobs_rt, copy_objects=False)[0]:
             self._jobs.add(_key(job))
@@ -195,13 +199,18 @@ class KueueController:
         if rt.group == GROUP:
             if rt.kind == "Workload":
                 self._workloads.add(_key(obj))
-            else:
+            elif self._spec_changed(rt, event):
                 self._config_dirty = True
+            else:
+                return  # a status write (ours): nothing to reconcile
         elif rt.kind in ("Job", "Pod"):
             labels = obj["metadata"].get("labels") or {}
             if names.QUEUE_LABEL not in labels:
                 return
-            (self._jobs if rt.kind == "Job" else self._pods).add(_key(obj))
+            if event.type == "DELETED":
+                self._gone.add((obj["metadata"]["namespace"], obj["metadata"]["uid"]))
+            else:
+                (self._jobs if rt.kind == "Job" else self._pods).add(_key(obj))
         elif rt.kind == "PriorityClass":
             self._config_dirty = True
         else:
@@ -210,6 +219,21 @@ class KueueController:
             self._pass_scheduled = True
             asyncio.get_running_loop().call_soon(self._run_pass)
 
+    def _spec_changed(self, rt: ResourceType, event: WatchEvent) -> bool:
+        """Whether a configuration object changed what it asks for (not just its status)."""
+        md = event.object["metadata"]
+        key = (rt.kind, md.get("namespace") or "", md["name"])
+        if event.type == "DELETED":
+            self._generations.pop(key, None)
+            return True
+        if rt.kind == "WorkloadPriorityClass":  # no spec: its value is top-level
+            return True
+        generation = int(md.get("generation") or 1)
+        if self._generations.get(key) == generation:
+            return False
+        self._generations[key] = generation
+        return True
+
     # -- the pass -------------------------------------------------------------------
     def _run_pass(self) -> None:
         self._pass_scheduled = False
@@ -217,14 +241,18 @@ class KueueController:
             if self._config_dirty:
                 self._config_dirty = False
                 self._load_config()
+            # Oldest first, so that workloads join their queues in the order their owners came.
             jobs, self._jobs = self._jobs, set()
-            for ns, name in sorted(jobs):
+            for ns, name in self._by_age(self._jobs_rt, jobs):
                 self._sync_job(ns, name)
             pods, self._pods = self._pods, set()
-            for ns, name in sorted(pods):
+            for ns, name in self._by_age(self._pods_rt, pods):
                 self._sync_pod(ns, name)
+            gone, self._gone = self._gone, set()
+            for ns, uid in gone:
+                self._owner_deleted(ns, uid)
             wls, self._workloads = self._workloads, set()
-            for ns, name in sorted(wls):
+            for ns, name in self._by_age(self._rt["Workload"], wls):
                 self._sync_workload(ns, name)
             for _ in range(20):  # admissions free nothing; preemptions settle in a few rounds
                 decisions = self.engine.admit_cycle(time.time())
@@ -242,6 +270,19 @@ class KueueController:
             self._write_queue_status()
         except ApiError as e:  # an object went away mid-pass: the next event retries
             log.warning("kueue pass: %s", e)
+
+    def _by_age(self, rt: ResourceType, keys: set[_Key]) -> list[_Key]:
+        """Objects by creation time, then by the resourceVersion of their creation (the
+        store's commit order: creation times have whole seconds only)."""
+
+        def age(key: _Key) -> tuple[str, int, _Key]:
+            obj = self._store.get(rt, key[0] or None, key[1])
+            if obj is None:
+                return ("", 0, key)
+            md = obj["metadata"]
+            return (md.get("creationTimestamp", ""), _created_rv(md), key)
+
+        return sorted(keys, key=age)
 
     # -- configuration --------------------------------------------------------------
     def _load_config(self) -> None:
@@ -279,7 +320,9 @@ class KueueController:
             self._workloads.add(_key(wl))
 
     def _cluster_queue(self, ns: str, local_queue: str) -> str:
-        return self._local_queues.get((ns, local_queue)) or f"(LocalQueue {local_queue})"
+        """The ClusterQueue behind a LocalQueue; for a missing LocalQueue a name no
+        ClusterQueue can have, so that its workloads wait (and say why)."""
+        return self._local_queues.get((ns, local_queue)) or _MISSING_LQ + local_queue
 
     # -- owners ---------------------------------------------------------------------
     def _workload_of(self, ns: str, uid: str) -> dict[str, Any] | None:
@@ -391,6 +434,17 @@ class KueueController:
         elif wl is not None and gated and _is_true(wl, names.ADMITTED):
             self._start(wl)
 
+    def _owner_deleted(self, ns: str, uid: str) -> None:
+        """An owner went away (a Job deleted with the Orphan default, too): its Workload goes
+        with it, as Kueue's job reconciler deletes the Workload of a Job that is gone."""
+        wl = self._workload_of(ns, uid)
+        if wl is None:
+            return
+        try:
+            self._store.delete(self._rt["Workload"], ns, wl["metadata"]["name"])
+        except ApiError:
+            pass
+
     def _sync_workload(self, ns: str, name: str) -> None:
         key = f"{ns}/{name}"
         obj = self._store.get(self._rt["Workload"], ns, name)
@@ -478,6 +532,11 @@ class KueueController:
                           f"Quota reserved in ClusterQueue {cq}", now)  # fmt: skip
             set_condition(status, names.ADMITTED, "True", "Admitted",
                           "The workload is admitted", now)  # fmt: skip
+            # An earlier eviction is history now, as Kueue keeps it.
+            for c in status.get("conditions") or []:
+                if c["type"] in (names.EVICTED, names.PREEMPTED) and c["status"] == "True":
+                    c.update(status="False", reason="QuotaReserved", lastTransitionTime=now,
+                             message=f"Previously: {c.get('message', '')}")  # fmt: skip
 
         updated = self._store.mutate(self._rt["Workload"], *_key(obj), write)
         waited = int(time.time() - wl.order_time)
@@ -585,7 +644,7 @@ class KueueController:
         ns = wl["metadata"]["namespace"]
         job_ref, pod_ref = _owner(wl, "Job"), _owner(wl, "Pod")
         self._recorder.record(wl, "Normal", "Preempted" if preempted_reason else "Evicted", message, component=COMPONENT)  # fmt: skip
-        self._recorder.record(wl, "Normal", f"EvictedDue{reason}", message, component=COMPONENT)
+        self._recorder.record(wl, "Normal", f"EvictedDueTo{reason}", message, component=COMPONENT)
         if job_ref is not None and (job := self._store.get(self._jobs_rt, ns, job_ref["name"])):
             self._set_suspend(job, True, wl)
             self._recorder.record(job, "Normal", "Stopped", message, component="kueue-job-controller")  # fmt: skip
@@ -636,9 +695,11 @@ class KueueController:
             if obj is None:
                 continue
             c = _cond(obj, names.QUOTA_RESERVED)
-            if c is not None and c.get("status") == "False" and c.get("message") == wl.message:
-                continue
             message = wl.message
+            if wl.queue.startswith(_MISSING_LQ):
+                message = f"LocalQueue {wl.queue.removeprefix(_MISSING_LQ)} doesn't exist"
+            if c is not None and c.get("status") == "False" and c.get("message") == message:
+                continue
 
             def write(o: dict[str, Any], message: str = message) -> None:
                 set_condition(o.setdefault("status", {}), names.QUOTA_RESERVED, "False",
@@ -714,6 +775,15 @@ class KueueController:
             set_condition(status, "Active", "True", "Ready", ready, now)
 
         self._store.mutate(rt, ns, name, write)
+
+
+def _created_rv(md: dict[str, Any]) -> int:
+    """An object's resourceVersion: for an object first seen in this pass (not yet changed by
+    its controllers), its place in the store's commit order."""
+    try:
+        return int(md.get("resourceVersion", 0))
+    except ValueError:
+        return 0
 
 
 def _key(obj: dict[str, Any]) -> _Key:

@@ -20,6 +20,12 @@ Entry points::
     engine.release(key, now, requeue=True)  # an evicted workload stopped: back in its queue
     engine.remove(key)                      # finished or deleted: its quota is free
 
+    Change the engine only through its methods (they tell the next cycle what to look at; a
+    cycle after no change returns at once). Call ``admit_cycle`` until it returns nothing.
+    Reading: ``pending(queue)`` (queue order), ``admitted(queue)``, ``usage(queue)``,
+    ``borrowing(queue)``, ``nominal(queue)``, ``share(queue)``; ``Workload.message`` says why a
+    workload waits, ``requeue_count`` how often it was evicted and requeued.
+
 What it follows (the Kueue v0.19 concept pages): nominal quota per flavor and resource;
 cohorts, flat (``cohort`` of a queue) or hierarchical (cohorts with a parent and quota of
 their own), with ``borrowingLimit`` and ``lendingLimit`` computed as Kueue's resource tree
@@ -132,6 +138,7 @@ class Workload:
     queued_at: float | None = None  # queue order time; None: created
     message: str = ""  # why it is not admitted (Kueue's Pending message)
     waiting_for: frozenset[str] = frozenset()  # victims this workload preempted
+    seq: int = 0  # arrival order, for equal priority and time (set by the engine)
 
     @property
     def order_time(self) -> float:
@@ -154,7 +161,7 @@ class Preempt:
 Decision = Admit | Preempt
 
 
-@dataclass
+@dataclass(eq=False)  # nodes compare by identity
 class _Node:
     name: str
     parent: str | None
@@ -164,6 +171,7 @@ class _Node:
     subtree: dict[FR, int] = field(default_factory=dict)
     usage: dict[FR, int] = field(default_factory=dict)  # usage as seen by this node's tree
     total: dict[FR, int] = field(default_factory=dict)  # all usage below (plain sum)
+    path: list[_Node] | None = None  # itself, then its ancestors (cached)
 
     def guaranteed(self, fr: FR) -> int:
         q = self.quotas.get(fr)
@@ -195,47 +203,76 @@ class Engine:
         self.queues: dict[str, QueueSpec] = {}
         self.workloads: dict[str, Workload] = {}
         self._nodes: dict[str, _Node] | None = None
+        self._seq = 0
+        # Admitted workloads (the preemption candidates), and the waiting ones that did not
+        # fit: they are tried again only once quota may have freed (as Kueue's inadmissible
+        # workloads wait for a change in their cohort).
+        self._admitted: dict[str, Workload] = {}
+        self._inadmissible: set[str] = set()
+        self._changed = True  # since the last cycle: nothing changed, nothing to decide
+        self._no_victims: set[str] = set()  # of those, the ones preemption could not help yet
 
     # -- configuration --------------------------------------------------------------
     def set_flavor(self, name: str, node_labels: dict[str, str] | None = None) -> None:
+        self._changed = True
         self.flavors[name] = dict(node_labels or {})
 
     def remove_flavor(self, name: str) -> None:
+        self._changed = True
         self.flavors.pop(name, None)
 
     def set_cohort(self, spec: CohortSpec) -> None:
+        self._changed = True
         self.cohorts[spec.name] = spec
         self._nodes = None
+        self._inadmissible.clear()
 
     def remove_cohort(self, name: str) -> None:
+        self._changed = True
         self.cohorts.pop(name, None)
         self._nodes = None
+        self._inadmissible.clear()
 
     def set_queue(self, spec: QueueSpec) -> None:
+        self._changed = True
         self.queues[spec.name] = spec
         self._nodes = None
+        self._inadmissible.clear()
 
     def remove_queue(self, name: str) -> None:
+        self._changed = True
         self.queues.pop(name, None)
         self._nodes = None
+        self._inadmissible.clear()
 
     # -- workloads ------------------------------------------------------------------
     def add_workload(self, wl: Workload) -> None:
         """A new workload (pending), or one already admitted (``wl.admission`` set)."""
+        self._changed = True
         self.remove(wl.key)
+        self._seq += 1
+        wl.seq = self._seq
         self.workloads[wl.key] = wl
-        if wl.admission is not None and self._nodes is not None:
-            self._charge(wl.admission, +1)
+        if wl.admission is not None:
+            self._admitted[wl.key] = wl
+            if self._nodes is not None:
+                self._charge(wl.admission, +1)
 
     def remove(self, key: str) -> Workload | None:
         """A finished or deleted workload: its quota is free."""
+        self._changed = True
         wl = self.workloads.pop(key, None)
-        if wl is not None and wl.admission is not None and self._nodes is not None:
-            self._charge(wl.admission, -1)
+        self._inadmissible.discard(key)
+        if wl is not None and self._admitted.pop(key, None) is not None:
+            self._inadmissible.clear()
+            self._no_victims.clear()
+            if self._nodes is not None and wl.admission is not None:
+                self._charge(wl.admission, -1)
         return wl
 
     def evict(self, key: str) -> None:
         """Mark an admitted workload as being evicted (it keeps its quota until released)."""
+        self._changed = True
         wl = self.workloads.get(key)
         if wl is not None and wl.admission is not None:
             wl.evicting = True
@@ -243,11 +280,15 @@ class Engine:
     def release(self, key: str, now: float, requeue: bool = True) -> None:
         """An evicted workload stopped: free its quota; with ``requeue`` it waits again,
         ordered by the time of its eviction (Kueue's default requeuing timestamp)."""
+        self._changed = True
         wl = self.workloads.get(key)
         if wl is None:
             return
         if wl.admission is not None and self._nodes is not None:
             self._charge(wl.admission, -1)
+        self._admitted.pop(key, None)
+        self._inadmissible.clear()
+        self._no_victims.clear()
         wl.admission, wl.admitted_at, wl.evicting = None, None, False
         if requeue:
             wl.requeue_count += 1
@@ -257,11 +298,11 @@ class Engine:
     def pending(self, queue: str) -> list[Workload]:
         """A ClusterQueue's waiting workloads in queue order."""
         out = [w for w in self.workloads.values() if w.queue == queue and w.admission is None]
-        out.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+        out.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
         return out
 
     def admitted(self, queue: str) -> list[Workload]:
-        return [w for w in self.workloads.values() if w.admission and w.admission.queue == queue]
+        return [w for w in self._admitted.values() if w.admission and w.admission.queue == queue]
 
     def usage(self, queue: str) -> dict[FR, int]:
         """What a ClusterQueue's admitted workloads use, per flavor and resource."""
@@ -382,6 +423,12 @@ class Engine:
         return g + max(0, from_parent)
 
     def _path(self, nodes: dict[str, _Node], key: str) -> list[_Node]:
+        node = nodes[key]
+        if node.path is None:
+            node.path = self._walk(nodes, key)
+        return node.path
+
+    def _walk(self, nodes: dict[str, _Node], key: str) -> list[_Node]:
         out = []
         cur: _Node | None = nodes[key]
         while cur is not None:
@@ -526,8 +573,10 @@ class Engine:
         pol = spec.preemption
         my_path = self._path(nodes, _queue_name(wl.queue))
         my_names = [n.name for n in my_path]
+        # What each queue's workloads may be preempted for (one look at the tree per queue).
+        rule: dict[str, tuple[str, ...]] = {}
         out: list[tuple[Workload, str]] = []
-        for other in self.workloads.values():
+        for other in self._admitted.values():
             adm = other.admission
             if adm is None or other.evicting or other.key == wl.key:
                 continue
@@ -544,25 +593,17 @@ class Engine:
                 ):
                     out.append((other, IN_CLUSTER_QUEUE))
                 continue
-            if _queue_name(adm.queue) not in nodes:
-                continue
-            their_path = self._path(nodes, _queue_name(adm.queue))
-            lca = next((n for n in their_path if n.name in my_names), None)
-            if lca is None:
-                continue  # not in the same cohort tree
-            mine = my_path[my_names.index(lca.name) - 1]
-            theirs = their_path[[n.name for n in their_path].index(lca.name) - 1]
-            if not any(theirs.total.get(fr, 0) > theirs.subtree.get(fr, 0) for fr in need):
-                continue  # their branch is not borrowing: nothing to reclaim
-            within = all(
-                mine.total.get(fr, 0) + v <= mine.subtree.get(fr, 0) for fr, v in need.items()
-            )
-            if within:
+            reasons = rule.get(adm.queue)
+            if reasons is None:
+                reasons = rule[adm.queue] = self._cohort_rule(
+                    nodes, my_path, my_names, adm.queue, need
+                )
+            if IN_COHORT_RECLAMATION in reasons:
                 p = pol.reclaim_within_cohort
                 if p == ANY or p == LOWER_PRIORITY and other.priority < wl.priority:
                     out.append((other, IN_COHORT_RECLAMATION))
                     continue
-            if pol.borrow_within_cohort == LOWER_PRIORITY and pol.reclaim_within_cohort != NEVER:
+            if IN_COHORT_RECLAIM_WHILE_BORROWING in reasons:
                 limit = pol.borrow_max_priority
                 if other.priority < wl.priority and (limit is None or other.priority <= limit):
                     out.append((other, IN_COHORT_RECLAIM_WHILE_BORROWING))
@@ -574,6 +615,35 @@ class Engine:
             )
         )
         return out
+
+    def _cohort_rule(
+        self,
+        nodes: dict[str, _Node],
+        my_path: list[_Node],
+        my_names: list[str],
+        queue: str,
+        need: dict[FR, int],
+    ) -> tuple[str, ...]:
+        """How a workload of ``queue`` may be preempted by one of the preemptor's queue: below
+        the lowest cohort they share, the victim's branch must borrow; the preemptor reclaims
+        when its own branch stays within its quota, else only borrows within the cohort."""
+        if _queue_name(queue) not in nodes:
+            return ()
+        their_path = self._path(nodes, _queue_name(queue))
+        lca = next((n for n in their_path if n.name in my_names), None)
+        if lca is None:
+            return ()  # not in the same cohort tree
+        mine = my_path[my_names.index(lca.name) - 1]
+        theirs = their_path[their_path.index(lca) - 1]
+        if not any(theirs.total.get(fr, 0) > theirs.subtree.get(fr, 0) for fr in need):
+            return ()  # their branch is not borrowing: nothing to reclaim
+        pol = self.queues[my_path[0].name.removeprefix("queue:")].preemption
+        out: list[str] = []
+        if all(mine.total.get(fr, 0) + v <= mine.subtree.get(fr, 0) for fr, v in need.items()):
+            out.append(IN_COHORT_RECLAMATION)
+        if pol.borrow_within_cohort == LOWER_PRIORITY and pol.reclaim_within_cohort != NEVER:
+            out.append(IN_COHORT_RECLAIM_WHILE_BORROWING)
+        return tuple(out)
 
     def _targets(
         self, nodes: dict[str, _Node], wl: Workload, adm: Admission
@@ -612,24 +682,37 @@ class Engine:
         are marked ``evicting`` and keep their quota until :meth:`release`; their preemptor
         waits (``waiting_for``) and is tried again in a later cycle.
         """
+        if not self._changed:
+            return []
+        self._changed = False
         nodes = self._tree()
         decisions: list[Decision] = []
-        tried: set[str] = set()
+        tried: set[str] = set(self._inadmissible)
         blocked: set[str] = set()
+        # Preemptions that found no victims, per queue (priority, need): until the next
+        # admission (a new candidate), a later workload of that queue asking as much at no
+        # higher priority finds none either.
+        hopeless: dict[str, list[tuple[int, dict[FR, int]]]] = {}
         by_queue: dict[str, list[Workload]] = {}
         for w in self.workloads.values():
-            if w.admission is None and w.queue in self.queues:
+            if w.admission is not None:
+                continue
+            if w.queue in self.queues:
+                if w.key in tried and self.queues[w.queue].strategy != "StrictFIFO":
+                    continue  # still inadmissible: not a head this cycle
                 by_queue.setdefault(w.queue, []).append(w)
             elif w.admission is None:
                 w.message = f"ClusterQueue {w.queue} doesn't exist"
         for lst in by_queue.values():
-            lst.sort(key=lambda w: (-w.priority, w.order_time, w.key))
+            lst.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
         while True:
             heads: list[tuple[tuple[float, ...], Workload, str, Admission | None, str]] = []
             for q, lst in by_queue.items():
                 spec = self.queues[q]
                 if spec.stopped or q in blocked:
                     continue
+                if spec.strategy == "StrictFIFO" and lst and lst[0].key in self._inadmissible:
+                    continue  # its head still cannot be admitted
                 head = next((w for w in lst if w.key not in tried), None)
                 if head is None:
                     continue
@@ -640,11 +723,11 @@ class Engine:
                     if spec.fair_weight is not None
                     else 0.0
                 )
-                key = (float(level), drs, float(-head.priority), head.order_time)
+                key = (float(level), drs, float(-head.priority), head.order_time, float(head.seq))
                 heads.append((key, head, mode, adm, why))
             if not heads:
                 break
-            heads.sort(key=lambda h: (h[0], h[1].key))
+            heads.sort(key=lambda h: h[0])
             for _, wl, _, _, _ in heads:
                 tried.add(wl.key)
                 mode, adm, why = self._assign(nodes, wl)  # earlier heads changed usage
@@ -652,8 +735,13 @@ class Engine:
                     wl.admission, wl.admitted_at, wl.message = adm, now, ""
                     wl.waiting_for = frozenset()
                     self._charge(adm, +1, nodes)
+                    self._admitted[wl.key] = wl
                     by_queue[wl.queue].remove(wl)
                     decisions.append(Admit(wl.key, adm))
+                    # A new admission may be the victim a waiting workload needs.
+                    self._inadmissible -= self._no_victims
+                    self._no_victims.clear()
+                    hopeless.clear()
                     continue
                 if mode == "preempt" and adm is not None:
                     if any(
@@ -661,6 +749,13 @@ class Engine:
                         for k in wl.waiting_for
                     ):
                         wl.message = "waiting for preempted workloads to release their quota"
+                    elif any(
+                        wl.priority <= p and all(adm.usage.get(fr, 0) >= v for fr, v in n.items())
+                        for p, n in hopeless.get(wl.queue, ())
+                    ):
+                        wl.message = f"couldn't assign flavors to {why}"
+                        self._inadmissible.add(wl.key)
+                        self._no_victims.add(wl.key)
                     elif targets := self._targets(nodes, wl, adm):
                         for victim, reason in targets:
                             victim.evicting = True
@@ -669,10 +764,16 @@ class Engine:
                         wl.message = f"preempting {len(targets)} workload(s) to make room"
                     else:
                         wl.message = f"couldn't assign flavors to {why}"
+                        self._inadmissible.add(wl.key)
+                        self._no_victims.add(wl.key)
+                        hopeless.setdefault(wl.queue, []).append((wl.priority, adm.usage))
                 else:
                     wl.message = why
+                    self._inadmissible.add(wl.key)
                 if self.queues[wl.queue].strategy == "StrictFIFO":
                     blocked.add(wl.queue)
+        if decisions:  # what was decided may open the way for more (a new victim, say)
+            self._changed = True
         return decisions
 
 

@@ -1,7 +1,7 @@
 """Fixtures that start kubesim for the kubesim tests (API and kubelet alike).
 
-``kubesim`` (session): the real ``gpulab kubesim serve`` process on a free loopback port,
-driven over HTTP. Attributes: ``url``, ``kubeconfig`` (Path), ``data_dir`` (Path),
+``kubesim`` (session): the real ``gpulab kubesim serve --kueue`` process on a free loopback
+port, driven over HTTP (Kueue acts only on objects with its queue label). Attributes: ``url``, ``kubeconfig`` (Path), ``data_dir`` (Path),
 ``audit_log`` (Path), ``process``; helpers ``kubectl(*args)`` -> CompletedProcess and
 ``set_faults(**settings)`` / ``clear_faults()`` / ``requests()`` for the admin endpoints.
 
@@ -27,7 +27,9 @@ STARTUP_SECONDS = 60  # a deadline for the child to come up, not an assertion on
 @pytest.fixture(scope="session")
 def kubesim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubesimProcess]:
     tmp = tmp_path_factory.mktemp("kubesim")
-    sim = KubesimProcess.start(tmp, audit_log=tmp / "audit.jsonl", timeout=STARTUP_SECONDS)
+    sim = KubesimProcess.start(
+        tmp, audit_log=tmp / "audit.jsonl", timeout=STARTUP_SECONDS, kueue=True
+    )
     try:
         yield sim
     finally:
