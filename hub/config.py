@@ -53,6 +53,7 @@ REPO_HUB = Path(__file__).resolve().parent
 # JupyterHub imports the spawner by name: the hub configuration never imports notebook- or
 # spawner-side code itself.
 SPAWNER_CLASS = "gpulab.spawner.GPULabSpawner"
+_SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 def oidc_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any] | None:
@@ -262,6 +263,26 @@ def _add_notices(c: Any) -> None:
     c.JupyterHub.template_vars = variables
 
 
+def _own_namespace() -> str:
+    """The namespace KubeSpawner defaults to: the hub pod's own, else ``default``."""
+    try:
+        return Path(_SERVICE_ACCOUNT_NAMESPACE).read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def _keep_kueue_objects(policy_path: str, namespace: str) -> None:
+    """In a running hub (not when a tool or a test only loads the configuration): start the
+    keeper that applies the policy's Kueue objects, or says at start that Kueue is missing
+    (:mod:`gpulab.hub.kueue.keeper`)."""
+    from jupyterhub.app import JupyterHub  # noqa: PLC0415
+
+    if JupyterHub.initialized():
+        from .kueue.keeper import start_in_hub  # noqa: PLC0415
+
+        start_in_hub(shared_policy_file(policy_path), namespace)
+
+
 def configure(
     c: Any,
     *,
@@ -311,6 +332,7 @@ def configure(
         k.namespace = ns
     elif local:
         k.namespace = "default"
+    _keep_kueue_objects(path, ns or ("default" if local else _own_namespace()))
     k.cmd = ["jupyterhub-singleuser"]
     k.delete_pvc = False
     k.storage_pvc_ensure = True

@@ -17,6 +17,10 @@ class NodeConfig:
     gpus: int = 4
     gpu_resource: str = "nvidia.com/gpu"
     gpu_product: str = "NVIDIA-A100-SXM4-80GB"
+    # GPU slices the node advertises besides whole GPUs, resource -> count: MIG profiles
+    # ({"nvidia.com/mig-1g.10gb": 7}) or time-sliced GPUs ({"nvidia.com/gpu.shared": 8}), as
+    # the NVIDIA device plugin does. The scheduler binds against them like any resource.
+    slices: dict[str, int] = field(default_factory=dict)
     labels: dict[str, str] = field(default_factory=dict)
     taints: list[dict[str, Any]] = field(default_factory=list)
 

@@ -1,7 +1,7 @@
 """Node objects for the simulated nodes, registered when the kubelet starts.
 
 A Node advertises what the scheduler binds against: capacity and allocatable cpu, memory,
-pods and the GPU extended resource, the labels GPU operators set (``nvidia.com/gpu.product``,
+pods, the GPU extended resource and any GPU slices (MIG profiles, time-sliced GPUs), the labels GPU operators set (``nvidia.com/gpu.product``,
 ``nvidia.com/gpu.count``) and the configured taints.
 """
 
@@ -21,6 +21,7 @@ def node_manifest(node: NodeConfig) -> dict[str, Any]:
     capacity = {"cpu": str(node.cpu), "memory": str(node.memory), "pods": MAX_PODS}
     if node.gpus:
         capacity[node.gpu_resource] = str(node.gpus)
+    capacity.update({name: str(count) for name, count in node.slices.items() if count > 0})
     labels = {
         "kubernetes.io/hostname": node.name,
         "kubernetes.io/os": "linux",

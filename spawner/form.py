@@ -233,16 +233,18 @@ def _gpu_option(
     uncapped: ProfilePolicy | None,
     avail: GpuTypeAvailability | None,
     quota: QuotaLeft | None,
+    slice_label: str = "",
 ) -> tuple[dict[str, Any], str | None]:
     """The ``gpus`` option of a GPU profile, every size with its state, and the first size
-    that can start (None: none can)."""
+    that can start (None: none can). ``slice_label``: how people name one GPU of a type that
+    is a slice ("1/7 A100, 10 GB"); the sizes then read "2 × 1/7 A100, 10 GB"."""
     assert profile.gpu_type is not None
     gpu_type = profile.gpu_type
     sizes = sorted(set(profile.gpus) | set(uncapped.gpus if uncapped else ()))
     choices: dict[str, Any] = {}
     first: str | None = None
     for n in sizes:
-        label = f"{_plural_gpus(n)} ({gpu_type})"
+        label = f"{n} × {slice_label}" if slice_label else f"{_plural_gpus(n)} ({gpu_type})"
         if n not in profile.gpus:
             reason: str | None = cap_reason(entitlement)
             note = None
@@ -290,12 +292,14 @@ def build_profile_list(
     quota: QuotaLeft | None = None,
     recent: Sequence[str] = (),
     policy_profiles: Mapping[str, ProfilePolicy] | None = None,
+    gpu_labels: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """KubeSpawner ``profile_list`` for one user (see the module docstring). Profiles with no
     image to offer are left out. ``recent``: the user's last images, newest first (the image
     choice lists them first: :mod:`gpulab.spawner.picker`). ``policy_profiles`` (the policy's,
     before the groups' caps) lets the GPU sizes above the per-server cap show, disabled, with
-    that reason.
+    that reason. ``gpu_labels``: GPU type -> its ``label`` (slices: MIG profiles and
+    time-sliced GPUs), shown instead of the type's name; free slices show like free GPUs.
 
     Only what can start is preselected: the default profile if it can, else the first that
     can; a profile none of whose sizes can start carries ``reason``. The first entry carries
@@ -321,11 +325,15 @@ def build_profile_list(
             assert profile.gpu_type is not None
             avail = (availability or {}).get(profile.gpu_type)
             uncapped = (policy_profiles or {}).get(profile.name)
-            options["gpus"], first = _gpu_option(profile, entitlement, uncapped, avail, quota)
+            slice_label = (gpu_labels or {}).get(profile.gpu_type, "")
+            options["gpus"], first = _gpu_option(
+                profile, entitlement, uncapped, avail, quota, slice_label
+            )
             if first is None:
                 extras.update(startable=False, reason="no GPU size of this profile can start now")
             if avail is not None:
-                res = f"{res}; {avail.free} of {avail.total} {profile.gpu_type} GPUs free"
+                unit = f"× {slice_label}" if slice_label else f"{profile.gpu_type} GPUs"
+                res = f"{res}; {avail.free} of {avail.total} {unit} free"
                 extras["gpu_availability"] = {**asdict(avail), "gpu_type": _e(avail.gpu_type)}
             if quota is not None:
                 extras["gpu_quota"] = _quota_row(quota)

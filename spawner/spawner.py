@@ -354,6 +354,7 @@ class GPULabSpawner(KubeSpawner):
             quota=quota,
             recent=self._recent(),
             policy_profiles=state.policy.profiles,
+            gpu_labels={n: t.label for n, t in state.policy.gpu_types.items() if t.label},
         )
 
     def _recent(self) -> list[str]:

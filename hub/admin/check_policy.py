@@ -48,6 +48,8 @@ def _summary(policy: Policy) -> dict[str, Any]:
                 "per_job": g.gpu.per_job,
                 "quota_user": g.gpu.quota_user,
                 "quota_group": g.gpu.quota_group,
+                "lend_idle": g.gpu.lend_idle,  # with Kueue: GPUs lent while idle
+                "borrow_max": g.gpu.borrow_max,  # with Kueue: GPUs its preemptible jobs borrow
                 "contact": g.contact or policy.platform.contact,  # whom its members ask
                 # CPU and memory, after the defaults (None: not capped)
                 "job_max_cpu": _amount(caps.job_cpu_millis, format_cpu),
@@ -65,7 +67,7 @@ def _summary(policy: Policy) -> dict[str, Any]:
             for n, p in policy.profiles.items()
         ],
         "gpu_types": [
-            {"name": n, "resource": t.resource, "max_per_node": t.max_per_node}
+            {"name": n, "resource": t.resource, "label": t.label, "max_per_node": t.max_per_node}
             for n, t in policy.gpu_types.items()
         ],
         "catalogue": policy.catalogue.source,
@@ -79,6 +81,16 @@ def _sizes(group: dict[str, Any]) -> str:
         return job
     cpu, memory = group["cpu_quota_group"] or "any", group["memory_quota_group"] or "any"
     return f"{job}; group {cpu} CPUs, {memory}"
+
+
+def _sharing(group: dict[str, Any]) -> str:
+    """``, lends 4 idle, borrows up to 4`` (with Kueue), empty when the group does neither."""
+    parts = []
+    if group["lend_idle"]:
+        parts.append(f"lends {group['lend_idle']} idle")
+    if group["borrow_max"]:
+        parts.append(f"borrows up to {group['borrow_max']}")
+    return "".join(f", {p}" for p in parts)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     for g in summary["groups"]:
         gpus = (
             f"GPUs {', '.join(g['gpu_types'])}: {g['per_server']}/server {g['per_job']}/job, "
-            f"quota {g['quota_user']}/user {g['quota_group']}/group"
+            f"quota {g['quota_user']}/user {g['quota_group']}/group{_sharing(g)}"
             if g["per_server"] or g["per_job"]
             else "CPU only"
         )
@@ -123,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {p['name']}: {kind}{' (default)' if p['default'] else ''}")
     print(f"GPU types ({len(policy.gpu_types)})")
     for t in summary["gpu_types"]:
-        print(f"  {t['name']}: {t['resource']}, at most {t['max_per_node']} per node")
+        label = f" ({t['label']})" if t["label"] else ""
+        print(f"  {t['name']}{label}: {t['resource']}, at most {t['max_per_node']} per node")
     for warning in policy.warnings:
         print(f"warning: {warning}")
     return 0

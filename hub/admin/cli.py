@@ -15,6 +15,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-policy": ("gpulab.hub.admin.check_policy", "validate a policy file offline"),
     "usage": ("gpulab.hub.admin.usage", "GPU/CPU usage per user, group and kind"),
     "home": ("gpulab.hub.admin.home", "snapshot, reset, restore or list a user's home"),
+    "kueue": ("gpulab.hub.admin.kueue", "print the Kueue objects gpulab makes from a policy"),
 }
 
 

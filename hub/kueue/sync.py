@@ -148,12 +148,13 @@ def _ours(live: Obj, desired: Obj) -> bool:
     return labels.get(USER_LABEL) == labels_of(desired).get(USER_LABEL)
 
 
-async def apply_object(client: KubeClient, obj: Obj) -> Outcome:
-    """Make the cluster's object what ``obj`` renders; what was done."""
+async def apply_object(client: KubeClient, obj: Obj, known: Obj | None = None) -> Outcome:
+    """Make the cluster's object what ``obj`` renders; what was done. ``known``: the object as
+    a list just read it (saves the first GET; None: read it)."""
     desired = _with_digest(obj)
     path = object_path(obj)
-    for _ in range(_WRITE_TRIES):
-        live = await client.get(path)
+    for attempt in range(_WRITE_TRIES):
+        live = known if attempt == 0 and known is not None else await client.get(path)
         if live is None:
             try:
                 await client.create(object_path(obj, collection=True), desired)
@@ -184,12 +185,15 @@ async def apply_object(client: KubeClient, obj: Obj) -> Outcome:
     raise KubeError(409, "Conflict", f"{_key(obj)} kept changing while gpulab updated it")
 
 
-async def apply_objects(client: KubeClient, objects: Iterable[Obj]) -> SyncReport:
-    """Apply each object in order (the order of :func:`.render.render_policy`)."""
+async def apply_objects(
+    client: KubeClient, objects: Iterable[Obj], known: dict[str, Obj] | None = None
+) -> SyncReport:
+    """Apply each object in order (the order of :func:`.render.render_policy`). ``known``:
+    live objects by ``Kind/[namespace/]name``, as lists just read them."""
     report = SyncReport()
     for obj in objects:
-        outcome = await apply_object(client, obj)
         key = _key(obj)
+        outcome = await apply_object(client, obj, (known or {}).get(key))
         if outcome == "conflict":
             log.warning(
                 "Kueue: %s exists but was not made by gpulab; left as it is (rename or delete "
@@ -280,7 +284,10 @@ async def sync_policy(client: KubeClient, policy: Policy, namespace: str) -> Syn
     for user, group in _users_of(live["ClusterQueue"]):
         if group in policy.groups:
             desired.extend(render_user(policy, user, group, namespace))
-    report = await apply_objects(client, desired)
+    # Objects gpulab made are known from the lists (a sync with nothing to do reads nothing
+    # else); others of the same names are read and left alone.
+    known = {_key(obj): obj for items in live.values() for obj in items}
+    report = await apply_objects(client, desired, known)
     wanted = {_key(obj) for obj in desired}
     for kind in (*_DELETE_ORDER, *(k for k in KINDS if k not in _DELETE_ORDER)):
         for obj in live[kind]:

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from ..names import is_dns_label, is_label_value
 from .caps import group_caps
 from .images import parse_image_ref
-from .model import CatalogueConfig, GpuType, GroupPolicy, ProfilePolicy, StorageConfig
+from .model import (
+    CatalogueConfig,
+    GpuLimits,
+    GpuType,
+    GroupPolicy,
+    ProfilePolicy,
+    StorageConfig,
+)
 from .quantities import (
     cpu_millicores,
     format_bytes,
@@ -208,6 +215,7 @@ def _check_group(
                     f"{value} ({quota} must be at least per_server and per_job, or that "
                     "limit can never be used)"
                 )
+    _check_sharing(name, gpu, parts, errors, warnings)
     if gpu.quota_group < gpu.quota_user:
         warnings.append(
             f"{path}.gpu.quota_group: {gpu.quota_group} is less than {path}.gpu.quota_user "
@@ -232,6 +240,35 @@ def _check_group(
         )
     if not group.images.projects and not group.images.patterns:
         warnings.append(f"{path}.images: no projects or patterns; no image is allowed")
+
+
+def _check_sharing(
+    name: str, gpu: GpuLimits, parts: PolicyParts, errors: list[str], warnings: list[str]
+) -> None:
+    """Lending and borrowing between groups (Kueue's cohorts): a group lends only its own
+    quota, and a borrowing limit below a job's size, or with nobody lending, is never used."""
+    path = f"groups.{name}.gpu"
+    if gpu.lend_idle > gpu.quota_group:
+        errors.append(
+            f"{path}.lend_idle: {gpu.lend_idle} exceeds {path}.quota_group {gpu.quota_group} "
+            "(a group lends only idle GPUs of its own quota)"
+        )
+    if not gpu.borrow_max:
+        return
+    if not gpu.types:
+        warnings.append(
+            f"{path}.borrow_max: {gpu.borrow_max}, but the group has no GPU types to borrow"
+        )
+    elif gpu.borrow_max < gpu.per_job:
+        warnings.append(
+            f"{path}.borrow_max: {gpu.borrow_max} is less than {path}.per_job {gpu.per_job}; "
+            "a preemptible job larger than borrow_max can never start"
+        )
+    if not any(g.gpu.lend_idle for g in parts.groups.values()):
+        warnings.append(
+            f"{path}.borrow_max: {gpu.borrow_max}, but no group lends GPUs (gpu.lend_idle); "
+            "preemptible jobs would wait for ever"
+        )
 
 
 def _check_uncapped(parts: PolicyParts, warnings: list[str]) -> None:

@@ -361,16 +361,14 @@ def extended_resource_problem(value: str) -> str | None:
     example = "such as nvidia.com/gpu, nvidia.com/mig-1g.10gb or nvidia.com/gpu.shared"
     domain, sep, name = value.partition("/")
     if not sep:
-        return (
-            f"{value!r} has no domain prefix; an extended resource name is domain/name, {example}"
-        )
+        return f"has no domain prefix; an extended resource name is domain/name, {example}"
     if not is_dns_subdomain(domain):
         return (
-            f"{domain!r} is not a DNS subdomain (lowercase letters, digits, '-' and '.'), "
-            f"so {value!r} is not an extended resource name {example}"
+            f"{domain!r} is not a DNS subdomain (lowercase letters, digits, '-' and '.'); an "
+            f"extended resource name is domain/name, {example}"
         )
     if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
-        return f"{value!r}: the kubernetes.io domain is Kubernetes' own, not an extended resource"
+        return "the kubernetes.io domain is Kubernetes' own, not an extended resource"
     if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         return (
             f"{name!r} is not a resource name (at most 63 letters, digits, '-', '_' or '.', "

@@ -12,11 +12,13 @@ Core kinds are checked with kubernetes-validate's *strict* JSON schemas (unknown
 errors) for each of SUPPORTED_VERSIONS. Validators are built once per (version, kind) and
 cached: ``kubernetes_validate.validate()`` re-reads the 1.2 MB definitions file per call.
 
-CRD kinds (VolumeSnapshotClass, VolumeSnapshot, Kueue's ResourceFlavor / ClusterQueue /
-LocalQueue) are not in the core schema. They are checked against the minimal structural
-schemas in CRD_SCHEMAS below: the fields gpulab writes, their types and the required ones,
-with unknown top-level and spec fields refused. That catches typos and wrong shapes, not
-everything the real CRD's validation (CEL rules, enums of newer versions) would.
+CRD kinds are not in the core schema. Kueue's (ResourceFlavor, ClusterQueue, Cohort,
+LocalQueue, WorkloadPriorityClass, Workload) are checked against the openAPIV3Schema of every
+version the upstream Kueue v0.19.2 CRDs serve (:data:`KUEUE_CRDS`; without that folder, the
+same v1beta2 schemas kubesim serves), closed to unknown fields as strict field validation is,
+plus the CEL rules of the fields gpulab writes (:func:`_crd_semantics`). VolumeSnapshotClass
+and VolumeSnapshot are checked against the minimal structural schemas in CRD_SCHEMAS below:
+the fields gpulab writes, their types and the required ones.
 
 Semantic checks on every object (what the API server does and the JSON schema does not):
 metadata.name is a DNS-1123 subdomain (a DNS-1123 label for kinds whose names become DNS
@@ -28,9 +30,11 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -107,38 +111,6 @@ _META = {
     "additionalProperties": False,
 }
 _STR_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
-_QUANTITY = {"type": ["string", "integer", "number"]}
-_TOLERATION = {
-    "type": "object",
-    "properties": {
-        "key": {"type": "string"},
-        "operator": {"enum": ["Exists", "Equal"]},
-        "value": {"type": "string"},
-        "effect": {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"]},
-        "tolerationSeconds": {"type": "integer"},
-    },
-    "additionalProperties": False,
-}
-_LABEL_SELECTOR = {
-    "type": "object",
-    "properties": {
-        "matchLabels": _STR_MAP,
-        "matchExpressions": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["key", "operator"],
-                "properties": {
-                    "key": {"type": "string"},
-                    "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
-                    "values": {"type": "array", "items": {"type": "string"}},
-                },
-                "additionalProperties": False,
-            },
-        },
-    },
-    "additionalProperties": False,
-}
 
 
 def _crd(api_versions: list[str], kind: str, namespaced: bool, **props: Any) -> dict[str, Any]:
@@ -160,7 +132,7 @@ def _crd(api_versions: list[str], kind: str, namespaced: bool, **props: Any) -> 
 
 
 # (apiVersion, kind) -> minimal structural schema; the source of truth are the CRDs of
-# kubernetes-csi/external-snapshotter v8 and kubernetes-sigs/kueue v0.9+ (v1beta1).
+# kubernetes-csi/external-snapshotter v8.
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass"): _crd(
         ["snapshot.storage.k8s.io/v1"],
@@ -198,115 +170,105 @@ CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
         },
         status={"type": "object"},
     ),
-    ("kueue.x-k8s.io/v1beta1", "ResourceFlavor"): _crd(
-        ["kueue.x-k8s.io/v1beta1"],
-        "ResourceFlavor",
-        False,
-        spec={
-            "type": "object",
-            "properties": {
-                "nodeLabels": _STR_MAP,
-                "nodeTaints": {"type": "array"},
-                "tolerations": {"type": "array", "items": _TOLERATION},
-                "topologyName": {"type": "string"},
-            },
-            "additionalProperties": False,
-        },
-    ),
-    ("kueue.x-k8s.io/v1beta1", "ClusterQueue"): _crd(
-        ["kueue.x-k8s.io/v1beta1"],
-        "ClusterQueue",
-        False,
-        _required=["spec"],
-        spec={
-            "type": "object",
-            "required": ["resourceGroups"],
-            "properties": {
-                "cohort": {"type": "string"},
-                "namespaceSelector": _LABEL_SELECTOR,
-                "queueingStrategy": {"enum": ["StrictFIFO", "BestEffortFIFO"]},
-                "stopPolicy": {"enum": ["None", "Hold", "HoldAndDrain"]},
-                "preemption": {"type": "object"},
-                "flavorFungibility": {"type": "object"},
-                "resourceGroups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["coveredResources", "flavors"],
-                        "properties": {
-                            "coveredResources": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {"type": "string"},
-                            },
-                            "flavors": {
-                                "type": "array",
-                                "minItems": 1,
-                                "items": {
-                                    "type": "object",
-                                    "required": ["name", "resources"],
-                                    "properties": {
-                                        "name": {"type": "string"},
-                                        "resources": {
-                                            "type": "array",
-                                            "items": {
-                                                "type": "object",
-                                                "required": ["name", "nominalQuota"],
-                                                "properties": {
-                                                    "name": {"type": "string"},
-                                                    "nominalQuota": _QUANTITY,
-                                                    "borrowingLimit": _QUANTITY,
-                                                    "lendingLimit": _QUANTITY,
-                                                },
-                                                "additionalProperties": False,
-                                            },
-                                        },
-                                    },
-                                    "additionalProperties": False,
-                                },
-                            },
-                        },
-                        "additionalProperties": False,
-                    },
-                },
-            },
-            "additionalProperties": False,
-        },
-    ),
-    ("kueue.x-k8s.io/v1beta1", "LocalQueue"): _crd(
-        ["kueue.x-k8s.io/v1beta1"],
-        "LocalQueue",
-        True,
-        _required=["spec"],
-        spec={
-            "type": "object",
-            "required": ["clusterQueue"],
-            "properties": {
-                "clusterQueue": {"type": "string"},
-                "stopPolicy": {"enum": ["None", "Hold", "HoldAndDrain"]},
-            },
-            "additionalProperties": False,
-        },
-    ),
 }
+
+
+# -------------------------------------------------------------------- Kueue's upstream CRDs
+
+#: The upstream CRDs of Kueue v0.19.2 (kubernetes-sigs/kueue, Apache-2.0): every served
+#: version's openAPIV3Schema is what Kueue objects are checked against.
+KUEUE_CRDS = Path(os.environ.get("GPULAB_KUEUE_CRDS", "/work/shared/refs/kueue-v0.19.2/crds"))
+
+
+def _kueue_document(kind: str, schema: dict[str, Any], namespaced: bool) -> dict[str, Any]:
+    """A CRD version's schema with metadata checked as everywhere here (names and labels by
+    :func:`semantic_problems`)."""
+    # Unknown fields refused wherever the CRD does not keep them, as strict field validation
+    # (kubectl's default) does: kubesim's rule, so both check alike.
+    from gpulab.kubesim.kueue.crds import _closed
+
+    root = _closed(schema)
+    props = dict(root.get("properties") or {})
+    props["metadata"] = {**_META, "required": ["name", "namespace"]} if namespaced else _META
+    props["kind"] = {"const": kind}
+    return {**root, "properties": props, "required": ["apiVersion", "kind", "metadata"]}
+
+
+@functools.cache
+def kueue_crd_schemas() -> dict[tuple[str, str], dict[str, Any]]:
+    """(apiVersion, kind) -> schema of every Kueue kind and version the upstream CRDs serve;
+    without the upstream folder, the v1beta2 schemas kubesim serves (the same CRDs' schemas,
+    descriptions left out: ``kubesim/kueue/schemas``)."""
+    import yaml
+
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    if KUEUE_CRDS.is_dir():
+        for path in sorted(KUEUE_CRDS.glob("*.yaml")):
+            crd = yaml.safe_load(path.read_text())
+            spec = crd["spec"]
+            kind = spec["names"]["kind"]
+            for version in spec["versions"]:
+                if version.get("served"):
+                    out[f"{spec['group']}/{version['name']}", kind] = _kueue_document(
+                        kind, version["schema"]["openAPIV3Schema"], spec["scope"] == "Namespaced"
+                    )
+        return out
+    from gpulab.kubesim.kueue.crds import GROUP, PLURALS, VERSION, crd
+
+    for kind in PLURALS:
+        doc = crd(kind)
+        out[f"{GROUP}/{VERSION}", kind] = _kueue_document(
+            kind, doc["openAPIV3Schema"], doc["scope"] == "Namespaced"
+        )
+    return out
 
 
 @functools.cache
 def _crd_validator(api_version: str, kind: str) -> Any:
-    schema = CRD_SCHEMAS.get((api_version, kind))
+    schema = CRD_SCHEMAS.get((api_version, kind)) or kueue_crd_schemas().get((api_version, kind))
     return None if schema is None else jsonschema.Draft202012Validator(schema)
 
 
 def is_crd_kind(obj: Mapping[str, Any]) -> bool:
-    return (obj.get("apiVersion"), obj.get("kind")) in CRD_SCHEMAS
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    return key in CRD_SCHEMAS or key in kueue_crd_schemas()
 
 
 def _crd_semantics(obj: Mapping[str, Any]) -> list[str]:
-    """Cross-field rules of the CRDs that a structural schema cannot say."""
+    """Cross-field rules of the CRDs (their CEL ``x-kubernetes-validations``) that a JSON
+    schema cannot say, for the fields gpulab writes."""
     problems: list[str] = []
-    if obj.get("kind") == "ClusterQueue":
-        for i, group in enumerate(obj.get("spec", {}).get("resourceGroups", [])):
+    spec = obj.get("spec") or {}
+    if obj.get("kind") == "ClusterQueue" and not spec.get("cohortName"):
+        for group in spec.get("resourceGroups") or []:
+            for flavor in group.get("flavors") or []:
+                if any("borrowingLimit" in r for r in flavor.get("resources") or []):
+                    problems.append(
+                        "spec: borrowingLimit must be nil when cohort is empty "
+                        f"(flavor {flavor.get('name')})"
+                    )
+    if obj.get("kind") == "ClusterQueue" and (preemption := spec.get("preemption")):
+        borrow = (preemption.get("borrowWithinCohort") or {}).get("policy", "Never")
+        if preemption.get("reclaimWithinCohort", "Never") == "Never" and borrow != "Never":
+            problems.append(
+                "spec.preemption: reclaimWithinCohort=Never and borrowWithinCohort.Policy!=Never"
+            )
+    if obj.get("kind") in ("ClusterQueue", "Cohort"):
+        seen_resources: set[str] = set()
+        seen_flavors: set[str] = set()
+        for i, group in enumerate(spec.get("resourceGroups") or []):
+            covered = group.get("coveredResources", [])
+            # Each resource and each flavor in one resource group only.
+            for name in covered:
+                if name in seen_resources:
+                    problems.append(f"spec.resourceGroups.{i}: resource {name} is in two groups")
+                seen_resources.add(name)
+            for flavor in group.get("flavors") or []:
+                if flavor.get("name") in seen_flavors:
+                    problems.append(
+                        f"spec.resourceGroups.{i}: flavor {flavor.get('name')} is in two groups"
+                    )
+                seen_flavors.add(flavor.get("name"))
             covered = group.get("coveredResources", [])
             for j, flavor in enumerate(group.get("flavors", [])):
                 names = [r.get("name") for r in flavor.get("resources", [])]
@@ -343,6 +305,8 @@ CLUSTER_SCOPED_KINDS = frozenset(
         "VolumeSnapshotClass",
         "ResourceFlavor",
         "ClusterQueue",
+        "Cohort",
+        "WorkloadPriorityClass",
         "PriorityClass",
     }
 )
