@@ -12,6 +12,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 STATE_STYLES = {
+    "Queued": "blue",
     "Pending": "yellow",
     "Running": "cyan",
     "Succeeded": "green",
@@ -184,6 +185,21 @@ def _state(job: dict) -> str:
     return f"[{STATE_STYLES.get(state, 'white')}]{state}[/]"
 
 
+def _queue(job: dict) -> str:
+    """Where a Queued job stands (``#3 in alice``) and its preemptions, for the list and the
+    status; "" for a job Kueue does not queue."""
+    parts = []
+    queue = job.get("queue")
+    if isinstance(queue, dict):
+        parts.append(f"#{queue.get('position')} in {queue.get('name')}")
+    if job.get("preemptions"):
+        parts.append(
+            f"preempted, requeued ({job['preemptions']}×), "
+            f"{job.get('gpu_hours_lost', 0)} GPU-h lost"
+        )
+    return "; ".join(parts)
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -202,6 +218,7 @@ def _jobs_table(jobs: list[dict], show_owner: bool):
     if show_owner:
         table.add_column("OWNER")
     table.add_column("STATE")
+    table.add_column("QUEUE")
     table.add_column("GPUS", justify="right")
     table.add_column("IMAGE", overflow="fold")
     table.add_column("CREATED")
@@ -211,6 +228,7 @@ def _jobs_table(jobs: list[dict], show_owner: bool):
             row.append(job.get("owner", ""))
         row += [
             _state(job),
+            _queue(job),
             str(job.get("gpus", 0)),
             job.get("image", ""),
             (job.get("created") or "")[:19].replace("T", " "),
@@ -238,9 +256,10 @@ def _job_details(job: dict):
         "finished",
         "exit_code",
         "message",
+        "queue",
         "upload",
     ):
-        value = _state(job) if key == "state" else job.get(key)
+        value = {"state": _state(job), "queue": _queue(job)}.get(key, job.get(key))
         if value not in (None, ""):
             table.add_row(key, str(value))
     return table

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 STATE_COLOURS: dict[JobState, str] = {
+    "Queued": "#5c6bc0",
     "Pending": "#b08900",
     "Running": "#2f6fdf",
     "Succeeded": "#2e8b3e",
@@ -154,6 +155,10 @@ def jobs_table_html(jobs: list[dict[str, Any]]) -> str:
     for j in jobs:
         colour = STATE_COLOURS.get(str(j.get("state")), "#888")
         state = html.escape(str(j.get("state", "?")))
+        # a queued job's place and what it waits for; a preempted job's requeues
+        waits = j.get("message") if j.get("state") == "Queued" or j.get("preemptions") else ""
+        if waits:
+            state += f'<br><small class="gpulab-queue">{html.escape(str(waits))}</small>'
         rows.append(
             "<tr>"
             f"<td>{html.escape(str(j.get('name', '')))}</td>"

@@ -164,8 +164,8 @@ class PlatformConfig:
     # different *sites* to a browser (SameSite cookies stay home); under "gpulab.localhost"
     # they are one site, as alice.hub.example.org and bob.hub.example.org are in production.
     domain: str = "localhost"
-    # kubesim runs its Kueue (serves kueue.x-k8s.io): servers and jobs are queued and admitted
-    # by it, as by Kueue on a production cluster. Off: gpulab admits with its own quotas.
+    # kubesim serves Kueue's API and runs its Kueue: servers and jobs are queued by it (off:
+    # gpulab admits them itself, as on a cluster without Kueue).
     kueue: bool = False
 
 

@@ -5,7 +5,9 @@
 2. Runs the command (exec form, no shell) or executes the notebook with papermill and the
    parameters (kernel ``python3``; the executed notebook is written into the output dir).
    The child gets ``$GPULAB_OUTPUT_DIR``: the spec's ``output_dir``, else
-   ``outputs/<name>/<job-id>``.
+   ``outputs/<name>/<job-id>``, and ``$GPULAB_CHECKPOINT_DIR``: the job's own folder on the
+   home (``~/.gpulab/jobs/<job-id>/checkpoint``), the same for every run of the job, so a run
+   resumed after a preemption finds what the preempted run saved.
 3. Tees the child's stdout and stderr (merged, in order) to its own stdout (the pod log) and
    to ``~/.gpulab/jobs/<job-id>/log.txt``.
 4. Forwards SIGTERM/SIGINT/SIGHUP to the child's process group; SIGKILL after
@@ -45,6 +47,7 @@ from typing import Any, BinaryIO
 
 from gpulab.wire.runner import (
     CREDENTIAL_FILE,
+    ENV_CHECKPOINT_DIR,
     ENV_HOME,
     ENV_JOB_ID,
     ENV_JOB_SPEC,
@@ -54,6 +57,7 @@ from gpulab.wire.runner import (
     PLAN_FILE,
     RESULT_FILE,
     UPLOAD_MOUNT,
+    job_checkpoint_path,
     job_state_dir,
 )
 
@@ -101,6 +105,10 @@ class RunnerConfig:
     @property
     def state_dir(self) -> Path:
         return self.home / job_state_dir(self.job_id)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.home / job_checkpoint_path(self.job_id)
 
     @property
     def output_rel(self) -> str:
@@ -375,6 +383,7 @@ class Runner:
             return outcome, executed
         env = dict(os.environ)
         env[ENV_OUTPUT_DIR] = str(cfg.output_dir)
+        env[ENV_CHECKPOINT_DIR] = str(cfg.checkpoint_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.pop(ENV_JOB_SPEC, None)
         for sig in _FORWARDED:
@@ -665,6 +674,7 @@ class Runner:
         try:
             cfg.state_dir.mkdir(parents=True, exist_ok=True)
             cfg.output_dir.mkdir(parents=True, exist_ok=True)
+            cfg.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             _say(f"cannot create the job's directories in the home: {exc}")
             return RUNNER_ERROR

@@ -6,7 +6,8 @@ from typing import Literal, get_args
 
 __all__ = ["ACTIVE_STATES", "CANCELLABLE_STATES", "JOB_STATES", "TERMINAL_STATES", "JobState"]
 
-JobState = Literal["Pending", "Running", "Succeeded", "Failed", "Cancelled"]
+# Queued: accepted, waiting in its Kueue queue for quota (the job holds nothing yet).
+JobState = Literal["Queued", "Pending", "Running", "Succeeded", "Failed", "Cancelled"]
 # In the order people read them (the gateway's error messages list them so).
 JOB_STATES: tuple[JobState, ...] = get_args(JobState)
 # No pod will run again.

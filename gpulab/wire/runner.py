@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "CREDENTIAL_FILE",
+    "ENV_CHECKPOINT_DIR",
     "ENV_GATEWAY_URL",
     "ENV_GPU_TYPE",
     "ENV_GPUS",
@@ -24,6 +25,7 @@ __all__ = [
     "UPLOAD_MOUNT",
     "UPLOAD_ONLY_COMMAND",
     "UPLOAD_STATES",
+    "job_checkpoint_path",
     "job_log_path",
     "job_state_dir",
 ]
@@ -48,6 +50,10 @@ ENV_GPU_TYPE = "GPULAB_GPU_TYPE"
 ENV_GATEWAY_URL = "GPULAB_GATEWAY_URL"
 # Set by the runner for the job's own process: where to write outputs.
 ENV_OUTPUT_DIR = "GPULAB_OUTPUT_DIR"
+# Set by the runner for the job's own process: a folder on the home that belongs to this job
+# and is kept when the job is preempted and requeued, so a resumed run finds what the earlier
+# one saved there (docs/scheduling.md, "Checkpoints"). Not uploaded with the outputs.
+ENV_CHECKPOINT_DIR = "GPULAB_CHECKPOINT_DIR"
 
 # What the runner keeps on the home, under ~/.gpulab/jobs/<job-id>/ (relative to the home):
 # the log (archived to S3 as log.txt), result.json (its "upload" says pending | ok | failed)
@@ -62,6 +68,12 @@ UPLOAD_STATES = ("pending", "ok", "failed")
 def job_state_dir(job_id: str) -> str:
     """The job's state folder, relative to the owner's home."""
     return f".gpulab/jobs/{job_id}"
+
+
+def job_checkpoint_path(job_id: str) -> str:
+    """The job's checkpoint folder (``$GPULAB_CHECKPOINT_DIR``), relative to the home: the same
+    for every run of the job (retries, and runs after a preemption)."""
+    return f"{job_state_dir(job_id)}/checkpoint"
 
 
 def job_log_path(job_id: str) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from gpulab.wire.runner import CREDENTIAL_FILE, RUNNER_COMMAND, UPLOAD_MOUNT, UPLOAD_ONLY_COMMAND
@@ -28,6 +29,8 @@ from ..workload.labels import (
     JOB_COMPONENT,
     JOB_ID_LABEL,
     JOB_UPLOAD_COMPONENT,
+    KUEUE_PRIORITY_LABEL,
+    KUEUE_QUEUE_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
@@ -42,6 +45,7 @@ from .validate import effective_gpu_type, effective_runtime, job_profile
 
 __all__ = [
     "CONTAINER_NAME",
+    "JobQueue",
     "CREDENTIAL_FILE",
     "RUNNER_COMMAND",
     "UPLOAD_MOUNT",
@@ -57,6 +61,14 @@ __all__ = [
 
 CONTAINER_NAME = "job"
 TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """Where Kueue queues the job: its LocalQueue and WorkloadPriorityClass."""
+
+    local_queue: str
+    priority_class: str
 
 
 def k8s_literal(value: str) -> str:
@@ -140,8 +152,12 @@ def render_job(
     upload_secret_name: str,
     gateway_url: str | None = None,
     idempotency_key: str | None = None,
+    queue: JobQueue | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
+
+    With ``queue`` (Kueue runs), the Job is made suspended with Kueue's queue-name and
+    priority-class labels: Kueue admits it when the quota allows and un-suspends it.
 
     The spec must have been admitted (:func:`gpulab.hub.workload.admission.admit`, through
     :mod:`gpulab.hub.jobs.validate`): this builder trusts it; with GPUs and no resolvable type
@@ -171,6 +187,9 @@ def render_job(
     if idempotency_key is not None:
         job_labels_[SUBMIT_KEY_LABEL] = submit_key(owner, idempotency_key)
         annotations[IDEMPOTENCY_ANNOTATION] = idempotency_key
+    if queue is not None:
+        job_labels_[KUEUE_QUEUE_LABEL] = queue.local_queue
+        job_labels_[KUEUE_PRIORITY_LABEL] = queue.priority_class
 
     # env: the user's first (values literal), then gpulab's (names cannot collide: the spec
     # refuses GPULAB_ and KUBERNETES_ names)
@@ -227,6 +246,7 @@ def render_job(
     if parts.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": n} for n in parts.image_pull_secrets]
 
+    job_spec: dict[str, Any] = {"suspend": True} if queue is not None else {}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -237,6 +257,7 @@ def render_job(
             "annotations": annotations,
         },
         "spec": {
+            **job_spec,
             "backoffLimit": spec.retries,
             "completions": 1,
             "parallelism": 1,

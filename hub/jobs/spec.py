@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -96,6 +97,9 @@ ALLOWED: dict[str, str] = {
     "(default outputs/<name>/<job-id>)",
     "datasets": "a list of dataset names from the policy (default: all of them)",
     "shm_size": "a Kubernetes memory quantity greater than 0, e.g. 1Gi",
+    "preemptible": "true or false (default false): true lets the job run on other groups' "
+    "idle GPUs when your group's are in use, and be preempted (and requeued) when they "
+    "want them back",
     "": "a mapping (YAML or JSON) with the fields of docs/jobs.md",
 }
 
@@ -432,6 +436,8 @@ class JobSpec(BaseModel):
     output_dir: StrictStr | None = None
     datasets: list[StrictStr] | None = Field(None, max_length=64)
     shm_size: MemoryQuantity | None = None
+    # May borrow idle GPUs of other groups, and be preempted for them (only where Kueue runs).
+    preemptible: StrictBool = False
 
     # ------------------------------------------------------------ fields
     @field_validator("name")

@@ -60,6 +60,7 @@ class Entitlement:
     # CPU in millicores, memory in bytes; None: not capped (hub/policy/caps.py).
     job_max_cpu_millis: int | None = None
     job_max_memory_bytes: int | None = None
+    max_queued_jobs: int = 20  # where Kueue queues jobs: a user's jobs waiting at once
     cpu_quota_group: dict[str, int | None] = field(default_factory=dict)
     memory_quota_group: dict[str, int | None] = field(default_factory=dict)
     contact: str = ""  # whom to ask for access; "": nobody named
@@ -204,6 +205,7 @@ def merge_groups(
         job_ttl_seconds=max(g.jobs.ttl_after_finished_seconds for g in groups),
         max_retries=max(g.jobs.max_retries for g in groups),
         max_concurrent_jobs=max(g.jobs.max_concurrent for g in groups),
+        max_queued_jobs=max(g.jobs.max_queued for g in groups),
         job_gpu_idle_report_after_seconds=_generous_duration(
             g.jobs.gpu_idle_report_after_seconds for g in groups
         ),

@@ -167,6 +167,9 @@ class JobRules(StrictModel):
     ttl_after_finished_seconds: Duration = Field(7 * 86400, alias="ttl_after_finished")
     max_retries: int = Field(3, ge=0, le=100)
     max_concurrent: int = Field(10, ge=0)
+    # Where Kueue queues jobs: the most of a user's jobs that may wait in the queue at once
+    # (a submit past it is refused: queueing cannot help).
+    max_queued: int = Field(20, ge=0)
     gpu_idle_report_after_seconds: Duration = Field(3600, alias="gpu_idle_report_after")
     kill_gpu_idle: bool = False
     # Per job; None: derived from the group's profiles (hub/policy/caps.py).

@@ -66,6 +66,10 @@ CANCEL_REASON_ANNOTATION: Final = "gpulab.io/cancel-reason"  # why an admin canc
 NEVER_STARTED_ANNOTATION: Final = "gpulab.io/never-started"
 # Set by the gateway when it fails a Job itself (e.g. its upload Secret is missing).
 FAILED_REASON_ANNOTATION: Final = "gpulab.io/failed-reason"
+# On a job's Job: the GPU-seconds its runs lost to preemption so far (the gateway adds each
+# run Kueue evicted, from the pod's run time: the pod itself is gone after the eviction).
+PREEMPTED_GPU_SECONDS_ANNOTATION: Final = "gpulab.io/preempted-gpu-seconds"
+PREEMPTIONS_ANNOTATION: Final = "gpulab.io/preemptions"  # and how often it saw that happen
 DELETION_SNAPSHOT_ANNOTATION: Final = "gpulab.io/deletion-snapshot"
 PROFILE_ANNOTATION: Final = "gpulab.io/profile"
 IMAGE_ANNOTATION: Final = "gpulab.io/image"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "tests" / "e2e" / "policy.yaml"
@@ -116,6 +118,21 @@ class GatewayEnv:
                         return job
                 time.sleep(0.3)
         raise AssertionError(f"job {job_id} never reached {states}: {json.dumps(job)[:800]}")
+
+
+def gateway_env(platform: Any) -> GatewayEnv:
+    """The jobs gateway a platform registered (:mod:`gpulab.platform`), once it answers."""
+    if platform.s3 is None:
+        pytest.skip("no Ceph S3 gateway on this machine (ceph-mon, ceph-osd, radosgw)")
+    config_text = (platform.state_dir / "jupyterhub_config.py").read_text()
+    match = re.search(r"service_definition\(\s*GATEWAY,(.*?)\)", config_text, re.S)
+    assert match, "the platform does not register the jobs gateway"
+    port = int(re.search(r"port=(\d+)", match.group(1)).group(1))
+    # The dataset claim comes from the launcher (as an admin provisions it); each user's home
+    # claim is made by the gateway at their first submit (or by the spawner).
+    tokens = {u: platform.user_token(u) for u in USERS}
+    wait_gateway(platform.hub_url + API, tokens["alice"])
+    return GatewayEnv(platform, Kubesim.of(platform), tokens, port)
 
 
 def wait_gateway(base: str, token: str, timeout: float = 90) -> None:

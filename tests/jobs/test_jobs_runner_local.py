@@ -230,3 +230,24 @@ def test_a_rerun_into_a_named_output_dir_uploads_only_what_it_wrote(tmp_path):
     assert done.returncode == 0
     assert "not uploaded: 1 file(s) already in ~/results before the job started" in done.stdout
     assert result_of(tmp_path, "sweep-bbbbbb")["failed"] == ["outputs/keep.txt"]
+
+
+def test_a_second_run_of_the_job_finds_what_the_first_saved_in_its_checkpoint_dir(tmp_path):
+    """$GPULAB_CHECKPOINT_DIR is the job's own folder on the home, the same for each run (a run
+    after a preemption resumes from it), and not part of the outputs."""
+    script = (
+        "import os, pathlib; ck = pathlib.Path(os.environ['GPULAB_CHECKPOINT_DIR']) / 'step'; "
+        "print('resumed from', ck.read_text()) if ck.exists() else ck.write_text('7')"
+    )
+    env = job_env(
+        tmp_path,
+        {"name": "t", "command": [sys.executable, "-c", script]},
+        credential=down_credential(),
+    )
+    assert run(env).returncode == 0
+    again = run(env)
+    assert again.returncode == 0, again.stderr
+    assert "resumed from 7" in again.stdout
+    assert (tmp_path / "home" / ".gpulab/jobs/t-aaaaaa/checkpoint/step").read_text() == "7"
+    plan = json.loads((tmp_path / "home" / ".gpulab/jobs/t-aaaaaa/upload.json").read_text())
+    assert all("checkpoint" not in f["path"] for f in plan["files"])

@@ -1,36 +1,85 @@
-"""The Kueue-on platform: kubesim running its Kueue (as Kueue runs on a production cluster),
-JupyterHub, the jobs gateway and the culler, with tests/kueue_platform/policy.yaml.
+"""Session fixture ``kueue_platform``: the whole platform with kubesim's Kueue on (servers and
+jobs queued by Kueue), on one node of 4 GPUs, with the policy of this folder (small quotas,
+nlp lends its idle GPUs, vision's preemptible jobs borrow them). Shared by the Kueue tests of
+the jobs gateway and of the spawner; tests/xdist_groups.py puts every test using it on one
+worker.
 
-Session-scoped and shared by every test of Kueue end to end (servers, jobs, the race between
-them, the dashboard's queues): tests/xdist_groups.py puts them on one xdist worker, so it
-starts once (~1 min). Tests make their own users, so they do not depend on one another.
+The policy's Kueue objects (flavors, cohorts, the groups' queues, priority classes) are made
+here with ``hub/kueue``'s sync, as the hub makes them at start; a user's own queues are made by
+the gateway or the spawner at their first submit or spawn.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
-from gpulab.hub.policy import load_policy
-from kueue_testlib import POLICY, Cluster
+
+from tests.gateway.gateway_testlib import NAMESPACE, GatewayEnv, gateway_env
+
+KUEUE_POLICY = Path(__file__).resolve().parent / "policy.yaml"
+
+
+async def _sync_policy(kubeconfig: Path) -> None:
+    from gpulab.hub.kube import KubeClient
+    from gpulab.hub.kueue.sync import sync_policy
+    from gpulab.hub.policy import load_policy
+
+    client = await KubeClient.connect(str(kubeconfig), user_agent="gpulab-tests")
+    try:
+        await sync_policy(client, load_policy(KUEUE_POLICY), NAMESPACE)
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="session")
-def kueue_platform(tmp_path_factory):
+def kueue_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from gpulab.platform import LocalPlatform, PlatformConfig, free_port
+    from tests.extension.conftest import extension_hub_config
 
     config = PlatformConfig(
         state_dir=tmp_path_factory.mktemp("kueue-platform"),
-        policy_path=POLICY,
+        policy_path=KUEUE_POLICY,
         port=free_port(),
-        nodes="2x4",
+        nodes=os.environ.get("GPULAB_KUEUE_TEST_NODES", "1x4"),
+        extra_hub_config=extension_hub_config(),
         kueue=True,
-        cull_interval=5.0,
     )
     platform = LocalPlatform(config)
     platform.start()
-    cluster = Cluster(platform)
     try:
-        cluster.apply_policy(load_policy(POLICY))
+        asyncio.run(_sync_policy(platform.kubeconfig))
+        yield platform
     finally:
-        cluster.close()
-    yield platform
-    platform.stop()
+        platform.stop()
+
+
+@pytest.fixture(scope="session")
+def kgw(kueue_platform: Any) -> Iterator[GatewayEnv]:
+    """The jobs gateway of the Kueue platform (as ``gw`` is of the shared platform)."""
+    env = gateway_env(kueue_platform)
+    yield env
+    env.kubesim.faults()
+
+
+@pytest.fixture(scope="session")
+def kueue_browser() -> Iterator[Any]:
+    """Chromium for the browser test of this folder: its own fixture, not tests/browser's
+    ``browser``, so that sharing it does not put these tests in one xdist group with every
+    browser test (tests/xdist_groups.py groups tests by the fixtures they share)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: install Debian's chromium (`./dev.sh test` does)")
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()

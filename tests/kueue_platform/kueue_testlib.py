@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 from gpulab.hub.kueue.names import PRIORITY_BATCH, user_local_queue
-from gpulab.hub.kueue.render import render_policy, render_user
+from gpulab.hub.kueue.render import render_user
 from gpulab.hub.kueue.sync import object_path
 from gpulab.hub.names import escape_username
 from gpulab.hub.workload.labels import (
@@ -104,11 +104,6 @@ class Cluster:
         for obj in objects:
             r = self.kube.post(object_path(obj, collection=True), json=obj)
             assert r.status_code in (201, 409), r.text
-
-    def apply_policy(self, policy: Any) -> None:
-        """The policy's Kueue objects (flavors, cohorts, borrowing queues, priority classes),
-        as ``gpulab admin kueue render POLICY | kubectl apply -f -`` makes them."""
-        self.apply(render_policy(policy, NAMESPACE))
 
     def ensure_queues(self, policy: Any, user: str, group: str) -> None:
         """``user``'s ClusterQueue and LocalQueues, made as the hub and the gateway make them

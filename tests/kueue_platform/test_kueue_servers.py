@@ -65,9 +65,9 @@ def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
     kueue_platform, hub, cluster
 ):
     policy = load_policy(POLICY)
-    # Two other users of nlp hold the group's 4 GPUs: a server cannot preempt their jobs
-    # (other ClusterQueues; a server only outranks its own user's batch jobs).
-    others = [new_user(kueue_platform, "nlp", "hold") for _ in range(2)]
+    # Another user of nlp holds the group's 2 GPUs: a server cannot preempt that job (another
+    # ClusterQueue; a server only outranks its own user's batch jobs).
+    others = [new_user(kueue_platform, "nlp", "hold")]
     holders = []
     for other in others:
         cluster.ensure_queues(policy, other, "nlp")
@@ -89,7 +89,7 @@ def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
         queued = [m for m in messages if m.startswith("queued for")]
         assert queued, messages
         assert queued[0].startswith("queued for a free A100 GPU in nlp: nothing ahead")
-        assert "4 of 4 GPUs of nlp in use" in queued[0] and "up to 30s in the queue" in queued[0]
+        assert "2 of 2 GPUs of nlp in use" in queued[0] and "up to 30s in the queue" in queued[0]
         assert "waited 30s in the queue of nlp without being admitted" in messages[-1]
         poll(lambda: hub.server() is None, "the start given up")
         poll(lambda: cluster.pod(name) is None, "the queued pod removed")

@@ -4,7 +4,8 @@
   const cfg = JSON.parse(document.getElementById("gpulab-config").textContent);
   const api = cfg.apiUrl;
   const $ = (id) => document.getElementById(id);
-  const STATES = ["Pending", "Running", "Succeeded", "Failed", "Cancelled"];
+  const STATES = ["Queued", "Pending", "Running", "Succeeded", "Failed", "Cancelled"];
+  const CANCELLABLE = ["Queued", "Pending", "Running"];
   let selected = null; // job id
   let logAbort = null;
   let jobs = [];
@@ -70,6 +71,14 @@
     el.hidden = !text;
   }
 
+  // A queued job's place and what it waits for ("#2 in alice · 2 × a100 in vision: 1 job
+  // ahead, 6 of 8 GPUs busy"), or a preempted job's requeues; "" otherwise.
+  function queueText(j) {
+    if (j.state === "Queued" && j.queue) return "#" + j.queue.position + " in " + j.queue.name + " · " + (j.message || "");
+    if (j.preemptions) return "preempted, requeued (" + j.preemptions + "×), " + j.gpu_hours_lost + " GPU-h lost";
+    return "";
+  }
+
   function stateBadge(state) {
     const span = document.createElement("span");
     span.className = "state state-" + (STATES.includes(state) ? state : "unknown");
@@ -108,11 +117,19 @@
       const cells = [j.name, j.id, null, String(j.gpus ?? ""), when(j.created)];
       cells.forEach((text, i) => {
         const td = document.createElement("td");
-        if (i === 2) td.appendChild(stateBadge(j.state)); else td.textContent = text || "";
+        if (i === 2) {
+          td.appendChild(stateBadge(j.state));
+          const waits = queueText(j);
+          if (waits) {
+            const small = document.createElement("small");
+            small.className = "queue"; small.textContent = waits;
+            td.appendChild(small);
+          }
+        } else td.textContent = text || "";
         tr.appendChild(td);
       });
       const td = document.createElement("td");
-      if (j.state === "Pending" || j.state === "Running") {
+      if (CANCELLABLE.includes(j.state)) {
         const b = document.createElement("button");
         b.type = "button"; b.className = "secondary cancel"; b.textContent = "Cancel";
         b.addEventListener("click", (ev) => { ev.stopPropagation(); cancel(j.id); });
@@ -135,7 +152,7 @@
     st.className = "state state-" + job.state; st.textContent = job.state;
     const bits = [job.message || "", job.exit_code != null ? "exit code " + job.exit_code : ""];
     $("detail-message").textContent = bits.filter(Boolean).join(" · ");
-    $("cancel-button").disabled = !(job.state === "Pending" || job.state === "Running");
+    $("cancel-button").disabled = !CANCELLABLE.includes(job.state);
     const finished = ["Succeeded", "Failed", "Cancelled"].includes(job.state);
     if (finished && $("detail-panel").dataset.outputsFor !== job.id + job.upload) {
       $("detail-panel").dataset.outputsFor = job.id + job.upload;

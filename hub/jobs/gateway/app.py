@@ -31,6 +31,7 @@ from .cache import ClusterCache
 from .handlers import routes
 from .homes import HomeClaims
 from .kube import USER_AGENT, Kube
+from .kueue import kueue_queues
 from .metrics import gateway_registry
 from .openapi import openapi
 from .service import Gateway
@@ -116,7 +117,8 @@ class GatewayApp(ServiceApp):
             namespace=self.namespace,
             retry=Retry(attempts=max(1, self.kube_retry_attempts), budget=self.kube_retry_budget),
         )
-        cache = ClusterCache(kube, page_size=self.list_page_size)
+        queues = await kueue_queues(kube, policy_file)
+        cache = ClusterCache(kube, page_size=self.list_page_size, kueue=queues is not None)
         storage = None
         try:
             sync = JobStorage.from_policy(
@@ -134,6 +136,7 @@ class GatewayApp(ServiceApp):
             catalogue=catalogue,
             public_url=self.public_url or None,
             homes=HomeClaims(kube, page_size=self.list_page_size),
+            queues=queues,
         )
         hub_auth = HubOAuth.instance(api_url=self.hub_api_url, cache_max_age=30)
         resolver = IdentityResolver(

@@ -11,12 +11,19 @@ Indexes kept up to date on every event: Jobs by user (``gpulab.io/user``), by su
 pod event updates its job's state there). Jobs deleted while marked cancelled are kept as
 *tombstones* (the Job JSON as it was last seen) so that a cancelled job still lists as
 Cancelled after Kubernetes removed it.
+
+Where Kueue runs (``kueue=True``), a third watch holds the namespace's Kueue Workloads, by the
+Job that owns each (what a queued job waits for, how often it was requeued), and the cache
+notices each eviction of a running job (its Job suspended again by Kueue, not cancelled): the
+GPU time the evicted run had used is kept in :attr:`ClusterCache.preempted` until the gateway
+adds it to the Job's annotations (the pods are gone afterwards).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -34,6 +41,7 @@ from ...workload.labels import (
 )
 from .job_index import JobIndex, entry_of
 from .kube import Kube
+from .queue import Preemption, is_kueue_job, lost_gpu_seconds
 from .state import CANCELLED_ANNOTATION
 
 __all__ = ["ClusterCache"]
@@ -56,8 +64,13 @@ def _rv(obj: dict[str, Any]) -> int:
 class ClusterCache:
     """Jobs and Pods labelled ``managed-by=gpulab`` in the gateway's namespace."""
 
-    def __init__(self, kube: Kube, page_size: int = 500) -> None:
+    def __init__(self, kube: Kube, page_size: int = 500, *, kueue: bool = False) -> None:
         self.kube = kube
+        self.kueue = kueue
+        self.workloads: dict[str, dict[str, Any]] = {}  # Workload name -> Workload
+        self.workload_of_job: dict[str, str] = {}  # Job name -> its Workload's name
+        # Evictions seen and not yet recorded on their Job: job id -> (count, GPU-seconds).
+        self.preempted: dict[str, Preemption] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.pods: dict[str, dict[str, Any]] = {}
         self.jobs_by_user: dict[str, set[str]] = {}
@@ -67,20 +80,25 @@ class ClusterCache:
         self.index = JobIndex()  # what the jobs list reads: live Jobs and tombstones
         self.changed = asyncio.Condition()
         self._version = 0
+        kinds = [
+            (kube.jobs_path(), "jobs", SELECTOR, self._reset_jobs, self._job_event),
+            (kube.pods_path(), "pods", SELECTOR, self._reset_pods, self._pod_event),
+        ]
+        if kueue:  # Kueue makes the Workloads: they carry none of gpulab's labels
+            kinds.append(
+                (kube.workloads_path(), "workloads", "", self._reset_workloads, self._wl_event)
+            )
         self.watches = tuple(
             WatchCache(
                 kube,
                 path,
                 name=name,
-                label_selector=SELECTOR,
+                label_selector=selector,
                 on_reset=on_reset,
                 on_event=on_event,
                 page_size=page_size,
             )
-            for path, name, on_reset, on_event in (
-                (kube.jobs_path(), "jobs", self._reset_jobs, self._job_event),
-                (kube.pods_path(), "pods", self._reset_pods, self._pod_event),
-            )
+            for path, name, selector, on_reset, on_event in kinds
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -172,6 +190,8 @@ class ClusterCache:
             old = self.jobs.get(name)
             if old is not None and _rv(old) > _rv(job):
                 return  # an older version than the one we hold (our own write landed first)
+            if old is not None and _evicted(old, job):
+                self._note_eviction(name, old)
             self._index_job(name, job)
             self.tombstones.pop(name, None)
         self._list_entry(name)
@@ -194,6 +214,11 @@ class ClusterCache:
                 self._list_entry(name)
         self._trim_tombstones()
         self._notify()
+
+    def _note_eviction(self, name: str, old: dict[str, Any]) -> None:
+        lost = lost_gpu_seconds(old, self.job_pods(name), dt.datetime.now(dt.UTC))
+        seen = self.preempted.get(name, Preemption())
+        self.preempted[name] = Preemption(seen.count + 1, seen.gpu_seconds + lost)
 
     def put_job(self, job: dict[str, Any]) -> None:
         """Record a Job the gateway just created or changed (read your own writes)."""
@@ -236,6 +261,40 @@ class ClusterCache:
             if job_id and job_id in self.jobs:
                 self._list_entry(job_id)
         self._notify()
+
+    # ------------------------------------------------------------------ Kueue's Workloads
+    def _reset_workloads(self, items: list[dict[str, Any]]) -> None:
+        self.workloads.clear()
+        self.workload_of_job.clear()
+        for wl in items:
+            self._wl_event("ADDED", wl, notify=False)
+        self._notify()
+
+    def _wl_event(self, kind: str, wl: dict[str, Any], *, notify: bool = True) -> None:
+        name = _meta(wl).get("name")
+        if not name:
+            return
+        job = _owning_job(wl)
+        if kind == "DELETED":
+            self.workloads.pop(name, None)
+            if job and self.workload_of_job.get(job) == name:
+                del self.workload_of_job[job]
+        else:
+            self.workloads[name] = wl
+            if job:
+                self.workload_of_job[job] = name
+        if notify:
+            self._notify()
+
+    def workload(self, job_id: str) -> dict[str, Any] | None:
+        """The Kueue Workload of a job's Job, if Kueue made one."""
+        name = self.workload_of_job.get(job_id)
+        return self.workloads.get(name) if name else None
+
+    @property
+    def version(self) -> int:
+        """Grows with every change the cache sees."""
+        return self._version
 
     # ------------------------------------------------------------------ the list's index
     def _list_entry(self, job_id: str) -> None:
@@ -288,3 +347,23 @@ class ClusterCache:
             if user_label is None or labels.get(USER_LABEL) == user_label:
                 out.append(pod)
         return out
+
+
+def _owning_job(wl: dict[str, Any]) -> str | None:
+    for ref in _meta(wl).get("ownerReferences") or []:
+        if ref.get("kind") == "Job" and str(ref.get("apiVersion", "")).startswith("batch/"):
+            return ref.get("name")
+    return None
+
+
+def _evicted(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether this change is Kueue suspending a running Job (a preemption), not a cancel."""
+    was, now = (old.get("spec") or {}).get("suspend"), (new.get("spec") or {}).get("suspend")
+    annotations = _meta(new).get("annotations") or {}
+    return bool(
+        not was
+        and now
+        and is_kueue_job(new)
+        and CANCELLED_ANNOTATION not in annotations
+        and FAILED_REASON_ANNOTATION not in annotations
+    )

@@ -1,5 +1,5 @@
 """The gateway's Kubernetes client: gpulab's :class:`~gpulab.hub.kube.KubeClient` bound to the
-gateway's namespace, with the paths of the four kinds the gateway uses.
+gateway's namespace, with the paths of the kinds the gateway uses (Kueue's Workloads where Kueue runs).
 
 Every request carries the User-Agent ``gpulab-jobs-gateway/<version>`` so that audit logs (and
 tests/ship/rbac.py) can tell the gateway's calls apart.
@@ -16,9 +16,10 @@ from typing import Any
 
 from ...kube import KubeClient, KubeError, Retry, resource_path
 
-__all__ = ["GATEWAY_RETRY", "USER_AGENT", "Kube", "KubeError"]
+__all__ = ["GATEWAY_RETRY", "KUEUE_API", "USER_AGENT", "Kube", "KubeError"]
 
 USER_AGENT = "gpulab-jobs-gateway/0.1"
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
 GATEWAY_RETRY = Retry(attempts=3, budget=3.0)
 
 
@@ -56,6 +57,10 @@ class Kube(KubeClient):
 
     def pvcs_path(self, name: str | None = None) -> str:
         return resource_path("v1", "persistentvolumeclaims", self.namespace, name)
+
+    def workloads_path(self, name: str | None = None) -> str:
+        """Kueue's Workloads (read only: Kueue makes one per queued Job)."""
+        return resource_path(KUEUE_API, "workloads", self.namespace, name)
 
     def secrets_path(self, name: str | None = None) -> str:
         return resource_path("v1", "secrets", self.namespace, name)

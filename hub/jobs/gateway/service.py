@@ -23,6 +23,12 @@ from typing import Any
 from gpulab.wire.runner import job_log_path
 
 from ...catalogue import Catalogue
+from ...kueue.names import (
+    PRIORITY_BATCH,
+    PRIORITY_PREEMPTIBLE,
+    preemptible_local_queue,
+    user_local_queue,
+)
 from ...names import escape_username
 from ...policy import Entitlement, Policy, PolicyFile
 from ...workload.admission import WorkloadRequest, quota_problems, request_problems
@@ -33,6 +39,8 @@ from ...workload.labels import (
     GROUP_LABEL,
     NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
+    PREEMPTED_GPU_SECONDS_ANNOTATION,
+    PREEMPTIONS_ANNOTATION,
     SUBMIT_KEY_LABEL,
     USER_LABEL,
 )
@@ -40,6 +48,7 @@ from ...workload.quota_ledger import QuotaLedger
 from ...workload.reservations import Reservation, usage_with
 from ..ids import is_job_id, new_job_id, submit_key, valid_idempotency_key
 from ..manifest import (
+    JobQueue,
     render_job,
     render_upload_job,
     render_upload_secret,
@@ -57,6 +66,15 @@ from .homes import HomeClaims
 from .inflight import InFlight, needs_ledger
 from .kube import Kube, KubeError
 from .listing import JobListQuery, api_time, decode_cursor, encode_cursor
+from .queue import (
+    QueueBook,
+    UserQueues,
+    busy_gpus,
+    is_kueue_job,
+    is_queued,
+    preemption,
+    queue_info,
+)
 from .reconcile import HALF_MADE_REASON, half_made_candidates, is_half_made
 from .state import (
     CANCEL_REASON_ANNOTATION,
@@ -133,8 +151,12 @@ class Gateway:
         catalogue: Catalogue | None,
         public_url: str | None = None,
         homes: HomeClaims | None = None,
+        queues: UserQueues | None = None,
     ) -> None:
         self.kube = kube
+        # Kueue runs: jobs are queued through it (``queues`` makes a user's LocalQueues);
+        # None: gpulab's own admission (quota check, ledger, 429).
+        self.queues = queues
         self.cache = cache
         # Which home claims exist (a watch): a submit creates its owner's only when missing.
         self.homes = homes if homes is not None else HomeClaims(kube)
@@ -155,6 +177,7 @@ class Gateway:
         # Job uids whose upload Secret was seen: the Secret is owned by its Job, so it is
         # not checked again (one GET per Job, not per watch event).
         self._secret_seen: set[str] = set()
+        self._book: tuple[int, QueueBook, dict[str, int]] | None = None
 
     async def load_tombstones(self) -> None:
         if self.tombstones is not None:
@@ -197,6 +220,9 @@ class Gateway:
             "jobs_unfinished": usage.jobs,
             "jobs_limit": ent.max_concurrent_jobs,
         }
+        if self.queues is not None:  # with Kueue: what bounds a submit is the waiting jobs
+            out["quota"]["jobs_queued"] = self._waiting(user_label)
+            out["quota"]["jobs_queued_limit"] = ent.max_queued_jobs
         out["policy"] = {
             "per_job": ent.gpu_per_job,
             "max_runtime": ent.max_job_runtime_seconds,
@@ -238,20 +264,66 @@ class Gateway:
 
     def view(self, ref: JobRef) -> dict[str, Any]:
         upload = self._upload.get(ref.id)
+        kueue = is_kueue_job(ref.job)
+        workload = self.cache.workload(ref.id) if kueue and not ref.gone else None
         signature = (
             _meta(ref.job).get("resourceVersion"),
             tuple(sorted(_meta(p).get("resourceVersion") or "" for p in ref.pods)),
             upload,
             ref.gone,
+            _meta(workload or {}).get("resourceVersion"),
+            self.cache.preempted.get(ref.id),
+            # a queued job's place moves with every other job: recomputed on any change
+            self.cache.version if kueue and is_queued(ref.job) else None,
         )
         hit = self._views.get(ref.id)
         if hit is not None and hit[0] == signature:
             return hit[1]
         value = job_view(ref.job, ref.pods, upload=upload)
+        if kueue:
+            self._add_queue(ref, value, workload)
         self._views[ref.id] = (signature, value)
         if len(self._views) > 100_000:
             self._views.clear()
         return value
+
+    def _queue_book(self) -> tuple[QueueBook, dict[str, int]]:
+        """Every group's waiting work in order, and the GPUs each group holds (per change)."""
+        version = self.cache.version
+        if self._book is None or self._book[0] != version:
+            pods, jobs = list(self.cache.pods.values()), list(self.cache.jobs.values())
+            book = QueueBook.build(jobs, pods)
+            self._book = (version, book, busy_gpus(pods, jobs))
+        return self._book[1], self._book[2]
+
+    def _add_queue(
+        self, ref: JobRef, value: dict[str, Any], workload: dict[str, Any] | None
+    ) -> None:
+        """A Kueue job's queue place and reason (Queued) and what preemption cost it."""
+        lost = preemption(ref.job, workload, self.cache.preempted.get(ref.id))
+        value["preemptions"] = lost.count
+        value["gpu_hours_lost"] = lost.gpu_hours
+        value["queue"] = None
+        if value["state"] != "Queued":
+            return
+        book, busy = self._queue_book()
+        group = value.get("group") or ""
+        group_policy = self.policy.groups.get(group)
+        quota = group_policy.gpu.quota_group if group_policy is not None else 0
+        info = queue_info(
+            ref.job,
+            book,
+            gpus_busy=busy.get(group, 0),
+            gpus_quota=quota or None,
+            workload=workload,
+        )
+        if info is None:
+            return
+        value["queue"] = info.as_dict()
+        message = info.message()
+        if lost.count:
+            message = f"Preempted, requeued ({lost.count}×): {message}"
+        value["message"] = message
 
     async def get(self, ident: Identity, job_id: str) -> dict[str, Any]:
         ref = self.visible(ident, job_id)
@@ -487,6 +559,9 @@ class Gateway:
         any of it, else in this process alone (see :mod:`.inflight`)."""
         group = ent.quota_group
         mine = self.inflight.reservation(request, user_label, job_id)
+        if self.queues is not None:
+            self._hold_queue_place(user_label, ent, mine)
+            return
         if not needs_ledger(request):
             # No await from counting to adding: two submits cannot both take the last slot.
             usage = self._counted(user_label, group, slots_only=True)
@@ -524,6 +599,38 @@ class Gateway:
                 problems,
                 retry_after=60,
             )
+
+    def _waiting(self, user_label: str) -> int:
+        """The user's jobs waiting in their queues, as the cache holds them."""
+        jobs = (self.cache.job(name) for name in self.cache.user_job_ids(user_label))
+        return sum(1 for job in jobs if job is not None and is_queued(job))
+
+    def _hold_queue_place(self, user_label: str, ent: Entitlement, mine: Reservation) -> None:
+        """With Kueue the quota is Kueue's: what a submit is refused for here is only what
+        queueing cannot help, the user's jobs already waiting (``jobs.max_queued``). Counted
+        from the cache plus this gateway's submits in flight, with no ``await`` from counting
+        to holding the place (two submits cannot both take the last one)."""
+        group = ent.quota_group
+        waiting = self._waiting(user_label) + sum(
+            1 for e in self.inflight.entries(group, self._in_cache) if e.user == user_label
+        )
+        limit = ent.max_queued_jobs
+        if waiting >= limit:
+            raise ApiError(
+                429,
+                f"not now: you have {waiting} jobs waiting in the queue, the most one user may "
+                "have waiting (jobs.max_queued in the policy); queueing more cannot help",
+                [
+                    FieldError(
+                        "jobs",
+                        f"{waiting} of your jobs are waiting in the queue",
+                        f"at most {limit} may wait at once; cancel one or wait until one starts",
+                        "quota",
+                    )
+                ],
+                retry_after=60,
+            )
+        self.inflight.add(group, mine)
 
     async def _release(self, group: str, job_id: str, *, ledgered: bool = True) -> None:
         """Free a reservation whose Job was not made or is cancelled (else it expires); in the
@@ -577,11 +684,12 @@ class Gateway:
             raise ApiError(422, "the job is not allowed by the policy", problems)
         assert spec.image is not None
         job_id = _deterministic_id(spec.name, skey) if skey else new_job_id(spec.name)
-        # Check + reserve (one conditional write when the ledger is needed); the Job is
-        # created only after it.
-        ledgered = needs_ledger(request)
+        # Check + reserve (one conditional write when the ledger is needed; with Kueue, a
+        # place in the queue); the Job is created only after it.
+        ledgered = needs_ledger(request) and self.queues is None
         await self._reserve(user_label, ent, job_id, request)
         try:
+            queue = await self._queue_for(ident, ent, spec)
             await self.homes.ensure(policy, ident.name)
             runtime = effective_runtime(spec, ent)
             for attempt in range(4):
@@ -599,6 +707,7 @@ class Gateway:
                     upload_secret_name=upload_secret_name(job_id),
                     gateway_url=self.public_url,
                     idempotency_key=idempotency_key,
+                    queue=queue,
                 )
                 try:
                     created = await self.kube.request("POST", self.kube.jobs_path(), body=manifest)
@@ -643,10 +752,29 @@ class Gateway:
                 # If this delete fails too, the half-made reconciler fails the Job later.
                 await self._retry_delete(job_id)
                 raise from_kube(exc, "creating the job's upload credential") from None
-        log.info("job %s submitted by %s (%d GPUs)", job_id, ident.name, spec.gpus)
+        log.info(
+            "job %s submitted by %s (%d GPUs%s)",
+            job_id,
+            ident.name,
+            spec.gpus,
+            f", queued in {queue.local_queue}" if queue is not None else "",
+        )
         ref = self._ref(job_id)
         assert ref is not None
         return 201, self.view(ref)
+
+    async def _queue_for(self, ident: Identity, ent: Entitlement, spec: JobSpec) -> JobQueue | None:
+        """With Kueue: the job's LocalQueue and priority class, the user's queues made first if
+        missing. Without: None (the job is admitted here and runs at once)."""
+        if self.queues is None:
+            return None
+        try:
+            await self.queues.ensure(ident.name, ent.quota_group)
+        except KubeError as exc:
+            raise from_kube(exc, "making your job queue") from None
+        if spec.preemptible:
+            return JobQueue(preemptible_local_queue(ident.name), PRIORITY_PREEMPTIBLE)
+        return JobQueue(user_local_queue(ident.name), PRIORITY_BATCH)
 
     async def _ensure_secret(self, ref: JobRef) -> None:
         """A retried submit may follow a crash between creating the Job and its Secret:
@@ -734,6 +862,10 @@ class Gateway:
                 await self.retry_uploads()
             except Exception:  # noqa: BLE001 - the next pass retries
                 log.exception("retrying pending uploads failed")
+            try:
+                await self.record_preemptions()
+            except Exception:  # noqa: BLE001 - the next pass retries
+                log.exception("recording preemptions failed")
             await self.cache.wait_changed(max(grace_seconds / 2, 1.0))
             await asyncio.sleep(RECONCILE_MIN_INTERVAL_SECONDS)  # the rest of a burst with it
 
@@ -823,7 +955,9 @@ class Gateway:
         state, _ = job_state(ref.job, ref.pods)
         if state in ("Succeeded", "Failed"):
             raise ApiError(409, f"job {job_id} already finished ({state}); nothing to cancel")
-        if not ref.gone:
+        if not ref.gone and is_kueue_job(ref.job):
+            await self._cancel_queued(ident, ref, reason)
+        elif not ref.gone:
             annotations = _meta(ref.job).get("annotations") or {}
             suspended = bool((ref.job.get("spec") or {}).get("suspend"))
             if CANCELLED_ANNOTATION not in annotations or not suspended:
@@ -848,6 +982,59 @@ class Gateway:
             log.info("job %s cancelled by %s", job_id, ident.name)
         ref = self._ref(job_id) or ref
         return self.view(ref)
+
+    async def _cancel_queued(self, ident: Identity, ref: JobRef, reason: str | None) -> None:
+        """Cancel a job Kueue manages: suspending it would not stop it (Kueue un-suspends
+        the Jobs it admits), so the Job is marked cancelled, kept in S3 and the cache as a
+        tombstone, and deleted; its Workload goes with it (owned by the Job), and its pods,
+        if it was running, get SIGTERM and the grace period as any cancel."""
+        job_id = ref.id
+        annotations = _meta(ref.job).get("annotations") or {}
+        if CANCELLED_ANNOTATION not in annotations:
+            marks = {CANCELLED_ANNOTATION: _now(), CANCELLED_BY_ANNOTATION: ident.name}
+            if reason:
+                marks[CANCEL_REASON_ANNOTATION] = reason
+            if not any(_started(p) for p in ref.pods):
+                marks[NEVER_STARTED_ANNOTATION] = "true"  # no upload Job will be needed
+            try:
+                await self._annotate(job_id, marks)
+            except KubeError as exc:
+                if exc.status == 404:
+                    raise ApiError(404, f"no job {job_id!r}") from None
+                raise from_kube(exc, "cancelling the job") from None
+        await self._remember(ref.owner, job_id)
+        await self._delete_job(job_id)
+        group = (_meta(ref.job).get("labels") or {}).get(GROUP_LABEL)
+        if group:
+            await self._release(group, job_id, ledgered=False)
+        log.info("queued job %s cancelled by %s", job_id, ident.name)
+
+    async def record_preemptions(self) -> list[str]:
+        """Add the evictions the cache saw to their Jobs' annotations (the pods that ran are
+        gone after an eviction: this is what keeps the GPU time they had used); job ids."""
+        recorded = []
+        for job_id, seen in list(self.cache.preempted.items()):
+            job = self.cache.job(job_id)
+            self.cache.preempted.pop(job_id, None)
+            if job is None:
+                continue
+            total = preemption(job, None, seen)
+            try:
+                await self._annotate(
+                    job_id,
+                    {
+                        PREEMPTIONS_ANNOTATION: str(total.count),
+                        PREEMPTED_GPU_SECONDS_ANNOTATION: f"{total.gpu_seconds:.0f}",
+                    },
+                )
+            except KubeError as exc:
+                if exc.status != 404:
+                    log.warning("preemption of job %s not recorded (retried): %s", job_id, exc)
+                    self.cache.preempted.setdefault(job_id, seen)
+                continue
+            log.info("job %s preempted and requeued (%d×)", job_id, total.count)
+            recorded.append(job_id)
+        return recorded
 
     async def expire_cancelled(self, now: dt.datetime) -> list[str]:
         """Delete the cancelled Jobs kept past their ``ttlSecondsAfterFinished``; their ids."""

@@ -1,8 +1,9 @@
 """A job's state for people, from its Kubernetes objects (pure, no I/O).
 
 ``job_view(job, pods)`` turns a ``batch/v1`` Job (raw API JSON, as the watch cache holds it)
-and its pods into the gateway's Job JSON (docs/gateway.md): state ``Pending | Running |
-Succeeded | Failed | Cancelled``, a message, times and the exit code. Everything comes from
+and its pods into the gateway's Job JSON (docs/gateway.md): state ``Queued | Pending |
+Running | Succeeded | Failed | Cancelled`` (``Queued``: a Job queued through Kueue, not
+admitted yet; where it stands in its queue is added by the gateway, :mod:`.queue`), a message, times and the exit code. Everything comes from
 labels, annotations and status, so a restarted gateway computes the same answer.
 """
 
@@ -30,6 +31,7 @@ from ...workload.labels import (
     SPEC_ANNOTATION,
     USER_LABEL,
 )
+from .queue import is_kueue_job
 
 __all__ = [
     "CANCELLED_ANNOTATION",
@@ -133,6 +135,9 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
             text = f"{text} (exit code {code})"
         return "Failed", text
     if (job.get("spec") or {}).get("suspend"):
+        if is_kueue_job(job):
+            # made suspended for Kueue, or evicted by it: waits until Kueue admits it
+            return "Queued", "waiting in its queue"
         return "Pending", "suspended"
     if pod is not None:
         phase = (pod.get("status") or {}).get("phase") or "Pending"
@@ -228,4 +233,9 @@ def job_view(
         "cancel_reason": annotations.get(CANCEL_REASON_ANNOTATION)
         if state == "Cancelled"
         else None,
+        # Kueue only (the gateway fills them in, :mod:`.queue`): where a Queued job stands,
+        # and how often the job was preempted and requeued, with the GPU-hours that cost
+        "queue": None,
+        "preemptions": 0,
+        "gpu_hours_lost": 0.0,
     }
