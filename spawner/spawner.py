@@ -52,6 +52,7 @@ from gpulab.hub.field_errors import FieldError
 from gpulab.hub.homes import Homes, HomeUnavailable
 from gpulab.hub.kube import KubeClient, KubeError
 from gpulab.hub.kueue.detect import KueueStatus, detect_kueue
+from gpulab.hub.kueue.keeper import hub_kueue_status
 from gpulab.hub.kueue.sync import KueueConflict, ensure_user_queues
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
@@ -165,8 +166,12 @@ class HubState:
         await self._ensure_catalogue()
 
     async def kueue_status(self, kube: KubeClient) -> KueueStatus:
-        """Whether Kueue admits servers (asked on the first start, then kept: installing
-        Kueue under a running hub takes a hub restart, as the hub's log says)."""
+        """Whether Kueue admits servers: what the hub's Kueue keeper found at start, else
+        asked once here (a spawner outside the hub's keeper, e.g. a test's), then kept:
+        installing Kueue under a running hub takes a hub restart, as the hub's log says."""
+        found = hub_kueue_status()
+        if found is not None:
+            return found
         if self.kueue is None:
             self.kueue = await detect_kueue(kube)
             log.info("spawner: %s", self.kueue.message)

@@ -90,8 +90,10 @@ def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
         assert queued, messages
         assert queued[0].startswith("queued for a free A100 GPU in nlp: nothing ahead")
         assert "2 of 2 GPUs of nlp in use" in queued[0] and "up to 30s in the queue" in queued[0]
-        assert "waited 30s in the queue of nlp without being admitted" in messages[-1]
         poll(lambda: hub.server() is None, "the start given up")
+        # Asked again once the start has ended, the hub answers with how it ended.
+        ended = progress_messages(kueue_platform, hub.user)
+        assert "waited 30s in the queue of nlp without being admitted" in ended[-1], ended
         poll(lambda: cluster.pod(name) is None, "the queued pod removed")
         poll(lambda: cluster.workload_of("Pod", name) is None, "its Workload removed")
     finally:

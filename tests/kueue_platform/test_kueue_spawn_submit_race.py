@@ -124,6 +124,7 @@ def cluster(kueue_platform) -> Iterator[Cluster]:
     cluster.close()
 
 
+@pytest.mark.timeout(1200)  # 30 rounds of a spawn and a submit, each undone before the next
 def test_a_server_and_a_job_racing_for_the_last_gpu_never_exceed_the_quotas(
     kueue_platform, cluster
 ):
@@ -166,7 +167,9 @@ def test_a_server_and_a_job_racing_for_the_last_gpu_never_exceed_the_quotas(
                 )
                 return "job" if considered and workload_state(other) == "admitted" else None
 
-            wins[poll(settled, f"round {i}: the GPU given to one of the two")] += 1
+            winner = poll(settled, f"round {i}: the GPU given to one of the two")
+            wins[winner] += 1
+            print(f"round {i}: {winner} admitted ({sampler.samples} samples)")  # noqa: T201
             hub.stop()
             cluster.delete_job(job)
             try:
