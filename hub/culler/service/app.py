@@ -124,8 +124,7 @@ class CullerApp(ServiceApp):
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
         if kube is not None:
             kube.watch_nodes()
-            kueue = await kube.watch_queues()
-            log.info("%s", kueue.message)
+            kube.watch_queues()
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()

@@ -10,6 +10,8 @@ client (:class:`gpulab.hub.kube.KubeClient`) with the User-Agent ``gpulab-culler
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 from ...kube import KubeClient, WatchCache, resource_path
@@ -21,6 +23,8 @@ __all__ = ["USER_AGENT", "KubeAccess"]
 
 USER_AGENT = "gpulab-culler/0.1"
 
+log = logging.getLogger("gpulab.culler")
+
 
 class KubeAccess:
     """The culler's calls, in ``namespace`` (None: all namespaces)."""
@@ -29,7 +33,8 @@ class KubeAccess:
         self.kube = kube
         self.namespace = namespace
         self.nodes = WatchCache(kube, resource_path("v1", "nodes"), name="nodes")
-        self.kueue: KueueStatus | None = None
+        self.kueue: KueueStatus | None = None  # None: not asked yet
+        self._queues: asyncio.Task[None] | None = None
         self.workloads = WatchCache(
             kube, resource_path(GROUP_VERSION, "workloads", namespace), name="workloads"
         )
@@ -51,14 +56,18 @@ class KubeAccess:
         """Keep :attr:`nodes` current in the background (lists first; retries on errors)."""
         self.nodes.start()
 
-    async def watch_queues(self) -> KueueStatus:
-        """Ask once whether Kueue is installed; if so keep :attr:`workloads` and
-        :attr:`local_queues` current in the background."""
+    def watch_queues(self) -> None:
+        """In the background (a slow or absent cluster never holds up the culler's start):
+        ask once whether Kueue is installed and say so in the log; if it is, keep
+        :attr:`workloads` and :attr:`local_queues` current."""
+        self._queues = asyncio.get_running_loop().create_task(self._detect_and_watch())
+
+    async def _detect_and_watch(self) -> None:
         self.kueue = await detect_kueue(self.kube)
+        log.info("%s", self.kueue.message)
         if self.kueue.available:
             self.workloads.start()
             self.local_queues.start()
-        return self.kueue
 
     def queue_objects(self) -> QueuesSeen:
         """Whether Kueue is installed, and its Workloads and LocalQueues as last seen."""
@@ -71,6 +80,8 @@ class KubeAccess:
         return list(self.nodes.objects.values()) if self.nodes.synced.is_set() else None
 
     async def close(self) -> None:
+        if self._queues is not None:
+            self._queues.cancel()
         for cache in (self.nodes, self.workloads, self.local_queues):
             await cache.stop()
         await self.kube.close()

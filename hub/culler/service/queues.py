@@ -46,7 +46,12 @@ def queues_overview(seen: QueuesSeen | None, gpu_resources: Iterable[str]) -> di
     JSON (``seen`` None: no Kubernetes access)."""
     status = seen.status if seen is not None else None
     if status is None or not status.available:
-        message = status.message if status is not None else "Kueue: not known (no cluster access)"
+        if status is not None:
+            message = status.message
+        elif seen is None:
+            message = "the culler has no cluster access: whether Kueue is installed is not known"
+        else:
+            message = "the culler has not yet asked whether Kueue is installed"
         return {"kueue": {"available": False, "message": message}, "groups": []}
     assert seen is not None
     by_key = seen.local_queues
