@@ -99,3 +99,27 @@ def test_a_queued_server_says_where_it_stands_then_gives_up_after_wait_for_gpus(
     finally:
         for job in holders:
             cluster.delete_job(job)
+
+
+def test_the_dashboard_shows_a_groups_pending_and_admitted_work(kueue_platform, cluster):
+    policy = load_policy(POLICY)
+    holder, waiter = (new_user(kueue_platform, "nlp", "dash") for _ in range(2))
+    jobs = []
+    for user, gpus in ((holder, 2), (waiter, 1)):
+        cluster.ensure_queues(policy, user, "nlp")
+        jobs.append(cluster.submit_queued_job(user, "nlp", gpus))
+    token = kueue_platform.user_token("admin")
+    url = f"{kueue_platform.hub_url}/services/culler/api/v1/overview"
+
+    def nlp() -> dict[str, Any] | None:
+        queues = httpx.get(url, headers={"Authorization": f"token {token}"}, timeout=30).json()
+        assert queues["queues"]["kueue"]["available"], queues["queues"]
+        row = next((g for g in queues["queues"]["groups"] if g["group"] == "nlp"), None)
+        return row if row and row["pending"] >= 1 and row["gpus_admitted"] >= 2 else None
+
+    try:
+        row = poll(nlp, "nlp's queue on the dashboard: 1 pending, 2 GPUs admitted")
+        assert row["gpus_borrowed"] == 0
+    finally:
+        for job in jobs:
+            cluster.delete_job(job)
