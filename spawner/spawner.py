@@ -326,8 +326,9 @@ class GPULabSpawner(KubeSpawner):
     async def _cluster(self) -> ClusterView:
         return await cluster_view(self.namespace, cluster_wide=self.cluster_wide).ready()
 
-    def _quota_left(self, ent: Entitlement, usage: GpuUsage) -> QuotaLeft:
+    def _quota_left(self, ent: Entitlement, usage: GpuUsage, *, queued: bool) -> QuotaLeft:
         return QuotaLeft(
+            queued=queued,
             user_used=usage.user,
             user_limit=ent.gpu_quota_user,
             group=ent.quota_group,
@@ -349,7 +350,9 @@ class GPULabSpawner(KubeSpawner):
             try:
                 view = await self._cluster()
                 availability = view.availability(state.policy.gpu_types)
-                quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
+                queued = (await state.kueue_status(KubeClient.of(self.api.api_client))).available
+                usage = view.usage(self._user_label(), ent.quota_group)
+                quota = self._quota_left(ent, usage, queued=queued)
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
         return build_profile_list(
