@@ -40,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Pods with the kueue.x-k8s.io/queue-name label wait for admission (default: off)",
     )
     parser.add_argument(
+        "--kueue-no-fair-sharing",
+        action="store_true",
+        help="with --kueue: Kueue configured without fairSharing (default: on, as gpulab's "
+        "Kueue set-up asks: a cohort's waiting work goes by its queues' usage first)",
+    )
+    parser.add_argument(
         "--history-window", type=int, default=0, help="watch history length (default 5000 events)"
     )
 

@@ -47,6 +47,8 @@ class KubesimConfig:
     store_dir: Path | None = None
     # Serve Kueue's API (kueue.x-k8s.io) and run kubesim's Kueue (gpulab.kubesim.kueue).
     kueue: bool = False
+    # Kueue's Configuration fairSharing (gpulab's documented Kueue set-up has it on).
+    kueue_fair_sharing: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

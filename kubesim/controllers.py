@@ -73,7 +73,13 @@ class Controllers:
             store, config.data_dir, self.volumes, EventRecorder(store, "snapshot-controller")
         )
         self.kueue = (
-            KueueController(store, EventRecorder(store, KUEUE_COMPONENT)) if config.kueue else None
+            KueueController(
+                store,
+                EventRecorder(store, KUEUE_COMPONENT),
+                fair_sharing=config.kueue_fair_sharing,
+            )
+            if config.kueue
+            else None
         )
 
     def log_dir(self, namespace: str, name: str, uid: str) -> Path:

@@ -193,6 +193,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["store_dir"] = Path(args.store_dir)
     if getattr(args, "kueue", False):
         kwargs["kueue"] = True
+    if getattr(args, "kueue_no_fair_sharing", False):
+        kwargs["kueue_fair_sharing"] = False
     return KubesimConfig(**kwargs)
 
 

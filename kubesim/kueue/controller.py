@@ -105,7 +105,8 @@ def set_condition(
     )
 
 
-def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+def resource_groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
+    """The engine's resource groups of a ClusterQueue's or Cohort's ``spec``."""
     out = []
     for g in spec.get("resourceGroups") or []:
         flavors = []
@@ -123,7 +124,8 @@ def _groups(spec: dict[str, Any]) -> list[core.ResourceGroup]:
     return out
 
 
-def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+def queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
+    """The engine's view of a ClusterQueue object."""
     spec = cq.get("spec") or {}
     pre = spec.get("preemption") or {}
     bwc = pre.get("borrowWithinCohort") or {}
@@ -134,7 +136,7 @@ def _queue_spec(cq: dict[str, Any]) -> core.QueueSpec:
     return core.QueueSpec(
         name=cq["metadata"]["name"],
         cohort=spec.get("cohortName") or None,
-        resource_groups=_groups(spec),
+        resource_groups=resource_groups(spec),
         preemption=core.Preemption(
             within_cluster_queue=pre.get("withinClusterQueue", core.NEVER),
             reclaim_within_cohort=pre.get("reclaimWithinCohort", core.NEVER),
@@ -163,11 +165,11 @@ def _job_finished(job: dict[str, Any]) -> str | None:
 
 
 class KueueController:
-    def __init__(self, store: Store, recorder: EventRecorder) -> None:
+    def __init__(self, store: Store, recorder: EventRecorder, fair_sharing: bool = True) -> None:
         self._store = store
         self.store = store  # read by the visibility API
         self._recorder = recorder
-        self.engine = core.Engine(amount_text=quantity)
+        self.engine = core.Engine(amount_text=quantity, fair_sharing=fair_sharing)
         self._rt = {kind: resource(plural, GROUP) for kind, plural in PLURALS.items()}
         self._jobs_rt = resource("jobs", "batch")
         self._pods_rt = resource("pods")
@@ -300,13 +302,15 @@ class KueueController:
         for c in cohorts:
             spec = c.get("spec") or {}
             eng.set_cohort(
-                core.CohortSpec(c["metadata"]["name"], spec.get("parentName"), _groups(spec))
+                core.CohortSpec(
+                    c["metadata"]["name"], spec.get("parentName"), resource_groups(spec)
+                )
             )
         cqs = self._store.list(self._rt["ClusterQueue"])[0]
         for name in set(eng.queues) - {q["metadata"]["name"] for q in cqs}:
             eng.remove_queue(name)
         for q in cqs:
-            eng.set_queue(_queue_spec(q))
+            eng.set_queue(queue_spec(q))
         self._local_queues = {
             _key(lq): str((lq.get("spec") or {}).get("clusterQueue", ""))
             for lq in self._store.list(self._rt["LocalQueue"])[0]
@@ -735,6 +739,7 @@ class KueueController:
             }
             self._write_status(self._rt["ClusterQueue"], None, q, status, "Can admit new workloads")
         counts: dict[_Key, list[int]] = {}
+        used: dict[_Key, dict[core.FR, int]] = {}
         for wl in eng.workloads.values():
             obj_ns, _, obj_name = wl.key.partition("/")
             stored = self._store.get(self._rt["Workload"], obj_ns, obj_name)
@@ -743,12 +748,22 @@ class KueueController:
             lq = (obj_ns, str((stored.get("spec") or {}).get("queueName", "")))
             c = counts.setdefault(lq, [0, 0])
             c[0 if wl.admission is None else 1] += 1
+            if wl.admission is not None:
+                lq_used = used.setdefault(lq, {})
+                for fr, amount in wl.admission.usage.items():
+                    lq_used[fr] = lq_used.get(fr, 0) + amount
         for lq_key in self._local_queues:
             pending, admitted = counts.get(lq_key, [0, 0])
+            by_flavor: dict[str, list[dict[str, str]]] = {}
+            for (flavor, r), amount in sorted(used.get(lq_key, {}).items()):
+                by_flavor.setdefault(flavor, []).append({"name": r, "total": quantity(amount)})
+            usage = [{"name": f, "resources": rs} for f, rs in by_flavor.items()]
             status = {
                 "pendingWorkloads": pending,
                 "reservingWorkloads": admitted,
                 "admittedWorkloads": admitted,
+                "flavorsReservation": usage,
+                "flavorsUsage": usage,
             }
             self._write_status(
                 self._rt["LocalQueue"],
@@ -791,4 +806,7 @@ def _key(obj: dict[str, Any]) -> _Key:
     return (md.get("namespace") or "", md["name"])
 
 
-__all__ = ["KueueController", "milli", "quantity", "set_condition"]
+# The names the scheduling benchmark imported first.
+_groups, _queue_spec = resource_groups, queue_spec
+
+__all__ = ["KueueController", "milli", "quantity", "queue_spec", "resource_groups", "set_condition"]

@@ -8,7 +8,7 @@ quantity, so ``nvidia.com/gpu: 1`` is 1000).
 
 Entry points::
 
-    engine = Engine()
+    engine = Engine(fair_sharing=True)   # Kueue's Configuration fairSharing on, as gpulab asks
     engine.set_flavor("gpu-a100", {"nvidia.com/gpu.product": "A100"})
     engine.set_cohort(CohortSpec("gpulab"))
     engine.set_cohort(CohortSpec("gpulab-vision", parent="gpulab", resource_groups=[...]))
@@ -35,7 +35,8 @@ parent); flavor assignment in order per resource group (``whenCanBorrow: MayStop
 nodeSelector is skipped); ``BestEffortFIFO`` and ``StrictFIFO`` (priority, then queue time:
 creation, or the last eviction after a requeue); heads of all queues ordered by how far they
 borrow, then by dominant resource share for queues with fair sharing, then priority, then
-time; classic preemption (``withinClusterQueue``, ``reclaimWithinCohort``,
+time (with ``fair_sharing``, Kueue's Configuration switch, the share comes before the
+priority); classic preemption (``withinClusterQueue``, ``reclaimWithinCohort``,
 ``borrowWithinCohort`` with ``maxPriorityThreshold``), where a workload in another queue is a
 candidate when, below the lowest common cohort, its branch uses more than its quota (and the
 preemptor's branch stays within its own for reclaim); candidates ordered other-queue first,
@@ -96,7 +97,7 @@ class QueueSpec:
     resource_groups: list[ResourceGroup] = field(default_factory=list)
     preemption: Preemption = field(default_factory=Preemption)
     strategy: str = "BestEffortFIFO"
-    # None: the queue takes no part in fair sharing; else its weight.
+    # Its weight in fair sharing (``spec.fairSharing.weight``; None: the default, 1).
     fair_weight: float | None = None
     stopped: bool = False
     when_can_borrow: str = "MayStopSearch"
@@ -195,7 +196,10 @@ def _queue_name(name: str) -> str:
 class Engine:
     """Queues, cohorts, flavors and workloads, and the admission cycle over them."""
 
-    def __init__(self, amount_text: Callable[[int], str] = str) -> None:
+    def __init__(self, amount_text: Callable[[int], str] = str, fair_sharing: bool = False) -> None:
+        # Kueue's Configuration ``fairSharing``: heads of a cohort tree are ordered by their
+        # queues' dominant resource share (lower first) before priority.
+        self.fair_sharing = fair_sharing
         # How messages show an amount (the controller: as a Kubernetes quantity).
         self.amount_text = amount_text
         self.flavors: dict[str, dict[str, str]] = {}
@@ -718,11 +722,7 @@ class Engine:
                     continue
                 mode, adm, why = self._assign(nodes, head)
                 level = self._borrow_level(nodes, q, adm.usage) if adm else 99
-                drs = (
-                    self.share(q, adm.usage if adm else None)
-                    if spec.fair_weight is not None
-                    else 0.0
-                )
+                drs = self.share(q, adm.usage if adm else None) if self.fair_sharing else 0.0
                 key = (float(level), drs, float(-head.priority), head.order_time, float(head.seq))
                 heads.append((key, head, mode, adm, why))
             if not heads:

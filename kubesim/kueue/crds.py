@@ -2,7 +2,8 @@
 
 ``schemas/<plural>.json`` hold the ``v1beta2`` ``openAPIV3Schema`` of each upstream Kueue
 v0.19.2 CRD (Apache-2.0, kubernetes-sigs/kueue ``config/components/crd``), with the
-descriptions left out, plus the CRD's names and subresources. The apiserver checks a custom
+schema nodes' ``description`` annotations left out (a field named ``description``, such as
+WorkloadPriorityClass's, stays), plus the CRD's names and subresources. The apiserver checks a custom
 resource against its structural schema; kubesim does the same with jsonschema, and with
 ``fieldValidation=Strict`` (kubectl's default) rejects unknown fields where the schema does
 not preserve them. Not evaluated: the CEL rules (``x-kubernetes-validations``) and

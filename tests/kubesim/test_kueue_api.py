@@ -7,12 +7,17 @@ queues (cluster objects named after its namespace), so tests do not share quota.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
+from gpulab.kubesim.config import KubesimConfig
+from gpulab.kubesim.main import KubeSim
 from kubelet_testlib import wait_for
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -190,6 +195,11 @@ def test_a_queued_job_is_admitted_and_runs_on_its_flavor_nodes(kueue: Kueue) -> 
         "nvidia.com/gpu": kueue.flavor
     }
     assert kueue.condition("j1", "QuotaReserved") and kueue.condition("j1", "Admitted")
+    lq = kueue.objects.get_namespaced_custom_object(GROUP, VERSION, kueue.ns, "localqueues", "lq")
+    assert lq["status"]["admittedWorkloads"] == 1
+    assert lq["status"]["flavorsUsage"] == [
+        {"name": kueue.flavor, "resources": [{"name": "nvidia.com/gpu", "total": "1"}]}
+    ]
 
 
 def test_a_job_over_quota_stays_suspended_until_quota_frees(kueue: Kueue) -> None:
@@ -313,8 +323,6 @@ def test_a_pod_gets_the_value_of_its_priority_class(k8s: Any, namespace: str) ->
 
 
 async def test_without_the_kueue_option_the_api_group_is_not_served(kubesim_inproc: Any) -> None:
-    import aiohttp
-
     async with aiohttp.ClientSession(kubesim_inproc.url) as http:
         async with http.get("/apis") as r:
             assert GROUP not in {g["name"] for g in (await r.json())["groups"]}
@@ -400,3 +408,72 @@ def test_a_job_for_a_missing_local_queue_waits_saying_so(kueue: Kueue) -> None:
         "lost pending", lambda: (w := kueue.workload_of("lost")) and w.get("status") and w
     )
     assert wl["status"]["conditions"][0]["message"] == "LocalQueue nowhere doesn't exist"
+
+
+def test_a_workload_priority_class_sets_the_workload_priority(kueue: Kueue) -> None:
+    name = f"high-{kueue.ns}"
+    kueue.create("workloadpriorityclasses", {"metadata": {"name": name}, "value": 1000})
+    kueue.queue("lq", gpus=1)
+    kueue.job("urgent", "lq", gpus=1, **{PRIORITY_LABEL: name})
+    wl = wait_for("urgent workload", lambda: kueue.workload_of("urgent"))
+    assert wl["spec"]["priority"] == 1000
+    assert wl["spec"]["priorityClassRef"] == {
+        "group": GROUP,
+        "kind": "WorkloadPriorityClass",
+        "name": name,
+    }
+
+
+async def test_admitted_workloads_keep_their_quota_across_a_restart(tmp_path: Any) -> None:
+    config = KubesimConfig(data_dir=tmp_path / "data", store_dir=tmp_path / "store", kueue=True)
+    base = f"/apis/{GROUP}/{VERSION}"
+
+    async def workload_condition(http: aiohttp.ClientSession, job: str, type_: str) -> Any:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            async with http.get(f"{base}/namespaces/default/workloads") as r:
+                for wl in (await r.json())["items"]:
+                    if wl["metadata"]["ownerReferences"][0]["name"] != job:
+                        continue
+                    for c in (wl.get("status") or {}).get("conditions") or []:
+                        if c["type"] == type_:
+                            return c
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"no {type_} condition on the workload of {job}")
+
+    def job(name: str) -> dict[str, Any]:
+        container = {"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                     "resources": {"limits": {"nvidia.com/gpu": "1"}}}  # fmt: skip
+        return {
+            "metadata": {"name": name, "labels": {QUEUE_LABEL: "lq"}},
+            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+        }
+
+    async with KubeSim(config) as sim, aiohttp.ClientSession(sim.url) as http:
+        await http.post(f"{base}/resourceflavors", json={"metadata": {"name": "gpu"}})
+        quota = {"name": "nvidia.com/gpu", "nominalQuota": 1}
+        await http.post(
+            f"{base}/clusterqueues",
+            json={
+                "metadata": {"name": "cq"},
+                "spec": {
+                    "resourceGroups": [
+                        {
+                            "coveredResources": ["nvidia.com/gpu"],
+                            "flavors": [{"name": "gpu", "resources": [quota]}],
+                        }
+                    ]
+                },
+            },  # fmt: skip
+        )
+        await http.post(
+            f"{base}/namespaces/default/localqueues",
+            json={"metadata": {"name": "lq"}, "spec": {"clusterQueue": "cq"}},
+        )
+        await http.post("/apis/batch/v1/namespaces/default/jobs", json=job("before"))
+        assert (await workload_condition(http, "before", "Admitted"))["status"] == "True"
+    async with KubeSim(config) as sim, aiohttp.ClientSession(sim.url) as http:
+        await http.post("/apis/batch/v1/namespaces/default/jobs", json=job("after"))
+        reserved = await workload_condition(http, "after", "QuotaReserved")
+        assert reserved["status"] == "False"
+        assert (await workload_condition(http, "before", "Admitted"))["status"] == "True"

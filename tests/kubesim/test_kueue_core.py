@@ -216,11 +216,16 @@ def test_a_stopped_queue_admits_nothing():
     assert e.admit_cycle(0) == []
 
 
+def fair_group(e: Engine) -> None:
+    e.set_cohort(CohortSpec("g", None, gpus(4)))
+    e.set_queue(QueueSpec("alice", "g", gpus(0, 4)))
+    e.set_queue(QueueSpec("bob", "g", gpus(0, 4)))
+
+
 def test_fair_sharing_admits_the_queue_with_the_lower_share_first():
     e = engine()
-    e.set_cohort(CohortSpec("g", None, gpus(4)))
-    e.set_queue(QueueSpec("alice", "g", gpus(0, 4), fair_weight=1.0))
-    e.set_queue(QueueSpec("bob", "g", gpus(0, 4), fair_weight=1.0))
+    e.fair_sharing = True
+    fair_group(e)
     e.add_workload(job("a1", "alice", 2, t=0))
     assert admitted(e.admit_cycle(0)) == ["a1"]
     e.add_workload(job("a2", "alice", 2, t=1))  # alice asked first ...
@@ -323,3 +328,13 @@ def test_a_removed_workload_frees_its_quota():
     e.admit_cycle(0)
     e.remove("w1")
     assert admitted(e.admit_cycle(1)) == ["w2"]
+
+
+def test_without_fair_sharing_a_group_goes_by_priority_then_age():
+    e = engine()
+    fair_group(e)
+    e.add_workload(job("a1", "alice", 2, t=0))
+    e.admit_cycle(0)
+    e.add_workload(job("a2", "alice", 2, t=1))
+    e.add_workload(job("b1", "bob", 2, t=2))
+    assert admitted(e.admit_cycle(4)) == ["a2"]
