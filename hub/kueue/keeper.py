@@ -1,6 +1,7 @@
 """The hub's keeper of the Kueue objects: at start it asks whether the cluster serves Kueue
 (and says clearly in the hub's log when not: gpulab then admits servers and jobs itself), applies
-the policy's objects, and applies them again after every policy reload.
+the policy's objects, and applies them again after every policy reload and every
+:data:`RESYNC_SECONDS` (an object deleted by hand comes back).
 
 One keeper per hub process (:func:`start_in_hub`, called by ``hub/config.py::configure``);
 :func:`hub_kueue_status` is what the hub's own code (the spawner) asks: ``None`` until the keeper
@@ -25,6 +26,9 @@ __all__ = ["KueueKeeper", "hub_kueue_status", "start_in_hub"]
 
 USER_AGENT = "gpulab-hub/kueue"
 POLICY_CHECK_SECONDS = 5.0  # how often the policy file is looked at (the spawner's default)
+# How often the objects are checked without a policy change: one deleted by hand comes back.
+# A check that finds nothing to do costs five list calls.
+RESYNC_SECONDS = 600.0
 
 Connect = Callable[[], Awaitable[KubeClient]]
 
@@ -44,6 +48,7 @@ class KueueKeeper:
         *,
         connect: Connect = _connect,
         log: logging.Logger | None = None,
+        resync_seconds: float = RESYNC_SECONDS,
     ) -> None:
         self.policy_file = policy_file
         self.namespace = namespace
@@ -55,6 +60,8 @@ class KueueKeeper:
         self._client: KubeClient | None = None
         self._task: asyncio.Task[None] | None = None
         self._again = False  # a reload came while a sync ran: sync once more after it
+        self._resync_seconds = resync_seconds
+        self._resync: asyncio.Task[None] | None = None
 
     async def start(self) -> KueueStatus:
         """Ask the cluster, log what gpulab will do, and (with Kueue) sync and follow reloads."""
@@ -75,7 +82,13 @@ class KueueKeeper:
         self.policy_file.add_listener(self._on_reload)
         self.policy_file.start(POLICY_CHECK_SECONDS)
         await self.sync()
+        self._resync = asyncio.get_running_loop().create_task(self._resync_forever())
         return self.status
+
+    async def _resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._resync_seconds)
+            self._on_reload(self.policy_file.policy)
 
     async def sync(self) -> SyncReport | None:
         """Apply the policy in force now; failures are logged (the next reload tries again)."""
@@ -118,10 +131,11 @@ class KueueKeeper:
             await asyncio.shield(self._task)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._resync, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._client is not None:
             await self._client.close()
             self._client = None

@@ -370,7 +370,7 @@ def extended_resource_problem(value: str) -> str | None:
             f"{domain!r} is not a DNS subdomain (lowercase letters, digits, '-' and '.'); an "
             f"extended resource name is domain/name, {example}"
         )
-    if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
+    if "kubernetes.io/" in value:  # Kubernetes' own rule: such names are native resources
         return "the kubernetes.io domain is Kubernetes' own, not an extended resource"
     if len(name) > 63 or not _QUALIFIED_NAME.fullmatch(name):
         return (

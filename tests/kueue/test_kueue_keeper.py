@@ -19,6 +19,8 @@ from tests.kueue.conftest import connect
 from tests.kueue.kueue_policies import BASE
 
 NS = "default"
+RESYNC_SECONDS = 0.2
+DEADLINE_SECONDS = 30  # a bound on the resync, not a speed assertion
 COHORT = "/apis/kueue.x-k8s.io/v1beta2/cohorts/gpulab-nlp"
 
 
@@ -64,6 +66,22 @@ async def test_a_policy_reload_applies_the_new_policy(
     assert await policy_file.check()
     await started.settled()
     assert _nlp_gpus(await kube.get(COHORT)) == 6
+
+
+async def test_an_object_deleted_by_hand_comes_back(
+    policy_file: PolicyFile, kueue_sim: KubeSim, kube: KubeClient
+) -> None:
+    keeper = KueueKeeper(
+        policy_file, NS, connect=lambda: connect(kueue_sim), resync_seconds=RESYNC_SECONDS
+    )
+    await keeper.start()
+    try:
+        await kube.delete(COHORT)
+        cohorts, name = COHORT.rsplit("/", 1)
+        assert await kube.wait_for(cohorts, name, lambda o: o is not None, DEADLINE_SECONDS)
+    finally:
+        await keeper.stop()
+        await policy_file.stop()
 
 
 async def test_without_kueue_the_hub_log_says_gpulab_admits_itself(
