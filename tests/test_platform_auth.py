@@ -220,7 +220,11 @@ def test_the_manifests_are_the_source_of_the_local_rbac(kube: LocalPlatform) -> 
     import yaml
 
     manifest = Path(ki.manifests_dir() or "") / "rbac-gateway.yaml"
-    (role,) = [d for d in yaml.safe_load_all(manifest.read_text()) if d["kind"] == "Role"]
+    (role,) = [
+        d
+        for d in yaml.safe_load_all(manifest.read_text())
+        if d["kind"] == "Role" and d["metadata"]["name"] == "gpulab-jobs-gateway"
+    ]
     stored = kube.kube_client().get(
         "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles/gpulab-jobs-gateway"
     )

@@ -5,7 +5,8 @@ the jobs gateway and of the spawner; tests/xdist_groups.py puts every test using
 worker.
 
 The policy's Kueue objects (flavors, cohorts, the groups' queues, priority classes) are made
-here with ``hub/kueue``'s sync, as the hub makes them at start; a user's own queues are made by
+by the hub at start (``hub/kueue/keeper.py``); the fixture syncs them once more before the
+first test, so that no test waits for the hub's first pass. A user's own queues are made by
 the gateway or the spawner at their first submit or spawn.
 """
 

@@ -1,6 +1,6 @@
 """RBAC with Kueue: every API call the gateway made on the Kueue platform (kubesim's audit log,
 after the other tests of this folder submitted, queued, cancelled and saw preemptions) is one
-its rights allow, and each is granted by helm-values/manifests/rbac-gateway.yaml (its Role in
+its rights allow, and each is granted by helm-values/manifests/rbac-gateway.yaml (its Roles in
 the namespace, its ClusterRole for the users' ClusterQueues)."""
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def test_gateway_kueue_calls_are_granted_by_its_role_and_cluster_role(kgw):
     with kgw.platform.kube_client(GATEWAY) as kube:
         assert not not_allowed(kube, calls)
     role = load_role_rules(ROLE_FILE, "gpulab-jobs-gateway")
+    role += load_role_rules(ROLE_FILE, "gpulab-jobs-gateway-localqueues")
     cluster_role = load_role_rules(ROLE_FILE, "gpulab-jobs-gateway-kueue")
     namespaced = [c for c in calls if c.namespace]
     missing, _ = rules_cover(role, namespaced, namespace="default")
