@@ -9,7 +9,9 @@ watch caches (:class:`~gpulab.hub.kube.WatchCache`) over the ApiClient KubeSpawn
 * pods: all namespaces when ``cluster_wide`` (GPU availability needs pods of every owner), else
   the hub's namespace; non-terminated pods only (field selector);
 * nodes (``cluster_wide`` only): for GPU availability;
-* jobs (``batch/v1``, the namespace, ``app.kubernetes.io/managed-by=gpulab``): for quotas.
+* jobs (``batch/v1``, the namespace, ``app.kubernetes.io/managed-by=gpulab``): for quotas;
+* Kueue's Workloads (the namespace; only once a start finds Kueue installed,
+  :meth:`ClusterView.queue_ready`): where a queued server stands, for its progress page.
 
 RBAC: list/watch pods and jobs in the namespace; for the spawn page's availability, list/watch
 nodes and pods cluster-wide (a ClusterRole). When the cluster-wide watch is refused (403), the
@@ -24,7 +26,8 @@ from collections.abc import Mapping
 
 from gpulab.hub.kube import KubeClient, WatchCache, resource_path
 from gpulab.hub.policy import GpuType
-from gpulab.hub.workload.labels import JOB_ID_LABEL, MANAGED_SELECTOR, labels_of
+from gpulab.hub.workload.labels import GROUP_LABEL, JOB_ID_LABEL, MANAGED_SELECTOR, labels_of
+from gpulab.hub.workload.queueing import owner_key
 from gpulab.hub.workload.reservations import Reservation
 from kubespawner.clients import shared_client
 
@@ -37,6 +40,7 @@ __all__ = ["ClusterView", "cluster_view"]
 log = logging.getLogger("gpulab.spawner.cluster")
 
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
 LIST_TIMEOUT = 60.0
 
 
@@ -49,7 +53,9 @@ class ClusterView:
         self.pods: WatchCache | None = None
         self.nodes: WatchCache | None = None
         self.jobs: WatchCache | None = None
+        self.workloads: WatchCache | None = None
         self._started: asyncio.Task[None] | None = None
+        self._workloads_started: asyncio.Task[None] | None = None
 
     async def _start(self) -> None:
         # KubeSpawner's shared ApiClient, borrowed: its configuration and user agent are the hub's.
@@ -95,6 +101,36 @@ class ClusterView:
                 "cannot watch jobs in %s (%s): quotas count job pods only", self.namespace, exc
             )
 
+    async def _start_workloads(self) -> None:
+        kube = KubeClient.of(shared_client("CoreV1Api").api_client, timeout=LIST_TIMEOUT)
+        workloads = WatchCache(
+            kube, resource_path(KUEUE_API, "workloads", self.namespace), name="workloads"
+        )
+        await workloads.start_synced()
+        self.workloads = workloads
+
+    async def queue_ready(self) -> ClusterView:
+        """Also watch Kueue's Workloads (started once, by the first start that queues)."""
+        await self.ready()
+        task = self._workloads_started
+        if task is None or (task.done() and task.exception()):
+            task = self._workloads_started = asyncio.get_running_loop().create_task(
+                self._start_workloads()
+            )
+        await asyncio.shield(task)
+        return self
+
+    def group_of_workload(self, workload: Mapping[str, object]) -> str | None:
+        """The quota group of a Workload's owner (a server's Pod, a job's Job), from the
+        owner's ``gpulab.io/group`` label; None when the owner is not in the view."""
+        key = owner_key(workload)
+        if key is None:
+            return None
+        kind, namespace, name = key
+        cache = self.pods if kind == "Pod" else self.jobs if kind == "Job" else None
+        owner = cache.objects.get(f"{namespace}/{name}") if cache else None
+        return labels_of(owner).get(GROUP_LABEL) if owner else None
+
     async def ready(self) -> ClusterView:
         """Start the watches once (concurrent callers wait for the same start)."""
         if self._started is None or (self._started.done() and self._started.exception()):
@@ -130,7 +166,7 @@ class ClusterView:
         return any(labels_of(p).get(JOB_ID_LABEL) == entry.name for p in pods)
 
     async def stop(self) -> None:
-        for cache in (self.pods, self.nodes, self.jobs):
+        for cache in (self.pods, self.nodes, self.jobs, self.workloads):
             if cache is not None:
                 await cache.stop()
 

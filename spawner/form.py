@@ -81,6 +81,9 @@ class QuotaLeft:
     group_used: int
     group_limit: int
     held_by: str = ""  # what holds the quota, one phrase (holdings.describe_holders)
+    # Kueue admits servers: a size over the quota left waits in the group's queue instead of
+    # being refused (only a size above the quota itself can never start).
+    queued: bool = False
 
     @property
     def left(self) -> int:
@@ -203,6 +206,12 @@ def gpu_choice_state(
     Over the quota left, or larger than any node of the type: it cannot start. Free GPUs short
     on every node now: the spawn waits for GPUs (up to the groups' ``wait_for_gpus``), so the
     size stays startable and says how many spawns wait before it."""
+    if quota is not None and quota.queued and n > quota.left:
+        if n > min(quota.user_limit, quota.group_limit):
+            return f"above your GPU quota of {min(quota.user_limit, quota.group_limit)}", None
+        return None, (
+            f"will wait in the queue of {quota.group} ({quota.left} of the quota free now)"
+        )
     if quota is not None and n > quota.left:
         if quota.user_limit - quota.user_used < n:
             return f"over your GPU quota ({max(quota.user_limit - quota.user_used, 0)} left)", None
@@ -282,6 +291,13 @@ def page_notices(entitlement: Entitlement, quota: QuotaLeft | None) -> list[str]
     if quota is None or quota.left > 0:
         return []
     held = f" ({quota.held_by})" if quota.held_by else ""
+    if quota.queued:
+        return [
+            _e(
+                f"Your GPU quota is in use now{held}: a GPU server waits in the queue of "
+                f"{quota.group} until GPUs free up (the page says where it stands)."
+            )
+        ]
     if quota.user_limit - quota.user_used <= 0:
         why = f"you already use all {quota.user_limit} GPUs of your quota{held}"
     else:

@@ -12,13 +12,15 @@ overrides may set) is applied by KubeSpawner after the resource traits.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from gpulab.hub.kueue.names import PRIORITY_INTERACTIVE
 from gpulab.hub.policy import Entitlement, Policy, ProfilePolicy, quantity_bytes
 from gpulab.hub.workload.labels import IMAGE_ANNOTATION, PROFILE_ANNOTATION, SERVER_COMPONENT
-from gpulab.hub.workload.pod import PodParts, pod_parts
+from gpulab.hub.workload.pod import PodParts, pod_parts, queue_labels
 from kubernetes_asyncio.client import V1LocalObjectReference, V1Toleration, V1Volume, V1VolumeMount
 from kubespawner.utils import get_k8s_model
 
@@ -108,6 +110,7 @@ def build_pod_plan(
     culler_url: str | None = None,
     base_limits: Mapping[str, Any] | None = None,
     base_guarantees: Mapping[str, Any] | None = None,
+    local_queue: str | None = None,
 ) -> PodPlan:
     """The plan for one start. The choice must already have passed admission; this function
     only builds.
@@ -115,6 +118,9 @@ def build_pod_plan(
     ``base_limits``/``base_guarantees`` are the admin's configured
     ``KubeSpawner.extra_resource_limits``/``_guarantees``: they are merged per resource with
     the GPU resource (the GPU resource name always comes from the plan).
+
+    ``local_queue``: when Kueue admits servers, the user's LocalQueue: the pod joins it with
+    the interactive priority class (Kueue gates it until admitted); None: gpulab admits it.
     """
     parts = pod_parts(
         policy=policy,
@@ -125,6 +131,9 @@ def build_pod_plan(
         gpus=gpus,
         gpu_type=profile.gpu_type,
     )
+    if local_queue:
+        queued = {**parts.labels, **queue_labels(local_queue, PRIORITY_INTERACTIVE)}
+        parts = dataclasses.replace(parts, labels=queued)
     # Admin-configured extras, minus any GPU resource (only the plan decides GPUs).
     gpu_names = parts.all_gpu_resources
     base_l = {k: v for k, v in (base_limits or {}).items() if k not in gpu_names}

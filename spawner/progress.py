@@ -16,7 +16,14 @@ from typing import Any
 
 from markupsafe import escape
 
-__all__ = ["Explained", "SpawnContext", "explain_event", "progress_event"]
+__all__ = [
+    "Explained",
+    "QueueWait",
+    "SpawnContext",
+    "explain_event",
+    "explain_queue",
+    "progress_event",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,18 @@ class SpawnContext:
     gpu_resource: str | None = None
     ahead: int = 0
     wait: str = ""  # e.g. "10 minutes" (format_duration of wait_for_gpus); "": not known
+
+
+@dataclass(frozen=True)
+class QueueWait:
+    """A server Kueue has not admitted yet: its quota group, the work Kueue considers before
+    it, the group's GPUs admitted and quota (0: none), and Kueue's own reason."""
+
+    group: str
+    ahead: int
+    gpus_in_use: int
+    quota: int
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,22 @@ def explain_event(event: Mapping[str, Any], ctx: SpawnContext) -> Explained | No
     if not raw:
         return None
     return Explained("Kubernetes: " + (reason or "event"), raw)
+
+
+def explain_queue(queue: QueueWait, ctx: SpawnContext) -> Explained:
+    """A queued server in researchers' words: what it waits for, how many are ahead, how busy
+    its group's GPUs are, how long gpulab waits ("2 free A100 GPUs in vision: 3 ahead, 6 of 8
+    GPUs of vision in use"); Kueue's reason under details."""
+    what = _gpu_words(ctx) if ctx.gpus else "CPU and memory"
+    ahead = "nothing ahead" if queue.ahead == 0 else f"{queue.ahead} ahead"
+    of = f" of {queue.quota}" if queue.quota else ""
+    wait = f" gpulab waits up to {ctx.wait} in the queue;" if ctx.wait else ""
+    return Explained(
+        f"queued for {what} in {queue.group}: {ahead}, "
+        f"{queue.gpus_in_use}{of} GPUs of {queue.group} in use.{wait} "
+        "you can cancel and try fewer GPUs",
+        queue.reason,
+    )
 
 
 def progress_event(base: Mapping[str, Any], explained: Explained) -> dict[str, Any]:

@@ -30,6 +30,11 @@ What it adds to KubeSpawner (subclassing and configuring; nothing is patched):
 * ``progress`` says what the pod's events mean in researchers' words ("waiting for a free A100
   GPU: 2 requests ahead"; the scheduler's text under "details"), and a spawn that waits for
   GPUs longer than the policy's ``wait_for_gpus`` fails with a clear message.
+* When Kueue is installed, Kueue is the one arbiter of quotas for servers and jobs alike: the
+  pod joins the user's LocalQueue (made on demand by :mod:`gpulab.hub.kueue`) with the
+  interactive priority class, Kueue gates it until it admits it, and the quota ledger is not
+  used (the policy checks still are). While gated, the progress page shows the server's place
+  in its group's queue (:mod:`gpulab.hub.workload.queueing`), bounded by ``wait_for_gpus``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,9 @@ from typing import Any
 from gpulab.hub.field_errors import FieldError
 from gpulab.hub.homes import Homes, HomeUnavailable
 from gpulab.hub.kube import KubeClient, KubeError
+from gpulab.hub.kueue.detect import KueueStatus, detect_kueue
+from gpulab.hub.kueue.keeper import hub_kueue_status
+from gpulab.hub.kueue.sync import KueueConflict, ensure_user_queues
 from gpulab.hub.names import escape_username
 from gpulab.hub.policy import Entitlement, Policy, PolicyFile, format_duration
 from gpulab.hub.shared_policy import shared_policy_file
@@ -56,7 +64,8 @@ from gpulab.hub.workload.admission import (
     request_problems,
 )
 from gpulab.hub.workload.holdings import describe_holders
-from gpulab.hub.workload.pod import home_claim
+from gpulab.hub.workload.pod import gpu_resource_names, home_claim
+from gpulab.hub.workload.queueing import kueue_gated, queue_standing, workload_of
 from gpulab.hub.workload.quota_ledger import QuotaLedger
 from jupyterhub.utils import url_path_join
 from kubespawner import KubeSpawner
@@ -70,12 +79,14 @@ from .form import TEMPLATES, QuotaLeft, build_profile_list, offered_images_by_pr
 from .form_template import render_profile_form
 from .overrides import PodPlan, build_pod_plan, deep_merge, finish_pod
 from .picker import remember_recent
-from .progress import SpawnContext, explain_event, progress_event
+from .progress import QueueWait, SpawnContext, explain_event, explain_queue, progress_event
 from .quota import waiting_for_gpus
 
 __all__ = ["GPULabSpawner", "SpawnRefused", "hub_state"]
 
 log = logging.getLogger("gpulab.spawner")
+
+QUEUE_TICK_SECONDS = 2.0  # how often the progress page re-reads a queued server's standing
 
 # KubeSpawner traits a start may change (the plan, group overrides); reset to their configured
 # values before each start.
@@ -142,6 +153,7 @@ class HubState:
     catalogue_key: Any = None
     started: bool = False
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    kueue: KueueStatus | None = None  # asked once, at the first start
 
     @property
     def policy(self) -> Policy:
@@ -152,6 +164,18 @@ class HubState:
             self.started = True
             self.policy_file.start(reload_interval)
         await self._ensure_catalogue()
+
+    async def kueue_status(self, kube: KubeClient) -> KueueStatus:
+        """Whether Kueue admits servers: what the hub's Kueue keeper found at start, else
+        asked once here (a spawner outside the hub's keeper, e.g. a test's), then kept:
+        installing Kueue under a running hub takes a hub restart, as the hub's log says."""
+        found = hub_kueue_status()
+        if found is not None:
+            return found
+        if self.kueue is None:
+            self.kueue = await detect_kueue(kube)
+            log.info("spawner: %s", self.kueue.message)
+        return self.kueue
 
     async def _ensure_catalogue(self) -> None:
         key = self.policy.catalogue
@@ -232,6 +256,8 @@ class GPULabSpawner(KubeSpawner):
     _admitted: tuple[dict[str, Any], WorkloadRequest] | None = None
     # (quota group, pod name) this start reserved GPUs for in the quota ledger.
     _reservation: tuple[str, str] | None = None
+    # The LocalQueue this start's pod joined (Kueue admits it); None: gpulab admitted it.
+    _local_queue: str | None = None
     # The user's last images, newest first: listed first by the spawn page's image choice.
     # Kept in the spawner's state (the hub's database), across stops and hub restarts.
     _recent_images: tuple[str, ...] = ()
@@ -300,8 +326,9 @@ class GPULabSpawner(KubeSpawner):
     async def _cluster(self) -> ClusterView:
         return await cluster_view(self.namespace, cluster_wide=self.cluster_wide).ready()
 
-    def _quota_left(self, ent: Entitlement, usage: GpuUsage) -> QuotaLeft:
+    def _quota_left(self, ent: Entitlement, usage: GpuUsage, *, queued: bool) -> QuotaLeft:
         return QuotaLeft(
+            queued=queued,
             user_used=usage.user,
             user_limit=ent.gpu_quota_user,
             group=ent.quota_group,
@@ -323,7 +350,9 @@ class GPULabSpawner(KubeSpawner):
             try:
                 view = await self._cluster()
                 availability = view.availability(state.policy.gpu_types)
-                quota = self._quota_left(ent, view.usage(self._user_label(), ent.quota_group))
+                queued = (await state.kueue_status(KubeClient.of(self.api.api_client))).available
+                usage = view.usage(self._user_label(), ent.quota_group)
+                quota = self._quota_left(ent, usage, queued=queued)
             except Exception:
                 self.log.exception("GPU availability is not available for the spawn page")
         return build_profile_list(
@@ -416,6 +445,7 @@ class GPULabSpawner(KubeSpawner):
         and put every trait a plan sets back to its configured value."""
         super().clear_state()
         self._plan = None
+        self._local_queue = None
         for name, value in getattr(self, "_configured", {}).items():
             setattr(self, name, copy.deepcopy(value))
 
@@ -439,9 +469,10 @@ class GPULabSpawner(KubeSpawner):
         is the only source of what the pod gets."""
         server = await self._admitted_request(dict(self.user_options or {}))
         ent, gpus = server.entitlement, server.gpus
-        if quota_applies(server):  # GPUs, or a group CPU / memory quota
-            await self._reserve_quota(server)
         state = await self._ready_state()
+        self._local_queue = await self._join_kueue(state.policy, ent)
+        if self._local_queue is None and quota_applies(server):  # GPUs, or a CPU/memory quota
+            await self._reserve_quota(server)
         profile, image = server.profile, server.image
         assert profile is not None and image is not None
         self.user_options = {"profile": profile.name, "image": image, "gpus": str(gpus)}
@@ -457,6 +488,7 @@ class GPULabSpawner(KubeSpawner):
             culler_url=self._service_url("culler_url", "culler"),
             base_limits=self.extra_resource_limits,
             base_guarantees=self.extra_resource_guarantees,
+            local_queue=self._local_queue,
         )
         self._apply_plan(plan)
         await self._cancel_home_deletion(state.policy)
@@ -480,6 +512,27 @@ class GPULabSpawner(KubeSpawner):
             raise SpawnRefused([str(exc)], 409) from None
         except Exception:
             self.log.exception("home of %s: could not check for a pending deletion", self._log_name)
+
+    async def _join_kueue(self, policy: Policy, ent: Entitlement) -> str | None:
+        """The user's LocalQueue when Kueue is installed (made on first use, with their
+        ClusterQueue), else None: gpulab admits the server with its own quota check."""
+        kube = KubeClient.of(self.api.api_client)
+        if not (await self._state().kueue_status(kube)).available:
+            return None
+        try:
+            return await ensure_user_queues(
+                kube, policy, self.user.name, ent.quota_group, namespace=self.namespace
+            )
+        except KubeError as exc:
+            self.log.warning("cannot queue %s with Kueue: %s", self._log_name, exc)
+            raise SpawnRefused(
+                [f"cannot join your queue right now ({exc.reason}); try again"], 503
+            ) from None
+        except (KueueConflict, KeyError) as exc:  # the policy or the cluster need an admin
+            self.log.error("cannot queue %s with Kueue: %s", self._log_name, exc)
+            raise SpawnRefused(
+                ["your queue cannot be made (a Kueue object is in the way); tell an admin"], 500
+            ) from None
 
     def _quota_ledger(self) -> QuotaLedger:
         return QuotaLedger(KubeClient.of(self.api.api_client), self.namespace)
@@ -634,15 +687,25 @@ class GPULabSpawner(KubeSpawner):
                 return None
         return None
 
+    def _gated(self) -> bool:
+        """This start's pod waits for Kueue's admission (its scheduling gate is on)."""
+        if self._local_queue is None:
+            return False
+        reflector = self.pod_reflector
+        pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector else None
+        return bool(pod) and kueue_gated(pod)
+
     async def _gpu_wait_watchdog(self) -> None:
-        """Fail the spawn once it has waited for GPUs longer than the policy allows."""
+        """Fail the spawn once it has waited for GPUs (or in Kueue's queue) longer than the
+        policy allows."""
         since: float | None = None
         while True:
             await asyncio.sleep(1)
+            queued = self._gated()
             gpu = self._plan.parts.gpu if self._plan else None
-            if gpu is None or gpu.gpus == 0:
+            if not queued and (gpu is None or gpu.gpus == 0):
                 continue
-            problem = self._scheduling_problem()
+            problem = "queued for admission by Kueue" if queued else self._scheduling_problem()
             if problem is None:
                 since = None
                 continue
@@ -653,6 +716,9 @@ class GPULabSpawner(KubeSpawner):
                 # The scheduler's own text is for admins (the log, and "details" on the
                 # progress page while waiting); the researcher gets what to do.
                 self.log.info("%s waited %ss for GPUs: %s", self._log_name, wait, problem)
+                if queued:
+                    raise SpawnRefused([await self._queue_timeout(wait)], 503)
+                assert gpu is not None
                 raise SpawnRefused(
                     [
                         f"no node could take {gpu.gpus} {gpu.gpu_type} GPU"
@@ -662,6 +728,42 @@ class GPULabSpawner(KubeSpawner):
                     ],
                     503,
                 )
+
+    async def _queue_timeout(self, wait: int) -> str:
+        """Why a server Kueue did not admit in time failed, in researchers' words."""
+        queue = await self._queue_wait()
+        where = f" in the queue of {queue.group}" if queue else " in its queue"
+        standing = ""
+        if queue is not None:
+            of = f" of {queue.quota}" if queue.quota else ""
+            standing = f": {queue.ahead} ahead, {queue.gpus_in_use}{of} GPUs in use"
+        return (
+            f"your server waited {format_duration(wait)}{where} without being admitted "
+            f"(your groups' wait_for_gpus){standing}. Try fewer GPUs, or later"
+        )
+
+    async def _queue_wait(self) -> QueueWait | None:
+        """Where this start's gated pod stands in its quota group's queue (None: not queued).
+        Read from the cluster view's watch caches: no API call."""
+        ent = self.entitlement()
+        if not self._gated() or ent is None:
+            return None
+        group, quota = ent.quota_group, ent.quota_group_limit or 0
+        try:
+            view = await cluster_view(self.namespace, cluster_wide=self.cluster_wide).queue_ready()
+        except Exception:
+            self.log.exception("cannot read Kueue's Workloads for %s", self._log_name)
+            return QueueWait(group, 0, 0, quota, "")
+        workloads = list(view.workloads.objects.values()) if view.workloads else []
+        mine = workload_of(workloads, "Pod", self.namespace, self.pod_name)
+        if mine is None:  # Kueue has not made the Workload yet
+            return QueueWait(group, 0, 0, quota, "")
+        standing = queue_standing(
+            mine, workloads, view.group_of_workload, gpu_resource_names(self.policy)
+        )
+        return QueueWait(
+            group, standing.ahead, standing.group_gpus_admitted, quota, standing.reason
+        )
 
     async def _spawn_context(self) -> SpawnContext:
         """This start's GPUs and the spawns of their type waiting ahead of it (from the
@@ -690,16 +792,41 @@ class GPULabSpawner(KubeSpawner):
 
     async def progress(self) -> Any:
         """KubeSpawner's event stream in researchers' words (:mod:`gpulab.spawner.progress`),
-        the raw event text under "details"."""
+        the raw event text under "details"; while Kueue holds the pod, its place in the queue
+        (a gated pod has no scheduler events), said again whenever it changes."""
         yield {"progress": 2, "message": "checking your request against the gpulab policy"}
-        async for event in super().progress():
-            raw = event.get("raw_event")
-            if raw:
-                explained = explain_event(raw, await self._spawn_context())
-                if explained is None:
+        events = super().progress()
+        step: asyncio.Future[Any] | None = None
+        said, percent = "", 2
+        try:
+            while True:
+                step = step or asyncio.ensure_future(anext(events))
+                done, _ = await asyncio.wait({step}, timeout=QUEUE_TICK_SECONDS)
+                if step in done:
+                    try:
+                        event = step.result()
+                    except StopAsyncIteration:
+                        return
+                    step = None
+                    percent = event.get("progress", percent)
+                    raw = event.get("raw_event")
+                    if raw:
+                        explained = explain_event(raw, await self._spawn_context())
+                        if explained is None:
+                            continue
+                        event = progress_event(event, explained)
+                    yield event
                     continue
-                event = progress_event(event, explained)
-            yield event
+                queue = await self._queue_wait()
+                if queue is not None:
+                    explained = explain_queue(queue, await self._spawn_context())
+                    if explained.message != said:
+                        said = explained.message
+                        yield progress_event({"progress": percent}, explained)
+        finally:
+            if step is not None:
+                step.cancel()
+            await events.aclose()
 
     # ------------------------------------------------------------------ homes are kept
     async def delete_forever(self) -> None:

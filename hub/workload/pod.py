@@ -36,6 +36,8 @@ from .labels import (
     GPUS_LABEL,
     GROUP_LABEL,
     HOME_COMPONENT,
+    KUEUE_PRIORITY_LABEL,
+    KUEUE_QUEUE_LABEL,
     USER_LABEL,
     base_labels,
 )
@@ -53,6 +55,7 @@ __all__ = [
     "gpu_resource_names",
     "home_claim",
     "home_labels",
+    "queue_labels",
     "home_of",
     "pod_parts",
     "pull_secrets",
@@ -123,6 +126,12 @@ def workload_labels(
     if gpu_type:
         labels[GPU_TYPE_LABEL] = gpu_type
     return labels
+
+
+def queue_labels(local_queue: str, priority_class: str) -> dict[str, str]:
+    """The labels by which a Pod or a Job joins Kueue: its LocalQueue and its priority class
+    (Kueue then gates a Pod, or holds a suspended Job, until it admits it)."""
+    return {KUEUE_QUEUE_LABEL: local_queue, KUEUE_PRIORITY_LABEL: priority_class}
 
 
 def home_labels(username: str) -> dict[str, str]:

@@ -112,6 +112,30 @@ def test_gpu_sizes_over_the_quota_left_are_disabled():
     assert choices["2"]["reason"] == "over your GPU quota (1 left)"
 
 
+def test_with_kueue_a_size_over_the_quota_left_waits_in_the_queue():
+    quota = QuotaLeft(user_used=3, user_limit=4, group="vision", group_used=3, group_limit=8,
+                      queued=True)  # fmt: skip
+    choices = profiles(["vision"], quota=quota)[0]["profile_options"]["gpus"]["choices"]
+    assert "disabled" not in choices["2"]
+    assert choices["2"]["note"] == "will wait in the queue of vision (1 of the quota free now)"
+
+
+def test_with_kueue_a_size_above_the_quota_itself_is_disabled():
+    quota = QuotaLeft(user_used=0, user_limit=1, group="vision", group_used=0, group_limit=8,
+                      queued=True)  # fmt: skip
+    choices = profiles(["vision"], quota=quota)[0]["profile_options"]["gpus"]["choices"]
+    assert choices["2"]["reason"] == "above your GPU quota of 1"
+
+
+def test_with_kueue_a_used_up_quota_notice_says_the_server_will_wait():
+    quota = QuotaLeft(user_used=4, user_limit=4, group="vision", group_used=4, group_limit=8,
+                      queued=True)  # fmt: skip
+    (notice,) = profiles(["vision"], quota=quota)[0]["notices"]
+    assert notice.startswith(
+        "Your GPU quota is in use now: a GPU server waits in the queue of vision"
+    )
+
+
 def test_the_default_gpu_choice_is_the_first_that_can_start():
     quota = QuotaLeft(user_used=3, user_limit=4, group="vision", group_used=3, group_limit=8)
     choices = gpu_choices(["vision"], availability=avail_of(0, largest=1), quota=quota)

@@ -143,6 +143,16 @@ def test_labels_name_the_user_group_and_gpus():
     }
 
 
+def test_plan_with_a_local_queue_joins_it_as_interactive_work():
+    labels = plan_for(gpus=1, local_queue="alice").parts.labels
+    assert labels["kueue.x-k8s.io/queue-name"] == "alice"
+    assert labels["kueue.x-k8s.io/priority-class"] == "gpulab-interactive"
+
+
+def test_plan_without_a_local_queue_has_no_kueue_label():
+    assert not any(k.startswith("kueue.x-k8s.io/") for k in plan_for(gpus=1).parts.labels)
+
+
 def test_env_gives_the_notebook_side_what_it_needs_and_no_secret():
     plan = plan_for(
         gateway_url="http://hub.example/services/jobs-gateway/",

@@ -3,7 +3,14 @@ scheduler's own text kept for the "details" disclosure."""
 
 from __future__ import annotations
 
-from gpulab.spawner.progress import Explained, SpawnContext, explain_event, progress_event
+from gpulab.spawner.progress import (
+    Explained,
+    QueueWait,
+    SpawnContext,
+    explain_event,
+    explain_queue,
+    progress_event,
+)
 
 SCHEDULER = (
     "0/2 nodes are available: 2 Insufficient nvidia.com/gpu. preemption: 0/2 nodes are "
@@ -30,6 +37,22 @@ def test_several_gpus_and_nobody_ahead_read_naturally():
     explained = explain_event(event("FailedScheduling", SCHEDULER), ctx)
     assert explained is not None
     assert explained.message.startswith("waiting for 2 free A100 GPUs: no request ahead.")
+
+
+def test_a_queued_server_says_what_it_waits_for_how_many_are_ahead_and_how_busy_the_group_is():
+    reason = "couldn't assign flavors: insufficient unused quota for nvidia.com/gpu"
+    ctx = SpawnContext(gpus=2, gpu_type="a100", gpu_resource="nvidia.com/gpu", wait="10 minutes")
+    explained = explain_queue(QueueWait("vision", 3, 6, 8, reason), ctx)
+    assert explained.message.startswith(
+        "queued for 2 free A100 GPUs in vision: 3 ahead, 6 of 8 GPUs of vision in use."
+    )
+    assert "gpulab waits up to 10 minutes" in explained.message
+    assert explained.details == reason
+
+
+def test_a_queued_server_first_in_line_says_nothing_is_ahead():
+    explained = explain_queue(QueueWait("vision", 0, 8, 8), ONE_A100)
+    assert "a free A100 GPU in vision: nothing ahead, 8 of 8 GPUs" in explained.message
 
 
 def test_a_cpu_server_that_does_not_fit_waits_for_cpu_and_memory():

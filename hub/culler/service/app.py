@@ -36,6 +36,7 @@ from .job_cancel import JobCanceller
 from .kube import KubeAccess
 from .metrics import GpuCollector, culler_registry
 from .overview import ClusterObjects, SlowFigures, build_overview
+from .queues import QueueObjects
 from .snapshot import OverviewSnapshot
 from .store import StateStore
 
@@ -123,6 +124,7 @@ class CullerApp(ServiceApp):
             log.warning("no usable Kubernetes configuration (%s): usage is not recorded", exc)
         if kube is not None:
             kube.watch_nodes()
+            kube.watch_queues()
         if kube is not None and accounting_problem is None:
             recorder = UsageRecorder(engine, kube.kube, namespace)
             recorder.start()
@@ -146,6 +148,7 @@ class CullerApp(ServiceApp):
             accounting_problem,
             pods=None if recorder is None else (lambda: recorder.cache.objects.values()),
             authenticate_metrics=self.authenticate_prometheus,
+            queues=None if kube is None else kube.queue_objects,
         )
         server = self.listen(app, max_body_size=1024 * 1024)
         log.info(
@@ -190,9 +193,11 @@ def make_app(
     *,
     pods: Callable[[], Iterable[Mapping[str, Any]]] | None = None,
     authenticate_metrics: bool = True,
+    queues: QueueObjects | None = None,
 ) -> web.Application:
     """``pods``: the gpulab pods the usage recorder's watch cache holds (the GPU gauges of
-    ``/metrics``; None: no usage recording, no GPU gauges)."""
+    ``/metrics``; None: no usage recording, no GPU gauges); ``queues``: whether Kueue is
+    installed and its Workloads and LocalQueues (None: no cluster access)."""
     hub_auth = HubOAuth(cache_max_age=30)
     metrics = metrics_route(
         prefix,
@@ -220,6 +225,7 @@ def make_app(
             accounting_problem=accounting_problem,
             policy_status=policy_file.status(),
             catalogue_status=await harbor_identity.status(),
+            queues=queues,
         )
 
     from gpulab.hub.dashboard import XSRF_SLOT, render_dashboard

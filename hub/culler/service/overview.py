@@ -1,6 +1,6 @@
 """The admin overview (dashboard data): capacity, use by group and type, GPUs per node and
 their fragmentation, running pods, idle holders, GPU-hours per group per day, quota use, usage
-totals.
+totals, and Kueue's queues per group (or that Kueue is not installed).
 
 Capacity and the per-node view come from the culler's watch caches (nodes; gpulab's pods), so
 building the overview costs no Kubernetes call. The 30-day figures (history and usage totals)
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from .cycle import Culler
 from .node_gpus import node_gpus
+from .queues import QueueObjects, queues_overview
 
 __all__ = ["SLOW_FIGURES_SECONDS", "ClusterObjects", "SlowFigures", "build_overview"]
 
@@ -108,6 +109,12 @@ def _running(engine: Engine, now: datetime) -> Counted:
     return _running_of(_open_intervals(engine), now)
 
 
+def _gpu_resources(policy: Any) -> list[str]:
+    """Every GPU resource name of the policy's GPU types (whole GPUs, slices)."""
+    types = (getattr(policy, "gpu_types", None) or {}).values()
+    return sorted({t.resource for t in types})
+
+
 def _type_names(policy: Any) -> dict[str, str]:
     """Node product label -> policy GPU type name."""
     out = {}
@@ -128,12 +135,14 @@ async def build_overview(
     accounting_problem: str | None = None,
     policy_status: dict[str, Any] | None = None,
     catalogue_status: dict[str, Any] | None = None,
+    queues: QueueObjects | None = None,
 ) -> dict[str, Any]:
     """The dashboard's data. ``cluster``: the watch caches' nodes and pods; ``slow``: the
     30-day figures' keeper (None: read them now); ``accounting_problem``: why usage accounting
     is unavailable (None: it works); ``policy_status``: the policy file's
     :meth:`~PolicyFile.status`; ``catalogue_status``: whether Harbor recognises the
-    catalogue's credentials (:class:`gpulab.hub.catalogue.identity.IdentityCheck`)."""
+    catalogue's credentials (:class:`gpulab.hub.catalogue.identity.IdentityCheck`); ``queues``: Kueue's objects from the watch caches
+    (None: no cluster access)."""
     now = datetime.now(UTC)
     slow = slow or SlowFigures(engine, max_age=0.0)
     try:
@@ -197,4 +206,5 @@ async def build_overview(
         },
         "policy": policy_status,
         "catalogue": catalogue_status,
+        "queues": queues_overview(queues() if queues else None, _gpu_resources(policy)),
     }
