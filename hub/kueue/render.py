@@ -270,9 +270,11 @@ def render_user(policy: Policy, user: str, group: str, namespace: str) -> list[O
         meta(queue_names.cluster_queue),
         cohort=queue_names.cohort,
         namespace=namespace,
-        # Servers before jobs before preemptible jobs within the user's queue; and the group
-        # takes back what it lent (the borrowers are other groups' preemptible jobs).
-        preemption={"withinClusterQueue": "LowerPriority", "reclaimWithinCohort": "Any"},
+        # Only jobs marked preemptible are ever preempted: the group takes back what it lent
+        # (the borrowers are other groups' preemptible jobs), but within the user's queue
+        # priority orders admission only. A server that waits never evicts the user's own
+        # running training job, which did not agree to be stopped.
+        preemption={"withinClusterQueue": "Never", "reclaimWithinCohort": "Any"},
         gpu_types=_gpu_types(policy, quota_group),
         gpu_borrowing=quota_group.gpu.quota_user,
     )

@@ -104,7 +104,7 @@ def test_user_queue_borrows_quota_user_from_the_group_and_takes_back_what_it_len
     assert cq["spec"]["cohortName"] == "gpulab-vision"
     assert _quotas(cq)["gpu-a100", "nvidia.com/gpu"] == {"nominalQuota": 0, "borrowingLimit": 4}
     assert cq["spec"]["preemption"] == {
-        "withinClusterQueue": "LowerPriority",
+        "withinClusterQueue": "Never",
         "reclaimWithinCohort": "Any",
     }
 
