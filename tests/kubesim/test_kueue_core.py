@@ -338,3 +338,42 @@ def test_without_fair_sharing_a_group_goes_by_priority_then_age():
     e.add_workload(job("a2", "alice", 2, t=1))
     e.add_workload(job("b1", "bob", 2, t=2))
     assert admitted(e.admit_cycle(4)) == ["a2"]
+
+
+def lending_tree(e: Engine) -> None:
+    """gpulab's rendering of a two-group policy: vision (8 GPUs, lends 6) with alice and
+    carol, nlp (4 GPUs, lends none) with bob, whose preemptible jobs may borrow 2."""
+    e.set_cohort(CohortSpec("gpulab"))
+    e.set_cohort(CohortSpec("gpulab-vision", "gpulab", gpus(8, 0, 6)))
+    e.set_cohort(CohortSpec("gpulab-nlp", "gpulab", gpus(4, 0, 0)))
+    for user in ("alice", "carol"):
+        e.set_queue(QueueSpec(f"vision-{user}", "gpulab-vision", gpus(0, 4), RECLAIM))
+    e.set_queue(QueueSpec("nlp-bob", "gpulab-nlp", gpus(0, 2), RECLAIM))
+    e.set_queue(QueueSpec("nlp-borrow", "gpulab", gpus(0, 2)))
+
+
+def settle(e: Engine, now: float) -> list[str]:
+    """Cycles until nothing changes, each victim releasing its quota at once (as the
+    controller does once the victim's pods are gone); the workloads admitted."""
+    out: list[str] = []
+    for _ in range(10):
+        decisions = e.admit_cycle(now)
+        if not decisions:
+            return out
+        out += admitted(decisions)
+        for victim, _reason in preempted(decisions):
+            e.release(victim, now)
+    raise AssertionError("the engine did not settle")
+
+
+def test_the_reclaiming_workload_is_admitted_once_its_victim_released_its_quota():
+    e = Engine(fair_sharing=True)
+    e.set_flavor("a100", {"gpu": "a100"})
+    lending_tree(e)
+    e.add_workload(job("bob", "nlp-borrow", 2, priority=10))
+    assert settle(e, 0) == ["bob"]  # on 2 of the 6 GPUs vision lends
+    e.add_workload(job("alice", "vision-alice", 4, priority=100, t=1))
+    assert settle(e, 1) == ["alice"]
+    e.add_workload(job("carol", "vision-carol", 4, priority=100, t=2))
+    assert settle(e, 2) == ["carol"]
+    assert e.workloads["bob"].admission is None and e.workloads["bob"].requeue_count == 1
