@@ -568,16 +568,26 @@ class Engine:
             for fr, v in usage.items():
                 self._add(nodes, node, fr, -v)
 
-    def _node_share(self, node: _Node, root: _Node) -> float:
-        """A node's dominant resource share: its largest borrowing (usage above its quota,
-        as its parent sees both) as a fraction of what the whole tree can lend, divided by
-        its fair-sharing weight (a queue's; cohorts weigh 1 here)."""
-        best = 0.0
-        for fr, used in node.usage.items():
-            borrowed = used - node.subtree.get(fr, 0)
-            lendable = root.subtree.get(fr, 0)
-            if borrowed > 0 and lendable > 0:
-                best = max(best, borrowed / lendable)
+    def _node_share(self, nodes: dict[str, _Node], node: _Node) -> float:
+        """A node's dominant resource share (Kueue's ``dominantResourceShare``): per resource,
+        what it uses above its quota over all flavors, as a fraction of what its parent could
+        give it (the parent's quota and what the parent may borrow above it, over all
+        flavors); the largest fraction, divided by its fair-sharing weight (a ClusterQueue's;
+        Cohorts weigh 1 here). A root has none."""
+        if node.parent is None:
+            return 0.0
+        parent = nodes[node.parent]
+        borrowed: dict[str, int] = {}
+        for fr, quota in node.subtree.items():
+            if (over := node.usage.get(fr, 0) - quota) > 0:
+                borrowed[fr[1]] = borrowed.get(fr[1], 0) + over
+        lendable: dict[str, int] = {}
+        for fr in parent.subtree:
+            if fr[1] in borrowed:
+                lendable[fr[1]] = lendable.get(fr[1], 0) + self._potential(nodes, parent, fr)
+        best = max(
+            (b / lendable[r] for r, b in borrowed.items() if lendable.get(r, 0) > 0), default=0.0
+        )
         spec = self.queues.get(node.name.removeprefix("queue:")) if node.is_queue else None
         weight = spec.fair_weight if spec is not None and spec.fair_weight is not None else 1.0
         if weight <= 0:
@@ -592,7 +602,7 @@ class Engine:
         path = self._path(nodes, _queue_name(queue))
         with self._simulated(nodes, path[0], usage):
             return {
-                parent.name: self._node_share(child, path[-1])
+                parent.name: self._node_share(nodes, child)
                 for child, parent in zip(path, path[1:], strict=False)
             }
 
@@ -631,25 +641,14 @@ class Engine:
         return min(winners, key=lambda w: (-w.priority, w.order_time, w.seq))
 
     def share(self, queue: str, extra: dict[FR, int] | None = None) -> float:
-        """A queue's dominant resource share: its largest borrowing as a fraction of what its
-        whole cohort tree can lend, divided by its fair-sharing weight."""
+        """A ClusterQueue's dominant resource share (see :meth:`_node_share`), with ``extra``
+        usage added if given."""
         nodes = self._tree()
         node = nodes.get(_queue_name(queue))
-        spec = self.queues.get(queue)
-        if node is None or spec is None:
+        if node is None:
             return 0.0
-        root = self._path(nodes, node.name)[-1]
-        extra = extra or {}
-        best = 0.0
-        for fr in set(node.total) | set(extra):
-            borrowed = node.total.get(fr, 0) + extra.get(fr, 0) - node.subtree.get(fr, 0)
-            lendable = root.subtree.get(fr, 0)
-            if borrowed > 0 and lendable > 0:
-                best = max(best, borrowed / lendable)
-        weight = spec.fair_weight if spec.fair_weight is not None else 1.0
-        if weight <= 0:
-            return float("inf") if best > 0 else 0.0
-        return best / weight
+        with self._simulated(nodes, node, extra or {}):
+            return self._node_share(nodes, node)
 
     # -- preemption -----------------------------------------------------------------
     def _candidates(
