@@ -42,7 +42,9 @@ queue, whatever the queues' own shares inside their groups); classic preemption 
 ``borrowWithinCohort`` with ``maxPriorityThreshold``), where a workload in another queue is a
 candidate when, below the lowest common cohort, its branch uses more than its quota (and the
 preemptor's branch stays within its own for reclaim); candidates ordered other-queue first,
-lowest priority, most recently admitted, then the set is minimised in reverse.
+lowest priority, most recently admitted, then the set is minimised in reverse. A preemptor's
+request is held in the tree for the rest of its cycle, and once its victims have released
+their quota it is considered first (see ``docs/kubesim-api.md``).
 """
 
 from __future__ import annotations
@@ -784,6 +786,30 @@ class Engine:
             left.remove(pick)
             yield pick
 
+    def _heads(
+        self,
+        nodes: dict[str, _Node],
+        by_queue: dict[str, list[Workload]],
+        tried: set[str],
+        blocked: set[str],
+    ) -> list[tuple[Workload, Admission | None]]:
+        """Each queue's first workload not yet tried this cycle, with its assignment."""
+        heads: list[tuple[Workload, Admission | None]] = []
+        for q, lst in by_queue.items():
+            spec = self.queues[q]
+            if spec.stopped or q in blocked:
+                continue
+            if spec.strategy == "StrictFIFO" and lst and lst[0].key in self._inadmissible:
+                continue  # its head still cannot be admitted
+            head = next((w for w in lst if w.key not in tried), None)
+            if head is not None:
+                heads.append((head, self._assign(nodes, head)[1]))
+        return heads
+
+    def _victims_evicting(self, wl: Workload) -> bool:
+        """Whether a preemptor still waits for one of its victims to release its quota."""
+        return any((v := self.workloads.get(k)) is not None and v.evicting for k in wl.waiting_for)
+
     def admit_cycle(self, now: float) -> list[Decision]:
         """Admit what fits, in Kueue's order; issue preemptions for what could fit.
 
@@ -802,6 +828,10 @@ class Engine:
         # admission (a new candidate), a later workload of that queue asking as much at no
         # higher priority finds none either.
         hopeless: dict[str, list[tuple[int, dict[FR, int]]]] = {}
+        # What preemptors need, held for them until the end of the cycle, so that later
+        # workloads do not take the room their victims leave (as Kueue counts the usage of
+        # the cycle's preempting workloads in their cohort).
+        reserved: list[Admission] = []
         by_queue: dict[str, list[Workload]] = {}
         for w in self.workloads.values():
             if w.admission is not None:
@@ -814,19 +844,18 @@ class Engine:
                 w.message = f"ClusterQueue {w.queue} doesn't exist"
         for lst in by_queue.values():
             lst.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
+        # First, the preemptors whose victims have all released their quota: that quota is
+        # theirs. (Otherwise a victim requeued behind an inadmissible head of the
+        # preemptor's queue could be readmitted first, and preempted again, for ever.)
+        nominated = [
+            (w, self._assign(nodes, w)[1])
+            for q, lst in by_queue.items()
+            if not self.queues[q].stopped
+            for w in lst
+            if w.waiting_for and not self._victims_evicting(w)
+        ]
         while True:
-            heads: list[tuple[Workload, Admission | None]] = []
-            for q, lst in by_queue.items():
-                spec = self.queues[q]
-                if spec.stopped or q in blocked:
-                    continue
-                if spec.strategy == "StrictFIFO" and lst and lst[0].key in self._inadmissible:
-                    continue  # its head still cannot be admitted
-                head = next((w for w in lst if w.key not in tried), None)
-                if head is None:
-                    continue
-                _, adm, _ = self._assign(nodes, head)
-                heads.append((head, adm))
+            heads, nominated = nominated or self._heads(nodes, by_queue, tried, blocked), []
             if not heads:
                 break
             for wl in self._order(nodes, heads):
@@ -845,34 +874,40 @@ class Engine:
                     hopeless.clear()
                     continue
                 if mode == "preempt" and adm is not None:
-                    if any(
-                        (v := self.workloads.get(k)) is not None and v.evicting
-                        for k in wl.waiting_for
-                    ):
+                    if self._victims_evicting(wl):
                         wl.message = "waiting for preempted workloads to release their quota"
-                    elif any(
-                        wl.priority <= p and all(adm.usage.get(fr, 0) >= v for fr, v in n.items())
-                        for p, n in hopeless.get(wl.queue, ())
-                    ):
-                        wl.message = f"couldn't assign flavors to {why}"
-                        self._inadmissible.add(wl.key)
-                        self._no_victims.add(wl.key)
-                    elif targets := self._targets(nodes, wl, adm):
-                        for victim, reason in targets:
-                            victim.evicting = True
-                            decisions.append(Preempt(victim.key, wl.key, reason))
-                        wl.waiting_for = frozenset(v.key for v, _ in targets)
-                        wl.message = f"preempting {len(targets)} workload(s) to make room"
+                        reserved.append(adm)
+                        self._charge(adm, +1, nodes)
                     else:
-                        wl.message = f"couldn't assign flavors to {why}"
-                        self._inadmissible.add(wl.key)
-                        self._no_victims.add(wl.key)
-                        hopeless.setdefault(wl.queue, []).append((wl.priority, adm.usage))
+                        wl.waiting_for = frozenset()  # released: it had its turn first
+                        if any(
+                            wl.priority <= p
+                            and all(adm.usage.get(fr, 0) >= v for fr, v in n.items())
+                            for p, n in hopeless.get(wl.queue, ())
+                        ):
+                            wl.message = f"couldn't assign flavors to {why}"
+                            self._inadmissible.add(wl.key)
+                            self._no_victims.add(wl.key)
+                        elif targets := self._targets(nodes, wl, adm):
+                            for victim, reason in targets:
+                                victim.evicting = True
+                                decisions.append(Preempt(victim.key, wl.key, reason))
+                            wl.waiting_for = frozenset(v.key for v, _ in targets)
+                            wl.message = f"preempting {len(targets)} workload(s) to make room"
+                            reserved.append(adm)
+                            self._charge(adm, +1, nodes)
+                        else:
+                            wl.message = f"couldn't assign flavors to {why}"
+                            self._inadmissible.add(wl.key)
+                            self._no_victims.add(wl.key)
+                            hopeless.setdefault(wl.queue, []).append((wl.priority, adm.usage))
                 else:
-                    wl.message = why
+                    wl.message, wl.waiting_for = why, frozenset()
                     self._inadmissible.add(wl.key)
                 if self.queues[wl.queue].strategy == "StrictFIFO":
                     blocked.add(wl.queue)
+        for adm in reserved:
+            self._charge(adm, -1, nodes)
         if decisions:  # what was decided may open the way for more (a new victim, say)
             self._changed = True
         return decisions

@@ -486,3 +486,24 @@ def test_inside_a_group_the_user_holding_less_goes_first_while_the_group_lends()
     e.add_workload(job("a2", "vision-alice", 2, priority=BATCH, t=2))
     e.add_workload(job("d1", "vision-dave", 2, priority=BATCH, t=3))
     assert settle(e, 4) == ["d1"]
+
+
+def test_a_released_victim_is_not_readmitted_ahead_of_its_preemptor():
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", 2, priority=PREEMPTIBLE))
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "p1"]
+    e.add_workload(job("c0", "vision-carol", 5, priority=BATCH, t=2))  # over quota_user: never
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=3))  # behind it in its queue
+    assert settle(e, 3) == ["c1"]
+
+
+def test_the_room_a_preemptor_makes_is_not_taken_by_others_meanwhile():
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", 1, priority=PREEMPTIBLE))
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "p1"]
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=2))  # needs p1's GPU too
+    e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=3))
+    assert settle(e, 3) == ["c1"]
+    assert e.admitted("nlp-borrow") == []
