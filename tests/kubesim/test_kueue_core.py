@@ -488,21 +488,24 @@ def test_inside_a_group_the_user_holding_less_goes_first_while_the_group_lends()
     assert settle(e, 4) == ["d1"]
 
 
-def test_a_released_victim_is_not_readmitted_ahead_of_its_preemptor():
+def borrowed_from_vision(gpus: int) -> Engine:
+    """bob's preemptible ``p1`` on ``gpus`` of vision's lent GPUs, and alice's 4-GPU job."""
     e = fair_engine()
-    e.add_workload(job("p1", "nlp-borrow", 2, priority=PREEMPTIBLE))
+    e.add_workload(job("p1", "nlp-borrow", gpus, priority=PREEMPTIBLE))
     e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
     assert sorted(settle(e, 1)) == ["a1", "p1"]
+    return e
+
+
+def test_a_released_victim_is_not_readmitted_ahead_of_its_preemptor():
+    e = borrowed_from_vision(2)
     e.add_workload(job("c0", "vision-carol", 5, priority=BATCH, t=2))  # over quota_user: never
     e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=3))  # behind it in its queue
     assert settle(e, 3) == ["c1"]
 
 
 def test_the_room_a_preemptor_makes_is_not_taken_by_others_meanwhile():
-    e = fair_engine()
-    e.add_workload(job("p1", "nlp-borrow", 1, priority=PREEMPTIBLE))
-    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
-    assert sorted(settle(e, 1)) == ["a1", "p1"]
+    e = borrowed_from_vision(1)
     e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=2))  # needs p1's GPU too
     e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=3))
     assert settle(e, 3) == ["c1"]
