@@ -705,7 +705,8 @@ class KueueController:
         if live:
             return
         del self._stopping[job_uid]
-        self._release(key, requeue=True)
+        if key in self.engine.workloads:  # not finished or deleted meanwhile
+            self._release(key, requeue=True)
 
     def _release(self, key: str, requeue: bool) -> None:
         """Free an evicted workload's quota: ``QuotaReserved`` and ``Admitted`` turn False;
