@@ -182,6 +182,9 @@ class KueueController:
         self._flavor_tolerations: dict[str, list[dict[str, Any]]] = {}
         self._pass_scheduled = False
         self._gone: set[tuple[str, str]] = set()  # (namespace, uid) of deleted owners
+        # Evicted Jobs' Workloads that keep their quota until the Job's pods are gone:
+        # Job uid -> Workload key.
+        self._stopping: dict[str, str] = {}
         self._generations: dict[tuple[str, str, str], int] = {}
         self._unsubscribe = store.subscribe(self._on_event, read_only=True)
         for job in store.list(self._jobs_rt, copy_objects=False)[0]:
@@ -208,7 +211,9 @@ class KueueController:
         elif rt.kind in ("Job", "Pod"):
             labels = obj["metadata"].get("labels") or {}
             if names.QUEUE_LABEL not in labels:
-                return
+                owner = _owner(obj, "Job") if rt.kind == "Pod" else None
+                if owner is None or owner.get("uid") not in self._stopping:
+                    return
             if event.type == "DELETED":
                 self._gone.add((obj["metadata"]["namespace"], obj["metadata"]["uid"]))
             else:
@@ -256,6 +261,8 @@ class KueueController:
             wls, self._workloads = self._workloads, set()
             for ns, name in self._by_age(self._rt["Workload"], wls):
                 self._sync_workload(ns, name)
+            for job_uid, key in list(self._stopping.items()):
+                self._release_if_stopped(job_uid, key)
             for _ in range(20):  # admissions free nothing; preemptions settle in a few rounds
                 decisions = self.engine.admit_cycle(time.time())
                 if not decisions:
@@ -409,7 +416,8 @@ class KueueController:
             if spec.get("completions") is not None:
                 count = min(count, int(spec["completions"]))
             wl = self._create_workload(job, "Job", "batch/v1", count, spec.get("template"))
-        admitted = _is_true(wl, names.ADMITTED)
+        # An evicted Workload still holds its quota while its Job stops: not to be resumed.
+        admitted = _is_true(wl, names.ADMITTED) and not _is_true(wl, names.EVICTED)
         if not spec.get("suspend") and not admitted:
             self._set_suspend(job, True, wl)
         elif spec.get("suspend") and admitted:
@@ -435,7 +443,12 @@ class KueueController:
                 "spec": pod.get("spec") or {},
             }
             self._create_workload(pod, "Pod", "v1", 1, template)
-        elif wl is not None and gated and _is_true(wl, names.ADMITTED):
+        elif (
+            wl is not None
+            and gated
+            and _is_true(wl, names.ADMITTED)
+            and not _is_true(wl, names.EVICTED)
+        ):
             self._start(wl)
 
     def _owner_deleted(self, ns: str, uid: str) -> None:
@@ -501,6 +514,11 @@ class KueueController:
                 queued_at=_parse_time(requeued.get("lastTransitionTime")) if requeued else None,
             )
         )
+        # Evicted before a restart, its Job still stopping: it keeps its quota until then.
+        job_ref = _owner(obj, "Job")
+        if admission is not None and job_ref is not None and _is_true(obj, names.EVICTED):
+            self.engine.evict(key)
+            self._stopping[job_ref["uid"]] = key
 
     # -- decisions ------------------------------------------------------------------
     def _get_wl(self, key: str) -> dict[str, Any] | None:
@@ -641,31 +659,71 @@ class KueueController:
     def _evict(
         self, wl: dict[str, Any], reason: str, message: str, preempted_reason: str | None
     ) -> None:
-        """Evict an admitted workload: conditions and events, stop its owner, release its
-        quota and requeue it (a Job's) or finish it (a plain Pod's, which cannot restart)."""
+        """Evict an admitted workload: conditions and events, then stop its owner. A Job is
+        suspended and keeps its quota until its pods are gone (:meth:`_release_if_stopped`),
+        as Kueue releases it only once the Job is no longer active; a plain Pod (which
+        cannot restart) is deleted and its Workload finished."""
         now = now_rfc3339()
         key = f"{wl['metadata']['namespace']}/{wl['metadata']['name']}"
         ns = wl["metadata"]["namespace"]
         job_ref, pod_ref = _owner(wl, "Job"), _owner(wl, "Pod")
         self._recorder.record(wl, "Normal", "Preempted" if preempted_reason else "Evicted", message, component=COMPONENT)  # fmt: skip
         self._recorder.record(wl, "Normal", f"EvictedDueTo{reason}", message, component=COMPONENT)
-        if job_ref is not None and (job := self._store.get(self._jobs_rt, ns, job_ref["name"])):
-            self._set_suspend(job, True, wl)
-            self._recorder.record(job, "Normal", "Stopped", message, component="kueue-job-controller")  # fmt: skip
+        self.engine.evict(key)
+
+        def write(o: dict[str, Any]) -> None:
+            status = o.setdefault("status", {})
+            set_condition(status, names.EVICTED, "True", reason, message, now)
+            if preempted_reason:
+                set_condition(status, names.PREEMPTED, "True", preempted_reason, message, now)
+
+        self._store.mutate(self._rt["Workload"], ns, wl["metadata"]["name"], write)
+        if job_ref is not None:
+            self._stopping[job_ref["uid"]] = key
+            if job := self._store.get(self._jobs_rt, ns, job_ref["name"]):
+                self._set_suspend(job, True, wl)
+                self._recorder.record(job, "Normal", "Stopped", message, component="kueue-job-controller")  # fmt: skip
+            self._release_if_stopped(job_ref["uid"], key)
+            return
         if pod_ref is not None:
             try:
                 self._store.delete(self._pods_rt, ns, pod_ref["name"])
             except ApiError:
                 pass
-        requeue = pod_ref is None
-        self.engine.release(key, time.time(), requeue=requeue)
+        self._release(key, requeue=False)
+
+    def _release_if_stopped(self, job_uid: str, key: str) -> None:
+        """Release an evicted Job's quota and requeue its Workload once the Job has no pod
+        left that has not ended (terminating ones included: they still hold their GPUs)."""
+        ns = key.partition("/")[0]
+        live = [
+            p
+            for p in self._store.list(self._pods_rt, ns, copy_objects=False)[0]
+            if (_owner(p, "Job") or {}).get("uid") == job_uid
+            and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+        ]
+        if live:
+            return
+        del self._stopping[job_uid]
+        if key in self.engine.workloads:  # not finished or deleted meanwhile
+            self._release(key, requeue=True)
+
+    def _release(self, key: str, requeue: bool) -> None:
+        """Free an evicted workload's quota: ``QuotaReserved`` and ``Admitted`` turn False;
+        requeued (a Job's) or finished (a plain Pod's)."""
+        ns, _, name = key.partition("/")
+        obj = self._store.get(self._rt["Workload"], ns, name)
+        evicted = (_cond(obj, names.EVICTED) or {}) if obj is not None else {}
+        # Queued again by its eviction time (Kueue's default requeuing timestamp).
+        self.engine.release(key, _parse_time(evicted.get("lastTransitionTime")), requeue=requeue)
+        if obj is None:
+            return
+        now = now_rfc3339()
+        reason, message = evicted.get("reason", "Evicted"), evicted.get("message", "")
 
         def write(o: dict[str, Any]) -> None:
             status = o.setdefault("status", {})
             status.pop("admission", None)
-            set_condition(status, names.EVICTED, "True", reason, message, now)
-            if preempted_reason:
-                set_condition(status, names.PREEMPTED, "True", preempted_reason, message, now)
             set_condition(status, names.QUOTA_RESERVED, "False", reason, message, now)
             set_condition(status, names.ADMITTED, "False", "NoReservation",
                           "The workload has no reservation", now)  # fmt: skip
@@ -676,7 +734,7 @@ class KueueController:
             else:
                 set_condition(status, names.FINISHED, "True", reason, message, now)
 
-        self._store.mutate(self._rt["Workload"], ns, wl["metadata"]["name"], write)
+        self._store.mutate(self._rt["Workload"], ns, name, write)
 
     def _finish(self, wl: dict[str, Any], reason: str, message: str) -> None:
         if _is_true(wl, names.FINISHED):

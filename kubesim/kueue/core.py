@@ -33,19 +33,24 @@ does (a node's guaranteed quota is what it does not lend; only usage above it re
 parent); flavor assignment in order per resource group (``whenCanBorrow: MayStopSearch``,
 ``whenCanPreempt: TryNextFlavor``; a flavor whose nodeLabels contradict the pod's
 nodeSelector is skipped); ``BestEffortFIFO`` and ``StrictFIFO`` (priority, then queue time:
-creation, or the last eviction after a requeue); heads of all queues ordered by how far they
-borrow, then by dominant resource share for queues with fair sharing, then priority, then
-time (with ``fair_sharing``, Kueue's Configuration switch, the share comes before the
-priority); classic preemption (``withinClusterQueue``, ``reclaimWithinCohort``,
+creation, or the last eviction after a requeue); heads of all queues ordered by how many
+levels of the tree they borrow at, then priority, then time, or, with ``fair_sharing``
+(Kueue's Configuration switch), by Kueue's tournament: at each cohort, the child (queue or
+cohort) whose dominant resource share with its nominee admitted is lowest goes first, then
+priority, then time (so a group within its own quota goes before another group's borrowing
+queue, whatever the queues' own shares inside their groups); classic preemption (``withinClusterQueue``, ``reclaimWithinCohort``,
 ``borrowWithinCohort`` with ``maxPriorityThreshold``), where a workload in another queue is a
 candidate when, below the lowest common cohort, its branch uses more than its quota (and the
 preemptor's branch stays within its own for reclaim); candidates ordered other-queue first,
-lowest priority, most recently admitted, then the set is minimised in reverse.
+lowest priority, most recently admitted, then the set is minimised in reverse. A preemptor's
+request is held in the tree for the rest of its cycle, and once its victims have released
+their quota it is considered first (see ``docs/kubesim-api.md``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 FR = tuple[str, str]  # (flavor, resource)
@@ -197,8 +202,8 @@ class Engine:
     """Queues, cohorts, flavors and workloads, and the admission cycle over them."""
 
     def __init__(self, amount_text: Callable[[int], str] = str, fair_sharing: bool = False) -> None:
-        # Kueue's Configuration ``fairSharing``: heads of a cohort tree are ordered by their
-        # queues' dominant resource share (lower first) before priority.
+        # Kueue's Configuration ``fairSharing``: heads of a cohort tree are ordered by the
+        # tournament of dominant resource shares (lower first) before priority.
         self.fair_sharing = fair_sharing
         # How messages show an amount (the controller: as a Kubernetes quantity).
         self.amount_text = amount_text
@@ -541,33 +546,111 @@ class Engine:
         return all(self._available(nodes, node, fr) >= v for fr, v in usage.items())
 
     def _borrow_level(self, nodes: dict[str, _Node], queue: str, usage: dict[FR, int]) -> int:
-        """How many levels of the tree the workload would use more than their quota at."""
-        level = 0
-        for node in self._path(nodes, _queue_name(queue)):
-            if any(node.total.get(fr, 0) + v > node.subtree.get(fr, 0) for fr, v in usage.items()):
-                level += 1
-        return level
+        """How many levels of the tree would use more than their quota with the workload
+        admitted (Kueue's borrowing level). A cohort compares what its children use above
+        their guaranteed quota with its own quota, as its parent sees it: a group that lends
+        part of its quota borrows only once its usage exceeds all of it."""
+        path = self._path(nodes, _queue_name(queue))
+        with self._simulated(nodes, path[0], usage):
+            return sum(
+                any(node.usage.get(fr, 0) > node.subtree.get(fr, 0) for fr in usage)
+                for node in path
+            )
 
-    def share(self, queue: str, extra: dict[FR, int] | None = None) -> float:
-        """A queue's dominant resource share: its largest borrowing as a fraction of what its
-        whole cohort tree can lend, divided by its fair-sharing weight."""
-        nodes = self._tree()
-        node = nodes.get(_queue_name(queue))
-        spec = self.queues.get(queue)
-        if node is None or spec is None:
+    @contextmanager
+    def _simulated(
+        self, nodes: dict[str, _Node], node: _Node, usage: dict[FR, int]
+    ) -> Iterator[None]:
+        """The tree with ``usage`` charged to the queue ``node`` until the block ends."""
+        for fr, v in usage.items():
+            self._add(nodes, node, fr, v)
+        try:
+            yield
+        finally:
+            for fr, v in usage.items():
+                self._add(nodes, node, fr, -v)
+
+    def _node_share(self, nodes: dict[str, _Node], node: _Node) -> float:
+        """A node's dominant resource share (Kueue's ``dominantResourceShare``): per resource,
+        what it uses above its quota over all flavors, as a fraction of what its parent could
+        give it (the parent's quota and what the parent may borrow above it, over all
+        flavors); the largest fraction, divided by its fair-sharing weight (a ClusterQueue's;
+        Cohorts weigh 1 here). A root has none."""
+        if node.parent is None:
             return 0.0
-        root = self._path(nodes, node.name)[-1]
-        extra = extra or {}
-        best = 0.0
-        for fr in set(node.total) | set(extra):
-            borrowed = node.total.get(fr, 0) + extra.get(fr, 0) - node.subtree.get(fr, 0)
-            lendable = root.subtree.get(fr, 0)
-            if borrowed > 0 and lendable > 0:
-                best = max(best, borrowed / lendable)
-        weight = spec.fair_weight if spec.fair_weight is not None else 1.0
+        parent = nodes[node.parent]
+        borrowed: dict[str, int] = {}
+        for fr, quota in node.subtree.items():
+            if (over := node.usage.get(fr, 0) - quota) > 0:
+                borrowed[fr[1]] = borrowed.get(fr[1], 0) + over
+        lendable: dict[str, int] = {}
+        for fr in parent.subtree:
+            if fr[1] in borrowed:
+                lendable[fr[1]] = lendable.get(fr[1], 0) + self._potential(nodes, parent, fr)
+        best = max(
+            (b / lendable[r] for r, b in borrowed.items() if lendable.get(r, 0) > 0), default=0.0
+        )
+        spec = self.queues.get(node.name.removeprefix("queue:")) if node.is_queue else None
+        weight = spec.fair_weight if spec is not None and spec.fair_weight is not None else 1.0
         if weight <= 0:
             return float("inf") if best > 0 else 0.0
         return best / weight
+
+    def _tournament_shares(
+        self, nodes: dict[str, _Node], queue: str, usage: dict[FR, int]
+    ) -> dict[str, float]:
+        """Per cohort above ``queue``: the share of its child on the queue's path with the
+        workload admitted (what Kueue's fair-sharing tournament compares at that cohort)."""
+        path = self._path(nodes, _queue_name(queue))
+        with self._simulated(nodes, path[0], usage):
+            return {
+                parent.name: self._node_share(nodes, child)
+                for child, parent in zip(path, path[1:], strict=False)
+            }
+
+    def _tournament(
+        self,
+        nodes: dict[str, _Node],
+        node: _Node,
+        heads: dict[str, Workload],
+        shares: dict[str, dict[str, float]],
+    ) -> Workload | None:
+        """The head a subtree nominates: at each cohort, the child whose share with its own
+        nominee admitted is lowest wins, then priority, then queue time (Kueue's
+        ``runTournament``)."""
+        if node.is_queue:
+            return heads.get(node.name)
+        nominees = [
+            w for c in node.children if (w := self._tournament(nodes, nodes[c], heads, shares))
+        ]
+        if not nominees:
+            return None
+        return min(
+            nominees,
+            key=lambda w: (shares[w.key][node.name], -w.priority, w.order_time, w.seq),
+        )
+
+    def _fair_next(
+        self, nodes: dict[str, _Node], heads: list[Workload], usage: dict[str, dict[FR, int]]
+    ) -> Workload:
+        """The next head to consider with fair sharing: each cohort tree's tournament winner
+        (heads of queues without a cohort stand alone), then priority and time across trees
+        (Kueue gives no order between trees)."""
+        by_node = {_queue_name(w.queue): w for w in heads}
+        shares = {w.key: self._tournament_shares(nodes, w.queue, usage[w.key]) for w in heads}
+        roots = {id(r): r for w in heads for r in [self._path(nodes, _queue_name(w.queue))[-1]]}
+        winners = [w for r in roots.values() if (w := self._tournament(nodes, r, by_node, shares))]
+        return min(winners, key=lambda w: (-w.priority, w.order_time, w.seq))
+
+    def share(self, queue: str, extra: dict[FR, int] | None = None) -> float:
+        """A ClusterQueue's dominant resource share (see :meth:`_node_share`), with ``extra``
+        usage added if given."""
+        nodes = self._tree()
+        node = nodes.get(_queue_name(queue))
+        if node is None:
+            return 0.0
+        with self._simulated(nodes, node, extra or {}):
+            return self._node_share(nodes, node)
 
     # -- preemption -----------------------------------------------------------------
     def _candidates(
@@ -679,6 +762,54 @@ class Engine:
         return chosen
 
     # -- the cycle ------------------------------------------------------------------
+    def _order(
+        self, nodes: dict[str, _Node], heads: list[tuple[Workload, Admission | None]]
+    ) -> Iterator[Workload]:
+        """The heads in the order Kueue considers them. Classic: by borrowing level, then
+        priority, then queue time. With fair sharing: one tournament per pick, on the usage
+        as it is after the admissions of the picks before (as Kueue's scheduler does)."""
+        usage = {w.key: adm.usage if adm else {} for w, adm in heads}
+        if not self.fair_sharing:
+            yield from sorted(
+                (w for w, _ in heads),
+                key=lambda w: (
+                    self._borrow_level(nodes, w.queue, usage[w.key]) if usage[w.key] else 99,
+                    -w.priority,
+                    w.order_time,
+                    w.seq,
+                ),
+            )
+            return
+        left = [w for w, _ in heads]
+        while left:
+            pick = self._fair_next(nodes, left, usage)
+            left.remove(pick)
+            yield pick
+
+    def _heads(
+        self,
+        nodes: dict[str, _Node],
+        by_queue: dict[str, list[Workload]],
+        tried: set[str],
+        blocked: set[str],
+    ) -> list[tuple[Workload, Admission | None]]:
+        """Each queue's first workload not yet tried this cycle, with its assignment."""
+        heads: list[tuple[Workload, Admission | None]] = []
+        for q, lst in by_queue.items():
+            spec = self.queues[q]
+            if spec.stopped or q in blocked:
+                continue
+            if spec.strategy == "StrictFIFO" and lst and lst[0].key in self._inadmissible:
+                continue  # its head still cannot be admitted
+            head = next((w for w in lst if w.key not in tried), None)
+            if head is not None:
+                heads.append((head, self._assign(nodes, head)[1]))
+        return heads
+
+    def _victims_evicting(self, wl: Workload) -> bool:
+        """Whether a preemptor still waits for one of its victims to release its quota."""
+        return any((v := self.workloads.get(k)) is not None and v.evicting for k in wl.waiting_for)
+
     def admit_cycle(self, now: float) -> list[Decision]:
         """Admit what fits, in Kueue's order; issue preemptions for what could fit.
 
@@ -697,6 +828,10 @@ class Engine:
         # admission (a new candidate), a later workload of that queue asking as much at no
         # higher priority finds none either.
         hopeless: dict[str, list[tuple[int, dict[FR, int]]]] = {}
+        # What preemptors need, held for them until the end of the cycle, so that later
+        # workloads do not take the room their victims leave (as Kueue counts the usage of
+        # the cycle's preempting workloads in their cohort).
+        reserved: list[Admission] = []
         by_queue: dict[str, list[Workload]] = {}
         for w in self.workloads.values():
             if w.admission is not None:
@@ -709,26 +844,21 @@ class Engine:
                 w.message = f"ClusterQueue {w.queue} doesn't exist"
         for lst in by_queue.values():
             lst.sort(key=lambda w: (-w.priority, w.order_time, w.seq))
+        # First, the preemptors whose victims have all released their quota: that quota is
+        # theirs. (Otherwise a victim requeued behind an inadmissible head of the
+        # preemptor's queue could be readmitted first, and preempted again, for ever.)
+        nominated = [
+            (w, self._assign(nodes, w)[1])
+            for q, lst in by_queue.items()
+            if not self.queues[q].stopped
+            for w in lst
+            if w.waiting_for and not self._victims_evicting(w)
+        ]
         while True:
-            heads: list[tuple[tuple[float, ...], Workload, str, Admission | None, str]] = []
-            for q, lst in by_queue.items():
-                spec = self.queues[q]
-                if spec.stopped or q in blocked:
-                    continue
-                if spec.strategy == "StrictFIFO" and lst and lst[0].key in self._inadmissible:
-                    continue  # its head still cannot be admitted
-                head = next((w for w in lst if w.key not in tried), None)
-                if head is None:
-                    continue
-                mode, adm, why = self._assign(nodes, head)
-                level = self._borrow_level(nodes, q, adm.usage) if adm else 99
-                drs = self.share(q, adm.usage if adm else None) if self.fair_sharing else 0.0
-                key = (float(level), drs, float(-head.priority), head.order_time, float(head.seq))
-                heads.append((key, head, mode, adm, why))
+            heads, nominated = nominated or self._heads(nodes, by_queue, tried, blocked), []
             if not heads:
                 break
-            heads.sort(key=lambda h: h[0])
-            for _, wl, _, _, _ in heads:
+            for wl in self._order(nodes, heads):
                 tried.add(wl.key)
                 mode, adm, why = self._assign(nodes, wl)  # earlier heads changed usage
                 if mode == "fit" and adm is not None and self._fits(nodes, wl.queue, adm.usage):
@@ -744,34 +874,40 @@ class Engine:
                     hopeless.clear()
                     continue
                 if mode == "preempt" and adm is not None:
-                    if any(
-                        (v := self.workloads.get(k)) is not None and v.evicting
-                        for k in wl.waiting_for
-                    ):
+                    if self._victims_evicting(wl):
                         wl.message = "waiting for preempted workloads to release their quota"
-                    elif any(
-                        wl.priority <= p and all(adm.usage.get(fr, 0) >= v for fr, v in n.items())
-                        for p, n in hopeless.get(wl.queue, ())
-                    ):
-                        wl.message = f"couldn't assign flavors to {why}"
-                        self._inadmissible.add(wl.key)
-                        self._no_victims.add(wl.key)
-                    elif targets := self._targets(nodes, wl, adm):
-                        for victim, reason in targets:
-                            victim.evicting = True
-                            decisions.append(Preempt(victim.key, wl.key, reason))
-                        wl.waiting_for = frozenset(v.key for v, _ in targets)
-                        wl.message = f"preempting {len(targets)} workload(s) to make room"
+                        reserved.append(adm)
+                        self._charge(adm, +1, nodes)
                     else:
-                        wl.message = f"couldn't assign flavors to {why}"
-                        self._inadmissible.add(wl.key)
-                        self._no_victims.add(wl.key)
-                        hopeless.setdefault(wl.queue, []).append((wl.priority, adm.usage))
+                        wl.waiting_for = frozenset()  # released: it had its turn first
+                        if any(
+                            wl.priority <= p
+                            and all(adm.usage.get(fr, 0) >= v for fr, v in n.items())
+                            for p, n in hopeless.get(wl.queue, ())
+                        ):
+                            wl.message = f"couldn't assign flavors to {why}"
+                            self._inadmissible.add(wl.key)
+                            self._no_victims.add(wl.key)
+                        elif targets := self._targets(nodes, wl, adm):
+                            for victim, reason in targets:
+                                victim.evicting = True
+                                decisions.append(Preempt(victim.key, wl.key, reason))
+                            wl.waiting_for = frozenset(v.key for v, _ in targets)
+                            wl.message = f"preempting {len(targets)} workload(s) to make room"
+                            reserved.append(adm)
+                            self._charge(adm, +1, nodes)
+                        else:
+                            wl.message = f"couldn't assign flavors to {why}"
+                            self._inadmissible.add(wl.key)
+                            self._no_victims.add(wl.key)
+                            hopeless.setdefault(wl.queue, []).append((wl.priority, adm.usage))
                 else:
-                    wl.message = why
+                    wl.message, wl.waiting_for = why, frozenset()
                     self._inadmissible.add(wl.key)
                 if self.queues[wl.queue].strategy == "StrictFIFO":
                     blocked.add(wl.queue)
+        for adm in reserved:
+            self._charge(adm, -1, nodes)
         if decisions:  # what was decided may open the way for more (a new victim, say)
             self._changed = True
         return decisions

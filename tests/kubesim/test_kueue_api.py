@@ -227,9 +227,11 @@ def test_a_borrowing_job_is_preempted_requeued_and_readmitted(kueue: Kueue) -> N
     preempted = wait_for("preempted", lambda: kueue.condition("borrowed", "Preempted"))
     assert preempted["reason"] == "InCohortReclamation"
     assert kueue.condition("borrowed", "Evicted")["reason"] == "Preempted"
+    assert kueue.batch.read_namespaced_job("borrowed", kueue.ns).spec.suspend is True
+    # Its quota is released, and it is requeued, once its pods are gone.
+    wait_for("borrowed requeued", lambda: kueue.condition("borrowed", "Requeued"))
     wl = kueue.workload_of("borrowed")
     assert wl["status"]["requeueState"]["count"] == 1
-    assert kueue.batch.read_namespaced_job("borrowed", kueue.ns).spec.suspend is True
     wait_for("owner admitted", lambda: kueue.condition("owner", "Admitted"))
     wait_for("borrowed readmitted", lambda: kueue.running_pods("borrowed"))
     evicted = next(

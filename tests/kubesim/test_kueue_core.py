@@ -338,3 +338,175 @@ def test_without_fair_sharing_a_group_goes_by_priority_then_age():
     e.add_workload(job("a2", "alice", 2, t=1))
     e.add_workload(job("b1", "bob", 2, t=2))
     assert admitted(e.admit_cycle(4)) == ["a2"]
+
+
+SERVER, BATCH, PREEMPTIBLE = 1000, 100, 10  # gpulab's WorkloadPriorityClasses
+
+
+def lending_tree(e: Engine, vision_lends: int = 6, nlp_lends: int = 0) -> None:
+    """gpulab's rendering of a two-group policy: vision (8 GPUs, quota_user 4, lends 6) with
+    alice, carol and dave; nlp (4 GPUs, quota_user 2, lends none) with bob; each group's
+    preemptible jobs may borrow 2 (``borrow_max``)."""
+    e.set_cohort(CohortSpec("gpulab"))
+    e.set_cohort(CohortSpec("gpulab-vision", "gpulab", gpus(8, 0, vision_lends)))
+    e.set_cohort(CohortSpec("gpulab-nlp", "gpulab", gpus(4, 0, nlp_lends)))
+    for user in ("alice", "carol", "dave"):
+        e.set_queue(QueueSpec(f"vision-{user}", "gpulab-vision", gpus(0, 4), RECLAIM))
+    e.set_queue(QueueSpec("nlp-bob", "gpulab-nlp", gpus(0, 2), RECLAIM))
+    for group in ("vision", "nlp"):
+        e.set_queue(QueueSpec(f"{group}-borrow", "gpulab", gpus(0, 2)))
+
+
+def fair_engine(**lends: int) -> Engine:
+    """An engine with fair sharing on (as kubesim runs it) and the lending tree."""
+    e = Engine(fair_sharing=True)
+    e.set_flavor("a100", {"gpu": "a100"})
+    lending_tree(e, **lends)
+    return e
+
+
+def settle(e: Engine, now: float) -> list[str]:
+    """Cycles until nothing changes, each victim releasing its quota at once (as the
+    controller does once the victim's pods are gone); the workloads admitted."""
+    out: list[str] = []
+    for _ in range(10):
+        decisions = e.admit_cycle(now)
+        if not decisions:
+            return out
+        out += admitted(decisions)
+        for victim, _reason in preempted(decisions):
+            e.release(victim, now)
+    raise AssertionError("the engine did not settle")
+
+
+def test_the_reclaiming_workload_is_admitted_once_its_victim_released_its_quota():
+    e = fair_engine()
+    e.add_workload(job("bob", "nlp-borrow", 2, priority=PREEMPTIBLE))
+    assert settle(e, 0) == ["bob"]  # on 2 of the 6 GPUs vision lends
+    e.add_workload(job("alice", "vision-alice", 4, priority=BATCH, t=1))
+    assert settle(e, 1) == ["alice"]
+    e.add_workload(job("carol", "vision-carol", 4, priority=BATCH, t=2))
+    assert settle(e, 2) == ["carol"]
+    assert e.workloads["bob"].admission is None and e.workloads["bob"].requeue_count == 1
+
+
+def test_a_users_work_is_bounded_by_quota_user_while_the_group_has_room():
+    e = fair_engine()
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH))
+    e.add_workload(job("a2", "vision-alice", 1, priority=BATCH, t=1))
+    assert settle(e, 1) == ["a1"]
+    assert "request > maximum capacity" not in e.workloads["a2"].message
+    assert "1 more needed" in e.workloads["a2"].message
+
+
+def test_a_groups_work_is_bounded_by_quota_group_even_when_another_group_lends():
+    e = fair_engine(nlp_lends=4)
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH))
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "c1"]
+    e.add_workload(job("d1", "vision-dave", 1, priority=BATCH, t=2))
+    assert settle(e, 2) == []  # nlp's 4 idle GPUs are not for vision's jobs
+
+
+def test_preemptible_jobs_borrow_idle_gpus_up_to_borrow_max():
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", 2, priority=PREEMPTIBLE))
+    e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=1))
+    assert settle(e, 1) == ["p1"]
+    assert e.borrowing("nlp-borrow") == {("a100", GPU): 2}
+
+
+def test_ordinary_jobs_never_borrow_another_groups_idle_gpus():
+    e = fair_engine()  # vision lends 6, all idle
+    e.add_workload(job("b1", "nlp-bob", 2, priority=BATCH))
+    e.add_workload(job("b2", "nlp-bob", 1, priority=BATCH, t=1))
+    assert settle(e, 1) == ["b1"]  # quota_user 2 of nlp: vision's idle GPUs do not help
+
+
+def test_preemptible_jobs_borrow_nothing_while_no_group_lends():
+    e = fair_engine(vision_lends=0)
+    e.add_workload(job("p1", "nlp-borrow", 1, priority=PREEMPTIBLE))
+    assert settle(e, 0) == []
+
+
+def test_a_lender_reclaims_exactly_the_gpus_its_own_work_needs():
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", 1, priority=PREEMPTIBLE))
+    e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=1))
+    assert settle(e, 1) == ["p1", "p2"]
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=2))
+    e.add_workload(job("c1", "vision-carol", 3, priority=BATCH, t=3))
+    assert sorted(settle(e, 3)) == ["a1", "c1"]  # 7 of vision's 8: one borrower stays
+    assert len(e.admitted("nlp-borrow")) == 1
+
+
+def test_a_server_reclaims_a_borrowed_gpu_for_its_group():
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", 2, priority=PREEMPTIBLE))
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
+    e.add_workload(job("c1", "vision-carol", 2, priority=BATCH, t=2))
+    assert sorted(settle(e, 2)) == ["a1", "c1", "p1"]
+    e.add_workload(job("server", "vision-dave", 2, priority=SERVER, t=3))
+    assert settle(e, 3) == ["server"]
+    assert e.workloads["p1"].requeue_count == 1
+
+
+def test_a_server_is_never_preempted_by_another_users_work():
+    e = fair_engine()
+    e.add_workload(job("server", "vision-alice", 4, priority=SERVER))
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["c1", "server"]
+    e.add_workload(job("d-server", "vision-dave", 2, priority=SERVER, t=2))
+    assert e.admit_cycle(2) == []  # the group is full: it waits, nothing is preempted
+
+
+def test_a_users_server_goes_before_their_own_jobs():
+    e = fair_engine()
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH))
+    assert settle(e, 0) == ["a1"]
+    e.add_workload(job("server", "vision-alice", 1, priority=SERVER, t=1))
+    assert preempted(e.admit_cycle(1)) == [("a1", IN_CLUSTER_QUEUE)]
+
+
+def test_inside_a_group_the_user_holding_less_goes_first_even_when_no_group_lends():
+    e = fair_engine(vision_lends=0)
+    e.add_workload(job("a1", "vision-alice", 2, priority=BATCH))
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "c1"]  # 2 of vision's 8 left
+    e.add_workload(job("a2", "vision-alice", 2, priority=BATCH, t=2))  # alice asked first ...
+    e.add_workload(job("d1", "vision-dave", 2, priority=BATCH, t=3))  # ... dave holds nothing
+    assert settle(e, 4) == ["d1"]
+
+
+def test_inside_a_group_the_user_holding_less_goes_first_while_the_group_lends():
+    e = fair_engine()
+    e.add_workload(job("a1", "vision-alice", 2, priority=BATCH))
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "c1"]  # 2 of vision's 8 left
+    e.add_workload(job("a2", "vision-alice", 2, priority=BATCH, t=2))
+    e.add_workload(job("d1", "vision-dave", 2, priority=BATCH, t=3))
+    assert settle(e, 4) == ["d1"]
+
+
+def borrowed_from_vision(gpus: int) -> Engine:
+    """bob's preemptible ``p1`` on ``gpus`` of vision's lent GPUs, and alice's 4-GPU job."""
+    e = fair_engine()
+    e.add_workload(job("p1", "nlp-borrow", gpus, priority=PREEMPTIBLE))
+    e.add_workload(job("a1", "vision-alice", 4, priority=BATCH, t=1))
+    assert sorted(settle(e, 1)) == ["a1", "p1"]
+    return e
+
+
+def test_a_released_victim_is_not_readmitted_ahead_of_its_preemptor():
+    e = borrowed_from_vision(2)
+    e.add_workload(job("c0", "vision-carol", 5, priority=BATCH, t=2))  # over quota_user: never
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=3))  # behind it in its queue
+    assert settle(e, 3) == ["c1"]
+
+
+def test_the_room_a_preemptor_makes_is_not_taken_by_others_meanwhile():
+    e = borrowed_from_vision(1)
+    e.add_workload(job("c1", "vision-carol", 4, priority=BATCH, t=2))  # needs p1's GPU too
+    e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=3))
+    assert settle(e, 3) == ["c1"]
+    assert e.admitted("nlp-borrow") == []

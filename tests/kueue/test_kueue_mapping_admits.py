@@ -98,6 +98,18 @@ async def test_a_preemptible_job_beyond_borrow_max_waits(queues: None, kube: Kub
     assert (await _reserved(kube, "too-big"))["status"] == "False"
 
 
+async def _pods_gone(kube: KubeClient, job: str) -> None:
+    """Once none of the job's pods is left (its suspension deleted them)."""
+    async with asyncio.timeout(DEADLINE_SECONDS):
+        while True:
+            pods, _ = await kube.list(
+                f"/api/v1/namespaces/{NS}/pods", labelSelector=f"job-name={job}"
+            )
+            if not pods:
+                return
+            await asyncio.sleep(0.2)  # poll: the job controller deletes them in the background
+
+
 async def test_a_borrowed_gpu_is_taken_back_when_the_lender_needs_it(
     queues: None, kube: KubeClient
 ) -> None:
@@ -110,3 +122,7 @@ async def test_a_borrowed_gpu_is_taken_back_when_the_lender_needs_it(
     await _job(kube, "carol-4", "carol", 4, names.PRIORITY_BATCH)  # vision needs all 8 now
     preempted = await _condition(kube, "bob-borrows", "Preempted", "True")
     assert preempted["reason"] == "InCohortReclamation"
+    await _pods_gone(kube, "bob-borrows")
+    await _condition(kube, "carol-4", "Admitted", "True")  # on the GPUs bob gave back
+    requeued = await _reserved(kube, "bob-borrows")
+    assert requeued["status"] == "False"  # bob waits again, vision's 8 GPUs all in use
