@@ -460,7 +460,7 @@ def test_a_server_is_never_preempted_by_another_users_work():
     assert e.admit_cycle(2) == []  # the group is full: it waits, nothing is preempted
 
 
-def test_a_users_server_goes_before_their_own_jobs():
+def test_lower_priority_within_a_queue_lets_a_server_preempt_its_users_job():
     e = fair_engine()
     e.add_workload(job("a1", "vision-alice", 4, priority=BATCH))
     assert settle(e, 0) == ["a1"]
