@@ -41,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-s3", action="store_true", help="do not start the Ceph S3 gateway")
     parser.add_argument(
+        "--no-kueue",
+        action="store_true",
+        help="run kubesim without its Kueue: gpulab then admits servers and jobs itself with its "
+        "own quotas (no queueing, no borrowing), as on a cluster where Kueue is not installed",
+    )
+    parser.add_argument(
         "--single-origin",
         action="store_true",
         help="serve every user's server and the services under one origin "
@@ -64,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         s3=not args.no_s3,
         subdomains=not args.single_origin,
+        kueue=not args.no_kueue,
     )
     platform = LocalPlatform(config)
     stop = threading.Event()
