@@ -89,10 +89,9 @@ def render(pod: dict[str, Any], ip: str, peers: list[tuple[str, str, str]]) -> s
         lines.append("\n# Entries added by HostAliases.\n")
     for alias in spec.get("hostAliases") or []:
         lines.append(f"{alias.get('ip')}\t{chr(9).join(alias.get('hostnames') or [])}\n")
-    others = [p for p in peers if p[0] != ip]
-    if others:
+    if peers:  # the pod's own record too: DNS answers a pod its own name under the Service
         lines.append("# Published by headless Services (kubesim's cluster DNS).\n")
-        lines.extend(f"{p_ip}\t{fqdn}\t{short}\n" for p_ip, fqdn, short in others)
+        lines.extend(f"{p_ip}\t{fqdn}\t{short}\n" for p_ip, fqdn, short in peers)
     return "".join(lines)
 
 
