@@ -408,6 +408,7 @@ class PodWorker:
         # One write of the whole text after the truncation: a reader sees it whole or empty.
         fd = os.open(self.hosts_path, os.O_WRONLY | os.O_CREAT, 0o644)
         try:
+            os.fchmod(fd, 0o644)  # readable by the pod's uid whatever kubesim's umask
             os.ftruncate(fd, 0)
             os.write(fd, text)
         finally:

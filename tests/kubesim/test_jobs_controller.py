@@ -270,6 +270,8 @@ def test_indexed_pods_find_each_other_through_a_headless_service(
                completionMode="Indexed")  # fmt: skip
     body["spec"]["template"]["metadata"] = {"labels": {"ring": "yes"}}
     body["spec"]["template"]["spec"]["subdomain"] = "ring"
+    # as a non-root uid: the hosts file must be readable by the pod's user
+    body["spec"]["template"]["spec"]["securityContext"] = {"runAsUser": 1000, "runAsGroup": 100}
     batch.create_namespaced_job(namespace, body)
     assert wait_finished(batch, namespace, "ring").type == "Complete"
     ips = {}

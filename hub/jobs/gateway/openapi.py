@@ -163,6 +163,12 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 0},
                         },
+                        {
+                            "name": "rank",
+                            "in": "query",
+                            "description": "a multi-node job's rank (default 0)",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
                     ],
                     "responses": {
                         "200": {"description": "the log", "content": {"text/plain": {}}},

@@ -160,7 +160,10 @@ def _multi_node_state(
     if nodes == 1 or not pods:
         return None
     ranks = rank_pods(pods)
-    running = sum(1 for p in ranks.values() if (p.get("status") or {}).get("phase") == "Running")
+    phases = [(p.get("status") or {}).get("phase") for p in ranks.values()]
+    running = phases.count("Running")
+    if len(ranks) == nodes and all(ph in ("Succeeded", "Failed") for ph in phases):
+        return "Running", "finishing"  # every rank ended; the Job controller has not said so
     if running == nodes:
         return "Running", ""
     if running:
