@@ -4,6 +4,10 @@ per-rank logs, rank 0's outputs; a failing rank fails the whole job, naming the 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from gateway_testlib import NAMESPACE, command_job
 
@@ -31,26 +35,58 @@ RANK_ONE_FAILS = (
 )
 
 
-def test_two_ranks_all_reduce_through_the_headless_service(gw):
+@pytest.fixture(scope="module")
+def all_reduce(gw) -> dict:
+    """A finished two-node all-reduce job of alice's."""
     spec = command_job("allreduce", ALL_REDUCE, nodes=2, gpus_per_node=0)
     with gw.client("alice") as c:
         r = c.post("/jobs", json=spec)
         assert r.status_code == 201, r.text
-        job_id = r.json()["id"]
-        done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"), timeout=300)
-        assert done["state"] == "Succeeded", done
-        assert done["nodes"] == 2 and [k["rank"] for k in done["ranks"]] == [0, 1]
+    return gw.wait_state("alice", r.json()["id"], ("Succeeded", "Failed"), timeout=240)
 
+
+def test_two_ranks_all_reduce_through_the_headless_service(all_reduce):
+    assert all_reduce["state"] == "Succeeded", all_reduce
+    assert all_reduce["nodes"] == 2 and [k["rank"] for k in all_reduce["ranks"]] == [0, 1]
+
+
+def test_each_rank_has_its_own_log(gw, all_reduce):
+    job_id = all_reduce["id"]
+    with gw.client("alice") as c:
         for rank in (0, 1):
             log = c.get(f"/jobs/{job_id}/logs", params={"rank": rank})
             assert log.status_code == 200, log.text
             assert f"rank {rank} of 2 on {job_id}-{rank}: sum 3.0" in log.text
-
-        outputs = c.get(f"/jobs/{job_id}/outputs").json()
-        paths = {item["path"] for item in outputs["items"]}
-        assert {"outputs/sum.txt", "log.txt", "rank-1/log.txt"} <= paths, paths
         assert c.get(f"/jobs/{job_id}/logs", params={"rank": 2}).status_code == 400
 
+
+def test_the_cli_prints_the_log_of_the_rank_asked_for(gw, all_reduce):
+    job_id = all_reduce["id"]
+    env = {**os.environ, "GPULAB_HUB_URL": gw.platform.hub_url, "GPULAB_TOKEN": gw.tokens["alice"]}
+    for key in ("GPULAB_GATEWAY_URL", "JUPYTERHUB_API_TOKEN"):
+        env.pop(key, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "gpulab.cli", "jobs", "logs", "--rank", "1", job_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"rank 1 of 2 on {job_id}-1: sum 3.0" in done.stdout
+
+
+def test_rank_0_uploads_the_outputs_and_every_rank_its_log(gw, all_reduce):
+    job_id = all_reduce["id"]
+    with gw.client("alice") as c:
+        outputs = c.get(f"/jobs/{job_id}/outputs").json()
+    paths = {item["path"] for item in outputs["items"]}
+    assert {"outputs/sum.txt", "log.txt", "rank-1/log.txt"} <= paths, paths
+    assert not any(p.startswith("rank-1/outputs/") for p in paths)
+
+
+def test_the_ranks_meet_through_a_headless_service_owned_by_the_job(gw, all_reduce):
+    job_id = all_reduce["id"]
     service = gw.kubesim.get(f"/api/v1/namespaces/{NAMESPACE}/services/{job_id}")
     assert service["spec"]["clusterIP"] == "None"
     assert service["metadata"]["ownerReferences"][0]["name"] == job_id
@@ -62,7 +98,7 @@ def test_a_failing_rank_fails_the_whole_job_naming_it(gw):
         r = c.post("/jobs", json=spec)
         assert r.status_code == 201, r.text
         job_id = r.json()["id"]
-        done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"), timeout=300)
+        done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"), timeout=240)
     assert done["state"] == "Failed", done
     assert done["message"] == "rank 1 of 2 failed with exit code 3; the job was stopped"
     assert done["exit_code"] == 3
