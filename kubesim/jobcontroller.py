@@ -208,7 +208,9 @@ class JobController:
                 else:
                     failed += 1
                     i = _pod_index(p)
-                    if per_index is not None and i is not None:
+                    # A pod the controller deleted (the Job suspended, e.g. Kueue preempting
+                    # it) ended by no fault of its index: it spends no per-index retry.
+                    if per_index is not None and i is not None and not _deleted(p):
                         if _index_failures(p) + 1 > int(per_index):
                             failed_indexes.add(i)
         restarts = 0
@@ -445,13 +447,19 @@ def _index_failures(pod: dict[str, Any]) -> int:
     return int(raw) if str(raw).isdigit() else 0
 
 
+def _deleted(pod: dict[str, Any]) -> bool:
+    return bool(pod["metadata"].get("deletionTimestamp"))
+
+
 def _failures_before(pods: list[dict[str, Any]], index: int) -> int:
     """The failure count a new pod of ``index`` carries: one more than its latest failed pod's."""
     return max(
         (
             _index_failures(p) + 1
             for p in pods
-            if _pod_index(p) == index and (p.get("status") or {}).get("phase") == "Failed"
+            if _pod_index(p) == index
+            and (p.get("status") or {}).get("phase") == "Failed"
+            and not _deleted(p)
         ),
         default=0,
     )

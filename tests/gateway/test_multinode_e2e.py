@@ -102,3 +102,15 @@ def test_a_failing_rank_fails_the_whole_job_naming_it(gw):
     assert done["state"] == "Failed", done
     assert done["message"] == "rank 1 of 2 failed with exit code 3; the job was stopped"
     assert done["exit_code"] == 3
+
+
+def test_a_multi_node_job_over_the_per_job_limit_is_refused_without_a_job(gw):
+    selector = "app.kubernetes.io/managed-by=gpulab,gpulab.io/user=alice,!gpulab.io/upload-for"
+    before = len(gw.kubesim.jobs(selector))
+    spec = command_job("toobig", "pass", nodes=2, gpus_per_node=4)  # 8 GPUs, per_job is 4
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=spec)
+    assert 400 <= r.status_code < 500, r.text
+    fields = {p["field"] for p in r.json()["problems"]}
+    assert "gpus_per_node" in fields, r.text
+    assert len(gw.kubesim.jobs(selector)) == before

@@ -5,9 +5,11 @@ Service; hostile values (hypothesis) give field errors, never a crash, and no Jo
 from __future__ import annotations
 
 import kubernetes_validate
+from gpulab.hub.jobs.gateway.state import job_view
 from gpulab.hub.jobs.manifest import render_job, render_rank_service, upload_secret_name
 from gpulab.hub.jobs.spec import SpecError, parse_job_spec
 from gpulab.hub.jobs.validate import job_request
+from gpulab.hub.usage.recorder import _gpus as pod_gpus
 from gpulab.hub.workload.admission import GpuUsage, admit
 from gpulab.hub.workload.holdings import count_usage
 from gpulab.hub.workload.labels import GPUS_LABEL, NODES_LABEL
@@ -175,3 +177,46 @@ def test_hostile_multi_node_fields_are_refused_by_field_or_counted_in_full(
     assert int(job["metadata"]["labels"][GPUS_LABEL]) == s.total_gpus
     usage = count_usage([], [job], user="alice", group="vision")
     assert usage.user == s.total_gpus
+
+
+def _rank_pod(rank: int, phase: str, exit_code: int | None) -> dict:
+    state = {"terminated": {"exitCode": exit_code}} if exit_code is not None else {"running": {}}
+    return {
+        "metadata": {
+            "name": f"{JOB_ID}-{rank}-x",
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "annotations": {"batch.kubernetes.io/job-completion-index": str(rank)},
+        },
+        "status": {"phase": phase, "containerStatuses": [{"name": "job", "state": state}]},
+    }
+
+
+def _two_node_job(status: dict) -> dict:
+    return {
+        "metadata": {"name": JOB_ID, "labels": {NODES_LABEL: "2", GPUS_LABEL: "0"}},
+        "spec": {},
+        "status": status,
+    }
+
+
+def test_a_failed_rank_is_named_in_the_jobs_message():
+    failed = {"type": "Failed", "status": "True", "reason": "MaxFailedIndexesExceeded"}
+    job = _two_node_job({"failedIndexes": "1", "conditions": [failed]})
+    pods = [_rank_pod(0, "Failed", 143), _rank_pod(1, "Failed", 3)]
+    view = job_view(job, pods)
+    assert (view["state"], view["exit_code"]) == ("Failed", 3)
+    assert view["message"] == "rank 1 of 2 failed with exit code 3; the job was stopped"
+
+
+def test_a_job_runs_once_every_rank_runs():
+    job = _two_node_job({})
+    one = job_view(job, [_rank_pod(0, "Running", None)])
+    assert (one["state"], one["message"]) == ("Running", "1 of 2 ranks running")
+    both = job_view(job, [_rank_pod(0, "Running", None), _rank_pod(1, "Running", None)])
+    assert (both["state"], both["message"]) == ("Running", "")
+    assert [r["rank"] for r in both["ranks"]] == [0, 1]
+
+
+def test_usage_charges_each_rank_its_share_of_the_gpus():
+    labels = {GPUS_LABEL: "8", NODES_LABEL: "2"}
+    assert pod_gpus({"spec": {}}, labels) == 4

@@ -283,3 +283,20 @@ def test_indexed_pods_find_each_other_through_a_headless_service(
         assert out[:3] == [f"ring-{index}", f"ring-{index}", "True"]
         ips[f"peer of {index}"] = out[3]
     assert ips["peer of 0"] == ips[1] and ips["peer of 1"] == ips[0]
+
+
+def test_pods_deleted_by_a_suspension_spend_no_per_index_retry(
+    batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    # as when Kueue preempts a multi-node job: its pods go, and it starts again later
+    body = job("preempted", ["sh", "-c", "sleep 300"], completions=2, parallelism=2,
+               completionMode="Indexed", backoffLimitPerIndex=0, maxFailedIndexes=0)  # fmt: skip
+    batch.create_namespaced_job(namespace, body)
+    wait_for("two pods", lambda: len(pods_of(core, namespace, "preempted")) == 2)
+    batch.patch_namespaced_job("preempted", namespace, {"spec": {"suspend": True}})
+    wait_for("pods deleted", lambda: not pods_of(core, namespace, "preempted"))
+    batch.patch_namespaced_job("preempted", namespace, {"spec": {"suspend": False}})
+    wait_for("two new pods", lambda: len(pods_of(core, namespace, "preempted")) == 2)
+    status = batch.read_namespaced_job_status("preempted", namespace).status
+    assert not status.failed_indexes
+    assert condition(batch, namespace, "preempted", "Failed") is None
