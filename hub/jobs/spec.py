@@ -570,6 +570,8 @@ class JobSpec(BaseModel):
             )
         if self.nodes > 1 and self.gpus:
             raise _cross("gpus", "a job on several nodes gives gpus_per_node, not gpus")
+        if self.nodes > 1 and self.notebook is not None:
+            raise _cross("nodes", "a notebook job runs on one node; use command for several")
         if self.nodes > 1 and self.retries:
             raise _cross(
                 "retries",

@@ -70,6 +70,15 @@ def test_a_multi_node_job_has_no_retries():
         raise AssertionError("retries on several nodes were accepted")
 
 
+def test_a_notebook_job_runs_on_one_node():
+    try:
+        parse_job_spec({"name": "nb", "notebook": "a.ipynb", "nodes": 2})
+    except SpecError as exc:
+        assert [p.field for p in exc.problems] == ["nodes"]
+    else:
+        raise AssertionError("a notebook on several nodes was accepted")
+
+
 def test_per_job_limits_every_node_together(policy, vision):
     assert problems(spec(nodes=2, gpus_per_node=2), vision, policy) == {}
     p = problems(spec(nodes=2, gpus_per_node=4), vision, policy)["gpus_per_node"]
