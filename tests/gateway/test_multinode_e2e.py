@@ -114,3 +114,23 @@ def test_a_multi_node_job_over_the_per_job_limit_is_refused_without_a_job(gw):
     fields = {p["field"] for p in r.json()["problems"]}
     assert "gpus_per_node" in fields, r.text
     assert len(gw.kubesim.jobs(selector)) == before
+
+
+EVERY_RANK_WRITES = (
+    "import os, pathlib\n"
+    "out = pathlib.Path(os.environ['GPULAB_OUTPUT_DIR'])\n"
+    "(out / f\"from-{os.environ['RANK']}.txt\").write_text('x')\n"
+)
+
+
+def test_outputs_from_all_uploads_each_ranks_own(gw):
+    spec = command_job("everyrank", EVERY_RANK_WRITES, nodes=2, outputs_from="all")
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=spec)
+        assert r.status_code == 201, r.text
+        job_id = r.json()["id"]
+        done = gw.wait_state("alice", job_id, ("Succeeded", "Failed"), timeout=240)
+        assert done["state"] == "Succeeded", done
+        paths = {item["path"] for item in c.get(f"/jobs/{job_id}/outputs").json()["items"]}
+    assert {"outputs/from-0.txt", "rank-1/outputs/from-1.txt"} <= paths, paths
+    assert "outputs/rank-1/from-1.txt" not in paths
