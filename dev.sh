@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PY=${PYTHON:-python3}
+TORCH_VERSION=2.13.0
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -15,6 +16,12 @@ setup_python() {
   local uv; uv=$(command -v uv || echo "$PY -m uv")
   [ -x .venv/bin/python ] || $uv venv --quiet -p "$PY" .venv
   $uv pip install --quiet -p .venv -e ".[dev]"
+  # PyTorch (CPU) for the multi-node training test: pip, pinned, so that it takes the CPU
+  # build this machine's pip finds (uv would resolve another wheel).
+  if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+    .venv/bin/python -m pip --version >/dev/null 2>&1 || $uv pip install --quiet -p .venv pip
+    .venv/bin/python -m pip install --quiet "torch==$TORCH_VERSION"
+  fi
 }
 
 setup_node() {

@@ -245,10 +245,15 @@ class GatewayClient:
     def output_url(self, job_id: str, path: str) -> str:
         return self._json("GET", f"/jobs/{job_id}/outputs/{path}", params={"redirect": "0"})["url"]
 
-    def logs(self, job_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def logs(
+        self, job_id: str, follow: bool = False, tail: int | None = None, rank: int = 0
+    ) -> Iterator[str]:
+        """The job's log; a multi-node job's rank ``rank`` (default rank 0)."""
         params: dict[str, Any] = {"follow": "1" if follow else "0"}
         if tail is not None:
             params["tail"] = tail
+        if rank:
+            params["rank"] = rank
         timeout = None if follow else self._http.timeout
         with self._http.stream(
             "GET", f"/jobs/{job_id}/logs", params=params, timeout=timeout

@@ -50,7 +50,11 @@ EXAMPLES = {
         ("as JSON for a script", "gpulab jobs list -o json"),
     ],
     "logs": [
-        ("follow a running job; the exit code says whether it succeeded", "gpulab jobs logs -f JOB")
+        (
+            "follow a running job; the exit code says whether it succeeded",
+            "gpulab jobs logs -f JOB",
+        ),
+        ("the log of rank 1 of a multi-node job", "gpulab jobs logs --rank 1 JOB"),
     ],
     "outputs": [("download every output into ./results", "gpulab jobs outputs get JOB -D results")],
 }
@@ -129,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep streaming until it ends; exit 1 unless it succeeds",
     )
     p.add_argument("--tail", type=_positive, help="only the last N lines")
+    p.add_argument(
+        "--rank",
+        type=_count,
+        default=0,
+        help="a multi-node job's rank whose log to print (default 0)",
+    )
 
     p = _sub(sub, "cancel", "cancel a job")
     p.add_argument("job")
@@ -193,7 +203,7 @@ def _dispatch(args: argparse.Namespace, options: GlobalOptions, transport: Trans
         emit(options, job, job_details(job))
         return 0
     if command == "logs":
-        _stream(client.logs(args.job, follow=args.follow, tail=args.tail))
+        _stream(client.logs(args.job, follow=args.follow, tail=args.tail, rank=args.rank))
         return _outcome(options, transport, args.job) if args.follow else 0
     if command == "cancel":
         job = client.cancel(args.job)

@@ -86,5 +86,12 @@ def job_details(job: dict[str, Any]) -> str:
     if job.get("parameters"):
         params = ", ".join(f"{k}={v}" for k, v in sorted(job["parameters"].items()))
         fields.append(("parameters", params))
+    if (job.get("nodes") or 1) > 1:  # a multi-node job: each rank's pod
+        ranks = ", ".join(
+            f"{r['rank']} {r.get('phase', '?')}"
+            + (f" (exit {r['exit_code']})" if r.get("exit_code") is not None else "")
+            for r in job.get("ranks") or []
+        )
+        fields.append(("nodes", f"{job['nodes']}; ranks: {ranks or 'none yet'}"))
     width = max((len(k) for k, _ in fields), default=0)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)

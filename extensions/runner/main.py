@@ -24,6 +24,12 @@
    result.json`` says ``"upload": "pending"``: the gateway later runs
    ``gpulab-job-runner --upload-only`` in an upload Job, which uploads the same files once S3
    answers (result.json in S3 is the truth). S3 refusing a file: ``"failed"``.
+A rank of a multi-node job (``$GPULAB_RANK`` K of ``$GPULAB_NODES``) keeps its log and result
+in its own folder (``~/.gpulab/jobs/<job-id>/rank-K/`` for K > 0) and uploads them under
+``rank-K/``; before the command it waits (bounded) until rank 0's name (``$MASTER_ADDR``)
+resolves. Outputs come from rank 0 only; with ``outputs_from: all`` rank K writes to
+``<output dir>/rank-K`` and uploads that under ``rank-K/outputs/``.
+
 6. Exits with the child's exit code (killed by signal N: 128+N; runner errors: 125; program
    not found: 127; not executable: 126).
 """
@@ -51,7 +57,9 @@ from gpulab.wire.runner import (
     ENV_HOME,
     ENV_JOB_ID,
     ENV_JOB_SPEC,
+    ENV_NODES,
     ENV_OUTPUT_DIR,
+    ENV_RANK,
     ENV_UPLOAD_DIR,
     LOG_FILE,
     PLAN_FILE,
@@ -59,6 +67,7 @@ from gpulab.wire.runner import (
     UPLOAD_MOUNT,
     job_checkpoint_path,
     job_state_dir,
+    rank_prefix,
 )
 
 from .gpu_report import GpuReporter
@@ -103,10 +112,23 @@ class RunnerConfig:
     backoff: float = 2.0
     kill_after: float = 30.0
     retry_seconds: float = 60.0
+    rank: int = 0  # a multi-node job's rank (its pod's completion index)
+    nodes: int = 1
+    rendezvous_seconds: float = 300.0  # how long a rank waits for rank 0's name
 
     @property
     def state_dir(self) -> Path:
-        return self.home / job_state_dir(self.job_id)
+        return self.home / job_state_dir(self.job_id, self.rank)
+
+    @property
+    def uploads_outputs(self) -> bool:
+        """Rank 0 uploads the outputs; the others only with ``outputs_from: all``."""
+        return self.rank == 0 or self.spec.outputs_from == "all"
+
+    @property
+    def own_output_folder(self) -> bool:
+        """Whether this rank writes its outputs apart (``outputs_from: all``, rank K > 0)."""
+        return self.rank > 0 and self.spec.outputs_from == "all"
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -114,8 +136,9 @@ class RunnerConfig:
 
     @property
     def output_rel(self) -> str:
-        """The output dir relative to the home."""
-        return self.spec.output_dir_for(self.job_id)
+        """The output dir relative to the home (rank K's own with ``outputs_from: all``)."""
+        base = self.spec.output_dir_for(self.job_id)
+        return f"{base}/rank-{self.rank}" if self.own_output_folder else base
 
     @property
     def output_dir(self) -> Path:
@@ -157,6 +180,10 @@ class RunnerConfig:
             backoff=max(0.0, number("GPULAB_UPLOAD_BACKOFF", 2.0)),
             kill_after=max(0.0, number("GPULAB_KILL_AFTER", 30.0)),
             retry_seconds=max(0.0, number("GPULAB_UPLOAD_RETRY_SECONDS", 60.0)),
+            # an upload Job copies the env without the index: rank 0's, as it uploads rank 0's
+            rank=max(0, int(number(ENV_RANK, 0) or 0)),
+            nodes=max(1, int(number(ENV_NODES, 1) or 1)),
+            rendezvous_seconds=max(0.0, number("GPULAB_RENDEZVOUS_SECONDS", 300.0)),
         )
 
 
@@ -484,7 +511,12 @@ class Runner:
         """What this run uploads (S3 name, file), the log excepted, and what it skips: with
         ``before`` (a :meth:`snapshot`), only the files new or changed since it was taken."""
         cfg = self.config
+        if not cfg.uploads_outputs:
+            return [], []
         files, skipped = self._output_files(executed)
+        if cfg.rank == 0 and cfg.nodes > 1 and cfg.spec.outputs_from == "all":
+            # the other ranks' folders: each rank uploads its own
+            files = [f for f in files if not _other_rank_file(f[0])]
         for item in skipped:
             _say(f"not uploaded: {item}", self.log)
         before = before or {}
@@ -567,6 +599,7 @@ class Runner:
             uploader = Uploader(
                 credential, cfg.attempts, cfg.backoff, self.log, retry_seconds=cfg.retry_seconds
             )
+            uploader.prefix += rank_prefix(cfg.rank)  # rank K's files under rank-K/
         except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
             status["error"] = f"no usable upload credential at {cred_path}: {exc}"
             return status
@@ -684,10 +717,14 @@ class Runner:
         log_path = cfg.state_dir / LOG_FILE
         self.log = open(log_path, "ab")  # noqa: SIM115 - closed below
         _say(f"job {cfg.job_id} started at {_now().isoformat(timespec='seconds')}", self.log)
-        reporter = GpuReporter.from_env(os.environ, cfg.job_id, cfg.upload_dir, cfg.spec.gpus)
+        reporter = GpuReporter.from_env(os.environ, cfg.job_id, cfg.upload_dir, cfg.spec.node_gpus)
         if reporter is not None:
             reporter.start()
+        if cfg.nodes > 1:
+            _say(f"rank {cfg.rank} of {cfg.nodes}", self.log)
         try:
+            if cfg.nodes > 1:
+                wait_for_name(os.environ.get("MASTER_ADDR", ""), cfg.rendezvous_seconds)
             outcome, executed = self.execute()
         except RunnerError as exc:
             outcome, executed = Outcome(exit_code=RUNNER_ERROR, error=str(exc)), None
@@ -719,6 +756,28 @@ class Runner:
             )
         self.log.close()
         return outcome.exit_code
+
+
+def _other_rank_file(rel: str) -> bool:
+    top = rel.split("/", 1)[0]
+    return "/" in rel and top.startswith("rank-") and top[5:].isdigit()
+
+
+def wait_for_name(name: str, seconds: float) -> None:
+    """Wait until ``name`` (rank 0's) resolves: its pod may start after this one, and cluster
+    DNS publishes it only then. RunnerError after ``seconds``."""
+    import socket
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            socket.getaddrinfo(name, None)
+            return
+        except (OSError, UnicodeError) as exc:
+            if not name or time.monotonic() >= deadline:
+                what = name or "$MASTER_ADDR unset"
+                raise RunnerError(f"rank 0 ({what}) did not resolve: {exc}") from None
+        time.sleep(0.2)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -225,7 +225,8 @@ class OutputHandler(GPULabHandler):
 
 
 class LogsHandler(GPULabHandler):
-    """``GET .../logs?follow=1&tail=N``: the gateway's ``text/plain`` stream, chunk by chunk."""
+    """``GET .../logs?follow=1&tail=N&rank=K``: the gateway's ``text/plain`` stream, chunk by
+    chunk (``rank``: a multi-node job's rank, default 0)."""
 
     _pump: asyncio.Future[None] | None = None
 
@@ -239,6 +240,11 @@ class LogsHandler(GPULabHandler):
             if not tail.isdigit():
                 raise web.HTTPError(400, f"tail={tail!r}: give a number of lines")
             params["tail"] = tail
+        rank = self.get_argument("rank", "")
+        if rank:
+            if not rank.isdigit():
+                raise web.HTTPError(400, f"rank={rank[:20]!r}: give a rank number")
+            params["rank"] = rank
         self._pump = asyncio.ensure_future(self._stream(job_id, params, follow))
         try:
             await self._pump

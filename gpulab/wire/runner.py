@@ -32,6 +32,9 @@ __all__ = [
     "job_checkpoint_path",
     "job_log_path",
     "job_state_dir",
+    "rank_prefix",
+    "ENV_NODES",
+    "ENV_RANK",
 ]
 
 # The container's command (exec form, no arguments): the console script of the same name.
@@ -58,6 +61,9 @@ ENV_CULLER_URL = "GPULAB_CULLER_URL"
 ENV_REPORT_INTERVAL = "GPULAB_REPORT_INTERVAL"
 REPORT_TOKEN_FILE = "report-token"
 REPORT_TOKEN_HEADER = "X-Gpulab-Job-Token"
+# A multi-node job's: how many ranks, and this pod's rank (0 for a one-node job).
+ENV_NODES = "GPULAB_NODES"
+ENV_RANK = "GPULAB_RANK"
 # Set by the runner for the job's own process: where to write outputs.
 ENV_OUTPUT_DIR = "GPULAB_OUTPUT_DIR"
 # Set by the runner for the job's own process: a folder on the home that belongs to this job
@@ -75,9 +81,16 @@ PLAN_FILE = "upload.json"
 UPLOAD_STATES = ("pending", "ok", "failed")
 
 
-def job_state_dir(job_id: str) -> str:
-    """The job's state folder, relative to the owner's home."""
-    return f".gpulab/jobs/{job_id}"
+def rank_prefix(rank: int) -> str:
+    """Where a rank's log, result and (with ``outputs_from: all``) outputs go, in the job's
+    S3 prefix and its state folder: rank 0 where a one-node job's go, rank K under
+    ``rank-K/``."""
+    return f"rank-{rank}/" if rank > 0 else ""
+
+
+def job_state_dir(job_id: str, rank: int = 0) -> str:
+    """The job's state folder (a rank's, for rank K > 0), relative to the owner's home."""
+    return f".gpulab/jobs/{job_id}/{rank_prefix(rank)}".rstrip("/")
 
 
 def job_checkpoint_path(job_id: str) -> str:

@@ -10,6 +10,13 @@ normalised spec from ``$GPULAB_JOB_SPEC`` and the upload credential from the Sec
 at ``/var/run/gpulab/upload``. The pod has no service-account token; what it shares with the
 owner's notebook server (home, datasets read-only, ``/dev/shm``, GPU placement, security
 contexts, pull secrets, labels) comes from :func:`gpulab.hub.workload.pod.pod_parts`.
+
+A multi-node job (``nodes: N``) is an Indexed Job (completions = parallelism = N, one pod per
+rank, each with ``gpus_per_node`` GPUs) plus a headless Service (:func:`render_rank_service`)
+named in the pods' ``subdomain``, through which the ranks find rank 0 by name
+(``MASTER_ADDR``). ``backoffLimitPerIndex: 0`` with ``maxFailedIndexes: 0``: the first rank
+that fails fails the whole Job (``status.failedIndexes`` names it) and its other pods stop.
+Under Kueue the Job's one pod set counts N pods: admitted all together or not at all.
 """
 
 from __future__ import annotations
@@ -33,13 +40,16 @@ from gpulab.wire.runner import (
 
 from ..policy import Entitlement, Policy, ProfilePolicy
 from ..workload.labels import (
+    GPUS_LABEL,
     GROUP_LABEL,
     IDEMPOTENCY_ANNOTATION,
+    JOB_COMPLETION_INDEX_KEY,
     JOB_COMPONENT,
     JOB_ID_LABEL,
     JOB_UPLOAD_COMPONENT,
     KUEUE_PRIORITY_LABEL,
     KUEUE_QUEUE_LABEL,
+    NODES_LABEL,
     OWNER_ANNOTATION,
     REPORT_TOKEN_HASH_ANNOTATION,
     SPEC_ANNOTATION,
@@ -63,6 +73,8 @@ __all__ = [
     "job_labels",
     "k8s_literal",
     "render_job",
+    "render_rank_service",
+    "rank_service_name",
     "render_upload_job",
     "render_upload_secret",
     "upload_job_name",
@@ -71,6 +83,7 @@ __all__ = [
 ]
 
 CONTAINER_NAME = "job"
+MASTER_PORT = 29500  # torch.distributed's customary rendezvous port, on rank 0
 TERMINATION_GRACE_SECONDS = 120  # the runner forwards SIGTERM, then uploads what there is
 
 
@@ -91,6 +104,83 @@ def k8s_literal(value: str) -> str:
 def upload_secret_name(job_id: str) -> str:
     """The upload Secret's name for a job (``<job-id>-upload``)."""
     return f"{job_id}-upload"
+
+
+def rank_service_name(job_id: str) -> str:
+    """A multi-node job's headless Service: the job id (a Service name must start with a
+    letter, a job id may start with a digit: then ``job-<id>``)."""
+    return job_id if job_id[:1].isalpha() else f"job-{job_id}"
+
+
+def master_addr(job_id: str) -> str:
+    """Rank 0's name inside the job's pods: ``<job>-0.<service>`` (its pod's hostname, under
+    the headless Service: cluster DNS, or kubesim's hosts file, answers it)."""
+    return f"{job_id}-0.{rank_service_name(job_id)}"
+
+
+def master_port(job_id: str) -> int:
+    """Rank 0's rendezvous port: 29500 and up, one per job. On a cluster each pod has its
+    own network namespace and 29500 would do; kubesim's pods share the host's, so two jobs'
+    rank 0 must not both listen on one port."""
+    digest = hashlib.sha256(job_id.encode()).digest()
+    return MASTER_PORT + int.from_bytes(digest[:2], "big") % 2000
+
+
+def _rank_env(spec: JobSpec, job_id: str) -> list[dict[str, Any]]:
+    """What ``torchrun`` and ``torch.distributed`` read, for every rank: the rank is the
+    pod's completion index, read through the downward API."""
+    index = {"fieldRef": {"fieldPath": f"metadata.annotations['{JOB_COMPLETION_INDEX_KEY}']"}}
+    fixed = {
+        "MASTER_ADDR": master_addr(job_id),
+        "MASTER_PORT": str(master_port(job_id)),
+        "WORLD_SIZE": str(spec.nodes),
+        "GPULAB_NODES": str(spec.nodes),
+        # processes per node: one per GPU (torchrun --nproc-per-node), one without GPUs
+        "LOCAL_WORLD_SIZE": str(max(1, spec.node_gpus)),
+    }
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in fixed.items()]
+    env += [{"name": k, "valueFrom": index} for k in ("NODE_RANK", "RANK", "GPULAB_RANK")]
+    return env
+
+
+def render_rank_service(job: dict[str, Any]) -> dict[str, Any]:
+    """The headless Service of a multi-node ``job`` (the Job as the API returned it: the
+    Service is owned by it and goes with it). It selects the job's pods and publishes them
+    before they are ready, as the ranks must reach each other to become so."""
+    meta = job.get("metadata") or {}
+    if not meta.get("uid") or not meta.get("name"):
+        raise ValueError("the Job has no metadata.uid/name yet (use the object the API returned)")
+    job_id = str(meta["name"])
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k.startswith("app.kubernetes")}
+    labels[JOB_ID_LABEL] = job_id
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": rank_service_name(job_id),
+            "namespace": meta.get("namespace"),
+            "labels": labels,
+            "annotations": {
+                OWNER_ANNOTATION: (meta.get("annotations") or {}).get(OWNER_ANNOTATION, "")
+            },
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": job_id,
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {JOB_ID_LABEL: job_id},
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": master_port(job_id), "protocol": "TCP"}],
+        },
+    }
 
 
 def upload_job_name(job_id: str) -> str:
@@ -180,7 +270,7 @@ def render_job(
     ``image`` is the resolved image (the spec's or the server default)."""
     ent = entitlement
     gpu_type = effective_gpu_type(spec, ent)
-    if spec.gpus > 0 and (gpu_type is None or gpu_type not in policy.gpu_types):
+    if spec.total_gpus > 0 and (gpu_type is None or gpu_type not in policy.gpu_types):
         raise ValueError("a GPU job needs a GPU type from the policy (validate the spec first)")
     profile = job_profile(ent, gpu_type)
     parts = pod_parts(
@@ -189,7 +279,7 @@ def render_job(
         group=ent.quota_group,
         component=JOB_COMPONENT,
         profile=profile,
-        gpus=spec.gpus,
+        gpus=spec.node_gpus,
         gpu_type=gpu_type,
         shm=spec.shm_size,
         datasets=spec.datasets,
@@ -197,6 +287,8 @@ def render_job(
     home_path = parts.home.mount_path
 
     labels = {**parts.labels, JOB_ID_LABEL: job_id}
+    if spec.multi_node:  # the job holds every rank's GPUs, counted once (holdings.py)
+        labels.update({GPUS_LABEL: str(spec.total_gpus), NODES_LABEL: str(spec.nodes)})
     job_labels_ = dict(labels)
     annotations = {SPEC_ANNOTATION: spec_annotation(spec), OWNER_ANNOTATION: owner}
     if idempotency_key is not None:
@@ -215,7 +307,7 @@ def render_job(
         "GPULAB_HOME": home_path,
         "GPULAB_UPLOAD_DIR": UPLOAD_MOUNT,
         "GPULAB_IMAGE": image,
-        "GPULAB_GPUS": str(spec.gpus),
+        "GPULAB_GPUS": str(spec.node_gpus),
         "PYTHONUNBUFFERED": "1",
     }
     if gpu_type:
@@ -231,6 +323,8 @@ def render_job(
     if "PYTHONUNBUFFERED" in spec.env:
         del ours["PYTHONUNBUFFERED"]
     env.extend({"name": k, "value": k8s_literal(v)} for k, v in ours.items())
+    if spec.multi_node:
+        env.extend(_rank_env(spec, job_id))
 
     upload = {"name": "upload", "mountPath": UPLOAD_MOUNT, "readOnly": True}
     container: dict[str, Any] = {
@@ -266,6 +360,18 @@ def render_job(
         pod_spec["imagePullSecrets"] = [{"name": n} for n in parts.image_pull_secrets]
 
     job_spec: dict[str, Any] = {"suspend": True} if queue is not None else {}
+    job_spec.update(backoffLimit=spec.retries, completions=1, parallelism=1)
+    if spec.multi_node:
+        pod_spec["subdomain"] = rank_service_name(job_id)
+        job_spec.update(
+            completions=spec.nodes,
+            parallelism=spec.nodes,
+            completionMode="Indexed",
+            # one rank failing fails the job (its retries are refused by the spec)
+            backoffLimitPerIndex=0,
+            maxFailedIndexes=0,
+        )
+        del job_spec["backoffLimit"]
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -277,9 +383,6 @@ def render_job(
         },
         "spec": {
             **job_spec,
-            "backoffLimit": spec.retries,
-            "completions": 1,
-            "parallelism": 1,
             "activeDeadlineSeconds": effective_runtime(spec, ent),
             "ttlSecondsAfterFinished": ent.job_ttl_seconds,
             "template": {

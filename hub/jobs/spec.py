@@ -62,6 +62,7 @@ MAX_SPEC_BYTES = 64 * 1024
 MAX_STRING_BYTES = 4 * 1024
 MAX_ITEMS = 256
 MAX_DEPTH = 8
+MAX_JOB_NODES = 64  # pods of one multi-node job; the policy's max_nodes caps it per group
 MAX_NODES = 8192
 MAX_PATH_BYTES = 1024
 MAX_INT = 2**63 - 1
@@ -86,8 +87,12 @@ ALLOWED: dict[str, str] = {
     "args": "a list of strings appended to command",
     "env": "a mapping NAME: value; names are letters, digits and _, not starting with a "
     "digit, and not starting with GPULAB_ or KUBERNETES_; values are strings",
-    "gpus": "an integer from 0 to 64",
-    "gpu_type": "a GPU type name from the policy, e.g. a100 (only with gpus > 0)",
+    "gpus": "an integer from 0 to 64 (one node; with nodes, give gpus_per_node)",
+    "nodes": f"an integer from 1 to {MAX_JOB_NODES}: how many pods (one per node) train together",
+    "gpus_per_node": "an integer from 0 to 64: the GPUs of each of the job's nodes",
+    "outputs_from": "rank0 (default: only rank 0 uploads outputs) or all (every rank uploads "
+    "its own, under rank-<K>/)",
+    "gpu_type": "a GPU type name from the policy, e.g. a100 (only with GPUs)",
     "cpu": "a Kubernetes CPU quantity greater than 0, e.g. 2, 0.5 or 500m",
     "memory": "a Kubernetes memory quantity greater than 0, e.g. 8Gi or 512Mi",
     "working_dir": "a directory relative to your home, e.g. work/project",
@@ -427,6 +432,10 @@ class JobSpec(BaseModel):
     parameters: dict[StrictStr, Any] = Field(default_factory=dict, max_length=MAX_ITEMS)
     env: dict[StrictStr, StrictStr] = Field(default_factory=dict, max_length=MAX_ITEMS)
     gpus: StrictInt = Field(0, ge=0, le=64)
+    # Multi-node: ``nodes`` pods of ``gpus_per_node`` GPUs each (an Indexed Job).
+    nodes: StrictInt = Field(1, ge=1, le=MAX_JOB_NODES)
+    gpus_per_node: StrictInt | None = Field(None, ge=0, le=64)
+    outputs_from: Literal["rank0", "all"] = "rank0"
     gpu_type: StrictStr | None = None
     cpu: CpuQuantity | None = None
     memory: MemoryQuantity | None = None
@@ -555,11 +564,38 @@ class JobSpec(BaseModel):
             raise _cross("parameters", "parameters are for notebook jobs; use args with command")
         if self.notebook is not None and self.args:
             raise _cross("args", "args are for command jobs; use parameters with a notebook")
-        if self.gpu_type is not None and self.gpus == 0:
-            raise _cross("gpu_type", "gpu_type is set but gpus is 0")
+        if self.gpus_per_node is not None and self.gpus:
+            raise _cross(
+                "gpus_per_node", "give gpus (one node) or gpus_per_node (each node), not both"
+            )
+        if self.nodes > 1 and self.gpus:
+            raise _cross("gpus", "a job on several nodes gives gpus_per_node, not gpus")
+        if self.nodes > 1 and self.notebook is not None:
+            raise _cross("nodes", "a notebook job runs on one node; use command for several")
+        if self.nodes > 1 and self.retries:
+            raise _cross(
+                "retries",
+                "a job on several nodes is not retried: one rank failing fails the whole job",
+            )
+        if self.gpu_type is not None and self.node_gpus == 0:
+            raise _cross("gpu_type", "gpu_type is set but the job asks for no GPUs")
         return self
 
     # ------------------------------------------------------------ helpers
+    @property
+    def node_gpus(self) -> int:
+        """The GPUs of each of the job's pods."""
+        return self.gpus_per_node if self.gpus_per_node is not None else self.gpus
+
+    @property
+    def total_gpus(self) -> int:
+        """The GPUs of the whole job (every rank): what quota and ``per_job`` count."""
+        return self.nodes * self.node_gpus
+
+    @property
+    def multi_node(self) -> bool:
+        return self.nodes > 1
+
     @property
     def kind(self) -> Literal["command", "notebook"]:
         return "notebook" if self.notebook is not None else "command"
@@ -578,7 +614,13 @@ class JobSpec(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The normalised spec as JSON data (defaults filled in, unset optionals left out);
         ``JobSpec.model_validate(spec.to_json()) == spec``."""
-        return self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json", exclude_none=True)
+        # A one-node job reads as it always has: the multi-node defaults are left out.
+        if data.get("nodes") == 1:
+            del data["nodes"]
+        if data.get("outputs_from") == "rank0":
+            del data["outputs_from"]
+        return data
 
 
 def parse_job_spec(

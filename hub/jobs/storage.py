@@ -35,6 +35,8 @@ import boto3
 import botocore.config
 from botocore.exceptions import ClientError
 
+from gpulab.wire.runner import rank_prefix
+
 from ..names import escape_username
 from .ids import is_job_id
 
@@ -353,13 +355,14 @@ class JobStorage:
             return body.read()
 
     def read_log(
-        self, user: str, job_id: str, offset: int = 0, limit: int | None = None
+        self, user: str, job_id: str, offset: int = 0, limit: int | None = None, rank: int = 0
     ) -> bytes | None:
-        """The archived log from byte ``offset`` (up to ``limit`` bytes); ``None`` when there
-        is no archived log, ``b''`` when ``offset`` is at or past its end."""
+        """The archived log (of ``rank``, a multi-node job's) from byte ``offset`` (up to
+        ``limit`` bytes); ``None`` when there is no archived log, ``b''`` when ``offset`` is
+        at or past its end."""
         if offset < 0 or (limit is not None and limit <= 0):
             raise ValueError("offset must be >= 0 and limit > 0")
-        key = job_prefix(user, job_id) + "log.txt"
+        key = job_prefix(user, job_id) + rank_prefix(rank) + "log.txt"
         if offset == 0 and limit is None:
             return self._get(key)
         end = "" if limit is None else str(offset + limit - 1)
@@ -413,9 +416,9 @@ class AsyncJobStorage:
         )
 
     async def read_log(
-        self, user: str, job_id: str, offset: int = 0, limit: int | None = None
+        self, user: str, job_id: str, offset: int = 0, limit: int | None = None, rank: int = 0
     ) -> bytes | None:
-        return await asyncio.to_thread(self.sync.read_log, user, job_id, offset, limit)
+        return await asyncio.to_thread(self.sync.read_log, user, job_id, offset, limit, rank)
 
     async def result(self, user: str, job_id: str) -> dict[str, Any] | None:
         return await asyncio.to_thread(self.sync.result, user, job_id)

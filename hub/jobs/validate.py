@@ -6,6 +6,8 @@ image (``spec.with_image(...)``), then admits :func:`job_request` with
 cluster cache says the user holds. The manifest takes the resolved GPU type and runtime from
 :func:`effective_gpu_type` and :func:`effective_runtime`, and the profile whose CPU and memory a
 job that names none gets from :func:`job_profile`; admission caps and counts the same amounts.
+A multi-node job (``nodes: N``) asks for N x ``gpus_per_node`` GPUs and N pods' CPU and memory;
+its CPU and memory caps are per pod (per node).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ __all__ = ["effective_gpu_type", "effective_runtime", "job_profile", "job_reques
 def effective_gpu_type(spec: JobSpec, entitlement: Entitlement) -> str | None:
     """The GPU type a job runs on: the spec's, or, when it asks for GPUs without naming a
     type, the user's only allowed type (``None`` if it has several or none: an error)."""
-    if spec.gpus == 0:
+    if spec.total_gpus == 0:
         return None
     if spec.gpu_type is not None:
         return spec.gpu_type
@@ -88,7 +90,8 @@ def job_request(
         kind="job",
         entitlement=entitlement,
         image=spec.image,
-        gpus=spec.gpus,
+        gpus=spec.total_gpus,
+        nodes=spec.nodes,
         gpu_type=gpu_type,
         catalogue=frozenset(catalogue_images) if catalogue_images else None,
         node_gpus=node_type.max_per_node if node_type is not None else None,
@@ -98,5 +101,6 @@ def job_request(
         known_datasets=tuple(d.name for d in policy.storage.datasets),
         cpu_millis=cpu,
         memory_bytes=memory,
-        demand=demand,
+        # Every rank's pod requests the same: quota charges them all.
+        demand=Demand(demand.cpu_millis * spec.nodes, demand.memory_bytes * spec.nodes),
     )

@@ -61,6 +61,7 @@ class Entitlement:
     job_max_cpu_millis: int | None = None
     job_max_memory_bytes: int | None = None
     max_queued_jobs: int = 20  # where Kueue queues jobs: a user's jobs waiting at once
+    max_job_nodes: int = 1  # the most nodes one multi-node job may span
     cpu_quota_group: dict[str, int | None] = field(default_factory=dict)
     memory_quota_group: dict[str, int | None] = field(default_factory=dict)
     contact: str = ""  # whom to ask for access; "": nobody named
@@ -206,6 +207,7 @@ def merge_groups(
         max_retries=max(g.jobs.max_retries for g in groups),
         max_concurrent_jobs=max(g.jobs.max_concurrent for g in groups),
         max_queued_jobs=max(g.jobs.max_queued for g in groups),
+        max_job_nodes=max(g.jobs.max_nodes for g in groups),
         job_gpu_idle_report_after_seconds=_generous_duration(
             g.jobs.gpu_idle_report_after_seconds for g in groups
         ),

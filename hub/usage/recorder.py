@@ -44,6 +44,7 @@ from ..workload.labels import (
     KUBESPAWNER_COMPONENT_LABEL,
     KUBESPAWNER_SERVERNAME_ANNOTATION,
     KUBESPAWNER_USERNAME_ANNOTATION,
+    NODES_LABEL,
     USER_LABEL,
 )
 from .models import UsageInterval
@@ -107,7 +108,9 @@ def _containers(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def _gpus(pod: Mapping[str, Any], labels: Mapping[str, str]) -> int:
     if labels.get(GPUS_LABEL, "").isdigit():
-        return int(labels[GPUS_LABEL])
+        # a multi-node job's label is every rank's GPUs together: this pod holds its share
+        nodes = labels.get(NODES_LABEL, "1")
+        return int(labels[GPUS_LABEL]) // max(1, int(nodes) if nodes.isdigit() else 1)
     total = 0
     for c in _containers(pod):
         limits = (c.get("resources") or {}).get("limits") or {}

@@ -13,7 +13,9 @@ a :class:`~gpulab.hub.field_errors.FieldError` with code ``policy`` (never, as a
 * servers only: named servers; the profile's GPU choices (a CPU-only profile takes none);
 * jobs only: a GPU type named when several are possible; no more GPUs than one node of the
   type has; the maximum runtime, retries, known datasets; CPU and memory per job; concurrent
-  jobs.
+  jobs; a multi-node job's nodes (``jobs.max_nodes``). A multi-node job's ``gpus`` are all
+  its ranks' together (N x G): ``per_job`` and the quotas count that total, and each node's
+  share must fit on one node.
 
 Quota is judged only for a request the policy allows. :func:`admit` is
 :func:`request_problems`, then :func:`quota_problems`; the spawner and the gateway call the two
@@ -52,7 +54,7 @@ class WorkloadRequest:
     kind: Kind
     entitlement: Entitlement
     image: str | None  # None: none was given and there was no default to take
-    gpus: int
+    gpus: int  # a multi-node job: every node's together
     gpu_type: str | None  # None with gpus > 0: not named, and several types are possible
     catalogue: frozenset[str] | None = None  # the catalogue's image references; None: unknown
     # servers
@@ -61,6 +63,7 @@ class WorkloadRequest:
     named_servers: int = 0  # the user's other named servers
     # jobs
     node_gpus: int | None = None  # the most GPUs of gpu_type one node has (None: unchecked)
+    nodes: int = 1  # the pods (nodes) of a multi-node job, each with gpus // nodes GPUs
     max_runtime: int | None = None  # seconds
     retries: int = 0
     datasets: tuple[str, ...] = ()
@@ -313,10 +316,14 @@ def _gpu_problems(request: WorkloadRequest) -> list[FieldError]:
     allowed = ", ".join(map(str, profile.gpus)) if profile is not None else f"at most {cap}"
     problems: list[FieldError] = []
     if gpus > cap:
+        field, what = "gpus", str(gpus)
+        if request.nodes > 1:
+            field = "gpus_per_node"
+            what = f"{gpus} ({request.nodes} nodes × {gpus // request.nodes})"
         problems.append(
             FieldError(
-                "gpus",
-                f"{gpus} exceeds your groups' limit of {cap} GPUs per {kind}",
+                field,
+                f"{what} exceeds your groups' limit of {cap} GPUs per {kind}",
                 allowed,
                 "policy",
             )
@@ -342,15 +349,22 @@ def _gpu_problems(request: WorkloadRequest) -> list[FieldError]:
                 "policy",
             )
         )
-    elif not problems and request.node_gpus is not None and gpus > request.node_gpus:
-        problems.append(
-            FieldError(
-                "gpus",
-                f"no {show(gpu_type)} node has {gpus} GPUs (a {kind} runs on one node)",
-                f"at most {request.node_gpus}",
-                "policy",
+    elif not problems and request.node_gpus is not None:
+        per_node = gpus // max(1, request.nodes)
+        if per_node > request.node_gpus:
+            field, where = (
+                ("gpus_per_node", "each of a job's nodes")
+                if request.nodes > 1
+                else ("gpus", f"a {kind} runs on one node")
             )
-        )
+            problems.append(
+                FieldError(
+                    field,
+                    f"no {show(gpu_type)} node has {per_node} GPUs ({where})",
+                    f"at most {request.node_gpus}",
+                    "policy",
+                )
+            )
     return problems
 
 
@@ -372,6 +386,15 @@ def _job_limit_problems(request: WorkloadRequest) -> list[FieldError]:
                 "retries",
                 f"{request.retries} retries is more than your groups allow",
                 f"at most {ent.max_retries}",
+                "policy",
+            )
+        )
+    if request.nodes > ent.max_job_nodes:
+        problems.append(
+            FieldError(
+                "nodes",
+                f"{request.nodes} nodes is more than your groups allow for one job",
+                f"at most {ent.max_job_nodes}",
                 "policy",
             )
         )

@@ -11,6 +11,8 @@ servers and jobs are charged the same way everywhere:
 * a Job (``gpulab.io/job-id``) neither finished nor suspended and with no live pod holds its
   GPUs, CPU and memory too (its pod is about to be created, or is between retries; the amounts
   are its pod template's); each job counts once;
+* a multi-node job (``gpulab.io/nodes``) counts once too: its ``gpulab.io/gpus`` are every
+  node's, its CPU and memory its pod's times its nodes;
 * a user's Job takes one of their job slots until it is finished (Complete, Failed or
   SuccessCriteriaMet) or cancelled: :func:`job_finished`.
 
@@ -38,6 +40,7 @@ from .labels import (
     KUBESPAWNER_SERVERNAME_ANNOTATION,
     KUBESPAWNER_USERNAME_ANNOTATION,
     MANAGED_BY_LABEL,
+    NODES_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     USER_LABEL,
@@ -229,7 +232,9 @@ def compute_holdings(
     :func:`gpu_holdings`."""
     per_group: dict[str, Demand] = {}
     for labels, spec, _ in _holders(pods, jobs):
-        demand = pod_spec_demand(spec)
+        one = pod_spec_demand(spec)
+        pods_of_it = max(1, _count(labels.get(NODES_LABEL)))  # a multi-node job: every rank
+        demand = Demand(one.cpu_millis * pods_of_it, one.memory_bytes * pods_of_it)
         group = labels.get(GROUP_LABEL, "")
         held = per_group.get(group, Demand())
         per_group[group] = Demand(

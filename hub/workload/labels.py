@@ -42,6 +42,11 @@ GROUP_LABEL: Final = "gpulab.io/group"  # the quota group the workload is charge
 GPUS_LABEL: Final = "gpulab.io/gpus"  # GPUs the workload holds, as a decimal string
 GPU_TYPE_LABEL: Final = "gpulab.io/gpu-type"
 JOB_ID_LABEL: Final = "gpulab.io/job-id"
+# On a multi-node job's Job and pods: how many pods (nodes) it runs; GPUS_LABEL is then every
+# node's GPUs together, and its CPU and memory are this many times one pod's.
+NODES_LABEL: Final = "gpulab.io/nodes"
+# Kubernetes' own: the index of an Indexed Job's pod (label and annotation), a rank's number.
+JOB_COMPLETION_INDEX_KEY: Final = "batch.kubernetes.io/job-completion-index"
 # On an upload Job and its pod: the job whose outputs it uploads (never JOB_ID_LABEL, so the
 # upload Job is not a job of its owner's and holds no job slot).
 UPLOAD_FOR_LABEL: Final = "gpulab.io/upload-for"

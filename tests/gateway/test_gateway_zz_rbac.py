@@ -36,6 +36,8 @@ RARE_PATHS = {
     Permission("batch", "jobs", "get"),
     Permission("", "configmaps", "create"),
     Permission("batch", "jobs", "delete"),
+    # a multi-node job's headless Service: its tests (test_multinode_e2e) may run after this
+    Permission("", "services", "create"),
 }
 # Granted for clusters that run Kueue, which this platform does not (the Kueue platform's own
 # check: tests/kueue_platform/test_gateway_queue_zz_rbac.py).

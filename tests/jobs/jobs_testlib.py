@@ -8,7 +8,7 @@ groups:
     images: {projects: [vision, shared]}
     profiles: [gpu, cpu]
     gpu: {types: [a100], per_server: 2, per_job: 4, quota_user: 4, quota_group: 8}
-    jobs: {max_runtime: 24h, ttl_after_finished: 7d, max_retries: 3, max_concurrent: 3}
+    jobs: {max_runtime: 24h, ttl_after_finished: 7d, max_retries: 3, max_concurrent: 3, max_nodes: 4}
   multi:
     images: {projects: [shared]}
     profiles: [cpu]

@@ -479,3 +479,40 @@ async def test_admitted_workloads_keep_their_quota_across_a_restart(tmp_path: An
         reserved = await workload_condition(http, "after", "QuotaReserved")
         assert reserved["status"] == "False"
         assert (await workload_condition(http, "before", "Admitted"))["status"] == "True"
+
+
+def test_an_indexed_job_is_admitted_all_or_nothing(kueue: Kueue) -> None:
+    # a multi-node job: 2 pods of 2 GPUs against 3 GPUs of quota; one pod would fit, the job not
+    kueue.queue("lq", gpus=3)
+    body = {
+        "metadata": {"name": "ddp", "labels": {QUEUE_LABEL: "lq"}},
+        "spec": {
+            "completions": 2,
+            "parallelism": 2,
+            "completionMode": "Indexed",
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": "busybox:1.36",
+                            "command": ["sleep", "60"],
+                            "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    kueue.batch.create_namespaced_job(kueue.ns, body)
+    wl = wait_for(
+        "a pending workload", lambda: (w := kueue.workload_of("ddp")) and w.get("status") and w
+    )
+    assert wl["spec"]["podSets"][0]["count"] == 2
+    reserved = next(c for c in wl["status"]["conditions"] if c["type"] == "QuotaReserved")
+    assert reserved["status"] == "False"
+    assert kueue.batch.read_namespaced_job("ddp", kueue.ns).spec.suspend is True
+    assert not kueue.core.list_namespaced_pod(
+        kueue.ns, label_selector="batch.kubernetes.io/job-name=ddp"
+    ).items

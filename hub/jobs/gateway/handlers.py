@@ -16,7 +16,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from ...culler.admin_actions import check_reason
-from ..spec import MAX_SPEC_BYTES, FieldError
+from ..spec import MAX_JOB_NODES, MAX_SPEC_BYTES, FieldError
 from .auth import HubUnavailable, Identity, IdentityResolver
 from .errors import ApiError
 from .listing import parse_list_query
@@ -230,8 +230,9 @@ class LogsHandler(BaseHandler):
     async def get(self, job_id: str) -> None:
         follow = self.get_argument("follow", "0").lower() in ("1", "true", "yes")
         tail = self.int_arg("tail", None, 0, 1_000_000)
+        rank = self.int_arg("rank", 0, 0, MAX_JOB_NODES - 1) or 0
         chunks = self.gateway.logs(
-            self.ident, job_id, follow=follow, tail=tail, closed=lambda: self._closed
+            self.ident, job_id, follow=follow, tail=tail, rank=rank, closed=lambda: self._closed
         )
         started = False
         try:

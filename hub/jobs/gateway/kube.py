@@ -64,3 +64,6 @@ class Kube(KubeClient):
 
     def secrets_path(self, name: str | None = None) -> str:
         return resource_path("v1", "secrets", self.namespace, name)
+
+    def services_path(self, name: str | None = None) -> str:
+        return resource_path("v1", "services", self.namespace, name)

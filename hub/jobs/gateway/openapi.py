@@ -225,6 +225,12 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                             "in": "query",
                             "schema": {"type": "integer", "minimum": 0},
                         },
+                        {
+                            "name": "rank",
+                            "in": "query",
+                            "description": "a multi-node job's rank (default 0)",
+                            "schema": {"type": "integer", "minimum": 0},
+                        },
                     ],
                     "responses": {
                         "200": {"description": "the log", "content": {"text/plain": {}}},
@@ -338,6 +344,20 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                         },
                         "preemptions": {"type": "integer"},
                         "gpu_hours_lost": {"type": "number"},
+                        "nodes": {"type": "integer", "description": "ranks (pods) it runs"},
+                        "ranks": {
+                            "description": "a multi-node job's ranks: each one's newest pod",
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "rank": {"type": "integer"},
+                                    "phase": {"type": "string"},
+                                    "node": {"type": ["string", "null"]},
+                                    "exit_code": {"type": ["integer", "null"]},
+                                },
+                            },
+                        },
                     },
                 },
                 "JobList": page_schema(_REF.format(model="Job")),

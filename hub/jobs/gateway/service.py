@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from gpulab.wire.runner import job_log_path
+from gpulab.wire.runner import job_state_dir
 
 from ...catalogue import Catalogue, Image
 from ...kueue.names import (
@@ -52,6 +52,7 @@ from ..manifest import (
     JobQueue,
     JobReport,
     render_job,
+    render_rank_service,
     render_upload_job,
     render_upload_secret,
     upload_job_name,
@@ -87,6 +88,8 @@ from .state import (
     is_finished,
     job_state,
     job_view,
+    nodes_of,
+    rank_of,
 )
 from .tombstones import TombstoneStore, expired
 from .uploads import UPLOAD_STATES, awaiting_upload, upload_job_outcome
@@ -694,7 +697,7 @@ class Gateway:
         # Check + reserve (one conditional write when the ledger is needed; with Kueue, a
         # place in the queue); the Job is created only after it.
         ledgered = needs_ledger(request) and self.queues is None
-        report = JobReport.new(self.culler_url) if self.culler_url and spec.gpus > 0 else None
+        report = JobReport.new(self.culler_url) if self.culler_url and spec.total_gpus > 0 else None
         await self._reserve(user_label, ent, job_id, request)
         try:
             queue = await self._queue_for(ident, ent, spec)
@@ -749,7 +752,7 @@ class Gateway:
             name=upload_secret_name(job_id),
             credential=credential,
             group=ent.quota_group,
-            gpus=spec.gpus,
+            gpus=spec.total_gpus,
             report_token=report.token if report is not None else None,
         )
         try:
@@ -762,16 +765,31 @@ class Gateway:
                 # If this delete fails too, the half-made reconciler fails the Job later.
                 await self._retry_delete(job_id)
                 raise from_kube(exc, "creating the job's upload credential") from None
+        if spec.multi_node:
+            await self._create_rank_service(job_id, created)
         log.info(
             "job %s submitted by %s (%d GPUs%s)",
             job_id,
             ident.name,
-            spec.gpus,
+            spec.total_gpus,
             f", queued in {queue.local_queue}" if queue is not None else "",
         )
         ref = self._ref(job_id)
         assert ref is not None
         return 201, self.view(ref)
+
+    async def _create_rank_service(self, job_id: str, created: dict[str, Any]) -> None:
+        """A multi-node job's headless Service (its ranks find rank 0 through it); owned by the
+        Job, so it goes with it. Without it the ranks cannot meet: the job is deleted."""
+        try:
+            await self.kube.request(
+                "POST", self.kube.services_path(), body=render_rank_service(created)
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                log.warning("rank Service of %s not created (%s); deleting the job", job_id, exc)
+                await self._retry_delete(job_id)
+                raise from_kube(exc, "creating the job's rank Service") from None
 
     async def _queue_for(self, ident: Identity, ent: Entitlement, spec: JobSpec) -> JobQueue | None:
         """With Kueue: the job's LocalQueue and priority class, the user's queues made first if
@@ -1109,18 +1127,29 @@ class Gateway:
         *,
         follow: bool,
         tail: int | None,
+        rank: int = 0,
         closed: Callable[[], bool] = lambda: False,
     ) -> AsyncIterator[bytes]:
-        """The job's log: streamed from its pod while the pod exists (following it when
-        ``follow``), then from the archived ``log.txt`` in S3; neither: 503 saying where in
-        the home the log is kept until it is archived."""
+        """The job's log (``rank``'s, of a multi-node job): streamed from its pod while the pod
+        exists (following it when ``follow``), then from the archived ``log.txt`` in S3;
+        neither: 503 saying where in the home the log is kept until it is archived."""
         first = self.visible(ident, job_id)
         owner = first.owner
+        first_ref = self._ref(job_id)
+        nodes = nodes_of(first_ref.job) if first_ref is not None else 1
+        if rank >= nodes:
+            raise ApiError(
+                400,
+                f"job {job_id} has no rank {rank}",
+                [FieldError("rank", str(rank), f"0 to {nodes - 1}")],
+            )
         streamed: set[str] = set()
         while not closed():
             ref = self._ref(job_id)
             job = ref.job if ref else None
             pods = ref.pods if ref and not ref.gone else []
+            if nodes > 1:
+                pods = [p for p in pods if rank_of(p) == rank]
             pod = None
             for candidate in sorted(
                 pods, key=lambda p: _meta(p).get("creationTimestamp") or "", reverse=True
@@ -1162,9 +1191,11 @@ class Gateway:
             if finished and not live:
                 if streamed:
                     return
-                data = await self._archived_log(owner, job_id, wait=follow, closed=closed)
+                data = await self._archived_log(
+                    owner, job_id, wait=follow, closed=closed, rank=rank
+                )
                 if data is None and not closed():
-                    raise await self._log_not_archived(owner, job_id)
+                    raise await self._log_not_archived(owner, job_id, rank)
                 if data:
                     yield _tail_lines(data, tail)
                 return
@@ -1172,7 +1203,7 @@ class Gateway:
                 return
             await self.cache.wait_changed(2.0)
 
-    async def _log_not_archived(self, owner: str, job_id: str) -> ApiError:
+    async def _log_not_archived(self, owner: str, job_id: str, rank: int = 0) -> ApiError:
         """Why there is no log to show: the pod is gone and S3 holds no ``log.txt``."""
         ref = self._ref(job_id)
         if ref is not None:
@@ -1184,19 +1215,20 @@ class Gateway:
         return ApiError(
             503,
             f"the log of job {job_id} is not archived yet: if the job ran, its log is kept in "
-            f"{owner}'s home at ~/{job_log_path(job_id)} and is archived with the outputs once "
+            f"{owner}'s home at ~/{job_state_dir(job_id, rank)}/log.txt and is archived with "
+            "the outputs once "
             "S3 answers",
             retry_after=30,
         )
 
     async def _archived_log(
-        self, owner: str, job_id: str, *, wait: bool, closed: Callable[[], bool]
+        self, owner: str, job_id: str, *, wait: bool, closed: Callable[[], bool], rank: int = 0
     ) -> bytes | None:
         if self.storage is None:
             return None
         for _ in range(30 if wait else 1):
             try:
-                data = await self.storage.read_log(owner, job_id)
+                data = await self.storage.read_log(owner, job_id, rank=rank)
             except Exception:  # noqa: BLE001 - S3 trouble: nothing to show now
                 data = None
             if data is not None or closed():

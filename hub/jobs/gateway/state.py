@@ -5,6 +5,10 @@ and its pods into the gateway's Job JSON (docs/gateway.md): state ``Queued | Pen
 Running | Succeeded | Failed | Cancelled`` (``Queued``: a Job queued through Kueue, not
 admitted yet; where it stands in its queue is added by the gateway, :mod:`.queue`), a message, times and the exit code. Everything comes from
 labels, annotations and status, so a restarted gateway computes the same answer.
+
+A multi-node job (an Indexed Job, one pod per rank) is one job: Running once every rank
+runs, Pending until then (saying how many run), Failed when a rank failed, naming the rank
+(``status.failedIndexes``) and its exit code; ``ranks`` lists each rank's pod.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from ...workload.labels import (
     GPUS_LABEL,
     GROUP_LABEL,
     IDEMPOTENCY_ANNOTATION,
+    JOB_COMPLETION_INDEX_KEY,
     NEVER_STARTED_ANNOTATION,
+    NODES_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     USER_LABEL,
@@ -42,6 +48,9 @@ __all__ = [
     "job_state",
     "job_view",
     "latest_pod",
+    "nodes_of",
+    "rank_of",
+    "rank_pods",
 ]
 
 CONTAINER = "job"
@@ -50,6 +59,7 @@ _REASONS = {
     "DeadlineExceeded": "the job ran longer than its max runtime",
     "BackoffLimitExceeded": "the job failed and has no retries left",
 }
+_RANK_FAILED = ("MaxFailedIndexesExceeded", "FailedIndexes")  # an Indexed Job's rank failed
 
 
 def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -110,6 +120,57 @@ def _pending_message(pod: Mapping[str, Any] | None) -> str:
     return "starting"
 
 
+def nodes_of(job: Mapping[str, Any]) -> int:
+    """How many ranks (pods at once) the job runs: 1 unless it is a multi-node job."""
+    try:
+        return max(1, int((_meta(job).get("labels") or {}).get(NODES_LABEL, "1")))
+    except ValueError:
+        return 1
+
+
+def rank_of(pod: Mapping[str, Any]) -> int | None:
+    """The rank of a multi-node job's pod (its completion index)."""
+    raw = (_meta(pod).get("annotations") or {}).get(JOB_COMPLETION_INDEX_KEY)
+    return int(raw) if isinstance(raw, str) and raw.isdigit() else None
+
+
+def rank_pods(pods: Iterable[Mapping[str, Any]]) -> dict[int, Mapping[str, Any]]:
+    """The newest pod of each rank."""
+    by_rank: dict[int, list[Mapping[str, Any]]] = {}
+    for pod in pods:
+        rank = rank_of(pod)
+        if rank is not None:
+            by_rank.setdefault(rank, []).append(pod)
+    return {rank: p for rank, group in by_rank.items() if (p := latest_pod(group)) is not None}
+
+
+def _failed_rank(job: Mapping[str, Any], pods: list[Mapping[str, Any]]) -> tuple[int, int | None]:
+    """(rank, exit code) of the first rank that failed."""
+    failed = str((job.get("status") or {}).get("failedIndexes") or "")
+    first = failed.split(",")[0].split("-")[0]
+    rank = int(first) if first.isdigit() else 0
+    return rank, _exit_code(rank_pods(pods).get(rank))
+
+
+def _multi_node_state(
+    job: Mapping[str, Any], pods: list[Mapping[str, Any]]
+) -> tuple[State, str] | None:
+    """Running or Pending of a multi-node job whose Job has not ended (None: not one)."""
+    nodes = nodes_of(job)
+    if nodes == 1 or not pods:
+        return None
+    ranks = rank_pods(pods)
+    phases = [(p.get("status") or {}).get("phase") for p in ranks.values()]
+    running = phases.count("Running")
+    if len(ranks) == nodes and all(ph in ("Succeeded", "Failed") for ph in phases):
+        return "Running", "finishing"  # every rank ended; the Job controller has not said so
+    if running == nodes:
+        return "Running", ""
+    if running:
+        return "Running", f"{running} of {nodes} ranks running"
+    return "Pending", f"0 of {nodes} ranks running"
+
+
 def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tuple[State, str]:
     """(state, message) of a job from its Job object and pods."""
     pods = list(pods)
@@ -129,6 +190,10 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
     if "Failed" in conditions:
         cond = conditions["Failed"]
         reason = str(cond.get("reason") or "")
+        if reason in _RANK_FAILED:
+            rank, code = _failed_rank(job, pods)
+            said = f" with exit code {code}" if code is not None else ""
+            return "Failed", f"rank {rank} of {nodes_of(job)} failed{said}; the job was stopped"
         text = _REASONS.get(reason) or str(cond.get("message") or reason or "the job failed")
         code = _exit_code(pod)
         if code is not None and reason != "DeadlineExceeded":
@@ -139,6 +204,8 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
             # made suspended for Kueue, or evicted by it: waits until Kueue admits it
             return "Queued", "waiting in its queue"
         return "Pending", "suspended"
+    if (multi := _multi_node_state(job, pods)) is not None:
+        return multi
     if pod is not None:
         phase = (pod.get("status") or {}).get("phase") or "Pending"
         if phase == "Running":
@@ -206,6 +273,10 @@ def job_view(
     except ValueError:
         gpus = 0
     pod = latest_pod(pods)
+    nodes = nodes_of(job)
+    ranks = rank_pods(pods) if nodes > 1 else {}
+    if nodes > 1:  # the exit code that tells: the failed rank's, else rank 0's
+        pod = ranks.get(_failed_rank(job, pods)[0] if state == "Failed" else 0, pod)
     if upload is None:
         # a job cancelled before it started has nothing to upload: its upload is over
         upload = "ok" if NEVER_STARTED_ANNOTATION in annotations else "pending"
@@ -238,4 +309,16 @@ def job_view(
         "queue": None,
         "preemptions": 0,
         "gpu_hours_lost": 0.0,
+        "nodes": nodes,
+        "ranks": [_rank_view(rank, p) for rank, p in sorted(ranks.items())],
+    }
+
+
+def _rank_view(rank: int, pod: Mapping[str, Any]) -> dict[str, Any]:
+    status = pod.get("status") or {}
+    return {
+        "rank": rank,
+        "phase": status.get("phase") or "Pending",
+        "node": (pod.get("spec") or {}).get("nodeName"),
+        "exit_code": _exit_code(pod),
     }
