@@ -196,6 +196,11 @@ class GatewayClient:
             return self._json("POST", "/jobs", retry=True, content=spec.encode(), headers=headers)
         return self._json("POST", "/jobs", retry=True, json=spec, headers=headers)
 
+    def validate(self, spec: str) -> dict:
+        """The gateway's dry run of a submit: ``{valid, problems}`` (schema and policy)."""
+        headers = {"Content-Type": "application/yaml"}
+        return self._json("POST", "/jobs/validate", retry=True, content=spec.encode(), headers=headers)
+
     def list(self, limit: int | None = None, **filters: Any) -> Iterator[dict]:
         """The jobs visible to the caller that match ``filters``, newest first: at most
         ``limit`` of them (None: all), following the gateway's pages."""

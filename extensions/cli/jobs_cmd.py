@@ -18,6 +18,8 @@ from .jobs_view import job_details, jobs_table
 from .output import emit, emit_error, hint, terminal_width
 from .runner import EXIT_FAILED, EXIT_USAGE, run_with_transport
 from .transport import Transport
+from .validate_cmd import EXAMPLES as VALIDATE_EXAMPLES
+from .validate_cmd import add_validate_arguments, run_validate
 
 __all__ = ["add_arguments", "run"]
 
@@ -53,6 +55,7 @@ EXAMPLES = {
         ("follow a running job; the exit code says whether it succeeded", "gpulab jobs logs -f JOB")
     ],
     "outputs": [("download every output into ./results", "gpulab jobs outputs get JOB -D results")],
+    "validate": VALIDATE_EXAMPLES,
 }
 
 
@@ -65,6 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
+    add_validate_arguments(
+        _sub(sub, "validate", "check a spec file (schema, and your policy when a hub answers)")
+    )
     p = _sub(sub, "submit", "submit a job: a spec file, or flags (--notebook, --gpus, -p ...)")
     p.add_argument(
         "spec", nargs="?", help="job spec file, YAML or JSON (- for stdin); see docs/jobs.md"
@@ -159,6 +165,8 @@ def _sub(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jobs_command == "validate":  # works without a hub: no transport up front
+        return run_validate(args)
     return run_with_transport(args, _dispatch)
 
 

@@ -165,6 +165,24 @@ class JobsHandler(BaseHandler):
             observe_submit(self.get_status(), self.request.request_time())
 
 
+class ValidateHandler(BaseHandler):
+    """``POST /jobs/validate``: the submit's checks without the submit (``gpulab jobs
+    validate``); 200 with ``{valid, problems}`` either way."""
+
+    async def post(self) -> None:
+        body = self.request.body
+        if len(body) > MAX_SPEC_BYTES:
+            raise ApiError(413, f"the spec is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
+        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
+            raise ApiError(
+                415,
+                f"unsupported Content-Type {ctype[:60]!r}",
+                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
+            )
+        self.write_json(await self.gateway.validate(self.ident, body, ctype or None))
+
+
 class JobHandler(BaseHandler):
     service_methods = ("DELETE",)
 
@@ -291,6 +309,7 @@ def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, ty
         (api + "/openapi.json", OpenAPIHandler),
         (api + "/me", MeHandler),
         (api + "/jobs", JobsHandler),
+        (api + "/jobs/validate", ValidateHandler),
         (api + job, JobHandler),
         (api + job + "/resubmit", ResubmitHandler),
         (api + job + "/logs", LogsHandler),

@@ -527,6 +527,27 @@ class Gateway:
                     pass
         return await self._create(ident, ent, spec, idempotency_key, skey)
 
+    async def validate(
+        self, ident: Identity, raw: bytes, content_type: str | None
+    ) -> dict[str, Any]:
+        """A dry run of :meth:`submit`: every problem the spec has, against the schema and
+        then the caller's policy (GPU types, limits, images), field by field. Creates nothing,
+        reserves nothing; quota in use right now is not a problem here (it would queue)."""
+        ent = self.entitlement(ident)
+        try:
+            spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
+        except SpecError as exc:
+            return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
+        if spec.image is None and (image := self._default_image(ident)) is not None:
+            try:
+                spec = spec.with_image(image)
+            except Exception:  # noqa: BLE001 - the spec refuses the default: reported below
+                pass
+        images = await self._catalogue_images()
+        request = job_request(spec, ent, self.policy, catalogue_images=images)
+        problems = [p for p in request_problems(request) if p.code != "quota"]
+        return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
+
     def _in_cache(self, entry: Reservation) -> bool:
         """Whether this cache holds a reservation's object (then the cache counts it)."""
         names = self.cache.jobs if entry.kind == "job" else self.cache.pods
