@@ -333,6 +333,9 @@ def _pod_spec_mutable_view(spec: dict[str, Any], old: dict[str, Any]) -> dict[st
     ]
     for mutable in ("activeDeadlineSeconds", "tolerations"):
         view[mutable] = old.get(mutable)
+    gates, old_gates = spec.get("schedulingGates") or [], old.get("schedulingGates") or []
+    if all(g in old_gates for g in gates):  # gates may be removed, never added
+        view["schedulingGates"] = old.get("schedulingGates")
     if not old.get("nodeName"):
         view["nodeName"] = old.get("nodeName")  # binding sets it once
     return view

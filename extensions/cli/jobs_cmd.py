@@ -11,6 +11,14 @@ from typing import Any
 
 from gpulab.wire.jobs import JOB_STATES, TERMINAL_STATES
 
+from .definitions_cmd import (
+    DEFINE_EXAMPLES,
+    DEFINITIONS_EXAMPLES,
+    add_define,
+    add_definitions,
+    run_define,
+    run_definitions,
+)
 from .globals import GlobalOptions
 from .help_text import examples
 from .job_spec import SpecError, inline_spec
@@ -56,6 +64,8 @@ EXAMPLES = {
     ],
     "outputs": [("download every output into ./results", "gpulab jobs outputs get JOB -D results")],
     "validate": VALIDATE_EXAMPLES,
+    "define": DEFINE_EXAMPLES,
+    "definitions": DEFINITIONS_EXAMPLES,
 }
 
 
@@ -68,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
+    add_define(sub, _sub)
+    add_definitions(sub, _sub)
     add_validate_arguments(
         _sub(sub, "validate", "check a spec file (schema, and your policy when a hub answers)")
     )
@@ -174,6 +186,10 @@ def _dispatch(args: argparse.Namespace, options: GlobalOptions, transport: Trans
     command = args.jobs_command
     if command == "submit":
         return _submit(args, options, transport)
+    if command == "define":
+        return run_define(args, options, transport)
+    if command == "definitions":
+        return run_definitions(args, options, transport)
     client = transport.gateway
     if command == "list":
         filters = {

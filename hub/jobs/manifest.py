@@ -153,8 +153,11 @@ def render_job(
     gateway_url: str | None = None,
     idempotency_key: str | None = None,
     queue: JobQueue | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
+
+    ``extra_labels`` go on the Job only (e.g. the definition a run-now job was made from).
 
     With ``queue`` (Kueue runs), the Job is made suspended with Kueue's queue-name and
     priority-class labels: Kueue admits it when the quota allows and un-suspends it.
@@ -187,6 +190,7 @@ def render_job(
     if idempotency_key is not None:
         job_labels_[SUBMIT_KEY_LABEL] = submit_key(owner, idempotency_key)
         annotations[IDEMPOTENCY_ANNOTATION] = idempotency_key
+    job_labels_.update(extra_labels or {})
     if queue is not None:
         job_labels_[KUEUE_QUEUE_LABEL] = queue.local_queue
         job_labels_[KUEUE_PRIORITY_LABEL] = queue.priority_class

@@ -170,6 +170,8 @@ class JobRules(StrictModel):
     # Where Kueue queues jobs: the most of a user's jobs that may wait in the queue at once
     # (a submit past it is refused: queueing cannot help).
     max_queued: int = Field(20, ge=0)
+    # Saved job definitions (schedules among them) a user may keep at once.
+    max_definitions: int = Field(20, ge=0)
     gpu_idle_report_after_seconds: Duration = Field(3600, alias="gpu_idle_report_after")
     kill_gpu_idle: bool = False
     # Per job; None: derived from the group's profiles (hub/policy/caps.py).

@@ -28,6 +28,7 @@ from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
+from .definitions import Definitions
 from .handlers import routes
 from .homes import HomeClaims
 from .images import image_routes
@@ -184,6 +185,9 @@ class GatewayApp(ServiceApp):
         background = Background()
         background.start("policy-watch", policy_file.watch(self.policy_interval))
         background.start("half-made-jobs", gateway.reconcile_forever(self.half_made_grace))
+        background.start(
+            "scheduled-run-credentials", app.settings["definitions"].keep_credentials_forever()
+        )
         await until_stopped()
         server.stop()
         await background.stop()
@@ -208,6 +212,7 @@ def make_app(
     app = web.Application(
         [metrics, *image_routes(prefix), *routes(prefix)],  # type: ignore[list-item]
         gateway=gateway,
+        definitions=Definitions(gateway),
         resolver=resolver,
         hub_auth=hub_auth,
         prefix=prefix,

@@ -37,6 +37,7 @@ from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
+    JOB_ID_LABEL,
     NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
     PREEMPTED_GPU_SECONDS_ANNOTATION,
@@ -689,6 +690,7 @@ class Gateway:
         spec: JobSpec,
         idempotency_key: str | None,
         skey: str | None,
+        extra_labels: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         policy = self.policy
         if self.storage is None:
@@ -729,6 +731,7 @@ class Gateway:
                     gateway_url=self.public_url,
                     idempotency_key=idempotency_key,
                     queue=queue,
+                    extra_labels=extra_labels,
                 )
                 try:
                     created = await self.kube.request("POST", self.kube.jobs_path(), body=manifest)
@@ -840,6 +843,8 @@ class Gateway:
             (job_id, job)
             for job_id, job in list(self.cache.jobs.items())
             if _meta(job).get("uid") not in self._secret_seen
+            # a scheduled run shares its definition's Secret (gateway/definitions.py)
+            and (_meta(job).get("labels") or {}).get(JOB_ID_LABEL) == job_id
         ]
         for job_id, job in jobs:
             meta = _meta(job)
