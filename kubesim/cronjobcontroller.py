@@ -30,9 +30,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gpulab.kubesim.cron import CronError, parse_schedule, zone
 from gpulab.kubesim.events import EventRecorder
 from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, resource
+
+from gpulab.wire.cron import CronError, parse_schedule, zone
 
 log = logging.getLogger(__name__)
 COMPONENT = "cronjob-controller"

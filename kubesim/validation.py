@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gpulab.kubesim.cron import CronError, parse_schedule, zone
 from gpulab.kubesim.quantity import parse_quantity
+
+from gpulab.wire.cron import CronError, parse_schedule, zone
 
 Cause = dict[str, str]
 

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from gpulab.extensions.client import ConfigError, GatewayError
-from gpulab.hub.jobs.spec import SpecError, parse_job_spec
-
 from .globals import GlobalOptions
 from .output import emit
 from .runner import EXIT_FAILED, EXIT_USAGE, global_options
@@ -41,6 +39,9 @@ def add_validate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    # The gateway's own parser (pydantic): imported here, so `gpulab --help` stays light.
+    from gpulab.hub.jobs.spec import SpecError, parse_job_spec  # noqa: PLC0415
+
     options = global_options(args)
     try:
         text = sys.stdin.read() if args.spec == "-" else Path(args.spec).read_text()

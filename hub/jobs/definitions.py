@@ -23,8 +23,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from gpulab.kubesim.cron import CronError, parse_schedule, zone
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from gpulab.wire.cron import CronError, parse_schedule, zone
 
 from ..field_errors import FieldError, schema_errors
 from ..names import is_dns_label

@@ -6,7 +6,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from gpulab.kubesim.cron import CronError, parse_schedule, zone
+
+from gpulab.wire.cron import CronError, parse_schedule, zone
 
 UTC = dt.UTC
 

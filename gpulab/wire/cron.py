@@ -1,4 +1,5 @@
-"""Cron schedules as the CronJob controller reads them (robfig/cron's standard parser).
+"""Cron schedules as Kubernetes' CronJob controller reads them (robfig/cron's standard parser),
+shared by kubesim's CronJob controller and the jobs gateway's check of saved definitions.
 
 Five fields (minute, hour, day of month, month, day of week) with ``*``, ``?``, ranges
 ``a-b``, steps ``*/n`` and ``a-b/n``, lists, month and weekday names (``jan``, ``mon``;
