@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpulab.extensions.client import ConfigError, GatewayError
+
 from .globals import GlobalOptions
 from .output import emit
 from .runner import EXIT_FAILED, EXIT_USAGE, global_options
