@@ -141,6 +141,65 @@ class JobsHandler(GPULabHandler):
         return spec
 
 
+class ValidateHandler(JobsHandler):
+    """``POST jobs/validate``: the gateway's dry run, after this server's own path checks."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        spec = self._spec()
+        state = self.gpulab
+        try:
+            spec = confine_spec_paths(spec, state.root_dir, state.home)
+        except PathProblem as problem:
+            self.reply(200, {"valid": False, "problems": [problem.as_dict()]})
+            return
+        if not spec.get("image") and state.image:
+            spec["image"] = state.image
+        await self.forward("POST", "api/v1/jobs/validate", body=spec)
+
+
+class DefinitionsHandler(JobsHandler):
+    """Saved definitions (docs/jobs.md): the spec inside gets this server's checks."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        await self.forward("GET", "api/v1/definitions")
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self._spec()
+        spec = body.get("spec")
+        if isinstance(spec, dict):
+            state = self.gpulab
+            try:
+                spec = confine_spec_paths(spec, state.root_dir, state.home)
+            except PathProblem as problem:
+                problem_dict = problem.as_dict()
+                problem_dict["field"] = f"spec.{problem_dict.get('field') or ''}".rstrip(".")
+                self.reply(422, {"error": "invalid job spec", "problems": [problem_dict]})
+                return
+            if not spec.get("image") and state.image:
+                spec["image"] = state.image
+            body = {**body, "spec": spec}
+        await self.forward("POST", "api/v1/definitions", body=body)
+
+
+class DefinitionHandler(GPULabHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        await self.forward("GET", f"api/v1/definitions/{_q(name)}")
+
+    @web.authenticated
+    async def delete(self, name: str) -> None:
+        await self.forward("DELETE", f"api/v1/definitions/{_q(name)}")
+
+
+class DefinitionActionHandler(GPULabHandler):
+    @web.authenticated
+    async def post(self, name: str, action: str) -> None:
+        await self.forward("POST", f"api/v1/definitions/{_q(name)}/{action}")
+
+
 class JobHandler(GPULabHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
@@ -325,6 +384,13 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
     return [
         (f"{p}/me", MeHandler),
         (f"{p}/jobs", JobsHandler),
+        (f"{p}/jobs/validate", ValidateHandler),
+        (f"{p}/definitions", DefinitionsHandler),
+        (f"{p}/definitions/(?P<name>[a-z0-9-]{{1,63}})", DefinitionHandler),
+        (
+            f"{p}/definitions/(?P<name>[a-z0-9-]{{1,63}})/(?P<action>pause|resume|run-now)",
+            DefinitionActionHandler,
+        ),
         (f"{jobs}", JobHandler),
         (f"{jobs}/cancel", CancelHandler),
         (f"{jobs}/resubmit", ResubmitHandler),
