@@ -107,20 +107,27 @@ class JobsHandler(GPULabHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        spec = self._spec()
-        state = self.gpulab
-        try:
-            spec = confine_spec_paths(spec, state.root_dir, state.home)
-        except PathProblem as problem:
-            self.reply(422, {"error": "invalid job spec", "problems": [problem.as_dict()]})
+        spec = self._confined(self._spec())
+        if isinstance(spec, PathProblem):
+            self.reply(422, {"error": "invalid job spec", "problems": [spec.as_dict()]})
             return
-        if not spec.get("image") and state.image:
-            spec["image"] = state.image  # the running server's image, as the panel shows
         headers = {}
         key = self.request.headers.get("Idempotency-Key", "")
         if key:
             headers["Idempotency-Key"] = key[:200]
         await self.forward("POST", "api/v1/jobs", body=spec, headers=headers)
+
+    def _confined(self, spec: dict[str, Any]) -> dict[str, Any] | PathProblem:
+        """``spec`` with its paths checked in this server's home and the running server's
+        image when it names none (as the panel shows); the path's problem otherwise."""
+        state = self.gpulab
+        try:
+            spec = confine_spec_paths(spec, state.root_dir, state.home)
+        except PathProblem as problem:
+            return problem
+        if not spec.get("image") and state.image:
+            spec["image"] = state.image
+        return spec
 
     def _spec(self) -> dict[str, Any]:
         raw = self.request.body or b""
@@ -146,15 +153,10 @@ class ValidateHandler(JobsHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        spec = self._spec()
-        state = self.gpulab
-        try:
-            spec = confine_spec_paths(spec, state.root_dir, state.home)
-        except PathProblem as problem:
-            self.reply(200, {"valid": False, "problems": [problem.as_dict()]})
+        spec = self._confined(self._spec())
+        if isinstance(spec, PathProblem):
+            self.reply(200, {"valid": False, "problems": [spec.as_dict()]})
             return
-        if not spec.get("image") and state.image:
-            spec["image"] = state.image
         await self.forward("POST", "api/v1/jobs/validate", body=spec)
 
 
@@ -170,16 +172,12 @@ class DefinitionsHandler(JobsHandler):
         body = self._spec()
         spec = body.get("spec")
         if isinstance(spec, dict):
-            state = self.gpulab
-            try:
-                spec = confine_spec_paths(spec, state.root_dir, state.home)
-            except PathProblem as problem:
-                problem_dict = problem.as_dict()
-                problem_dict["field"] = f"spec.{problem_dict.get('field') or ''}".rstrip(".")
-                self.reply(422, {"error": "invalid job spec", "problems": [problem_dict]})
+            spec = self._confined(spec)
+            if isinstance(spec, PathProblem):
+                problem = spec.as_dict()
+                problem["field"] = f"spec.{problem.get('field') or ''}".rstrip(".")
+                self.reply(422, {"error": "invalid job spec", "problems": [problem]})
                 return
-            if not spec.get("image") and state.image:
-                spec["image"] = state.image
             body = {**body, "spec": spec}
         await self.forward("POST", "api/v1/definitions", body=body)
 

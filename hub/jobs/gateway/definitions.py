@@ -16,7 +16,6 @@ import logging
 from typing import Any
 
 from ...names import escape_username
-from ...workload.admission import request_problems
 from ...workload.labels import (
     DEFINITION_LABEL,
     DEFINITION_NAME_LABEL,
@@ -35,7 +34,6 @@ from ..ids import new_job_id
 from ..manifest import render_job, render_upload_secret, upload_secret_name
 from ..spec import FieldError, SpecError, parse_job_spec
 from ..storage import credential_lifetime
-from ..validate import job_request
 from .auth import Identity
 from .errors import ApiError, from_kube
 from .kube import KubeError
@@ -120,15 +118,8 @@ class Definitions:
             definition = await asyncio.to_thread(parse_definition, raw, content_type)
         except SpecError as exc:
             raise ApiError(422, "the definition is not valid", exc.problems) from None
-        spec = definition.spec
-        if spec.image is None and (image := gw._default_image(ident)) is not None:
-            try:
-                spec = spec.with_image(image)
-            except Exception:  # noqa: BLE001 - the spec refuses the default: reported below
-                pass
-        images = await gw._catalogue_images()
-        request = job_request(spec, ent, gw.policy, catalogue_images=images)
-        problems = [p for p in request_problems(request) if p.code != "quota"]
+        spec = gw.with_default_image(ident, definition.spec)
+        problems = await gw.policy_problems(ident, ent, spec)
         if problems:
             raise ApiError(
                 422,

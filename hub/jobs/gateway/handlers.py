@@ -117,6 +117,21 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def document(self) -> tuple[bytes, str]:
+        """The request's body (a spec or a definition, JSON or YAML) and its content type;
+        413 when too large, 415 for another type."""
+        body = self.request.body
+        if len(body) > MAX_SPEC_BYTES:
+            raise ApiError(413, f"the body is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
+        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
+            raise ApiError(
+                415,
+                f"unsupported Content-Type {ctype[:60]!r}",
+                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
+            )
+        return body, ctype
+
     def int_arg(self, name: str, default: int | None, low: int, high: int) -> int | None:
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
@@ -143,16 +158,7 @@ class JobsHandler(BaseHandler):
         self.write_json(self.gateway.list(self.ident, parse_list_query(args)))
 
     async def post(self) -> None:
-        body = self.request.body
-        if len(body) > MAX_SPEC_BYTES:
-            raise ApiError(413, f"the spec is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
-        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
-            raise ApiError(
-                415,
-                f"unsupported Content-Type {ctype[:60]!r}",
-                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
-            )
+        body, ctype = self.document()
         status, job = await self.gateway.submit(
             self.ident, body, ctype or None, self.request.headers.get("Idempotency-Key")
         )
@@ -171,16 +177,7 @@ class ValidateHandler(BaseHandler):
     validate``); 200 with ``{valid, problems}`` either way."""
 
     async def post(self) -> None:
-        body = self.request.body
-        if len(body) > MAX_SPEC_BYTES:
-            raise ApiError(413, f"the spec is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
-        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
-            raise ApiError(
-                415,
-                f"unsupported Content-Type {ctype[:60]!r}",
-                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
-            )
+        body, ctype = self.document()
         self.write_json(await self.gateway.validate(self.ident, body, ctype or None))
 
 
@@ -301,16 +298,7 @@ class DefinitionsHandler(BaseHandler):
         self.write_json(await self.definitions.list(self.ident))
 
     async def post(self) -> None:
-        body = self.request.body
-        if len(body) > MAX_SPEC_BYTES:
-            raise ApiError(413, f"the definition is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
-        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
-            raise ApiError(
-                415,
-                f"unsupported Content-Type {ctype[:60]!r}",
-                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
-            )
+        body, ctype = self.document()
         self.write_json(await self.definitions.create(self.ident, body, ctype or None), 201)
 
 

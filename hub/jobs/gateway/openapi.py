@@ -47,6 +47,13 @@ _JOB_ID = {
     "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}$"},
 }
 
+_SPEC_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+        "application/yaml": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+    },
+}
 _COMMON_ERRORS = {
     "401": _error("no or bad hub token / cookie"),
     "404": _error("no such job, or not yours (the same answer)"),
@@ -125,17 +132,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                             "existing job (200) instead of a new one",
                         },
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                            "application/yaml": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                        },
-                    },
+                    "requestBody": _SPEC_BODY,
                     "responses": {
                         "201": _json("created", "Job"),
                         "200": _json(
@@ -155,17 +152,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                 "post": {
                     "summary": "Dry run of a submit: every problem of the spec (schema, then "
                     "your policy), nothing created; quota in use now is no problem",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                            "application/yaml": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                        },
-                    },
+                    "requestBody": _SPEC_BODY,
                     "responses": {
                         "200": {
                             "description": "{valid: bool, problems: [{field, message, "

@@ -519,14 +519,18 @@ class Gateway:
                 spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
         except SpecError as exc:
             raise ApiError(422, "the job spec is not valid", exc.problems) from None
-        if spec.image is None:
-            image = self._default_image(ident)
-            if image is not None:
-                try:
-                    spec = spec.with_image(image)
-                except Exception:  # noqa: BLE001 - a server image the spec refuses: say so below
-                    pass
+        spec = self.with_default_image(ident, spec)
         return await self._create(ident, ent, spec, idempotency_key, skey)
+
+    def with_default_image(self, ident: Identity, spec: JobSpec) -> JobSpec:
+        """``spec`` with the caller's default image when it names none (the policy check
+        reports an image the spec refuses)."""
+        if spec.image is not None or (image := self._default_image(ident)) is None:
+            return spec
+        try:
+            return spec.with_image(image)
+        except Exception:  # noqa: BLE001 - a server image the spec refuses: said by the check
+            return spec
 
     async def validate(
         self, ident: Identity, raw: bytes, content_type: str | None
@@ -539,15 +543,17 @@ class Gateway:
             spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
         except SpecError as exc:
             return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
-        if spec.image is None and (image := self._default_image(ident)) is not None:
-            try:
-                spec = spec.with_image(image)
-            except Exception:  # noqa: BLE001 - the spec refuses the default: reported below
-                pass
+        problems = await self.policy_problems(ident, ent, self.with_default_image(ident, spec))
+        return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
+
+    async def policy_problems(
+        self, ident: Identity, ent: Entitlement, spec: JobSpec
+    ) -> list[FieldError]:
+        """What the caller's policy refuses in ``spec`` (GPU types, limits, images); GPUs in
+        use right now are no problem here (a job would queue)."""
         images = await self._catalogue_images()
         request = job_request(spec, ent, self.policy, catalogue_images=images)
-        problems = [p for p in request_problems(request) if p.code != "quota"]
-        return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
+        return [p for p in request_problems(request) if p.code != "quota"]
 
     def _in_cache(self, entry: Reservation) -> bool:
         """Whether this cache holds a reservation's object (then the cache counts it)."""
