@@ -80,6 +80,8 @@ def test_a_schedule_a_minute_away_fires_and_its_run_is_an_ordinary_job(gw):
         assert f"scheduled run {run}" in c.get(f"/jobs/{run}/logs").text
         listed = [j["id"] for j in c.get("/jobs").json()["items"]]
         assert run in listed
+    job = gw.kubesim.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{run}")
+    assert job["metadata"]["labels"]["gpulab.io/job-id"] == run  # its own id, not the definition's
 
 
 def test_pause_and_resume_set_the_cronjobs_suspend(gw):

@@ -21,6 +21,7 @@ from ...workload.labels import (
     DEFINITION_NAME_LABEL,
     GPUS_LABEL,
     GROUP_LABEL,
+    JOB_ID_LABEL,
     JOB_NAME_LABEL,
     OWNER_ANNOTATION,
     SCHEDULED_ANNOTATION,
@@ -230,24 +231,31 @@ class Definitions:
                 continue
             if meta.get("deletionTimestamp"):
                 continue
+            run = str(labels.get(JOB_NAME_LABEL, ""))
             try:
                 await self._credential_for(pod)
+                # The run's own id on its Job and pod (the template can only give them the
+                # definition's), so that quota, usage and the queue count the run itself.
+                relabel = {"metadata": {"labels": {JOB_ID_LABEL: run}}}
+                job = self.gateway.cache.job(run)
+                if job is not None and (_meta(job).get("labels") or {}).get(JOB_ID_LABEL) != run:
+                    await self.kube.request(
+                        "PATCH",
+                        self.kube.jobs_path(run),
+                        body=relabel,
+                        content_type="application/merge-patch+json",
+                    )
+                ungated = [g for g in gates if g.get("name") != UPLOAD_CREDENTIAL_GATE]
                 await self.kube.request(
                     "PATCH",
                     self.kube.pods_path(meta["name"]),
-                    body={
-                        "spec": {
-                            "schedulingGates": [
-                                g for g in gates if g.get("name") != UPLOAD_CREDENTIAL_GATE
-                            ]
-                        }
-                    },
+                    body={**relabel, "spec": {"schedulingGates": ungated}},
                     content_type="application/merge-patch+json",
                 )
             except (KubeError, ApiError) as exc:
                 log.warning("scheduled run pod %s not started yet: %s", meta.get("name"), exc)
                 continue
-            done.append(str(labels.get(JOB_NAME_LABEL, "")))
+            done.append(run)
         return done
 
     async def _credential_for(self, pod: dict[str, Any]) -> None:

@@ -37,7 +37,6 @@ from ...workload.labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
-    JOB_ID_LABEL,
     NEVER_STARTED_ANNOTATION,
     OWNER_ANNOTATION,
     PREEMPTED_GPU_SECONDS_ANNOTATION,
@@ -850,7 +849,7 @@ class Gateway:
             for job_id, job in list(self.cache.jobs.items())
             if _meta(job).get("uid") not in self._secret_seen
             # a scheduled run shares its definition's Secret (gateway/definitions.py)
-            and (_meta(job).get("labels") or {}).get(JOB_ID_LABEL) == job_id
+            and not _is_scheduled_run(job)
         ]
         for job_id, job in jobs:
             meta = _meta(job)
@@ -1222,6 +1221,12 @@ class Gateway:
             if wait:
                 await asyncio.sleep(1.0)
         return None
+
+
+def _is_scheduled_run(job: dict[str, Any]) -> bool:
+    """A Job the CronJob controller made for a saved definition (its upload Secret is the
+    definition's, not ``<job-id>-upload``)."""
+    return any(ref.get("kind") == "CronJob" for ref in _meta(job).get("ownerReferences") or [])
 
 
 def _started(pod: dict[str, Any]) -> bool:
