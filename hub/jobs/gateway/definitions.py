@@ -210,7 +210,7 @@ class Definitions:
             await self.kube.request(
                 "DELETE",
                 self.kube.cronjobs_path(_meta(cj)["name"]),
-                body={"propagationPolicy": "Background"},
+                query={"propagationPolicy": "Background"},
             )
         except KubeError as exc:
             if exc.status != 404:
