@@ -152,3 +152,18 @@ def test_the_dry_run_reports_policy_problems_by_field(gw):
         assert "gpus" in {p["field"] for p in body["problems"]}
         ok = c.post("/jobs/validate", json=command_job("fine", "pass")).json()
         assert ok == {"valid": True, "problems": []}
+
+
+def test_the_definition_limit_refuses_one_too_many(gw):
+    """bob's groups keep the default jobs.max_definitions (20)."""
+    names = [unique("many") for _ in range(20)]
+    with gw.client("bob") as c:
+        try:
+            for name in names:
+                assert c.post("/definitions", json=definition(name)).status_code == 201
+            r = c.post("/definitions", json=definition(unique("over")))
+            assert r.status_code == 409
+            assert r.json()["problems"][0]["code"] == "quota"
+        finally:
+            for name in names:
+                c.delete(f"/definitions/{name}")
