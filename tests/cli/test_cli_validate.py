@@ -9,19 +9,7 @@ import pytest
 
 from gpulab.cli import main
 
-
-@pytest.fixture(autouse=True)
-def laptop(monkeypatch, tmp_path):
-    """No login, no hub in the environment."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    for name in (
-        "GPULAB_HUB_URL",
-        "GPULAB_TOKEN",
-        "GPULAB_GATEWAY_URL",
-        "JUPYTERHUB_API_TOKEN",
-        "JUPYTERHUB_API_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 
 BAD = "name: Train!\ncommand: python x.py\ngpus: -1\nbogus: 1\n"
