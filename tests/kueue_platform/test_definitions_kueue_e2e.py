@@ -26,8 +26,29 @@ def test_a_scheduled_run_is_queued_admitted_and_succeeds(kgw):
             run = runs[0]
             job = kgw.kubesim.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{run}")
             assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"]
-            done = kgw.wait_state("alice", run, ("Succeeded", "Failed"), timeout=180)
+            try:
+                done = kgw.wait_state("alice", run, ("Succeeded", "Failed"), timeout=100)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n{_diagnosis(kgw, run)}") from None
             assert done["state"] == "Succeeded", done
             assert f"run {run}" in c.get(f"/jobs/{run}/logs").text
         finally:
             c.delete(f"/definitions/{name}")
+
+
+def _diagnosis(kgw, run: str) -> str:
+    """The run's Job, pods and Workload as kubesim holds them (why it did not finish)."""
+    job = kgw.kubesim.get(f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs/{run}")
+    pods = kgw.kubesim.pods(f"batch.kubernetes.io/job-name={run}")
+    wls = kgw.kubesim.get(f"/apis/kueue.x-k8s.io/v1beta2/namespaces/{NAMESPACE}/workloads")
+    mine = [w for w in wls["items"] if run in w["metadata"]["name"]]
+    return repr(
+        {
+            "job": {"suspend": job["spec"].get("suspend"), "status": job.get("status")},
+            "pods": [
+                (p["metadata"]["labels"], p["spec"].get("schedulingGates"), p.get("status"))
+                for p in pods
+            ],
+            "workloads": [w.get("status") for w in mine],
+        }
+    )[:3000]
