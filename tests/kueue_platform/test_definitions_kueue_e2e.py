@@ -11,7 +11,8 @@ from tests.gateway.gateway_testlib import NAMESPACE, command_job
 
 def test_a_scheduled_run_is_queued_admitted_and_succeeds(kgw):
     name = f"kq-{uuid.uuid4().hex[:6]}"
-    spec = command_job(name, "import os; print('run', os.environ['GPULAB_JOB_ID'])")
+    # A GPU job: this folder's policy gives vision GPU quota in Kueue, no CPU-only quota.
+    spec = command_job(name, "import os; print('run', os.environ['GPULAB_JOB_ID'])", gpus=1)
     with kgw.client("alice") as c:
         r = c.post("/definitions", json={"name": name, "spec": spec, "schedule": "* * * * *"})
         assert r.status_code == 201, r.text
