@@ -212,6 +212,13 @@ class GatewayClient:
             return self._json("POST", "/jobs", retry=True, content=spec.encode(), headers=headers)
         return self._json("POST", "/jobs", retry=True, json=spec, headers=headers)
 
+    def validate(self, spec: str) -> dict:
+        """The gateway's dry run of a submit: ``{valid, problems}`` (schema and policy)."""
+        headers = {"Content-Type": "application/yaml"}
+        return self._json(
+            "POST", "/jobs/validate", retry=True, content=spec.encode(), headers=headers
+        )
+
     def list(self, limit: int | None = None, **filters: Any) -> Iterator[dict]:
         """The jobs visible to the caller that match ``filters``, newest first: at most
         ``limit`` of them (None: all), following the gateway's pages."""
@@ -235,6 +242,23 @@ class GatewayClient:
 
     def cancel(self, job_id: str) -> dict:
         return self._json("DELETE", f"/jobs/{job_id}")
+
+    # -- saved definitions and schedules (docs/jobs.md) -------------------------------------
+    def define(self, definition: dict) -> dict:
+        return self._json("POST", "/definitions", json=definition)
+
+    def definitions(self) -> list[dict]:
+        return list(self._json("GET", "/definitions").get("items", []))
+
+    def definition(self, name: str) -> dict:
+        return self._json("GET", f"/definitions/{name}")
+
+    def definition_action(self, name: str, action: str) -> dict:
+        """``pause``, ``resume`` or ``run-now`` (that one answers the new job)."""
+        return self._json("POST", f"/definitions/{name}/{action}")
+
+    def delete_definition(self, name: str) -> dict:
+        return self._json("DELETE", f"/definitions/{name}")
 
     def resubmit(self, job_id: str) -> dict:
         return self._json("POST", f"/jobs/{job_id}/resubmit")

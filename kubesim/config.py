@@ -49,6 +49,10 @@ class KubesimConfig:
     kueue: bool = False
     # Kueue's Configuration fairSharing (gpulab's documented Kueue set-up has it on).
     kueue_fair_sharing: bool = True
+    # The CronJob controller's clock runs this many times faster than wall time (from
+    # kubesim's start): 60 makes an hourly schedule fire every minute. Only that controller's
+    # clock; everything else keeps wall time. 1 = real time.
+    cron_clock_speed: float = 1.0
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

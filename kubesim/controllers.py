@@ -1,4 +1,5 @@
-"""Wiring of kubesim's control plane half: nodes, scheduler, kubelet, Job controller.
+"""Wiring of kubesim's control plane half: nodes, scheduler, kubelet, Job and CronJob
+controllers.
 
 ``start_controllers(store, config)`` registers the nodes and starts everything; all of it is
 event-driven off ``Store.subscribe`` plus timers. ``Controllers.stop()`` ends every pod
@@ -14,6 +15,8 @@ import shutil
 from pathlib import Path
 
 from gpulab.kubesim.config import KubesimConfig
+from gpulab.kubesim.cronjobcontroller import COMPONENT as CRONJOB_COMPONENT
+from gpulab.kubesim.cronjobcontroller import CronJobController
 from gpulab.kubesim.events import EventRecorder
 from gpulab.kubesim.ipam import IpPool
 from gpulab.kubesim.jobcontroller import JobController
@@ -69,6 +72,9 @@ class Controllers:
             use_namespaces=use_namespaces,
         )
         self.jobs = JobController(store, EventRecorder(store, "job-controller"))
+        self.cronjobs = CronJobController(
+            store, EventRecorder(store, CRONJOB_COMPONENT), clock_speed=config.cron_clock_speed
+        )
         self.snapshots = SnapshotController(
             store, config.data_dir, self.volumes, EventRecorder(store, "snapshot-controller")
         )
@@ -89,6 +95,7 @@ class Controllers:
         await self.snapshots.stop()
         if self.kueue is not None:
             self.kueue.close()
+        self.cronjobs.close()
         self.jobs.close()
         self.scheduler.close()
         self.volumes.close()

@@ -128,6 +128,17 @@ def _job(obj: dict[str, Any]) -> None:
     obj["status"] = {}  # the job controller owns status
 
 
+def _cronjob(obj: dict[str, Any]) -> None:
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("concurrencyPolicy", "Allow")
+    spec.setdefault("suspend", False)
+    spec.setdefault("successfulJobsHistoryLimit", 3)
+    spec.setdefault("failedJobsHistoryLimit", 1)
+    job_spec = spec.setdefault("jobTemplate", {}).setdefault("spec", {})
+    pod_spec_defaults(job_spec.setdefault("template", {}).setdefault("spec", {}))
+    obj["status"] = {}  # the cronjob controller owns status
+
+
 def _service(obj: dict[str, Any]) -> None:
     spec = obj.setdefault("spec", {})
     spec.setdefault("type", "ClusterIP")
@@ -204,6 +215,7 @@ _HANDLERS = {
     "Namespace": _namespace,
     "Pod": _pod,
     "Job": _job,
+    "CronJob": _cronjob,
     "Service": _service,
     "PersistentVolumeClaim": _pvc,
     "Secret": _secret,

@@ -195,6 +195,8 @@ def config_from_args(args: argparse.Namespace) -> KubesimConfig:
         kwargs["kueue"] = True
     if getattr(args, "kueue_no_fair_sharing", False):
         kwargs["kueue_fair_sharing"] = False
+    if getattr(args, "cron_clock_speed", 1.0) != 1.0:
+        kwargs["cron_clock_speed"] = args.cron_clock_speed
     return KubesimConfig(**kwargs)
 
 

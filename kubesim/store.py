@@ -109,6 +109,7 @@ RESOURCES: dict[tuple[str, str], ResourceType] = {
         _rt("", "LimitRange", "limitranges", short=("limits",)),
         _rt("", "Node", "nodes", False, ["status"], ("no",)),
         _rt("batch", "Job", "jobs", True, ["status"], (), _ALL),
+        _rt("batch", "CronJob", "cronjobs", True, ["status"], ("cj",), _ALL),
         _rt("networking.k8s.io", "NetworkPolicy", "networkpolicies", short=("netpol",)),
         _rt("rbac.authorization.k8s.io", "Role", "roles"),
         _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", False),

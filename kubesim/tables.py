@@ -122,6 +122,26 @@ _PRINTERS: dict[str, tuple[list[dict[str, Any]], Callable[[dict[str, Any]], Row]
         [_col("Name"), _col("Status"), _col("Completions"), _col("Duration"), _col("Age")],
         _job_row,
     ),
+    "CronJob": (
+        [
+            _col("Name"),
+            _col("Schedule"),
+            _col("Timezone"),
+            _col("Suspend"),
+            _col("Active", "integer"),
+            _col("Last Schedule"),
+            _col("Age"),
+        ],  # fmt: skip
+        lambda o: [
+            o["metadata"]["name"],
+            (o.get("spec") or {}).get("schedule", ""),
+            (o.get("spec") or {}).get("timeZone") or "<none>",
+            str(bool((o.get("spec") or {}).get("suspend"))),
+            len((o.get("status") or {}).get("active") or []),
+            (o.get("status") or {}).get("lastScheduleTime") or "<none>",
+            _age(o),
+        ],
+    ),
     "Namespace": (
         [_col("Name"), _col("Status"), _col("Age")],
         lambda o: [o["metadata"]["name"], (o.get("status") or {}).get("phase", ""), _age(o)],

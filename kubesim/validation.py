@@ -12,6 +12,8 @@ from typing import Any
 
 from gpulab.kubesim.quantity import parse_quantity
 
+from gpulab.wire.cron import CronError, parse_schedule, zone
+
 Cause = dict[str, str]
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -211,6 +213,8 @@ def check_spec(kind: str, obj: dict[str, Any]) -> list[Cause]:
                 }
             )
         return causes + _check_job_completion(spec)
+    if kind == "CronJob":
+        return _check_cronjob(obj)
     if kind == "VolumeSnapshot":
         return _check_volume_snapshot(obj)
     if kind == "VolumeSnapshotClass":
@@ -256,6 +260,54 @@ def _check_job_completion(spec: dict[str, Any]) -> list[Cause]:
         value = spec.get(key)
         if value is not None and (not isinstance(value, int) or value < 0):
             causes.append(_invalid(f"spec.{key}", value, "must be greater than or equal to 0"))
+    return causes
+
+
+def _check_cronjob(obj: dict[str, Any]) -> list[Cause]:
+    """``ValidateCronJobCreate``: schedule, timeZone, policy, limits, the Job template."""
+    spec = obj.get("spec") or {}
+    causes: list[Cause] = []
+    name = (obj.get("metadata") or {}).get("name") or ""
+    if len(name) > 52:  # room for the "-<minutes>" suffix of its Jobs
+        causes.append(_invalid("metadata.name", name, "must be no more than 52 characters"))
+    schedule = spec.get("schedule")
+    if not schedule:
+        causes.append(_required("spec.schedule"))
+    else:
+        try:
+            parse_schedule(str(schedule))
+        except CronError as exc:
+            causes.append(_invalid("spec.schedule", schedule, str(exc)))
+    if spec.get("timeZone") is not None:
+        try:
+            zone(str(spec["timeZone"]))
+        except CronError:
+            causes.append(_invalid("spec.timeZone", spec["timeZone"], "unknown time zone"))
+    policy = spec.get("concurrencyPolicy", "Allow")
+    if policy not in ("Allow", "Forbid", "Replace"):
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: {_go_quote(str(policy))}: supported values: "Allow", "Forbid", "Replace"',
+                "field": "spec.concurrencyPolicy",
+            }
+        )
+    for f in ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        v = spec.get(f)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 0):
+            causes.append(_invalid(f"spec.{f}", v, "must be greater than or equal to 0"))
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    template = job_spec.get("template") or {}
+    causes += _check_pod_spec(template.get("spec") or {}, "spec.jobTemplate.spec.template.spec")
+    if (template.get("spec") or {}).get("restartPolicy") not in ("Never", "OnFailure"):
+        policy = (template.get("spec") or {}).get("restartPolicy") or "Always"
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: {_go_quote(policy)}: supported values: "OnFailure", "Never"',
+                "field": "spec.jobTemplate.spec.template.spec.restartPolicy",
+            }
+        )
     return causes
 
 
@@ -323,6 +375,9 @@ def _pod_spec_mutable_view(spec: dict[str, Any], old: dict[str, Any]) -> dict[st
     ]
     for mutable in ("activeDeadlineSeconds", "tolerations"):
         view[mutable] = old.get(mutable)
+    gates, old_gates = spec.get("schedulingGates") or [], old.get("schedulingGates") or []
+    if all(g in old_gates for g in gates):  # gates may be removed, never added
+        view["schedulingGates"] = old.get("schedulingGates")
     if not old.get("nodeName"):
         view["nodeName"] = old.get("nodeName")  # binding sets it once
     return view

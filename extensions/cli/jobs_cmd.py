@@ -11,6 +11,14 @@ from typing import Any
 
 from gpulab.wire.jobs import JOB_STATES, TERMINAL_STATES
 
+from .definitions_cmd import (
+    DEFINE_EXAMPLES,
+    DEFINITIONS_EXAMPLES,
+    add_define,
+    add_definitions,
+    run_define,
+    run_definitions,
+)
 from .globals import GlobalOptions
 from .help_text import examples
 from .job_spec import SpecError, inline_spec
@@ -18,6 +26,8 @@ from .jobs_view import job_details, jobs_table
 from .output import emit, emit_error, hint, terminal_width
 from .runner import EXIT_FAILED, EXIT_USAGE, run_with_transport
 from .transport import Transport
+from .validate_cmd import EXAMPLES as VALIDATE_EXAMPLES
+from .validate_cmd import add_validate_arguments, run_validate
 
 __all__ = ["add_arguments", "run"]
 
@@ -57,6 +67,9 @@ EXAMPLES = {
         ("the log of rank 1 of a multi-node job", "gpulab jobs logs --rank 1 JOB"),
     ],
     "outputs": [("download every output into ./results", "gpulab jobs outputs get JOB -D results")],
+    "validate": VALIDATE_EXAMPLES,
+    "define": DEFINE_EXAMPLES,
+    "definitions": DEFINITIONS_EXAMPLES,
 }
 
 
@@ -69,6 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     sub = parser.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
+    add_define(sub, _sub)
+    add_definitions(sub, _sub)
+    add_validate_arguments(
+        _sub(sub, "validate", "check a spec file (schema, and your policy when a hub answers)")
+    )
     p = _sub(sub, "submit", "submit a job: a spec file, or flags (--notebook, --gpus, -p ...)")
     p.add_argument(
         "spec", nargs="?", help="job spec file, YAML or JSON (- for stdin); see docs/jobs.md"
@@ -169,6 +187,8 @@ def _sub(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.jobs_command == "validate":  # works without a hub: no transport up front
+        return run_validate(args)
     return run_with_transport(args, _dispatch)
 
 
@@ -176,6 +196,10 @@ def _dispatch(args: argparse.Namespace, options: GlobalOptions, transport: Trans
     command = args.jobs_command
     if command == "submit":
         return _submit(args, options, transport)
+    if command == "define":
+        return run_define(args, options, transport)
+    if command == "definitions":
+        return run_definitions(args, options, transport)
     client = transport.gateway
     if command == "list":
         filters = {

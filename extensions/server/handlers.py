@@ -134,20 +134,27 @@ class JobsHandler(GPULabHandler):
 
     @web.authenticated
     async def post(self) -> None:
-        spec = self._spec()
-        state = self.gpulab
-        try:
-            spec = confine_spec_paths(spec, state.root_dir, state.home)
-        except PathProblem as problem:
-            self.reply(422, {"error": "invalid job spec", "problems": [problem.as_dict()]})
+        spec = self._confined(self._spec())
+        if isinstance(spec, PathProblem):
+            self.reply(422, {"error": "invalid job spec", "problems": [spec.as_dict()]})
             return
-        if not spec.get("image") and state.image:
-            spec["image"] = state.image  # the running server's image, as the panel shows
         headers = {}
         key = self.request.headers.get("Idempotency-Key", "")
         if key:
             headers["Idempotency-Key"] = key[:200]
         await self.forward("POST", "api/v1/jobs", body=spec, headers=headers)
+
+    def _confined(self, spec: dict[str, Any]) -> dict[str, Any] | PathProblem:
+        """``spec`` with its paths checked in this server's home and the running server's
+        image when it names none (as the panel shows); the path's problem otherwise."""
+        state = self.gpulab
+        try:
+            spec = confine_spec_paths(spec, state.root_dir, state.home)
+        except PathProblem as problem:
+            return problem
+        if not spec.get("image") and state.image:
+            spec["image"] = state.image
+        return spec
 
     def _spec(self) -> dict[str, Any]:
         raw = self.request.body or b""
@@ -166,6 +173,56 @@ class JobsHandler(GPULabHandler):
                 422, "the job spec must be a mapping with the fields of docs/jobs.md"
             )
         return spec
+
+
+class ValidateHandler(JobsHandler):
+    """``POST jobs/validate``: the gateway's dry run, after this server's own path checks."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        spec = self._confined(self._spec())
+        if isinstance(spec, PathProblem):
+            self.reply(200, {"valid": False, "problems": [spec.as_dict()]})
+            return
+        await self.forward("POST", "api/v1/jobs/validate", body=spec)
+
+
+class DefinitionsHandler(JobsHandler):
+    """Saved definitions (docs/jobs.md): the spec inside gets this server's checks."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        await self.forward("GET", "api/v1/definitions")
+
+    @web.authenticated
+    async def post(self) -> None:
+        body = self._spec()
+        spec = body.get("spec")
+        if isinstance(spec, dict):
+            spec = self._confined(spec)
+            if isinstance(spec, PathProblem):
+                problem = spec.as_dict()
+                problem["field"] = f"spec.{problem.get('field') or ''}".rstrip(".")
+                self.reply(422, {"error": "invalid job spec", "problems": [problem]})
+                return
+            body = {**body, "spec": spec}
+        await self.forward("POST", "api/v1/definitions", body=body)
+
+
+class DefinitionHandler(GPULabHandler):
+    @web.authenticated
+    async def get(self, name: str) -> None:
+        await self.forward("GET", f"api/v1/definitions/{_q(name)}")
+
+    @web.authenticated
+    async def delete(self, name: str) -> None:
+        await self.forward("DELETE", f"api/v1/definitions/{_q(name)}")
+
+
+class DefinitionActionHandler(GPULabHandler):
+    @web.authenticated
+    async def post(self, name: str, action: str) -> None:
+        await self.forward("POST", f"api/v1/definitions/{_q(name)}/{action}")
 
 
 class JobHandler(GPULabHandler):
@@ -359,6 +416,13 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
         (f"{p}/me", MeHandler),
         (f"{p}/notify/?(?P<action>secret|test)?", NotifyHandler),
         (f"{p}/jobs", JobsHandler),
+        (f"{p}/jobs/validate", ValidateHandler),
+        (f"{p}/definitions", DefinitionsHandler),
+        (f"{p}/definitions/(?P<name>[a-z0-9-]{{1,63}})", DefinitionHandler),
+        (
+            f"{p}/definitions/(?P<name>[a-z0-9-]{{1,63}})/(?P<action>pause|resume|run-now)",
+            DefinitionActionHandler,
+        ),
         (f"{jobs}", JobHandler),
         (f"{jobs}/cancel", CancelHandler),
         (f"{jobs}/resubmit", ResubmitHandler),

@@ -29,6 +29,9 @@ JOB_ID_SUFFIX_LEN = 6
 NAME_MAX = 40
 IDEMPOTENCY_KEY_MAX = 255
 _JOB_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}")
+# A scheduled run: its definition's id (shaped like a job id) and the minute it was due, as
+# the CronJob controller names the Jobs it makes.
+_RUN_ID = re.compile(r"[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}-[0-9]{1,12}")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")  # printable ASCII, no spaces
 
 
@@ -44,8 +47,11 @@ def new_job_id(name: str) -> str:
 
 def is_job_id(value: object) -> bool:
     """True for a string shaped like :func:`new_job_id`'s results (use it on ids that come
-    from URLs before they reach a label selector or an S3 key)."""
-    return isinstance(value, str) and bool(_JOB_ID.fullmatch(value)) and is_dns_label(value)
+    from URLs before they reach a label selector or an S3 key). A saved definition's
+    scheduled runs are jobs too: ``<definition id>-<minutes since the epoch>``."""
+    if not isinstance(value, str) or not is_dns_label(value):
+        return False
+    return bool(_JOB_ID.fullmatch(value) or _RUN_ID.fullmatch(value))
 
 
 def valid_idempotency_key(key: object) -> bool:

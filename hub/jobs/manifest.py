@@ -255,9 +255,11 @@ def render_job(
     idempotency_key: str | None = None,
     queue: JobQueue | None = None,
     report: JobReport | None = None,
+    extra_labels: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``batch/v1`` Job for ``spec`` run by ``owner`` (the raw hub username).
 
+    ``extra_labels`` go on the Job only (e.g. the definition a run-now job was made from).
     With ``report`` (a GPU job, and the gateway knows the culler), the runner reports its GPUs'
     utilisation to the culler, proving who it is with the token whose hash the pod carries.
 
@@ -294,6 +296,7 @@ def render_job(
     if idempotency_key is not None:
         job_labels_[SUBMIT_KEY_LABEL] = submit_key(owner, idempotency_key)
         annotations[IDEMPOTENCY_ANNOTATION] = idempotency_key
+    job_labels_.update(extra_labels or {})
     if queue is not None:
         job_labels_[KUEUE_QUEUE_LABEL] = queue.local_queue
         job_labels_[KUEUE_PRIORITY_LABEL] = queue.priority_class

@@ -51,6 +51,7 @@ class Entitlement:
     job_ttl_seconds: int
     max_retries: int
     max_concurrent_jobs: int
+    max_definitions: int
     job_gpu_idle_report_after_seconds: int
     job_kill_gpu_idle: bool
     idle: IdleRules
@@ -208,6 +209,7 @@ def merge_groups(
         max_concurrent_jobs=max(g.jobs.max_concurrent for g in groups),
         max_queued_jobs=max(g.jobs.max_queued for g in groups),
         max_job_nodes=max(g.jobs.max_nodes for g in groups),
+        max_definitions=max(g.jobs.max_definitions for g in groups),
         job_gpu_idle_report_after_seconds=_generous_duration(
             g.jobs.gpu_idle_report_after_seconds for g in groups
         ),

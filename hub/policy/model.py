@@ -172,6 +172,8 @@ class JobRules(StrictModel):
     max_queued: int = Field(20, ge=0)
     # The most nodes (pods) one multi-node job may span; 1: single-node jobs only.
     max_nodes: int = Field(1, ge=1, le=64)
+    # Saved job definitions (schedules among them) a user may keep at once.
+    max_definitions: int = Field(20, ge=0)
     gpu_idle_report_after_seconds: Duration = Field(3600, alias="gpu_idle_report_after")
     kill_gpu_idle: bool = False
     # Per job; None: derived from the group's profiles (hub/policy/caps.py).

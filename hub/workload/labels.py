@@ -51,19 +51,32 @@ JOB_COMPLETION_INDEX_KEY: Final = "batch.kubernetes.io/job-completion-index"
 # upload Job is not a job of its owner's and holds no job slot).
 UPLOAD_FOR_LABEL: Final = "gpulab.io/upload-for"
 SUBMIT_KEY_LABEL: Final = "gpulab.io/submit-key"  # hash of owner + Idempotency-Key
+# On a saved definition's CronJob, its runs and their pods: the definition's id (its CronJob's
+# name); and on the CronJob only, the name its owner gave it (unique per owner).
+DEFINITION_LABEL: Final = "gpulab.io/definition"
+DEFINITION_NAME_LABEL: Final = "gpulab.io/definition-name"
 HOME_CLAIM_LABEL: Final = "gpulab.io/home-claim"  # on a snapshot: the claim it was taken of
 SNAPSHOT_REASON_LABEL: Final = "gpulab.io/snapshot-reason"
 DELETE_AFTER_LABEL: Final = "gpulab.io/delete-after"  # on a home: epoch seconds of the sweep
 
 # -- Kueue's own keys (kueue.x-k8s.io; upstream Kueue v0.19 reads and writes these) ---------
+# Kubernetes' own: the Job controller's label on a Job's pods, the Job's name.
+JOB_NAME_LABEL: Final = "batch.kubernetes.io/job-name"
 KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"  # a Job's or Pod's LocalQueue
 KUEUE_PRIORITY_LABEL: Final = "kueue.x-k8s.io/priority-class"  # its WorkloadPriorityClass
 KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until admitted
+# A scheduled run's pod waits behind this gate until the gateway has put the run's own upload
+# credential into the definition's upload Secret (hub/jobs/gateway/definitions.py).
+UPLOAD_CREDENTIAL_GATE: Final = "gpulab.io/upload-credential"
 
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
 OWNER_ANNOTATION: Final = "gpulab.io/owner"  # a job's owner, unescaped
 SPEC_ANNOTATION: Final = "gpulab.io/spec"  # a job's normalised spec, JSON
+# On a definition's upload Secret: the run whose credential it holds now.
+UPLOAD_RUN_ANNOTATION: Final = "gpulab.io/upload-for-run"
+# On a definition's CronJob: "1" when its owner gave a schedule, "0" for run-now only.
+SCHEDULED_ANNOTATION: Final = "gpulab.io/scheduled"
 IDEMPOTENCY_ANNOTATION: Final = "gpulab.io/idempotency-key"
 CANCELLED_ANNOTATION: Final = "gpulab.io/cancelled-at"
 CANCELLED_BY_ANNOTATION: Final = "gpulab.io/cancelled-by"

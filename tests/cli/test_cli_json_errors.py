@@ -8,19 +8,7 @@ from gpulab.extensions.cli.output import emit_error
 
 from gpulab.cli import main
 
-
-@pytest.fixture(autouse=True)
-def laptop(monkeypatch, tmp_path):
-    """No login, no hub in the environment, no server around."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
-    for name in (
-        "GPULAB_HUB_URL",
-        "GPULAB_TOKEN",
-        "GPULAB_GATEWAY_URL",
-        "JUPYTERHUB_API_TOKEN",
-        "JUPYTERHUB_API_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 
 def test_a_configuration_error_is_json_on_stderr_with_exit_2(capsys):

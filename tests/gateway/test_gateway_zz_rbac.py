@@ -38,6 +38,12 @@ RARE_PATHS = {
     Permission("batch", "jobs", "delete"),
     # a multi-node job's headless Service: its tests (test_multinode_e2e) may run after this
     Permission("", "services", "create"),
+    # A saved definition's scheduled runs (a minute-away schedule in test_definitions_e2e.py,
+    # maybe on another worker): read the CronJob, write the run's credential into the
+    # definition's Secret (update from the second run on), lift the pod's gate.
+    Permission("batch", "cronjobs", "get"),
+    Permission("", "secrets", "update"),
+    Permission("", "pods", "patch"),
 }
 # Granted for clusters that run Kueue, which this platform does not (the Kueue platform's own
 # check: tests/kueue_platform/test_gateway_queue_zz_rbac.py).
@@ -80,6 +86,19 @@ def test_gateway_calls_match_its_role(gw):
         )
         assert gpu_job.status_code == 201, gpu_job.text
         c.delete(f"/jobs/{gpu_job.json()['id']}")
+        # a saved definition: create, list, pause, delete
+        made = c.post(
+            "/definitions",
+            json={
+                "name": "rbac-def",
+                "spec": command_job("rbac-def", "pass"),
+                "schedule": "@daily",
+            },
+        )
+        assert made.status_code in (201, 409), made.text
+        c.get("/definitions")
+        c.post("/definitions/rbac-def/pause")
+        c.delete("/definitions/rbac-def")
 
     calls = load_audit(
         gw.platform.state_dir / "kubesim-audit.jsonl", user_agent="gpulab-jobs-gateway"

@@ -145,6 +145,57 @@
     if (selected) updateDetail(jobs.find((j) => j.id === selected));
   }
 
+  // ------------------------------------------------------------------ saved definitions
+  async function refreshDefinitions() {
+    const r = await call("GET", "definitions");
+    if (!r.ok) return; // an older gateway without definitions: the panel stays empty
+    const items = r.data.items || [];
+    const body = $("definitions-table").querySelector("tbody");
+    body.textContent = "";
+    for (const d of items) {
+      const tr = document.createElement("tr");
+      tr.dataset.name = d.name;
+      const schedule = d.schedule === null ? "run-now only"
+        : d.schedule + " (" + (d.timezone || "UTC") + ")";
+      const paused = d.paused === null ? "" : (d.paused ? "yes" : "no");
+      for (const text of [d.name, schedule, paused, when(d.last_schedule_time),
+        String((d.runs || []).length)]) {
+        const td = document.createElement("td");
+        td.textContent = text || "";
+        tr.appendChild(td);
+      }
+      const td = document.createElement("td");
+      const actions = [["run-now", "Run now"]];
+      if (d.paused === true) actions.push(["resume", "Resume"]);
+      if (d.paused === false) actions.push(["pause", "Pause"]);
+      actions.push(["delete", "Delete"]);
+      for (const [action, label] of actions) {
+        const b = document.createElement("button");
+        b.type = "button"; b.className = "secondary definition-" + action; b.textContent = label;
+        b.addEventListener("click", () => definitionAction(d.name, action));
+        td.appendChild(b);
+      }
+      tr.appendChild(td);
+      body.appendChild(tr);
+    }
+    $("definitions-empty").hidden = items.length > 0;
+  }
+
+  async function definitionAction(name, action) {
+    const path = "definitions/" + encodeURIComponent(name);
+    if (action === "delete" && !confirm("Delete " + name + " and its scheduled runs?")) return;
+    const r = action === "delete" ? await call("DELETE", path)
+      : await call("POST", path + "/" + action);
+    if (!r.ok) { showError(label(action) + " " + name + ": " + problemsText(r.data)); return; }
+    showError("");
+    await refreshDefinitions();
+    if (action === "run-now") { await refreshJobs(); select(r.data.id); }
+  }
+
+  function label(action) {
+    return { "run-now": "Run now", pause: "Pause", resume: "Resume", delete: "Delete" }[action];
+  }
+
   // ------------------------------------------------------------------ detail, log, outputs
   function updateDetail(job) {
     if (!job) return;
@@ -417,6 +468,8 @@
   loadNotify();
   refreshJobs();
   setInterval(refreshJobs, 3000);
+  refreshDefinitions();
+  setInterval(refreshDefinitions, 15000);
   if (cfg.server) {
     refreshCull();
     setInterval(refreshCull, 15000);

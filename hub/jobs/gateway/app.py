@@ -28,6 +28,7 @@ from ...service_app import ServiceApp, service_aliases, until_stopped
 from ..storage import AsyncJobStorage, JobStorage, StorageConfigError
 from .auth import IdentityResolver
 from .cache import ClusterCache
+from .definitions import Definitions
 from .gpu_idle import gpu_idle_routes
 from .handlers import routes
 from .homes import HomeClaims
@@ -276,6 +277,9 @@ class GatewayApp(ServiceApp):
         notifier = app.settings.get("notifier")
         if notifier is not None:
             background.start("notify", notifier.run_forever())
+        background.start(
+            "scheduled-run-credentials", app.settings["definitions"].keep_credentials_forever()
+        )
         await until_stopped()
         server.stop()
         await background.stop()
@@ -310,6 +314,7 @@ def make_app(
         ],  # type: ignore[list-item]
         gateway=gateway,
         notifier=notifier,
+        definitions=Definitions(gateway),
         resolver=resolver,
         hub_auth=hub_auth,
         prefix=prefix,

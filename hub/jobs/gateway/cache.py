@@ -31,8 +31,10 @@ from typing import Any
 from ...kube import WatchCache
 from ...workload.labels import (
     COMPONENT_LABEL,
+    DEFINITION_LABEL,
     FAILED_REASON_ANNOTATION,
     JOB_ID_LABEL,
+    JOB_NAME_LABEL,
     KUBESPAWNER_COMPONENT_LABEL,
     MANAGED_SELECTOR,
     SERVER_COMPONENT,
@@ -59,6 +61,15 @@ def _rv(obj: dict[str, Any]) -> int:
         return int(_meta(obj).get("resourceVersion") or 0)
     except ValueError:
         return 0
+
+
+def pod_job_id(pod: dict[str, Any]) -> str | None:
+    """The job a pod runs for: its job-id label, except for a saved definition's scheduled
+    run, whose pods all carry the definition's id there: the run's own Job name then."""
+    labels = _meta(pod).get("labels") or {}
+    if labels.get(DEFINITION_LABEL) and labels.get(JOB_NAME_LABEL):
+        return labels[JOB_NAME_LABEL]
+    return labels.get(JOB_ID_LABEL)
 
 
 class ClusterCache:
@@ -228,7 +239,7 @@ class ClusterCache:
     def _index_pod(self, name: str, pod: dict[str, Any] | None) -> None:
         old = self.pods.get(name)
         if old is not None:
-            job_id = (_meta(old).get("labels") or {}).get(JOB_ID_LABEL)
+            job_id = pod_job_id(old)
             if job_id:
                 self.pods_by_job.get(job_id, set()).discard(name)
                 if not self.pods_by_job.get(job_id):
@@ -237,7 +248,7 @@ class ClusterCache:
             self.pods.pop(name, None)
             return
         self.pods[name] = pod
-        job_id = (_meta(pod).get("labels") or {}).get(JOB_ID_LABEL)
+        job_id = pod_job_id(pod)
         if job_id:
             self.pods_by_job.setdefault(job_id, set()).add(name)
 
@@ -257,7 +268,7 @@ class ClusterCache:
         self._index_pod(name, None if kind == "DELETED" else pod)
         # the pod moves its job's state (and a pod can only be relabelled, never re-owned)
         for obj in (old, pod):
-            job_id = (_meta(obj).get("labels") or {}).get(JOB_ID_LABEL) if obj else None
+            job_id = pod_job_id(obj) if obj else None
             if job_id and job_id in self.jobs:
                 self._list_entry(job_id)
         self._notify()

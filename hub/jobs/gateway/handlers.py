@@ -18,6 +18,7 @@ from tornado.iostream import StreamClosedError
 from ...culler.admin_actions import check_reason
 from ..spec import MAX_JOB_NODES, MAX_SPEC_BYTES, FieldError
 from .auth import HubUnavailable, Identity, IdentityResolver
+from .definitions import Definitions
 from .errors import ApiError
 from .listing import parse_list_query
 from .metrics import observe_submit
@@ -116,6 +117,21 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
             return
         super().log_exception(typ, value, tb)
 
+    def document(self) -> tuple[bytes, str]:
+        """The request's body (a spec or a definition, JSON or YAML) and its content type;
+        413 when too large, 415 for another type."""
+        body = self.request.body
+        if len(body) > MAX_SPEC_BYTES:
+            raise ApiError(413, f"the body is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
+        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
+            raise ApiError(
+                415,
+                f"unsupported Content-Type {ctype[:60]!r}",
+                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
+            )
+        return body, ctype
+
     def int_arg(self, name: str, default: int | None, low: int, high: int) -> int | None:
         raw = self.get_argument(name, None)
         if raw is None or raw == "":
@@ -142,16 +158,7 @@ class JobsHandler(BaseHandler):
         self.write_json(self.gateway.list(self.ident, parse_list_query(args)))
 
     async def post(self) -> None:
-        body = self.request.body
-        if len(body) > MAX_SPEC_BYTES:
-            raise ApiError(413, f"the spec is {len(body)} bytes; at most {MAX_SPEC_BYTES}")
-        ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if ctype and ctype not in JSON_TYPES + YAML_TYPES + ("text/plain",):
-            raise ApiError(
-                415,
-                f"unsupported Content-Type {ctype[:60]!r}",
-                [FieldError("Content-Type", ctype[:60], "application/json or application/yaml")],
-            )
+        body, ctype = self.document()
         status, job = await self.gateway.submit(
             self.ident, body, ctype or None, self.request.headers.get("Idempotency-Key")
         )
@@ -163,6 +170,15 @@ class JobsHandler(BaseHandler):
         # Every submit's answer, refusals in prepare() (401, 503) included.
         if self.request.method == "POST":
             observe_submit(self.get_status(), self.request.request_time())
+
+
+class ValidateHandler(BaseHandler):
+    """``POST /jobs/validate``: the submit's checks without the submit (``gpulab jobs
+    validate``); 200 with ``{valid, problems}`` either way."""
+
+    async def post(self) -> None:
+        body, ctype = self.document()
+        self.write_json(await self.gateway.validate(self.ident, body, ctype or None))
 
 
 class JobHandler(BaseHandler):
@@ -272,6 +288,43 @@ class OutputHandler(BaseHandler):
         self.redirect(url, status=307)
 
 
+class DefinitionsHandler(BaseHandler):
+    """``GET`` the caller's saved definitions; ``POST`` saves one (docs/jobs.md)."""
+
+    @property
+    def definitions(self) -> Definitions:
+        return self.settings["definitions"]
+
+    async def get(self) -> None:
+        self.write_json(await self.definitions.list(self.ident))
+
+    async def post(self) -> None:
+        body, ctype = self.document()
+        self.write_json(await self.definitions.create(self.ident, body, ctype or None), 201)
+
+
+class DefinitionHandler(BaseHandler):
+    @property
+    def definitions(self) -> Definitions:
+        return self.settings["definitions"]
+
+    async def get(self, name: str) -> None:
+        self.write_json(await self.definitions.get(self.ident, name))
+
+    async def delete(self, name: str) -> None:
+        self.write_json(await self.definitions.delete(self.ident, name))
+
+
+class DefinitionActionHandler(DefinitionHandler):
+    async def post(self, name: str, action: str) -> None:
+        if action == "pause":
+            self.write_json(await self.definitions.set_paused(self.ident, name, True))
+        elif action == "resume":
+            self.write_json(await self.definitions.set_paused(self.ident, name, False))
+        else:  # run-now (the route admits nothing else)
+            self.write_json(await self.definitions.run_now(self.ident, name), 201)
+
+
 class OpenAPIHandler(web.RequestHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "application/json; charset=utf-8")
@@ -292,7 +345,14 @@ def routes(prefix: str) -> list[tuple[str, type, dict[str, Any]] | tuple[str, ty
         (api + "/openapi.json", OpenAPIHandler),
         (api + "/me", MeHandler),
         (api + "/jobs", JobsHandler),
+        (api + "/jobs/validate", ValidateHandler),
         (api + job, JobHandler),
+        (api + "/definitions", DefinitionsHandler),
+        (api + r"/definitions/(?P<name>[^/]+)", DefinitionHandler),
+        (
+            api + r"/definitions/(?P<name>[^/]+)/(?P<action>pause|resume|run-now)",
+            DefinitionActionHandler,
+        ),
         (api + job + "/resubmit", ResubmitHandler),
         (api + job + "/logs", LogsHandler),
         (api + job + "/outputs", OutputsHandler),

@@ -52,6 +52,10 @@ class Kube(KubeClient):
     def jobs_path(self, name: str | None = None) -> str:
         return resource_path("batch/v1", "jobs", self.namespace, name)
 
+    def cronjobs_path(self, name: str | None = None) -> str:
+        """Saved job definitions (hub/jobs/definitions.py)."""
+        return resource_path("batch/v1", "cronjobs", self.namespace, name)
+
     def pods_path(self, name: str | None = None) -> str:
         return resource_path("v1", "pods", self.namespace, name)
 

@@ -48,6 +48,13 @@ _JOB_ID = {
     "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?-[a-z2-7]{6}$"},
 }
 
+_SPEC_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+        "application/yaml": {"schema": {"$ref": "#/components/schemas/JobSpec"}},
+    },
+}
 _COMMON_ERRORS = {
     "401": _error("no or bad hub token / cookie"),
     "404": _error("no such job, or not yours (the same answer)"),
@@ -187,17 +194,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                             "existing job (200) instead of a new one",
                         },
                     ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                            "application/yaml": {
-                                "schema": {"$ref": "#/components/schemas/JobSpec"}
-                            },
-                        },
-                    },
+                    "requestBody": _SPEC_BODY,
                     "responses": {
                         "201": _json("created", "Job"),
                         "200": _json(
@@ -213,6 +210,24 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                     },
                 },
             },
+            "/jobs/validate": {
+                "post": {
+                    "summary": "Dry run of a submit: every problem of the spec (schema, then "
+                    "your policy), nothing created; quota in use now is no problem",
+                    "requestBody": _SPEC_BODY,
+                    "responses": {
+                        "200": {
+                            "description": "{valid: bool, problems: [{field, message, "
+                            "allowed, code}]}",
+                            "content": {"application/json": {}},
+                        },
+                        "413": _error("body over 64 KiB"),
+                        "415": _error("not JSON or YAML"),
+                        **_COMMON_ERRORS,
+                    },
+                }
+            },
+            **_definition_paths(),
             "/jobs/{job_id}": job_ops,
             "/jobs/{job_id}/logs": {
                 "get": {
@@ -393,5 +408,63 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                     },
                 },
             },
+        },
+    }
+
+
+def _definition_paths() -> dict[str, Any]:
+    """Saved definitions and schedules (docs/jobs.md, "Saved definitions and schedules")."""
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    definition = {
+        "description": "{name, id, owner, schedule, timezone, concurrency_policy, paused, "
+        "last_schedule_time, last_successful_time, active_runs, runs, created, spec}",
+        "content": {"application/json": {}},
+    }
+    action = {
+        "post": {
+            "summary": "",
+            "parameters": [name],
+            "responses": {"200": definition, "409": _error("no schedule"), **_COMMON_ERRORS},
+        }
+    }
+    return {
+        "/definitions": {
+            "get": {
+                "summary": "Your saved definitions",
+                "responses": {"200": {"description": "{items: [definition]}"}, "401": _error("")},
+            },
+            "post": {
+                "summary": "Save a definition: {name, spec, schedule?, timezone?, "
+                "concurrency_policy?: Forbid|Replace, paused?}",
+                "responses": {
+                    "201": definition,
+                    "409": _error("the name is taken, or too many definitions"),
+                    "422": _error("invalid, or the job is not allowed by policy"),
+                    **_COMMON_ERRORS,
+                },
+            },
+        },
+        "/definitions/{name}": {
+            "get": {
+                "summary": "One definition",
+                "parameters": [name],
+                "responses": {"200": definition, **_COMMON_ERRORS},
+            },
+            "delete": {
+                "summary": "Delete it with its scheduled runs",
+                "parameters": [name],
+                "responses": {"200": {"description": "deleted"}, **_COMMON_ERRORS},
+            },
+        },
+        "/definitions/{name}/pause": {"post": {**action["post"], "summary": "Pause its schedule"}},
+        "/definitions/{name}/resume": {
+            "post": {**action["post"], "summary": "Resume its schedule"}
+        },
+        "/definitions/{name}/run-now": {
+            "post": {
+                "summary": "Run it once now: an ordinary job linked to the definition",
+                "parameters": [name],
+                "responses": {"201": _json("created", "Job"), **_COMMON_ERRORS},
+            }
         },
     }

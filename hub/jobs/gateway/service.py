@@ -526,14 +526,41 @@ class Gateway:
                 spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
         except SpecError as exc:
             raise ApiError(422, "the job spec is not valid", exc.problems) from None
-        if spec.image is None:
-            image = self._default_image(ident)
-            if image is not None:
-                try:
-                    spec = spec.with_image(image)
-                except Exception:  # noqa: BLE001 - a server image the spec refuses: say so below
-                    pass
+        spec = self.with_default_image(ident, spec)
         return await self._create(ident, ent, spec, idempotency_key, skey)
+
+    def with_default_image(self, ident: Identity, spec: JobSpec) -> JobSpec:
+        """``spec`` with the caller's default image when it names none (the policy check
+        reports an image the spec refuses)."""
+        if spec.image is not None or (image := self._default_image(ident)) is None:
+            return spec
+        try:
+            return spec.with_image(image)
+        except Exception:  # noqa: BLE001 - a server image the spec refuses: said by the check
+            return spec
+
+    async def validate(
+        self, ident: Identity, raw: bytes, content_type: str | None
+    ) -> dict[str, Any]:
+        """A dry run of :meth:`submit`: every problem the spec has, against the schema and
+        then the caller's policy (GPU types, limits, images), field by field. Creates nothing,
+        reserves nothing; quota in use right now is not a problem here (it would queue)."""
+        ent = self.entitlement(ident)
+        try:
+            spec = await asyncio.to_thread(parse_job_spec, raw, content_type)
+        except SpecError as exc:
+            return {"valid": False, "problems": [p.as_dict() for p in exc.problems]}
+        problems = await self.policy_problems(ident, ent, self.with_default_image(ident, spec))
+        return {"valid": not problems, "problems": [p.as_dict() for p in problems]}
+
+    async def policy_problems(
+        self, ident: Identity, ent: Entitlement, spec: JobSpec
+    ) -> list[FieldError]:
+        """What the caller's policy refuses in ``spec`` (GPU types, limits, images); GPUs in
+        use right now are no problem here (a job would queue)."""
+        images = await self._catalogue_images()
+        request = job_request(spec, ent, self.policy, catalogue_images=images)
+        return [p for p in request_problems(request) if p.code != "quota"]
 
     def _in_cache(self, entry: Reservation) -> bool:
         """Whether this cache holds a reservation's object (then the cache counts it)."""
@@ -675,6 +702,7 @@ class Gateway:
         spec: JobSpec,
         idempotency_key: str | None,
         skey: str | None,
+        extra_labels: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, Any]]:
         policy = self.policy
         if self.storage is None:
@@ -720,6 +748,7 @@ class Gateway:
                     idempotency_key=idempotency_key,
                     queue=queue,
                     report=report,
+                    extra_labels=extra_labels,
                 )
                 try:
                     created = await self.kube.request("POST", self.kube.jobs_path(), body=manifest)
@@ -847,6 +876,8 @@ class Gateway:
             (job_id, job)
             for job_id, job in list(self.cache.jobs.items())
             if _meta(job).get("uid") not in self._secret_seen
+            # a scheduled run shares its definition's Secret (gateway/definitions.py)
+            and not _is_scheduled_run(job)
         ]
         for job_id, job in jobs:
             meta = _meta(job)
@@ -1236,6 +1267,12 @@ class Gateway:
             if wait:
                 await asyncio.sleep(1.0)
         return None
+
+
+def _is_scheduled_run(job: dict[str, Any]) -> bool:
+    """A Job the CronJob controller made for a saved definition (its upload Secret is the
+    definition's, not ``<job-id>-upload``)."""
+    return any(ref.get("kind") == "CronJob" for ref in _meta(job).get("ownerReferences") or [])
 
 
 def _started(pod: dict[str, Any]) -> bool:
