@@ -140,6 +140,25 @@ def spec_annotation(spec: JobSpec) -> str:
     return json.dumps(spec.to_json(), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
+def _shape(spec: JobSpec) -> dict[str, Any]:
+    """How many pods the Job runs and how failures count. One run: one completion,
+    ``retries`` retries. A sweep: an Indexed Job, one index per parameter set
+    (``$JOB_COMPLETION_INDEX`` tells the runner which), at most ``parallelism`` at once, each
+    index retried ``retries`` times on its own (``backoffLimitPerIndex``) so that a failed run
+    stops no other; the Job fails at the end if any index failed. ``backoffLimit`` is then a
+    bound no sweep reaches (every index failing every retry), never the reason it stops."""
+    runs = len(spec.runs)
+    if not runs:
+        return {"backoffLimit": spec.retries, "completions": 1, "parallelism": 1}
+    return {
+        "completionMode": "Indexed",
+        "completions": runs,
+        "parallelism": spec.parallelism,
+        "backoffLimitPerIndex": spec.retries,
+        "backoffLimit": runs * (spec.retries + 1),
+    }
+
+
 def render_job(
     spec: JobSpec,
     *,
@@ -247,6 +266,7 @@ def render_job(
         pod_spec["imagePullSecrets"] = [{"name": n} for n in parts.image_pull_secrets]
 
     job_spec: dict[str, Any] = {"suspend": True} if queue is not None else {}
+    job_spec.update(_shape(spec))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -258,9 +278,6 @@ def render_job(
         },
         "spec": {
             **job_spec,
-            "backoffLimit": spec.retries,
-            "completions": 1,
-            "parallelism": 1,
             "activeDeadlineSeconds": effective_runtime(spec, ent),
             "ttlSecondsAfterFinished": ent.job_ttl_seconds,
             "template": {

@@ -99,4 +99,5 @@ def job_request(
         cpu_millis=cpu,
         memory_bytes=memory,
         demand=demand,
+        pods_at_once=spec.parallelism,
     )

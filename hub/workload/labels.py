@@ -54,6 +54,10 @@ KUEUE_QUEUE_LABEL: Final = "kueue.x-k8s.io/queue-name"  # a Job's or Pod's Local
 KUEUE_PRIORITY_LABEL: Final = "kueue.x-k8s.io/priority-class"  # its WorkloadPriorityClass
 KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until admitted
 
+# -- Kubernetes' own Indexed Job key (batch.kubernetes.io; set by the Job controller) ---------
+# On an Indexed Job's pod: its completion index (also the pod's $JOB_COMPLETION_INDEX).
+JOB_COMPLETION_INDEX_ANNOTATION: Final = "batch.kubernetes.io/job-completion-index"
+
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it
 OWNER_ANNOTATION: Final = "gpulab.io/owner"  # a job's owner, unescaped
