@@ -5,7 +5,17 @@ Reconciles a Job whenever it or one of its pods changes (and on timers for
 with the real labels and owner reference, counts succeeded and failed pods (failed = failed
 pods, plus container restarts under ``restartPolicy: OnFailure``), and sets the real status
 and conditions (``SuccessCriteriaMet`` then ``Complete``; ``FailureTarget`` then ``Failed``
-with ``BackoffLimitExceeded`` or ``DeadlineExceeded``; ``Suspended``). The selector and
+with ``BackoffLimitExceeded``, ``DeadlineExceeded``, ``MaxFailedIndexesExceeded`` or
+``FailedIndexes``; ``Suspended``).
+
+Indexed Jobs (``completionMode: Indexed``): one pod per index (``<job>-<index>-xxxxx``), the
+index in the ``batch.kubernetes.io/job-completion-index`` annotation and label and in
+``JOB_COMPLETION_INDEX``, the pod's ``hostname`` set to ``<job>-<index>`` (its ``subdomain``
+comes from the template: with a headless Service of that name the pods find each other by
+name, see ``hostsfile.py``), ``status.completedIndexes``; with ``backoffLimitPerIndex`` each
+index has its own retry budget (``batch.kubernetes.io/job-index-failure-count`` on the
+replacement pod), an index past it is listed in ``status.failedIndexes`` and not retried,
+and more than ``maxFailedIndexes`` failed indexes fail the whole Job at once. The selector and
 template labels are defaulted by the store at create time, as the apiserver does.
 
 Simplification: a failed pod is replaced at once (the real controller backs off 10 s, 20 s,
@@ -27,6 +37,8 @@ from gpulab.kubesim.store import ApiError, ResourceType, Store, WatchEvent, now_
 
 log = logging.getLogger(__name__)
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+# How often the pod's index failed before it (backoffLimitPerIndex), as upstream records it.
+INDEX_FAILURES_KEY = "batch.kubernetes.io/job-index-failure-count"
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
 _Key = tuple[str, str]
 
@@ -183,6 +195,8 @@ class JobController:
         succeeded, failed = int(status.get("succeeded", 0)), int(status.get("failed", 0))
         indexed = spec.get("completionMode") == "Indexed"
         done_indexes = _parse_indexes(status.get("completedIndexes", ""))
+        per_index = spec.get("backoffLimitPerIndex") if indexed else None
+        failed_indexes = _parse_indexes(status.get("failedIndexes", ""))
         for p in pods:
             phase = (p.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed") and p["metadata"]["uid"] not in counted:
@@ -193,6 +207,10 @@ class JobController:
                         done_indexes.add(i)
                 else:
                     failed += 1
+                    i = _pod_index(p)
+                    if per_index is not None and i is not None:
+                        if _index_failures(p) + 1 > int(per_index):
+                            failed_indexes.add(i)
         restarts = 0
         if (spec.get("template") or {}).get("spec", {}).get("restartPolicy") == "OnFailure":
             restarts = sum(
@@ -208,6 +226,8 @@ class JobController:
         status["succeeded"], status["failed"] = succeeded, failed
         if indexed:
             status["completedIndexes"] = _format_indexes(done_indexes)
+        if per_index is not None:
+            status["failedIndexes"] = _format_indexes(failed_indexes - done_indexes)
 
         if spec.get("suspend"):
             self._delete_pods(job, active, "Job suspended")
@@ -221,7 +241,16 @@ class JobController:
         status.setdefault("startTime", now)
 
         failure: tuple[str, str] | None = None
-        if failed + restarts > int(spec.get("backoffLimit", 6)):
+        if per_index is not None:
+            max_failed = spec.get("maxFailedIndexes")
+            if max_failed is not None and len(failed_indexes) > int(max_failed):
+                failure = (
+                    "MaxFailedIndexesExceeded",
+                    "Job has exceeded the specified maximal number of failed indexes",
+                )
+            elif failed_indexes and len(done_indexes | failed_indexes) >= int(completions or 0):
+                failure = ("FailedIndexes", "Job has failed indexes")
+        elif failed + restarts > int(spec.get("backoffLimit", 6)):
             failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
         deadline = spec.get("activeDeadlineSeconds")
         if failure is None and deadline is not None:
@@ -267,11 +296,12 @@ class JobController:
             missing = [
                 i
                 for i in range(int(completions))
-                if i not in done_indexes and i not in active_indexes
+                if i not in done_indexes and i not in active_indexes and i not in failed_indexes
             ]
             room = max(0, parallelism - len(active))
             for i in missing[:room]:
-                if (pod := self._create_pod(job, i)) is not None:
+                before = _failures_before(pods, i) if per_index is not None else None
+                if (pod := self._create_pod(job, i, before)) is not None:
                     active.append(pod)
         else:
             want = parallelism
@@ -288,7 +318,9 @@ class JobController:
         status["terminating"] = sum(1 for p in pods if p["metadata"].get("deletionTimestamp"))
         self._write_status(job, status)
 
-    def _create_pod(self, job: dict[str, Any], index: int | None) -> dict[str, Any] | None:
+    def _create_pod(
+        self, job: dict[str, Any], index: int | None, index_failures: int | None = None
+    ) -> dict[str, Any] | None:
         """The next pod of ``job``; ``None`` when admission refuses it (a FailedCreate event
         says why, and the next sync tries again, as upstream's controller does)."""
         md, spec = job["metadata"], job["spec"]
@@ -305,6 +337,8 @@ class JobController:
         if index is not None:
             labels[INDEX_KEY] = str(index)
             annotations[INDEX_KEY] = str(index)
+            if index_failures is not None:
+                annotations[INDEX_FAILURES_KEY] = str(index_failures)
             prefix = f"{md['name']}-{index}-"
             pod_spec["hostname"] = f"{md['name']}-{index}"
             for c in (pod_spec.get("containers") or []) + (pod_spec.get("initContainers") or []):
@@ -405,6 +439,24 @@ class JobController:
             pass
 
 
+def _index_failures(pod: dict[str, Any]) -> int:
+    """How often the pod's index had failed before this pod was made."""
+    raw = (pod["metadata"].get("annotations") or {}).get(INDEX_FAILURES_KEY, "0")
+    return int(raw) if str(raw).isdigit() else 0
+
+
+def _failures_before(pods: list[dict[str, Any]], index: int) -> int:
+    """The failure count a new pod of ``index`` carries: one more than its latest failed pod's."""
+    return max(
+        (
+            _index_failures(p) + 1
+            for p in pods
+            if _pod_index(p) == index and (p.get("status") or {}).get("phase") == "Failed"
+        ),
+        default=0,
+    )
+
+
 def _parse_indexes(text: str) -> set[int]:
     out: set[int] = set()
     for part in (text or "").split(","):
@@ -437,7 +489,7 @@ def _set_cond(
     )
 
 
-__all__ = ["INDEX_KEY", "TRACKING_FINALIZER", "JobController"]
+__all__ = ["INDEX_FAILURES_KEY", "INDEX_KEY", "TRACKING_FINALIZER", "JobController"]
 
 
 def _already_counted(pods: list[dict[str, Any]], status: dict[str, Any]) -> set[str]:

@@ -15,6 +15,10 @@ How a container maps to this host (see docs/kubesim.md):
 - network: the pod's own loopback IP; ``0.0.0.0`` in ``JUPYTERHUB_SERVICE_URL`` (and in
   ``--ip=0.0.0.0``-style args) is rewritten to it, so a server asked to bind everywhere binds
   its pod IP — kubesim's stand-in for a network namespace.
+- names: the pod's own ``/etc/hosts`` (``hostsfile.py``): the real kubelet's managed file,
+  plus the names headless Services publish for the pods of its namespace (kubesim's stand-in
+  for cluster DNS), rewritten in place as pods come and go; as root it is bind-mounted at
+  ``/etc/hosts`` and the pod has its own UTS namespace with its hostname.
 - as root: private mount and PID namespaces (the pod sees its own processes in ``/proc``, its
   volumes at their real paths, and nothing of kubesim's data dir or of the folders holding
   its kubeconfig, audit log and token file), the security context's uid/gid/groups,
@@ -36,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpulab.kubesim import hostsfile
 from gpulab.kubesim.config import KubesimConfig, NodeConfig
 from gpulab.kubesim.events import EventRecorder
 from gpulab.kubesim.ipam import IpPool
@@ -127,6 +132,7 @@ class Kubelet:
         self.nodes: dict[str, NodeConfig] = {n.name: n for n in config.nodes}
         self.gpus_used: dict[str, set[int]] = {n: set() for n in self.nodes}
         self.workers: dict[str, PodWorker] = {}
+        self._hosts_dirty: set[str] = set()  # namespaces whose pods' hosts files to rewrite
         self.path = _container_path()
         self.expose = sorted({sys.base_prefix, sys.prefix, os.path.dirname(sys.executable)})
         self.hide = private_folders(config)
@@ -142,6 +148,8 @@ class Kubelet:
 
     # -- events ---------------------------------------------------------------------------
     def _on_event(self, rt: ResourceType, event: WatchEvent) -> None:
+        if rt.kind == "Service" or (rt.kind == "Pod" and rt.group == ""):
+            self.hosts_changed(event.object["metadata"].get("namespace") or "")
         if rt.kind != "Pod":
             return
         if event.type == "DELETED":
@@ -176,6 +184,28 @@ class Kubelet:
 
     def forget(self, uid: str) -> None:
         self.workers.pop(uid, None)
+
+    # -- names ----------------------------------------------------------------------------
+    def hosts_changed(self, namespace: str) -> None:
+        """Rewrite the hosts files of the namespace's running pods soon (once per burst)."""
+        if not self._hosts_dirty:
+            asyncio.get_running_loop().call_soon(self._write_hosts)
+        self._hosts_dirty.add(namespace)
+
+    def _write_hosts(self) -> None:
+        todo, self._hosts_dirty = self._hosts_dirty, set()
+        for ns in todo:
+            workers = [w for w in self.workers.values() if w.ns == ns and w.ip]
+            if not workers:
+                continue
+            peers = self.peers(ns)
+            for w in workers:
+                w.write_hosts(peers)
+
+    def peers(self, namespace: str) -> list[tuple[str, str, str]]:
+        pods = self.store.list(resource("pods"), namespace, copy_objects=False)[0]
+        services = self.store.list(resource("services"), namespace, copy_objects=False)[0]
+        return hostsfile.published(pods, services)
 
     # -- GPUs -----------------------------------------------------------------------------
     def allocate_gpus(self, node: str, count: int) -> list[int]:
@@ -229,6 +259,7 @@ class PodWorker:
         self.node: str = pod["spec"]["nodeName"]
         self.dir = kubelet.pod_dir(self.ns, self.name, self.uid)
         self.ip: str | None = None
+        self.hosts_path = self.dir / "etc-hosts"
         self.gpus: list[int] = []
         self.volumes: dict[str, Volume] = {}
         spec = pod["spec"]
@@ -345,6 +376,7 @@ class PodWorker:
             self._event("Warning", "FailedCreatePodSandBox", str(e))
             self.phase, self.reason, self.message = "Failed", "NoPodIP", str(e)
             return False
+        self.write_hosts(self.k.peers(self.ns))
         gpu_resource = self.k.nodes[self.node].gpu_resource
         want = _gpu_count(spec, gpu_resource)
         if want:
@@ -363,6 +395,23 @@ class PodWorker:
                 self._event("Warning", "FailedMount", f"MountVolume.SetUp failed: {e}")
                 await self._sleep(RETRY_SECONDS)
         return False
+
+    def write_hosts(self, peers: list[tuple[str, str, str]]) -> None:
+        """Write the pod's hosts file in place (a bind mount holds its inode) when it changed."""
+        if self.ip is None or self.gone:
+            return
+        text = hostsfile.render(self._current_pod(), self.ip, peers).encode()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if self.hosts_path.read_bytes() == text:
+                return
+        # One write of the whole text after the truncation: a reader sees it whole or empty.
+        fd = os.open(self.hosts_path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, text)
+        finally:
+            os.close(fd)
 
     def _deadline_exceeded(self) -> None:
         if self.stopping.is_set() or self.phase in ("Succeeded", "Failed"):
@@ -623,6 +672,7 @@ class PodWorker:
             namespace=self.k.use_namespaces,
             pid_namespace=self.k.use_namespaces,
             mounts=mounts if self.k.use_namespaces else [],
+            hostname=hostsfile.pod_hostname(self._current_pod()) if self.k.use_namespaces else None,
             expose=self.k.expose,
             hide=self.k.hide,
         )
@@ -661,6 +711,8 @@ class PodWorker:
                 if not source.exists():
                     make_sub_dir(vol.path, source)
             mounts.append(Mount(vm["mountPath"], "bind", str(source), read_only))
+        if self.hosts_path.exists() and not any(m.target == "/etc/hosts" for m in mounts):
+            mounts.append(Mount("/etc/hosts", "bind", str(self.hosts_path)))
         mounts.sort(key=lambda m: m.target.rstrip("/").count("/"))
         return mounts
 
@@ -677,7 +729,7 @@ class PodWorker:
     def _env(self, c: ContainerState) -> dict[str, str]:
         env: dict[str, str] = {
             "PATH": self.k.path,
-            "HOSTNAME": self.name,
+            "HOSTNAME": hostsfile.pod_hostname(self.pod),
             "LANG": os.environ.get("LANG", "C.UTF-8"),
         }
         if self.k.use_namespaces is False and os.environ.get("HOME"):

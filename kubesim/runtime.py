@@ -47,6 +47,7 @@ START_ERROR_MARKER = b"\x00kubesim-start-error "
 START_ERROR_EXIT = 128
 
 _CLONE_NEWNS, _CLONE_NEWPID, _CLONE_NEWIPC = 0x00020000, 0x20000000, 0x08000000
+_CLONE_NEWUTS = 0x04000000
 _MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
 _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 16384, 1 << 18
 _PR_SET_PDEATHSIG, _PR_SET_NO_NEW_PRIVS = 1, 38
@@ -259,7 +260,12 @@ def _child_main() -> None:
             flags = _CLONE_NEWNS
             if spec.get("pid_namespace"):
                 flags |= _CLONE_NEWPID | _CLONE_NEWIPC  # SysV IPC is per pod as well
+            if spec.get("hostname"):
+                flags |= _CLONE_NEWUTS  # the pod's own hostname, as in a container
             _check(libc.unshare(flags), "unshare(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWIPC)")
+            if spec.get("hostname"):
+                name = spec["hostname"].encode()
+                _check(libc.sethostname(name, len(name)), "sethostname")
             _apply_mounts(libc, spec)
             if spec.get("pid_namespace"):
                 _launch_in_pid_namespace(libc, spec)
@@ -305,6 +311,7 @@ class LaunchSpec:
     no_new_privs: bool = False
     namespace: bool = False  # a private mount namespace (root only)
     pid_namespace: bool = False  # and a private PID namespace with its own /proc
+    hostname: str | None = None  # and a UTS namespace with this hostname
     mounts: list[Mount] = field(default_factory=list)
     expose: list[str] = field(default_factory=list)  # runtime folders the pod must reach
     hide: list[str] = field(default_factory=list)  # host folders the pod must not see

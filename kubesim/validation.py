@@ -210,12 +210,53 @@ def check_spec(kind: str, obj: dict[str, Any]) -> list[Cause]:
                     "field": "spec.template.spec.restartPolicy",
                 }
             )
-        return causes
+        return causes + _check_job_completion(spec)
     if kind == "VolumeSnapshot":
         return _check_volume_snapshot(obj)
     if kind == "VolumeSnapshotClass":
         return _check_volume_snapshot_class(obj)
     return []
+
+
+def _check_job_completion(spec: dict[str, Any]) -> list[Cause]:
+    """The Job strategy's checks of completion mode and per-index back-off (batch/v1)."""
+    causes: list[Cause] = []
+    mode = spec.get("completionMode")
+    indexed = mode == "Indexed"
+    if mode not in (None, "NonIndexed", "Indexed"):
+        causes.append(
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f'Unsupported value: {_go_quote(mode)}: supported values: "NonIndexed", "Indexed"',
+                "field": "spec.completionMode",
+            }
+        )
+    if indexed and spec.get("completions") is None:
+        causes.append(_required("spec.completions", "when completion mode is Indexed"))
+    per_index, max_failed = spec.get("backoffLimitPerIndex"), spec.get("maxFailedIndexes")
+    if per_index is not None and not indexed:
+        causes.append(_forbidden("spec.backoffLimitPerIndex", "requires indexed completion mode"))
+    if max_failed is not None:
+        if per_index is None:
+            causes.append(
+                _required("spec.backoffLimitPerIndex", "when maxFailedIndexes is specified")
+            )
+        completions = spec.get("completions")
+        if (
+            isinstance(completions, int)
+            and isinstance(max_failed, int)
+            and max_failed > completions
+        ):
+            causes.append(
+                _invalid(
+                    "spec.maxFailedIndexes", max_failed, "must be less than or equal to completions"
+                )
+            )
+    for key in ("backoffLimitPerIndex", "maxFailedIndexes", "completions", "parallelism"):
+        value = spec.get(key)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            causes.append(_invalid(f"spec.{key}", value, "must be greater than or equal to 0"))
+    return causes
 
 
 def _check_volume_snapshot(obj: dict[str, Any]) -> list[Cause]:

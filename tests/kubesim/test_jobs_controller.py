@@ -183,3 +183,101 @@ def test_on_failure_restarts_count_toward_backoff(batch: client.BatchV1Api, name
     )
     cond = wait_finished(batch, namespace, "restarts")
     assert (cond.type, cond.reason) == ("Failed", "BackoffLimitExceeded")
+
+
+def test_indexed_job_requires_completions(batch: client.BatchV1Api, namespace: str) -> None:
+    body = job("nocount", ["true"], parallelism=2, completionMode="Indexed")
+    with pytest.raises(ApiException) as err:
+        batch.create_namespaced_job(namespace, body)
+    assert err.value.status == 422
+    assert "spec.completions: Required value: when completion mode is Indexed" in err.value.body
+
+
+def index_one_fails(name: str, others: str, **spec: Any) -> dict[str, Any]:
+    """A two-index Job whose index 1 exits 3 and whose index 0 runs ``others``."""
+    script = f'[ "$JOB_COMPLETION_INDEX" = 1 ] && exit 3; {others}'
+    return job(name, ["sh", "-c", script], completions=2, parallelism=2,
+               completionMode="Indexed", **spec)  # fmt: skip
+
+
+def test_backoff_limit_per_index_fails_the_job_at_the_first_failed_index(
+    batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    # Index 1 fails at once; index 0 would run for a minute: the Job fails without it.
+    body = index_one_fails("perindex", "sleep 60", backoffLimitPerIndex=0, maxFailedIndexes=0)
+    batch.create_namespaced_job(namespace, body)
+    cond = wait_finished(batch, namespace, "perindex")
+    assert (cond.type, cond.reason) == ("Failed", "MaxFailedIndexesExceeded")
+    status = batch.read_namespaced_job_status("perindex", namespace).status
+    assert status.failed_indexes == "1" and status.completed_indexes == ""
+    wait_for(
+        "index 0's pod stopped",
+        lambda: all(
+            p.metadata.deletion_timestamp or p.status.phase in ("Succeeded", "Failed")
+            for p in pods_of(core, namespace, "perindex")
+        ),
+    )
+
+
+def test_backoff_limit_per_index_retries_only_the_failing_index(
+    batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    body = index_one_fails("retryidx", "true", backoffLimitPerIndex=1)
+    batch.create_namespaced_job(namespace, body)
+    cond = wait_finished(batch, namespace, "retryidx")
+    assert (cond.type, cond.reason) == ("Failed", "FailedIndexes")
+    status = batch.read_namespaced_job_status("retryidx", namespace).status
+    assert (status.completed_indexes, status.failed_indexes, status.failed) == ("0", "1", 2)
+    counts = sorted(
+        p.metadata.annotations.get("batch.kubernetes.io/job-index-failure-count")
+        for p in pods_of(core, namespace, "retryidx")
+        if p.metadata.annotations["batch.kubernetes.io/job-completion-index"] == "1"
+    )
+    assert counts == ["0", "1"]
+
+
+def test_indexed_pods_find_each_other_through_a_headless_service(
+    kubesim: Any, batch: client.BatchV1Api, core: client.CoreV1Api, namespace: str
+) -> None:
+    core.create_namespaced_service(
+        namespace,
+        {
+            "metadata": {"name": "ring"},
+            "spec": {
+                "clusterIP": "None",
+                "selector": {"ring": "yes"},
+                "publishNotReadyAddresses": True,
+            },
+        },
+    )
+    # Each index waits (bounded) for its peer's name, then prints what the names resolve to.
+    script = (
+        "import os, socket, time\n"
+        "me = int(os.environ['JOB_COMPLETION_INDEX'])\n"
+        "peer = f'ring-{1 - me}.ring'\n"
+        "deadline = time.monotonic() + 30\n"
+        "while True:\n"
+        "    try:\n"
+        "        ip = socket.gethostbyname(peer); break\n"
+        "    except OSError:\n"
+        "        if time.monotonic() > deadline: raise\n"
+        "        time.sleep(0.1)\n"
+        f"full = socket.gethostbyname(peer + '.{namespace}.svc.cluster.local')\n"
+        "print(socket.gethostname(), os.environ['HOSTNAME'], ip == full, ip)\n"
+        "time.sleep(1)\n"  # stay up while the peer looks this pod up
+    )
+    body = job("ring", ["python", "-c", script], completions=2, parallelism=2,
+               completionMode="Indexed")  # fmt: skip
+    body["spec"]["template"]["metadata"] = {"labels": {"ring": "yes"}}
+    body["spec"]["template"]["spec"]["subdomain"] = "ring"
+    batch.create_namespaced_job(namespace, body)
+    assert wait_finished(batch, namespace, "ring").type == "Complete"
+    ips = {}
+    for p in pods_of(core, namespace, "ring"):
+        index = int(p.metadata.annotations["batch.kubernetes.io/job-completion-index"])
+        assert (p.spec.hostname, p.spec.subdomain) == (f"ring-{index}", "ring")
+        ips[index] = p.status.pod_ip
+        out = kubesim.kubectl("logs", "-n", namespace, p.metadata.name).stdout.split()
+        assert out[:3] == [f"ring-{index}", f"ring-{index}", "True"]
+        ips[f"peer of {index}"] = out[3]
+    assert ips["peer of 0"] == ips[1] and ips["peer of 1"] == ips[0]
