@@ -223,16 +223,23 @@ class GatewayClient:
     def resubmit(self, job_id: str) -> dict:
         return self._json("POST", f"/jobs/{job_id}/resubmit")
 
-    def outputs(self, job_id: str) -> dict:
-        return self._json("GET", f"/jobs/{job_id}/outputs")
+    def outputs(self, job_id: str, run: int | None = None) -> dict:
+        """The job's files; ``run``: only that run's of a sweep."""
+        params = {"run": run} if run is not None else None
+        return self._json("GET", f"/jobs/{job_id}/outputs", params=params)
 
     def output_url(self, job_id: str, path: str) -> str:
         return self._json("GET", f"/jobs/{job_id}/outputs/{path}", params={"redirect": "0"})["url"]
 
-    def logs(self, job_id: str, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+    def logs(
+        self, job_id: str, follow: bool = False, tail: int | None = None, run: int | None = None
+    ) -> Iterator[str]:
+        """The job's log (a sweep's: run ``run``'s, default run 0's)."""
         params: dict[str, Any] = {"follow": "1" if follow else "0"}
         if tail is not None:
             params["tail"] = tail
+        if run is not None:
+            params["run"] = run
         timeout = None if follow else self._http.timeout
         with self._http.stream(
             "GET", f"/jobs/{job_id}/logs", params=params, timeout=timeout
