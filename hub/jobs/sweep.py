@@ -1,7 +1,8 @@
 """A parameter sweep's runs (pure): which parameter set each index of the Indexed Job gets.
 
 A spec's ``sweep`` is either a **grid**, a mapping from parameter names to lists of values
-(every combination runs, the names' order as written, the last name varying fastest), or a
+(every combination runs, in the order of the names sorted alphabetically, the last one
+varying fastest), or a
 **list** of parameter sets (each runs as written). Each run's parameters are the spec's
 ``parameters`` with the run's set merged over them. Run ``k`` is index ``k`` of the Job: the
 gateway, the runner (from ``$JOB_COMPLETION_INDEX``) and the API compute the same list from
@@ -47,7 +48,7 @@ def sweep_runs(
     if sweep is None:
         return []
     if isinstance(sweep, Mapping):
-        names = list(sweep)
+        names = sorted(sweep)  # the spec travels as JSON with sorted keys: one order
         sets: list[dict[str, Any]] = [
             dict(zip(names, values, strict=True))
             for values in itertools.product(*(sweep[n] for n in names))
