@@ -66,13 +66,14 @@ def sort_runs(runs: list[dict[str, Any]], sort: str | None) -> list[dict[str, An
 
 def runs_table(runs: list[dict[str, Any]], width: int) -> str:
     """One row per run: RUN, STATE, each parameter that differs between runs, each metric."""
-    params = [
+    metrics = sorted({k for r in runs for k in (r.get("metrics") or {})})
+    params = [  # those that differ between runs; a name that is also a metric shows once
         k
         for k in sort_key_names(runs)[2:]
-        if any(k in (r.get("parameters") or {}) for r in runs)
+        if k not in metrics
+        and any(k in (r.get("parameters") or {}) for r in runs)
         and len({_cell((r.get("parameters") or {}).get(k)) for r in runs}) > 1
     ]
-    metrics = sorted({k for r in runs for k in (r.get("metrics") or {})})
     columns = [Column("RUN", whole=True), Column("STATE")]
     columns += [Column(p.upper()) for p in params]
     columns += [Column(m.upper(), right=True) for m in metrics]

@@ -207,15 +207,15 @@
   }
 
   function renderRuns() {
-    const params = [];
+    const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
+    const params = []; // those that differ between runs; a name that is a metric shows once
     for (const r of runs) {
       for (const k of Object.keys(r.parameters || {})) {
-        if (params.includes(k)) continue;
+        if (params.includes(k) || metrics.includes(k)) continue;
         const values = new Set(runs.map((x) => cellText((x.parameters || {})[k])));
         if (values.size > 1) params.push(k);
       }
     }
-    const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
     const cols = [["index", "Run"], ["state", "State"]]
       .concat(params.map((p) => [p, p]), metrics.map((m) => [m, m]));
     const head = document.createElement("tr");
