@@ -64,6 +64,7 @@ from gpulab.wire.runner import (
     UPLOAD_MOUNT,
     job_checkpoint_path,
     job_state_dir,
+    run_name,
 )
 
 RUNNER_ERROR = 125
@@ -111,8 +112,6 @@ class RunnerConfig:
     @property
     def run(self) -> str:
         """A sweep run's folder name (``run-<index>``), ``""`` for a job of one run."""
-        from gpulab.hub.jobs.sweep import run_name
-
         return run_name(self.run_index) if self.run_index is not None else ""
 
     def _in_run(self, path: str) -> str:

@@ -32,6 +32,7 @@ __all__ = [
     "job_checkpoint_path",
     "job_log_path",
     "job_state_dir",
+    "run_name",
 ]
 
 # The container's command (exec form, no arguments): the console script of the same name.
@@ -78,6 +79,12 @@ RESULT_FILE = "result.json"
 PLAN_FILE = "upload.json"
 # result.json's "upload": pending until everything reached S3 (or S3 refused a file).
 UPLOAD_STATES = ("pending", "ok", "failed")
+
+
+def run_name(index: int) -> str:
+    """A sweep run's folder (``run-<index>``): in the job's state dir and output dir on the
+    home, and under the job's S3 prefix."""
+    return f"run-{index}"
 
 
 def job_state_dir(job_id: str) -> str:

@@ -19,15 +19,11 @@ import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["MAX_SWEEP_RUNS", "RUN_PREFIX", "run_count", "run_name", "sweep_runs"]
+from gpulab.wire.runner import run_name
+
+__all__ = ["MAX_SWEEP_RUNS", "run_count", "run_name", "sweep_runs"]
 
 MAX_SWEEP_RUNS = 64
-RUN_PREFIX = "run-"
-
-
-def run_name(index: int) -> str:
-    """A run's folder, under the job's S3 prefix and its output dir: ``run-<index>``."""
-    return f"{RUN_PREFIX}{index}"
 
 
 def run_count(sweep: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]]) -> int:
