@@ -69,3 +69,15 @@ def test_hostile_sweeps_never_5xx_never_a_job(gw, sweep, max_parallel, parameter
     for p in body.get("problems", []):
         assert set(p) >= {"field", "message", "allowed"}
     assert _jobs(gw) == before
+
+
+def test_quota_counts_every_run_a_sweep_may_run_at_once(gw):
+    # alice (vision) may hold 4 GPUs: three runs of 2 at once would hold 6
+    spec = command_job("gpu-sweep", "print(1)", gpus=2, sweep={"lr": [1, 2, 3, 4]}, max_parallel=3)
+    before = len(gw.kubesim.jobs("gpulab.io/user=alice,!gpulab.io/upload-for"))
+    with gw.client("alice") as c:
+        r = c.post("/jobs", json=spec)
+    assert r.status_code == 429, r.text
+    [problem] = [p for p in r.json()["problems"] if p["field"] == "gpus"]
+    assert "6 more requested" in problem["message"] and problem["code"] == "quota"
+    assert len(gw.kubesim.jobs("gpulab.io/user=alice,!gpulab.io/upload-for")) == before
