@@ -34,6 +34,7 @@ from ..workload.labels import (
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
+    SWEEP_LABEL,
     UPLOAD_FOR_LABEL,
     USER_LABEL,
     base_labels,
@@ -201,6 +202,8 @@ def render_job(
     home_path = parts.home.mount_path
 
     labels = {**parts.labels, JOB_ID_LABEL: job_id}
+    if spec.sweep is not None:
+        labels[SWEEP_LABEL] = "true"
     job_labels_ = dict(labels)
     annotations = {SPEC_ANNOTATION: spec_annotation(spec), OWNER_ANNOTATION: owner}
     if idempotency_key is not None:

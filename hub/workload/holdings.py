@@ -41,6 +41,7 @@ from .labels import (
     MANAGED_BY_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
+    SWEEP_LABEL,
     USER_LABEL,
     USERNAME_ANNOTATION,
     labels_of,
@@ -186,8 +187,8 @@ def _holders(
 ) -> Iterator[tuple[Mapping[str, str], Mapping[str, Any], Mapping[str, Any]]]:
     """(labels, pod spec, object) of every gpulab pod or Job that holds resources, each job
     once."""
-    # A job counts once per index, whatever its pods (a retry's pod may overlap the failed
-    # one); an Indexed Job (a sweep) runs up to its parallelism of indexes at once.
+    # A job counts once, whatever its pods (a retry's pod may overlap the failed one); a
+    # sweep (SWEEP_LABEL) once per run, up to its parallelism of runs at once.
     counted: set[tuple[str, str]] = set()
     pods_of: dict[str, int] = {}
     for pod in pods:
@@ -197,7 +198,8 @@ def _holders(
         job_id = labels.get(JOB_ID_LABEL)
         if job_id:
             annotations = (pod.get("metadata") or {}).get("annotations") or {}
-            key = (job_id, str(annotations.get(JOB_COMPLETION_INDEX_ANNOTATION, "")))
+            index = annotations.get(JOB_COMPLETION_INDEX_ANNOTATION, "")
+            key = (job_id, str(index) if labels.get(SWEEP_LABEL) else "")
             if key in counted:
                 continue
             counted.add(key)
@@ -212,9 +214,12 @@ def _holders(
         spec = job.get("spec") or {}
         template = (spec.get("template") or {}).get("spec") or {}
         status = job.get("status") or {}
-        at_once = _count(spec.get("parallelism", 1))
-        if "completions" in spec:
-            at_once = min(at_once, _count(spec["completions"]) - _count(status.get("succeeded")))
+        at_once = 1
+        if labels.get(SWEEP_LABEL):
+            at_once = min(
+                _count(spec.get("parallelism", 1)),
+                _count(spec.get("completions", 1)) - _count(status.get("succeeded")),
+            )
         for _ in range(max(0, at_once - pods_of.get(job_id, 0))):
             yield labels, template, job
 

@@ -41,6 +41,9 @@ GROUP_LABEL: Final = "gpulab.io/group"  # the quota group the workload is charge
 GPUS_LABEL: Final = "gpulab.io/gpus"  # GPUs the workload holds, as a decimal string
 GPU_TYPE_LABEL: Final = "gpulab.io/gpu-type"
 JOB_ID_LABEL: Final = "gpulab.io/job-id"
+# On a parameter sweep's Job and pods ("true"): each of its runs holds its own GPUs, CPU and
+# memory (``gpulab.io/gpus`` is one run's), up to the Job's parallelism at once.
+SWEEP_LABEL: Final = "gpulab.io/sweep"
 # On an upload Job and its pod: the job whose outputs it uploads (never JOB_ID_LABEL, so the
 # upload Job is not a job of its owner's and holds no job slot).
 UPLOAD_FOR_LABEL: Final = "gpulab.io/upload-for"

@@ -19,7 +19,7 @@ from gpulab.hub.jobs.sweep import MAX_SWEEP_RUNS
 from gpulab.hub.jobs.validate import job_request
 from gpulab.hub.workload.admission import GpuUsage, admit
 from gpulab.hub.workload.holdings import gpu_holdings
-from gpulab.hub.workload.labels import JOB_COMPLETION_INDEX_ANNOTATION
+from gpulab.hub.workload.labels import JOB_COMPLETION_INDEX_ANNOTATION, SWEEP_LABEL
 from jobs_testlib import IMAGE
 
 GRID = {"lr": [0.1, 0.01], "batch": [32, 64]}
@@ -106,6 +106,8 @@ def test_a_sweep_renders_one_indexed_job_each_index_retried_on_its_own(policy, v
     assert body["completionMode"] == "Indexed"
     assert (body["completions"], body["parallelism"], body["backoffLimitPerIndex"]) == (4, 3, 2)
     assert body["backoffLimit"] >= 4 * 3  # never the reason a sweep stops
+    assert job["metadata"]["labels"][SWEEP_LABEL] == "true"
+    assert body["template"]["metadata"]["labels"][SWEEP_LABEL] == "true"
     kubernetes_validate.validate(job, "1.31.0", strict=True)
 
 
@@ -130,6 +132,7 @@ def _job(parallelism=2, completions=4, succeeded=0, **status):
         "gpulab.io/user": "alice",
         "gpulab.io/group": "vision",
         "gpulab.io/gpus": "1",
+        SWEEP_LABEL: "true",
     }
     return {
         "metadata": {"name": "sweep-abcdef", "labels": labels},
@@ -156,6 +159,13 @@ def test_a_running_sweep_holds_the_gpus_of_its_parallelism():
     assert gpu_holdings([], [_job()])[0] == {"alice": 2}
     assert gpu_holdings([_pod(0), _pod(1)], [_job()])[0] == {"alice": 2}
     assert gpu_holdings([_pod(3)], [_job(succeeded=3)])[0] == {"alice": 1}
+
+
+def test_an_indexed_job_that_is_no_sweep_counts_once():
+    job, pods = _job(), [_pod(0), _pod(1)]
+    for obj in (job, *pods):
+        del obj["metadata"]["labels"][SWEEP_LABEL]
+    assert gpu_holdings(pods, [job])[0] == {"alice": 1}
 
 
 def test_index_lists_parse_as_the_job_status_writes_them():
