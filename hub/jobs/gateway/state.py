@@ -58,6 +58,8 @@ CONTAINER = "job"
 _REASONS = {
     "DeadlineExceeded": "the job ran longer than its max runtime",
     "BackoffLimitExceeded": "the job failed and has no retries left",
+    # a sweep: every run ended, some failed (each has its own state: see the job's runs)
+    "FailedIndexes": "some runs of the sweep failed",
 }
 _RANK_FAILED = ("MaxFailedIndexesExceeded", "FailedIndexes")  # an Indexed Job's rank failed
 
