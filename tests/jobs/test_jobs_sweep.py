@@ -12,6 +12,7 @@ import sys
 import kubernetes_validate
 import pytest
 from gpulab.extensions.cli.runs_view import runs_table, sort_runs
+from gpulab.hub.jobs.gateway.state import job_state
 from gpulab.hub.jobs.gateway.sweep_runs import parse_indexes, run_states, runs_view
 from gpulab.hub.jobs.manifest import render_job, upload_secret_name
 from gpulab.hub.jobs.spec import SpecError, parse_job_spec
@@ -78,6 +79,10 @@ def test_parallelism_is_the_cap_or_every_run():
 )
 def test_a_bad_sweep_is_refused_naming_the_field(fields, field):
     assert field in problems(**fields)
+
+
+def test_a_sweep_on_several_nodes_is_refused_naming_sweep():
+    assert "sweep" in problems(sweep=GRID, nodes=2, gpus_per_node=1)
 
 
 def test_at_most_the_fixed_number_of_runs():
@@ -166,6 +171,13 @@ def test_an_indexed_job_that_is_no_sweep_counts_once():
     for obj in (job, *pods):
         del obj["metadata"]["labels"][SWEEP_LABEL]
     assert gpu_holdings(pods, [job])[0] == {"alice": 1}
+
+
+def test_a_sweep_with_failed_runs_fails_as_a_sweep_not_as_a_rank():
+    failed = {"type": "Failed", "status": "True", "reason": "FailedIndexes"}
+    job = _job(conditions=[failed], failedIndexes="2")
+    state, message = job_state(job, [_pod(2, phase="Failed")])
+    assert (state, message) == ("Failed", "some runs of the sweep failed")
 
 
 def test_index_lists_parse_as_the_job_status_writes_them():
