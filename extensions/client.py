@@ -263,21 +263,31 @@ class GatewayClient:
     def resubmit(self, job_id: str) -> dict:
         return self._json("POST", f"/jobs/{job_id}/resubmit")
 
-    def outputs(self, job_id: str) -> dict:
-        return self._json("GET", f"/jobs/{job_id}/outputs")
+    def outputs(self, job_id: str, run: int | None = None) -> dict:
+        """The job's files; ``run``: only that run's of a sweep."""
+        params = {"run": run} if run is not None else None
+        return self._json("GET", f"/jobs/{job_id}/outputs", params=params)
 
     def output_url(self, job_id: str, path: str) -> str:
         return self._json("GET", f"/jobs/{job_id}/outputs/{path}", params={"redirect": "0"})["url"]
 
     def logs(
-        self, job_id: str, follow: bool = False, tail: int | None = None, rank: int = 0
+        self,
+        job_id: str,
+        follow: bool = False,
+        tail: int | None = None,
+        rank: int = 0,
+        run: int | None = None,
     ) -> Iterator[str]:
-        """The job's log; a multi-node job's rank ``rank`` (default rank 0)."""
+        """The job's log; a multi-node job's rank ``rank`` (default rank 0); a sweep's run
+        ``run`` (default run 0)."""
         params: dict[str, Any] = {"follow": "1" if follow else "0"}
         if tail is not None:
             params["tail"] = tail
         if rank:
             params["rank"] = rank
+        if run is not None:
+            params["run"] = run
         timeout = None if follow else self._http.timeout
         with self._http.stream(
             "GET", f"/jobs/{job_id}/logs", params=params, timeout=timeout

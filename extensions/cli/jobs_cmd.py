@@ -25,6 +25,7 @@ from .job_spec import SpecError, inline_spec
 from .jobs_view import job_details, jobs_table
 from .output import emit, emit_error, hint, terminal_width
 from .runner import EXIT_FAILED, EXIT_USAGE, run_with_transport
+from .runs_view import runs_table, sort_runs
 from .transport import Transport
 from .validate_cmd import EXAMPLES as VALIDATE_EXAMPLES
 from .validate_cmd import add_validate_arguments, run_validate
@@ -139,8 +140,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--since", help="only jobs created at or after this time (2026-01-31T12:00:00Z)")
     p.add_argument("--before", help="only jobs created before this time")
 
-    p = _sub(sub, "status", "show one job")
+    p = _sub(sub, "status", "show one job (a sweep: with its results table)")
     p.add_argument("job")
+    p.add_argument(
+        "--sort",
+        metavar="METRIC",
+        help="a sweep's runs by this metric or parameter, smallest first (-METRIC: largest)",
+    )
 
     p = _sub(sub, "logs", "print a job's log (after it ended too)")
     p.add_argument("job")
@@ -157,6 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="a multi-node job's rank whose log to print (default 0)",
     )
+    p.add_argument("--run", type=_count, help="a sweep's run (its index; default 0)")
 
     p = _sub(sub, "cancel", "cancel a job")
     p.add_argument("job")
@@ -168,6 +175,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out_sub = p.add_subparsers(dest="outputs_command", metavar="ACTION", required=True)
     q = out_sub.add_parser("list", help="list output files")
     q.add_argument("job")
+    q.add_argument("--run", type=_count, help="only this run's files (a sweep)")
     q = out_sub.add_parser("get", help="download outputs with a progress bar")
     q.add_argument("job")
     q.add_argument("paths", nargs="*", help="only these files (default: all)")
@@ -224,10 +232,23 @@ def _dispatch(args: argparse.Namespace, options: GlobalOptions, transport: Trans
         return 0
     if command == "status":
         job = client.get(args.job)
-        emit(options, job, job_details(job))
+        human = job_details(job)
+        if isinstance(job.get("runs"), list):
+            try:
+                job["runs"] = sort_runs(job["runs"], args.sort)
+            except ValueError as exc:
+                emit_error(options, str(exc))
+                return EXIT_USAGE
+            human += "\n\n" + runs_table(job["runs"], terminal_width())
+        elif args.sort:
+            emit_error(options, f"job {job.get('id')} is not a sweep: it has no runs to sort")
+            return EXIT_USAGE
+        emit(options, job, human)
         return 0
     if command == "logs":
-        _stream(client.logs(args.job, follow=args.follow, tail=args.tail, rank=args.rank))
+        _stream(
+            client.logs(args.job, follow=args.follow, tail=args.tail, rank=args.rank, run=args.run)
+        )
         return _outcome(options, transport, args.job) if args.follow else 0
     if command == "cancel":
         job = client.cancel(args.job)
@@ -240,7 +261,7 @@ def _dispatch(args: argparse.Namespace, options: GlobalOptions, transport: Trans
         return 0
     if args.outputs_command == "get":
         return _download(client, args, options)
-    listing = client.outputs(args.job)
+    listing = client.outputs(args.job, args.run)
     emit(options, listing, _outputs_table(listing))
     return 0
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import signal
 import ssl
@@ -54,20 +55,25 @@ from typing import Any, BinaryIO
 from gpulab.wire.runner import (
     CREDENTIAL_FILE,
     ENV_CHECKPOINT_DIR,
+    ENV_COMPLETION_INDEX,
     ENV_HOME,
     ENV_JOB_ID,
     ENV_JOB_SPEC,
     ENV_NODES,
     ENV_OUTPUT_DIR,
+    ENV_PARAMETERS,
     ENV_RANK,
+    ENV_RUN_INDEX,
     ENV_UPLOAD_DIR,
     LOG_FILE,
+    METRICS_FILE,
     PLAN_FILE,
     RESULT_FILE,
     UPLOAD_MOUNT,
     job_checkpoint_path,
     job_state_dir,
     rank_prefix,
+    run_name,
 )
 
 from .gpu_report import GpuReporter
@@ -112,13 +118,15 @@ class RunnerConfig:
     backoff: float = 2.0
     kill_after: float = 30.0
     retry_seconds: float = 60.0
+    # A job is multi-node or a sweep, never both: at most one of rank > 0 and run_index is set.
     rank: int = 0  # a multi-node job's rank (its pod's completion index)
     nodes: int = 1
     rendezvous_seconds: float = 300.0  # how long a rank waits for rank 0's name
+    run_index: int | None = None  # a sweep's run (the pod's completion index)
 
     @property
     def state_dir(self) -> Path:
-        return self.home / job_state_dir(self.job_id, self.rank)
+        return self.home / self._in_run(job_state_dir(self.job_id, self.rank))
 
     @property
     def uploads_outputs(self) -> bool:
@@ -131,13 +139,29 @@ class RunnerConfig:
         return self.rank > 0 and self.spec.outputs_from == "all"
 
     @property
+    def run(self) -> str:
+        """A sweep run's folder name (``run-<index>``), ``""`` for a job of one run."""
+        return run_name(self.run_index) if self.run_index is not None else ""
+
+    def _in_run(self, path: str) -> str:
+        return f"{path}/{self.run}" if self.run else path
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The parameters this run gets: a sweep run's set, else the spec's."""
+        if self.run_index is None:
+            return dict(self.spec.parameters)
+        return self.spec.runs[self.run_index]
+
+    @property
     def checkpoint_dir(self) -> Path:
-        return self.home / job_checkpoint_path(self.job_id)
+        return self.home / self._in_run(job_checkpoint_path(self.job_id))
 
     @property
     def output_rel(self) -> str:
-        """The output dir relative to the home (rank K's own with ``outputs_from: all``)."""
-        base = self.spec.output_dir_for(self.job_id)
+        """The output dir relative to the home (rank K's own with ``outputs_from: all``; a
+        sweep run's: ``run-<index>`` in it)."""
+        base = self._in_run(self.spec.output_dir_for(self.job_id))
         return f"{base}/rank-{self.rank}" if self.own_output_folder else base
 
     @property
@@ -165,6 +189,16 @@ class RunnerConfig:
         if not home.is_absolute() or not home.is_dir():
             raise RunnerError(f"the home {str(home)!r} is not a directory")
 
+        run_index = None
+        if spec.sweep is not None:
+            raw_index = env.get(ENV_COMPLETION_INDEX, "")
+            if not raw_index.isdigit() or int(raw_index) >= len(spec.runs):
+                raise RunnerError(
+                    f"a sweep needs its run's index: ${ENV_COMPLETION_INDEX}={raw_index!r} is "
+                    f"not one of 0..{len(spec.runs) - 1}"
+                )
+            run_index = int(raw_index)
+
         def number(name: str, default: float) -> float:
             try:
                 return float(env.get(name, default))
@@ -184,6 +218,7 @@ class RunnerConfig:
             rank=max(0, int(number(ENV_RANK, 0) or 0)),
             nodes=max(1, int(number(ENV_NODES, 1) or 1)),
             rendezvous_seconds=max(0.0, number("GPULAB_RENDEZVOUS_SECONDS", 300.0)),
+            run_index=run_index,
         )
 
 
@@ -209,11 +244,14 @@ class Uploader:
         backoff: float,
         log: BinaryIO | None,
         retry_seconds: float = 0.0,
+        run: str = "",
     ) -> None:
         import httpx
 
         self.url = str(credential["url"])
-        self.prefix = str(credential["prefix"])
+        # a sweep run uploads into its own folder of the job's prefix (the policy allows any
+        # key that starts with the job's prefix)
+        self.prefix = str(credential["prefix"]) + (f"{run}/" if run else "")
         self.fields = {str(k): str(v) for k, v in dict(credential["fields"]).items()}
         self.max_bytes = int(credential.get("max_bytes") or 5 * 1024**3)
         self.attempts = attempts
@@ -370,7 +408,7 @@ class Runner:
                     {
                         "input": str(notebook),
                         "output": str(executed),
-                        "parameters": spec.parameters,
+                        "parameters": cfg.parameters,
                         "cwd": str(cwd),
                         "kernel": "python3",
                     },
@@ -415,6 +453,9 @@ class Runner:
         env[ENV_CHECKPOINT_DIR] = str(cfg.checkpoint_dir)
         env.setdefault("PYTHONUNBUFFERED", "1")
         env.pop(ENV_JOB_SPEC, None)
+        if cfg.run_index is not None:
+            env[ENV_RUN_INDEX] = str(cfg.run_index)
+            env[ENV_PARAMETERS] = json.dumps(cfg.parameters, ensure_ascii=False)
         for sig in _FORWARDED:
             signal.signal(sig, self._on_signal)
         try:
@@ -597,7 +638,12 @@ class Runner:
         try:
             credential = json.loads(cred_path.read_text())
             uploader = Uploader(
-                credential, cfg.attempts, cfg.backoff, self.log, retry_seconds=cfg.retry_seconds
+                credential,
+                cfg.attempts,
+                cfg.backoff,
+                self.log,
+                retry_seconds=cfg.retry_seconds,
+                run=cfg.run,
             )
             uploader.prefix += rank_prefix(cfg.rank)  # rank K's files under rank-K/
         except (OSError, ValueError, KeyError, TypeError, ssl.SSLError) as exc:
@@ -700,8 +746,34 @@ class Runner:
             "finished": outcome.finished.isoformat(),
             "duration_seconds": round((outcome.finished - outcome.started).total_seconds(), 3),
             "output_dir": cfg.output_rel,
+            **(
+                {"run": cfg.run_index, "parameters": cfg.parameters}
+                if cfg.run_index is not None
+                else {}
+            ),
+            "metrics": self.metrics(),
             **status,
         }
+
+    def metrics(self) -> dict[str, Any] | None:
+        """The metrics the program wrote (``$GPULAB_OUTPUT_DIR/result.json``, a JSON object):
+        its number, string and boolean values, at most 64 of them; ``None`` without one."""
+        path = self.config.output_dir / METRICS_FILE
+        try:
+            if not path.is_file() or path.stat().st_size > 64 * 1024:
+                return None
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict):
+            return None
+        kept = {
+            str(k)[:64]: v
+            for k, v in data.items()
+            if (isinstance(v, int | str | bool) and not (isinstance(v, str) and len(v) > 256))
+            or (isinstance(v, float) and math.isfinite(v))
+        }
+        return dict(list(kept.items())[:64])
 
     # ---------------------------------------------------------------- all
     def run(self) -> int:

@@ -252,7 +252,10 @@ class ResubmitHandler(GPULabHandler):
 class OutputsHandler(GPULabHandler):
     @web.authenticated
     async def get(self, job_id: str) -> None:
-        await self.forward("GET", f"api/v1/jobs/{_q(job_id)}/outputs")
+        # a sweep's run (``?run=K``) goes on: the gateway checks it
+        run = self.get_argument("run", "")
+        params = {"run": run} if run else None
+        await self.forward("GET", f"api/v1/jobs/{_q(job_id)}/outputs", params=params)
 
 
 class OutputHandler(GPULabHandler):
@@ -302,6 +305,9 @@ class LogsHandler(GPULabHandler):
             if not rank.isdigit():
                 raise web.HTTPError(400, f"rank={rank[:20]!r}: give a rank number")
             params["rank"] = rank
+        run = self.get_argument("run", "")
+        if run:
+            params["run"] = run  # a sweep's run: the gateway checks it
         self._pump = asyncio.ensure_future(self._stream(job_id, params, follow))
         try:
             await self._pump

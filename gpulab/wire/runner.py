@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CREDENTIAL_FILE",
     "ENV_CHECKPOINT_DIR",
+    "ENV_COMPLETION_INDEX",
     "ENV_CULLER_URL",
     "ENV_REPORT_INTERVAL",
     "REPORT_TOKEN_FILE",
@@ -21,8 +22,11 @@ __all__ = [
     "ENV_JOB_ID",
     "ENV_JOB_SPEC",
     "ENV_OUTPUT_DIR",
+    "ENV_PARAMETERS",
+    "ENV_RUN_INDEX",
     "ENV_UPLOAD_DIR",
     "LOG_FILE",
+    "METRICS_FILE",
     "PLAN_FILE",
     "RESULT_FILE",
     "RUNNER_COMMAND",
@@ -33,6 +37,7 @@ __all__ = [
     "job_log_path",
     "job_state_dir",
     "rank_prefix",
+    "run_name",
     "ENV_NODES",
     "ENV_RANK",
 ]
@@ -70,6 +75,17 @@ ENV_OUTPUT_DIR = "GPULAB_OUTPUT_DIR"
 # and is kept when the job is preempted and requeued, so a resumed run finds what the earlier
 # one saved there (docs/scheduling.md, "Checkpoints"). Not uploaded with the outputs.
 ENV_CHECKPOINT_DIR = "GPULAB_CHECKPOINT_DIR"
+# A sweep (an Indexed Job): Kubernetes' Job controller sets the pod's completion index; the
+# runner picks that run's parameter set from the spec, gives a command's process its
+# parameters as JSON and its index, and keeps the run's state, log and outputs in a
+# ``run-<index>`` folder of their own (on the home and under the job's S3 prefix).
+ENV_COMPLETION_INDEX = "JOB_COMPLETION_INDEX"
+ENV_PARAMETERS = "GPULAB_PARAMETERS"
+ENV_RUN_INDEX = "GPULAB_RUN_INDEX"
+# A run's metrics: the program or notebook writes this JSON object of numbers into its output
+# dir ($GPULAB_OUTPUT_DIR/result.json); the runner copies it as "metrics" into its own
+# result.json, which the sweep's results table reads.
+METRICS_FILE = "result.json"
 
 # What the runner keeps on the home, under ~/.gpulab/jobs/<job-id>/ (relative to the home):
 # the log (archived to S3 as log.txt), result.json (its "upload" says pending | ok | failed)
@@ -91,6 +107,12 @@ def rank_prefix(rank: int) -> str:
 def job_state_dir(job_id: str, rank: int = 0) -> str:
     """The job's state folder (a rank's, for rank K > 0), relative to the owner's home."""
     return f".gpulab/jobs/{job_id}/{rank_prefix(rank)}".rstrip("/")
+
+
+def run_name(index: int) -> str:
+    """A sweep run's folder (``run-<index>``): in the job's state dir and output dir on the
+    home, and under the job's S3 prefix."""
+    return f"run-{index}"
 
 
 def job_checkpoint_path(job_id: str) -> str:

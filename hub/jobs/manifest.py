@@ -54,6 +54,7 @@ from ..workload.labels import (
     REPORT_TOKEN_HASH_ANNOTATION,
     SPEC_ANNOTATION,
     SUBMIT_KEY_LABEL,
+    SWEEP_LABEL,
     UPLOAD_FOR_LABEL,
     USER_LABEL,
     base_labels,
@@ -241,6 +242,35 @@ def spec_annotation(spec: JobSpec) -> str:
     return json.dumps(spec.to_json(), separators=(",", ":"), ensure_ascii=False, sort_keys=True)
 
 
+def _shape(spec: JobSpec) -> dict[str, Any]:
+    """How many pods the Job runs and how failures count. One run: one completion,
+    ``retries`` retries. A sweep: an Indexed Job, one index per parameter set
+    (``$JOB_COMPLETION_INDEX`` tells the runner which), at most ``parallelism`` at once, each
+    index retried ``retries`` times on its own (``backoffLimitPerIndex``) so that a failed run
+    stops no other; the Job fails at the end if any index failed. ``backoffLimit`` is then a
+    bound no sweep reaches (every index failing every retry), never the reason it stops.
+    Multi-node: an Indexed Job of ``nodes`` ranks all running at once; one rank failing fails
+    the job (the spec refuses retries there)."""
+    if spec.multi_node:
+        return {
+            "completionMode": "Indexed",
+            "completions": spec.nodes,
+            "parallelism": spec.nodes,
+            "backoffLimitPerIndex": 0,
+            "maxFailedIndexes": 0,
+        }
+    runs = len(spec.runs)
+    if not runs:
+        return {"backoffLimit": spec.retries, "completions": 1, "parallelism": 1}
+    return {
+        "completionMode": "Indexed",
+        "completions": runs,
+        "parallelism": spec.parallelism,
+        "backoffLimitPerIndex": spec.retries,
+        "backoffLimit": runs * (spec.retries + 1),
+    }
+
+
 def render_job(
     spec: JobSpec,
     *,
@@ -291,6 +321,8 @@ def render_job(
     labels = {**parts.labels, JOB_ID_LABEL: job_id}
     if spec.multi_node:  # the job holds every rank's GPUs, counted once (holdings.py)
         labels.update({GPUS_LABEL: str(spec.total_gpus), NODES_LABEL: str(spec.nodes)})
+    if spec.sweep is not None:  # each run holds its own GPUs (holdings.py)
+        labels[SWEEP_LABEL] = "true"
     job_labels_ = dict(labels)
     annotations = {SPEC_ANNOTATION: spec_annotation(spec), OWNER_ANNOTATION: owner}
     if idempotency_key is not None:
@@ -363,18 +395,9 @@ def render_job(
         pod_spec["imagePullSecrets"] = [{"name": n} for n in parts.image_pull_secrets]
 
     job_spec: dict[str, Any] = {"suspend": True} if queue is not None else {}
-    job_spec.update(backoffLimit=spec.retries, completions=1, parallelism=1)
     if spec.multi_node:
         pod_spec["subdomain"] = rank_service_name(job_id)
-        job_spec.update(
-            completions=spec.nodes,
-            parallelism=spec.nodes,
-            completionMode="Indexed",
-            # one rank failing fails the job (its retries are refused by the spec)
-            backoffLimitPerIndex=0,
-            maxFailedIndexes=0,
-        )
-        del job_spec["backoffLimit"]
+    job_spec.update(_shape(spec))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

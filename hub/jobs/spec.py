@@ -41,6 +41,7 @@ from ..names import is_dns_label
 from ..policy.images import parse_image_ref
 from ..policy.quantities import cpu_millicores, parse_duration, quantity_bytes
 from ..strict_yaml import load_yaml
+from .sweep import MAX_SWEEP_RUNS, run_count, sweep_runs
 
 __all__ = [
     "ALLOWED",
@@ -83,7 +84,8 @@ ALLOWED: dict[str, str] = {
     "command": "a list of strings in exec form, e.g. [python, train.py, --epochs, '10'] "
     "(no shell: write [bash, -c, '...'] if you need one)",
     "notebook": "a path to a .ipynb file relative to your home, e.g. work/train.ipynb",
-    "parameters": "a mapping from Python identifiers to JSON scalars or lists (notebook jobs)",
+    "parameters": "a mapping from Python identifiers to JSON scalars or lists (notebook jobs, "
+    "and the values every run of a sweep shares)",
     "args": "a list of strings appended to command",
     "env": "a mapping NAME: value; names are letters, digits and _, not starting with a "
     "digit, and not starting with GPULAB_ or KUBERNETES_; values are strings",
@@ -105,6 +107,11 @@ ALLOWED: dict[str, str] = {
     "preemptible": "true or false (default false): true lets the job run on other groups' "
     "idle GPUs when your group's are in use, and be preempted (and requeued) when they "
     "want them back",
+    "sweep": "a grid, a mapping from parameter names to lists of values "
+    "({lr: [0.001, 0.0001], batch: [32, 64]}: every combination runs), or a list of "
+    f"parameter sets ([{{lr: 0.001, batch: 32}}, ...]); at most {MAX_SWEEP_RUNS} runs",
+    "max_parallel": f"an integer from 1 to {MAX_SWEEP_RUNS}: how many runs of the sweep may run "
+    "at once (default: all of them; only with sweep)",
     "": "a mapping (YAML or JSON) with the fields of docs/jobs.md",
 }
 
@@ -416,6 +423,59 @@ def _cross(field: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("spec", "{message}", {"field": field, "message": message})
 
 
+def _check_parameter_name(key: Any, field: str) -> None:
+    if not isinstance(key, str) or not _IDENTIFIER.fullmatch(key) or keyword.iskeyword(key):
+        raise _cross(
+            f"{field}.{str(key)[:60]}",
+            f"{_show(key)} is not a parameter name (an ASCII Python identifier, not a keyword)",
+        )
+
+
+def _sweep(value: Any) -> Any:
+    """A grid (name -> non-empty list of values) or a list of non-empty parameter sets, of at
+    most MAX_SWEEP_RUNS runs; each value a parameter value (:func:`_check_parameter`)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if not value:
+            raise ValueError("the grid names no parameter")
+        for key, values in value.items():
+            _check_parameter_name(key, "sweep")
+            if not isinstance(values, list) or not values:
+                raise _cross(f"sweep.{key}", "must be a non-empty list of values to try")
+            for i, item in enumerate(values):
+                try:
+                    _check_parameter(item, 1)
+                except ValueError as exc:
+                    raise _cross(f"sweep.{key}[{i}]", str(exc)) from None
+    elif isinstance(value, list):
+        if not value:
+            raise ValueError("the list of parameter sets is empty")
+        for i, one in enumerate(value):
+            if not isinstance(one, dict) or not one:
+                raise _cross(f"sweep[{i}]", "must be a non-empty mapping of parameters")
+            for key, item in one.items():
+                _check_parameter_name(key, f"sweep[{i}]")
+                try:
+                    _check_parameter(item)
+                except ValueError as exc:
+                    raise _cross(f"sweep[{i}].{key}", str(exc)) from None
+    else:
+        raise ValueError(
+            f"must be a mapping (a grid) or a list of parameter sets, not {_show(value, 30)}"
+        )
+    runs = run_count(value)
+    if runs > MAX_SWEEP_RUNS:
+        raise ValueError(f"makes {runs} runs; at most {MAX_SWEEP_RUNS}")
+    return value
+
+
+Sweep = Annotated[
+    dict[str, list[Any]] | list[dict[str, Any]] | None,
+    BeforeValidator(_sweep, json_schema_input_type=dict[str, list[Any]] | list[dict[str, Any]]),
+]
+
+
 # ----------------------------------------------------------------------------- the spec
 
 
@@ -447,6 +507,9 @@ class JobSpec(BaseModel):
     shm_size: MemoryQuantity | None = None
     # May borrow idle GPUs of other groups, and be preempted for them (only where Kueue runs).
     preemptible: StrictBool = False
+    # One Indexed Job, one index per parameter set (:mod:`.sweep`); at most max_parallel at once.
+    sweep: Sweep = None
+    max_parallel: StrictInt | None = Field(None, ge=1, le=MAX_SWEEP_RUNS)
 
     # ------------------------------------------------------------ fields
     @field_validator("name")
@@ -560,8 +623,12 @@ class JobSpec(BaseModel):
                 "give exactly one of command (a program and its arguments) or notebook "
                 "(a .ipynb path)",
             )
-        if self.command is not None and self.parameters:
-            raise _cross("parameters", "parameters are for notebook jobs; use args with command")
+        if self.command is not None and self.parameters and self.sweep is None:
+            # a command sweep's runs read theirs from $GPULAB_PARAMETERS
+            raise _cross(
+                "parameters",
+                "parameters are for notebook jobs and sweeps; use args with command",
+            )
         if self.notebook is not None and self.args:
             raise _cross("args", "args are for command jobs; use parameters with a notebook")
         if self.gpus_per_node is not None and self.gpus:
@@ -577,8 +644,13 @@ class JobSpec(BaseModel):
                 "retries",
                 "a job on several nodes is not retried: one rank failing fails the whole job",
             )
+        if self.nodes > 1 and self.sweep is not None:
+            # one Indexed Job's indexes are either ranks or runs, never both
+            raise _cross("sweep", "a sweep runs on one node per run; leave out nodes")
         if self.gpu_type is not None and self.node_gpus == 0:
             raise _cross("gpu_type", "gpu_type is set but the job asks for no GPUs")
+        if self.max_parallel is not None and self.sweep is None:
+            raise _cross("max_parallel", "max_parallel is for sweeps; this spec has no sweep")
         return self
 
     # ------------------------------------------------------------ helpers
@@ -606,6 +678,20 @@ class JobSpec(BaseModel):
         alone: two jobs named alike, or a re-run, would share it and upload each other's files.
         Not ``outputs/<job-id>`` either: the panel downloads a job's uploads there."""
         return self.output_dir or f"outputs/{self.name}/{job_id}"
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        """A sweep's runs: each index's parameters, merged over ``parameters`` (``[]``: no
+        sweep)."""
+        return sweep_runs(self.sweep, self.parameters)
+
+    @property
+    def parallelism(self) -> int:
+        """How many pods of this job may run at once (a sweep's cap; 1 otherwise): what quota
+        counts."""
+        if self.sweep is None:
+            return 1
+        return min(self.max_parallel or MAX_SWEEP_RUNS, run_count(self.sweep))
 
     def with_image(self, image: str) -> JobSpec:
         """This spec with ``image`` filled in (the gateway's default), re-validated."""

@@ -102,6 +102,11 @@ def credential_lifetime(active_deadline_seconds: int) -> int:
     return int(active_deadline_seconds) + 120 + CREDENTIAL_MARGIN_SECONDS
 
 
+def _in_run(run: str, name: str) -> str:
+    """``name`` in a sweep run's folder (``run-3/log.txt``), or as it is for a job of one run."""
+    return f"{run}/{name}" if run else name
+
+
 def _confined_path(path: str) -> str:
     """A path relative to a job's prefix, or ValueError (no absolute, no ``..``, no NUL)."""
     if not isinstance(path, str) or not path or "\x00" in path or "\\" in path:
@@ -355,22 +360,30 @@ class JobStorage:
             return body.read()
 
     def read_log(
-        self, user: str, job_id: str, offset: int = 0, limit: int | None = None, rank: int = 0
+        self,
+        user: str,
+        job_id: str,
+        offset: int = 0,
+        limit: int | None = None,
+        rank: int = 0,
+        run: str = "",
     ) -> bytes | None:
-        """The archived log (of ``rank``, a multi-node job's) from byte ``offset`` (up to
-        ``limit`` bytes); ``None`` when there is no archived log, ``b''`` when ``offset`` is
-        at or past its end."""
+        """The archived log from byte ``offset`` (up to ``limit`` bytes); ``None`` when there
+        is no archived log, ``b''`` when ``offset`` is at or past its end. ``rank``: a
+        multi-node job's rank (under ``rank-K/``); ``run``: a sweep run's (``run-<index>``),
+        kept in that folder of the job's prefix. A job is one or the other, never both."""
         if offset < 0 or (limit is not None and limit <= 0):
             raise ValueError("offset must be >= 0 and limit > 0")
-        key = job_prefix(user, job_id) + rank_prefix(rank) + "log.txt"
+        key = job_prefix(user, job_id) + rank_prefix(rank) + _in_run(run, "log.txt")
         if offset == 0 and limit is None:
             return self._get(key)
         end = "" if limit is None else str(offset + limit - 1)
         return self._get(key, f"bytes={offset}-{end}")
 
-    def result(self, user: str, job_id: str) -> dict[str, Any] | None:
-        """The job's ``result.json`` (written by the runner last), or ``None``."""
-        raw = self._get(job_prefix(user, job_id) + "result.json")
+    def result(self, user: str, job_id: str, run: str = "") -> dict[str, Any] | None:
+        """The job's ``result.json`` (written by the runner last; a sweep run's in its
+        ``run`` folder), or ``None``."""
+        raw = self._get(job_prefix(user, job_id) + _in_run(run, "result.json"))
         if raw is None:
             return None
         try:
@@ -416,12 +429,18 @@ class AsyncJobStorage:
         )
 
     async def read_log(
-        self, user: str, job_id: str, offset: int = 0, limit: int | None = None, rank: int = 0
+        self,
+        user: str,
+        job_id: str,
+        offset: int = 0,
+        limit: int | None = None,
+        rank: int = 0,
+        run: str = "",
     ) -> bytes | None:
-        return await asyncio.to_thread(self.sync.read_log, user, job_id, offset, limit, rank)
+        return await asyncio.to_thread(self.sync.read_log, user, job_id, offset, limit, rank, run)
 
-    async def result(self, user: str, job_id: str) -> dict[str, Any] | None:
-        return await asyncio.to_thread(self.sync.result, user, job_id)
+    async def result(self, user: str, job_id: str, run: str = "") -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.sync.result, user, job_id, run)
 
     async def delete_job(self, user: str, job_id: str) -> int:
         return await asyncio.to_thread(self.sync.delete_job, user, job_id)

@@ -103,4 +103,5 @@ def job_request(
         memory_bytes=memory,
         # Every rank's pod requests the same: quota charges them all.
         demand=Demand(demand.cpu_millis * spec.nodes, demand.memory_bytes * spec.nodes),
+        pods_at_once=spec.parallelism,
     )

@@ -72,13 +72,23 @@ class WorkloadRequest:
     memory_bytes: int | None = None  # the most memory the job may use (its limit); None: unset
     # both kinds: what the pod requests, which quota charges; None: a server's profile's
     demand: Demand | None = None
+    # how many such pods may run at once (a sweep's parallelism): quota charges each of them,
+    # the per-job limits apply to one
+    pods_at_once: int = 1
+
+    @property
+    def held_gpus(self) -> int:
+        """The GPUs quota charges: every pod that may run at once."""
+        return self.gpus * self.pods_at_once
 
     @property
     def requested(self) -> Demand:
-        """CPU and memory this workload's pod requests (what quota charges)."""
-        if self.demand is not None:
-            return self.demand
-        return profile_demand(self.profile) if self.profile is not None else Demand()
+        """CPU and memory this workload's pods request at once (what quota charges)."""
+        one = self.demand
+        if one is None:
+            one = profile_demand(self.profile) if self.profile is not None else Demand()
+        n = self.pods_at_once
+        return one if n == 1 else Demand(one.cpu_millis * n, one.memory_bytes * n)
 
 
 def admit(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
@@ -115,7 +125,7 @@ def quota_applies(request: WorkloadRequest) -> bool:
 
 def quota_problems(request: WorkloadRequest, usage: GpuUsage) -> list[FieldError]:
     """What other work holding GPUs or job slots forbids now (``usage`` excludes ``request``)."""
-    ent, gpus, show = request.entitlement, request.gpus, _shower(request)
+    ent, gpus, show = request.entitlement, request.held_gpus, _shower(request)
     problems: list[FieldError] = _compute_quota_problems(request, usage)
     if request.kind == "job" and usage.jobs >= ent.max_concurrent_jobs:
         problems.append(

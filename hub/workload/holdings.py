@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ..policy import ProfilePolicy, cpu_millicores, quantity_bytes
@@ -36,6 +36,7 @@ from .labels import (
     FAILED_REASON_ANNOTATION,
     GPUS_LABEL,
     GROUP_LABEL,
+    JOB_COMPLETION_INDEX_KEY,
     JOB_ID_LABEL,
     KUBESPAWNER_SERVERNAME_ANNOTATION,
     KUBESPAWNER_USERNAME_ANNOTATION,
@@ -43,6 +44,7 @@ from .labels import (
     NODES_LABEL,
     OWNER_ANNOTATION,
     SPEC_ANNOTATION,
+    SWEEP_LABEL,
     USER_LABEL,
     USERNAME_ANNOTATION,
     labels_of,
@@ -188,25 +190,40 @@ def _holders(
 ) -> Iterator[tuple[Mapping[str, str], Mapping[str, Any], Mapping[str, Any]]]:
     """(labels, pod spec, object) of every gpulab pod or Job that holds resources, each job
     once."""
-    counted_jobs: set[str] = set()
+    # A job counts once, whatever its pods (a retry's pod may overlap the failed one); a
+    # sweep (SWEEP_LABEL) once per run, up to its parallelism of runs at once.
+    counted: set[tuple[str, str]] = set()
+    pods_of: dict[str, int] = {}
     for pod in pods:
         labels = labels_of(pod)
         if labels.get(MANAGED_BY_LABEL) != APP or not is_live_pod(pod):
             continue
         job_id = labels.get(JOB_ID_LABEL)
         if job_id:
-            if job_id in counted_jobs:
-                continue  # a job counts once, whatever its pods
-            counted_jobs.add(job_id)
+            annotations = (pod.get("metadata") or {}).get("annotations") or {}
+            index = annotations.get(JOB_COMPLETION_INDEX_KEY, "")
+            key = (job_id, str(index) if labels.get(SWEEP_LABEL) else "")
+            if key in counted:
+                continue
+            counted.add(key)
+            pods_of[job_id] = pods_of.get(job_id, 0) + 1
         yield labels, pod.get("spec") or {}, pod
     for job in jobs:
         labels = labels_of(job)
         job_id = labels.get(JOB_ID_LABEL)
-        if labels.get(MANAGED_BY_LABEL) != APP or not job_id or job_id in counted_jobs:
+        if labels.get(MANAGED_BY_LABEL) != APP or not job_id or not _job_holds(job):
             continue
-        if _job_holds(job):
-            counted_jobs.add(job_id)
-            template = ((job.get("spec") or {}).get("template") or {}).get("spec") or {}
+        # the indexes it may still start: its parallelism less the pods already counted
+        spec = job.get("spec") or {}
+        template = (spec.get("template") or {}).get("spec") or {}
+        status = job.get("status") or {}
+        at_once = 1
+        if labels.get(SWEEP_LABEL):
+            at_once = min(
+                _count(spec.get("parallelism", 1)),
+                _count(spec.get("completions", 1)) - _count(status.get("succeeded")),
+            )
+        for _ in range(max(0, at_once - pods_of.get(job_id, 0))):
             yield labels, template, job
 
 
@@ -284,7 +301,8 @@ def gpu_holders(
     of finished Jobs)."""
     pods, jobs = list(pods), list(jobs)
     by_id: dict[str, Mapping[str, Any]] | None = None
-    found = []
+    found: list[Holder] = []
+    merged: dict[str, int] = {}
     for labels, _, obj in _holders(pods, jobs):
         if not _count(labels.get(GPUS_LABEL)):
             continue
@@ -295,7 +313,15 @@ def gpu_holders(
             if by_id is None:
                 by_id = {labels_of(j).get(JOB_ID_LABEL, ""): j for j in jobs}
             named = by_id.get(job_id, obj)
-        found.append(_holder(labels, obj, _job_name(named) if job_id else None))
+        holder = _holder(labels, obj, _job_name(named) if job_id else None)
+        if job_id and job_id in merged:  # a sweep's runs: one holder, all their GPUs
+            found[merged[job_id]] = replace(
+                found[merged[job_id]], gpus=found[merged[job_id]].gpus + holder.gpus
+            )
+            continue
+        if job_id:
+            merged[job_id] = len(found)
+        found.append(holder)
     return tuple(sorted(found, key=lambda h: (-h.gpus, h.kind, h.name)))
 
 

@@ -45,8 +45,12 @@ JOB_ID_LABEL: Final = "gpulab.io/job-id"
 # On a multi-node job's Job and pods: how many pods (nodes) it runs; GPUS_LABEL is then every
 # node's GPUs together, and its CPU and memory are this many times one pod's.
 NODES_LABEL: Final = "gpulab.io/nodes"
-# Kubernetes' own: the index of an Indexed Job's pod (label and annotation), a rank's number.
+# Kubernetes' own: the index of an Indexed Job's pod (label and annotation; also the pod's
+# $JOB_COMPLETION_INDEX): a multi-node job's rank, a sweep's run.
 JOB_COMPLETION_INDEX_KEY: Final = "batch.kubernetes.io/job-completion-index"
+# On a parameter sweep's Job and pods ("true"): each of its runs holds its own GPUs, CPU and
+# memory (``gpulab.io/gpus`` is one run's), up to the Job's parallelism at once.
+SWEEP_LABEL: Final = "gpulab.io/sweep"
 # On an upload Job and its pod: the job whose outputs it uploads (never JOB_ID_LABEL, so the
 # upload Job is not a job of its owner's and holds no job slot).
 UPLOAD_FOR_LABEL: Final = "gpulab.io/upload-for"
@@ -68,6 +72,8 @@ KUEUE_ADMISSION_GATE: Final = "kueue.x-k8s.io/admission"  # a Pod's gate until a
 # A scheduled run's pod waits behind this gate until the gateway has put the run's own upload
 # credential into the definition's upload Secret (hub/jobs/gateway/definitions.py).
 UPLOAD_CREDENTIAL_GATE: Final = "gpulab.io/upload-credential"
+
+# -- Kubernetes' own Indexed Job key (batch.kubernetes.io; set by the Job controller) ---------
 
 # -- gpulab's annotations (not selectable; free text) ---------------------------------------
 USERNAME_ANNOTATION: Final = "gpulab.io/username"  # the username as JupyterHub spells it

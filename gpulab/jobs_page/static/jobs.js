@@ -8,6 +8,10 @@
   const STATES = ["Queued", "Pending", "Running", "Succeeded", "Failed", "Cancelled"];
   const CANCELLABLE = ["Queued", "Pending", "Running"];
   let selected = null; // job id
+  let selectedRun = null; // a sweep's run index (its log and outputs), null: the whole job
+  let runs = []; // the selected sweep's runs, from its detail
+  let runSort = { key: "index", desc: false };
+  let runsFetched = ""; // job id + state + version of the last runs fetch
   let logAbort = null;
   let jobs = [];
   // How many of the newest jobs the list shows; "Show older jobs" adds a page.
@@ -210,10 +214,113 @@
       $("detail-panel").dataset.outputsFor = job.id + job.upload;
       loadOutputs(job.id);
     }
+    const sweep = !!(job.spec && job.spec.sweep);
+    $("runs-box").hidden = !sweep;
+    if (sweep) loadRuns(job);
+  }
+
+  // ------------------------------------------------------------------ a sweep's runs
+  // The results table: each run's parameters that differ between runs, its state and its
+  // metrics (the result.json it wrote); sorted by the clicked column.
+  async function loadRuns(job) {
+    const stamp = job.id + job.state + (job.finished || "") + Math.floor(Date.now() / 10000);
+    if (runsFetched === stamp) return;
+    runsFetched = stamp;
+    const r = await call("GET", "jobs/" + encodeURIComponent(job.id));
+    if (!r.ok || selected !== job.id) return;
+    runs = r.data.runs || [];
+    renderRuns();
+  }
+
+  function cellText(v) {
+    if (v === undefined || v === null) return "";
+    if (typeof v === "number") return String(Number(v.toPrecision(6)));
+    return typeof v === "string" ? v : JSON.stringify(v);
+  }
+
+  function runValue(run, key) {
+    if (key === "index" || key === "state") return run[key];
+    if (run.metrics && key in run.metrics) return run.metrics[key];
+    return run.parameters ? run.parameters[key] : undefined;
+  }
+
+  function sortedRuns() {
+    const { key, desc } = runSort;
+    const has = runs.filter((r) => runValue(r, key) !== undefined && runValue(r, key) !== null);
+    const lacks = runs.filter((r) => !has.includes(r));
+    has.sort((a, b) => {
+      const x = runValue(a, key), y = runValue(b, key);
+      const c = typeof x === "number" && typeof y === "number"
+        ? x - y : cellText(x).localeCompare(cellText(y));
+      return desc ? -c : c;
+    });
+    return has.concat(lacks); // runs without the value last, whichever the direction
+  }
+
+  function renderRuns() {
+    const metrics = [...new Set(runs.flatMap((r) => Object.keys(r.metrics || {})))].sort();
+    const params = []; // those that differ between runs; a name that is a metric shows once
+    for (const r of runs) {
+      for (const k of Object.keys(r.parameters || {})) {
+        if (params.includes(k) || metrics.includes(k)) continue;
+        const values = new Set(runs.map((x) => cellText((x.parameters || {})[k])));
+        if (values.size > 1) params.push(k);
+      }
+    }
+    const cols = [["index", "Run"], ["state", "State"]]
+      .concat(params.map((p) => [p, p]), metrics.map((m) => [m, m]));
+    const head = document.createElement("tr");
+    for (const [key, label] of cols) {
+      const th = document.createElement("th");
+      th.textContent = label;
+      th.dataset.key = key;
+      if (runSort.key === key) th.className = "sorted" + (runSort.desc ? " desc" : "");
+      th.addEventListener("click", () => {
+        runSort = { key, desc: runSort.key === key ? !runSort.desc : false };
+        renderRuns();
+      });
+      head.appendChild(th);
+    }
+    const thead = $("runs-table").querySelector("thead");
+    thead.textContent = "";
+    thead.appendChild(head);
+    const body = $("runs-table").querySelector("tbody");
+    body.textContent = "";
+    for (const run of sortedRuns()) {
+      const tr = document.createElement("tr");
+      tr.dataset.run = String(run.index);
+      if (run.index === selectedRun) tr.className = "selected";
+      for (const [key] of cols) {
+        const td = document.createElement("td");
+        if (key === "state") {
+          const span = document.createElement("span");
+          span.className = "state state-" + run.state;
+          span.textContent = run.state;
+          td.appendChild(span);
+        } else {
+          const v = runValue(run, key);
+          td.textContent = cellText(v);
+          if (typeof v === "number") td.className = "num";
+        }
+        tr.appendChild(td);
+      }
+      tr.addEventListener("click", () => selectRun(run.index));
+      body.appendChild(tr);
+    }
+  }
+
+  function selectRun(index) {
+    selectedRun = index;
+    renderRuns();
+    streamLog(selected);
+    loadOutputs(selected);
   }
 
   async function select(id) {
     selected = id;
+    selectedRun = null;
+    runs = [];
+    runsFetched = "";
     $("detail-panel").hidden = false;
     $("detail-panel").dataset.outputsFor = "";
     $("outputs-list").textContent = "";
@@ -233,8 +340,10 @@
     const ctrl = new AbortController();
     logAbort = ctrl;
     const follow = $("follow-box").checked ? "1" : "0";
+    const run = selectedRun === null ? "" : "&run=" + selectedRun;
+    $("log-run").textContent = selectedRun === null ? "" : "run " + selectedRun;
     try {
-      const r = await fetch(api + "jobs/" + encodeURIComponent(id) + "/logs?follow=" + follow,
+      const r = await fetch(api + "jobs/" + encodeURIComponent(id) + "/logs?follow=" + follow + run,
         { credentials: "same-origin", headers: headers(), signal: ctrl.signal });
       if (!r.ok) {
         let d = {}; try { d = await r.json(); } catch (e) { /* not JSON */ }
@@ -256,7 +365,8 @@
   }
 
   async function loadOutputs(id) {
-    const r = await call("GET", "jobs/" + encodeURIComponent(id) + "/outputs");
+    const run = selectedRun === null ? "" : "?run=" + selectedRun;
+    const r = await call("GET", "jobs/" + encodeURIComponent(id) + "/outputs" + run);
     const list = $("outputs-list");
     list.textContent = "";
     if (!r.ok) { $("upload-state").textContent = "(" + (r.data.error || "none") + ")"; return; }

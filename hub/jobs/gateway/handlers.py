@@ -247,8 +247,15 @@ class LogsHandler(BaseHandler):
         follow = self.get_argument("follow", "0").lower() in ("1", "true", "yes")
         tail = self.int_arg("tail", None, 0, 1_000_000)
         rank = self.int_arg("rank", 0, 0, MAX_JOB_NODES - 1) or 0
+        run = self.int_arg("run", None, 0, 1_000_000)
         chunks = self.gateway.logs(
-            self.ident, job_id, follow=follow, tail=tail, rank=rank, closed=lambda: self._closed
+            self.ident,
+            job_id,
+            follow=follow,
+            tail=tail,
+            rank=rank,
+            closed=lambda: self._closed,
+            run=run,
         )
         started = False
         try:
@@ -276,7 +283,8 @@ class LogsHandler(BaseHandler):
 
 class OutputsHandler(BaseHandler):
     async def get(self, job_id: str) -> None:
-        self.write_json(await self.gateway.outputs(self.ident, job_id))
+        run = self.int_arg("run", None, 0, 1_000_000)
+        self.write_json(await self.gateway.outputs(self.ident, job_id, run))
 
 
 class OutputHandler(BaseHandler):

@@ -53,7 +53,7 @@ class InFlight:
             "job",
             job_id,
             user,
-            request.gpus,
+            request.held_gpus,
             self.clock() + self.ttl,
             cpu_millis=demand.cpu_millis,
             memory_bytes=demand.memory_bytes,

@@ -41,6 +41,13 @@ def _json(description: str, ref: str) -> dict[str, Any]:
     }
 
 
+# A sweep's run (its index): that run's log or files; a sweep's log defaults to run 0.
+_RUN = {
+    "name": "run",
+    "in": "query",
+    "schema": {"type": "integer", "minimum": 0},
+    "description": "a sweep's run (its index, from the job's runs)",
+}
 _JOB_ID = {
     "name": "job_id",
     "in": "path",
@@ -246,6 +253,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                             "description": "a multi-node job's rank (default 0)",
                             "schema": {"type": "integer", "minimum": 0},
                         },
+                        _RUN,
                     ],
                     "responses": {
                         "200": {"description": "the log", "content": {"text/plain": {}}},
@@ -261,7 +269,7 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
             "/jobs/{job_id}/outputs": {
                 "get": {
                     "summary": "The job's files in S3 and the upload status",
-                    "parameters": [_JOB_ID],
+                    "parameters": [_JOB_ID, _RUN],
                     "responses": {"200": _json("files", "Outputs"), **_COMMON_ERRORS},
                 }
             },
@@ -370,6 +378,22 @@ def openapi(server_prefix: str = "/services/jobs-gateway/") -> dict[str, Any]:
                                     "phase": {"type": "string"},
                                     "node": {"type": ["string", "null"]},
                                     "exit_code": {"type": ["integer", "null"]},
+                                },
+                            },
+                        },
+                        "runs": {
+                            "description": "a sweep's runs, in index order (the job's detail "
+                            "only; absent for a job that is no sweep)",
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "index": {"type": "integer"},
+                                    "name": {"type": "string"},
+                                    "parameters": {"type": "object"},
+                                    "state": {"type": "string"},
+                                    "exit_code": {"type": ["integer", "null"]},
+                                    "metrics": {"type": "object"},
                                 },
                             },
                         },

@@ -61,6 +61,7 @@ from ..manifest import (
 )
 from ..spec import FieldError, JobSpec, SpecError, parse_job_spec, parses_quickly
 from ..storage import AsyncJobStorage, credential_lifetime
+from ..sweep import run_name
 from ..validate import effective_runtime, job_request
 from .auth import Identity
 from .cache import ClusterCache
@@ -91,6 +92,7 @@ from .state import (
     nodes_of,
     rank_of,
 )
+from .sweep_runs import is_sweep, pod_index, run_states, runs_view, sweep_size, upload_of_runs
 from .tombstones import TombstoneStore, expired
 from .uploads import UPLOAD_STATES, awaiting_upload, upload_job_outcome
 from .usage import cache_job_slots, cache_usage
@@ -178,6 +180,8 @@ class Gateway:
         # Every reservation of a submit in flight; job slots are arbitrated here alone.
         self.inflight = InFlight(ttl=self.ledger.ttl)
         self._upload: dict[str, str] = {}  # job id -> ok|failed once result.json says so
+        # a sweep's runs' result.json read from S3 so far: job id -> {index: result}
+        self._run_results: dict[str, dict[int, dict[str, Any]]] = {}
         self._upload_checked: dict[str, float] = {}  # job id -> when S3 was last asked
         self._views: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.tombstones = TombstoneStore(storage) if storage is not None else None
@@ -336,13 +340,46 @@ class Gateway:
     async def get(self, ident: Identity, job_id: str) -> dict[str, Any]:
         ref = self.visible(ident, job_id)
         view = self.view(ref)
+        if is_sweep(view.get("spec")):
+            return await self._with_runs(ref, view)
         if view["state"] in TERMINAL and ref.id not in self._upload:
             await self._learn_upload(ref)
             view = self.view(ref)
         return view
 
+    async def _with_runs(self, ref: JobRef, view: dict[str, Any]) -> dict[str, Any]:
+        """A sweep's view with its ``runs``; a run's result.json is read from S3 once, when
+        the run has ended (a finished sweep's upload state follows from its runs')."""
+        spec = view["spec"]
+        known = self._run_results.setdefault(ref.id, {})
+        if len(self._run_results) > 10_000:
+            self._run_results = {ref.id: known}
+        states = run_states(ref.job, ref.pods, sweep_size(spec), view["state"])
+        missing = [
+            i
+            for i, state in enumerate(states)
+            if state in ("Succeeded", "Failed") and i not in known
+        ]
+        if self.storage is not None and missing:
+            storage = self.storage
+            results = await asyncio.gather(
+                *(storage.result(ref.owner, ref.id, run_name(i)) for i in missing),
+                return_exceptions=True,
+            )
+            for index, result in zip(missing, results, strict=True):
+                if isinstance(result, dict):
+                    known[index] = result
+        out = {**view, "runs": runs_view(spec, ref.job, ref.pods, view["state"], known)}
+        if view["state"] in TERMINAL:
+            self._upload[ref.id] = out["upload"] = upload_of_runs(states, known)
+        return out
+
     async def _learn_upload(self, ref: JobRef) -> None:
         if self.storage is None:
+            return
+        view = self.view(ref)
+        if is_sweep(view.get("spec")):
+            await self._with_runs(ref, view)
             return
         try:
             result = await self.storage.result(ref.owner, ref.id)
@@ -381,7 +418,9 @@ class Gateway:
             ):
                 continue
             ref = self._ref(job_id)
-            if ref is None or ref.gone:
+            # a sweep's runs that could not upload keep their files on the home: an upload
+            # Job runs one runner, not one per index
+            if ref is None or ref.gone or is_sweep(self.view(ref).get("spec")):
                 continue
             self._upload_checked[job_id] = now
             try:
@@ -613,7 +652,7 @@ class Gateway:
                     "job",
                     job_id,
                     user=user_label,
-                    gpus=request.gpus,
+                    gpus=request.held_gpus,
                     demand=request.requested,
                     counted=lambda: self._counted(user_label, group, excluding=mine.key),
                     # a ledger entry of this gateway is counted once: from self.inflight
@@ -1117,11 +1156,29 @@ class Gateway:
             raise ApiError(503, "job outputs storage (S3) is not configured", retry_after=60)
         return self.storage
 
-    async def outputs(self, ident: Identity, job_id: str) -> dict[str, Any]:
+    def _run_of(self, ref: JobRef, run: int | None) -> str:
+        """The folder of run ``run`` of a sweep (``""``: the whole job); 400 for a run the job
+        does not have."""
+        if run is None:
+            return ""
+        runs = sweep_size(self.view(ref).get("spec") or {})
+        if not 0 <= run < runs:
+            allowed = f"0 to {runs - 1}" if runs else "no run: this job is not a sweep"
+            raise ApiError(
+                400,
+                f"job {ref.id} has no run {run}",
+                [FieldError("run", f"{run} is not a run of this job", allowed)],
+            )
+        return run_name(run)
+
+    async def outputs(self, ident: Identity, job_id: str, run: int | None = None) -> dict[str, Any]:
         ref = self.visible(ident, job_id)
+        folder = self._run_of(ref, run)
         storage = self._storage()
         try:
             files = await storage.list_outputs(ref.owner, ref.id)
+            if folder:
+                files = [f for f in files if f.path.startswith(folder + "/")]
         except Exception as exc:  # noqa: BLE001 - S3 down: the caller retries
             raise ApiError(
                 503, f"the S3 store is unavailable ({type(exc).__name__})", retry_after=10
@@ -1160,6 +1217,7 @@ class Gateway:
         tail: int | None,
         rank: int = 0,
         closed: Callable[[], bool] = lambda: False,
+        run: int | None = None,
     ) -> AsyncIterator[bytes]:
         """The job's log (``rank``'s, of a multi-node job): streamed from its pod while the pod
         exists (following it when ``follow``), then from the archived ``log.txt`` in S3;
@@ -1174,6 +1232,11 @@ class Gateway:
                 f"job {job_id} has no rank {rank}",
                 [FieldError("rank", str(rank), f"0 to {nodes - 1}")],
             )
+        # a sweep's log is per run: run 0's unless the caller names one (a job is either
+        # multi-node or a sweep, never both: rank and run never both narrow the pods)
+        if run is None and is_sweep(self.view(first).get("spec")):
+            run = 0
+        folder = self._run_of(first, run)
         streamed: set[str] = set()
         while not closed():
             ref = self._ref(job_id)
@@ -1181,6 +1244,8 @@ class Gateway:
             pods = ref.pods if ref and not ref.gone else []
             if nodes > 1:
                 pods = [p for p in pods if rank_of(p) == rank]
+            if folder:
+                pods = [p for p in pods if pod_index(p) == run]
             pod = None
             for candidate in sorted(
                 pods, key=lambda p: _meta(p).get("creationTimestamp") or "", reverse=True
@@ -1223,10 +1288,10 @@ class Gateway:
                 if streamed:
                     return
                 data = await self._archived_log(
-                    owner, job_id, wait=follow, closed=closed, rank=rank
+                    owner, job_id, wait=follow, closed=closed, rank=rank, run=folder
                 )
                 if data is None and not closed():
-                    raise await self._log_not_archived(owner, job_id, rank)
+                    raise await self._log_not_archived(owner, job_id, rank, folder)
                 if data:
                     yield _tail_lines(data, tail)
                 return
@@ -1234,7 +1299,9 @@ class Gateway:
                 return
             await self.cache.wait_changed(2.0)
 
-    async def _log_not_archived(self, owner: str, job_id: str, rank: int = 0) -> ApiError:
+    async def _log_not_archived(
+        self, owner: str, job_id: str, rank: int = 0, run: str = ""
+    ) -> ApiError:
         """Why there is no log to show: the pod is gone and S3 holds no ``log.txt``."""
         ref = self._ref(job_id)
         if ref is not None:
@@ -1243,23 +1310,30 @@ class Gateway:
             await self._learn_upload(ref)
         if self._upload.get(job_id) in ("ok", "failed"):
             return ApiError(404, f"job {job_id} left no log (it never started)")
+        where = job_state_dir(job_id, rank) + (f"/{run}" if run else "")
         return ApiError(
             503,
             f"the log of job {job_id} is not archived yet: if the job ran, its log is kept in "
-            f"{owner}'s home at ~/{job_state_dir(job_id, rank)}/log.txt and is archived with "
-            "the outputs once "
+            f"{owner}'s home at ~/{where}/log.txt and is archived with the outputs once "
             "S3 answers",
             retry_after=30,
         )
 
     async def _archived_log(
-        self, owner: str, job_id: str, *, wait: bool, closed: Callable[[], bool], rank: int = 0
+        self,
+        owner: str,
+        job_id: str,
+        *,
+        wait: bool,
+        closed: Callable[[], bool],
+        rank: int = 0,
+        run: str = "",
     ) -> bytes | None:
         if self.storage is None:
             return None
         for _ in range(30 if wait else 1):
             try:
-                data = await self.storage.read_log(owner, job_id, rank=rank)
+                data = await self.storage.read_log(owner, job_id, rank=rank, run=run)
             except Exception:  # noqa: BLE001 - S3 trouble: nothing to show now
                 data = None
             if data is not None or closed():

@@ -58,6 +58,8 @@ CONTAINER = "job"
 _REASONS = {
     "DeadlineExceeded": "the job ran longer than its max runtime",
     "BackoffLimitExceeded": "the job failed and has no retries left",
+    # a sweep: every run ended, some failed (each has its own state: see the job's runs)
+    "FailedIndexes": "some runs of the sweep failed",
 }
 _RANK_FAILED = ("MaxFailedIndexesExceeded", "FailedIndexes")  # an Indexed Job's rank failed
 
@@ -190,7 +192,8 @@ def job_state(job: Mapping[str, Any], pods: Iterable[Mapping[str, Any]]) -> tupl
     if "Failed" in conditions:
         cond = conditions["Failed"]
         reason = str(cond.get("reason") or "")
-        if reason in _RANK_FAILED:
+        # a sweep's Indexed Job fails the same way, but its runs are no ranks: its own reason
+        if reason in _RANK_FAILED and nodes_of(job) > 1:
             rank, code = _failed_rank(job, pods)
             said = f" with exit code {code}" if code is not None else ""
             return "Failed", f"rank {rank} of {nodes_of(job)} failed{said}; the job was stopped"
