@@ -98,6 +98,14 @@ class MeHandler(GPULabHandler):
         await self.forward("GET", "api/v1/me")
 
 
+class ImagesHandler(GPULabHandler):
+    """The catalogue's images the owner may use (the Run as job dialog's image list)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        await self.forward("GET", "api/v1/images")
+
+
 class NotifyHandler(GPULabHandler):
     """The owner's notification settings, relayed to the gateway (``action``: "", ``secret``
     or ``test``)."""
@@ -420,6 +428,7 @@ def api_handlers(base_url: str) -> list[tuple[str, type]]:
     jobs = f"{p}/jobs/{_JOB_ID}"
     return [
         (f"{p}/me", MeHandler),
+        (f"{p}/images", ImagesHandler),
         (f"{p}/notify/?(?P<action>secret|test)?", NotifyHandler),
         (f"{p}/jobs", JobsHandler),
         (f"{p}/jobs/validate", ValidateHandler),

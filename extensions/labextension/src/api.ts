@@ -28,6 +28,14 @@ export interface Job {
   queue?: { position?: number; reason?: string } | null;
 }
 
+/** A catalogue image the user may use (the gateway's `GET api/v1/images`). */
+export interface AllowedImage {
+  image: string;
+  display_name?: string;
+  recommended?: boolean;
+  ready?: { notebooks: boolean; jobs: boolean };
+}
+
 export interface NotebookParameter {
   name: string;
   value: any;
@@ -160,6 +168,7 @@ export const api = {
       {},
       { path }
     ),
+  images: () => requestJSON<{ items: AllowedImage[] }>('images'),
   jobs: (query: { [k: string]: string } = {}) =>
     requestJSON<{ items: Job[]; continue?: string | null }>('jobs', {}, query),
   job: (id: string) => requestJSON<Job>(`jobs/${encodeURIComponent(id)}`),

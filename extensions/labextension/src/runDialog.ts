@@ -6,7 +6,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { UUID } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
-import { ApiError, FieldError, Job, LabStatus, NotebookParameter, api } from './api';
+import { AllowedImage, ApiError, FieldError, Job, LabStatus, NotebookParameter, api } from './api';
 
 export interface RunRequest {
   path: string; // relative to the server's root folder
@@ -144,7 +144,7 @@ class RunForm extends Widget {
     readonly req: RunRequest,
     readonly state: FormState,
     status: LabStatus | null,
-    images: string[],
+    images: AllowedImage[],
     problems: FieldError[],
     generalError: string,
     private trans: TranslationBundle
@@ -190,9 +190,14 @@ class RunForm extends Widget {
     const listId = `gpulab-images-${++fieldCounter}`;
     const datalist = document.createElement('datalist');
     datalist.id = listId;
-    for (const ref of images) {
+    for (const img of images) {
       const option = document.createElement('option');
-      option.value = ref;
+      option.value = img.image;
+      if (img.display_name) {
+        option.label = img.recommended
+          ? t.__('%1 (recommended)', img.display_name)
+          : img.display_name;
+      }
       datalist.appendChild(option);
     }
     node.appendChild(datalist);
@@ -381,23 +386,25 @@ class RunForm extends Widget {
   }
 }
 
-/** Images to offer: this server's, then those of the user's recent jobs. */
-async function knownImages(status: LabStatus | null): Promise<string[]> {
-  const seen = new Set<string>();
-  if (status?.server.image) {
-    seen.add(status.server.image);
-  }
+/** Images to offer: this server's first, then the catalogue images the user may use that
+ * can run jobs (an image without the job runner is refused at submit, so it is not offered). */
+async function knownImages(status: LabStatus | null): Promise<AllowedImage[]> {
+  const offered: AllowedImage[] = [];
+  const server = status?.server.image;
+  let allowed: AllowedImage[] = [];
   try {
-    const recent = await api.jobs({ limit: '50' });
-    for (const job of recent.items) {
-      if (job.image) {
-        seen.add(job.image);
-      }
-    }
+    allowed = (await api.images()).items.filter(img => img.ready?.jobs !== false);
   } catch {
     // the list is a convenience: typing an image works without it
   }
-  return [...seen];
+  const own = allowed.find(img => img.image === server);
+  if (own) {
+    offered.push(own);
+  } else if (server && !allowed.length) {
+    offered.push({ image: server });
+  }
+  offered.push(...allowed.filter(img => img.image !== server));
+  return offered;
 }
 
 /** Shows the dialog until the job is accepted (returns it) or the user cancels (null). */
