@@ -36,6 +36,17 @@ export interface AllowedImage {
   ready?: { notebooks: boolean; jobs: boolean };
 }
 
+/** A saved job definition (the gateway's `definitions`): run now on demand, or on a schedule. */
+export interface Definition {
+  name: string;
+  id: string;
+  schedule: string | null;
+  timezone: string | null;
+  paused: boolean | null;
+  last_schedule_time?: string | null;
+  runs?: string[];
+}
+
 export interface NotebookParameter {
   name: string;
   value: any;
@@ -188,6 +199,17 @@ export const api = {
     requestJSON<Downloaded>(`lab/jobs/${encodeURIComponent(id)}/download`,
       { method: 'POST' }
     ),
+  definitions: () => requestJSON<{ items: Definition[] }>('definitions'),
+  define: (body: { name: string; spec: { [k: string]: any }; schedule: string; timezone: string }) =>
+    requestJSON<Definition>('definitions', {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Content-Type': 'application/json' }
+    }),
+  definitionAction: (name: string, action: 'pause' | 'resume' | 'run-now') =>
+    requestJSON<any>(`definitions/${encodeURIComponent(name)}/${action}`, { method: 'POST' }),
+  deleteDefinition: (name: string) =>
+    requestJSON<any>(`definitions/${encodeURIComponent(name)}`, { method: 'DELETE' }),
   keep: () => requestJSON<CullStatus>('keep', { method: 'POST' }),
   logs: (id: string, follow: boolean, init: RequestInit = {}) =>
     raw(`jobs/${encodeURIComponent(id)}/logs`, init, { follow: follow ? '1' : '0' })

@@ -191,10 +191,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       if (!(await saveFirst(context, trans))) {
         return;
       }
-      const job = await runAsJob({ path, kind }, trans);
-      if (job) {
-        watcher.track(job);
-        showJob(job.id);
+      const result = await runAsJob({ path, kind }, trans);
+      if (result?.job) {
+        watcher.track(result.job);
+        showJob(result.job.id);
+      } else if (result?.definition) {
+        app.shell.activateById(sidebar.id);
+        void sidebar.showDefinitions();
       }
     };
 

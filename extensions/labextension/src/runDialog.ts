@@ -6,14 +6,20 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { UUID } from '@lumino/coreutils';
 import { Widget } from '@lumino/widgets';
 
-import { AllowedImage, ApiError, FieldError, Job, LabStatus, NotebookParameter, api } from './api';
+import { AllowedImage, ApiError, Definition, FieldError, Job, LabStatus, NotebookParameter, api } from './api';
 
 export interface RunRequest {
   path: string; // relative to the server's root folder
   kind: 'notebook' | 'script';
 }
 
+/** What the dialog made: a job that runs now, or a definition saved with a schedule. */
+export type RunResult = { job: Job; definition?: undefined } | { job?: undefined; definition: Definition };
+
 interface FormState {
+  when: 'now' | 'schedule';
+  schedule: string;
+  timezone: string;
   name: string;
   gpus: string;
   image: string;
@@ -132,6 +138,37 @@ export function buildSpec(
   return { spec, problems };
 }
 
+/** Definition names are DNS labels of at most 40 characters (docs/jobs.md). */
+const DEFINITION_NAME_MAX = 40;
+
+/** The definition a scheduled form describes (the job spec inside), with what the browser can tell. */
+export function buildDefinition(
+  req: RunRequest,
+  form: FormState
+): { body: { name: string; spec: { [k: string]: any }; schedule: string; timezone: string }; problems: FieldError[] } {
+  const { spec, problems } = buildSpec(req, form);
+  const name = String(spec.name || '');
+  if (name.length > DEFINITION_NAME_MAX) {
+    problems.push({ field: 'name', message: `at most ${DEFINITION_NAME_MAX} characters for a schedule` });
+  }
+  if (!form.schedule.trim()) {
+    problems.push({ field: 'schedule', message: 'a cron schedule, e.g. "0 2 * * *" or "@daily"' });
+  }
+  return {
+    body: { name, spec, schedule: form.schedule.trim(), timezone: form.timezone.trim() },
+    problems
+  };
+}
+
+/** The browser's time zone, the schedule's default. */
+function localZone(): string {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  } catch {
+    return 'UTC';
+  }
+}
+
 let fieldCounter = 0;
 
 /** The dialog's body: plain labelled inputs, each with a slot for its field's errors. */
@@ -168,6 +205,7 @@ class RunForm extends Widget {
       node.appendChild(alert);
     }
     this.text('name', t.__('Name'), state.name, t.__('lowercase letters, digits and -'));
+    this.whenChooser();
     const quota = status?.me?.quota;
     const left = quota ? Math.max(0, quota.gpus_user_limit - quota.gpus_user_used) : null;
     const perJob = status?.me?.policy?.per_job;
@@ -222,6 +260,60 @@ class RunForm extends Widget {
     this.area('env', t.__('Environment'), state.env, t.__('NAME=value, one a line'), host);
     this.text('datasets', t.__('Datasets'), state.datasets, t.__('names, comma-separated'), host);
     this.showProblems(problems, more);
+  }
+
+  /** "Run now" / "On a schedule": the schedule's cron and time zone show only for the latter. */
+  private whenChooser(): void {
+    const t = this.trans;
+    const box = document.createElement('fieldset');
+    box.className = 'gpulab-RunForm-when';
+    const legend = document.createElement('legend');
+    legend.textContent = t.__('When');
+    box.appendChild(legend);
+    const group = `gpulab-run-when-${++fieldCounter}`;
+    const fields = document.createElement('div');
+    fields.className = 'gpulab-RunForm-schedule';
+    const choices: ['now' | 'schedule', string][] = [
+      ['now', t.__('Run now')],
+      ['schedule', t.__('On a schedule')]
+    ];
+    for (const [value, label] of choices) {
+      const lab = document.createElement('label');
+      const radio = document.createElement('input');
+      radio.type = 'radio';
+      radio.name = group;
+      radio.value = value;
+      radio.checked = this.state.when === value;
+      radio.addEventListener('change', () => {
+        this.state.when = value;
+        fields.hidden = value !== 'schedule';
+      });
+      lab.append(radio, ` ${label}`);
+      box.appendChild(lab);
+    }
+    box.appendChild(fields);
+    fields.hidden = this.state.when !== 'schedule';
+    this.text(
+      'schedule',
+      t.__('Schedule'),
+      this.state.schedule,
+      t.__('cron: minute hour day month weekday, e.g. "0 2 * * *" (daily at 02:00), or @daily'),
+      fields
+    );
+    const zone = this.text('timezone', t.__('Time zone'), this.state.timezone, t.__('e.g. Europe/Berlin; type to search'), fields);
+    const zones: string[] = (Intl as any).supportedValuesOf?.('timeZone') ?? [];
+    if (zones.length) {
+      const list = document.createElement('datalist');
+      list.id = `gpulab-zones-${++fieldCounter}`;
+      for (const z of zones) {
+        const option = document.createElement('option');
+        option.value = z;
+        list.appendChild(option);
+      }
+      fields.appendChild(list);
+      zone.setAttribute('list', list.id);
+    }
+    this.node.appendChild(box);
   }
 
   private field(key: string, label: string, hint: string, host: HTMLElement): HTMLElement {
@@ -346,7 +438,8 @@ class RunForm extends Widget {
 
   private showProblems(problems: FieldError[], more: HTMLDetailsElement): void {
     for (const p of problems) {
-      const top = p.field.split(/[.[]/)[0];
+      // a definition's job spec fields come back as spec.<field>
+      const top = p.field.replace(/^spec\./, '').split(/[.[]/)[0];
       const slot = this.errors.get(top) || this.errors.get('name');
       if (!slot) {
         continue;
@@ -366,6 +459,8 @@ class RunForm extends Widget {
     const v = (k: string) => this.inputs.get(k)?.value ?? '';
     return {
       ...this.state,
+      schedule: v('schedule'),
+      timezone: v('timezone'),
       name: v('name'),
       gpus: v('gpus'),
       image: v('image'),
@@ -407,8 +502,9 @@ async function knownImages(status: LabStatus | null): Promise<AllowedImage[]> {
   return offered;
 }
 
-/** Shows the dialog until the job is accepted (returns it) or the user cancels (null). */
-export async function runAsJob(req: RunRequest, trans: TranslationBundle): Promise<Job | null> {
+/** Shows the dialog until the job (or the scheduled definition) is accepted (returns it) or
+ * the user cancels (null). */
+export async function runAsJob(req: RunRequest, trans: TranslationBundle): Promise<RunResult | null> {
   let status: LabStatus | null = null;
   let parameters: NotebookParameter[] = [];
   const [st, params] = await Promise.allSettled([
@@ -423,6 +519,9 @@ export async function runAsJob(req: RunRequest, trans: TranslationBundle): Promi
   }
   const images = await knownImages(status);
   let form: FormState = {
+    when: 'now',
+    schedule: '',
+    timezone: localZone(),
     name: jobNameFor(req.path),
     gpus: String(status?.server.gpus ?? 0),
     image: status?.server.image ?? '',
@@ -454,20 +553,28 @@ export async function runAsJob(req: RunRequest, trans: TranslationBundle): Promi
     if (!result.button.accept) {
       return null;
     }
-    const built = buildSpec(req, form);
+    const scheduled = form.when === 'schedule';
+    const built = scheduled ? buildDefinition(req, form) : buildSpec(req, form);
     problems = built.problems;
     general = '';
     if (problems.length) {
       continue;
     }
     try {
-      return await api.submit(built.spec, key);
+      if ('body' in built) {
+        return { definition: await api.define(built.body) };
+      }
+      return { job: await api.submit(built.spec, key) };
     } catch (error) {
       if (error instanceof ApiError && error.problems.length) {
         problems = error.problems;
-        general = trans.__('The job was not submitted: see the fields marked below.');
+        general = scheduled
+          ? trans.__('The schedule was not saved: see the fields marked below.')
+          : trans.__('The job was not submitted: see the fields marked below.');
       } else {
-        general = trans.__('The job was not submitted: %1', String((error as Error).message));
+        general = scheduled
+          ? trans.__('The schedule was not saved: %1', String((error as Error).message))
+          : trans.__('The job was not submitted: %1', String((error as Error).message));
       }
     }
   }

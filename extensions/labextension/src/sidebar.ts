@@ -1,10 +1,12 @@
 // The GPU jobs sidebar: my jobs (live state, GPUs, duration), filter/sort/page, and one job's
-// detail: parameters, image, times, outputs tree, live log, cancel and resubmit.
-import { showErrorMessage } from '@jupyterlab/apputils';
+// detail: parameters, image, times, outputs tree, live log, cancel and resubmit; and my saved
+// schedules (pause, resume, run now, delete).
+import { Dialog, showDialog, showErrorMessage } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import { Panel, Widget } from '@lumino/widgets';
 
 import {
+  Definition,
   Downloaded,
   Job,
   OutputItem,
@@ -97,6 +99,8 @@ export class JobsSidebar extends Panel {
   private selected: string | null = null;
   private selectedState = '';
   private outputsFor = '';
+  private definitionsBody: HTMLTableSectionElement;
+  private definitionsNotice: HTMLElement;
 
   constructor(
     private watcher: JobWatcher,
@@ -150,6 +154,22 @@ export class JobsSidebar extends Panel {
     this.pager = el('div', { class: 'gpulab-Sidebar-pager' });
     head.node.append(h, controls, this.notice, table, this.pager);
     this.addWidget(head);
+    const schedules = new Widget();
+    schedules.addClass('gpulab-Definitions');
+    const defsHead = el('h3', {}, t.__('Schedules'));
+    const defsRefresh = button(t.__('Refresh'), 'jp-mod-reject', () => void this.showDefinitions(), t.__('Refresh the schedules list'));
+    this.definitionsNotice = el('div', { class: 'gpulab-Sidebar-notice', 'aria-live': 'polite' });
+    const defsTable = el('table', { class: 'gpulab-JobsTable gpulab-DefinitionsTable', 'aria-label': t.__('My schedules') });
+    const defsThead = el('thead');
+    const defsRow = el('tr');
+    for (const c of [t.__('Name'), t.__('Schedule'), t.__('State'), t.__('Actions')]) {
+      defsRow.append(el('th', { scope: 'col' }, c));
+    }
+    defsThead.append(defsRow);
+    this.definitionsBody = el('tbody');
+    defsTable.append(defsThead, this.definitionsBody);
+    schedules.node.append(defsHead, defsRefresh, this.definitionsNotice, defsTable);
+    this.addWidget(schedules);
     const detail = new Widget();
     detail.addClass('gpulab-Detail');
     this.detail = detail.node;
@@ -420,7 +440,77 @@ export class JobsSidebar extends Panel {
     }
   }
 
+  /** Lists my saved definitions: name, schedule (and its time zone), paused or active. */
+  async showDefinitions(): Promise<void> {
+    const t = this.trans;
+    let items: Definition[];
+    try {
+      items = (await api.definitions()).items;
+      this.definitionsNotice.textContent = '';
+    } catch (error) {
+      this.definitionsNotice.textContent = t.__('Schedules could not be listed: %1', String((error as Error).message));
+      return;
+    }
+    this.definitionsBody.replaceChildren();
+    for (const d of items) {
+      const row = el('tr', { 'data-definition': d.name });
+      const schedule = d.schedule ? (d.timezone ? `${d.schedule} (${d.timezone})` : d.schedule) : '—';
+      const state = d.paused === null ? t.__('on demand') : d.paused ? t.__('paused') : t.__('active');
+      const actions = el('td', { class: 'gpulab-Definitions-actions' });
+      if (d.paused !== null) {
+        actions.append(
+          d.paused
+            ? button(t.__('Resume'), 'jp-mod-reject', () => void this.definitionAction(d, 'resume'), t.__('Resume schedule %1', d.name))
+            : button(t.__('Pause'), 'jp-mod-reject', () => void this.definitionAction(d, 'pause'), t.__('Pause schedule %1', d.name))
+        );
+      }
+      actions.append(
+        button(t.__('Run now'), 'jp-mod-reject', () => void this.definitionAction(d, 'run-now'), t.__('Run %1 now', d.name)),
+        button(t.__('Delete'), 'jp-mod-warn', () => void this.deleteDefinition(d), t.__('Delete schedule %1', d.name))
+      );
+      row.append(el('td', {}, d.name), el('td', {}, schedule), el('td', {}, state), actions);
+      this.definitionsBody.append(row);
+    }
+    if (!items.length) {
+      const row = el('tr');
+      row.append(el('td', { colspan: '4' }, t.__('No schedules yet.')));
+      this.definitionsBody.append(row);
+    }
+  }
+
+  private async definitionAction(d: Definition, action: 'pause' | 'resume' | 'run-now'): Promise<void> {
+    try {
+      const answer = await api.definitionAction(d.name, action);
+      if (action === 'run-now' && answer?.id) {
+        this.watcher.track(answer as Job);
+        void this.select(answer.id);
+      }
+    } catch (error) {
+      void showErrorMessage(this.trans.__('%1 failed', d.name), String((error as Error).message));
+    }
+    await this.showDefinitions();
+  }
+
+  private async deleteDefinition(d: Definition): Promise<void> {
+    const t = this.trans;
+    const answer = await showDialog({
+      title: t.__('Delete schedule'),
+      body: t.__('Delete %1 and its runs?', d.name),
+      buttons: [Dialog.cancelButton({ label: t.__('Cancel') }), Dialog.warnButton({ label: t.__('Delete') })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await api.deleteDefinition(d.name);
+    } catch (error) {
+      void showErrorMessage(t.__('Delete failed'), String((error as Error).message));
+    }
+    await this.showDefinitions();
+  }
+
   onAfterShow(): void {
     void this.watcher.poll();
+    void this.showDefinitions();
   }
 }
