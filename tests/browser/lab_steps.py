@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 CPU_IMAGE = "harbor.local/shared/scipy:2024.10"  # allowed to every group (project shared)
+LAB_TIMEOUT = 60_000  # ms: Lab's first page load on a busy machine
 READY_TIMEOUT = 120.0  # s: a server takes ~10-40 s to start on a 2-core machine
 
 # PUT a notebook through the Jupyter contents API with the page's XSRF cookie.
@@ -106,6 +107,23 @@ def start_cpu_server(platform: Any, name: str) -> None:
 def put_notebook(page: Any, name: str, path: str, content: dict[str, Any]) -> None:
     status, body = page.evaluate(PUT_NOTEBOOK, [f"/user/{name}/api/contents/{path}", content])
     assert status in (200, 201), body
+
+
+def open_lab_notebook(
+    platform: Any, context: Any, login: Any, name: str, path: str, content: dict[str, Any]
+) -> Any:
+    """``name``'s Lab (their server running) with the notebook ``path`` (``content``, two
+    cells) saved and open; the page."""
+    from playwright.sync_api import expect
+
+    user_url = platform.user_url(name).rstrip("/")
+    page = login(context, name)
+    page.goto(f"{user_url}/lab")
+    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=LAB_TIMEOUT)
+    put_notebook(page, name, path, content)
+    page.goto(f"{user_url}/lab/tree/{path}")
+    expect(page.locator(".jp-NotebookPanel .jp-Cell")).to_have_count(2, timeout=LAB_TIMEOUT)
+    return page
 
 
 def get_json(page: Any, url: str) -> Any:

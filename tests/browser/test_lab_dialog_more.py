@@ -17,8 +17,8 @@ from tests.browser.lab_steps import (
     UNLABELLED_OR_UNREACHABLE,
     get_json,
     notebook,
+    open_lab_notebook,
     open_run_dialog,
-    put_notebook,
     start_cpu_server,
 )
 
@@ -34,13 +34,7 @@ def open_lab_dialog(platform, context, login, servers, path: str):
     dialog's form."""
     servers.own(USER)
     start_cpu_server(platform, USER)
-    user_url = platform.user_url(USER).rstrip("/")
-    page = login(context, USER)
-    page.goto(f"{user_url}/lab")
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=LAB_TIMEOUT)
-    put_notebook(page, USER, path, NOTEBOOK)
-    page.goto(f"{user_url}/lab/tree/{path}")
-    expect(page.locator(".jp-NotebookPanel .jp-Cell")).to_have_count(2, timeout=LAB_TIMEOUT)
+    page = open_lab_notebook(platform, context, login, USER, path, NOTEBOOK)
     return page, open_run_dialog(page)
 
 

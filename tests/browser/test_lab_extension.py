@@ -28,8 +28,8 @@ from tests.browser.lab_steps import (
     ConsoleErrors,
     get_json,
     notebook,
+    open_lab_notebook,
     open_run_dialog,
-    put_notebook,
     start_cpu_server,
     submit_and_find_row,
     wait_for,
@@ -67,13 +67,7 @@ def test_run_as_job_from_the_toolbar_to_the_executed_notebook(
     servers.own(USER)
     errors = ConsoleErrors(context)
     start_cpu_server(platform, USER)
-    user_url = platform.user_url(USER).rstrip("/")
-    page = login(context, USER)
-    page.goto(f"{user_url}/lab")
-    expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=LAB_TIMEOUT)
-    put_notebook(page, USER, NOTEBOOK, TRAINING)
-    page.goto(f"{user_url}/lab/tree/{NOTEBOOK}")
-    expect(page.locator(".jp-NotebookPanel .jp-Cell")).to_have_count(2, timeout=LAB_TIMEOUT)
+    page = open_lab_notebook(platform, context, login, USER, NOTEBOOK, TRAINING)
     # The status bar item: this server's GPUs (none: a CPU server) and the quota.
     expect(page.locator(".gpulab-StatusItem")).to_contain_text("quota", timeout=LAB_TIMEOUT)
     shot(page, "lab-notebook")

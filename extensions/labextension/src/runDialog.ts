@@ -171,6 +171,16 @@ function localZone(): string {
 
 let fieldCounter = 0;
 
+/** A group of the form's controls under its legend. */
+function fieldset(className: string, legendText: string): HTMLFieldSetElement {
+  const box = document.createElement('fieldset');
+  box.className = className;
+  const legend = document.createElement('legend');
+  legend.textContent = legendText;
+  box.appendChild(legend);
+  return box;
+}
+
 /** The dialog's body: plain labelled inputs, each with a slot for its field's errors. */
 class RunForm extends Widget {
   private inputs = new Map<string, HTMLInputElement | HTMLTextAreaElement>();
@@ -265,11 +275,7 @@ class RunForm extends Widget {
   /** "Run now" / "On a schedule": the schedule's cron and time zone show only for the latter. */
   private whenChooser(): void {
     const t = this.trans;
-    const box = document.createElement('fieldset');
-    box.className = 'gpulab-RunForm-when';
-    const legend = document.createElement('legend');
-    legend.textContent = t.__('When');
-    box.appendChild(legend);
+    const box = fieldset('gpulab-RunForm-when', t.__('When'));
     const group = `gpulab-run-when-${++fieldCounter}`;
     const fields = document.createElement('div');
     fields.className = 'gpulab-RunForm-schedule';
@@ -371,11 +377,7 @@ class RunForm extends Widget {
 
   private parameters(): void {
     const t = this.trans;
-    const box = document.createElement('fieldset');
-    box.className = 'gpulab-RunForm-parameters';
-    const legend = document.createElement('legend');
-    legend.textContent = t.__('Parameters');
-    box.appendChild(legend);
+    const box = fieldset('gpulab-RunForm-parameters', t.__('Parameters'));
     const hint = document.createElement('div');
     hint.className = 'gpulab-RunForm-hint';
     hint.textContent = this.state.parameters.length
