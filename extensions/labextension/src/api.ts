@@ -4,6 +4,8 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
+import type { SweepRun } from './sweepRuns';
+
 export interface FieldError {
   field: string;
   message: string;
@@ -26,6 +28,7 @@ export interface Job {
   spec?: { [key: string]: any } | null;
   upload?: string;
   queue?: { position?: number; reason?: string } | null;
+  runs?: SweepRun[]; // a sweep's runs
 }
 
 /** A catalogue image the user may use (the gateway's `GET api/v1/images`). */

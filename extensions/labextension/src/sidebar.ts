@@ -16,6 +16,7 @@ import {
   jobDuration
 } from './api';
 import { LogView } from './logView';
+import { RunsSort, runsTable } from './sweepRuns';
 import { JobWatcher } from './watcher';
 
 const PAGE = 25;
@@ -99,6 +100,7 @@ export class JobsSidebar extends Panel {
   private selected: string | null = null;
   private selectedState = '';
   private outputsFor = '';
+  private runsSort: RunsSort = { metric: null, descending: false };
   private definitionsBody: HTMLTableSectionElement;
   private definitionsNotice: HTMLElement;
 
@@ -343,6 +345,21 @@ export class JobsSidebar extends Panel {
       button(t.__('Download into my home'), 'jp-mod-reject', () => void this.download(job.id), t.__('Download the outputs of %1 into my home', job.name))
     );
     d.append(actions);
+    if (job.runs?.length) {
+      const runs = job.runs;
+      const host = el('div', { class: 'gpulab-Runs' });
+      const draw = () =>
+        host.replaceChildren(
+          runsTable(runs, this.runsSort, sort => {
+            this.runsSort = sort;
+            draw();
+            // the header just pressed keeps the keyboard focus
+            (host.querySelector('th:not([aria-sort="none"]) button') as HTMLElement | null)?.focus();
+          }, t)
+        );
+      draw();
+      d.append(el('h4', {}, t.__('Runs')), host);
+    }
     const outputs = el('div', { class: 'gpulab-Outputs', 'aria-label': t.__('Outputs') });
     d.append(el('h4', {}, t.__('Outputs')), outputs);
     void this.showOutputs(job, outputs);
