@@ -72,15 +72,17 @@ def test_scheduling_a_notebook_saves_a_definition_the_sidebar_lists(
     form.get_by_label("Time zone", exact=True).fill("Asia/Shanghai")
     assert page.evaluate(UNLABELLED_OR_UNREACHABLE, form.element_handle()) == []
     page.get_by_role("button", name="Submit job").click()
-    expect(page.locator(".jp-Dialog")).to_have_count(0, timeout=LAB_TIMEOUT)
-
+    # Saved: the sidebar opens on the schedules (the dialog would come back on a refusal).
+    row = page.locator(f"#gpulab-jobs-sidebar tr[data-definition='{name}']")
+    refused = page.locator(".gpulab-RunForm-alert, .gpulab-RunForm-error:not(:empty)")
+    expect(row.or_(refused).first).to_be_visible(timeout=LAB_TIMEOUT)
+    assert not refused.count(), refused.all_inner_texts()
+    expect(row).to_contain_text("0 2 * * * (Asia/Shanghai)")
+    expect(row).to_contain_text("active")
     saved = get_json(page, f"/user/{USER}/gpulab/api/definitions")["items"]
     mine = [d for d in saved if d["name"] == name]
     assert mine and mine[0]["schedule"] == "0 2 * * *", saved
     assert mine[0]["timezone"] == "Asia/Shanghai" and mine[0]["paused"] is False, mine
-    row = page.locator(f"#gpulab-jobs-sidebar tr[data-definition='{name}']")
-    expect(row).to_contain_text("0 2 * * * (Asia/Shanghai)", timeout=LAB_TIMEOUT)
-    expect(row).to_contain_text("active")
     for control in (f"Pause schedule {name}", f"Run {name} now", f"Delete schedule {name}"):
         expect(row.get_by_role("button", name=control)).to_be_visible()
 
