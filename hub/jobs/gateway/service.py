@@ -597,7 +597,7 @@ class Gateway:
     ) -> list[FieldError]:
         """What the caller's policy refuses in ``spec`` (GPU types, limits, images); GPUs in
         use right now are no problem here (a job would queue)."""
-        images = await self._catalogue_images()
+        images = {img.reference for img in await self._catalogue_list()} or None
         request = job_request(spec, ent, self.policy, catalogue_images=images)
         return [p for p in request_problems(request) if p.code != "quota"]
 
