@@ -3,7 +3,7 @@
 Reads (on the event loop, cheap attribute reads):
 
 * kernels from jupyter_server's ``MappingKernelManager``: each kernel's ``execution_state``;
-  when it last did work for its user from :class:`KernelActivityWatch` (gpulab's own reading
+  when it last did work for its user from :class:`KernelOutputMonitor` (gpulab's own reading
   of its IOPub traffic, in which widget messages do not count: the jobs panel's refresh never
   keeps a server alive), else jupyter_server's ``last_activity`` and
   ``kernel_manager.last_kernel_activity``; the kernel's pid from its provisioner
@@ -38,7 +38,7 @@ from typing import Any
 from gpulab.wire.activity import ActivityReport, GpuSample, KernelActivity
 
 from .gpu_probe import GpuProbe, NullProbe
-from .kernel_activity import KernelActivityWatch
+from .kernel_activity import KernelOutputMonitor
 
 __all__ = [
     "ActivityReport",
@@ -153,7 +153,7 @@ class ActivitySampler:
         probe: GpuProbe | None = None,
         *,
         proc_root: str | os.PathLike[str] = "/proc",
-        activity: KernelActivityWatch | None = None,
+        activity: KernelOutputMonitor | None = None,
     ) -> None:
         self.activity = activity
         self.kernel_manager = kernel_manager

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["KernelActivityWatch", "counts_as_activity"]
+__all__ = ["KernelOutputMonitor", "counts_as_activity"]
 
 WIDGET_TRAFFIC = frozenset({"comm_open", "comm_msg", "comm_close"})
 # Requests a front end or the server sends without anyone's code running.
@@ -52,7 +52,7 @@ def counts_as_activity(msg_type: str, parent_msg_type: str | None) -> bool:
     return True
 
 
-class KernelActivityWatch:
+class KernelOutputMonitor:
     """Subscribes to each kernel's IOPub (on the server's event loop) and keeps, per kernel and
     for the whole server, the time of the last message :func:`counts_as_activity`."""
 

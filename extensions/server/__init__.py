@@ -42,7 +42,7 @@ def _home_for(root_dir: str) -> str:
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     from gpulab.extensions.activity import ActivitySampler
     from gpulab.extensions.gpu_probe import probe_from_env
-    from gpulab.extensions.kernel_activity import KernelActivityWatch
+    from gpulab.extensions.kernel_activity import KernelOutputMonitor
 
     from .config import GPULabExtension
     from .handlers import api_handlers
@@ -59,7 +59,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     culler = Upstream("culler", config.resolved_culler_url, token, config.request_timeout)
     web_app = serverapp.web_app
     km = serverapp.kernel_manager
-    sampler = ActivitySampler(km, None, probe_from_env(), activity=KernelActivityWatch())
+    sampler = ActivitySampler(km, None, probe_from_env(), activity=KernelOutputMonitor())
     reaping = KernelReaping(km)
     reporter = ActivityReporter(
         sampler, culler, config.report_interval, config.server_name, reaping

@@ -360,6 +360,20 @@ SAMPLE_AUDIT = [
     ("get", "", "configmaps", "", "gpulab-quota-vision"),
     ("create", "", "configmaps", "", ""),
     ("update", "", "configmaps", "", "gpulab-quota-vision"),
+    # a multi-node job's headless Service
+    ("create", "", "services", "", ""),
+    # saved definitions: their CronJobs, each scheduled run's credential and its pod's gate,
+    # and a user's notification settings
+    ("create", "batch", "cronjobs", "", ""),
+    ("list", "batch", "cronjobs", "", ""),
+    ("get", "batch", "cronjobs", "", "gpulab-def-d1"),
+    ("patch", "batch", "cronjobs", "", "gpulab-def-d1"),
+    ("delete", "batch", "cronjobs", "", "gpulab-def-d1"),
+    ("update", "", "secrets", "", "gpulab-def-d1"),
+    ("patch", "", "pods", "", "gpulab-def-d1-29000000-abcde"),
+    # Kueue: the Workloads of queued jobs
+    ("list", "kueue.x-k8s.io", "workloads", "", ""),
+    ("watch", "kueue.x-k8s.io", "workloads", "", ""),
 ]
 
 
