@@ -210,8 +210,8 @@ def test_kubectl_auth_can_i_list_shows_the_gateways_role(kube: LocalPlatform) ->
         if line[:1] != " "
     }
     assert rows["jobs.batch"] == "[create delete get list patch watch]"
-    assert rows["secrets"] == "[create get]"
-    assert rows["pods"] == "[list watch]"
+    assert rows["secrets"] == "[create get update]"
+    assert rows["pods"] == "[list patch watch]"
     assert "nodes" not in rows
 
 

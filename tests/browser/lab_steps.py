@@ -121,7 +121,9 @@ def open_lab_notebook(
     page.goto(f"{user_url}/lab")
     expect(page.locator("#jp-main-dock-panel")).to_be_visible(timeout=LAB_TIMEOUT)
     put_notebook(page, name, path, content)
-    page.goto(f"{user_url}/lab/tree/{path}")
+    # ?reset: not the workspace an earlier test of this user left (its open notebook would be
+    # restored in place of this one).
+    page.goto(f"{user_url}/lab/tree/{path}?reset")
     expect(page.locator(".jp-NotebookPanel .jp-Cell")).to_have_count(2, timeout=LAB_TIMEOUT)
     return page
 
