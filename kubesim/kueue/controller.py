@@ -35,6 +35,7 @@ import logging
 import math
 import time
 from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
 from gpulab.kubesim.events import EventRecorder
@@ -57,8 +58,11 @@ _PREEMPT_TEXT = {
 
 
 def milli(value: Any) -> int:
-    """A Kubernetes quantity in milli-units, rounded up (the engine's integer amounts)."""
-    return math.ceil(parse_quantity(str(value)) * 1000)
+    """A Kubernetes quantity (text, or a number such as the scheduler's parsed ``Fraction``:
+    ``str(Fraction(1, 2))`` is "1/2", no quantity) in milli-units, rounded up (the engine's
+    integer amounts)."""
+    amount = value if isinstance(value, int | Fraction) else parse_quantity(str(value))
+    return math.ceil(amount * 1000)
 
 
 def quantity(amount: int) -> str:

@@ -510,3 +510,14 @@ def test_the_room_a_preemptor_makes_is_not_taken_by_others_meanwhile():
     e.add_workload(job("p2", "nlp-borrow", 1, priority=PREEMPTIBLE, t=3))
     assert settle(e, 3) == ["c1"]
     assert e.admitted("nlp-borrow") == []
+
+
+def test_a_fractional_request_parsed_by_the_scheduler_is_counted_in_milli_units():
+    """A server asking for half a CPU: the scheduler's parsed requests are Fractions, whose
+    text ("1/2") is no Kubernetes quantity."""
+    from fractions import Fraction
+
+    from gpulab.kubesim.kueue.controller import milli
+
+    assert milli(Fraction(1, 2)) == 500
+    assert milli("1500m") == 1500
