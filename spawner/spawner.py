@@ -825,7 +825,11 @@ class GPULabSpawner(KubeSpawner):
                         yield progress_event({"progress": percent}, explained)
         finally:
             if step is not None:
+                # The pending read of KubeSpawner's stream must have ended before the stream
+                # is closed: closing a generator still running raises, and that error would end
+                # JupyterHub's progress stream before its final "failed" event.
                 step.cancel()
+                await asyncio.wait({step})
             await events.aclose()
 
     # ------------------------------------------------------------------ homes are kept

@@ -67,11 +67,14 @@ def kgw(kueue_platform: Any) -> Iterator[GatewayEnv]:
     env.kubesim.faults()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kueue_browser() -> Iterator[Any]:
     """Chromium for the browser test of this folder: its own fixture, not tests/browser's
     ``browser``, so that sharing it does not put these tests in one xdist group with every
-    browser test (tests/xdist_groups.py groups tests by the fixtures they share)."""
+    browser test (tests/xdist_groups.py groups tests by the fixtures they share). Module-scoped,
+    as tests/browser's is package-scoped: a sync Playwright left running makes every later
+    asyncio test of the same worker fail ("Runner.run() cannot be called from a running event
+    loop")."""
     from playwright.sync_api import sync_playwright
 
     from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS
